@@ -111,6 +111,11 @@ impl<S: Sink> Encoder<S> {
         self.bytes(&[value])
     }
 
+    /// A `u16` as a 2-byte big-endian string (product ids, SVNs).
+    pub fn u16(self, value: u16) -> Self {
+        self.bytes(&value.to_be_bytes())
+    }
+
     /// A `u64` as an 8-byte big-endian string.
     pub fn u64(self, value: u64) -> Self {
         self.bytes(&value.to_be_bytes())
@@ -230,6 +235,11 @@ impl<'a> Decoder<'a> {
         Ok(u8::from_be_bytes(self.fixed::<1>()?))
     }
 
+    /// A 2-byte big-endian `u16`.
+    pub fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.fixed::<2>()?))
+    }
+
     /// An 8-byte big-endian `u64`.
     pub fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.fixed::<8>()?))
@@ -284,10 +294,14 @@ mod tests {
 
     #[test]
     fn integers_are_fixed_width_and_prefixed() {
-        let out = Encoder::new().u64(0x0102).u8(1).into_bytes();
+        let out = Encoder::new().u64(0x0102).u8(1).u16(0x0304).into_bytes();
         let mut want = vec![0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 1, 2];
         want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 1]);
+        want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 2, 3, 4]);
         assert_eq!(out, want);
+        let mut d = Decoder::new(&out);
+        assert_eq!((d.u64().unwrap(), d.u8().unwrap(), d.u16().unwrap()), (0x0102, 1, 0x0304));
+        d.finish().unwrap();
         let wide = Encoder::new().u256_from_u64(5).into_bytes();
         assert_eq!(wide.len(), 8 + 32);
         assert_eq!(wide[7], 32);
