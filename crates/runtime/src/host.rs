@@ -1,0 +1,319 @@
+//! The host functions of PROTOCOL.md section 6 and the data they work on.
+
+use alloc::{collections::BTreeMap, string::String, vec, vec::Vec};
+use core::{convert::Infallible, fmt};
+
+use enigma_crypto::{OVERHEAD, SymmetricKey};
+use wasmi::{Caller, Engine, Linker, Memory, StoreLimits};
+
+use crate::{
+    ExecError, Limits, Randomness, StateReader,
+    exec::EthCall,
+    gas,
+};
+
+/// The data of one execution, owned by the wasmi store.
+pub(crate) struct Host<'a> {
+    pub(crate) function: &'a [u8],
+    pub(crate) args: &'a [u8],
+    pub(crate) state: &'a dyn StateReader,
+    pub(crate) rng: &'a mut dyn Randomness,
+    pub(crate) limits: &'a Limits,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) store_limits: StoreLimits,
+    pub(crate) writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pub(crate) output: Vec<u8>,
+    pub(crate) eth_call: Option<EthCall>,
+    pub(crate) logs: Vec<String>,
+    pub(crate) log_bytes: usize,
+}
+
+impl Host<'_> {
+    /// The current value of `key`: this task's writes first, then the stored state.
+    fn current(&self, key: &[u8]) -> Option<&[u8]> {
+        match self.writes.get(key) {
+            Some(written) => written.as_deref(),
+            None => self.state.read(key),
+        }
+    }
+}
+
+/// A host function's error: the task fails with the wrapped [`ExecError`].
+#[derive(Debug)]
+pub(crate) struct HostTrap(pub(crate) ExecError);
+
+impl fmt::Display for HostTrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl wasmi::errors::HostError for HostTrap {}
+
+fn trap(error: ExecError) -> wasmi::Error {
+    wasmi::Error::host(HostTrap(error))
+}
+
+type HostCaller<'c, 'a> = Caller<'c, Host<'a>>;
+type HostResult<T = ()> = Result<T, wasmi::Error>;
+
+/// Takes `amount` gas from the task's remaining fuel, failing the task when it is not there.
+fn charge(caller: &mut HostCaller<'_, '_>, amount: u64) -> HostResult {
+    let fuel = caller.get_fuel()?;
+    match fuel.checked_sub(amount) {
+        Some(left) => caller.set_fuel(left),
+        None => {
+            caller.set_fuel(0)?;
+            Err(trap(ExecError::OutOfGas { limit: 0 }))
+        }
+    }
+}
+
+fn bad_pointer(function: &'static str) -> wasmi::Error {
+    trap(ExecError::BadPointer { function })
+}
+
+/// The range `[ptr, ptr + len)` of a memory of `size` bytes, as the contract's `i32`s describe it.
+fn range(ptr: i32, len: usize, size: usize, function: &'static str) -> HostResult<core::ops::Range<usize>> {
+    let start = ptr as u32 as usize;
+    let end = start.checked_add(len).filter(|&end| end <= size).ok_or_else(|| bad_pointer(function))?;
+    Ok(start..end)
+}
+
+fn length(len: i32) -> usize {
+    len as u32 as usize
+}
+
+/// Copies `len` bytes at `ptr` out of the contract's memory.
+fn read_bytes(caller: &HostCaller<'_, '_>, ptr: i32, len: usize, function: &'static str) -> HostResult<Vec<u8>> {
+    let memory = caller.data().memory.ok_or_else(|| bad_pointer(function))?;
+    let data = memory.data(caller);
+    let r = range(ptr, len, data.len(), function)?;
+    data.get(r).map(<[u8]>::to_vec).ok_or_else(|| bad_pointer(function))
+}
+
+/// Copies `bytes` into the contract's memory at `ptr`.
+fn write_bytes(caller: &mut HostCaller<'_, '_>, ptr: i32, bytes: &[u8], function: &'static str) -> HostResult {
+    let memory = caller.data().memory.ok_or_else(|| bad_pointer(function))?;
+    let data = memory.data_mut(caller);
+    let r = range(ptr, bytes.len(), data.len(), function)?;
+    data.get_mut(r).ok_or_else(|| bad_pointer(function))?.copy_from_slice(bytes);
+    Ok(())
+}
+
+fn check_size(what: &'static str, len: usize, max: usize) -> HostResult {
+    if len > max { Err(trap(ExecError::TooLarge { what, len, max })) } else { Ok(()) }
+}
+
+fn len_i32(len: usize) -> i32 {
+    i32::try_from(len).unwrap_or(i32::MAX)
+}
+
+fn fetch_function_name_length(mut caller: HostCaller<'_, '_>) -> HostResult<i32> {
+    charge(&mut caller, gas::HOST_CALL)?;
+    Ok(len_i32(caller.data().function.len()))
+}
+
+fn fetch_function_name(mut caller: HostCaller<'_, '_>, ptr: i32) -> HostResult {
+    let name = caller.data().function;
+    charge(&mut caller, gas::HOST_CALL + gas::copy(name.len()))?;
+    write_bytes(&mut caller, ptr, name, "fetch_function_name")
+}
+
+fn fetch_args_length(mut caller: HostCaller<'_, '_>) -> HostResult<i32> {
+    charge(&mut caller, gas::HOST_CALL)?;
+    Ok(len_i32(caller.data().args.len()))
+}
+
+fn fetch_args(mut caller: HostCaller<'_, '_>, ptr: i32) -> HostResult {
+    let args = caller.data().args;
+    charge(&mut caller, gas::HOST_CALL + gas::copy(args.len()))?;
+    write_bytes(&mut caller, ptr, args, "fetch_args")
+}
+
+fn ret(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32) -> HostResult {
+    let len = length(len);
+    check_size("the output", len, caller.data().limits.max_output_bytes)?;
+    charge(&mut caller, gas::HOST_CALL + gas::copy(len))?;
+    let output = read_bytes(&caller, ptr, len, "ret")?;
+    caller.data_mut().output = output;
+    Ok(())
+}
+
+fn read_key(caller: &mut HostCaller<'_, '_>, ptr: i32, len: i32, function: &'static str) -> HostResult<Vec<u8>> {
+    let len = length(len);
+    check_size("a state key", len, caller.data().limits.max_state_key_bytes)?;
+    charge(caller, gas::HOST_CALL + gas::copy(len))?;
+    read_bytes(caller, ptr, len, function)
+}
+
+fn write_state(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32, vptr: i32, vlen: i32) -> HostResult {
+    let key = read_key(&mut caller, kptr, klen, "write_state")?;
+    let vlen = length(vlen);
+    check_size("a state value", vlen, caller.data().limits.max_state_value_bytes)?;
+    let old = caller.data().current(&key).map(|v| v.len());
+    let grown = match old {
+        Some(old) => vlen.saturating_sub(old),
+        None => key.len() + vlen,
+    };
+    charge(&mut caller, gas::copy(vlen) + grown as u64 * gas::WRITE_PER_GROWN_BYTE)?;
+    let value = read_bytes(&caller, vptr, vlen, "write_state")?;
+    caller.data_mut().writes.insert(key, Some(value));
+    Ok(())
+}
+
+fn read_state_len(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32) -> HostResult<i32> {
+    let key = read_key(&mut caller, kptr, klen, "read_state_len")?;
+    Ok(caller.data().current(&key).map_or(0, |v| len_i32(v.len())))
+}
+
+fn read_state(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32, out: i32) -> HostResult {
+    let key = read_key(&mut caller, kptr, klen, "read_state")?;
+    let Some(value) = caller.data().current(&key).map(<[u8]>::to_vec) else { return Ok(()) };
+    charge(&mut caller, gas::copy(value.len()))?;
+    write_bytes(&mut caller, out, &value, "read_state")
+}
+
+fn remove_from_state(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32) -> HostResult {
+    let key = read_key(&mut caller, kptr, klen, "remove_from_state")?;
+    caller.data_mut().writes.insert(key, None);
+    Ok(())
+}
+
+fn write_eth_bridge(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32, addr: i32) -> HostResult {
+    let len = length(len);
+    check_size("the Ethereum call payload", len, caller.data().limits.max_eth_payload_bytes)?;
+    charge(&mut caller, gas::HOST_CALL + gas::copy(len + 20))?;
+    let payload = read_bytes(&caller, ptr, len, "write_eth_bridge")?;
+    let address = read_bytes(&caller, addr, 20, "write_eth_bridge")?;
+    let address = enigma_types::Address::from_slice(&address).map_err(|_| bad_pointer("write_eth_bridge"))?;
+    caller.data_mut().eth_call = Some(EthCall { address, payload });
+    Ok(())
+}
+
+fn rand(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32) -> HostResult {
+    let len = length(len);
+    // The buffer must lie inside memory, so it is bounded by the memory limit.
+    let size = caller.data().memory.map_or(0, |m| m.data_size(&caller));
+    range(ptr, len, size, "rand")?;
+    charge(&mut caller, gas::HOST_CALL + len as u64 * gas::RAND_PER_BYTE)?;
+    let mut bytes = vec![0u8; len];
+    caller.data_mut().rng.fill(&mut bytes);
+    write_bytes(&mut caller, ptr, &bytes, "rand")
+}
+
+/// Lets the host's [`Randomness`] supply AES-GCM IVs.
+struct RngAdapter<'r>(&'r mut dyn Randomness);
+
+impl rand_core::TryRng for RngAdapter<'_> {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut b = [0u8; 4];
+        self.0.fill(&mut b);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut b = [0u8; 8];
+        self.0.fill(&mut b);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.0.fill(dst);
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for RngAdapter<'_> {}
+
+fn read_key32(caller: &HostCaller<'_, '_>, ptr: i32, function: &'static str) -> HostResult<SymmetricKey> {
+    let bytes = read_bytes(caller, ptr, 32, function)?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&bytes);
+    Ok(SymmetricKey::from_bytes(key))
+}
+
+fn encrypt(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32, key: i32, out: i32) -> HostResult {
+    let len = length(len);
+    check_size("a message to encrypt", len, caller.data().limits.max_state_value_bytes)?;
+    charge(&mut caller, gas::CRYPTO_BASE + len as u64 * gas::CRYPTO_PER_BYTE)?;
+    let message = read_bytes(&caller, ptr, len, "encrypt")?;
+    let key = read_key32(&caller, key, "encrypt")?;
+    let blob = key
+        .encrypt_with_rng(&message, &mut RngAdapter(&mut *caller.data_mut().rng))
+        .map_err(|_| trap(ExecError::TooLarge { what: "a message to encrypt", len, max: len }))?;
+    write_bytes(&mut caller, out, &blob, "encrypt")
+}
+
+fn decrypt(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32, key: i32, out: i32) -> HostResult {
+    let len = length(len);
+    check_size("a message to decrypt", len, caller.data().limits.max_state_value_bytes + OVERHEAD)?;
+    charge(&mut caller, gas::CRYPTO_BASE + len as u64 * gas::CRYPTO_PER_BYTE)?;
+    let blob = read_bytes(&caller, ptr, len, "decrypt")?;
+    let key = read_key32(&caller, key, "decrypt")?;
+    let plain = key.decrypt(&blob).map_err(|_| trap(ExecError::DecryptFailed))?;
+    write_bytes(&mut caller, out, &plain, "decrypt")
+}
+
+fn eprint(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32) -> HostResult {
+    let len = length(len);
+    charge(&mut caller, gas::HOST_CALL + gas::copy(len))?;
+    let keep = {
+        let host = caller.data();
+        host.limits.debug_logs && host.log_bytes.saturating_add(len) <= host.limits.max_log_bytes
+    };
+    let bytes = read_bytes(&caller, ptr, len, "eprint")?;
+    if keep {
+        let host = caller.data_mut();
+        host.log_bytes += len;
+        host.logs.push(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    Ok(())
+}
+
+fn gas_import(mut caller: HostCaller<'_, '_>, amount: i32) -> HostResult {
+    charge(&mut caller, u64::from(amount as u32))
+}
+
+/// Longest failure message kept from a contract.
+const MAX_FAILURE_MESSAGE: usize = 4096;
+
+/// `enigma_fail(kind, ptr, len)`: the SDK's way to end a task with a named failure (an extension
+/// to eng-wasm). Kinds: 1 unknown function, 2 arguments that do not decode, 3 panic, other:
+/// the contract's own failure.
+fn enigma_fail(mut caller: HostCaller<'_, '_>, kind: i32, ptr: i32, len: i32) -> HostResult {
+    let len = length(len).min(MAX_FAILURE_MESSAGE);
+    charge(&mut caller, gas::HOST_CALL + gas::copy(len))?;
+    let message = String::from_utf8_lossy(&read_bytes(&caller, ptr, len, "enigma_fail")?).into_owned();
+    let function = String::from_utf8_lossy(caller.data().function).into_owned();
+    Err(trap(match kind {
+        1 => ExecError::UnknownFunction { name: message },
+        2 => ExecError::BadArguments { function, detail: message },
+        3 => ExecError::Panicked { message },
+        _ => ExecError::Reverted { message },
+    }))
+}
+
+/// A linker with every host function of [`crate::module::HOST_FUNCTIONS`].
+pub(crate) fn linker<'a>(engine: &Engine) -> Result<Linker<Host<'a>>, wasmi::Error> {
+    let mut l = Linker::<Host<'a>>::new(engine);
+    l.func_wrap("env", "fetch_function_name_length", fetch_function_name_length)?;
+    l.func_wrap("env", "fetch_function_name", fetch_function_name)?;
+    l.func_wrap("env", "fetch_args_length", fetch_args_length)?;
+    l.func_wrap("env", "fetch_args", fetch_args)?;
+    l.func_wrap("env", "ret", ret)?;
+    l.func_wrap("env", "write_state", write_state)?;
+    l.func_wrap("env", "read_state_len", read_state_len)?;
+    l.func_wrap("env", "read_state", read_state)?;
+    l.func_wrap("env", "remove_from_state", remove_from_state)?;
+    l.func_wrap("env", "write_eth_bridge", write_eth_bridge)?;
+    l.func_wrap("env", "rand", rand)?;
+    l.func_wrap("env", "encrypt", encrypt)?;
+    l.func_wrap("env", "decrypt", decrypt)?;
+    l.func_wrap("env", "eprint", eprint)?;
+    l.func_wrap("env", "gas", gas_import)?;
+    l.func_wrap("env", "enigma_fail", enigma_fail)?;
+    Ok(l)
+}

@@ -1,0 +1,351 @@
+//! The failure matrix: every module defect, trap, limit and hostile behaviour ends as a precise
+//! error value, with the gas accounted, and never harms the host.
+
+use enigma_runtime::{
+    ContractCode, ContractState, ExecError, Limits, ModuleError, Outcome, Randomness, Runtime, Task, TrapKind,
+    gas,
+};
+use enigma_types::GasLimit;
+
+struct Fixed;
+
+impl Randomness for Fixed {
+    fn fill(&mut self, buf: &mut [u8]) {
+        buf.fill(7);
+    }
+}
+
+/// A module with the given extra imports and a `call` body; `deploy` does nothing.
+fn module(imports: &str, call_body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+            {imports}
+            (memory (export "memory") 1)
+            (func (export "deploy"))
+            (func (export "call") {call_body}))"#
+    ))
+    .unwrap()
+}
+
+fn run(wasm: &[u8], gas_limit: u64) -> Outcome {
+    run_with(&mut Runtime::new(Limits::default()), wasm, "f", &[], gas_limit)
+}
+
+fn run_with(rt: &mut Runtime, wasm: &[u8], function: &str, args: &[u8], gas_limit: u64) -> Outcome {
+    let state = ContractState::new();
+    rt.execute(&ContractCode::new(wasm), Task::call(function, args, GasLimit(gas_limit)), &state, &mut Fixed)
+}
+
+fn validate(wasm: &[u8]) -> Result<(), ModuleError> {
+    Runtime::new(Limits::default()).validate(wasm).map(|_| ())
+}
+
+#[test]
+fn a_contract_that_loops_forever_runs_out_of_gas_and_pays_the_limit() {
+    let wasm = module("", "(loop $l (br $l))");
+    let outcome = run(&wasm, 1_000_000);
+    assert_eq!(outcome.result, Err(ExecError::OutOfGas { limit: 1_000_000 }));
+    assert_eq!(outcome.gas_used.0, 1_000_000);
+}
+
+#[test]
+fn a_contract_that_allocates_without_end_hits_the_memory_limit() {
+    let wasm = module("", "(loop $l (drop (memory.grow (i32.const 1))) (br $l))");
+    let outcome = run(&wasm, 100_000_000);
+    assert_eq!(outcome.result, Err(ExecError::MemoryLimitExceeded { max_pages: 256 }));
+    assert!(outcome.gas_used.0 < 100_000_000, "it stopped at the limit, not at the gas limit");
+}
+
+#[test]
+fn a_contract_that_recurses_without_end_exhausts_the_call_stack() {
+    let wasm = wat::parse_str(
+        r#"(module (memory (export "memory") 1)
+            (func (export "deploy"))
+            (func $r (call $r))
+            (func (export "call") (call $r)))"#,
+    )
+    .unwrap();
+    let outcome = run(&wasm, 100_000_000);
+    assert_eq!(outcome.result, Err(ExecError::CallStackExhausted { max_depth: 1024 }));
+}
+
+#[test]
+fn an_unknown_import_is_rejected_at_deploy_with_its_name() {
+    let wasm = module(r#"(import "env" "launch_missiles" (func))"#, "");
+    assert_eq!(validate(&wasm), Err(ModuleError::UnknownImport { name: "launch_missiles".into() }));
+    let wasi = module(r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#, "");
+    assert_eq!(
+        validate(&wasi),
+        Err(ModuleError::ForeignImport { module: "wasi_snapshot_preview1".into(), name: "fd_write".into() })
+    );
+    let table = module(r#"(import "env" "table" (table 1 funcref))"#, "");
+    assert_eq!(validate(&table), Err(ModuleError::UnknownImport { name: "table".into() }));
+}
+
+#[test]
+fn an_import_with_the_wrong_type_is_rejected() {
+    let wasm = module(r#"(import "env" "ret" (func (param i32)))"#, "");
+    assert_eq!(validate(&wasm), Err(ModuleError::ImportType { name: "ret".into(), expected: "(i32, i32)" }));
+}
+
+#[test]
+fn module_defects_are_named() {
+    let start = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (func $s) (start $s) (func (export "deploy")) (func (export "call")))"#,
+    )
+    .unwrap();
+    assert_eq!(validate(&start), Err(ModuleError::HasStartFunction));
+
+    let no_call = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "deploy")))"#).unwrap();
+    assert_eq!(validate(&no_call), Err(ModuleError::MissingExport("call")));
+
+    let wrong_sig = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (func (export "deploy")) (func (export "call") (param i32)))"#,
+    )
+    .unwrap();
+    assert_eq!(validate(&wrong_sig), Err(ModuleError::MissingExport("call")));
+
+    let no_memory = wat::parse_str(r#"(module (func (export "deploy")) (func (export "call")))"#).unwrap();
+    assert_eq!(validate(&no_memory), Err(ModuleError::NoMemory));
+
+    let huge_memory =
+        wat::parse_str(r#"(module (memory (export "memory") 300) (func (export "deploy")) (func (export "call")))"#)
+            .unwrap();
+    assert_eq!(validate(&huge_memory), Err(ModuleError::MemoryTooLarge { pages: 300, max: 256 }));
+
+    let huge_import = wat::parse_str(
+        r#"(module (import "env" "memory" (memory 257)) (func (export "deploy")) (func (export "call")))"#,
+    )
+    .unwrap();
+    assert_eq!(validate(&huge_import), Err(ModuleError::MemoryTooLarge { pages: 257, max: 256 }));
+
+    assert_eq!(validate(b"\x7fELF\x02\x01\x01\0"), Err(ModuleError::NotWasm));
+    assert_eq!(validate(b""), Err(ModuleError::NotWasm));
+
+    let mut broken = module("", "");
+    let len = broken.len();
+    broken.truncate(len - 3);
+    assert!(matches!(validate(&broken), Err(ModuleError::Malformed(_) | ModuleError::Invalid(_))));
+
+    let mut rt = Runtime::new(Limits { max_code_bytes: 10, ..Limits::default() });
+    let size = module("", "").len();
+    assert_eq!(rt.validate(&module("", "")), Err(ModuleError::TooLarge { size, max: 10 }));
+}
+
+#[test]
+fn a_module_importing_its_memory_runs() {
+    let wasm = wat::parse_str(
+        r#"(module
+            (import "env" "memory" (memory 1))
+            (import "env" "ret" (func $ret (param i32 i32)))
+            (data (i32.const 8) "hello")
+            (func (export "deploy"))
+            (func (export "call") (call $ret (i32.const 8) (i32.const 5))))"#,
+    )
+    .unwrap();
+    assert_eq!(run(&wasm, 100_000).result.unwrap().output, b"hello");
+}
+
+#[test]
+fn each_trap_kind_is_reported() {
+    let cases = [
+        ("unreachable", TrapKind::Unreachable),
+        ("(drop (i32.div_u (i32.const 1) (i32.const 0)))", TrapKind::IntegerDivisionByZero),
+        ("(drop (i32.div_s (i32.const -2147483648) (i32.const -1)))", TrapKind::IntegerOverflow),
+        ("(drop (i32.load (i32.const 65536)))", TrapKind::MemoryOutOfBounds),
+        ("(drop (i32.trunc_f32_s (f32.const nan)))", TrapKind::BadConversionToInteger),
+    ];
+    for (body, kind) in cases {
+        let outcome = run(&module("", body), 100_000);
+        assert_eq!(outcome.result, Err(ExecError::Trap(kind)), "{body}");
+        assert!(outcome.gas_used.0 > gas::TASK_BASE && outcome.gas_used.0 < 100_000);
+    }
+    let table = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (table 2 funcref) (type $t (func))
+            (func (export "deploy"))
+            (func (export "call") (call_indirect (type $t) (i32.const 0))))"#,
+    )
+    .unwrap();
+    assert_eq!(run(&table, 100_000).result, Err(ExecError::Trap(TrapKind::IndirectCallToNull)));
+    let msg = ExecError::Trap(TrapKind::Unreachable).to_string();
+    assert!(msg.contains("panic"), "an unreachable trap explains itself: {msg}");
+}
+
+#[test]
+fn a_pointer_outside_memory_given_to_the_host_fails_the_task() {
+    let ret = r#"(import "env" "ret" (func $ret (param i32 i32)))"#;
+    let outcome = run(&module(ret, "(call $ret (i32.const 65530) (i32.const 10))"), 100_000);
+    assert_eq!(outcome.result, Err(ExecError::BadPointer { function: "ret" }));
+    let outcome = run(&module(ret, "(call $ret (i32.const -1) (i32.const 10))"), 100_000);
+    assert_eq!(outcome.result, Err(ExecError::BadPointer { function: "ret" }));
+    let args = r#"(import "env" "fetch_args" (func $a (param i32)))"#;
+    let mut rt = Runtime::new(Limits::default());
+    let outcome = run_with(&mut rt, &module(args, "(call $a (i32.const 65535))"), "f", &[1, 2, 3], 100_000);
+    assert_eq!(outcome.result, Err(ExecError::BadPointer { function: "fetch_args" }));
+}
+
+#[test]
+fn size_limits_are_enforced_and_named() {
+    let ret = r#"(import "env" "ret" (func $ret (param i32 i32)))"#;
+    let mut rt = Runtime::new(Limits { max_output_bytes: 4, ..Limits::default() });
+    let outcome = run_with(&mut rt, &module(ret, "(call $ret (i32.const 0) (i32.const 5))"), "f", &[], 100_000);
+    assert_eq!(outcome.result, Err(ExecError::TooLarge { what: "the output", len: 5, max: 4 }));
+
+    let mut rt = Runtime::new(Limits { max_args_bytes: 2, ..Limits::default() });
+    let outcome = run_with(&mut rt, &module("", ""), "f", &[0; 3], 100_000);
+    assert_eq!(outcome.result, Err(ExecError::TooLarge { what: "the arguments", len: 3, max: 2 }));
+    assert_eq!(outcome.gas_used.0, gas::TASK_BASE);
+
+    let write = r#"(import "env" "write_state" (func $w (param i32 i32 i32 i32)))"#;
+    let mut rt = Runtime::new(Limits { max_state_value_bytes: 8, ..Limits::default() });
+    let outcome = run_with(
+        &mut rt,
+        &module(write, "(call $w (i32.const 0) (i32.const 1) (i32.const 0) (i32.const 9))"),
+        "f",
+        &[],
+        100_000,
+    );
+    assert_eq!(outcome.result, Err(ExecError::TooLarge { what: "a state value", len: 9, max: 8 }));
+}
+
+#[test]
+fn sdk_failures_map_to_named_errors() {
+    let fail = r#"(import "env" "enigma_fail" (func $fail (param i32 i32 i32))) (data (i32.const 0) "boom")"#;
+    let cases = [
+        (1, ExecError::UnknownFunction { name: "boom".into() }),
+        (2, ExecError::BadArguments { function: "f".into(), detail: "boom".into() }),
+        (3, ExecError::Panicked { message: "boom".into() }),
+        (4, ExecError::Reverted { message: "boom".into() }),
+    ];
+    for (kind, want) in cases {
+        let body = format!("(call $fail (i32.const {kind}) (i32.const 0) (i32.const 4))");
+        assert_eq!(run(&module(fail, &body), 100_000).result, Err(want));
+    }
+}
+
+#[test]
+fn gas_below_the_base_cost_fails_using_the_whole_limit() {
+    let outcome = run(&module("", ""), gas::TASK_BASE - 1);
+    assert_eq!(outcome.result, Err(ExecError::OutOfGas { limit: gas::TASK_BASE - 1 }));
+    assert_eq!(outcome.gas_used.0, gas::TASK_BASE - 1);
+}
+
+#[test]
+fn the_gas_import_charges_exactly_its_argument() {
+    let g = r#"(import "env" "gas" (func $g (param i32)))"#;
+    let plain = run(&module(g, "(call $g (i32.const 0))"), 1_000_000).gas_used.0;
+    let charged = run(&module(g, "(call $g (i32.const 5000))"), 1_000_000).gas_used.0;
+    assert_eq!(charged - plain, 5000);
+    let outcome = run(&module(g, "(call $g (i32.const 5000))"), gas::TASK_BASE + 100);
+    assert_eq!(outcome.result, Err(ExecError::OutOfGas { limit: gas::TASK_BASE + 100 }));
+}
+
+#[test]
+fn gas_is_deterministic_and_the_module_is_compiled_once() {
+    let mut rt = Runtime::new(Limits::default());
+    let wasm = module("", "(local i32) (loop $l (local.set 0 (i32.add (local.get 0) (i32.const 1))) (br_if $l (i32.lt_u (local.get 0) (i32.const 1000))))");
+    let first = run_with(&mut rt, &wasm, "f", &[], 1_000_000);
+    let second = run_with(&mut rt, &wasm, "f", &[], 1_000_000);
+    assert!(first.result.is_ok());
+    assert_eq!(first.gas_used, second.gas_used);
+    assert_eq!(rt.cached_modules(), 1);
+    let fresh = run(&wasm, 1_000_000);
+    assert_eq!(fresh.gas_used, first.gas_used, "a cold worker charges the same as a warm one");
+
+    // A cache hit does not look at the bytes again: the cached module runs under its hash.
+    let code = ContractCode::new(&wasm);
+    let state = ContractState::new();
+    let hit = rt.execute(
+        &ContractCode::with_hash(code.hash(), b"not even wasm"),
+        Task::call("f", &[], GasLimit(1_000_000)),
+        &state,
+        &mut Fixed,
+    );
+    assert_eq!(hit.gas_used, first.gas_used);
+}
+
+#[test]
+fn the_cache_is_bounded() {
+    let mut rt = Runtime::new(Limits { max_cached_modules: 2, ..Limits::default() });
+    for i in 0..5 {
+        let wasm = module("", &format!("(drop (i32.const {i}))"));
+        assert!(run_with(&mut rt, &wasm, "f", &[], 100_000).result.is_ok());
+    }
+    assert_eq!(rt.cached_modules(), 2);
+}
+
+#[test]
+fn deploy_charges_per_byte_of_code() {
+    let wasm = module("", "");
+    let mut rt = Runtime::new(Limits::default());
+    let state = ContractState::new();
+    let outcome = rt.execute(&ContractCode::new(&wasm), Task::deploy("construct()", &[], GasLimit(1_000_000)), &state, &mut Fixed);
+    let success = outcome.result.unwrap();
+    assert!(success.delta.is_empty());
+    assert_eq!(success.delta.index, 0);
+    let call = run(&wasm, 1_000_000).gas_used.0;
+    assert_eq!(outcome.gas_used.0 - call, wasm.len() as u64 * gas::DEPLOY_PER_CODE_BYTE);
+}
+
+#[test]
+fn state_writes_become_an_ordered_delta_of_real_changes() {
+    let imports = r#"
+        (import "env" "write_state" (func $w (param i32 i32 i32 i32)))
+        (import "env" "remove_from_state" (func $rm (param i32 i32)))
+        (import "env" "read_state_len" (func $len (param i32 i32) (result i32)))
+        (import "env" "read_state" (func $r (param i32 i32 i32)))
+        (import "env" "ret" (func $ret (param i32 i32)))
+        (data (i32.const 0) "zab")
+        (data (i32.const 16) "\"1\"\"2\"")"#;
+    // Writes z="1", a="2", b="2" then removes b; reads back a's value as the output.
+    let body = r#"
+        (call $w (i32.const 0) (i32.const 1) (i32.const 16) (i32.const 3))
+        (call $w (i32.const 1) (i32.const 1) (i32.const 19) (i32.const 3))
+        (call $w (i32.const 2) (i32.const 1) (i32.const 19) (i32.const 3))
+        (call $rm (i32.const 2) (i32.const 1))
+        (call $r (i32.const 1) (i32.const 1) (i32.const 100))
+        (call $ret (i32.const 100) (call $len (i32.const 1) (i32.const 1)))"#;
+    let wasm = module(imports, body);
+    let mut rt = Runtime::new(Limits::default());
+    let state = ContractState::new();
+    let success = rt
+        .execute(&ContractCode::new(&wasm), Task::call("f", &[], GasLimit(1_000_000)), &state, &mut Fixed)
+        .result
+        .unwrap();
+    assert_eq!(success.output, b"\"2\"");
+    let keys: Vec<_> = success.delta.changes.iter().map(|c| (c.key.clone(), c.value.clone())).collect();
+    assert_eq!(keys, vec![(b"a".to_vec(), Some(b"\"2\"".to_vec())), (b"z".to_vec(), Some(b"\"1\"".to_vec()))]);
+}
+
+#[test]
+fn rand_and_crypto_use_the_hosts_randomness_and_keys() {
+    let imports = r#"
+        (import "env" "rand" (func $rand (param i32 i32)))
+        (import "env" "encrypt" (func $enc (param i32 i32 i32 i32)))
+        (import "env" "decrypt" (func $dec (param i32 i32 i32 i32)))
+        (import "env" "ret" (func $ret (param i32 i32)))
+        (data (i32.const 0) "secret")"#;
+    // rand fills the key at 64..96; encrypt "secret" to 128 (6+28 bytes); decrypt back to 200.
+    let body = r#"
+        (call $rand (i32.const 64) (i32.const 32))
+        (call $enc (i32.const 0) (i32.const 6) (i32.const 64) (i32.const 128))
+        (call $dec (i32.const 128) (i32.const 34) (i32.const 64) (i32.const 200))
+        (call $ret (i32.const 200) (i32.const 6))"#;
+    let success = run(&module(imports, body), 1_000_000).result.unwrap();
+    assert_eq!(success.output, b"secret");
+
+    let tamper = r#"
+        (call $enc (i32.const 0) (i32.const 6) (i32.const 64) (i32.const 128))
+        (i32.store8 (i32.const 128) (i32.const 0xff))
+        (call $dec (i32.const 128) (i32.const 34) (i32.const 64) (i32.const 200))"#;
+    assert_eq!(run(&module(imports, tamper), 1_000_000).result, Err(ExecError::DecryptFailed));
+}
+
+#[test]
+fn eprint_is_kept_only_in_debug_mode() {
+    let imports = r#"(import "env" "eprint" (func $p (param i32 i32))) (data (i32.const 0) "hi")"#;
+    let wasm = module(imports, "(call $p (i32.const 0) (i32.const 2))");
+    assert!(run(&wasm, 100_000).result.unwrap().logs.is_empty());
+    let mut rt = Runtime::new(Limits { debug_logs: true, ..Limits::default() });
+    assert_eq!(run_with(&mut rt, &wasm, "f", &[], 100_000).result.unwrap().logs, vec!["hi".to_string()]);
+}
