@@ -6,7 +6,9 @@ use enigma_types::{
     Address, CodeHash, DeltaHash, GasLimit, GasUsed, code_hash,
     delta::{Change, Delta},
 };
-use wasmi::{CompilationMode, Config, Engine, Memory, MemoryType, Store, StoreLimitsBuilder, TrapCode};
+use wasmi::{
+    CompilationMode, Config, Engine, Memory, MemoryType, Store, StoreLimitsBuilder, TrapCode,
+};
 
 use crate::{
     ContractState, ExecError, Limits, ModuleError, Randomness, StateReader, TrapKind, gas,
@@ -79,13 +81,27 @@ impl<'a> Task<'a> {
     /// A deployment: runs the constructor; its delta is delta 0.
     #[must_use]
     pub fn deploy(constructor: &'a str, args: &'a [u8], gas_limit: GasLimit) -> Self {
-        Self { entry: Entry::Deploy, function: constructor, args, gas_limit, delta_index: 0, prev_delta_hash: DeltaHash::ZERO }
+        Self {
+            entry: Entry::Deploy,
+            function: constructor,
+            args,
+            gas_limit,
+            delta_index: 0,
+            prev_delta_hash: DeltaHash::ZERO,
+        }
     }
 
     /// A compute task. Position its delta with [`after`](Self::after).
     #[must_use]
     pub fn call(function: &'a str, args: &'a [u8], gas_limit: GasLimit) -> Self {
-        Self { entry: Entry::Call, function, args, gas_limit, delta_index: 0, prev_delta_hash: DeltaHash::ZERO }
+        Self {
+            entry: Entry::Call,
+            function,
+            args,
+            gas_limit,
+            delta_index: 0,
+            prev_delta_hash: DeltaHash::ZERO,
+        }
     }
 
     /// Positions the task's delta after the last delta applied to `state`.
@@ -171,6 +187,12 @@ impl Runtime {
         Ok(code.hash)
     }
 
+    /// Compiles `code` into the cache if it is not there yet (a worker warming up a contract it
+    /// was just selected for).
+    pub fn prepare(&mut self, code: &ContractCode<'_>) -> Result<(), ModuleError> {
+        self.cache.get_or_compile(&self.engine, &code.hash, code.wasm, &self.limits).map(|_| ())
+    }
+
     /// Runs `task` on `code` with the contract's `state`. Never panics on anything the module,
     /// the arguments or the state contain.
     pub fn execute(
@@ -183,20 +205,29 @@ impl Runtime {
         let limit = task.gas_limit.0;
         let mut base = gas::TASK_BASE;
         if task.entry == Entry::Deploy {
-            base = base.saturating_add((code.wasm.len() as u64).saturating_mul(gas::DEPLOY_PER_CODE_BYTE));
+            base = base
+                .saturating_add((code.wasm.len() as u64).saturating_mul(gas::DEPLOY_PER_CODE_BYTE));
         }
-        let fail = |used: u64, error: ExecError| Outcome { gas_used: GasUsed(used.min(limit)), result: Err(error) };
+        let fail = |used: u64, error: ExecError| Outcome {
+            gas_used: GasUsed(used.min(limit)),
+            result: Err(error),
+        };
         let Some(fuel) = limit.checked_sub(base) else {
             return fail(limit, ExecError::OutOfGas { limit });
         };
         if task.args.len() > self.limits.max_args_bytes {
-            let e = ExecError::TooLarge { what: "the arguments", len: task.args.len(), max: self.limits.max_args_bytes };
+            let e = ExecError::TooLarge {
+                what: "the arguments",
+                len: task.args.len(),
+                max: self.limits.max_args_bytes,
+            };
             return fail(base, e);
         }
-        let (module, memory_source) = match self.cache.get_or_compile(&self.engine, &code.hash, code.wasm, &self.limits) {
-            Ok(found) => found,
-            Err(e) => return fail(base, e.into()),
-        };
+        let (module, memory_source) =
+            match self.cache.get_or_compile(&self.engine, &code.hash, code.wasm, &self.limits) {
+                Ok(found) => found,
+                Err(e) => return fail(base, e.into()),
+            };
 
         let name = task.function.split('(').next().unwrap_or_default();
         let max_memory_bytes = self.limits.max_memory_pages as usize * 65536;
@@ -241,7 +272,8 @@ impl Runtime {
         };
         let imported = match memory_source {
             MemorySource::Imported { initial_pages, maximum } => {
-                let memory = match Memory::new(&mut store, MemoryType::new(initial_pages, maximum)) {
+                let memory = match Memory::new(&mut store, MemoryType::new(initial_pages, maximum))
+                {
                     Ok(memory) => memory,
                     Err(e) => return map(e, &store),
                 };
@@ -302,7 +334,9 @@ fn map_error(e: &wasmi::Error, limits: &Limits) -> ExecError {
     }
     let kind = match e.as_trap_code() {
         Some(TrapCode::OutOfFuel) => return ExecError::OutOfGas { limit: 0 },
-        Some(TrapCode::StackOverflow) => return ExecError::CallStackExhausted { max_depth: limits.max_call_depth },
+        Some(TrapCode::StackOverflow) => {
+            return ExecError::CallStackExhausted { max_depth: limits.max_call_depth };
+        }
         Some(TrapCode::GrowthOperationLimited) => {
             return ExecError::MemoryLimitExceeded { max_pages: limits.max_memory_pages };
         }

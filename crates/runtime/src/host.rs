@@ -6,11 +6,7 @@ use core::{convert::Infallible, fmt};
 use enigma_crypto::{OVERHEAD, SymmetricKey};
 use wasmi::{Caller, Engine, Linker, Memory, StoreLimits};
 
-use crate::{
-    ExecError, Limits, Randomness, StateReader,
-    exec::EthCall,
-    gas,
-};
+use crate::{ExecError, Limits, Randomness, StateReader, exec::EthCall, gas};
 
 /// The data of one execution, owned by the wasmi store.
 pub(crate) struct Host<'a> {
@@ -74,9 +70,15 @@ fn bad_pointer(function: &'static str) -> wasmi::Error {
 }
 
 /// The range `[ptr, ptr + len)` of a memory of `size` bytes, as the contract's `i32`s describe it.
-fn range(ptr: i32, len: usize, size: usize, function: &'static str) -> HostResult<core::ops::Range<usize>> {
+fn range(
+    ptr: i32,
+    len: usize,
+    size: usize,
+    function: &'static str,
+) -> HostResult<core::ops::Range<usize>> {
     let start = ptr as u32 as usize;
-    let end = start.checked_add(len).filter(|&end| end <= size).ok_or_else(|| bad_pointer(function))?;
+    let end =
+        start.checked_add(len).filter(|&end| end <= size).ok_or_else(|| bad_pointer(function))?;
     Ok(start..end)
 }
 
@@ -85,7 +87,12 @@ fn length(len: i32) -> usize {
 }
 
 /// Copies `len` bytes at `ptr` out of the contract's memory.
-fn read_bytes(caller: &HostCaller<'_, '_>, ptr: i32, len: usize, function: &'static str) -> HostResult<Vec<u8>> {
+fn read_bytes(
+    caller: &HostCaller<'_, '_>,
+    ptr: i32,
+    len: usize,
+    function: &'static str,
+) -> HostResult<Vec<u8>> {
     let memory = caller.data().memory.ok_or_else(|| bad_pointer(function))?;
     let data = memory.data(caller);
     let r = range(ptr, len, data.len(), function)?;
@@ -93,7 +100,12 @@ fn read_bytes(caller: &HostCaller<'_, '_>, ptr: i32, len: usize, function: &'sta
 }
 
 /// Copies `bytes` into the contract's memory at `ptr`.
-fn write_bytes(caller: &mut HostCaller<'_, '_>, ptr: i32, bytes: &[u8], function: &'static str) -> HostResult {
+fn write_bytes(
+    caller: &mut HostCaller<'_, '_>,
+    ptr: i32,
+    bytes: &[u8],
+    function: &'static str,
+) -> HostResult {
     let memory = caller.data().memory.ok_or_else(|| bad_pointer(function))?;
     let data = memory.data_mut(caller);
     let r = range(ptr, bytes.len(), data.len(), function)?;
@@ -140,14 +152,25 @@ fn ret(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32) -> HostResult {
     Ok(())
 }
 
-fn read_key(caller: &mut HostCaller<'_, '_>, ptr: i32, len: i32, function: &'static str) -> HostResult<Vec<u8>> {
+fn read_key(
+    caller: &mut HostCaller<'_, '_>,
+    ptr: i32,
+    len: i32,
+    function: &'static str,
+) -> HostResult<Vec<u8>> {
     let len = length(len);
     check_size("a state key", len, caller.data().limits.max_state_key_bytes)?;
     charge(caller, gas::HOST_CALL + gas::copy(len))?;
     read_bytes(caller, ptr, len, function)
 }
 
-fn write_state(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32, vptr: i32, vlen: i32) -> HostResult {
+fn write_state(
+    mut caller: HostCaller<'_, '_>,
+    kptr: i32,
+    klen: i32,
+    vptr: i32,
+    vlen: i32,
+) -> HostResult {
     let key = read_key(&mut caller, kptr, klen, "write_state")?;
     let vlen = length(vlen);
     check_size("a state value", vlen, caller.data().limits.max_state_value_bytes)?;
@@ -186,7 +209,8 @@ fn write_eth_bridge(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32, addr: i3
     charge(&mut caller, gas::HOST_CALL + gas::copy(len + 20))?;
     let payload = read_bytes(&caller, ptr, len, "write_eth_bridge")?;
     let address = read_bytes(&caller, addr, 20, "write_eth_bridge")?;
-    let address = enigma_types::Address::from_slice(&address).map_err(|_| bad_pointer("write_eth_bridge"))?;
+    let address =
+        enigma_types::Address::from_slice(&address).map_err(|_| bad_pointer("write_eth_bridge"))?;
     caller.data_mut().eth_call = Some(EthCall { address, payload });
     Ok(())
 }
@@ -228,7 +252,11 @@ impl rand_core::TryRng for RngAdapter<'_> {
 
 impl rand_core::TryCryptoRng for RngAdapter<'_> {}
 
-fn read_key32(caller: &HostCaller<'_, '_>, ptr: i32, function: &'static str) -> HostResult<SymmetricKey> {
+fn read_key32(
+    caller: &HostCaller<'_, '_>,
+    ptr: i32,
+    function: &'static str,
+) -> HostResult<SymmetricKey> {
     let bytes = read_bytes(caller, ptr, 32, function)?;
     let mut key = [0u8; 32];
     key.copy_from_slice(&bytes);
@@ -286,7 +314,8 @@ const MAX_FAILURE_MESSAGE: usize = 4096;
 fn enigma_fail(mut caller: HostCaller<'_, '_>, kind: i32, ptr: i32, len: i32) -> HostResult {
     let len = length(len).min(MAX_FAILURE_MESSAGE);
     charge(&mut caller, gas::HOST_CALL + gas::copy(len))?;
-    let message = String::from_utf8_lossy(&read_bytes(&caller, ptr, len, "enigma_fail")?).into_owned();
+    let message =
+        String::from_utf8_lossy(&read_bytes(&caller, ptr, len, "enigma_fail")?).into_owned();
     let function = String::from_utf8_lossy(caller.data().function).into_owned();
     Err(trap(match kind {
         1 => ExecError::UnknownFunction { name: message },

@@ -24,7 +24,12 @@ pub(crate) const HOST_FUNCTIONS: &[HostSig] = &[
     HostSig { name: "fetch_args_length", params: &[], results: &[I], text: "() -> i32" },
     HostSig { name: "fetch_args", params: &[I], results: &[], text: "(i32)" },
     HostSig { name: "ret", params: &[I, I], results: &[], text: "(i32, i32)" },
-    HostSig { name: "write_state", params: &[I, I, I, I], results: &[], text: "(i32, i32, i32, i32)" },
+    HostSig {
+        name: "write_state",
+        params: &[I, I, I, I],
+        results: &[],
+        text: "(i32, i32, i32, i32)",
+    },
     HostSig { name: "read_state_len", params: &[I, I], results: &[I], text: "(i32, i32) -> i32" },
     HostSig { name: "read_state", params: &[I, I, I], results: &[], text: "(i32, i32, i32)" },
     HostSig { name: "remove_from_state", params: &[I, I], results: &[], text: "(i32, i32)" },
@@ -51,11 +56,14 @@ fn scan_sections(code: &[u8]) -> Result<(), ModuleError> {
     const HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
     let mut rest = code.strip_prefix(&HEADER[..]).ok_or(ModuleError::NotWasm)?;
     while let Some((&id, tail)) = rest.split_first() {
-        let (size, tail) = read_leb_u32(tail).ok_or(ModuleError::Malformed("a section size is not a valid LEB128 u32"))?;
+        let (size, tail) = read_leb_u32(tail)
+            .ok_or(ModuleError::Malformed("a section size is not a valid LEB128 u32"))?;
         if id == 8 {
             return Err(ModuleError::HasStartFunction);
         }
-        rest = tail.get(size as usize..).ok_or(ModuleError::Malformed("a section runs past the end of the module"))?;
+        rest = tail
+            .get(size as usize..)
+            .ok_or(ModuleError::Malformed("a section runs past the end of the module"))?;
     }
     Ok(())
 }
@@ -72,7 +80,11 @@ fn read_leb_u32(bytes: &[u8]) -> Option<(u32, &[u8])> {
 }
 
 /// Compiles and validates `code` against the host ABI and the limits.
-pub(crate) fn compile(engine: &Engine, code: &[u8], limits: &Limits) -> Result<(Module, MemorySource), ModuleError> {
+pub(crate) fn compile(
+    engine: &Engine,
+    code: &[u8],
+    limits: &Limits,
+) -> Result<(Module, MemorySource), ModuleError> {
     if code.len() > limits.max_code_bytes {
         return Err(ModuleError::TooLarge { size: code.len(), max: limits.max_code_bytes });
     }
@@ -82,14 +94,20 @@ pub(crate) fn compile(engine: &Engine, code: &[u8], limits: &Limits) -> Result<(
     let mut memory = None;
     for import in module.imports() {
         if import.module() != "env" {
-            return Err(ModuleError::ForeignImport { module: import.module().into(), name: import.name().into() });
+            return Err(ModuleError::ForeignImport {
+                module: import.module().into(),
+                name: import.name().into(),
+            });
         }
         let name = import.name();
         match import.ty() {
             ExternType::Memory(ty) if name == "memory" => {
                 let pages = ty.minimum();
                 if pages > u64::from(limits.max_memory_pages) {
-                    return Err(ModuleError::MemoryTooLarge { pages, max: limits.max_memory_pages });
+                    return Err(ModuleError::MemoryTooLarge {
+                        pages,
+                        max: limits.max_memory_pages,
+                    });
                 }
                 memory = Some(MemorySource::Imported {
                     initial_pages: pages as u32,
@@ -114,7 +132,10 @@ pub(crate) fn compile(engine: &Engine, code: &[u8], limits: &Limits) -> Result<(
             Some(ExternType::Memory(ty)) => {
                 let pages = ty.minimum();
                 if pages > u64::from(limits.max_memory_pages) {
-                    return Err(ModuleError::MemoryTooLarge { pages, max: limits.max_memory_pages });
+                    return Err(ModuleError::MemoryTooLarge {
+                        pages,
+                        max: limits.max_memory_pages,
+                    });
                 }
                 memory = Some(MemorySource::Exported);
             }
@@ -179,7 +200,8 @@ impl ModuleCache {
                 self.entries.remove(&oldest);
             }
         }
-        self.entries.insert(*hash, Cached { module: module.clone(), memory, last_used: self.clock });
+        self.entries
+            .insert(*hash, Cached { module: module.clone(), memory, last_used: self.clock });
         Ok((module, memory))
     }
 }
@@ -200,7 +222,10 @@ mod tests {
     fn section_scan_rejects_bad_headers_and_overruns() {
         assert_eq!(scan_sections(b"\0asm\x02\0\0\0"), Err(ModuleError::NotWasm));
         assert_eq!(scan_sections(b"\0asm\x01\0\0\0"), Ok(()));
-        assert!(matches!(scan_sections(b"\0asm\x01\0\0\0\x01\x05\0"), Err(ModuleError::Malformed(_))));
+        assert!(matches!(
+            scan_sections(b"\0asm\x01\0\0\0\x01\x05\0"),
+            Err(ModuleError::Malformed(_))
+        ));
         assert_eq!(scan_sections(b"\0asm\x01\0\0\0\x08\x01\0"), Err(ModuleError::HasStartFunction));
     }
 }

@@ -200,7 +200,10 @@ mod tests {
             prev_hash: prev,
             changes: changes
                 .into_iter()
-                .map(|(k, v)| Change { key: k.as_bytes().to_vec(), value: v.map(|v| v.as_bytes().to_vec()) })
+                .map(|(k, v)| Change {
+                    key: k.as_bytes().to_vec(),
+                    value: v.map(|v| v.as_bytes().to_vec()),
+                })
                 .collect(),
         }
     }
@@ -228,7 +231,8 @@ mod tests {
     #[test]
     fn snapshot_round_trips_and_rejects_garbage() {
         let mut s = ContractState::new();
-        s.apply(&delta(0, DeltaHash::ZERO, vec![("k", Some("secret-value"))]), DeltaHash([5; 32])).unwrap();
+        s.apply(&delta(0, DeltaHash::ZERO, vec![("k", Some("secret-value"))]), DeltaHash([5; 32]))
+            .unwrap();
         assert_eq!(ContractState::decode_snapshot(&s.encode_snapshot()).unwrap(), s);
         assert!(ContractState::decode_snapshot(&[1, 2, 3]).is_err());
         let debug = format!("{s:?}");

@@ -2,8 +2,8 @@
 //! error value, with the gas accounted, and never harms the host.
 
 use enigma_runtime::{
-    ContractCode, ContractState, ExecError, Limits, ModuleError, Outcome, Randomness, Runtime, Task, TrapKind,
-    gas,
+    ContractCode, ContractState, ExecError, Limits, ModuleError, Outcome, Randomness, Runtime,
+    Task, TrapKind, gas,
 };
 use enigma_types::GasLimit;
 
@@ -33,7 +33,12 @@ fn run(wasm: &[u8], gas_limit: u64) -> Outcome {
 
 fn run_with(rt: &mut Runtime, wasm: &[u8], function: &str, args: &[u8], gas_limit: u64) -> Outcome {
     let state = ContractState::new();
-    rt.execute(&ContractCode::new(wasm), Task::call(function, args, GasLimit(gas_limit)), &state, &mut Fixed)
+    rt.execute(
+        &ContractCode::new(wasm),
+        Task::call(function, args, GasLimit(gas_limit)),
+        &state,
+        &mut Fixed,
+    )
 }
 
 fn validate(wasm: &[u8]) -> Result<(), ModuleError> {
@@ -73,10 +78,16 @@ fn a_contract_that_recurses_without_end_exhausts_the_call_stack() {
 fn an_unknown_import_is_rejected_at_deploy_with_its_name() {
     let wasm = module(r#"(import "env" "launch_missiles" (func))"#, "");
     assert_eq!(validate(&wasm), Err(ModuleError::UnknownImport { name: "launch_missiles".into() }));
-    let wasi = module(r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#, "");
+    let wasi = module(
+        r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#,
+        "",
+    );
     assert_eq!(
         validate(&wasi),
-        Err(ModuleError::ForeignImport { module: "wasi_snapshot_preview1".into(), name: "fd_write".into() })
+        Err(ModuleError::ForeignImport {
+            module: "wasi_snapshot_preview1".into(),
+            name: "fd_write".into()
+        })
     );
     let table = module(r#"(import "env" "table" (table 1 funcref))"#, "");
     assert_eq!(validate(&table), Err(ModuleError::UnknownImport { name: "table".into() }));
@@ -85,7 +96,10 @@ fn an_unknown_import_is_rejected_at_deploy_with_its_name() {
 #[test]
 fn an_import_with_the_wrong_type_is_rejected() {
     let wasm = module(r#"(import "env" "ret" (func (param i32)))"#, "");
-    assert_eq!(validate(&wasm), Err(ModuleError::ImportType { name: "ret".into(), expected: "(i32, i32)" }));
+    assert_eq!(
+        validate(&wasm),
+        Err(ModuleError::ImportType { name: "ret".into(), expected: "(i32, i32)" })
+    );
 }
 
 #[test]
@@ -96,7 +110,9 @@ fn module_defects_are_named() {
     .unwrap();
     assert_eq!(validate(&start), Err(ModuleError::HasStartFunction));
 
-    let no_call = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "deploy")))"#).unwrap();
+    let no_call =
+        wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "deploy")))"#)
+            .unwrap();
     assert_eq!(validate(&no_call), Err(ModuleError::MissingExport("call")));
 
     let wrong_sig = wat::parse_str(
@@ -105,7 +121,8 @@ fn module_defects_are_named() {
     .unwrap();
     assert_eq!(validate(&wrong_sig), Err(ModuleError::MissingExport("call")));
 
-    let no_memory = wat::parse_str(r#"(module (func (export "deploy")) (func (export "call")))"#).unwrap();
+    let no_memory =
+        wat::parse_str(r#"(module (func (export "deploy")) (func (export "call")))"#).unwrap();
     assert_eq!(validate(&no_memory), Err(ModuleError::NoMemory));
 
     let huge_memory =
@@ -180,7 +197,8 @@ fn a_pointer_outside_memory_given_to_the_host_fails_the_task() {
     assert_eq!(outcome.result, Err(ExecError::BadPointer { function: "ret" }));
     let args = r#"(import "env" "fetch_args" (func $a (param i32)))"#;
     let mut rt = Runtime::new(Limits::default());
-    let outcome = run_with(&mut rt, &module(args, "(call $a (i32.const 65535))"), "f", &[1, 2, 3], 100_000);
+    let outcome =
+        run_with(&mut rt, &module(args, "(call $a (i32.const 65535))"), "f", &[1, 2, 3], 100_000);
     assert_eq!(outcome.result, Err(ExecError::BadPointer { function: "fetch_args" }));
 }
 
@@ -188,7 +206,13 @@ fn a_pointer_outside_memory_given_to_the_host_fails_the_task() {
 fn size_limits_are_enforced_and_named() {
     let ret = r#"(import "env" "ret" (func $ret (param i32 i32)))"#;
     let mut rt = Runtime::new(Limits { max_output_bytes: 4, ..Limits::default() });
-    let outcome = run_with(&mut rt, &module(ret, "(call $ret (i32.const 0) (i32.const 5))"), "f", &[], 100_000);
+    let outcome = run_with(
+        &mut rt,
+        &module(ret, "(call $ret (i32.const 0) (i32.const 5))"),
+        "f",
+        &[],
+        100_000,
+    );
     assert_eq!(outcome.result, Err(ExecError::TooLarge { what: "the output", len: 5, max: 4 }));
 
     let mut rt = Runtime::new(Limits { max_args_bytes: 2, ..Limits::default() });
@@ -243,7 +267,10 @@ fn the_gas_import_charges_exactly_its_argument() {
 #[test]
 fn gas_is_deterministic_and_the_module_is_compiled_once() {
     let mut rt = Runtime::new(Limits::default());
-    let wasm = module("", "(local i32) (loop $l (local.set 0 (i32.add (local.get 0) (i32.const 1))) (br_if $l (i32.lt_u (local.get 0) (i32.const 1000))))");
+    let wasm = module(
+        "",
+        "(local i32) (loop $l (local.set 0 (i32.add (local.get 0) (i32.const 1))) (br_if $l (i32.lt_u (local.get 0) (i32.const 1000))))",
+    );
     let first = run_with(&mut rt, &wasm, "f", &[], 1_000_000);
     let second = run_with(&mut rt, &wasm, "f", &[], 1_000_000);
     assert!(first.result.is_ok());
@@ -279,7 +306,12 @@ fn deploy_charges_per_byte_of_code() {
     let wasm = module("", "");
     let mut rt = Runtime::new(Limits::default());
     let state = ContractState::new();
-    let outcome = rt.execute(&ContractCode::new(&wasm), Task::deploy("construct()", &[], GasLimit(1_000_000)), &state, &mut Fixed);
+    let outcome = rt.execute(
+        &ContractCode::new(&wasm),
+        Task::deploy("construct()", &[], GasLimit(1_000_000)),
+        &state,
+        &mut Fixed,
+    );
     let success = outcome.result.unwrap();
     assert!(success.delta.is_empty());
     assert_eq!(success.delta.index, 0);
@@ -309,12 +341,21 @@ fn state_writes_become_an_ordered_delta_of_real_changes() {
     let mut rt = Runtime::new(Limits::default());
     let state = ContractState::new();
     let success = rt
-        .execute(&ContractCode::new(&wasm), Task::call("f", &[], GasLimit(1_000_000)), &state, &mut Fixed)
+        .execute(
+            &ContractCode::new(&wasm),
+            Task::call("f", &[], GasLimit(1_000_000)),
+            &state,
+            &mut Fixed,
+        )
         .result
         .unwrap();
     assert_eq!(success.output, b"\"2\"");
-    let keys: Vec<_> = success.delta.changes.iter().map(|c| (c.key.clone(), c.value.clone())).collect();
-    assert_eq!(keys, vec![(b"a".to_vec(), Some(b"\"2\"".to_vec())), (b"z".to_vec(), Some(b"\"1\"".to_vec()))]);
+    let keys: Vec<_> =
+        success.delta.changes.iter().map(|c| (c.key.clone(), c.value.clone())).collect();
+    assert_eq!(
+        keys,
+        vec![(b"a".to_vec(), Some(b"\"2\"".to_vec())), (b"z".to_vec(), Some(b"\"1\"".to_vec()))]
+    );
 }
 
 #[test]
@@ -347,5 +388,8 @@ fn eprint_is_kept_only_in_debug_mode() {
     let wasm = module(imports, "(call $p (i32.const 0) (i32.const 2))");
     assert!(run(&wasm, 100_000).result.unwrap().logs.is_empty());
     let mut rt = Runtime::new(Limits { debug_logs: true, ..Limits::default() });
-    assert_eq!(run_with(&mut rt, &wasm, "f", &[], 100_000).result.unwrap().logs, vec!["hi".to_string()]);
+    assert_eq!(
+        run_with(&mut rt, &wasm, "f", &[], 100_000).result.unwrap().logs,
+        vec!["hi".to_string()]
+    );
 }

@@ -9,7 +9,10 @@
 
 use alloc::vec::Vec;
 
-use crate::{DecodeError, DeltaHash, enc::{Decoder, Encoder}};
+use crate::{
+    DecodeError, DeltaHash,
+    enc::{Decoder, Encoder},
+};
 
 /// The version byte that starts every encoded delta.
 pub const DELTA_VERSION: u8 = 1;
@@ -49,7 +52,12 @@ impl Delta {
     /// and `0x01 ‖ value` for a write.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let size = 64 + self.changes.iter().map(|c| 17 + c.key.len() + c.value.as_ref().map_or(0, Vec::len)).sum::<usize>();
+        let size = 64
+            + self
+                .changes
+                .iter()
+                .map(|c| 17 + c.key.len() + c.value.as_ref().map_or(0, Vec::len))
+                .sum::<usize>();
         let mut op = Vec::new();
         Encoder::with_capacity(size)
             .u8(DELTA_VERSION)
@@ -121,8 +129,12 @@ impl core::fmt::Display for DeltaError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Decode(e) => write!(f, "malformed delta: {e}"),
-            Self::Version(v) => write!(f, "delta version {v} is not supported (expected {DELTA_VERSION})"),
-            Self::BadOp => f.write_str("malformed delta: a change is neither a write nor a removal"),
+            Self::Version(v) => {
+                write!(f, "delta version {v} is not supported (expected {DELTA_VERSION})")
+            }
+            Self::BadOp => {
+                f.write_str("malformed delta: a change is neither a write nor a removal")
+            }
             Self::KeysNotInOrder => f.write_str("malformed delta: keys are not strictly ascending"),
         }
     }
@@ -169,8 +181,16 @@ mod tests {
         assert_eq!(Delta::decode(&bytes), Err(DeltaError::Version(2)));
         let mut trailing = sample().encode();
         trailing.push(0);
-        assert!(matches!(Delta::decode(&trailing), Err(DeltaError::Decode(DecodeError::TrailingBytes(1)))));
-        let bad_op = Encoder::new().u8(1).u64(0).bytes(&[0; 32]).list([()], |e, ()| e.bytes(b"k").bytes(&[0, 1])).into_bytes();
+        assert!(matches!(
+            Delta::decode(&trailing),
+            Err(DeltaError::Decode(DecodeError::TrailingBytes(1)))
+        ));
+        let bad_op = Encoder::new()
+            .u8(1)
+            .u64(0)
+            .bytes(&[0; 32])
+            .list([()], |e, ()| e.bytes(b"k").bytes(&[0, 1]))
+            .into_bytes();
         assert_eq!(Delta::decode(&bad_op), Err(DeltaError::BadOp));
     }
 
