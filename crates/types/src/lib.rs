@@ -40,7 +40,9 @@ mod fixed;
 mod gas;
 pub mod hash;
 mod ids;
+pub mod messages;
 mod protocol;
+pub mod selection;
 
 pub use error::{DecodeError, ParseError};
 pub use gas::{GasLimit, GasPrice, GasUsed, Grains};

@@ -1,0 +1,78 @@
+//! DCAP quotes, verified by `dcap-qvl` against supplied collateral (offline).
+
+use dcap_qvl::{
+    QuoteCollateralV3,
+    quote::{Quote, Report},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{Rejection, SignerAddress, Tee, Verdict};
+
+/// A DCAP quote and the collateral to verify it with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DcapEvidence {
+    /// The quote as the quoting enclave produced it.
+    #[serde(with = "hex_vec")]
+    pub quote: Vec<u8>,
+    /// PCK CRLs, TCB info and QE identity, with their issuer chains and signatures.
+    pub collateral: QuoteCollateralV3,
+}
+
+mod hex_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        hex::decode(text.trim_start_matches("0x")).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which TEE a quote comes from, by parsing it (no verification).
+pub fn quote_tee(quote: &[u8]) -> Result<Tee, Rejection> {
+    let parsed = Quote::parse(quote).map_err(|e| Rejection::QuoteMalformed(format!("{e:#}")))?;
+    Ok(if parsed.report.is_sgx() { Tee::Sgx } else { Tee::Tdx })
+}
+
+pub(crate) fn verify(e: &DcapEvidence, at: u64) -> Result<Verdict, Rejection> {
+    let verified = dcap_qvl::verify::verify(&e.quote, &e.collateral, at)
+        .map_err(|err| Rejection::Dcap(format!("{err:#}")))?;
+    let (tee, mr_enclave, mr_signer, isv_prod_id, isv_svn, debug, report_data) =
+        match &verified.report {
+            Report::SgxEnclave(r) => (
+                Tee::Sgx,
+                r.mr_enclave,
+                r.mr_signer,
+                r.isv_prod_id,
+                r.isv_svn,
+                r.attributes[0] & 0x02 != 0,
+                r.report_data,
+            ),
+            other => {
+                let td = other
+                    .as_td10()
+                    .ok_or_else(|| Rejection::QuoteMalformed("unknown report type".into()))?;
+                let mut mr = [0u8; 32];
+                mr.copy_from_slice(&td.mr_td[..32]);
+                (Tee::Tdx, mr, [0u8; 32], 0, 0, td.td_attributes[0] != 0, td.report_data)
+            }
+        };
+    let mut signer = [0u8; 20];
+    signer.copy_from_slice(&report_data[..20]);
+    Ok(Verdict {
+        tee,
+        mr_enclave,
+        mr_signer,
+        isv_prod_id,
+        isv_svn,
+        debug,
+        report_data,
+        signer: SignerAddress(signer),
+        status: verified.status,
+        advisory_ids: verified.advisory_ids,
+        timestamp: None,
+    })
+}

@@ -1,0 +1,396 @@
+//! Attestation evidence of enigma enclaves and its verification.
+//!
+//! Three kinds of [`Evidence`], one [`verify`]:
+//! 1. **Simulation**: the devnet's [`SimulationAuthority`] signs an enclave's signer address,
+//!    measurement, product id and debug flag (the message the chain also checks).
+//! 2. **Intel IAS** (EPID) reports: the signing certificate must chain to Intel's report-signing
+//!    root (embedded), the RSA-SHA256 signature must cover the exact report bytes, and the report
+//!    and its quote body are parsed.
+//! 3. **DCAP** quotes, verified with `dcap-qvl` against the supplied collateral.
+//!
+//! Every kind yields the same [`Verdict`] (measurement, signer, product id, SVN, debug flag,
+//! report data, status), which the [`Policy`] then judges. A [`Rejection`] names the check that
+//! failed. Time is always an argument — a report is judged at the time the caller gives (its own
+//! timestamp, or now), never at an implicit wall clock.
+//!
+//! ```no_run
+//! use enigma_attestation::{Evidence, Policy, verify};
+//!
+//! # let evidence: Evidence = todo!();
+//! let policy = Policy::default().allow_status("GROUP_OUT_OF_DATE").allow_debug(true);
+//! let verdict = verify(&evidence, &policy, 1_576_320_000)?;
+//! println!("enclave signer {} with MRENCLAVE {}", verdict.signer, hex::encode(verdict.mr_enclave));
+//! # Ok::<(), enigma_attestation::Rejection>(())
+//! ```
+
+mod dcap;
+mod ias;
+mod sim;
+mod time;
+
+pub use dcap::{DcapEvidence, quote_tee};
+pub use enigma_types::SignerAddress;
+pub use ias::{IasEvidence, intel_root_certificate};
+pub use sim::{SimulationAuthority, SimulationEvidence, simulation_measurement};
+pub use time::parse_ias_timestamp;
+
+use enigma_types::Address;
+use serde::{Deserialize, Serialize};
+
+/// The product id of worker enclaves.
+pub const WORKER_PRODUCT_ID: u16 = 1;
+/// The product id of the key-management enclave.
+pub const KM_PRODUCT_ID: u16 = 2;
+
+/// Evidence that a signer address belongs to a genuine enclave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evidence {
+    /// Signed by a devnet's simulation attestation authority.
+    Simulation(SimulationEvidence),
+    /// An Intel IAS (EPID) attestation report.
+    Ias(IasEvidence),
+    /// A DCAP quote with its collateral.
+    Dcap(DcapEvidence),
+}
+
+impl Evidence {
+    /// A short name of the kind, for messages.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Simulation(_) => "simulation",
+            Self::Ias(_) => "IAS",
+            Self::Dcap(_) => "DCAP",
+        }
+    }
+}
+
+/// The trusted execution environment a piece of evidence comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tee {
+    /// Simulated SGX (no hardware protection; devnets only).
+    SimulatedSgx,
+    /// An Intel SGX enclave.
+    Sgx,
+    /// An Intel TDX trust domain.
+    Tdx,
+}
+
+/// What verified evidence says about the enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Where it runs.
+    pub tee: Tee,
+    /// The enclave's measurement.
+    pub mr_enclave: [u8; 32],
+    /// The measurement of its signing key (zero for simulation evidence).
+    pub mr_signer: [u8; 32],
+    /// Its product id: [`WORKER_PRODUCT_ID`] or [`KM_PRODUCT_ID`].
+    pub isv_prod_id: u16,
+    /// Its security version.
+    pub isv_svn: u16,
+    /// Whether it runs in debug mode (its memory is then readable by the host).
+    pub debug: bool,
+    /// The 64 bytes the enclave put in its report; the signer address is the first 20.
+    #[serde(with = "serde_big_array")]
+    pub report_data: [u8; 64],
+    /// The signer address the evidence vouches for.
+    pub signer: SignerAddress,
+    /// The attestation service's status (e.g. `OK`, `GROUP_OUT_OF_DATE`, `UpToDate`).
+    pub status: String,
+    /// Security advisories that apply, if the service lists them.
+    pub advisory_ids: Vec<String>,
+    /// When the evidence was issued (Unix seconds), if it says.
+    pub timestamp: Option<u64>,
+}
+
+mod serde_big_array {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let text = String::deserialize(d)?;
+        let mut out = [0u8; 64];
+        hex::decode_to_slice(text.trim_start_matches("0x"), &mut out)
+            .map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
+
+/// What evidence must show to be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// The simulation authority whose signatures are accepted; `None` rejects simulation evidence.
+    pub simulation_authority: Option<Address>,
+    /// Allowed MRENCLAVE values; `None` accepts any (never do that outside tests).
+    pub mr_enclaves: Option<Vec<[u8; 32]>>,
+    /// The required MRSIGNER (IAS and DCAP); `None` accepts any.
+    pub mr_signer: Option<[u8; 32]>,
+    /// The required product id; `None` accepts any.
+    pub isv_prod_id: Option<u16>,
+    /// The lowest accepted security version.
+    pub min_isv_svn: u16,
+    /// Accepted statuses of the attestation service.
+    pub allowed_statuses: Vec<String>,
+    /// Whether debug-mode enclaves are accepted.
+    pub allow_debug: bool,
+    /// The oldest evidence accepted, in seconds, for evidence that carries a time.
+    pub max_age_secs: Option<u64>,
+}
+
+impl Default for Policy {
+    /// Strict: no simulation, no debug, any measurement (set them!), statuses `OK` (IAS) and
+    /// `UpToDate` (DCAP) only.
+    fn default() -> Self {
+        Self {
+            simulation_authority: None,
+            mr_enclaves: None,
+            mr_signer: None,
+            isv_prod_id: None,
+            min_isv_svn: 0,
+            allowed_statuses: vec!["OK".into(), "UpToDate".into()],
+            allow_debug: false,
+            max_age_secs: None,
+        }
+    }
+}
+
+impl Policy {
+    /// Accepts simulation evidence signed by `authority` (and simulated enclaves' debug flag).
+    #[must_use]
+    pub fn with_simulation_authority(mut self, authority: Address) -> Self {
+        self.simulation_authority = Some(authority);
+        self
+    }
+
+    /// Also accepts `status`.
+    #[must_use]
+    pub fn allow_status(mut self, status: &str) -> Self {
+        self.allowed_statuses.push(status.into());
+        self
+    }
+
+    /// Sets whether debug enclaves are accepted.
+    #[must_use]
+    pub fn allow_debug(mut self, allow: bool) -> Self {
+        self.allow_debug = allow;
+        self
+    }
+
+    /// Accepts only these measurements.
+    #[must_use]
+    pub fn with_mr_enclaves(mut self, allowed: Vec<[u8; 32]>) -> Self {
+        self.mr_enclaves = Some(allowed);
+        self
+    }
+
+    /// Requires this MRSIGNER.
+    #[must_use]
+    pub fn with_mr_signer(mut self, mr_signer: [u8; 32]) -> Self {
+        self.mr_signer = Some(mr_signer);
+        self
+    }
+
+    /// Requires this product id.
+    #[must_use]
+    pub fn with_product_id(mut self, id: u16) -> Self {
+        self.isv_prod_id = Some(id);
+        self
+    }
+
+    /// Rejects evidence older than `secs` at the time of judgement.
+    #[must_use]
+    pub fn with_max_age(mut self, secs: u64) -> Self {
+        self.max_age_secs = Some(secs);
+        self
+    }
+
+    /// Judges a verdict whose signatures already checked out.
+    pub fn check(&self, verdict: &Verdict, at_time: u64) -> Result<(), Rejection> {
+        if verdict.tee == Tee::Tdx {
+            return Err(Rejection::UnsupportedTee(Tee::Tdx));
+        }
+        if verdict.tee != Tee::SimulatedSgx
+            && !self.allowed_statuses.contains(&verdict.status)
+        {
+            return Err(Rejection::StatusNotAllowed {
+                status: verdict.status.clone(),
+                allowed: self.allowed_statuses.clone(),
+            });
+        }
+        if let Some(allowed) = &self.mr_enclaves
+            && !allowed.contains(&verdict.mr_enclave)
+        {
+            return Err(Rejection::MrEnclaveNotAllowed {
+                mr_enclave: hex::encode(verdict.mr_enclave),
+            });
+        }
+        if let Some(expected) = &self.mr_signer
+            && verdict.tee != Tee::SimulatedSgx
+            && *expected != verdict.mr_signer
+        {
+            return Err(Rejection::MrSignerMismatch {
+                expected: hex::encode(expected),
+                got: hex::encode(verdict.mr_signer),
+            });
+        }
+        if let Some(expected) = self.isv_prod_id
+            && expected != verdict.isv_prod_id
+        {
+            return Err(Rejection::ProductIdMismatch { expected, got: verdict.isv_prod_id });
+        }
+        if verdict.isv_svn < self.min_isv_svn {
+            return Err(Rejection::SvnTooLow { min: self.min_isv_svn, got: verdict.isv_svn });
+        }
+        if verdict.debug && !self.allow_debug {
+            return Err(Rejection::DebugNotAllowed);
+        }
+        if let Some(issued) = verdict.timestamp {
+            // A small allowance for clock skew between the attestation service and the judge.
+            if issued > at_time.saturating_add(300) {
+                return Err(Rejection::FromTheFuture { timestamp: issued, at: at_time });
+            }
+            if let Some(max) = self.max_age_secs {
+                let age = at_time.saturating_sub(issued);
+                if age > max {
+                    return Err(Rejection::TooOld { age_secs: age, max_secs: max });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why evidence was rejected: each names the check that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// Simulation evidence under a policy without a simulation authority.
+    #[error(
+        "simulation evidence is not accepted here (no simulation attestation authority is configured)"
+    )]
+    SimulationNotAccepted,
+    /// Simulation evidence not signed by the configured authority.
+    #[error(
+        "the simulation attestation is signed by {got}, not by the configured authority {expected}"
+    )]
+    WrongAuthority {
+        /// The configured authority.
+        expected: Address,
+        /// Who signed.
+        got: Address,
+    },
+    /// A signature that does not parse or recover.
+    #[error("the attestation signature is invalid: {0}")]
+    BadSignature(String),
+    /// The IAS signing certificate could not be parsed.
+    #[error("the IAS signing certificate cannot be parsed: {0}")]
+    CertificateParse(String),
+    /// The IAS signing certificate is not issued by Intel's report-signing root.
+    #[error(
+        "the IAS signing certificate is not signed by Intel's SGX Attestation Report Signing CA: {0}"
+    )]
+    CertificateNotFromIntel(String),
+    /// A certificate is not valid at the time of judgement.
+    #[error(
+        "the {which} certificate is valid from {not_before} to {not_after} (Unix seconds), not at {at}"
+    )]
+    CertificateExpired {
+        /// Which certificate.
+        which: &'static str,
+        /// Start of validity.
+        not_before: u64,
+        /// End of validity.
+        not_after: u64,
+        /// The time of judgement.
+        at: u64,
+    },
+    /// The RSA signature does not cover the report bytes.
+    #[error(
+        "the report's RSA-SHA256 signature does not verify under the IAS signing certificate (was the report altered?)"
+    )]
+    ReportSignature,
+    /// The IAS report is not the expected JSON.
+    #[error("the IAS report is malformed: {0}")]
+    ReportMalformed(String),
+    /// The quote (body) is not the expected structure.
+    #[error("the quote is malformed: {0}")]
+    QuoteMalformed(String),
+    /// DCAP verification (quote signature, certificate chain, collateral, TCB) failed.
+    #[error("DCAP quote verification failed: {0}")]
+    Dcap(String),
+    /// The status is not in the policy's allowed set.
+    #[error("attestation status {status} is not allowed (allowed: {allowed:?})")]
+    StatusNotAllowed {
+        /// The evidence's status.
+        status: String,
+        /// The allowed ones.
+        allowed: Vec<String>,
+    },
+    /// The measurement is not in the allow-list.
+    #[error("MRENCLAVE {mr_enclave} is not in the allow-list")]
+    MrEnclaveNotAllowed {
+        /// The measurement, hex.
+        mr_enclave: String,
+    },
+    /// The signer measurement differs.
+    #[error("MRSIGNER {got} differs from the required {expected}")]
+    MrSignerMismatch {
+        /// Required, hex.
+        expected: String,
+        /// Found, hex.
+        got: String,
+    },
+    /// The product id differs.
+    #[error("product id {got} is not the required {expected} (1 = worker, 2 = key manager)")]
+    ProductIdMismatch {
+        /// Required.
+        expected: u16,
+        /// Found.
+        got: u16,
+    },
+    /// The security version is below the minimum.
+    #[error("ISVSVN {got} is below the minimum {min}")]
+    SvnTooLow {
+        /// The minimum.
+        min: u16,
+        /// Found.
+        got: u16,
+    },
+    /// A debug enclave under a policy that forbids them.
+    #[error("the enclave runs in debug mode, which this policy does not allow")]
+    DebugNotAllowed,
+    /// The evidence is older than allowed.
+    #[error("the evidence is {age_secs} s old, older than the allowed {max_secs} s; attest again")]
+    TooOld {
+        /// Its age.
+        age_secs: u64,
+        /// The limit.
+        max_secs: u64,
+    },
+    /// The evidence claims to be issued after the time of judgement.
+    #[error("the evidence is dated {timestamp}, after the time of judgement {at}")]
+    FromTheFuture {
+        /// Its timestamp.
+        timestamp: u64,
+        /// The time of judgement.
+        at: u64,
+    },
+    /// Evidence from a TEE this network does not accept (yet).
+    #[error("{0:?} evidence is not accepted for enigma enclaves (TDX support is future work)")]
+    UnsupportedTee(Tee),
+}
+
+/// Verifies `evidence` and judges it under `policy` at `at_time` (Unix seconds).
+pub fn verify(evidence: &Evidence, policy: &Policy, at_time: u64) -> Result<Verdict, Rejection> {
+    let verdict = match evidence {
+        Evidence::Simulation(e) => sim::verify(e, policy)?,
+        Evidence::Ias(e) => ias::verify(e, at_time)?,
+        Evidence::Dcap(e) => dcap::verify(e, at_time)?,
+    };
+    policy.check(&verdict, at_time)?;
+    Ok(verdict)
+}
