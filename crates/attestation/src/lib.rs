@@ -214,9 +214,7 @@ impl Policy {
         if verdict.tee == Tee::Tdx {
             return Err(Rejection::UnsupportedTee(Tee::Tdx));
         }
-        if verdict.tee != Tee::SimulatedSgx
-            && !self.allowed_statuses.contains(&verdict.status)
-        {
+        if verdict.tee != Tee::SimulatedSgx && !self.allowed_statuses.contains(&verdict.status) {
             return Err(Rejection::StatusNotAllowed {
                 status: verdict.status.clone(),
                 allowed: self.allowed_statuses.clone(),

@@ -187,6 +187,13 @@ impl Runtime {
         Ok(code.hash)
     }
 
+    /// Whether the module with this hash is compiled and cached (a task can then run it with
+    /// [`ContractCode::with_hash`] and no bytes).
+    #[must_use]
+    pub fn is_cached(&self, hash: &CodeHash) -> bool {
+        self.cache.contains(hash)
+    }
+
     /// Compiles `code` into the cache if it is not there yet (a worker warming up a contract it
     /// was just selected for).
     pub fn prepare(&mut self, code: &ContractCode<'_>) -> Result<(), ModuleError> {

@@ -173,6 +173,10 @@ impl ModuleCache {
         Self { entries: BTreeMap::new(), clock: 0, capacity }
     }
 
+    pub(crate) fn contains(&self, hash: &CodeHash) -> bool {
+        self.entries.contains_key(hash)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -3,7 +3,7 @@
 //! For `nonce = 0, 1, …`: `r = uint256(H(abi.encode(seed, contract, nonce))) mod total`; walk the
 //! workers accumulating stake and pick the first whose cumulative stake is strictly greater than
 //! `r` (the last as a fallback); add it if not already chosen; stop at `min(group_size, workers
-//! with stake)`.
+//! with stake)`, or after `32 · group_size` draws, whichever comes first.
 
 use alloc::vec::Vec;
 
@@ -26,8 +26,11 @@ pub fn select_workers(
     if total == 0 {
         return group;
     }
+    // The contract gives up after 32 draws per member, so a group of several workers where one
+    // holds a tiny stake cannot loop (almost) forever; the Rust mirror must stop at the same point.
+    let max_draws = 32 * wanted as u64;
     let mut nonce = 0u64;
-    while group.len() < wanted {
+    while group.len() < wanted && nonce < max_draws {
         let mut h = Keccak::new();
         h.update(seed);
         h.update(contract.as_bytes());

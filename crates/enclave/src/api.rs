@@ -1,0 +1,306 @@
+//! The data that crosses the boundary. Every field is public information or ciphertext.
+
+use enigma_crypto::{PublicKey, Signature};
+use enigma_types::{
+    Address, CodeHash, ContractAddress, DeltaHash, InputsHash, OutputHash, SignerAddress, TaskId,
+};
+use serde::{Deserialize, Serialize};
+
+/// Which enclave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Executes secret contracts.
+    Worker,
+    /// Holds the master secret, releases state keys, draws epoch seeds.
+    KeyManager,
+}
+
+/// The public identity an enclave attests to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnclaveReport {
+    /// The enclave's role.
+    pub role: Role,
+    /// Its signing key's address.
+    pub signer: SignerAddress,
+    /// Its measurement.
+    pub mr_enclave: [u8; 32],
+    /// 1 for workers, 2 for the KM.
+    pub isv_prod_id: u16,
+    /// Whether it runs in debug mode.
+    pub debug: bool,
+}
+
+/// Starts a worker enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInit {
+    /// The sealed identity from a previous run, if any (a new one is created otherwise).
+    pub sealed_identity: Option<Vec<u8>>,
+    /// The KM's signer address: state-key responses must be signed by it.
+    pub principal: Address,
+}
+
+/// Starts the KM enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KmInit {
+    /// The sealed state from a previous run, if any.
+    pub sealed_state: Option<Vec<u8>>,
+}
+
+/// An initialized enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Initialized {
+    /// Its identity.
+    pub report: EnclaveReport,
+    /// The sealed identity/state to persist (unchanged if it was loaded).
+    pub sealed: Vec<u8>,
+}
+
+/// A worker's encryption (IO) key for an epoch, signed by its enclave over
+/// `H(enc("Enigma User Message", key))`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerKey {
+    /// The epoch (its first block) the key serves.
+    pub epoch: u64,
+    /// The public half of the IO key.
+    pub public_key: PublicKey,
+    /// The enclave's signature.
+    pub signature: Signature,
+}
+
+/// A new IO key and the sealed identity that now includes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedKey {
+    /// The new key.
+    pub key: WorkerKey,
+    /// The identity to persist.
+    pub sealed_identity: Vec<u8>,
+}
+
+/// A deployment task as the worker received it, with its gas limit from the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployTask {
+    /// The task id, which is the new contract's address.
+    pub task_id: TaskId,
+    /// The epoch (first block) of the task record: selects the IO key.
+    pub epoch: u64,
+    /// The wasm module as uploaded.
+    pub code: Vec<u8>,
+    /// The constructor's callable, encrypted to the worker's IO key.
+    pub encrypted_fn: Vec<u8>,
+    /// The constructor's ABI arguments, encrypted.
+    pub encrypted_args: Vec<u8>,
+    /// The user's per-task public key.
+    pub user_public_key: PublicKey,
+    /// From the task record on chain.
+    pub gas_limit: u64,
+}
+
+/// A contract's encrypted state: an optional snapshot, then deltas in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedState {
+    /// An encrypted snapshot to start from, if any.
+    pub snapshot: Option<Vec<u8>>,
+    /// Encrypted deltas to apply after it (or after what the enclave holds).
+    pub deltas: Vec<EncryptedDelta>,
+}
+
+/// One encrypted delta; its hash is `H(bytes)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedDelta {
+    /// Its index in the contract's chain.
+    pub index: u64,
+    /// The ciphertext.
+    pub bytes: Vec<u8>,
+}
+
+/// Where a contract's delta chain stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainPosition {
+    /// The index the next delta gets (the number of deltas so far).
+    pub next_index: u64,
+    /// The hash of the last delta (zero before delta 0).
+    pub tip: DeltaHash,
+}
+
+/// A compute task as the worker received it, with its gas limit from the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputeTask {
+    /// The task id.
+    pub task_id: TaskId,
+    /// The epoch (first block) of the task record: selects the IO key.
+    pub epoch: u64,
+    /// The contract.
+    pub contract: ContractAddress,
+    /// Its code hash (from the chain).
+    pub code_hash: CodeHash,
+    /// The module, needed only when the enclave has not cached it.
+    pub code: Option<Vec<u8>>,
+    /// Where the contract's delta chain stands on chain: the enclave executes on exactly this.
+    pub position: ChainPosition,
+    /// State to load, needed only when the enclave does not hold the contract at `position`.
+    pub state: Option<EncryptedState>,
+    /// The callable, encrypted to the worker's IO key.
+    pub encrypted_fn: Vec<u8>,
+    /// The ABI arguments, encrypted.
+    pub encrypted_args: Vec<u8>,
+    /// The user's per-task public key.
+    pub user_public_key: PublicKey,
+    /// From the task record on chain.
+    pub gas_limit: u64,
+    /// Return an encrypted snapshot of the new state.
+    pub want_snapshot: bool,
+}
+
+/// A call of an Ethereum contract the task asked for (public: the chain makes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EthCall {
+    /// The contract.
+    pub address: Address,
+    /// The calldata.
+    pub payload: Vec<u8>,
+}
+
+/// Whether a task succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskStatus {
+    /// Ran to completion.
+    Success,
+    /// Failed; the output is the encrypted error text.
+    Failure,
+}
+
+/// A task's signed result. Everything here is public or encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// The task.
+    pub task_id: TaskId,
+    /// The contract (the task id for a deploy).
+    pub contract: ContractAddress,
+    /// Success or failure.
+    pub status: TaskStatus,
+    /// The inputs hash the enclave computed (the chain's record must match).
+    pub inputs_hash: InputsHash,
+    /// The contract's code hash (zero for a failed deploy).
+    pub code_hash: CodeHash,
+    /// The output (or error text) encrypted to the user.
+    pub encrypted_output: Vec<u8>,
+    /// `H(encrypted_output)`; for a successful deploy, the code hash.
+    pub output_hash: OutputHash,
+    /// The contract's last delta hash before this task.
+    pub prev_delta_hash: DeltaHash,
+    /// The new encrypted delta, if state changed (always for a successful deploy).
+    pub delta: Option<EncryptedDelta>,
+    /// `H(delta)`, zero if none.
+    pub delta_hash: DeltaHash,
+    /// From the task record.
+    pub gas_limit: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// The Ethereum call to make after commit, if any.
+    pub eth_call: Option<EthCall>,
+    /// The enclave's signature over the receipt (deploy, compute or failure digest).
+    pub signature: Signature,
+    /// An encrypted snapshot of the new state, when asked for.
+    pub snapshot: Option<Vec<u8>>,
+    /// The contract's debug output, only from a debug enclave.
+    pub logs: Vec<String>,
+}
+
+/// A worker's signed request for state keys (PROTOCOL.md section 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateKeyRequest {
+    /// `enc("enigma-state-key-request-v1", ephemeralPubKey, id(12), u64 epochBlock, list(contract))`.
+    pub request: Vec<u8>,
+    /// The worker enclave's signature over `H(enc(request))`.
+    pub signature: Signature,
+}
+
+/// The KM's signed answer: keys encrypted to the request's ephemeral key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateKeyResponse {
+    /// `enc("enigma-state-key-response-v1", id(12), kmEphemeralPubKey, u64 epochBlock,
+    /// list(contract), list(encrypted key))`.
+    pub response: Vec<u8>,
+    /// The KM enclave's signature over `H(enc(response))`.
+    pub signature: Signature,
+}
+
+/// The active workers of a new epoch, as the chain lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochInput {
+    /// The epoch counter the chain expects next.
+    pub nonce: u64,
+    /// Worker signer addresses, in the chain's order.
+    pub workers: Vec<SignerAddress>,
+    /// Their stakes (grains), same order.
+    pub stakes: Vec<u128>,
+}
+
+/// A drawn epoch seed and the KM's signature over the epoch message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochSeed {
+    /// The random seed.
+    pub seed: [u8; 32],
+    /// The epoch counter.
+    pub nonce: u64,
+    /// The KM's signature over `epoch_digest(seed, nonce, workers, stakes)`.
+    pub signature: Signature,
+    /// The KM's sealed state to persist.
+    pub sealed_state: Vec<u8>,
+}
+
+/// An epoch's parameters as committed on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochParams {
+    /// The block at which they took effect.
+    pub first_block: u64,
+    /// The seed.
+    pub seed: [u8; 32],
+    /// The epoch counter.
+    pub nonce: u64,
+    /// Worker signer addresses.
+    pub workers: Vec<SignerAddress>,
+    /// Their stakes.
+    pub stakes: Vec<u128>,
+    /// Workers per contract.
+    pub group_size: u16,
+}
+
+/// A state-key request and the epoch it names, for the KM's release check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRequestInput {
+    /// The worker's request.
+    pub request: StateKeyRequest,
+    /// The epoch whose selection decides.
+    pub epoch: EpochParams,
+}
+
+/// One task of a batch, with the single-receipt signature the enclave gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The task's inputs hash.
+    pub inputs_hash: InputsHash,
+    /// Success or failure.
+    pub status: TaskStatus,
+    /// The delta hash (zero for none or a failure).
+    pub delta_hash: DeltaHash,
+    /// The output hash.
+    pub output_hash: OutputHash,
+    /// From the task record.
+    pub gas_limit: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// The result's signature.
+    pub signature: Signature,
+}
+
+/// A batch of one contract's receipts to sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRequest {
+    /// The contract's code hash.
+    pub code_hash: CodeHash,
+    /// The chain's delta tip when the batch starts.
+    pub prev_delta_hash: DeltaHash,
+    /// The tasks, in execution order.
+    pub items: Vec<BatchItem>,
+}

@@ -1,0 +1,246 @@
+//! A KM, workers and a client around the simulation backend, for the enclave tests and bench.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::{path::PathBuf, sync::OnceLock};
+
+use enigma_crypto::{KeyPair, PublicKey, SymmetricKey};
+use enigma_enclave::*;
+use enigma_types::{
+    Address, CodeHash, ContractAddress, SignerAddress, TaskId, code_hash, delta_hash,
+    inputs_hash_compute, inputs_hash_deploy,
+    messages::{ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, worker_key_digest},
+    selection::select_worker,
+    task_id,
+};
+
+pub type Enclave = EnclaveProxy<SimulationBackend>;
+
+pub const EPOCH: u64 = 100;
+pub const GAS: u64 = 50_000_000;
+
+pub fn millionaires() -> Vec<u8> {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut options =
+            enigma_contract_build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
+        options.target_dir = Some(root.join("target/contracts"));
+        options.locked = true;
+        options.packages = vec!["millionaires".into()];
+        let built =
+            enigma_contract_build::build(&options).expect("the millionaires example builds");
+        std::fs::read(&enigma_contract_build::find(&built, "millionaires").unwrap().wasm).unwrap()
+    })
+    .clone()
+}
+
+pub struct Node {
+    pub enclave: Enclave,
+    pub signer: SignerAddress,
+    pub sealed: Vec<u8>,
+    pub secret: [u8; 32],
+}
+
+pub fn km(secret: [u8; 32]) -> Node {
+    let mut enclave = EnclaveProxy::new(SimulationBackend::km(secret, false));
+    let init = KmEnclave::init(&mut enclave, KmInit { sealed_state: None }).unwrap();
+    Node { enclave, signer: init.report.signer, sealed: init.sealed, secret }
+}
+
+pub fn worker(secret: [u8; 32], principal: SignerAddress) -> Node {
+    let mut enclave = EnclaveProxy::new(SimulationBackend::worker(secret, false));
+    let init = WorkerEnclave::init(
+        &mut enclave,
+        WorkerInit { sealed_identity: None, principal: principal.into() },
+    )
+    .unwrap();
+    let rotated = enclave.rotate_io_key(EPOCH).unwrap();
+    Node { enclave, signer: init.report.signer, sealed: rotated.sealed_identity, secret }
+}
+
+/// A KM with two workers and one epoch drawn.
+pub struct Net {
+    pub km: Node,
+    pub workers: Vec<Node>,
+    pub epoch: EpochParams,
+}
+
+impl Net {
+    pub fn new(stakes: &[u128]) -> Self {
+        let mut km = km([1; 32]);
+        let workers: Vec<Node> =
+            (0..stakes.len()).map(|i| worker([10 + i as u8; 32], km.signer)).collect();
+        let signers: Vec<SignerAddress> = workers.iter().map(|w| w.signer).collect();
+        let seed = km
+            .enclave
+            .new_epoch(EpochInput { nonce: 0, workers: signers.clone(), stakes: stakes.to_vec() })
+            .unwrap();
+        km.sealed = seed.sealed_state.clone();
+        let epoch = EpochParams {
+            first_block: EPOCH,
+            seed: seed.seed,
+            nonce: 0,
+            workers: signers,
+            stakes: stakes.to_vec(),
+            group_size: 1,
+        };
+        Self { km, workers, epoch }
+    }
+
+    pub fn selected(&self, contract: &ContractAddress) -> usize {
+        let s = select_worker(&self.epoch.seed, contract, &self.epoch.workers, &self.epoch.stakes)
+            .unwrap();
+        self.workers.iter().position(|w| w.signer == s).unwrap()
+    }
+
+    /// The selected worker obtains the contract's key from the KM.
+    pub fn provision(
+        &mut self,
+        worker: usize,
+        contract: ContractAddress,
+    ) -> Result<(), EnclaveError> {
+        let request = self.workers[worker].enclave.request_state_keys(EPOCH, vec![contract])?;
+        let response = self
+            .km
+            .enclave
+            .get_state_keys(KeyRequestInput { request, epoch: self.epoch.clone() })?;
+        let accepted = self.workers[worker].enclave.accept_state_keys(response)?;
+        assert_eq!(accepted, vec![contract]);
+        Ok(())
+    }
+}
+
+/// The client side of one task: a fresh key, the worker's verified key, the encrypted inputs.
+pub struct ClientTask {
+    pub user: KeyPair,
+    pub key: SymmetricKey,
+    pub encrypted_fn: Vec<u8>,
+    pub encrypted_args: Vec<u8>,
+}
+
+impl ClientTask {
+    pub fn new(
+        worker_key: &WorkerKey,
+        worker_signer: SignerAddress,
+        function: &str,
+        args: &[u8],
+    ) -> Self {
+        // The client checks the worker's key is signed by the worker's enclave signer.
+        let digest = worker_key_digest(worker_key.public_key.as_bytes());
+        assert_eq!(
+            worker_key.signature.recover_address(&digest).unwrap(),
+            Address::from(worker_signer)
+        );
+        let user = KeyPair::generate().unwrap();
+        let key = user.derive_key(&worker_key.public_key);
+        let encrypted_fn = key.encrypt(function.as_bytes()).unwrap();
+        let encrypted_args = key.encrypt(args).unwrap();
+        Self { user, key, encrypted_fn, encrypted_args }
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        *self.user.public_key()
+    }
+}
+
+pub fn deploy_task(id: TaskId, code: Vec<u8>, c: &ClientTask) -> DeployTask {
+    DeployTask {
+        task_id: id,
+        epoch: EPOCH,
+        code,
+        encrypted_fn: c.encrypted_fn.clone(),
+        encrypted_args: c.encrypted_args.clone(),
+        user_public_key: c.public_key(),
+        gas_limit: GAS,
+    }
+}
+
+pub fn compute_task(
+    id: TaskId,
+    contract: ContractAddress,
+    code_hash: CodeHash,
+    position: ChainPosition,
+    c: &ClientTask,
+) -> ComputeTask {
+    ComputeTask {
+        task_id: id,
+        epoch: EPOCH,
+        contract,
+        code_hash,
+        code: None,
+        position,
+        state: None,
+        encrypted_fn: c.encrypted_fn.clone(),
+        encrypted_args: c.encrypted_args.clone(),
+        user_public_key: c.public_key(),
+        gas_limit: GAS,
+        want_snapshot: false,
+    }
+}
+
+/// What a verifier (client or chain) recomputes from public data: the receipt digest.
+pub fn receipt_digest(
+    r: &TaskResult,
+    client_inputs_hash: enigma_types::InputsHash,
+    deploy: bool,
+) -> [u8; 32] {
+    let eth = r
+        .eth_call
+        .as_ref()
+        .map_or(EthCallRef::default(), |c| EthCallRef { payload: &c.payload, address: c.address });
+    match (r.status, deploy) {
+        (TaskStatus::Success, true) => DeployReceipt {
+            inputs_hash: client_inputs_hash,
+            code_hash: r.code_hash,
+            init_delta_hash: r.delta.as_ref().map(|d| delta_hash(&d.bytes)).unwrap(),
+            gas_limit: GAS,
+            gas_used: r.gas_used,
+            eth_call: eth,
+        }
+        .digest(),
+        (TaskStatus::Success, false) => ComputeReceipt {
+            code_hash: r.code_hash,
+            inputs_hash: client_inputs_hash,
+            prev_delta_hash: r.prev_delta_hash,
+            delta_hash: r
+                .delta
+                .as_ref()
+                .map_or(enigma_types::DeltaHash::ZERO, |d| delta_hash(&d.bytes)),
+            output_hash: enigma_types::output_hash(&r.encrypted_output),
+            gas_limit: GAS,
+            gas_used: r.gas_used,
+            eth_call: eth,
+        }
+        .digest(),
+        (TaskStatus::Failure, _) => FailureReceipt {
+            inputs_hash: client_inputs_hash,
+            code_hash: r.code_hash,
+            output_hash: enigma_types::output_hash(&r.encrypted_output),
+            gas_limit: GAS,
+            gas_used: r.gas_used,
+        }
+        .digest(),
+    }
+}
+
+pub fn deploy_inputs_hash(c: &ClientTask, code: &[u8]) -> enigma_types::InputsHash {
+    inputs_hash_deploy(
+        &c.encrypted_fn,
+        &c.encrypted_args,
+        &code_hash(code),
+        c.public_key().as_bytes(),
+    )
+}
+
+pub fn compute_inputs_hash(c: &ClientTask, contract: &ContractAddress) -> enigma_types::InputsHash {
+    inputs_hash_compute(&c.encrypted_fn, &c.encrypted_args, contract, c.public_key().as_bytes())
+}
+
+pub fn sender() -> Address {
+    Address([0x5e; 20])
+}
+
+pub fn next_task(n: u64) -> TaskId {
+    task_id(&sender(), n)
+}

@@ -1,0 +1,549 @@
+//! The enclaves through the simulation backend: the full round trip from client encryption to
+//! a verified, decrypted result, with state keys from the KM; every rejection path; restarts.
+
+mod common;
+
+use alloy_primitives::{Address as AlloyAddress, U256};
+use alloy_sol_types::SolValue;
+use common::*;
+use enigma_enclave::*;
+use enigma_types::{Address, ContractAddress, DeltaHash, OutputHash, SignerAddress, delta_hash};
+
+struct Deployed {
+    net: Net,
+    contract: ContractAddress,
+    worker: usize,
+    code_hash: enigma_types::CodeHash,
+    position: ChainPosition,
+    deltas: Vec<EncryptedDelta>,
+    nonce: u64,
+}
+
+fn deploy_millionaires() -> Deployed {
+    let mut net = Net::new(&[100, 300]);
+    let id = next_task(0);
+    let contract = ContractAddress::from(id);
+    let w = net.selected(&contract);
+    net.provision(w, contract).unwrap();
+    let key = net.workers[w].enclave.io_key(EPOCH).unwrap();
+    let client = ClientTask::new(&key, net.workers[w].signer, "construct()", &[]);
+    let code = millionaires();
+    let result = net.workers[w].enclave.deploy(deploy_task(id, code.clone(), &client)).unwrap();
+    assert_eq!(
+        result.status,
+        TaskStatus::Success,
+        "{:?}",
+        client.key.decrypt(&result.encrypted_output).map(String::from_utf8)
+    );
+    let digest = receipt_digest(&result, deploy_inputs_hash(&client, &code), true);
+    assert_eq!(
+        result.signature.recover_address(&digest).unwrap(),
+        Address::from(net.workers[w].signer)
+    );
+    assert_eq!(result.output_hash, OutputHash(result.code_hash.0));
+    let delta = result.delta.clone().unwrap();
+    let position = ChainPosition { next_index: 1, tip: delta_hash(&delta.bytes) };
+    Deployed {
+        net,
+        contract,
+        worker: w,
+        code_hash: result.code_hash,
+        position,
+        deltas: vec![delta],
+        nonce: 1,
+    }
+}
+
+impl Deployed {
+    /// Runs a compute task on the selected worker as a client would, verifying the receipt.
+    fn call(&mut self, function: &str, args: &[u8]) -> (TaskResult, Vec<u8>) {
+        let w = self.worker;
+        let key = self.net.workers[w].enclave.io_key(EPOCH).unwrap();
+        let client = ClientTask::new(&key, self.net.workers[w].signer, function, args);
+        let id = next_task(self.nonce);
+        self.nonce += 1;
+        let mut task = compute_task(id, self.contract, self.code_hash, self.position, &client);
+        let result = match self.net.workers[w].enclave.compute(task.clone()) {
+            Err(EnclaveError::CodeNotLoaded { .. }) => {
+                task.code = Some(millionaires());
+                self.net.workers[w].enclave.compute(task).unwrap()
+            }
+            other => other.unwrap(),
+        };
+        let digest = receipt_digest(&result, compute_inputs_hash(&client, &self.contract), false);
+        assert_eq!(
+            result.signature.recover_address(&digest).unwrap(),
+            Address::from(self.net.workers[w].signer),
+            "receipt signature"
+        );
+        assert_eq!(result.prev_delta_hash, self.position.tip);
+        if let Some(d) = &result.delta {
+            self.position = ChainPosition {
+                next_index: self.position.next_index + 1,
+                tip: delta_hash(&d.bytes),
+            };
+            self.deltas.push(d.clone());
+        }
+        let output = client.key.decrypt(&result.encrypted_output).unwrap();
+        (result, output)
+    }
+}
+
+fn add(d: &mut Deployed, who: u8, worth: u64) -> TaskResult {
+    let args = (AlloyAddress::repeat_byte(who), U256::from(worth)).abi_encode_params();
+    let (result, output) = d.call("add_millionaire(address,uint256)", &args);
+    assert_eq!(result.status, TaskStatus::Success);
+    assert!(output.is_empty());
+    result
+}
+
+fn richest(d: &mut Deployed) -> AlloyAddress {
+    let (result, output) = d.call("compute_richest()", &[]);
+    assert_eq!(result.status, TaskStatus::Success, "{}", String::from_utf8_lossy(&output));
+    assert!(result.delta.is_none(), "a read-only task changes no state");
+    <(AlloyAddress,)>::abi_decode_params(&output).unwrap().0
+}
+
+#[test]
+fn round_trip_deploy_compute_decrypt_and_verify() {
+    let mut d = deploy_millionaires();
+    add(&mut d, 1, 1_000_000);
+    add(&mut d, 2, 7_000_000);
+    add(&mut d, 3, 2_000_000);
+    assert_eq!(richest(&mut d), AlloyAddress::repeat_byte(2));
+    assert_eq!(d.position.next_index, 4);
+}
+
+#[test]
+fn no_response_carries_a_plaintext_secret() {
+    let mut d = deploy_millionaires();
+    let secret_worth = U256::from(0x5ec2e7_u64 * 1_000_003);
+    let args = (AlloyAddress::repeat_byte(0x77), secret_worth).abi_encode_params();
+    let (result, _) = d.call("add_millionaire(address,uint256)", &args);
+    let bytes =
+        postcard::to_allocvec(&EnclaveResponse::TaskResult(Box::new(result.clone()))).unwrap();
+    let needle = secret_worth.to_be_bytes::<32>();
+    assert!(!bytes.windows(needle.len()).any(|w| w == needle), "the argument leaked in plaintext");
+    let json_needle = secret_worth.to_string();
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains(&json_needle),
+        "the state value leaked in plaintext"
+    );
+    let debug = format!("{result:?}");
+    assert!(!debug.contains(&json_needle));
+}
+
+#[test]
+fn a_worker_the_epoch_does_not_select_is_refused_its_key() {
+    let mut net = Net::new(&[100, 300]);
+    let contract = ContractAddress::from(next_task(0));
+    let other = 1 - net.selected(&contract);
+    match net.provision(other, contract) {
+        Err(EnclaveError::Refused(why)) => {
+            assert!(why.contains("is not selected for contract"), "{why}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // And the unselected worker cannot deploy without the key.
+    let key = net.workers[other].enclave.io_key(EPOCH).unwrap();
+    let client = ClientTask::new(&key, net.workers[other].signer, "construct()", &[]);
+    assert_eq!(
+        net.workers[other].enclave.deploy(deploy_task(next_task(0), millionaires(), &client)),
+        Err(EnclaveError::NoStateKey { contract })
+    );
+}
+
+#[test]
+fn the_km_refuses_epochs_it_did_not_draw() {
+    let mut net = Net::new(&[100, 300]);
+    let contract = ContractAddress::from(next_task(0));
+    let w = net.selected(&contract);
+    let request = net.workers[w].enclave.request_state_keys(EPOCH, vec![contract]).unwrap();
+    // The KM's host lies about the stakes to get a different selection.
+    let mut forged = net.epoch.clone();
+    forged.stakes = vec![1, 1];
+    assert!(matches!(
+        net.km.enclave.get_state_keys(KeyRequestInput { request: request.clone(), epoch: forged }),
+        Err(EnclaveError::Refused(why)) if why.contains("did not draw")
+    ));
+    let mut wrong_block = net.epoch.clone();
+    wrong_block.first_block = 7;
+    assert!(matches!(
+        net.km
+            .enclave
+            .get_state_keys(KeyRequestInput { request: request.clone(), epoch: wrong_block }),
+        Err(EnclaveError::Refused(_))
+    ));
+    let mut tampered = request;
+    let last = tampered.request.len() - 1;
+    tampered.request[last] ^= 1;
+    assert!(matches!(
+        net.km
+            .enclave
+            .get_state_keys(KeyRequestInput { request: tampered, epoch: net.epoch.clone() }),
+        Err(EnclaveError::Refused(_))
+    ));
+}
+
+#[test]
+fn a_key_response_under_the_wrong_key_or_altered_is_rejected() {
+    let mut net = Net::new(&[100, 300]);
+    let contract = ContractAddress::from(next_task(0));
+    let w = net.selected(&contract);
+    let request = net.workers[w].enclave.request_state_keys(EPOCH, vec![contract]).unwrap();
+    let response = net
+        .km
+        .enclave
+        .get_state_keys(KeyRequestInput { request: request.clone(), epoch: net.epoch.clone() })
+        .unwrap();
+
+    // A second KM (not the principal) answers the same request.
+    let mut rogue = km([9; 32]);
+    rogue
+        .enclave
+        .new_epoch(EpochInput {
+            nonce: 0,
+            workers: net.epoch.workers.clone(),
+            stakes: net.epoch.stakes.clone(),
+        })
+        .ok();
+    let rogue_epoch = EpochParams { seed: [0; 32], ..net.epoch.clone() };
+    if let Ok(rogue_response) =
+        rogue.enclave.get_state_keys(KeyRequestInput { request, epoch: rogue_epoch })
+    {
+        assert!(matches!(
+            net.workers[w].enclave.accept_state_keys(rogue_response),
+            Err(EnclaveError::KeyResponseRejected(_))
+        ));
+    }
+    // The rogue signs the genuine response bytes with its own key: rejected for the signer.
+    let resigned = StateKeyResponse {
+        response: response.response.clone(),
+        signature: enigma_crypto::KeyPair::from_bytes(&[3; 32])
+            .unwrap()
+            .sign_digest(&enigma_types::messages::bytes_digest(&response.response)),
+    };
+    assert!(matches!(
+        net.workers[w].enclave.accept_state_keys(resigned),
+        Err(EnclaveError::KeyResponseRejected(why)) if why.contains("not by the key manager")
+    ));
+    let mut altered = response.clone();
+    let n = altered.response.len();
+    altered.response[n - 5] ^= 1;
+    assert!(matches!(
+        net.workers[w].enclave.accept_state_keys(altered),
+        Err(EnclaveError::KeyResponseRejected(_))
+    ));
+    // The genuine one is accepted once; a replay answers no pending request.
+    assert_eq!(net.workers[w].enclave.accept_state_keys(response.clone()).unwrap(), vec![contract]);
+    assert!(
+        matches!(net.workers[w].enclave.accept_state_keys(response), Err(EnclaveError::KeyResponseRejected(why)) if why.contains("no pending"))
+    );
+}
+
+#[test]
+fn changing_any_signed_field_breaks_the_receipt_signature() {
+    let mut d = deploy_millionaires();
+    let w = d.worker;
+    let key = d.net.workers[w].enclave.io_key(EPOCH).unwrap();
+    let args = (AlloyAddress::repeat_byte(4), U256::from(5u64)).abi_encode_params();
+    let client =
+        ClientTask::new(&key, d.net.workers[w].signer, "add_millionaire(address,uint256)", &args);
+    let mut task = compute_task(next_task(9), d.contract, d.code_hash, d.position, &client);
+    task.code = Some(millionaires());
+    let result = d.net.workers[w].enclave.compute(task).unwrap();
+    let signer = Address::from(d.net.workers[w].signer);
+    let inputs = compute_inputs_hash(&client, &d.contract);
+    assert_eq!(
+        result.signature.recover_address(&receipt_digest(&result, inputs, false)).unwrap(),
+        signer
+    );
+    let mut variants = Vec::new();
+    let mut r = result.clone();
+    r.gas_used += 1;
+    variants.push(r);
+    let mut r = result.clone();
+    r.encrypted_output[0] ^= 1;
+    variants.push(r);
+    let mut r = result.clone();
+    r.delta.as_mut().unwrap().bytes[0] ^= 1;
+    variants.push(r);
+    let mut r = result.clone();
+    r.prev_delta_hash = DeltaHash([1; 32]);
+    variants.push(r);
+    let mut r = result.clone();
+    r.code_hash.0[0] ^= 1;
+    variants.push(r);
+    let mut r = result.clone();
+    r.eth_call = Some(EthCall { address: Address([1; 20]), payload: vec![1] });
+    variants.push(r);
+    for v in variants {
+        assert_ne!(
+            v.signature.recover_address(&receipt_digest(&v, inputs, false)).ok(),
+            Some(signer)
+        );
+    }
+    let mut other_inputs = inputs;
+    other_inputs.0[0] ^= 1;
+    assert_ne!(
+        result.signature.recover_address(&receipt_digest(&result, other_inputs, false)).ok(),
+        Some(signer)
+    );
+}
+
+#[test]
+fn inputs_encrypted_to_another_key_end_in_a_signed_failure() {
+    let mut d = deploy_millionaires();
+    let w = d.worker;
+    let other_key = d.net.workers[1 - w].enclave.io_key(EPOCH).unwrap();
+    let client = ClientTask::new(&other_key, d.net.workers[1 - w].signer, "compute_richest()", &[]);
+    let mut task = compute_task(next_task(9), d.contract, d.code_hash, d.position, &client);
+    task.code = Some(millionaires());
+    let result = d.net.workers[w].enclave.compute(task).unwrap();
+    assert_eq!(result.status, TaskStatus::Failure);
+    assert!(result.delta.is_none());
+    let digest = receipt_digest(&result, compute_inputs_hash(&client, &d.contract), false);
+    assert_eq!(
+        result.signature.recover_address(&digest).unwrap(),
+        Address::from(d.net.workers[w].signer)
+    );
+}
+
+#[test]
+fn contract_failures_are_signed_with_the_encrypted_error() {
+    let mut d = deploy_millionaires();
+    let (result, output) = d.call("compute_richest()", &[]);
+    assert_eq!(result.status, TaskStatus::Failure);
+    assert_eq!(
+        String::from_utf8(output).unwrap(),
+        "the contract failed: no millionaires yet: call add_millionaire first"
+    );
+    let (result, output) = d.call("no_such_function()", &[]);
+    assert_eq!(result.status, TaskStatus::Failure);
+    assert!(String::from_utf8(output).unwrap().contains("no function `no_such_function`"));
+}
+
+#[test]
+fn another_worker_takes_over_from_the_encrypted_deltas() {
+    let mut d = deploy_millionaires();
+    add(&mut d, 1, 10);
+    add(&mut d, 2, 30);
+    // The other worker gets the key (as if a new epoch selected it) and the encrypted deltas.
+    let other = 1 - d.worker;
+    let mut solo = d.net.epoch.clone();
+    solo.stakes = if other == 0 { vec![100, 0] } else { vec![0, 100] };
+    let seed = d
+        .net
+        .km
+        .enclave
+        .new_epoch(EpochInput {
+            nonce: 1,
+            workers: solo.workers.clone(),
+            stakes: solo.stakes.clone(),
+        })
+        .unwrap();
+    solo.seed = seed.seed;
+    solo.nonce = 1;
+    d.net.epoch = solo;
+    d.net.provision(other, d.contract).unwrap();
+    d.worker = other;
+    let key = d.net.workers[other].enclave.io_key(EPOCH).unwrap();
+    let client = ClientTask::new(&key, d.net.workers[other].signer, "compute_richest()", &[]);
+    let mut task = compute_task(next_task(50), d.contract, d.code_hash, d.position, &client);
+    task.code = Some(millionaires());
+    assert!(matches!(
+        d.net.workers[other].enclave.compute(task.clone()),
+        Err(EnclaveError::StateNotLoaded { have: None, .. })
+    ));
+    // A tampered delta is caught before anything runs.
+    let mut bad = d.deltas.clone();
+    let last = bad[1].bytes.len() - 1;
+    bad[1].bytes[last] ^= 1;
+    task.state = Some(EncryptedState { snapshot: None, deltas: bad });
+    assert!(matches!(
+        d.net.workers[other].enclave.compute(task.clone()),
+        Err(EnclaveError::BadState(_))
+    ));
+    // Deltas out of order too.
+    let mut swapped = d.deltas.clone();
+    swapped.swap(1, 2);
+    task.state = Some(EncryptedState { snapshot: None, deltas: swapped });
+    assert!(matches!(
+        d.net.workers[other].enclave.compute(task.clone()),
+        Err(EnclaveError::BadState(_))
+    ));
+    task.state = Some(EncryptedState { snapshot: None, deltas: d.deltas.clone() });
+    let result = d.net.workers[other].enclave.compute(task).unwrap();
+    let output = client.key.decrypt(&result.encrypted_output).unwrap();
+    assert_eq!(
+        <(AlloyAddress,)>::abi_decode_params(&output).unwrap().0,
+        AlloyAddress::repeat_byte(2)
+    );
+}
+
+#[test]
+fn a_batch_of_its_own_results_is_signed_and_a_foreign_item_is_refused() {
+    let mut d = deploy_millionaires();
+    let start = d.position.tip;
+    let items: Vec<BatchItem> = (0..4u8)
+        .map(|i| {
+            let r = add(&mut d, i + 1, u64::from(i) * 100);
+            BatchItem {
+                inputs_hash: r.inputs_hash,
+                status: r.status,
+                delta_hash: r.delta_hash,
+                output_hash: r.output_hash,
+                gas_limit: r.gas_limit,
+                gas_used: r.gas_used,
+                signature: r.signature,
+            }
+        })
+        .collect();
+    let w = d.worker;
+    let batch =
+        BatchRequest { code_hash: d.code_hash, prev_delta_hash: start, items: items.clone() };
+    let signature = d.net.workers[w].enclave.sign_batch(batch).unwrap();
+    let entries: Vec<_> = items
+        .iter()
+        .map(|i| enigma_types::messages::BatchEntry {
+            inputs_hash: i.inputs_hash,
+            delta_hash: i.delta_hash,
+            output_hash: i.output_hash,
+            gas_limit: i.gas_limit,
+            gas_used: i.gas_used,
+            status: 1,
+        })
+        .collect();
+    let digest = enigma_types::messages::batch_digest(&d.code_hash, &start, &entries);
+    assert_eq!(signature.recover_address(&digest).unwrap(), Address::from(d.net.workers[w].signer));
+
+    let mut forged = items.clone();
+    forged[2].gas_used += 1;
+    let batch = BatchRequest { code_hash: d.code_hash, prev_delta_hash: start, items: forged };
+    assert!(
+        matches!(d.net.workers[w].enclave.sign_batch(batch), Err(EnclaveError::BadBatch(why)) if why.contains("item 2"))
+    );
+    let mut reordered = items;
+    reordered.swap(0, 1);
+    let batch = BatchRequest { code_hash: d.code_hash, prev_delta_hash: start, items: reordered };
+    assert!(matches!(d.net.workers[w].enclave.sign_batch(batch), Err(EnclaveError::BadBatch(_))));
+}
+
+#[test]
+fn restarts_reload_sealed_keys() {
+    let net = Net::new(&[100, 300]);
+    let w = &net.workers[0];
+    let key_before = {
+        let mut e = EnclaveProxy::new(SimulationBackend::worker(w.secret, false));
+        WorkerEnclave::init(
+            &mut e,
+            WorkerInit { sealed_identity: Some(w.sealed.clone()), principal: net.km.signer.into() },
+        )
+        .unwrap();
+        e.io_key(EPOCH).unwrap()
+    };
+    // Restart: a new enclave instance on the same node, with the sealed identity.
+    let mut restarted = EnclaveProxy::new(SimulationBackend::worker(w.secret, false));
+    let init = WorkerEnclave::init(
+        &mut restarted,
+        WorkerInit { sealed_identity: Some(w.sealed.clone()), principal: net.km.signer.into() },
+    )
+    .unwrap();
+    assert_eq!(init.report.signer, w.signer);
+    assert_eq!(
+        restarted.io_key(EPOCH).unwrap(),
+        key_before,
+        "the epoch's IO key survives a restart"
+    );
+    // Another node cannot unseal it.
+    let mut elsewhere = EnclaveProxy::new(SimulationBackend::worker([0xee; 32], false));
+    assert!(matches!(
+        WorkerEnclave::init(
+            &mut elsewhere,
+            WorkerInit { sealed_identity: Some(w.sealed.clone()), principal: Address::ZERO }
+        ),
+        Err(EnclaveError::Sealing(_))
+    ));
+    // A worker's blob is not a KM's.
+    let mut km_elsewhere = EnclaveProxy::new(SimulationBackend::km(w.secret, false));
+    assert!(matches!(
+        KmEnclave::init(&mut km_elsewhere, KmInit { sealed_state: Some(w.sealed.clone()) }),
+        Err(EnclaveError::Sealing(_))
+    ));
+}
+
+#[test]
+fn a_restarted_km_keeps_its_secret_counter_and_epochs() {
+    let mut d = deploy_millionaires();
+    add(&mut d, 1, 10);
+    // Restart the KM from its sealed state.
+    let sealed = d.net.km.sealed.clone();
+    let mut km = EnclaveProxy::new(SimulationBackend::km(d.net.km.secret, false));
+    let init = KmEnclave::init(&mut km, KmInit { sealed_state: Some(sealed) }).unwrap();
+    assert_eq!(init.report.signer, d.net.km.signer);
+    d.net.km.enclave = km;
+    // It still serves keys for the epoch drawn before the restart, and the key is the same one:
+    // a fresh worker enclave with that key decrypts the existing state.
+    let w = d.worker;
+    let mut enclave = EnclaveProxy::new(SimulationBackend::worker(d.net.workers[w].secret, false));
+    let sealed = d.net.workers[w].sealed.clone();
+    WorkerEnclave::init(
+        &mut enclave,
+        WorkerInit { sealed_identity: Some(sealed.clone()), principal: d.net.km.signer.into() },
+    )
+    .unwrap();
+    let fresh =
+        Node { enclave, signer: d.net.workers[w].signer, sealed, secret: d.net.workers[w].secret };
+    d.net.workers[w] = fresh;
+    d.net.provision(w, d.contract).unwrap();
+    let key = d.net.workers[w].enclave.io_key(EPOCH).unwrap();
+    let client = ClientTask::new(&key, d.net.workers[w].signer, "compute_richest()", &[]);
+    let mut task = compute_task(next_task(70), d.contract, d.code_hash, d.position, &client);
+    task.code = Some(millionaires());
+    task.state = Some(EncryptedState { snapshot: None, deltas: d.deltas.clone() });
+    let result = d.net.workers[w].enclave.compute(task).unwrap();
+    assert_eq!(result.status, TaskStatus::Success);
+    // The counter: an epoch before the last one drawn is refused; the same nonce gets the same seed.
+    assert!(matches!(
+        d.net.km.enclave.new_epoch(EpochInput { nonce: 0, workers: vec![SignerAddress([1; 20])], stakes: vec![1] }).map(|s| s.seed),
+        Ok(seed) if seed == d.net.epoch.seed
+    ));
+    let next = d
+        .net
+        .km
+        .enclave
+        .new_epoch(EpochInput { nonce: 1, workers: vec![], stakes: vec![] })
+        .unwrap();
+    assert_ne!(next.seed, d.net.epoch.seed);
+    assert!(matches!(
+        d.net.km.enclave.new_epoch(EpochInput { nonce: 0, workers: vec![], stakes: vec![] }),
+        Err(EnclaveError::BadEpoch(_))
+    ));
+}
+
+#[test]
+fn the_boundary_rejects_garbage_oversize_and_wrong_roles() {
+    let mut backend = SimulationBackend::worker([1; 32], false);
+    let decode = |bytes: Vec<u8>| postcard::from_bytes::<EnclaveResponse>(&bytes).unwrap();
+    assert!(matches!(
+        decode(backend.ecall(b"\xff\xff\xff garbage")),
+        EnclaveResponse::Error(EnclaveError::BadCall(_))
+    ));
+    assert!(matches!(decode(backend.ecall(&[])), EnclaveResponse::Error(EnclaveError::BadCall(_))));
+    let big = vec![0u8; MAX_CALL_BYTES + 1];
+    assert!(matches!(
+        decode(backend.ecall(&big)),
+        EnclaveResponse::Error(EnclaveError::TooLarge { .. })
+    ));
+    let mut proxy = EnclaveProxy::new(backend);
+    assert_eq!(proxy.io_key(1), Err(EnclaveError::NotInitialized));
+    assert_eq!(
+        KmEnclave::init(&mut proxy, KmInit { sealed_state: None }),
+        Err(EnclaveError::WrongRole { wanted: Role::KeyManager, actual: Role::Worker })
+    );
+    WorkerEnclave::init(&mut proxy, WorkerInit { sealed_identity: None, principal: Address::ZERO })
+        .unwrap();
+    assert_eq!(proxy.io_key(1), Err(EnclaveError::NoIoKey { epoch: 1 }));
+    let many = vec![ContractAddress::ZERO; limits::MAX_CONTRACTS_PER_REQUEST + 1];
+    assert!(matches!(proxy.request_state_keys(1, many), Err(EnclaveError::TooLarge { .. })));
+}
