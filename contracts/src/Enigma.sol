@@ -1,0 +1,1323 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IAttestationVerifier} from "./IAttestationVerifier.sol";
+import {IEnigmaToken} from "./IEnigmaToken.sol";
+import {Signatures} from "./Signatures.sol";
+import {Digests} from "./Digests.sol";
+
+/// The consensus layer of enigma (PROTOCOL.md section 5): the worker registry and stakes, the
+/// epochs and worker selection, task records with escrowed fees, enclave-signed receipts, the
+/// secret-contract registry with each contract's chain of state-delta hashes, and Ethereum
+/// callbacks from secret contracts.
+///
+/// Amounts are ENG grains. Every amount held here came from a token transfer in, so every
+/// balance is bounded by the token's fixed supply (1.5e16) and the narrow integer types used for
+/// packing (uint96/uint128) cannot overflow.
+contract Enigma {
+    // =============================================================================================
+    // Types
+
+    enum WorkerStatus {
+        Unregistered,
+        LoggedIn,
+        LoggedOut
+    }
+
+    enum TaskStatus {
+        RecordUndefined,
+        RecordCreated,
+        ReceiptVerified,
+        ReceiptFailed,
+        ReceiptFailedETH,
+        ReceiptFailedReturn
+    }
+
+    /// A worker, keyed by its operating address (the account that sends its transactions).
+    struct Worker {
+        address signer;
+        WorkerStatus status;
+        uint8 evidenceKind;
+        bool listed;
+        uint40 registeredAt;
+        uint128 balance;
+        uint64 loggedOutAt;
+        bytes32 mrEnclave;
+        // Selection weight history: the stake as of each login/logout/deposit (0 while logged
+        // out), so an epoch can be computed "as of" any recent block without racing workers
+        // that change their state while the key manager signs.
+        Checkpoint[] weights;
+    }
+
+    struct Checkpoint {
+        uint64 fromBlock;
+        uint128 weight;
+    }
+
+    /// An epoch's worker, with the running sum of stakes up to and including it, so selection
+    /// is a binary search instead of a walk over all workers.
+    struct Member {
+        address signer;
+        uint96 cumulativeStake;
+    }
+
+    struct Epoch {
+        uint256 seed;
+        uint64 firstBlockNumber;
+        uint64 snapshotBlock;
+        Member[] members;
+    }
+
+    /// A user's prepaid ENG and task counter, packed so a task record touches one slot.
+    struct Account {
+        uint128 balance;
+        uint64 taskNonce;
+    }
+
+    /// Three slots: what a receipt needs to check and settle a task, read once.
+    struct Task {
+        address sender;
+        TaskStatus status;
+        bool isDeploy;
+        uint32 epoch;
+        uint40 createdAt;
+        bytes32 inputsHash;
+        uint64 gasLimit;
+        uint64 gasPx;
+    }
+
+    /// Delta hashes committed by one batch, stored as the code of a data contract ("SSTORE2"):
+    /// 6,400 gas per hash in code instead of 22,100 per fresh storage slot.
+    struct DeltaChunk {
+        uint32 first;
+        uint32 count;
+        address data;
+    }
+
+    struct SecretContract {
+        address owner;
+        uint32 deltaCount;
+        bytes32 codeHash;
+        bytes32 lastDeltaHash;
+        // Delta hashes committed one at a time (or in small batches) by index; a zero entry
+        // means "look in the chunks" (only delta 0 may be a zero hash).
+        mapping(uint256 => bytes32) inlineDeltas;
+        DeltaChunk[] chunks;
+    }
+
+    /// View of a worker.
+    struct WorkerInfo {
+        address operator;
+        address signer;
+        WorkerStatus status;
+        uint8 evidenceKind;
+        bytes32 mrEnclave;
+        uint256 balance;
+        uint256 weight;
+        uint256 registeredAt;
+        uint256 loggedOutAt;
+    }
+
+    /// View of an epoch. `nonce` is its index (0 for the first epoch).
+    struct EpochInfo {
+        uint256 nonce;
+        uint256 seed;
+        uint256 firstBlockNumber;
+        uint256 snapshotBlock;
+        address[] workers;
+        uint256[] stakes;
+    }
+
+    /// View of a task record.
+    struct TaskRecord {
+        address sender;
+        bool isDeploy;
+        TaskStatus status;
+        bytes32 inputsHash;
+        uint64 gasLimit;
+        uint64 gasPx;
+        uint256 epoch;
+        uint256 firstBlockNumber;
+        uint256 createdAt;
+    }
+
+    /// View of a secret contract.
+    struct SecretContractInfo {
+        address owner;
+        bytes32 codeHash;
+        uint256 deltaCount;
+        bytes32 lastDeltaHash;
+    }
+
+    // =============================================================================================
+    // Constants and configuration
+
+    uint16 private constant WORKER_PRODUCT_ID = 1;
+    uint16 private constant KEY_MANAGER_PRODUCT_ID = 2;
+    uint8 private constant EVIDENCE_SIMULATION = 0;
+    uint8 private constant EVIDENCE_IAS = 1;
+    /// Gas given to an Ethereum callback. Fixed, so the submitter of a receipt cannot make a
+    /// callback fail by sending too little gas: a receipt without this much to spare reverts.
+    uint256 private constant CALLBACK_GAS = 1_000_000;
+    /// Gas kept back across a callback to record its failure.
+    uint256 private constant CALLBACK_RESERVE = 50_000;
+    /// Selection draws at most this many rounds per group member (see getWorkerGroup).
+    uint256 private constant SELECTION_ROUNDS_PER_MEMBER = 32;
+    /// A batch appending fewer deltas than this stores them in slots; more go into a chunk.
+    uint256 private constant CHUNK_MIN = 4;
+    /// At most this many delta hashes per chunk (16 KiB + 1 byte of code, under the 24 KiB limit).
+    uint256 private constant CHUNK_MAX = 512;
+
+    IEnigmaToken public immutable token;
+    /// Minimum number of blocks between two epochs.
+    uint256 public immutable epochSize;
+    /// Blocks after which an open task's fee can be returned.
+    uint256 public immutable timeoutBlocks;
+    /// Workers selected per contract and epoch.
+    uint256 public immutable groupSize;
+    /// The key manager enclave's signer address.
+    address public immutable principal;
+    /// Verifier for evidence kind 0 (zero: simulation evidence disabled).
+    IAttestationVerifier public immutable simulationVerifier;
+    /// Verifier for evidence kind 1 (zero: IAS evidence disabled).
+    IAttestationVerifier public immutable iasVerifier;
+
+    // =============================================================================================
+    // State
+
+    /// Whether the principal's attestation has been verified (required before any epoch).
+    bool public principalRegistered;
+    bytes32 public principalMrEnclave;
+
+    mapping(address => Worker) private workers;
+    /// Signer address => operating address. Kept after unregistering, so receipts signed for
+    /// past epochs still credit the right worker and a signer can never move to another operator.
+    mapping(address => address) public operatorOf;
+    /// Operating addresses in registration order (entries are never removed; re-registering
+    /// keeps the position).
+    address[] private workerList;
+
+    Epoch[] private epochs;
+    mapping(address => Account) private accounts;
+    mapping(bytes32 => Task) private tasks;
+    mapping(bytes32 => SecretContract) private contracts;
+    bytes32[] private contractList;
+
+    bool private transient locked;
+
+    // =============================================================================================
+    // Events
+
+    event Registered(
+        address indexed operator,
+        address indexed signer,
+        uint8 evidenceKind,
+        bytes32 mrEnclave,
+        bytes evidence
+    );
+    event Unregistered(address indexed operator, address indexed signer);
+    event PrincipalRegistered(
+        address indexed signer, uint8 evidenceKind, bytes32 mrEnclave, bytes evidence
+    );
+    event DepositSuccessful(address indexed operator, uint256 amount, uint256 balance);
+    event WithdrawSuccessful(address indexed operator, uint256 amount, uint256 balance);
+    event LoggedIn(address indexed operator, address indexed signer);
+    event LoggedOut(address indexed operator, address indexed signer);
+    event WorkersParameterized(
+        uint256 seed, uint256 firstBlockNumber, uint256 nonce, address[] workers, uint256[] stakes
+    );
+    event BalanceDeposited(address indexed user, uint256 amount, uint256 balance);
+    event BalanceWithdrawn(address indexed user, uint256 amount, uint256 balance);
+    event TaskRecordCreated(
+        bytes32 indexed taskId,
+        bytes32 inputsHash,
+        uint64 gasLimit,
+        uint64 gasPx,
+        address indexed sender,
+        uint256 firstBlockNumber,
+        bool isDeploy
+    );
+    event TaskRecordsCreated(
+        bytes32[] taskIds,
+        bytes32[] inputsHashes,
+        uint64[] gasLimits,
+        uint64 gasPx,
+        address indexed sender,
+        uint256 firstBlockNumber
+    );
+    event SecretContractDeployed(
+        bytes32 indexed scAddr, bytes32 codeHash, bytes32 initDeltaHash, bytes32 preCodeHash
+    );
+    /// `deltaIndex` is the index of the contract's delta-chain tip after the receipt: the new
+    /// delta's index when `deltaHash` is non-zero.
+    event ReceiptVerified(
+        bytes32 indexed taskId,
+        bytes32 indexed scAddr,
+        bytes32 deltaHash,
+        uint256 deltaIndex,
+        bytes32 outputHash,
+        uint64 gasUsed,
+        address indexed signer
+    );
+    /// The batch as submitted; the non-zero delta hashes of success entries were appended in
+    /// order starting at `firstDeltaIndex`.
+    event ReceiptsVerified(
+        bytes32 indexed scAddr,
+        bytes32[] taskIds,
+        bytes32[] deltaHashes,
+        bytes32[] outputHashes,
+        uint64[] gasUsed,
+        uint8[] statuses,
+        uint256 firstDeltaIndex,
+        address indexed signer
+    );
+    event ReceiptFailed(
+        bytes32 indexed taskId,
+        bytes32 indexed scAddr,
+        bytes32 outputHash,
+        uint64 gasUsed,
+        address indexed signer
+    );
+    /// The receipt verified but its Ethereum callback failed: fees settled, no delta appended
+    /// (for a deploy, the contract is not registered).
+    event ReceiptFailedETH(
+        bytes32 indexed taskId,
+        bytes32 indexed scAddr,
+        bytes32 deltaHash,
+        bytes32 outputHash,
+        uint64 gasUsed,
+        address ethAddress,
+        address indexed signer
+    );
+    event TaskFeeReturned(bytes32 indexed taskId, address indexed sender, uint256 fee);
+
+    // =============================================================================================
+    // Errors
+
+    error InvalidConfiguration(string reason);
+    error ReentrantCall();
+    error TokenTransferFailed();
+    error PermitFailed();
+    error ZeroAmount();
+    error InsufficientBalance(uint256 available, uint256 requested);
+    // attestation and workers
+    error EvidenceKindDisabled(uint8 evidenceKind);
+    error ZeroSigner();
+    error SignerIsPrincipal();
+    error SignerTaken(address signer, address operator);
+    error AlreadyRegistered();
+    error NotRegistered();
+    error AlreadyLoggedIn();
+    error NotLoggedIn();
+    error WorkerLoggedIn();
+    error StakeLocked(uint256 loggedOutAt, uint256 epochSnapshotBlock);
+    // epochs and selection
+    error PrincipalNotRegistered();
+    error EpochNotOver(uint256 nextEpochBlock);
+    error SnapshotTooOld(uint256 snapshotBlock, uint256 epochFirstBlock);
+    error SnapshotInFuture(uint256 snapshotBlock, uint256 currentBlock);
+    error InvalidPrincipalSignature(address recovered);
+    error NoEpoch();
+    error NoEpochAtBlock(uint256 blockNumber);
+    error EpochNotFound(uint256 nonce);
+    // task records
+    error WrongEpoch(uint256 firstBlockNumber, uint256 currentFirstBlockNumber);
+    error NoActiveWorkers();
+    error WrongTaskNonce(uint256 expected, uint256 given);
+    error ZeroGasLimit();
+    error EmptyBatch();
+    error LengthMismatch();
+    error TaskNotOpen(bytes32 taskId, TaskStatus status);
+    error TaskNotTimedOut(bytes32 taskId, uint256 timeoutBlock);
+    // receipts
+    error NotADeployTask(bytes32 taskId);
+    error NotAComputeTask(bytes32 taskId);
+    error DeployAddressMismatch(bytes32 scAddr, bytes32 taskId);
+    error UnknownSecretContract(bytes32 scAddr);
+    error GasUsedAboveLimit(bytes32 taskId, uint64 gasUsed, uint64 gasLimit);
+    error InvalidReceiptSignature();
+    error WorkerNotSelected(address signer);
+    error BatchSpansEpochs(bytes32 taskId);
+    error InvalidReceiptStatus(bytes32 taskId, uint8 status);
+    error FailedTaskWithDelta(bytes32 taskId);
+    error InsufficientGasForCallback(uint256 available, uint256 needed);
+    error DeltaChunkWriteFailed();
+    error DeltaIndexOutOfRange(uint256 index, uint256 deltaCount);
+
+    modifier nonReentrant() {
+        if (locked) revert ReentrantCall();
+        locked = true;
+        _;
+        locked = false;
+    }
+
+    constructor(
+        address token_,
+        uint256 epochSize_,
+        uint256 timeoutBlocks_,
+        address principal_,
+        uint256 groupSize_,
+        address simulationVerifier_,
+        address iasVerifier_
+    ) {
+        if (token_ == address(0)) revert InvalidConfiguration("token is the zero address");
+        if (epochSize_ == 0) revert InvalidConfiguration("epochSize is zero");
+        if (timeoutBlocks_ == 0) revert InvalidConfiguration("timeoutBlocks is zero");
+        if (principal_ == address(0)) revert InvalidConfiguration("principal is the zero address");
+        if (groupSize_ == 0) revert InvalidConfiguration("groupSize is zero");
+        token = IEnigmaToken(token_);
+        epochSize = epochSize_;
+        timeoutBlocks = timeoutBlocks_;
+        principal = principal_;
+        groupSize = groupSize_;
+        simulationVerifier = IAttestationVerifier(simulationVerifier_);
+        iasVerifier = IAttestationVerifier(iasVerifier_);
+    }
+
+    // =============================================================================================
+    // Workers
+
+    /// Registers the caller (the operating address) as a worker whose enclave signs with
+    /// `signer`, after `evidence` of kind `evidenceKind` (0 simulation, 1 IAS) proves that
+    /// `signer` belongs to an allowed worker enclave (product id 1).
+    function register(address signer, uint8 evidenceKind, bytes calldata evidence)
+        external
+        nonReentrant
+    {
+        if (signer == address(0)) revert ZeroSigner();
+        if (signer == principal) revert SignerIsPrincipal();
+        Worker storage w = workers[msg.sender];
+        if (w.status != WorkerStatus.Unregistered) revert AlreadyRegistered();
+        address bound = operatorOf[signer];
+        if (bound != address(0) && bound != msg.sender) revert SignerTaken(signer, bound);
+
+        bytes32 mrEnclave = _verifier(evidenceKind).verify(signer, WORKER_PRODUCT_ID, evidence);
+
+        operatorOf[signer] = msg.sender;
+        w.signer = signer;
+        w.status = WorkerStatus.LoggedOut;
+        w.evidenceKind = evidenceKind;
+        w.registeredAt = uint40(block.number);
+        w.mrEnclave = mrEnclave;
+        if (!w.listed) {
+            w.listed = true;
+            workerList.push(msg.sender);
+        }
+        emit Registered(msg.sender, signer, evidenceKind, mrEnclave, evidence);
+    }
+
+    /// Records the key manager's attestation: `evidence` must prove that `principal` belongs to
+    /// an allowed key-manager enclave (product id 2). Anyone may submit it (the evidence is the
+    /// proof); epochs can be set only after it.
+    function registerPrincipal(uint8 evidenceKind, bytes calldata evidence) external nonReentrant {
+        bytes32 mrEnclave =
+            _verifier(evidenceKind).verify(principal, KEY_MANAGER_PRODUCT_ID, evidence);
+        principalRegistered = true;
+        principalMrEnclave = mrEnclave;
+        emit PrincipalRegistered(principal, evidenceKind, mrEnclave, evidence);
+    }
+
+    /// Adds `amount` ENG (transferred from the caller) to the caller's stake. While logged in,
+    /// the new balance becomes the selection weight for epochs from this block on; `amount` may
+    /// be zero to bring earned fees into the weight.
+    function deposit(uint256 amount) external nonReentrant {
+        Worker storage w = workers[msg.sender];
+        if (w.status == WorkerStatus.Unregistered) revert NotRegistered();
+        uint256 balance = w.balance + amount;
+        w.balance = uint128(balance);
+        if (w.status == WorkerStatus.LoggedIn) _checkpoint(w, balance);
+        _pull(amount);
+        emit DepositSuccessful(msg.sender, amount, balance);
+    }
+
+    /// Pays `amount` of the caller's stake back, only when the caller has been logged out since
+    /// before the current epoch: at or before the block its worker list was taken from
+    /// (snapshotBlock), so the current epoch cannot select it.
+    function withdraw(uint256 amount) external nonReentrant {
+        Worker storage w = workers[msg.sender];
+        if (!w.listed) revert NotRegistered();
+        if (w.status == WorkerStatus.LoggedIn) revert WorkerLoggedIn();
+        uint256 n = epochs.length;
+        if (n != 0) {
+            uint256 snapshot = epochs[n - 1].snapshotBlock;
+            if (w.loggedOutAt > snapshot) revert StakeLocked(w.loggedOutAt, snapshot);
+        }
+        uint256 balance = w.balance;
+        if (amount > balance) revert InsufficientBalance(balance, amount);
+        balance -= amount;
+        w.balance = uint128(balance);
+        _push(msg.sender, amount);
+        emit WithdrawSuccessful(msg.sender, amount, balance);
+    }
+
+    /// Joins the selection from the next epoch on, weighted by the current stake.
+    function login() external nonReentrant {
+        Worker storage w = workers[msg.sender];
+        if (w.status == WorkerStatus.Unregistered) revert NotRegistered();
+        if (w.status == WorkerStatus.LoggedIn) revert AlreadyLoggedIn();
+        w.status = WorkerStatus.LoggedIn;
+        _checkpoint(w, w.balance);
+        emit LoggedIn(msg.sender, w.signer);
+    }
+
+    /// Leaves the selection from the next epoch on.
+    function logout() external nonReentrant {
+        Worker storage w = workers[msg.sender];
+        if (w.status != WorkerStatus.LoggedIn) revert NotLoggedIn();
+        w.status = WorkerStatus.LoggedOut;
+        w.loggedOutAt = uint64(block.number);
+        _checkpoint(w, 0);
+        emit LoggedOut(msg.sender, w.signer);
+    }
+
+    /// Ends the registration (the stake stays withdrawable under the usual rule). The operator
+    /// may register again later, with this or another signer.
+    function unregister() external nonReentrant {
+        Worker storage w = workers[msg.sender];
+        if (w.status == WorkerStatus.Unregistered) revert NotRegistered();
+        if (w.status == WorkerStatus.LoggedIn) revert WorkerLoggedIn();
+        w.status = WorkerStatus.Unregistered;
+        emit Unregistered(msg.sender, w.signer);
+    }
+
+    // =============================================================================================
+    // Users' prepaid balance
+
+    /// Adds `amount` ENG (transferred from the caller, who approved this contract) to the
+    /// caller's prepaid balance, from which task fees are escrowed.
+    function depositBalance(uint256 amount) external nonReentrant {
+        _depositBalance(amount);
+    }
+
+    /// `depositBalance` in one transaction: the ERC-2612 permit for `amount` is applied first.
+    /// A permit already used (e.g. front-run) is fine as long as the allowance is there.
+    function depositBalanceWithPermit(
+        uint256 amount,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant {
+        try token.permit(msg.sender, address(this), amount, deadline, v, r, s) {}
+        catch {
+            if (token.allowance(msg.sender, address(this)) < amount) revert PermitFailed();
+        }
+        _depositBalance(amount);
+    }
+
+    function withdrawBalance(uint256 amount) external nonReentrant {
+        Account storage a = accounts[msg.sender];
+        uint256 balance = a.balance;
+        if (amount > balance) revert InsufficientBalance(balance, amount);
+        balance -= amount;
+        a.balance = uint128(balance);
+        _push(msg.sender, amount);
+        emit BalanceWithdrawn(msg.sender, amount, balance);
+    }
+
+    // =============================================================================================
+    // Epochs
+
+    /// Starts a new epoch with the key manager's `seed`. The workers and stakes are the active
+    /// workers as of block `blockNumber` (getActiveWorkers(blockNumber)), which must lie in the
+    /// current epoch and not in the future; `signature` is the principal's over
+    /// keccak256(enc(u256(seed), u256(nonce), list(signers), list(u256 stakes))) with `nonce`
+    /// the new epoch's index. Anyone may submit it: the signature is the authorization.
+    function setWorkersParams(uint256 blockNumber, uint256 seed, bytes calldata signature)
+        external
+        nonReentrant
+    {
+        if (!principalRegistered) revert PrincipalNotRegistered();
+        uint256 nonce = epochs.length;
+        if (nonce != 0) {
+            uint256 first = epochs[nonce - 1].firstBlockNumber;
+            if (block.number < first + epochSize) revert EpochNotOver(first + epochSize);
+            if (blockNumber < first) revert SnapshotTooOld(blockNumber, first);
+        }
+        if (blockNumber > block.number) revert SnapshotInFuture(blockNumber, block.number);
+
+        (address[] memory signers, uint256[] memory stakes) = _activeWorkers(blockNumber);
+        address recovered =
+            Signatures.recover(Digests.epoch(seed, nonce, signers, stakes), signature);
+        if (recovered != principal) revert InvalidPrincipalSignature(recovered);
+
+        Epoch storage e = epochs.push();
+        e.seed = seed;
+        e.firstBlockNumber = uint64(block.number);
+        e.snapshotBlock = uint64(blockNumber);
+        uint256 cumulative;
+        for (uint256 i; i < signers.length; ++i) {
+            cumulative += stakes[i];
+            e.members.push(Member(signers[i], uint96(cumulative)));
+        }
+        emit WorkersParameterized(seed, block.number, nonce, signers, stakes);
+    }
+
+    // =============================================================================================
+    // Task records
+
+    /// Records a deployment task; its id, and the new contract's address, is
+    /// keccak256(abi.encodePacked(sender, uint256(nonce))). `nonce` must be the caller's task
+    /// counter (so the client knows the address before sending).
+    function createDeploymentTaskRecord(
+        bytes32 inputsHash,
+        uint64 gasLimit,
+        uint64 gasPx,
+        uint256 firstBlockNumber,
+        uint256 nonce
+    ) external nonReentrant returns (bytes32 taskId) {
+        Account storage a = accounts[msg.sender];
+        if (nonce != a.taskNonce) revert WrongTaskNonce(a.taskNonce, nonce);
+        return _createTask(a, inputsHash, gasLimit, gasPx, firstBlockNumber, true);
+    }
+
+    /// Records a compute task; its id is keccak256(abi.encodePacked(sender, uint256(nonce))) with
+    /// the caller's task counter.
+    function createTaskRecord(
+        bytes32 inputsHash,
+        uint64 gasLimit,
+        uint64 gasPx,
+        uint256 firstBlockNumber
+    ) external nonReentrant returns (bytes32 taskId) {
+        return
+            _createTask(accounts[msg.sender], inputsHash, gasLimit, gasPx, firstBlockNumber, false);
+    }
+
+    /// Records several compute tasks with consecutive nonces, escrowing their fees together.
+    function createTaskRecords(
+        bytes32[] calldata inputsHashes,
+        uint64[] calldata gasLimits,
+        uint64 gasPx,
+        uint256 firstBlockNumber
+    ) external nonReentrant returns (bytes32[] memory taskIds) {
+        uint256 n = inputsHashes.length;
+        if (n == 0) revert EmptyBatch();
+        if (gasLimits.length != n) revert LengthMismatch();
+        uint32 epoch = _currentEpochFor(firstBlockNumber);
+        Account storage a = accounts[msg.sender];
+        uint256 nonce = a.taskNonce;
+        uint256 fee;
+        taskIds = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            uint64 gasLimit = gasLimits[i];
+            if (gasLimit == 0) revert ZeroGasLimit();
+            bytes32 taskId = keccak256(abi.encodePacked(msg.sender, nonce + i));
+            tasks[taskId] = Task({
+                sender: msg.sender,
+                status: TaskStatus.RecordCreated,
+                isDeploy: false,
+                epoch: epoch,
+                createdAt: uint40(block.number),
+                inputsHash: inputsHashes[i],
+                gasLimit: gasLimit,
+                gasPx: gasPx
+            });
+            taskIds[i] = taskId;
+            fee += uint256(gasLimit) * gasPx;
+        }
+        a.taskNonce = uint64(nonce + n);
+        _escrow(a, fee);
+        emit TaskRecordsCreated(
+            taskIds, inputsHashes, gasLimits, gasPx, msg.sender, firstBlockNumber
+        );
+    }
+
+    /// Returns the whole fee of a task nobody committed, to the sender's prepaid balance, once
+    /// `timeoutBlocks` blocks have passed since its record. Anyone may call it.
+    function returnFeesForTask(bytes32 taskId) external nonReentrant {
+        Task storage t = _openTask(taskId);
+        uint256 timeoutBlock = uint256(t.createdAt) + timeoutBlocks;
+        if (block.number < timeoutBlock) revert TaskNotTimedOut(taskId, timeoutBlock);
+        t.status = TaskStatus.ReceiptFailedReturn;
+        uint256 fee = uint256(t.gasLimit) * t.gasPx;
+        address sender = t.sender;
+        accounts[sender].balance += uint128(fee);
+        emit TaskFeeReturned(taskId, sender, fee);
+    }
+
+    // =============================================================================================
+    // Receipts
+
+    /// Commits a successful deployment: registers the contract at address `taskId` with owner =
+    /// the task's sender, `codeHash`, and delta 0 = `initDeltaHash` (even if zero). `sig` is the
+    /// selected worker's over the deploy-success digest. With `ethAddress` non-zero, that
+    /// contract is then called with `ethPayload`; if the call fails the deployment does not
+    /// happen and the task ends ReceiptFailedETH (fees still settle).
+    function deploySecretContract(
+        bytes32 taskId,
+        bytes32 preCodeHash,
+        bytes32 codeHash,
+        bytes32 initDeltaHash,
+        uint64 gasUsed,
+        bytes calldata ethPayload,
+        address ethAddress,
+        bytes calldata sig
+    ) external nonReentrant {
+        Task storage t = _openTask(taskId);
+        if (!t.isDeploy) revert NotADeployTask(taskId);
+        Task memory task = t;
+        if (gasUsed > task.gasLimit) revert GasUsedAboveLimit(taskId, gasUsed, task.gasLimit);
+        bytes32 digest = Digests.deploySuccess(
+            task.inputsHash, codeHash, initDeltaHash, task.gasLimit, gasUsed, ethPayload, ethAddress
+        );
+        address signer = _selectedSigner(task.epoch, taskId, digest, sig);
+
+        t.status = TaskStatus.ReceiptVerified;
+        _settle(task, gasUsed, signer);
+        SecretContract storage sc = contracts[taskId];
+        sc.owner = task.sender;
+        sc.deltaCount = 1;
+        sc.codeHash = codeHash;
+        sc.lastDeltaHash = initDeltaHash;
+        if (initDeltaHash != bytes32(0)) sc.inlineDeltas[0] = initDeltaHash;
+        contractList.push(taskId);
+
+        if (ethAddress != address(0) && !_callback(ethAddress, ethPayload)) {
+            delete contracts[taskId].inlineDeltas[0];
+            delete contracts[taskId];
+            contractList.pop();
+            t.status = TaskStatus.ReceiptFailedETH;
+            emit ReceiptFailedETH(
+                taskId, taskId, initDeltaHash, codeHash, gasUsed, ethAddress, signer
+            );
+            return;
+        }
+        emit SecretContractDeployed(taskId, codeHash, initDeltaHash, preCodeHash);
+        emit ReceiptVerified(taskId, taskId, initDeltaHash, 0, codeHash, gasUsed, signer);
+    }
+
+    /// Commits a successful compute task on contract `scAddr`. `sig` is the selected worker's
+    /// over the compute-success digest, whose prevDeltaHash is the contract's current last delta
+    /// hash. A non-zero `stateDeltaHash` is appended to the contract's delta chain. With
+    /// `ethAddress` non-zero that contract is called with `ethPayload`; if the call fails the
+    /// delta is not appended and the task ends ReceiptFailedETH (fees still settle).
+    function commitReceipt(
+        bytes32 scAddr,
+        bytes32 taskId,
+        bytes32 stateDeltaHash,
+        bytes32 outputHash,
+        uint64 gasUsed,
+        bytes calldata ethPayload,
+        address ethAddress,
+        bytes calldata sig
+    ) external nonReentrant {
+        Task storage t = _openTask(taskId);
+        if (t.isDeploy) revert NotAComputeTask(taskId);
+        Task memory task = t;
+        if (gasUsed > task.gasLimit) revert GasUsedAboveLimit(taskId, gasUsed, task.gasLimit);
+        SecretContract storage sc = _deployed(scAddr);
+        bytes32 prevDeltaHash = sc.lastDeltaHash;
+        bytes32 digest = Digests.computeSuccess(
+            sc.codeHash,
+            task.inputsHash,
+            prevDeltaHash,
+            stateDeltaHash,
+            outputHash,
+            task.gasLimit,
+            gasUsed,
+            ethPayload,
+            ethAddress
+        );
+        address signer = _selectedSigner(task.epoch, scAddr, digest, sig);
+
+        t.status = TaskStatus.ReceiptVerified;
+        _settle(task, gasUsed, signer);
+        uint256 count = sc.deltaCount;
+        if (stateDeltaHash != bytes32(0)) {
+            sc.inlineDeltas[count] = stateDeltaHash;
+            sc.deltaCount = uint32(count + 1);
+            sc.lastDeltaHash = stateDeltaHash;
+        }
+
+        if (ethAddress != address(0) && !_callback(ethAddress, ethPayload)) {
+            if (stateDeltaHash != bytes32(0)) {
+                delete sc.inlineDeltas[count];
+                sc.deltaCount = uint32(count);
+                sc.lastDeltaHash = prevDeltaHash;
+            }
+            t.status = TaskStatus.ReceiptFailedETH;
+            emit ReceiptFailedETH(
+                taskId, scAddr, stateDeltaHash, outputHash, gasUsed, ethAddress, signer
+            );
+            return;
+        }
+        uint256 tip = stateDeltaHash != bytes32(0) ? count : count - 1;
+        emit ReceiptVerified(taskId, scAddr, stateDeltaHash, tip, outputHash, gasUsed, signer);
+    }
+
+    /// Commits a failed task (deploy or compute; for a deploy `scAddr` is the task id). `sig` is
+    /// the selected worker's over the failure digest, whose codeHash is zero for a deploy. The
+    /// sender still pays for `gasUsed`.
+    function commitTaskFailure(
+        bytes32 scAddr,
+        bytes32 taskId,
+        bytes32 outputHash,
+        uint64 gasUsed,
+        bytes calldata sig
+    ) external nonReentrant {
+        Task storage t = _openTask(taskId);
+        Task memory task = t;
+        if (gasUsed > task.gasLimit) revert GasUsedAboveLimit(taskId, gasUsed, task.gasLimit);
+        bytes32 codeHash;
+        if (task.isDeploy) {
+            if (scAddr != taskId) revert DeployAddressMismatch(scAddr, taskId);
+        } else {
+            codeHash = _deployed(scAddr).codeHash;
+        }
+        bytes32 digest =
+            Digests.failure(task.inputsHash, codeHash, outputHash, task.gasLimit, gasUsed);
+        address signer = _selectedSigner(task.epoch, scAddr, digest, sig);
+
+        t.status = TaskStatus.ReceiptFailed;
+        _settle(task, gasUsed, signer);
+        emit ReceiptFailed(taskId, scAddr, outputHash, gasUsed, signer);
+    }
+
+    /// Commits the receipts of several compute tasks of one contract and one epoch under one
+    /// signature (the batch digest). `statuses[i]` is 1 for success and 0 for failure (whose
+    /// delta hash must be zero); the non-zero delta hashes of successes extend the chain in
+    /// order. Batches carry no Ethereum callbacks.
+    function commitReceipts(
+        bytes32 scAddr,
+        bytes32[] calldata taskIds,
+        bytes32[] calldata deltaHashes,
+        bytes32[] calldata outputHashes,
+        uint64[] calldata gasUsed,
+        uint8[] calldata statuses,
+        bytes calldata sig
+    ) external nonReentrant {
+        uint256 n = taskIds.length;
+        if (n == 0) revert EmptyBatch();
+        if (
+            deltaHashes.length != n || outputHashes.length != n || gasUsed.length != n
+                || statuses.length != n
+        ) revert LengthMismatch();
+        SecretContract storage sc = _deployed(scAddr);
+        bytes memory message = Digests.newBatch(n, sc.codeHash, sc.lastDeltaHash);
+        bytes32[] memory appended = new bytes32[](n);
+        uint256 appendedCount;
+        uint256 epoch;
+        uint256 credit;
+
+        for (uint256 i; i < n; ++i) {
+            bytes32 taskId = taskIds[i];
+            Task storage t = tasks[taskId];
+            Task memory task = t;
+            if (task.status != TaskStatus.RecordCreated) revert TaskNotOpen(taskId, task.status);
+            if (task.isDeploy) revert NotAComputeTask(taskId);
+            if (i == 0) epoch = task.epoch;
+            else if (task.epoch != epoch) revert BatchSpansEpochs(taskId);
+            uint64 used = gasUsed[i];
+            if (used > task.gasLimit) revert GasUsedAboveLimit(taskId, used, task.gasLimit);
+            uint8 status = statuses[i];
+            bytes32 deltaHash = deltaHashes[i];
+            if (status == 1) {
+                t.status = TaskStatus.ReceiptVerified;
+                if (deltaHash != bytes32(0)) appended[appendedCount++] = deltaHash;
+            } else if (status == 0) {
+                if (deltaHash != bytes32(0)) revert FailedTaskWithDelta(taskId);
+                t.status = TaskStatus.ReceiptFailed;
+            } else {
+                revert InvalidReceiptStatus(taskId, status);
+            }
+            Digests.setBatchEntry(
+                message,
+                n,
+                i,
+                task.inputsHash,
+                deltaHash,
+                outputHashes[i],
+                task.gasLimit,
+                used,
+                status
+            );
+            credit += _refund(task, used);
+        }
+
+        address signer = _selectedSigner(epoch, scAddr, Digests.batchDigest(message), sig);
+        uint256 firstDeltaIndex = sc.deltaCount;
+        _appendDeltas(sc, appended, appendedCount);
+        _credit(signer, credit);
+        emit ReceiptsVerified(
+            scAddr, taskIds, deltaHashes, outputHashes, gasUsed, statuses, firstDeltaIndex, signer
+        );
+    }
+
+    // =============================================================================================
+    // Views
+
+    function getWorker(address operator) public view returns (WorkerInfo memory info) {
+        Worker storage w = workers[operator];
+        if (!w.listed) return info;
+        uint256 n = w.weights.length;
+        info = WorkerInfo({
+            operator: operator,
+            signer: w.signer,
+            status: w.status,
+            evidenceKind: w.evidenceKind,
+            mrEnclave: w.mrEnclave,
+            balance: w.balance,
+            weight: n == 0 ? 0 : w.weights[n - 1].weight,
+            registeredAt: w.registeredAt,
+            loggedOutAt: w.loggedOutAt
+        });
+    }
+
+    function getWorkerBySigner(address signer) external view returns (WorkerInfo memory) {
+        return getWorker(operatorOf[signer]);
+    }
+
+    /// Number of operating addresses ever registered (the length of the registration order).
+    function workerCount() external view returns (uint256) {
+        return workerList.length;
+    }
+
+    /// The operating address at `index` in registration order.
+    function workerAt(uint256 index) external view returns (address) {
+        return workerList[index];
+    }
+
+    /// The workers and stakes an epoch snapshotted at `blockNumber` would hold: every worker in
+    /// registration order whose selection weight at the end of that block is non-zero, with that
+    /// weight. This is exactly what the key manager signs for setWorkersParams(blockNumber, ..).
+    function getActiveWorkers(uint256 blockNumber)
+        external
+        view
+        returns (address[] memory signers, uint256[] memory stakes)
+    {
+        return _activeWorkers(blockNumber);
+    }
+
+    /// Number of epochs so far; also the nonce the next epoch's signature must use.
+    function epochCount() external view returns (uint256) {
+        return epochs.length;
+    }
+
+    /// The first block at which setWorkersParams may be called again (0 before the first epoch).
+    function nextEpochBlock() external view returns (uint256) {
+        uint256 n = epochs.length;
+        return n == 0 ? 0 : epochs[n - 1].firstBlockNumber + epochSize;
+    }
+
+    function getEpoch(uint256 nonce) public view returns (EpochInfo memory) {
+        if (nonce >= epochs.length) revert EpochNotFound(nonce);
+        Epoch storage e = epochs[nonce];
+        uint256 n = e.members.length;
+        address[] memory signers = new address[](n);
+        uint256[] memory stakes = new uint256[](n);
+        uint256 previous;
+        for (uint256 i; i < n; ++i) {
+            Member memory m = e.members[i];
+            signers[i] = m.signer;
+            stakes[i] = m.cumulativeStake - previous;
+            previous = m.cumulativeStake;
+        }
+        return EpochInfo(nonce, e.seed, e.firstBlockNumber, e.snapshotBlock, signers, stakes);
+    }
+
+    function getCurrentEpoch() external view returns (EpochInfo memory) {
+        uint256 n = epochs.length;
+        if (n == 0) revert NoEpoch();
+        return getEpoch(n - 1);
+    }
+
+    /// The epoch containing `blockNumber`: the last one whose firstBlockNumber <= blockNumber.
+    function getEpochForBlock(uint256 blockNumber) external view returns (EpochInfo memory) {
+        return getEpoch(_epochAt(blockNumber));
+    }
+
+    /// The signer addresses selected for contract `scAddr` in the epoch containing `blockNumber`.
+    ///
+    /// With the epoch's workers w[0..n) and stakes s[0..n), total = Σ s: for nonce = 0, 1, ...:
+    /// r = uint256(keccak256(abi.encode(seed, scAddr, nonce))) % total; the pick is the first
+    /// worker whose cumulative stake s[0] + ... + s[j] is strictly greater than r; it joins the
+    /// group unless already in it. Drawing stops when the group has min(groupSize, n) members,
+    /// or after SELECTION_ROUNDS_PER_MEMBER (32) · min(groupSize, n) draws, whichever is first
+    /// (a bound that only matters for groupSize > 1 with very uneven stakes).
+    function getWorkerGroup(uint256 blockNumber, bytes32 scAddr)
+        external
+        view
+        returns (address[] memory)
+    {
+        return _group(epochs[_epochAt(blockNumber)], scAddr);
+    }
+
+    function getTaskRecord(bytes32 taskId) external view returns (TaskRecord memory record) {
+        Task memory t = tasks[taskId];
+        if (t.status == TaskStatus.RecordUndefined) return record;
+        return TaskRecord({
+            sender: t.sender,
+            isDeploy: t.isDeploy,
+            status: t.status,
+            inputsHash: t.inputsHash,
+            gasLimit: t.gasLimit,
+            gasPx: t.gasPx,
+            epoch: t.epoch,
+            firstBlockNumber: epochs[t.epoch].firstBlockNumber,
+            createdAt: t.createdAt
+        });
+    }
+
+    /// The caller-side task counter: the next task of `user` gets this nonce.
+    function taskNonce(address user) external view returns (uint256) {
+        return accounts[user].taskNonce;
+    }
+
+    function prepaidBalance(address user) external view returns (uint256) {
+        return accounts[user].balance;
+    }
+
+    function getSecretContract(bytes32 scAddr) external view returns (SecretContractInfo memory) {
+        SecretContract storage sc = contracts[scAddr];
+        return SecretContractInfo(sc.owner, sc.codeHash, sc.deltaCount, sc.lastDeltaHash);
+    }
+
+    function secretContractCount() external view returns (uint256) {
+        return contractList.length;
+    }
+
+    /// Deployed contract addresses in deployment order, [start, stop) clamped to the count.
+    function getSecretContractAddresses(uint256 start, uint256 stop)
+        external
+        view
+        returns (bytes32[] memory addresses)
+    {
+        if (stop > contractList.length) stop = contractList.length;
+        if (start >= stop) return addresses;
+        addresses = new bytes32[](stop - start);
+        for (uint256 i = start; i < stop; ++i) {
+            addresses[i - start] = contractList[i];
+        }
+    }
+
+    function getDeltaHash(bytes32 scAddr, uint256 index) external view returns (bytes32) {
+        SecretContract storage sc = contracts[scAddr];
+        if (index >= sc.deltaCount) revert DeltaIndexOutOfRange(index, sc.deltaCount);
+        return _deltaAt(sc, index);
+    }
+
+    /// Delta hashes [start, stop) of a contract, clamped to its delta count.
+    function getDeltaHashes(bytes32 scAddr, uint256 start, uint256 stop)
+        external
+        view
+        returns (bytes32[] memory hashes)
+    {
+        SecretContract storage sc = contracts[scAddr];
+        if (stop > sc.deltaCount) stop = sc.deltaCount;
+        if (start >= stop) return hashes;
+        hashes = new bytes32[](stop - start);
+        for (uint256 i = start; i < stop; ++i) {
+            hashes[i - start] = _deltaAt(sc, i);
+        }
+    }
+
+    // =============================================================================================
+    // Internals: workers and epochs
+
+    function _verifier(uint8 evidenceKind) private view returns (IAttestationVerifier v) {
+        if (evidenceKind == EVIDENCE_SIMULATION) v = simulationVerifier;
+        else if (evidenceKind == EVIDENCE_IAS) v = iasVerifier;
+        if (address(v) == address(0)) revert EvidenceKindDisabled(evidenceKind);
+    }
+
+    function _checkpoint(Worker storage w, uint256 weight) private {
+        uint256 n = w.weights.length;
+        if (n != 0 && w.weights[n - 1].fromBlock == block.number) {
+            w.weights[n - 1].weight = uint128(weight);
+        } else {
+            w.weights.push(Checkpoint(uint64(block.number), uint128(weight)));
+        }
+    }
+
+    /// The weight in force at the end of block `blockNumber`.
+    function _weightAt(Worker storage w, uint256 blockNumber) private view returns (uint256) {
+        Checkpoint[] storage cps = w.weights;
+        uint256 high = cps.length;
+        if (high == 0) return 0;
+        Checkpoint memory last = cps[high - 1];
+        if (last.fromBlock <= blockNumber) return last.weight;
+        // Count the checkpoints at or before the block; the answer is the last of them.
+        uint256 low;
+        --high;
+        while (low < high) {
+            uint256 mid = (low + high) / 2;
+            if (cps[mid].fromBlock <= blockNumber) low = mid + 1;
+            else high = mid;
+        }
+        return low == 0 ? 0 : cps[low - 1].weight;
+    }
+
+    /// The documented worker loop: one pass over every registered operator.
+    function _activeWorkers(uint256 blockNumber)
+        private
+        view
+        returns (address[] memory signers, uint256[] memory stakes)
+    {
+        uint256 n = workerList.length;
+        signers = new address[](n);
+        stakes = new uint256[](n);
+        uint256 k;
+        for (uint256 i; i < n; ++i) {
+            Worker storage w = workers[workerList[i]];
+            uint256 weight = _weightAt(w, blockNumber);
+            if (weight != 0) {
+                signers[k] = w.signer;
+                stakes[k] = weight;
+                ++k;
+            }
+        }
+        assembly ("memory-safe") {
+            mstore(signers, k)
+            mstore(stakes, k)
+        }
+    }
+
+    function _epochAt(uint256 blockNumber) private view returns (uint256) {
+        uint256 n = epochs.length;
+        if (n == 0 || blockNumber < epochs[0].firstBlockNumber) revert NoEpochAtBlock(blockNumber);
+        if (epochs[n - 1].firstBlockNumber <= blockNumber) return n - 1;
+        uint256 low;
+        uint256 high = n - 1;
+        while (low < high) {
+            uint256 mid = (low + high) / 2;
+            if (epochs[mid].firstBlockNumber <= blockNumber) low = mid + 1;
+            else high = mid;
+        }
+        return low - 1;
+    }
+
+    function _group(Epoch storage e, bytes32 scAddr) private view returns (address[] memory group) {
+        Member[] storage members = e.members;
+        uint256 n = members.length;
+        uint256 size = groupSize < n ? groupSize : n;
+        group = new address[](size);
+        if (size == 0) return group;
+        uint256 total = members[n - 1].cumulativeStake;
+        uint256 seed = e.seed;
+        uint256 found;
+        uint256 rounds = size * SELECTION_ROUNDS_PER_MEMBER;
+        for (uint256 nonce; found < size && nonce < rounds; ++nonce) {
+            uint256 r = uint256(keccak256(abi.encode(seed, scAddr, nonce))) % total;
+            // First member whose cumulative stake exceeds r; cumulative stakes strictly
+            // increase (every stake is positive), so this is the walk of the specification.
+            uint256 low;
+            uint256 high = n - 1;
+            while (low < high) {
+                uint256 mid = (low + high) / 2;
+                if (members[mid].cumulativeStake > r) high = mid;
+                else low = mid + 1;
+            }
+            address pick = members[low].signer;
+            bool chosen;
+            for (uint256 j; j < found; ++j) {
+                if (group[j] == pick) {
+                    chosen = true;
+                    break;
+                }
+            }
+            if (!chosen) group[found++] = pick;
+        }
+        assembly ("memory-safe") {
+            mstore(group, found)
+        }
+    }
+
+    function _currentEpochFor(uint256 firstBlockNumber) private view returns (uint32) {
+        uint256 n = epochs.length;
+        if (n == 0) revert NoEpoch();
+        Epoch storage e = epochs[n - 1];
+        if (e.firstBlockNumber != firstBlockNumber) {
+            revert WrongEpoch(firstBlockNumber, e.firstBlockNumber);
+        }
+        if (e.members.length == 0) revert NoActiveWorkers();
+        return uint32(n - 1);
+    }
+
+    // =============================================================================================
+    // Internals: tasks, receipts, fees
+
+    function _createTask(
+        Account storage a,
+        bytes32 inputsHash,
+        uint64 gasLimit,
+        uint64 gasPx,
+        uint256 firstBlockNumber,
+        bool isDeploy
+    ) private returns (bytes32 taskId) {
+        uint32 epoch = _currentEpochFor(firstBlockNumber);
+        if (gasLimit == 0) revert ZeroGasLimit();
+        uint256 nonce = a.taskNonce;
+        taskId = keccak256(abi.encodePacked(msg.sender, nonce));
+        tasks[taskId] = Task({
+            sender: msg.sender,
+            status: TaskStatus.RecordCreated,
+            isDeploy: isDeploy,
+            epoch: epoch,
+            createdAt: uint40(block.number),
+            inputsHash: inputsHash,
+            gasLimit: gasLimit,
+            gasPx: gasPx
+        });
+        a.taskNonce = uint64(nonce + 1);
+        _escrow(a, uint256(gasLimit) * gasPx);
+        emit TaskRecordCreated(
+            taskId, inputsHash, gasLimit, gasPx, msg.sender, firstBlockNumber, isDeploy
+        );
+    }
+
+    function _openTask(bytes32 taskId) private view returns (Task storage t) {
+        t = tasks[taskId];
+        if (t.status != TaskStatus.RecordCreated) revert TaskNotOpen(taskId, t.status);
+    }
+
+    function _deployed(bytes32 scAddr) private view returns (SecretContract storage sc) {
+        sc = contracts[scAddr];
+        if (sc.owner == address(0)) revert UnknownSecretContract(scAddr);
+    }
+
+    /// The receipt's signer, required to be in the group selected for `scAddr` in `epoch`.
+    function _selectedSigner(uint256 epoch, bytes32 scAddr, bytes32 digest, bytes calldata sig)
+        private
+        view
+        returns (address signer)
+    {
+        signer = Signatures.recover(digest, sig);
+        if (signer == address(0)) revert InvalidReceiptSignature();
+        address[] memory group = _group(epochs[epoch], scAddr);
+        for (uint256 i; i < group.length; ++i) {
+            if (group[i] == signer) return signer;
+        }
+        revert WorkerNotSelected(signer);
+    }
+
+    /// Pays the worker gasUsed·gasPx and refunds the rest of the escrowed fee to the sender.
+    function _settle(Task memory task, uint64 gasUsed, address signer) private {
+        _credit(signer, _refund(task, gasUsed));
+    }
+
+    /// Refunds (gasLimit - gasUsed)·gasPx to the sender's prepaid balance; returns the worker's
+    /// share, gasUsed·gasPx.
+    function _refund(Task memory task, uint64 gasUsed) private returns (uint256 earned) {
+        uint256 refund = uint256(task.gasLimit - gasUsed) * task.gasPx;
+        if (refund != 0) accounts[task.sender].balance += uint128(refund);
+        return uint256(gasUsed) * task.gasPx;
+    }
+
+    /// Credits the stake of the worker whose enclave signs as `signer`. The selection weight is
+    /// not changed (see deposit).
+    function _credit(address signer, uint256 amount) private {
+        if (amount != 0) workers[operatorOf[signer]].balance += uint128(amount);
+    }
+
+    function _escrow(Account storage a, uint256 fee) private {
+        uint256 balance = a.balance;
+        if (balance >= fee) {
+            a.balance = uint128(balance - fee);
+        } else {
+            _pull(fee);
+        }
+    }
+
+    function _depositBalance(uint256 amount) private {
+        if (amount == 0) revert ZeroAmount();
+        Account storage a = accounts[msg.sender];
+        uint256 balance = a.balance + amount;
+        a.balance = uint128(balance);
+        _pull(amount);
+        emit BalanceDeposited(msg.sender, amount, balance);
+    }
+
+    function _pull(uint256 amount) private {
+        if (amount != 0 && !token.transferFrom(msg.sender, address(this), amount)) {
+            revert TokenTransferFailed();
+        }
+    }
+
+    function _push(address to, uint256 amount) private {
+        if (amount != 0 && !token.transfer(to, amount)) revert TokenTransferFailed();
+    }
+
+    /// Calls `target` with `payload` and CALLBACK_GAS gas, copying no return data (a callee
+    /// cannot grief with a huge return). The token and this contract are never valid targets: a
+    /// secret contract must not be able to move the stakes and fees held here.
+    function _callback(address target, bytes calldata payload) private returns (bool ok) {
+        if (target == address(token) || target == address(this) || target.code.length == 0) {
+            return false;
+        }
+        bytes memory data = payload;
+        // The callee must be able to get the full CALLBACK_GAS despite the 63/64 rule, and the
+        // reserve must remain for recording the outcome.
+        uint256 needed = CALLBACK_GAS + CALLBACK_GAS / 63 + CALLBACK_RESERVE;
+        uint256 available = gasleft();
+        if (available < needed) revert InsufficientGasForCallback(available, needed);
+        assembly ("memory-safe") {
+            ok := call(CALLBACK_GAS, target, 0, add(data, 0x20), mload(data), 0, 0)
+        }
+    }
+
+    // =============================================================================================
+    // Internals: delta chain
+
+    function _appendDeltas(SecretContract storage sc, bytes32[] memory hashes, uint256 count)
+        private
+    {
+        if (count == 0) return;
+        uint256 first = sc.deltaCount;
+        if (count < CHUNK_MIN) {
+            for (uint256 i; i < count; ++i) {
+                sc.inlineDeltas[first + i] = hashes[i];
+            }
+        } else {
+            for (uint256 done; done < count; done += CHUNK_MAX) {
+                uint256 size = count - done < CHUNK_MAX ? count - done : CHUNK_MAX;
+                sc.chunks.push(
+                    DeltaChunk(uint32(first + done), uint32(size), _writeChunk(hashes, done, size))
+                );
+            }
+        }
+        sc.deltaCount = uint32(first + count);
+        sc.lastDeltaHash = hashes[count - 1];
+    }
+
+    /// Deploys a data contract whose code is 0x00 (STOP, so calling it does nothing) followed by
+    /// hashes[start .. start + size).
+    function _writeChunk(bytes32[] memory hashes, uint256 start, uint256 size)
+        private
+        returns (address data)
+    {
+        uint256 codeLength = 1 + 32 * size;
+        bytes memory init = new bytes(11 + 32 * size);
+        assembly ("memory-safe") {
+            let p := add(init, 0x20)
+            // PUSH2 codeLength, DUP1, PUSH1 0x0a, RETURNDATASIZE(0), CODECOPY(0, 0x0a, codeLength),
+            // RETURNDATASIZE(0), RETURN(0, codeLength), then the code: 0x00 and the hashes.
+            mstore(p, or(shl(248, 0x61), or(shl(232, codeLength), shl(168, 0x80600a3d393df300))))
+            let src := add(hashes, mul(add(start, 1), 0x20))
+            mcopy(add(p, 11), src, mul(size, 0x20))
+            data := create(0, p, mload(init))
+        }
+        if (data == address(0)) revert DeltaChunkWriteFailed();
+    }
+
+    function _deltaAt(SecretContract storage sc, uint256 index) private view returns (bytes32 h) {
+        h = sc.inlineDeltas[index];
+        if (h != bytes32(0)) return h;
+        DeltaChunk[] storage chunks = sc.chunks;
+        uint256 low;
+        uint256 high = chunks.length;
+        while (low < high) {
+            uint256 mid = (low + high) / 2;
+            if (chunks[mid].first <= index) low = mid + 1;
+            else high = mid;
+        }
+        if (low == 0) return bytes32(0);
+        DeltaChunk memory c = chunks[low - 1];
+        if (index >= uint256(c.first) + c.count) return bytes32(0);
+        address data = c.data;
+        uint256 offset = 1 + 32 * (index - c.first);
+        assembly ("memory-safe") {
+            extcodecopy(data, 0, offset, 32)
+            h := mload(0)
+        }
+    }
+}
