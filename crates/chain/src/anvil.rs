@@ -1,0 +1,54 @@
+//! Finding and starting anvil, the local chain of devnets and tests.
+
+use std::path::PathBuf;
+
+use alloy::node_bindings::{Anvil, AnvilInstance};
+
+use crate::{ChainError, Result};
+
+/// The anvil binary: `$ENIGMA_ANVIL`, then the project's pinned npm install
+/// (`contracts/node_modules/.bin/anvil`, from `npm ci` in `contracts/`), then `anvil` on `PATH`.
+pub fn find_anvil() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("ENIGMA_ANVIL") {
+        return Ok(PathBuf::from(path));
+    }
+    // The platform package's binary itself, not the node wrapper in .bin: a wrapper process
+    // would stand between the test and anvil and could leave anvil running when killed.
+    let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../contracts/node_modules");
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        "windows" => "win32",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let native = modules.join(format!("@foundry-rs/anvil-{os}-{arch}/bin/anvil"));
+    if native.is_file() {
+        return Ok(native);
+    }
+    let wrapper = modules.join(".bin/anvil");
+    if wrapper.exists() {
+        return Ok(wrapper);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("anvil"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            ChainError::Config(
+                "anvil not found: run `npm ci` in contracts/ (the test command does), put anvil on PATH, or set ENIGMA_ANVIL".into(),
+            )
+        })
+}
+
+/// Starts anvil on a free loopback port with instant mining and its ten funded dev accounts.
+pub fn spawn_anvil() -> Result<AnvilInstance> {
+    Anvil::new()
+        .path(find_anvil()?)
+        .try_spawn()
+        .map_err(|e| ChainError::Rpc(format!("starting anvil: {e}")))
+}

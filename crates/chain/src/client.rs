@@ -1,0 +1,810 @@
+//! A typed reader and writer of the Enigma contract.
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{Address as EthAddress, B256, Bytes, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionReceipt,
+    signers::local::PrivateKeySigner,
+    sol_types::SolValue,
+};
+use enigma_attestation::Evidence;
+use enigma_crypto::{KeyPair, Signature};
+use enigma_types::{
+    Address, CodeHash, ContractAddress, DeltaHash, InputsHash, OutputHash, SignerAddress, TaskId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ChainError, Result,
+    bindings::{Enigma, EnigmaToken},
+    convert::{address, b256, contract, eth, eth_signer, signer, task_id, u64_of, u128_of},
+    error::revert_text,
+};
+
+/// Evidence kinds the contract verifies (`register`'s `evidenceKind`).
+pub const EVIDENCE_SIMULATION: u8 = 0;
+/// IAS evidence.
+pub const EVIDENCE_IAS: u8 = 1;
+
+/// An epoch as the chain stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochInfo {
+    /// Its index (the KM's epoch counter).
+    pub nonce: u64,
+    /// The KM's random seed.
+    pub seed: [u8; 32],
+    /// The block of its `setWorkersParams`: tasks of the epoch name it.
+    pub first_block: u64,
+    /// The block whose worker list it holds.
+    pub snapshot_block: u64,
+    /// Worker signer addresses, in order.
+    pub workers: Vec<SignerAddress>,
+    /// Their stakes (grains).
+    pub stakes: Vec<u128>,
+}
+
+impl EpochInfo {
+    fn from_sol(e: Enigma::EpochInfo) -> Result<Self> {
+        Ok(Self {
+            nonce: u64_of(e.nonce, "epoch nonce")?,
+            seed: e.seed.to_be_bytes(),
+            first_block: u64_of(e.firstBlockNumber, "epoch block")?,
+            snapshot_block: u64_of(e.snapshotBlock, "snapshot block")?,
+            workers: e.workers.into_iter().map(signer).collect(),
+            stakes: e.stakes.into_iter().map(|s| u128_of(s, "stake")).collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// A task's status on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskStatus {
+    /// No such record.
+    Undefined,
+    /// Recorded, fee escrowed, awaiting a receipt.
+    Created,
+    /// Succeeded.
+    Verified,
+    /// Failed (the enclave signed the failure).
+    Failed,
+    /// Verified, but its Ethereum callback failed.
+    FailedEth,
+    /// Timed out; the fee was returned.
+    FailedReturn,
+}
+
+impl TaskStatus {
+    fn from_u8(v: u8) -> Result<Self> {
+        Ok(match v {
+            0 => Self::Undefined,
+            1 => Self::Created,
+            2 => Self::Verified,
+            3 => Self::Failed,
+            4 => Self::FailedEth,
+            5 => Self::FailedReturn,
+            other => return Err(ChainError::Unexpected(format!("task status {other}"))),
+        })
+    }
+
+    /// Whether the task is finished (no receipt can change it).
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Undefined | Self::Created)
+    }
+}
+
+/// A task record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Who created it (and pays).
+    pub sender: Address,
+    /// A deployment?
+    pub is_deploy: bool,
+    /// Where it stands.
+    pub status: TaskStatus,
+    /// The inputs hash.
+    pub inputs_hash: InputsHash,
+    /// The gas limit.
+    pub gas_limit: u64,
+    /// The gas price in grains.
+    pub gas_px: u64,
+    /// The epoch's nonce.
+    pub epoch: u64,
+    /// The epoch's first block.
+    pub first_block: u64,
+    /// The block it was created in.
+    pub created_at: u64,
+}
+
+/// A deployed secret contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretContract {
+    /// Who deployed it.
+    pub owner: Address,
+    /// Its code hash.
+    pub code_hash: CodeHash,
+    /// Deltas in its chain.
+    pub delta_count: u64,
+    /// The last delta's hash.
+    pub last_delta_hash: DeltaHash,
+}
+
+/// A worker's registration status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerStatus {
+    /// Not registered.
+    Unregistered,
+    /// In the selection.
+    LoggedIn,
+    /// Registered, not in the selection.
+    LoggedOut,
+}
+
+/// A registered worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Its operating address (holds the stake).
+    pub operator: Address,
+    /// Its enclave's signer.
+    pub signer: SignerAddress,
+    /// Its status.
+    pub status: WorkerStatus,
+    /// The kind of evidence it registered with.
+    pub evidence_kind: u8,
+    /// The measurement the evidence showed.
+    pub mr_enclave: [u8; 32],
+    /// Its stake in grains.
+    pub balance: u128,
+    /// Its current selection weight.
+    pub weight: u128,
+    /// When it registered.
+    pub registered_at: u64,
+    /// When it last logged out.
+    pub logged_out_at: u64,
+}
+
+/// What a mined transaction cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mined {
+    /// The transaction hash.
+    pub hash: [u8; 32],
+    /// Ethereum gas used.
+    pub gas_used: u64,
+    /// The block it is in.
+    pub block: u64,
+}
+
+/// A signed success receipt of a compute task, for `commitReceipt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputeReceiptTx {
+    /// The contract.
+    pub contract: ContractAddress,
+    /// The task.
+    pub task_id: TaskId,
+    /// The new delta's hash (zero if none).
+    pub delta_hash: DeltaHash,
+    /// The output hash.
+    pub output_hash: OutputHash,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Ethereum call payload (empty if none).
+    pub eth_payload: Vec<u8>,
+    /// Ethereum call target (zero if none).
+    pub eth_address: Address,
+    /// The enclave's signature.
+    pub signature: Signature,
+}
+
+/// A signed deployment receipt, for `deploySecretContract`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployReceiptTx {
+    /// The deployment task (= the contract address).
+    pub task_id: TaskId,
+    /// The uploaded code's hash.
+    pub pre_code_hash: CodeHash,
+    /// The stored code's hash.
+    pub code_hash: CodeHash,
+    /// Delta 0's hash.
+    pub init_delta_hash: DeltaHash,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Ethereum call payload (empty if none).
+    pub eth_payload: Vec<u8>,
+    /// Ethereum call target (zero if none).
+    pub eth_address: Address,
+    /// The enclave's signature.
+    pub signature: Signature,
+}
+
+/// One task of a batch receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchItemTx {
+    /// The task.
+    pub task_id: TaskId,
+    /// Its delta hash (zero if none or failed).
+    pub delta_hash: DeltaHash,
+    /// Its output hash.
+    pub output_hash: OutputHash,
+    /// Gas used.
+    pub gas_used: u64,
+    /// 1 success, 0 failure.
+    pub status: u8,
+}
+
+/// The Enigma contract and the ENG token, read and (with a key) written.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    provider: DynProvider,
+    enigma: Enigma::EnigmaInstance<DynProvider>,
+    token: EnigmaToken::EnigmaTokenInstance<DynProvider>,
+    from: Option<EthAddress>,
+}
+
+/// A provider for `url`, signing with `key` if given.
+///
+/// Nonces are read from the node for every transaction (`pending`): a transaction that fails
+/// before it is sent (a revert found by gas estimation) must not leave a gap that would stall
+/// every later one, and several handles may sign for the same account.
+pub fn provider(url: &str, key: Option<&KeyPair>) -> Result<DynProvider> {
+    let url = url.parse().map_err(|e| ChainError::Config(format!("RPC URL {url}: {e}")))?;
+    Ok(match key {
+        Some(key) => {
+            let signer = PrivateKeySigner::from_bytes(&B256::from(*key.secret_bytes()))
+                .map_err(|e| ChainError::Config(format!("signing key: {e}")))?;
+            ProviderBuilder::new()
+                .disable_recommended_fillers()
+                .with_gas_estimation()
+                .with_simple_nonce_management()
+                .fetch_chain_id()
+                .wallet(EthereumWallet::from(signer))
+                .connect_http(url)
+                .erased()
+        }
+        None => ProviderBuilder::new().connect_http(url).erased(),
+    })
+}
+
+fn mined(r: &TransactionReceipt) -> Result<Mined> {
+    let m = Mined {
+        hash: r.transaction_hash.0,
+        gas_used: r.gas_used,
+        block: r.block_number.unwrap_or_default(),
+    };
+    if r.status() {
+        Ok(m)
+    } else {
+        Err(ChainError::TransactionFailed(format!("0x{}", hex::encode(m.hash))))
+    }
+}
+
+/// How long to wait for a sent transaction to be mined before giving up.
+const MINING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Waits for a transaction's receipt, polling fast at first (a devnet mines at once) and backing
+/// off to half a second (a real chain takes blocks).
+async fn wait_receipt(provider: &DynProvider, hash: B256) -> Result<TransactionReceipt> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        if let Some(receipt) = provider.get_transaction_receipt(hash).await? {
+            return Ok(receipt);
+        }
+        if start.elapsed() > MINING_TIMEOUT {
+            return Err(ChainError::Rpc(format!(
+                "transaction {hash} was not mined within {} s",
+                MINING_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(500));
+    }
+}
+
+/// Sends a contract call and waits for its receipt.
+macro_rules! send {
+    ($self:ident, $call:expr) => {{
+        let pending = $call.send().await?;
+        let receipt = wait_receipt(&$self.provider, *pending.tx_hash()).await?;
+        mined(&receipt).map(|m| (m, receipt))
+    }};
+}
+
+/// Encodes evidence as `register` takes it.
+pub fn encode_evidence(evidence: &Evidence) -> Result<(u8, Vec<u8>)> {
+    match evidence {
+        Evidence::Simulation(e) => Ok((
+            EVIDENCE_SIMULATION,
+            (B256::from(e.mr_enclave), e.isv_prod_id, e.debug, Bytes::from(e.signature.as_bytes().to_vec())).abi_encode_params(),
+        )),
+        Evidence::Ias(e) => {
+            Ok((EVIDENCE_IAS, (Bytes::from(e.report.clone().into_bytes()), Bytes::from(e.signature.clone())).abi_encode_params()))
+        }
+        Evidence::Dcap(_) => Err(ChainError::Config(
+            "DCAP evidence is verified off chain (by clients and the key manager); register on chain with IAS or simulation evidence".into(),
+        )),
+    }
+}
+
+impl Chain {
+    /// The contracts at `enigma` and `token` through `provider`. `from` is the account that
+    /// signs (the provider's wallet), if any.
+    #[must_use]
+    pub fn new(
+        provider: DynProvider,
+        enigma: Address,
+        token: Address,
+        from: Option<Address>,
+    ) -> Self {
+        Self {
+            enigma: Enigma::new(eth(enigma), provider.clone()),
+            token: EnigmaToken::new(eth(token), provider.clone()),
+            provider,
+            from: from.map(eth),
+        }
+    }
+
+    /// Connects over HTTP, signing with `key` if given.
+    pub fn connect(
+        url: &str,
+        key: Option<&KeyPair>,
+        enigma: Address,
+        token: Address,
+    ) -> Result<Self> {
+        Ok(Self::new(provider(url, key)?, enigma, token, key.map(KeyPair::address)))
+    }
+
+    /// The provider.
+    #[must_use]
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// The Enigma contract binding (for calls this type does not wrap).
+    #[must_use]
+    pub fn enigma(&self) -> &Enigma::EnigmaInstance<DynProvider> {
+        &self.enigma
+    }
+
+    /// The Enigma contract's address.
+    #[must_use]
+    pub fn enigma_address(&self) -> Address {
+        address(*self.enigma.address())
+    }
+
+    /// The token's address.
+    #[must_use]
+    pub fn token_address(&self) -> Address {
+        address(*self.token.address())
+    }
+
+    /// The signing account.
+    #[must_use]
+    pub fn account(&self) -> Option<Address> {
+        self.from.map(address)
+    }
+
+    // ---- reading ----
+
+    /// The latest block number.
+    pub async fn block_number(&self) -> Result<u64> {
+        Ok(self.provider.get_block_number().await?)
+    }
+
+    /// The number of epochs (the next epoch's nonce).
+    pub async fn epoch_count(&self) -> Result<u64> {
+        u64_of(self.enigma.epochCount().call().await?, "epoch count")
+    }
+
+    /// The first block at which the next epoch may be set.
+    pub async fn next_epoch_block(&self) -> Result<u64> {
+        u64_of(self.enigma.nextEpochBlock().call().await?, "next epoch block")
+    }
+
+    /// An epoch by nonce.
+    pub async fn epoch(&self, nonce: u64) -> Result<EpochInfo> {
+        EpochInfo::from_sol(self.enigma.getEpoch(U256::from(nonce)).call().await?)
+    }
+
+    /// The current epoch, `None` before the first.
+    pub async fn current_epoch(&self) -> Result<Option<EpochInfo>> {
+        if self.epoch_count().await? == 0 {
+            return Ok(None);
+        }
+        EpochInfo::from_sol(self.enigma.getCurrentEpoch().call().await?).map(Some)
+    }
+
+    /// The epoch containing `block`, `None` before the first.
+    pub async fn epoch_for_block(&self, block: u64) -> Result<Option<EpochInfo>> {
+        match self.enigma.getEpochForBlock(U256::from(block)).call().await {
+            Ok(e) => EpochInfo::from_sol(e).map(Some),
+            Err(e) => match e.as_decoded_error::<Enigma::NoEpochAtBlock>() {
+                Some(_) => Ok(None),
+                None => Err(e.into()),
+            },
+        }
+    }
+
+    /// The active workers and their weights as an epoch snapshotted at `block` would hold them.
+    pub async fn active_workers(&self, block: u64) -> Result<(Vec<SignerAddress>, Vec<u128>)> {
+        let r = self.enigma.getActiveWorkers(U256::from(block)).call().await?;
+        let stakes = r.stakes.into_iter().map(|s| u128_of(s, "stake")).collect::<Result<_>>()?;
+        Ok((r.signers.into_iter().map(signer).collect(), stakes))
+    }
+
+    /// The contract's selection of workers for `contract` at `block`.
+    pub async fn worker_group(
+        &self,
+        block: u64,
+        contract: &ContractAddress,
+    ) -> Result<Vec<SignerAddress>> {
+        Ok(self
+            .enigma
+            .getWorkerGroup(U256::from(block), b256(*contract))
+            .call()
+            .await?
+            .into_iter()
+            .map(signer)
+            .collect())
+    }
+
+    /// A task record, `None` if unknown.
+    pub async fn task(&self, id: &TaskId) -> Result<Option<TaskRecord>> {
+        let r = self.enigma.getTaskRecord(b256(*id)).call().await?;
+        let status = TaskStatus::from_u8(r.status)?;
+        if status == TaskStatus::Undefined {
+            return Ok(None);
+        }
+        Ok(Some(TaskRecord {
+            sender: address(r.sender),
+            is_deploy: r.isDeploy,
+            status,
+            inputs_hash: InputsHash(r.inputsHash.0),
+            gas_limit: r.gasLimit,
+            gas_px: r.gasPx,
+            epoch: u64_of(r.epoch, "task epoch")?,
+            first_block: u64_of(r.firstBlockNumber, "task epoch block")?,
+            created_at: u64_of(r.createdAt, "task block")?,
+        }))
+    }
+
+    /// The nonce of `user`'s next task.
+    pub async fn task_nonce(&self, user: Address) -> Result<u64> {
+        u64_of(self.enigma.taskNonce(eth(user)).call().await?, "task nonce")
+    }
+
+    /// `user`'s prepaid balance in grains.
+    pub async fn prepaid_balance(&self, user: Address) -> Result<u128> {
+        u128_of(self.enigma.prepaidBalance(eth(user)).call().await?, "prepaid balance")
+    }
+
+    /// `owner`'s ENG balance in grains.
+    pub async fn token_balance(&self, owner: Address) -> Result<u128> {
+        u128_of(self.token.balanceOf(eth(owner)).call().await?, "token balance")
+    }
+
+    /// A secret contract, `None` if not deployed.
+    pub async fn secret_contract(
+        &self,
+        contract_address: &ContractAddress,
+    ) -> Result<Option<SecretContract>> {
+        let r = self.enigma.getSecretContract(b256(*contract_address)).call().await?;
+        if r.owner == EthAddress::ZERO {
+            return Ok(None);
+        }
+        Ok(Some(SecretContract {
+            owner: address(r.owner),
+            code_hash: CodeHash(r.codeHash.0),
+            delta_count: u64_of(r.deltaCount, "delta count")?,
+            last_delta_hash: DeltaHash(r.lastDeltaHash.0),
+        }))
+    }
+
+    /// Delta hashes `[start, stop)` of a contract (clamped to its chain).
+    pub async fn delta_hashes(
+        &self,
+        contract_address: &ContractAddress,
+        start: u64,
+        stop: u64,
+    ) -> Result<Vec<DeltaHash>> {
+        let r = self
+            .enigma
+            .getDeltaHashes(b256(*contract_address), U256::from(start), U256::from(stop))
+            .call()
+            .await?;
+        Ok(r.into_iter().map(|h| DeltaHash(h.0)).collect())
+    }
+
+    /// Deployed secret contracts `[start, stop)`.
+    pub async fn secret_contracts(&self, start: u64, stop: u64) -> Result<Vec<ContractAddress>> {
+        let r = self
+            .enigma
+            .getSecretContractAddresses(U256::from(start), U256::from(stop))
+            .call()
+            .await?;
+        Ok(r.into_iter().map(contract).collect())
+    }
+
+    fn worker_info(w: Enigma::WorkerInfo) -> Result<Option<WorkerInfo>> {
+        if w.operator == EthAddress::ZERO {
+            return Ok(None);
+        }
+        Ok(Some(WorkerInfo {
+            operator: address(w.operator),
+            signer: signer(w.signer),
+            status: match w.status {
+                1 => WorkerStatus::LoggedIn,
+                2 => WorkerStatus::LoggedOut,
+                _ => WorkerStatus::Unregistered,
+            },
+            evidence_kind: w.evidenceKind,
+            mr_enclave: w.mrEnclave.0,
+            balance: u128_of(w.balance, "worker balance")?,
+            weight: u128_of(w.weight, "worker weight")?,
+            registered_at: u64_of(w.registeredAt, "registration block")?,
+            logged_out_at: u64_of(w.loggedOutAt, "logout block")?,
+        }))
+    }
+
+    /// A worker by operating address.
+    pub async fn worker(&self, operator: Address) -> Result<Option<WorkerInfo>> {
+        Self::worker_info(self.enigma.getWorker(eth(operator)).call().await?)
+    }
+
+    /// A worker by enclave signer.
+    pub async fn worker_by_signer(
+        &self,
+        signer_address: SignerAddress,
+    ) -> Result<Option<WorkerInfo>> {
+        Self::worker_info(self.enigma.getWorkerBySigner(eth_signer(signer_address)).call().await?)
+    }
+
+    // ---- writing (the provider must sign) ----
+
+    /// Transfers ENG.
+    pub async fn transfer_token(&self, to: Address, amount: u128) -> Result<Mined> {
+        send!(self, self.token.transfer(eth(to), U256::from(amount))).map(|(m, _)| m)
+    }
+
+    async fn approve(&self, amount: u128) -> Result<Mined> {
+        send!(self, self.token.approve(*self.enigma.address(), U256::from(amount))).map(|(m, _)| m)
+    }
+
+    /// Registers the signing account as a worker operator for enclave `signer`.
+    pub async fn register(
+        &self,
+        signer_address: SignerAddress,
+        evidence: &Evidence,
+    ) -> Result<Mined> {
+        let (kind, bytes) = encode_evidence(evidence)?;
+        send!(self, self.enigma.register(eth_signer(signer_address), kind, Bytes::from(bytes)))
+            .map(|(m, _)| m)
+    }
+
+    /// Records the key manager's attestation.
+    pub async fn register_principal(&self, evidence: &Evidence) -> Result<Mined> {
+        let (kind, bytes) = encode_evidence(evidence)?;
+        send!(self, self.enigma.registerPrincipal(kind, Bytes::from(bytes))).map(|(m, _)| m)
+    }
+
+    /// Approves and deposits `amount` grains of stake.
+    pub async fn deposit_stake(&self, amount: u128) -> Result<Mined> {
+        if amount > 0 {
+            self.approve(amount).await?;
+        }
+        send!(self, self.enigma.deposit(U256::from(amount))).map(|(m, _)| m)
+    }
+
+    /// Enters the selection.
+    pub async fn login(&self) -> Result<Mined> {
+        send!(self, self.enigma.login()).map(|(m, _)| m)
+    }
+
+    /// Leaves the selection.
+    pub async fn logout(&self) -> Result<Mined> {
+        send!(self, self.enigma.logout()).map(|(m, _)| m)
+    }
+
+    /// Withdraws stake.
+    pub async fn withdraw_stake(&self, amount: u128) -> Result<Mined> {
+        send!(self, self.enigma.withdraw(U256::from(amount))).map(|(m, _)| m)
+    }
+
+    /// Unregisters the worker.
+    pub async fn unregister(&self) -> Result<Mined> {
+        send!(self, self.enigma.unregister()).map(|(m, _)| m)
+    }
+
+    /// Approves and deposits `amount` grains into the prepaid balance that pays task fees.
+    pub async fn deposit_balance(&self, amount: u128) -> Result<Mined> {
+        self.approve(amount).await?;
+        send!(self, self.enigma.depositBalance(U256::from(amount))).map(|(m, _)| m)
+    }
+
+    /// Withdraws prepaid balance.
+    pub async fn withdraw_balance(&self, amount: u128) -> Result<Mined> {
+        send!(self, self.enigma.withdrawBalance(U256::from(amount))).map(|(m, _)| m)
+    }
+
+    /// Commits an epoch: the KM's seed and signature over the workers active at `snapshot_block`.
+    pub async fn set_workers_params(
+        &self,
+        snapshot_block: u64,
+        seed: [u8; 32],
+        signature: &Signature,
+    ) -> Result<Mined> {
+        send!(
+            self,
+            self.enigma.setWorkersParams(
+                U256::from(snapshot_block),
+                U256::from_be_bytes(seed),
+                Bytes::from(signature.as_bytes().to_vec())
+            )
+        )
+        .map(|(m, _)| m)
+    }
+
+    fn first_task_id(receipt: &TransactionReceipt) -> Result<Vec<TaskId>> {
+        let mut ids = Vec::new();
+        for log in receipt.inner.logs() {
+            if let Ok(e) = log.log_decode::<Enigma::TaskRecordCreated>() {
+                ids.push(task_id(e.inner.data.taskId));
+            } else if let Ok(e) = log.log_decode::<Enigma::TaskRecordsCreated>() {
+                ids.extend(e.inner.data.taskIds.iter().copied().map(task_id));
+            }
+        }
+        if ids.is_empty() {
+            return Err(ChainError::Unexpected("the transaction created no task record".into()));
+        }
+        Ok(ids)
+    }
+
+    /// Records a deployment task (fee from the prepaid balance, else `transferFrom`).
+    pub async fn create_deployment_task_record(
+        &self,
+        inputs_hash: InputsHash,
+        gas_limit: u64,
+        gas_px: u64,
+        first_block: u64,
+        nonce: u64,
+    ) -> Result<(TaskId, Mined)> {
+        let (m, r) = send!(
+            self,
+            self.enigma.createDeploymentTaskRecord(
+                b256(inputs_hash),
+                gas_limit,
+                gas_px,
+                U256::from(first_block),
+                U256::from(nonce)
+            )
+        )?;
+        Ok((Self::first_task_id(&r)?.remove(0), m))
+    }
+
+    /// Records a compute task.
+    pub async fn create_task_record(
+        &self,
+        inputs_hash: InputsHash,
+        gas_limit: u64,
+        gas_px: u64,
+        first_block: u64,
+    ) -> Result<(TaskId, Mined)> {
+        let (m, r) = send!(
+            self,
+            self.enigma.createTaskRecord(
+                b256(inputs_hash),
+                gas_limit,
+                gas_px,
+                U256::from(first_block)
+            )
+        )?;
+        Ok((Self::first_task_id(&r)?.remove(0), m))
+    }
+
+    /// Records several compute tasks in one transaction.
+    pub async fn create_task_records(
+        &self,
+        tasks: &[(InputsHash, u64)],
+        gas_px: u64,
+        first_block: u64,
+    ) -> Result<(Vec<TaskId>, Mined)> {
+        let hashes = tasks.iter().map(|(h, _)| b256(*h)).collect();
+        let limits = tasks.iter().map(|(_, g)| *g).collect();
+        let (m, r) = send!(
+            self,
+            self.enigma.createTaskRecords(hashes, limits, gas_px, U256::from(first_block))
+        )?;
+        Ok((Self::first_task_id(&r)?, m))
+    }
+
+    /// Commits a deployment receipt.
+    pub async fn commit_deploy(&self, r: &DeployReceiptTx) -> Result<Mined> {
+        send!(
+            self,
+            self.enigma.deploySecretContract(
+                b256(r.task_id),
+                b256(r.pre_code_hash),
+                b256(r.code_hash),
+                b256(r.init_delta_hash),
+                r.gas_used,
+                Bytes::from(r.eth_payload.clone()),
+                eth(r.eth_address),
+                Bytes::from(r.signature.as_bytes().to_vec())
+            )
+        )
+        .map(|(m, _)| m)
+    }
+
+    /// Commits one compute receipt.
+    pub async fn commit_receipt(&self, r: &ComputeReceiptTx) -> Result<Mined> {
+        send!(
+            self,
+            self.enigma.commitReceipt(
+                b256(r.contract),
+                b256(r.task_id),
+                b256(r.delta_hash),
+                b256(r.output_hash),
+                r.gas_used,
+                Bytes::from(r.eth_payload.clone()),
+                eth(r.eth_address),
+                Bytes::from(r.signature.as_bytes().to_vec())
+            )
+        )
+        .map(|(m, _)| m)
+    }
+
+    /// Commits a failure receipt (for a deployment, `contract` is the task id).
+    pub async fn commit_failure(
+        &self,
+        contract_address: ContractAddress,
+        task: TaskId,
+        output_hash: OutputHash,
+        gas_used: u64,
+        signature: &Signature,
+    ) -> Result<Mined> {
+        send!(
+            self,
+            self.enigma.commitTaskFailure(
+                b256(contract_address),
+                b256(task),
+                b256(output_hash),
+                gas_used,
+                Bytes::from(signature.as_bytes().to_vec())
+            )
+        )
+        .map(|(m, _)| m)
+    }
+
+    /// Commits a batch of one contract's receipts.
+    pub async fn commit_receipts(
+        &self,
+        contract_address: ContractAddress,
+        items: &[BatchItemTx],
+        signature: &Signature,
+    ) -> Result<Mined> {
+        send!(
+            self,
+            self.enigma.commitReceipts(
+                b256(contract_address),
+                items.iter().map(|i| b256(i.task_id)).collect(),
+                items.iter().map(|i| b256(i.delta_hash)).collect(),
+                items.iter().map(|i| b256(i.output_hash)).collect(),
+                items.iter().map(|i| i.gas_used).collect(),
+                items.iter().map(|i| i.status).collect(),
+                Bytes::from(signature.as_bytes().to_vec())
+            )
+        )
+        .map(|(m, _)| m)
+    }
+
+    /// Returns a timed-out task's fee to its sender.
+    pub async fn return_fees(&self, task: TaskId) -> Result<Mined> {
+        send!(self, self.enigma.returnFeesForTask(b256(task))).map(|(m, _)| m)
+    }
+}
+
+/// Decodes revert data of our contracts into text (for callers that got raw data).
+#[must_use]
+pub fn describe_revert(data: &[u8]) -> String {
+    revert_text(data)
+}

@@ -1,0 +1,43 @@
+//! The enigma contracts on Ethereum, from Rust.
+//!
+//! - [`bindings`]: alloy `sol!` bindings generated from the committed artifacts
+//!   (`contracts/artifacts/*.json`), so building this crate needs no Solidity compiler.
+//! - [`deploy`]: the token, the attestation verifiers and Enigma, with their configuration.
+//! - [`Chain`]: a typed reader and (with a key) writer: workers, stakes, epochs, selection,
+//!   task records, receipts, fees.
+//! - [`Watcher`]: follows the contract's events `confirmations` blocks behind the head and
+//!   reports a rewind when a reported block was replaced.
+//! - [`EpochCache`]: the latest epochs, and worker selection in Rust, byte-identical to the
+//!   contract's `getWorkerGroup` (`enigma_types::selection`).
+//! - [`spawn_anvil`]: the local chain for devnets and tests (the pinned npm install, or PATH).
+//!
+//! ```no_run
+//! # async fn run() -> enigma_chain::Result<()> {
+//! use enigma_chain::Chain;
+//! # let (enigma, token) = (enigma_types::Address::ZERO, enigma_types::Address::ZERO);
+//! let chain = Chain::connect("http://127.0.0.1:8545", None, enigma, token)?;
+//! if let Some(epoch) = chain.current_epoch().await? {
+//!     println!("epoch {} since block {} with {} workers", epoch.nonce, epoch.first_block, epoch.workers.len());
+//! }
+//! # Ok(()) }
+//! ```
+
+mod anvil;
+pub mod bindings;
+mod client;
+pub mod convert;
+mod deploy;
+mod epochs;
+mod error;
+mod watcher;
+
+pub use anvil::{find_anvil, spawn_anvil};
+pub use client::{
+    BatchItemTx, Chain, ComputeReceiptTx, DeployReceiptTx, EVIDENCE_IAS, EVIDENCE_SIMULATION,
+    EpochInfo, Mined, SecretContract, TaskRecord, TaskStatus, WorkerInfo, WorkerStatus,
+    describe_revert, encode_evidence, provider,
+};
+pub use deploy::{DeployConfig, Deployment, IasPolicy, SimulationPolicy, deploy, deploy_voting};
+pub use epochs::{EPOCHS_LOADED, EpochCache};
+pub use error::{ChainError, Result};
+pub use watcher::{ChainEvent, Located, Poll, Watcher, decode};

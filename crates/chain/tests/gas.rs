@@ -1,0 +1,282 @@
+//! The Ethereum gas of every operation, measured on anvil, and the batching target: a task's
+//! receipt in a batch of 64 costs at most a third of a single compute receipt.
+//!
+//! `cargo test -p enigma-chain --test gas -- --nocapture` prints the table recorded in
+//! BENCHMARKS.md.
+
+mod common;
+
+use common::*;
+use enigma_chain::*;
+use enigma_types::{
+    Address, CodeHash, ContractAddress, DeltaHash, InputsHash, OutputHash, TaskId, keccak256,
+    messages::{
+        BatchEntry, ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, batch_digest,
+    },
+};
+
+const PX: u64 = 1;
+const LIMIT: u64 = 1_000_000;
+
+fn h(label: String) -> [u8; 32] {
+    keccak256(label.as_bytes())
+}
+
+struct Measured {
+    rows: Vec<(String, u64)>,
+}
+
+impl Measured {
+    fn add(&mut self, what: &str, gas: u64) {
+        self.rows.push((what.to_string(), gas));
+    }
+
+    fn get(&self, what: &str) -> u64 {
+        self.rows.iter().find(|(w, _)| w == what).map(|(_, g)| *g).unwrap()
+    }
+}
+
+async fn deploy_contract(
+    net: &TestNet,
+    user: &Chain,
+    epoch: &EpochInfo,
+    m: &mut Measured,
+) -> (ContractAddress, CodeHash, usize) {
+    let nonce = user.task_nonce(user.account().unwrap()).await.unwrap();
+    let inputs = InputsHash(h("deploy".into()));
+    let (id, mined) = user
+        .create_deployment_task_record(inputs, LIMIT, PX, epoch.first_block, nonce)
+        .await
+        .unwrap();
+    m.add("createDeploymentTaskRecord", mined.gas_used);
+    let contract = ContractAddress::from(id);
+    let selected = net.deployer.worker_group(epoch.first_block, &contract).await.unwrap()[0];
+    let w = net.worker_of(selected);
+    let code_hash = CodeHash(h("code".into()));
+    let init = DeltaHash(h("delta 0".into()));
+    let digest = DeployReceipt {
+        inputs_hash: inputs,
+        code_hash,
+        init_delta_hash: init,
+        gas_limit: LIMIT,
+        gas_used: 1000,
+        eth_call: EthCallRef::default(),
+    }
+    .digest();
+    let mined = net.workers[w]
+        .chain
+        .commit_deploy(&DeployReceiptTx {
+            task_id: id,
+            pre_code_hash: code_hash,
+            code_hash,
+            init_delta_hash: init,
+            gas_used: 1000,
+            eth_payload: vec![],
+            eth_address: Address::ZERO,
+            signature: net.workers[w].enclave.sign_digest(&digest),
+        })
+        .await
+        .unwrap();
+    m.add("deploySecretContract", mined.gas_used);
+    (contract, code_hash, w)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn single_compute(
+    net: &TestNet,
+    user: &Chain,
+    epoch: &EpochInfo,
+    contract: ContractAddress,
+    code_hash: CodeHash,
+    w: usize,
+    label: &str,
+    with_delta: bool,
+) -> (u64, u64) {
+    let inputs = InputsHash(h(format!("inputs {label}")));
+    let (id, record) = user.create_task_record(inputs, LIMIT, PX, epoch.first_block).await.unwrap();
+    let prev = net.deployer.secret_contract(&contract).await.unwrap().unwrap().last_delta_hash;
+    let delta = if with_delta { DeltaHash(h(format!("delta {label}"))) } else { DeltaHash::ZERO };
+    let output = OutputHash(h(format!("output {label}")));
+    let digest = ComputeReceipt {
+        code_hash,
+        inputs_hash: inputs,
+        prev_delta_hash: prev,
+        delta_hash: delta,
+        output_hash: output,
+        gas_limit: LIMIT,
+        gas_used: 500,
+        eth_call: EthCallRef::default(),
+    }
+    .digest();
+    let receipt = ComputeReceiptTx {
+        contract,
+        task_id: id,
+        delta_hash: delta,
+        output_hash: output,
+        gas_used: 500,
+        eth_payload: vec![],
+        eth_address: Address::ZERO,
+        signature: net.workers[w].enclave.sign_digest(&digest),
+    };
+    (record.gas_used, net.workers[w].chain.commit_receipt(&receipt).await.unwrap().gas_used)
+}
+
+async fn batch(
+    net: &TestNet,
+    user: &Chain,
+    epoch: &EpochInfo,
+    contract: ContractAddress,
+    code_hash: CodeHash,
+    w: usize,
+    n: usize,
+) -> (u64, u64) {
+    let tasks: Vec<(InputsHash, u64)> =
+        (0..n).map(|i| (InputsHash(h(format!("batch {n} task {i}"))), LIMIT)).collect();
+    let (ids, records): (Vec<TaskId>, Mined) =
+        user.create_task_records(&tasks, PX, epoch.first_block).await.unwrap();
+    let prev = net.deployer.secret_contract(&contract).await.unwrap().unwrap().last_delta_hash;
+    let entries: Vec<BatchEntry> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, (inputs, _))| BatchEntry {
+            inputs_hash: *inputs,
+            delta_hash: DeltaHash(h(format!("batch {n} delta {i}"))),
+            output_hash: OutputHash(h(format!("batch {n} output {i}"))),
+            gas_limit: LIMIT,
+            gas_used: 500,
+            status: 1,
+        })
+        .collect();
+    let signature = net.workers[w].enclave.sign_digest(&batch_digest(&code_hash, &prev, &entries));
+    let items: Vec<BatchItemTx> = ids
+        .iter()
+        .zip(&entries)
+        .map(|(id, e)| BatchItemTx {
+            task_id: *id,
+            delta_hash: e.delta_hash,
+            output_hash: e.output_hash,
+            gas_used: e.gas_used,
+            status: e.status,
+        })
+        .collect();
+    let mined = net.workers[w].chain.commit_receipts(contract, &items, &signature).await.unwrap();
+    (records.gas_used, mined.gas_used)
+}
+
+#[tokio::test]
+#[allow(clippy::print_stdout)]
+async fn gas_of_every_operation_and_the_batching_target() {
+    let mut m = Measured { rows: Vec::new() };
+    let mut net = TestNet::new(1).await;
+
+    // Registration, stake and login of the first worker, measured one by one.
+    net.fund(1, 1_000 * ENG).await;
+    let chain = net.chain(1);
+    let enclave = enigma_crypto::KeyPair::generate().unwrap();
+    let evidence = net.authority.attest(
+        enclave.address().into(),
+        enigma_attestation::simulation_measurement("worker"),
+        enigma_attestation::WORKER_PRODUCT_ID,
+        false,
+    );
+    m.add(
+        "register (simulation evidence)",
+        chain
+            .register(enclave.address().into(), &enigma_attestation::Evidence::Simulation(evidence))
+            .await
+            .unwrap()
+            .gas_used,
+    );
+    m.add("deposit (stake)", chain.deposit_stake(1_000 * ENG).await.unwrap().gas_used);
+    m.add("login", chain.login().await.unwrap().gas_used);
+    net.workers.push(Worker { account: 1, chain, enclave });
+    net.add_worker(2, 2_000 * ENG).await;
+    net.add_worker(3, 3_000 * ENG).await;
+
+    let epoch = epoch_gas(&net, &mut m, "setWorkersParams (3 workers)").await;
+    let user = net.chain(5);
+    net.fund(5, 1_000_000 * ENG).await;
+    m.add(
+        "depositBalance (prepaid fees)",
+        user.deposit_balance(100_000 * ENG).await.unwrap().gas_used,
+    );
+
+    let (contract, code_hash, w) = deploy_contract(&net, &user, &epoch, &mut m).await;
+    let (record, with_delta) =
+        single_compute(&net, &user, &epoch, contract, code_hash, w, "a", true).await;
+    m.add("createTaskRecord", record);
+    m.add("commitReceipt (with a delta)", with_delta);
+    let (_, without) =
+        single_compute(&net, &user, &epoch, contract, code_hash, w, "b", false).await;
+    m.add("commitReceipt (no delta)", without);
+
+    let inputs = InputsHash(h("failing".into()));
+    let (id, _) = user.create_task_record(inputs, LIMIT, PX, epoch.first_block).await.unwrap();
+    let output = OutputHash(h("error".into()));
+    let digest = FailureReceipt {
+        inputs_hash: inputs,
+        code_hash,
+        output_hash: output,
+        gas_limit: LIMIT,
+        gas_used: 700,
+    }
+    .digest();
+    m.add(
+        "commitTaskFailure",
+        net.workers[w]
+            .chain
+            .commit_failure(contract, id, output, 700, &net.workers[w].enclave.sign_digest(&digest))
+            .await
+            .unwrap()
+            .gas_used,
+    );
+
+    for n in [1usize, 16, 64] {
+        let (records, receipts) = batch(&net, &user, &epoch, contract, code_hash, w, n).await;
+        if n == 16 {
+            m.add("createTaskRecords, per task of 16", records / 16);
+        }
+        m.add(&format!("commitReceipts, per task of {n}"), receipts / n as u64);
+    }
+
+    // An epoch over 30 workers.
+    for _ in 0..27 {
+        net.add_fresh_worker(100 * ENG).await;
+    }
+    epoch_gas(&net, &mut m, "setWorkersParams (30 workers)").await;
+
+    println!("| operation | Ethereum gas |");
+    println!("|---|---|");
+    for (what, gas) in &m.rows {
+        println!("| {what} | {gas} |");
+    }
+    let single = m.get("commitReceipt (with a delta)");
+    let batched = m.get("commitReceipts, per task of 64");
+    println!(
+        "\nper task in a batch of 64 / single compute receipt = {batched} / {single} = {:.2}",
+        batched as f64 / single as f64
+    );
+    assert!(
+        3 * batched <= single,
+        "a task in a batch of 64 ({batched}) must cost at most a third of a single receipt ({single})"
+    );
+}
+
+async fn epoch_gas(net: &TestNet, m: &mut Measured, label: &str) -> EpochInfo {
+    let next = net.deployer.next_epoch_block().await.unwrap();
+    let now = net.deployer.block_number().await.unwrap();
+    if next > now + 1 {
+        net.mine(next - now - 1).await;
+    }
+    let snapshot = net.deployer.block_number().await.unwrap();
+    let (workers, stakes) = net.deployer.active_workers(snapshot).await.unwrap();
+    let nonce = net.deployer.epoch_count().await.unwrap();
+    let seed = keccak256(label.as_bytes());
+    let mined = net
+        .deployer
+        .set_workers_params(snapshot, seed, &net.sign_epoch(seed, nonce, &workers, &stakes))
+        .await
+        .unwrap();
+    m.add(label, mined.gas_used);
+    net.deployer.current_epoch().await.unwrap().unwrap()
+}

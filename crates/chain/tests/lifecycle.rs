@@ -1,0 +1,557 @@
+//! The whole lifecycle against real anvil: registration, stakes, epochs, task records, every
+//! receipt kind, callbacks, timeouts, withdrawals — and the fees to the grain.
+
+mod common;
+
+use alloy::{primitives::U256, sol_types::SolCall};
+use common::*;
+use enigma_chain::{bindings::VotingETH, *};
+use enigma_types::{
+    Address, CodeHash, ContractAddress, DeltaHash, InputsHash, OutputHash, keccak256,
+    messages::{
+        BatchEntry, ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, batch_digest,
+    },
+    task_id,
+};
+
+const PX: u64 = 3;
+const LIMIT: u64 = 1_000_000;
+const USER: usize = 5;
+
+fn h(text: &str) -> [u8; 32] {
+    keccak256(text.as_bytes())
+}
+
+struct Scenario {
+    net: TestNet,
+    user: Chain,
+    epoch: EpochInfo,
+    contract: ContractAddress,
+    code_hash: CodeHash,
+}
+
+/// Two workers, an epoch, a user with a prepaid balance, and a deployed contract.
+async fn scenario() -> Scenario {
+    let mut net = TestNet::new(1).await;
+    net.add_worker(1, 1_000 * ENG).await;
+    net.add_worker(2, 3_000 * ENG).await;
+    let epoch = net.new_epoch().await;
+    assert_eq!(epoch.workers.len(), 2);
+    net.fund(USER, 10_000 * ENG).await;
+    let user = net.chain(USER);
+    user.deposit_balance(1_000 * ENG).await.unwrap();
+    let user_address = net.address(USER);
+
+    // Deploy: the record's id is the contract's address, computed by the user in advance.
+    let nonce = user.task_nonce(user_address).await.unwrap();
+    let inputs = InputsHash(h("deploy inputs"));
+    let (id, _) = user
+        .create_deployment_task_record(inputs, LIMIT, PX, epoch.first_block, nonce)
+        .await
+        .unwrap();
+    assert_eq!(id, task_id(&user_address, nonce));
+    assert_eq!(
+        user.prepaid_balance(user_address).await.unwrap(),
+        1_000 * ENG - u128::from(LIMIT * PX)
+    );
+    let contract = ContractAddress::from(id);
+
+    let cache = EpochCache::load(&net.deployer).await.unwrap();
+    let group = cache.group(cache.current().unwrap(), &contract);
+    assert_eq!(
+        group,
+        net.deployer.worker_group(epoch.first_block, &contract).await.unwrap(),
+        "Rust and Solidity agree"
+    );
+    let w = net.worker_of(group[0]);
+
+    let code_hash = CodeHash(h("code"));
+    let init = DeltaHash(h("delta 0"));
+    let gas_used = 123_456;
+    let digest = DeployReceipt {
+        inputs_hash: inputs,
+        code_hash,
+        init_delta_hash: init,
+        gas_limit: LIMIT,
+        gas_used,
+        eth_call: EthCallRef::default(),
+    }
+    .digest();
+    let before =
+        net.deployer.worker(net.address(net.workers[w].account)).await.unwrap().unwrap().balance;
+    net.workers[w]
+        .chain
+        .commit_deploy(&DeployReceiptTx {
+            task_id: id,
+            pre_code_hash: code_hash,
+            code_hash,
+            init_delta_hash: init,
+            gas_used,
+            eth_payload: vec![],
+            eth_address: Address::ZERO,
+            signature: net.workers[w].enclave.sign_digest(&digest),
+        })
+        .await
+        .unwrap();
+    let sc = net.deployer.secret_contract(&contract).await.unwrap().unwrap();
+    assert_eq!(
+        (sc.owner, sc.code_hash, sc.delta_count, sc.last_delta_hash),
+        (user_address, code_hash, 1, init)
+    );
+    assert_eq!(net.deployer.task(&id).await.unwrap().unwrap().status, TaskStatus::Verified);
+    let after =
+        net.deployer.worker(net.address(net.workers[w].account)).await.unwrap().unwrap().balance;
+    assert_eq!(after - before, u128::from(gas_used * PX), "the worker earns gasUsed · gasPx");
+    assert_eq!(
+        user.prepaid_balance(user_address).await.unwrap(),
+        1_000 * ENG - u128::from(gas_used * PX),
+        "the user pays exactly gasUsed · gasPx"
+    );
+    Scenario { net, user, epoch, contract, code_hash }
+}
+
+impl Scenario {
+    fn selected(&self) -> usize {
+        let cache_group = enigma_types::selection::select_workers(
+            &self.epoch.seed,
+            &self.contract,
+            &self.epoch.workers,
+            &self.epoch.stakes,
+            1,
+        );
+        self.net.worker_of(cache_group[0])
+    }
+
+    async fn record(&self, label: &str) -> (enigma_types::TaskId, InputsHash) {
+        let inputs = InputsHash(h(label));
+        let (id, _) =
+            self.user.create_task_record(inputs, LIMIT, PX, self.epoch.first_block).await.unwrap();
+        (id, inputs)
+    }
+
+    async fn tip(&self) -> DeltaHash {
+        self.net.deployer.secret_contract(&self.contract).await.unwrap().unwrap().last_delta_hash
+    }
+
+    async fn prepaid(&self) -> u128 {
+        self.user.prepaid_balance(self.net.address(USER)).await.unwrap()
+    }
+
+    async fn stake(&self, w: usize) -> u128 {
+        self.net
+            .deployer
+            .worker(self.net.address(self.net.workers[w].account))
+            .await
+            .unwrap()
+            .unwrap()
+            .balance
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compute_receipt(
+        &self,
+        w: usize,
+        id: enigma_types::TaskId,
+        inputs: InputsHash,
+        prev: DeltaHash,
+        delta: DeltaHash,
+        gas_used: u64,
+        eth: (Vec<u8>, Address),
+    ) -> ComputeReceiptTx {
+        let output = OutputHash(h(&format!("output {id}")));
+        let digest = ComputeReceipt {
+            code_hash: self.code_hash,
+            inputs_hash: inputs,
+            prev_delta_hash: prev,
+            delta_hash: delta,
+            output_hash: output,
+            gas_limit: LIMIT,
+            gas_used,
+            eth_call: EthCallRef { payload: &eth.0, address: eth.1 },
+        }
+        .digest();
+        ComputeReceiptTx {
+            contract: self.contract,
+            task_id: id,
+            delta_hash: delta,
+            output_hash: output,
+            gas_used,
+            eth_payload: eth.0,
+            eth_address: eth.1,
+            signature: self.net.workers[w].enclave.sign_digest(&digest),
+        }
+    }
+}
+
+#[tokio::test]
+async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
+    let s = scenario().await;
+    let w = s.selected();
+
+    // A single compute receipt with a delta.
+    let (id, inputs) = s.record("task 1").await;
+    let (prepaid, stake) = (s.prepaid().await, s.stake(w).await);
+    let delta1 = DeltaHash(h("delta 1"));
+    s.net.workers[w]
+        .chain
+        .commit_receipt(&s.compute_receipt(
+            w,
+            id,
+            inputs,
+            s.tip().await,
+            delta1,
+            40_000,
+            (vec![], Address::ZERO),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(s.tip().await, delta1);
+    assert_eq!(s.net.deployer.task(&id).await.unwrap().unwrap().status, TaskStatus::Verified);
+    assert_eq!(s.prepaid().await, prepaid + u128::from((LIMIT - 40_000) * PX));
+    assert_eq!(s.stake(w).await, stake + u128::from(40_000 * PX));
+
+    // A batch of three: success with a delta, a failure, a success without a delta.
+    let (ids, _) = s
+        .user
+        .create_task_records(
+            &[
+                (InputsHash(h("b1")), LIMIT),
+                (InputsHash(h("b2")), LIMIT),
+                (InputsHash(h("b3")), LIMIT),
+            ],
+            PX,
+            s.epoch.first_block,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    let (prepaid, stake) = (s.prepaid().await, s.stake(w).await);
+    let prev = s.tip().await;
+    let entries = vec![
+        BatchEntry {
+            inputs_hash: InputsHash(h("b1")),
+            delta_hash: DeltaHash(h("delta 2")),
+            output_hash: OutputHash(h("o1")),
+            gas_limit: LIMIT,
+            gas_used: 10_000,
+            status: 1,
+        },
+        BatchEntry {
+            inputs_hash: InputsHash(h("b2")),
+            delta_hash: DeltaHash::ZERO,
+            output_hash: OutputHash(h("o2")),
+            gas_limit: LIMIT,
+            gas_used: 20_000,
+            status: 0,
+        },
+        BatchEntry {
+            inputs_hash: InputsHash(h("b3")),
+            delta_hash: DeltaHash::ZERO,
+            output_hash: OutputHash(h("o3")),
+            gas_limit: LIMIT,
+            gas_used: 30_000,
+            status: 1,
+        },
+    ];
+    let signature =
+        s.net.workers[w].enclave.sign_digest(&batch_digest(&s.code_hash, &prev, &entries));
+    let items: Vec<BatchItemTx> = ids
+        .iter()
+        .zip(&entries)
+        .map(|(id, e)| BatchItemTx {
+            task_id: *id,
+            delta_hash: e.delta_hash,
+            output_hash: e.output_hash,
+            gas_used: e.gas_used,
+            status: e.status,
+        })
+        .collect();
+    s.net.workers[w].chain.commit_receipts(s.contract, &items, &signature).await.unwrap();
+    let statuses: Vec<TaskStatus> = futures_status(&s, &ids).await;
+    assert_eq!(statuses, vec![TaskStatus::Verified, TaskStatus::Failed, TaskStatus::Verified]);
+    assert_eq!(s.tip().await, DeltaHash(h("delta 2")));
+    let sc = s.net.deployer.secret_contract(&s.contract).await.unwrap().unwrap();
+    assert_eq!(sc.delta_count, 3, "delta 0, delta 1 and the batch's one non-zero delta");
+    assert_eq!(
+        s.net.deployer.delta_hashes(&s.contract, 0, 10).await.unwrap(),
+        vec![DeltaHash(h("delta 0")), DeltaHash(h("delta 1")), DeltaHash(h("delta 2"))]
+    );
+    assert_eq!(s.prepaid().await, prepaid + u128::from((3 * LIMIT - 60_000) * PX));
+    assert_eq!(s.stake(w).await, stake + u128::from(60_000 * PX));
+
+    // A single failure: the user pays the gas used, nothing else changes.
+    let (id, inputs) = s.record("fails").await;
+    let (prepaid, stake) = (s.prepaid().await, s.stake(w).await);
+    let output = OutputHash(h("error text"));
+    let digest = FailureReceipt {
+        inputs_hash: inputs,
+        code_hash: s.code_hash,
+        output_hash: output,
+        gas_limit: LIMIT,
+        gas_used: LIMIT,
+    }
+    .digest();
+    s.net.workers[w]
+        .chain
+        .commit_failure(
+            s.contract,
+            id,
+            output,
+            LIMIT,
+            &s.net.workers[w].enclave.sign_digest(&digest),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.net.deployer.task(&id).await.unwrap().unwrap().status, TaskStatus::Failed);
+    assert_eq!(s.prepaid().await, prepaid, "out of gas: the whole escrow goes to the worker");
+    assert_eq!(s.stake(w).await, stake + u128::from(LIMIT * PX));
+}
+
+async fn futures_status(s: &Scenario, ids: &[enigma_types::TaskId]) -> Vec<TaskStatus> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(s.net.deployer.task(id).await.unwrap().unwrap().status);
+    }
+    out
+}
+
+#[tokio::test]
+async fn callbacks_run_after_verification_and_their_failure_is_recorded() {
+    let s = scenario().await;
+    let w = s.selected();
+    let voting = deploy_voting(s.net.deployer.provider(), s.net.deployment.enigma).await.unwrap();
+    let v = VotingETH::new(convert::eth(voting), s.net.deployer.provider().clone());
+    v.createPoll(U256::from(50), "fund the park".into())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let poll = U256::ZERO;
+
+    let (id, inputs) = s.record("tally").await;
+    let payload =
+        VotingETH::finalizePollCall { pollId: poll, talliedQuorum: U256::from(75) }.abi_encode();
+    let delta = DeltaHash(h("tally delta"));
+    let receipt = s.compute_receipt(w, id, inputs, s.tip().await, delta, 50_000, (payload, voting));
+    s.net.workers[w].chain.commit_receipt(&receipt).await.unwrap();
+    assert_eq!(s.net.deployer.task(&id).await.unwrap().unwrap().status, TaskStatus::Verified);
+    let tallied = v.getPoll(poll).call().await.unwrap();
+    assert_eq!(tallied.talliedQuorum, U256::from(75), "the callback ran");
+    assert_eq!(s.tip().await, delta);
+
+    // A callback that reverts: verified, recorded as ReceiptFailedETH, delta not appended.
+    let (id, inputs) = s.record("bad callback").await;
+    let payload = VotingETH::revertWithCall { reason: "no".into() }.abi_encode();
+    let prepaid = s.prepaid().await;
+    let receipt = s.compute_receipt(
+        w,
+        id,
+        inputs,
+        s.tip().await,
+        DeltaHash(h("lost delta")),
+        50_000,
+        (payload, voting),
+    );
+    s.net.workers[w].chain.commit_receipt(&receipt).await.unwrap();
+    assert_eq!(s.net.deployer.task(&id).await.unwrap().unwrap().status, TaskStatus::FailedEth);
+    assert_eq!(s.tip().await, delta, "the failed callback's delta is not appended");
+    assert_eq!(s.prepaid().await, prepaid + u128::from((LIMIT - 50_000) * PX), "fees still settle");
+}
+
+#[tokio::test]
+async fn a_timed_out_task_returns_its_whole_fee() {
+    let s = scenario().await;
+    let (id, _) = s.record("never answered").await;
+    let prepaid = s.prepaid().await;
+    assert_rejected(s.user.return_fees(id).await, "TaskNotTimedOut");
+    s.net.mine(TIMEOUT).await;
+    s.user.return_fees(id).await.unwrap();
+    assert_eq!(s.net.deployer.task(&id).await.unwrap().unwrap().status, TaskStatus::FailedReturn);
+    assert_eq!(s.prepaid().await, prepaid + u128::from(LIMIT * PX));
+    assert_rejected(s.user.return_fees(id).await, "TaskNotOpen");
+}
+
+#[tokio::test]
+async fn logout_and_withdraw_only_in_a_later_epoch() {
+    let s = scenario().await;
+    let worker = &s.net.workers[0];
+    assert_rejected(worker.chain.withdraw_stake(1).await, "WorkerLoggedIn");
+    worker.chain.logout().await.unwrap();
+    assert_rejected(worker.chain.withdraw_stake(1).await, "StakeLocked");
+    s.net.new_epoch().await;
+    let operator = s.net.address(worker.account);
+    let stake = s.stake(0).await;
+    let tokens = s.net.deployer.token_balance(operator).await.unwrap();
+    worker.chain.withdraw_stake(stake).await.unwrap();
+    assert_eq!(s.net.deployer.token_balance(operator).await.unwrap(), tokens + stake);
+    assert_eq!(s.stake(0).await, 0);
+    let u = s.user.withdraw_balance(s.prepaid().await).await;
+    assert!(u.is_ok());
+}
+
+#[tokio::test]
+async fn forged_wrong_replayed_and_late_receipts_are_rejected() {
+    let s = scenario().await;
+    let w = s.selected();
+    let other = 1 - w;
+    let (id, inputs) = s.record("target").await;
+    let prev = s.tip().await;
+    let delta = DeltaHash(h("d"));
+
+    // Signed by a key that is no registered enclave.
+    let mut forged = s.compute_receipt(w, id, inputs, prev, delta, 1, (vec![], Address::ZERO));
+    let stranger = enigma_crypto::KeyPair::from_bytes(&[0x33; 32]).unwrap();
+    let digest = ComputeReceipt {
+        code_hash: s.code_hash,
+        inputs_hash: inputs,
+        prev_delta_hash: prev,
+        delta_hash: delta,
+        output_hash: forged.output_hash,
+        gas_limit: LIMIT,
+        gas_used: 1,
+        eth_call: EthCallRef::default(),
+    }
+    .digest();
+    forged.signature = stranger.sign_digest(&digest);
+    assert_rejected(s.net.workers[w].chain.commit_receipt(&forged).await, "WorkerNotSelected");
+    // Signed by the registered worker that is not selected for this contract.
+    let wrong = s.compute_receipt(other, id, inputs, prev, delta, 1, (vec![], Address::ZERO));
+    assert_rejected(s.net.workers[w].chain.commit_receipt(&wrong).await, "WorkerNotSelected");
+    // Signed over another value than the one submitted (gas).
+    let mut altered = s.compute_receipt(w, id, inputs, prev, delta, 1, (vec![], Address::ZERO));
+    altered.gas_used = 2;
+    assert_rejected(s.net.workers[w].chain.commit_receipt(&altered).await, "WorkerNotSelected");
+    // Gas above the limit.
+    let greedy = s.compute_receipt(w, id, inputs, prev, delta, LIMIT + 1, (vec![], Address::ZERO));
+    assert_rejected(s.net.workers[w].chain.commit_receipt(&greedy).await, "GasUsedAboveLimit");
+    // The real one lands once; a replay and a receipt for the finished task fail.
+    let good = s.compute_receipt(w, id, inputs, prev, delta, 1, (vec![], Address::ZERO));
+    s.net.workers[w].chain.commit_receipt(&good).await.unwrap();
+    assert_rejected(s.net.workers[w].chain.commit_receipt(&good).await, "TaskNotOpen");
+    let output = OutputHash(h("late failure"));
+    let digest = FailureReceipt {
+        inputs_hash: inputs,
+        code_hash: s.code_hash,
+        output_hash: output,
+        gas_limit: LIMIT,
+        gas_used: 5,
+    }
+    .digest();
+    assert_rejected(
+        s.net.workers[w]
+            .chain
+            .commit_failure(
+                s.contract,
+                id,
+                output,
+                5,
+                &s.net.workers[w].enclave.sign_digest(&digest),
+            )
+            .await,
+        "TaskNotOpen",
+    );
+
+    // A record naming an epoch that is not the current one.
+    assert_rejected(
+        s.user.create_task_record(InputsHash(h("x")), LIMIT, PX, s.epoch.first_block + 1).await,
+        "WrongEpoch",
+    );
+    // A deployment record with the wrong nonce.
+    let nonce = s.user.task_nonce(s.net.address(USER)).await.unwrap();
+    assert_rejected(
+        s.user
+            .create_deployment_task_record(
+                InputsHash(h("y")),
+                LIMIT,
+                PX,
+                s.epoch.first_block,
+                nonce + 1,
+            )
+            .await,
+        "WrongTaskNonce",
+    );
+}
+
+#[tokio::test]
+async fn only_the_principal_sets_epochs_and_a_receipt_is_judged_in_its_own_epoch() {
+    let s = scenario().await;
+    let w = s.selected();
+    let (id, inputs) = s.record("old epoch task").await;
+    // An epoch signed by someone else is refused.
+    s.net.mine(EPOCH_SIZE).await;
+    let snapshot = s.net.deployer.block_number().await.unwrap();
+    let (workers, stakes) = s.net.deployer.active_workers(snapshot).await.unwrap();
+    let nonce = s.net.deployer.epoch_count().await.unwrap();
+    let impostor = enigma_crypto::KeyPair::from_bytes(&[0x66; 32]).unwrap();
+    let bad = impostor
+        .sign_digest(&enigma_types::messages::epoch_digest(&[1; 32], nonce, &workers, &stakes));
+    assert_rejected(
+        s.net.deployer.set_workers_params(snapshot, [1; 32], &bad).await,
+        "InvalidPrincipalSignature",
+    );
+    // A real new epoch; the old task is still judged by the epoch it was recorded in.
+    let next = s.net.new_epoch().await;
+    assert_eq!(next.nonce, s.epoch.nonce + 1);
+    assert_rejected(
+        s.user.create_task_record(InputsHash(h("stale")), LIMIT, PX, s.epoch.first_block).await,
+        "WrongEpoch",
+    );
+    let receipt = s.compute_receipt(
+        w,
+        id,
+        inputs,
+        s.tip().await,
+        DeltaHash::ZERO,
+        7,
+        (vec![], Address::ZERO),
+    );
+    s.net.workers[w].chain.commit_receipt(&receipt).await.unwrap();
+    assert_eq!(s.net.deployer.task(&id).await.unwrap().unwrap().status, TaskStatus::Verified);
+}
+
+#[tokio::test]
+async fn the_watcher_reports_events_in_order_with_confirmations() {
+    let s = scenario().await;
+    let mut watcher = Watcher::new(
+        s.net.deployer.provider().clone(),
+        s.net.deployment.enigma,
+        s.net.deployment.block,
+        2,
+    );
+    let mut events = Vec::new();
+    let poll = watcher.poll().await.unwrap();
+    events.extend(poll.events);
+    let head = s.net.deployer.block_number().await.unwrap();
+    assert_eq!(watcher.next_block(), head - 2 + 1, "stops at the confirmation depth");
+    s.net.mine(2).await;
+    events.extend(watcher.poll().await.unwrap().events);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match &e.event {
+            ChainEvent::Registered { .. } => "registered",
+            ChainEvent::LoggedIn { .. } => "login",
+            ChainEvent::WorkersParameterized { .. } => "epoch",
+            ChainEvent::TaskRecordCreated { is_deploy: true, .. } => "deploy record",
+            ChainEvent::SecretContractDeployed { .. } => "deployed",
+            ChainEvent::ReceiptVerified { .. } => "receipt",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "registered",
+            "login",
+            "registered",
+            "login",
+            "epoch",
+            "deploy record",
+            "deployed",
+            "receipt"
+        ]
+    );
+    assert!(events.windows(2).all(|p| (p[0].block, p[0].log_index) < (p[1].block, p[1].log_index)));
+    assert!(watcher.poll().await.unwrap().events.is_empty(), "nothing is reported twice");
+}
