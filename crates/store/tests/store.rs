@@ -52,7 +52,7 @@ fn delta_ranges_respect_bounds_and_byte_limits() {
     let (a, b) = (ContractAddress([1; 32]), ContractAddress([2; 32]));
     let mut w = store.batch().unwrap();
     for i in 0..10u64 {
-        w.put_delta(&a, i, &vec![i as u8; 100]).unwrap();
+        w.put_delta(&a, i, &[i as u8; 100]).unwrap();
         w.put_delta(&b, i, b"other").unwrap();
     }
     w.commit().unwrap();

@@ -1,6 +1,8 @@
 //! Writes batches to a store forever, printing the number of each one after it commits, until it
 //! is killed. The crash test kills it with SIGKILL and checks what survived.
 
+#![allow(clippy::print_stderr, reason = "a test helper process reports its errors on stderr")]
+
 use std::io::Write;
 
 use enigma_store::Store;
