@@ -1,0 +1,73 @@
+//! A request-response codec of raw, size-bounded bytes: one request or response per stream,
+//! read up to a limit. Decoding (postcard, version check) happens in the service, where a
+//! malformed message can be counted against its sender.
+
+use std::io;
+
+use futures::prelude::*;
+use libp2p::StreamProtocol;
+
+/// Raw bytes, bounded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BytesCodec {
+    pub(crate) max_request: u64,
+    pub(crate) max_response: u64,
+}
+
+async fn read_bounded<T: AsyncRead + Unpin + Send>(io: &mut T, max: u64) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    io.take(max + 1).read_to_end(&mut out).await?;
+    if out.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("message exceeds {max} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
+impl libp2p::request_response::Codec for BytesCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &Self::Protocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_bounded(io, self.max_request).await
+    }
+
+    async fn read_response<T>(&mut self, _: &Self::Protocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_bounded(io, self.max_response).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &Self::Protocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&req).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &Self::Protocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&res).await?;
+        io.close().await
+    }
+}
