@@ -27,6 +27,6 @@ mod codec;
 pub mod messages;
 mod service;
 
-pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+pub use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 pub use messages::{GossipMessage, ResultMessage, TaskRequest, TaskResponse, WorkerAnnouncement};
 pub use service::{Config, Error, Event, Handle, TaskReply, spawn};

@@ -1,0 +1,307 @@
+//! The gateway JSON-RPC (PROTOCOL.md section 9): HTTP and WebSocket on one port.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use base64::Engine as _;
+use enigma_p2p::{ResultMessage, TaskRequest};
+use enigma_types::{ContractAddress, SignerAddress, TaskId};
+use jsonrpsee::{
+    PendingSubscriptionSink, RpcModule, SubscriptionMessage,
+    server::{ServerBuilder, ServerConfig, ServerHandle},
+    types::ErrorObjectOwned,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    NodeError, Result,
+    km::{one, rpc_error},
+    worker::Worker,
+};
+
+/// Largest accepted request body (a deploy carries the module, base64).
+pub const MAX_REQUEST_BYTES: u32 = 4 * 1024 * 1024;
+/// Most concurrent connections.
+pub const MAX_CONNECTIONS: u32 = 512;
+
+fn hexed(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+fn unhex(text: &str, what: &str) -> std::result::Result<Vec<u8>, ErrorObjectOwned> {
+    hex::decode(text.trim_start_matches("0x"))
+        .map_err(|e| rpc_error(-32602, format!("`{what}` is not hex: {e}")))
+}
+
+fn parse<T: std::str::FromStr>(text: &str, what: &str) -> std::result::Result<T, ErrorObjectOwned>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| rpc_error(-32602, format!("`{what}`: {e}")))
+}
+
+/// `getWorkerEncryptionKey` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyParams {
+    worker_address: String,
+    #[allow(dead_code)]
+    user_pub_key: Option<String>,
+}
+
+/// `deploySecretContract` parameters (Discovery's names).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeployParams {
+    worker_address: String,
+    pre_code: String,
+    encrypted_args: String,
+    encrypted_fn: String,
+    #[serde(rename = "userDHKey")]
+    user_dh_key: String,
+    contract_address: String,
+}
+
+/// `sendTaskInput` parameters (Discovery's names).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskParams {
+    task_id: String,
+    worker_address: String,
+    encrypted_fn: String,
+    encrypted_args: String,
+    contract_address: String,
+    #[serde(rename = "userDHKey")]
+    user_dh_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskIdParams {
+    task_id: String,
+}
+
+/// A result as the gateway returns it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskResultView {
+    /// The task.
+    pub task_id: String,
+    /// `SUCCESS` or `FAILED`.
+    pub status: String,
+    /// The contract.
+    pub contract_address: String,
+    /// The output (or error text) encrypted to the user, hex.
+    pub output: String,
+    /// The delta hash, hex.
+    pub delta_hash: String,
+    /// The previous delta hash, hex.
+    pub prev_delta_hash: String,
+    /// The inputs hash, hex.
+    pub inputs_hash: String,
+    /// The code hash, hex.
+    pub code_hash: String,
+    /// The output hash, hex.
+    pub output_hash: String,
+    /// Gas limit and used.
+    pub gas_limit: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Ethereum callback target and payload, hex.
+    pub eth_address: String,
+    /// Ethereum callback payload, hex.
+    pub eth_payload: String,
+    /// A deployment?
+    pub is_deploy: bool,
+    /// The worker enclave's signature, hex.
+    pub signature: String,
+}
+
+impl From<&ResultMessage> for TaskResultView {
+    fn from(m: &ResultMessage) -> Self {
+        Self {
+            task_id: m.task_id.to_string(),
+            status: if m.success { "SUCCESS".into() } else { "FAILED".into() },
+            contract_address: m.contract.to_string(),
+            output: hexed(&m.encrypted_output),
+            delta_hash: m.delta_hash.to_string(),
+            prev_delta_hash: m.prev_delta_hash.to_string(),
+            inputs_hash: m.inputs_hash.to_string(),
+            code_hash: m.code_hash.to_string(),
+            output_hash: m.output_hash.to_string(),
+            gas_limit: m.gas_limit,
+            gas_used: m.gas_used,
+            eth_address: hexed(&m.eth_address),
+            eth_payload: hexed(&m.eth_payload),
+            is_deploy: m.is_deploy,
+            signature: hexed(&m.signature),
+        }
+    }
+}
+
+async fn result_of(w: &Worker, task: &TaskId) -> Option<ResultMessage> {
+    if let Some(r) = w.results.read().await.get(task) {
+        return Some(r.clone());
+    }
+    w.store
+        .result(task)
+        .ok()
+        .flatten()
+        .and_then(|b| enigma_p2p::messages::decode(&b, usize::MAX).ok())
+}
+
+fn refused(e: NodeError) -> ErrorObjectOwned {
+    rpc_error(-32010, e.to_string())
+}
+
+pub(crate) async fn serve(
+    worker: Arc<Worker>,
+    addr: SocketAddr,
+) -> Result<(SocketAddr, ServerHandle)> {
+    let mut m = RpcModule::new(worker);
+    let reg = |e: jsonrpsee::core::RegisterMethodError| NodeError::Rpc(e.to_string());
+    m.register_async_method("getInfo", |_, w, _| async move {
+        let epoch = w.epochs.read().await.current().map(|e| (e.nonce, e.first_block));
+        Ok::<_, ErrorObjectOwned>(serde_json::json!({
+            "signer": w.signer.to_string(),
+            "peerId": w.peer_id.to_string(),
+            "epoch": epoch.map(|e| e.0),
+            "epochBlock": epoch.map(|e| e.1),
+            "version": env!("CARGO_PKG_VERSION"),
+        }))
+    })
+    .map_err(reg)?;
+    m.register_async_method("getNetworkInfo", |_, w, _| async move {
+        let epoch = w.epochs.read().await.current().map(|e| (e.nonce, e.first_block));
+        Ok::<_, ErrorObjectOwned>(serde_json::json!({
+            "enigmaContract": w.chain.enigma_address().to_string(),
+            "tokenContract": w.chain.token_address().to_string(),
+            "epoch": epoch.map(|e| e.0),
+            "epochBlock": epoch.map(|e| e.1),
+        }))
+    })
+    .map_err(reg)?;
+    m.register_async_method("getWorkerEncryptionKey", |params, w, _| async move {
+        let p: KeyParams = one(&params)?;
+        let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
+        let key = w.worker_key(signer).await.ok_or_else(|| {
+            rpc_error(
+                -32011,
+                format!(
+                    "no encryption key of worker {signer} is known; is it selected and online?"
+                ),
+            )
+        })?;
+        Ok::<_, ErrorObjectOwned>(serde_json::json!({
+            "workerEncryptionKey": hexed(key.public_key.as_bytes()),
+            "workerSig": key.signature.to_string(),
+            "epochBlock": key.epoch,
+        }))
+    })
+    .map_err(reg)?;
+    m.register_async_method("deploySecretContract", |params, w, _| async move {
+        let p: DeployParams = one(&params)?;
+        let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
+        let contract: ContractAddress = parse(&p.contract_address, "contractAddress")?;
+        let code = base64::engine::general_purpose::STANDARD
+            .decode(&p.pre_code)
+            .map_err(|e| rpc_error(-32602, format!("`preCode` is not base64: {e}")))?;
+        let request = TaskRequest::Deploy {
+            task_id: TaskId(contract.0),
+            code,
+            encrypted_fn: unhex(&p.encrypted_fn, "encryptedFn")?,
+            encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
+            user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
+        };
+        w.route(signer, request).await.map_err(refused)?;
+        Ok::<_, ErrorObjectOwned>(serde_json::json!({ "deploySentResult": true }))
+    })
+    .map_err(reg)?;
+    m.register_async_method("sendTaskInput", |params, w, _| async move {
+        let p: TaskParams = one(&params)?;
+        let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
+        let request = TaskRequest::Compute {
+            task_id: parse(&p.task_id, "taskId")?,
+            contract: parse(&p.contract_address, "contractAddress")?,
+            encrypted_fn: unhex(&p.encrypted_fn, "encryptedFn")?,
+            encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
+            user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
+        };
+        w.route(signer, request).await.map_err(refused)?;
+        Ok::<_, ErrorObjectOwned>(serde_json::json!({ "sendTaskResult": true }))
+    })
+    .map_err(reg)?;
+    m.register_async_method("getTaskStatus", |params, w, _| async move {
+        let p: TaskIdParams = one(&params)?;
+        let task: TaskId = parse(&p.task_id, "taskId")?;
+        let record = w.chain.task(&task).await.map_err(|e| rpc_error(-32000, e.to_string()))?;
+        let result = result_of(&w, &task).await;
+        Ok::<_, ErrorObjectOwned>(serde_json::json!({
+            "chainStatus": record.map(|r| format!("{:?}", r.status)),
+            "result": result.map(|r| if r.success { "SUCCESS" } else { "FAILED" }),
+        }))
+    })
+    .map_err(reg)?;
+    m.register_async_method("getTaskResult", |params, w, _| async move {
+        let p: TaskIdParams = one(&params)?;
+        let task: TaskId = parse(&p.task_id, "taskId")?;
+        Ok::<_, ErrorObjectOwned>(result_of(&w, &task).await.as_ref().map(TaskResultView::from))
+    })
+    .map_err(reg)?;
+    m.register_subscription(
+        "subscribeTaskResult",
+        "taskResult",
+        "unsubscribeTaskResult",
+        |params, pending: PendingSubscriptionSink, w, _| async move {
+            let p: TaskIdParams = match one(&params) {
+                Ok(p) => p,
+                Err(e) => {
+                    pending.reject(e).await;
+                    return Ok(());
+                }
+            };
+            let task: TaskId = match parse(&p.task_id, "taskId") {
+                Ok(t) => t,
+                Err(e) => {
+                    pending.reject(e).await;
+                    return Ok(());
+                }
+            };
+            // Subscribe before looking, so a result arriving in between is not missed.
+            let mut events = w.result_events.subscribe();
+            let sink = pending.accept().await?;
+            let found = match result_of(&w, &task).await {
+                Some(r) => r,
+                None => loop {
+                    match events.recv().await {
+                        Ok(r) if r.task_id == task => break r,
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            if let Some(r) = result_of(&w, &task).await {
+                                break r;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                    }
+                },
+            };
+            let message = SubscriptionMessage::from(serde_json::value::to_raw_value(
+                &TaskResultView::from(&found),
+            )?);
+            sink.send(message).await?;
+            Ok(())
+        },
+    )
+    .map_err(reg)?;
+
+    let server = ServerBuilder::default()
+        .set_config(
+            ServerConfig::builder()
+                .max_request_body_size(MAX_REQUEST_BYTES)
+                .max_connections(MAX_CONNECTIONS)
+                .build(),
+        )
+        .build(addr)
+        .await
+        .map_err(|e| NodeError::Rpc(format!("cannot serve the gateway on {addr}: {e}")))?;
+    let local = server.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
+    Ok((local, server.start(m)))
+}

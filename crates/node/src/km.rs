@@ -1,0 +1,264 @@
+//! The key-management node: runs epochs and serves state keys to selected workers.
+//!
+//! Every `poll_interval` it checks whether the next epoch is due; if so it reads the active
+//! workers at the current block, has its enclave draw and sign a seed, and submits
+//! `setWorkersParams`. It serves `getStateKeys {request, signature}` over JSON-RPC: the request's
+//! epoch is read from the chain, and the enclave releases the keys only if the chain's selection
+//! for that epoch names the requesting worker; otherwise the error says why.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use enigma_attestation::{Evidence, SimulationAuthority};
+use enigma_chain::Chain;
+use enigma_crypto::{KeyPair, Signature};
+use enigma_enclave::{
+    EnclaveProxy, EpochInput, EpochParams, KeyRequestInput, KmEnclave, KmInit, NodeSecret,
+    SimulationBackend, StateKeyRequest,
+};
+use enigma_store::Store;
+use enigma_types::{Address, SignerAddress, enc::Decoder};
+use jsonrpsee::{
+    RpcModule,
+    server::{ServerBuilder, ServerConfig, ServerHandle},
+    types::ErrorObjectOwned,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::{NodeError, Result};
+
+const SEALED: &str = "km-state";
+
+/// How the KM node runs.
+#[derive(Debug)]
+pub struct KmConfig {
+    /// Where its database and sealing secret live.
+    pub data_dir: PathBuf,
+    /// The Ethereum JSON-RPC URL.
+    pub chain_url: String,
+    /// The Enigma contract.
+    pub enigma: Address,
+    /// The ENG token.
+    pub token: Address,
+    /// The account that pays for `setWorkersParams` (and registers the principal).
+    pub operator: KeyPair,
+    /// Where `getStateKeys` is served.
+    pub rpc_listen: SocketAddr,
+    /// How often it checks whether an epoch is due.
+    pub poll_interval: Duration,
+    /// On a devnet: the simulation authority that attests the KM enclave at start.
+    pub simulation_authority: Option<KeyPair>,
+}
+
+/// A running KM node.
+#[derive(Debug)]
+pub struct KmNode {
+    /// The KM enclave's signer (the chain's `principal`).
+    pub signer: SignerAddress,
+    /// Where `getStateKeys` is served.
+    pub rpc_addr: SocketAddr,
+    server: ServerHandle,
+    epochs: tokio::task::JoinHandle<()>,
+}
+
+impl KmNode {
+    /// Stops serving and running epochs.
+    pub async fn stop(self) {
+        self.epochs.abort();
+        let _ = self.server.stop();
+        self.server.stopped().await;
+    }
+}
+
+struct Km {
+    enclave: Mutex<EnclaveProxy<SimulationBackend>>,
+    store: Store,
+    chain: Chain,
+}
+
+/// `getStateKeys` parameters and result: hex with `0x`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StateKeysMessage {
+    /// The request or response bytes.
+    #[serde(alias = "response")]
+    pub request: String,
+    /// The signature.
+    pub signature: String,
+}
+
+fn unhex(text: &str, what: &str) -> std::result::Result<Vec<u8>, ErrorObjectOwned> {
+    hex::decode(text.trim_start_matches("0x"))
+        .map_err(|e| rpc_error(-32602, format!("{what} is not hex: {e}")))
+}
+
+/// Parameters given by name (`{"taskId": …}`, as Discovery's clients send them) or as a
+/// one-element array holding that object.
+pub(crate) fn one<T: serde::de::DeserializeOwned>(
+    params: &jsonrpsee::types::Params<'_>,
+) -> std::result::Result<T, ErrorObjectOwned> {
+    match params.parse::<T>() {
+        Ok(v) => Ok(v),
+        Err(by_name) => params.parse::<(T,)>().map(|(v,)| v).map_err(|_| by_name),
+    }
+}
+
+pub(crate) fn rpc_error(code: i32, message: String) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message, None::<()>)
+}
+
+fn open_enclave(
+    data_dir: &std::path::Path,
+) -> Result<(Store, EnclaveProxy<SimulationBackend>, enigma_enclave::Initialized)> {
+    let store = Store::open(data_dir.join("km.redb"))?;
+    let secret = NodeSecret::load_or_create(&data_dir.join("sealing.secret"))
+        .map_err(|e| NodeError::Io(e.to_string()))?;
+    let mut enclave = EnclaveProxy::new(SimulationBackend::km_with(&secret, false));
+    let init = enclave.init(KmInit { sealed_state: store.sealed(SEALED)? })?;
+    let mut batch = store.batch()?;
+    batch.put_sealed(SEALED, &init.sealed)?;
+    batch.commit()?;
+    Ok((store, enclave, init))
+}
+
+/// Creates (or loads) the KM enclave's identity in `data_dir` and returns its signer: the
+/// `principal` the Enigma contract is deployed with.
+pub fn prepare_km(data_dir: &std::path::Path) -> Result<SignerAddress> {
+    Ok(open_enclave(data_dir)?.2.report.signer)
+}
+
+/// Starts the KM node (its enclave, the epoch loop and the RPC server).
+pub async fn start_km(config: KmConfig) -> Result<KmNode> {
+    let (store, enclave, init) = open_enclave(&config.data_dir)?;
+    let chain =
+        Chain::connect(&config.chain_url, Some(&config.operator), config.enigma, config.token)?;
+    if let Some(authority) = &config.simulation_authority
+        && !chain
+            .enigma()
+            .principalRegistered()
+            .call()
+            .await
+            .map_err(enigma_chain::ChainError::from)?
+    {
+        let evidence = SimulationAuthority::new(KeyPair::from_bytes(&authority.secret_bytes())?)
+            .attest(
+                init.report.signer,
+                init.report.mr_enclave,
+                init.report.isv_prod_id,
+                init.report.debug,
+            );
+        chain.register_principal(&Evidence::Simulation(evidence)).await?;
+    }
+    let km = Arc::new(Km { enclave: Mutex::new(enclave), store, chain });
+
+    let mut module = RpcModule::new(km.clone());
+    module
+        .register_async_method("getStateKeys", |params, km, _| async move {
+            let m: StateKeysMessage = one(&params)?;
+            km.serve(m).await
+        })
+        .map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let server = ServerBuilder::default()
+        .set_config(
+            ServerConfig::builder().max_request_body_size(256 * 1024).max_connections(256).build(),
+        )
+        .build(config.rpc_listen)
+        .await
+        .map_err(|e| NodeError::Rpc(format!("cannot serve on {}: {e}", config.rpc_listen)))?;
+    let rpc_addr = server.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let server = server.start(module);
+
+    let looping = km.clone();
+    let interval = config.poll_interval;
+    let epochs = tokio::spawn(async move {
+        loop {
+            if let Err(e) = looping.maybe_new_epoch().await {
+                tracing::warn!(error = %e, "epoch round failed; retrying");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+    tracing::info!(signer = %init.report.signer, %rpc_addr, "key manager ready");
+    Ok(KmNode { signer: init.report.signer, rpc_addr, server, epochs })
+}
+
+impl Km {
+    async fn maybe_new_epoch(&self) -> Result<()> {
+        let block = self.chain.block_number().await?;
+        let next = self.chain.next_epoch_block().await?;
+        if block < next {
+            return Ok(());
+        }
+        let (workers, stakes) = self.chain.active_workers(block).await?;
+        let nonce = self.chain.epoch_count().await?;
+        let seed = {
+            let mut enclave = self.enclave.lock().await;
+            enclave.new_epoch(EpochInput { nonce, workers: workers.clone(), stakes })?
+        };
+        let mut batch = self.store.batch()?;
+        batch.put_sealed(SEALED, &seed.sealed_state)?;
+        batch.commit()?;
+        self.chain.set_workers_params(block, seed.seed, &seed.signature).await?;
+        tracing::info!(epoch = nonce, workers = workers.len(), "new epoch");
+        Ok(())
+    }
+
+    async fn serve(
+        &self,
+        m: StateKeysMessage,
+    ) -> std::result::Result<StateKeysMessage, ErrorObjectOwned> {
+        let request = unhex(&m.request, "request")?;
+        if request.len() > 64 * 1024 {
+            return Err(rpc_error(-32602, "the request is larger than 64 KiB".into()));
+        }
+        let signature = Signature::from_bytes(&unhex(&m.signature, "signature")?)
+            .map_err(|e| rpc_error(-32602, e.to_string()))?;
+        // The epoch block is the request's fourth field.
+        let mut d = Decoder::new(&request);
+        let block = (|| {
+            d.bytes()?;
+            d.bytes()?;
+            d.bytes()?;
+            d.u64()
+        })()
+        .map_err(|e| rpc_error(-32602, format!("malformed state-key request: {e}")))?;
+        let epoch = self
+            .chain
+            .epoch_for_block(block)
+            .await
+            .map_err(|e| rpc_error(-32000, e.to_string()))?
+            .filter(|e| e.first_block == block)
+            .ok_or_else(|| {
+                rpc_error(
+                    -32001,
+                    format!("no epoch starts at block {block}; request keys for the current epoch"),
+                )
+            })?;
+        let group_size = self
+            .chain
+            .enigma()
+            .groupSize()
+            .call()
+            .await
+            .map_err(|e| rpc_error(-32000, e.to_string()))?;
+        let params = EpochParams {
+            first_block: epoch.first_block,
+            seed: epoch.seed,
+            nonce: epoch.nonce,
+            workers: epoch.workers,
+            stakes: epoch.stakes,
+            group_size: u16::try_from(group_size).unwrap_or(u16::MAX),
+        };
+        let response = {
+            let mut enclave = self.enclave.lock().await;
+            enclave.get_state_keys(KeyRequestInput {
+                request: StateKeyRequest { request, signature },
+                epoch: params,
+            })
+        }
+        .map_err(|e| rpc_error(-32002, e.to_string()))?;
+        Ok(StateKeysMessage {
+            request: format!("0x{}", hex::encode(response.response)),
+            signature: response.signature.to_string(),
+        })
+    }
+}

@@ -1,0 +1,53 @@
+//! The enigma nodes: the worker (with its gateway JSON-RPC) and the key manager.
+//!
+//! - [`start_worker`]: a worker node — enclave, store, p2p, chain follower, the task pipeline
+//!   (check the record on chain and the epoch's selection, obtain the state key from the KM,
+//!   execute, persist, publish, queue the receipt) and the receipt committer (batches when full,
+//!   on a timer or at the end of an epoch; deployments, failures of deployments and callbacks at
+//!   once), and the gateway if configured.
+//! - [`start_km`]: the key-management node — its enclave, the epoch loop and `getStateKeys`.
+//! - [`core`]: the protocol decisions without I/O (task checks, the receipt queue).
+
+pub mod core;
+mod gateway;
+mod km;
+mod worker;
+
+pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES, TaskResultView};
+pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
+pub use worker::{WorkerConfig, WorkerNode, result_digest, start_worker};
+
+/// A node failure.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] enigma_store::StoreError),
+    /// The chain failed.
+    #[error(transparent)]
+    Chain(#[from] enigma_chain::ChainError),
+    /// The enclave refused or failed.
+    #[error("enclave: {0}")]
+    Enclave(#[from] enigma_enclave::EnclaveError),
+    /// The network failed.
+    #[error(transparent)]
+    P2p(#[from] enigma_p2p::Error),
+    /// A key or signature failed.
+    #[error(transparent)]
+    Crypto(#[from] enigma_crypto::Error),
+    /// An RPC server or client failed.
+    #[error("RPC: {0}")]
+    Rpc(String),
+    /// A file could not be read or written.
+    #[error("I/O: {0}")]
+    Io(String),
+    /// Bad configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A task was refused, with the reason for the client.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A result with [`NodeError`].
+pub type Result<T, E = NodeError> = std::result::Result<T, E>;

@@ -1,0 +1,904 @@
+//! The worker node: follows the chain, takes tasks from the network and its gateway, executes
+//! them in its enclave, persists, publishes and commits receipts.
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use enigma_attestation::{Evidence, SimulationAuthority};
+use enigma_chain::{
+    BatchItemTx, Chain, ChainEvent, ComputeReceiptTx, DeployReceiptTx, EpochCache,
+    TaskStatus as ChainStatus, Watcher,
+};
+use enigma_crypto::{KeyPair, PublicKey, Signature};
+use enigma_enclave::{
+    BatchItem, BatchRequest, ChainPosition, ComputeTask, DeployTask, EnclaveError, EnclaveProxy,
+    EncryptedDelta, EncryptedState, NodeSecret, SimulationBackend, StateKeyResponse, TaskResult,
+    TaskStatus, WorkerEnclave, WorkerInit, WorkerKey,
+};
+use enigma_p2p::{
+    GossipMessage, Multiaddr, PeerId, ResultMessage, TaskRequest, TaskResponse, WorkerAnnouncement,
+    messages,
+};
+use enigma_store::{ContractInfo, Store};
+use enigma_types::{
+    Address, ContractAddress, SignerAddress, TaskId, code_hash, delta_hash, inputs_hash_compute,
+    inputs_hash_deploy, messages::worker_key_digest,
+};
+use tokio::sync::{Mutex, RwLock, broadcast};
+
+use crate::{
+    NodeError, Result,
+    core::{Commit, Pending, ReceiptKind, ReceiptQueue, check_task},
+    km::StateKeysMessage,
+};
+
+const IDENTITY: &str = "worker-identity";
+const CHAIN_CURSOR: &str = "chain-cursor";
+const SEQ: &str = "receipt-seq";
+
+/// How a worker node runs.
+#[derive(Debug)]
+pub struct WorkerConfig {
+    /// Where its database and sealing secret live.
+    pub data_dir: PathBuf,
+    /// The Ethereum JSON-RPC URL.
+    pub chain_url: String,
+    /// The Enigma contract.
+    pub enigma: Address,
+    /// The ENG token.
+    pub token: Address,
+    /// The operating account: holds the stake, pays for receipts.
+    pub operator: KeyPair,
+    /// Where the p2p service listens.
+    pub p2p_listen: Multiaddr,
+    /// Peers to bootstrap from.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Where the gateway JSON-RPC listens, if this worker is a gateway.
+    pub gateway_listen: Option<SocketAddr>,
+    /// The key manager's JSON-RPC URL.
+    pub km_url: String,
+    /// On a devnet: the simulation authority that attests the enclave at registration.
+    pub simulation_authority: Option<KeyPair>,
+    /// Register, stake this many grains and log in at start (if not registered yet).
+    pub stake: Option<u128>,
+    /// Receipts per batch.
+    pub batch_size: usize,
+    /// How often receipts are flushed even when a batch is not full.
+    pub batch_wait: Duration,
+    /// How often the chain is polled.
+    pub poll_interval: Duration,
+    /// How long a task waits for its record to be mined.
+    pub record_wait: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults for a devnet worker.
+    #[must_use]
+    pub fn devnet(
+        data_dir: PathBuf,
+        chain_url: String,
+        enigma: Address,
+        token: Address,
+        operator: KeyPair,
+        km_url: String,
+    ) -> Self {
+        Self {
+            data_dir,
+            chain_url,
+            enigma,
+            token,
+            operator,
+            p2p_listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty()),
+            bootstrap: Vec::new(),
+            gateway_listen: None,
+            km_url,
+            simulation_authority: None,
+            stake: None,
+            batch_size: 16,
+            batch_wait: Duration::from_secs(2),
+            poll_interval: Duration::from_millis(200),
+            record_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A task result as the gateway serves it.
+pub(crate) type PublishedResult = ResultMessage;
+
+pub(crate) struct Worker {
+    pub(crate) signer: SignerAddress,
+    pub(crate) peer_id: PeerId,
+    enclave: Mutex<EnclaveProxy<SimulationBackend>>,
+    pub(crate) store: Store,
+    pub(crate) chain: Chain,
+    pub(crate) epochs: RwLock<EpochCache>,
+    pub(crate) p2p: enigma_p2p::Handle,
+    pub(crate) workers: RwLock<HashMap<SignerAddress, (PeerId, WorkerKey)>>,
+    pub(crate) results: RwLock<HashMap<TaskId, PublishedResult>>,
+    pub(crate) result_events: broadcast::Sender<PublishedResult>,
+    receipts: Mutex<ReceiptQueue>,
+    execution: Mutex<()>,
+    km_url: String,
+    record_wait: Duration,
+}
+
+/// A running worker node.
+#[derive(Debug)]
+pub struct WorkerNode {
+    /// The enclave's signer.
+    pub signer: SignerAddress,
+    /// The p2p identity.
+    pub peer_id: PeerId,
+    /// Where peers reach it (with `/p2p/<id>`).
+    pub p2p_addrs: Vec<Multiaddr>,
+    /// The gateway's address, if it serves one.
+    pub gateway_addr: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    gateway: Option<jsonrpsee::server::ServerHandle>,
+    p2p: enigma_p2p::Handle,
+}
+
+impl WorkerNode {
+    /// Stops the node (what is committed to its store stays).
+    pub async fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(g) = self.gateway {
+            let _ = g.stop();
+            g.stopped().await;
+        }
+        self.p2p.shutdown().await;
+    }
+}
+
+fn seq_next(store: &Store) -> Result<u64> {
+    let n = store.meta(SEQ)?.and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+    Ok(n)
+}
+
+/// Starts a worker node.
+pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
+    let store = Store::open(config.data_dir.join("worker.redb"))?;
+    let secret = NodeSecret::load_or_create(&config.data_dir.join("sealing.secret"))
+        .map_err(|e| NodeError::Io(e.to_string()))?;
+    let chain =
+        Chain::connect(&config.chain_url, Some(&config.operator), config.enigma, config.token)?;
+    let principal: Address = enigma_chain::convert::address(
+        chain.enigma().principal().call().await.map_err(enigma_chain::ChainError::from)?,
+    );
+    let mut enclave = EnclaveProxy::new(SimulationBackend::worker_with(&secret, false));
+    let init = WorkerEnclave::init(
+        &mut enclave,
+        WorkerInit { sealed_identity: store.sealed(IDENTITY)?, principal },
+    )?;
+    let mut batch = store.batch()?;
+    batch.put_sealed(IDENTITY, &init.sealed)?;
+    batch.commit()?;
+    let signer = init.report.signer;
+
+    if let Some(stake) = config.stake {
+        let registered = chain.worker(config.operator.address()).await?;
+        if registered.is_none() {
+            let authority = config
+                .simulation_authority
+                .as_ref()
+                .ok_or_else(|| NodeError::Config("registering needs attestation evidence: give the simulation authority key on a devnet".into()))?;
+            let evidence =
+                SimulationAuthority::new(KeyPair::from_bytes(&authority.secret_bytes())?).attest(
+                    signer,
+                    init.report.mr_enclave,
+                    init.report.isv_prod_id,
+                    init.report.debug,
+                );
+            chain.register(signer, &Evidence::Simulation(evidence)).await?;
+            chain.deposit_stake(stake).await?;
+            chain.login().await?;
+            tracing::info!(%signer, stake, "registered, staked and logged in");
+        }
+    }
+
+    let (p2p, mut p2p_events) = enigma_p2p::spawn(enigma_p2p::Config {
+        listen: vec![config.p2p_listen.clone()],
+        bootstrap: config.bootstrap.clone(),
+        ..enigma_p2p::Config::default()
+    })
+    .await?;
+    let p2p_addrs = p2p.dialable_addrs().await?;
+    let epochs = EpochCache::load(&chain).await?;
+    let mut queue = ReceiptQueue::new(config.batch_size);
+    for (_, _, bytes) in store.pending_receipts()? {
+        if let Ok(p) = serde_json::from_slice::<Pending>(&bytes) {
+            queue.push(p);
+        }
+    }
+    let (result_events, _) = broadcast::channel(1024);
+    let worker = Arc::new(Worker {
+        signer,
+        peer_id: p2p.peer_id(),
+        enclave: Mutex::new(enclave),
+        store,
+        chain,
+        epochs: RwLock::new(epochs),
+        p2p: p2p.clone(),
+        workers: RwLock::new(HashMap::new()),
+        results: RwLock::new(HashMap::new()),
+        result_events,
+        receipts: Mutex::new(queue),
+        execution: Mutex::new(()),
+        km_url: config.km_url.clone(),
+        record_wait: config.record_wait,
+    });
+    let current = worker.epochs.read().await.current().map(|e| e.first_block);
+    if let Some(epoch) = current {
+        worker.enter_epoch(epoch).await?;
+    }
+
+    let mut tasks = Vec::new();
+    let w = worker.clone();
+    let start_block = match w.store.meta(CHAIN_CURSOR)? {
+        Some(b) => b.try_into().map(u64::from_be_bytes).unwrap_or(0),
+        None => w.chain.block_number().await?,
+    };
+    let poll = config.poll_interval;
+    tasks.push(tokio::spawn(async move {
+        let mut watcher =
+            Watcher::new(w.chain.provider().clone(), w.chain.enigma_address(), start_block, 0);
+        loop {
+            match watcher.poll().await {
+                Ok(found) => {
+                    for e in found.events {
+                        if let Err(err) = w.chain_event(e.event).await {
+                            tracing::warn!(error = %err, "handling a chain event failed");
+                        }
+                    }
+                    let cursor = watcher.next_block().to_be_bytes();
+                    if let Ok(mut b) = w.store.batch() {
+                        let _ = b.put_meta(CHAIN_CURSOR, &cursor);
+                        let _ = b.commit();
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "polling the chain failed"),
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }));
+    let w = worker.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(event) = p2p_events.recv().await {
+            match event {
+                enigma_p2p::Event::Task { request, reply, from } => {
+                    let w = w.clone();
+                    tokio::spawn(async move {
+                        let answer = match w.handle_task(request).await {
+                            Ok(()) => TaskResponse::Accepted,
+                            Err(e) => TaskResponse::Rejected(e.to_string()),
+                        };
+                        tracing::debug!(%from, ?answer, "answered a routed task");
+                        reply.send(answer).await;
+                    });
+                }
+                enigma_p2p::Event::Gossip { message, .. } => w.gossip(message).await,
+                _ => {}
+            }
+        }
+    }));
+    let w = worker.clone();
+    let wait = config.batch_wait;
+    tasks.push(tokio::spawn(async move {
+        let mut since_flush = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let flush = since_flush.elapsed() >= wait;
+            if flush {
+                since_flush = std::time::Instant::now();
+            }
+            if let Err(e) = w.commit_receipts(flush).await {
+                tracing::warn!(error = %e, "committing receipts failed; will retry");
+            }
+        }
+    }));
+    // Announce periodically so late joiners learn the key.
+    let w = worker.clone();
+    tasks.push(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let current = w.epochs.read().await.current().map(|e| e.first_block);
+            if let Some(epoch) = current {
+                let _ = w.announce(epoch).await;
+            }
+        }
+    }));
+
+    let (gateway_addr, gateway) = match config.gateway_listen {
+        Some(addr) => {
+            let (addr, handle) = crate::gateway::serve(worker.clone(), addr).await?;
+            (Some(addr), Some(handle))
+        }
+        None => (None, None),
+    };
+    tracing::info!(%signer, peer = %worker.peer_id, ?gateway_addr, "worker ready");
+    Ok(WorkerNode { signer, peer_id: worker.peer_id, p2p_addrs, gateway_addr, tasks, gateway, p2p })
+}
+
+fn to_message(r: &TaskResult, is_deploy: bool) -> ResultMessage {
+    ResultMessage {
+        task_id: r.task_id,
+        contract: r.contract,
+        success: r.status == TaskStatus::Success,
+        is_deploy,
+        inputs_hash: r.inputs_hash,
+        code_hash: r.code_hash,
+        encrypted_output: r.encrypted_output.clone(),
+        output_hash: r.output_hash,
+        prev_delta_hash: r.prev_delta_hash,
+        delta_hash: r.delta_hash,
+        gas_limit: r.gas_limit,
+        gas_used: r.gas_used,
+        eth_address: r.eth_call.as_ref().map_or([0; 20], |c| c.address.0),
+        eth_payload: r.eth_call.as_ref().map(|c| c.payload.clone()).unwrap_or_default(),
+        signature: r.signature.as_bytes().to_vec(),
+    }
+}
+
+/// The digest a result's signature covers, from public data.
+pub fn result_digest(m: &ResultMessage) -> [u8; 32] {
+    use enigma_types::messages::{ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt};
+    let eth = EthCallRef { payload: &m.eth_payload, address: Address(m.eth_address) };
+    match (m.success, m.is_deploy) {
+        (true, true) => DeployReceipt {
+            inputs_hash: m.inputs_hash,
+            code_hash: m.code_hash,
+            init_delta_hash: m.delta_hash,
+            gas_limit: m.gas_limit,
+            gas_used: m.gas_used,
+            eth_call: eth,
+        }
+        .digest(),
+        (true, false) => ComputeReceipt {
+            code_hash: m.code_hash,
+            inputs_hash: m.inputs_hash,
+            prev_delta_hash: m.prev_delta_hash,
+            delta_hash: m.delta_hash,
+            output_hash: m.output_hash,
+            gas_limit: m.gas_limit,
+            gas_used: m.gas_used,
+            eth_call: eth,
+        }
+        .digest(),
+        (false, _) => FailureReceipt {
+            inputs_hash: m.inputs_hash,
+            code_hash: m.code_hash,
+            output_hash: m.output_hash,
+            gas_limit: m.gas_limit,
+            gas_used: m.gas_used,
+        }
+        .digest(),
+    }
+}
+
+impl Worker {
+    async fn enter_epoch(&self, first_block: u64) -> Result<()> {
+        let rotated = self.enclave.lock().await.rotate_io_key(first_block)?;
+        let mut b = self.store.batch()?;
+        b.put_sealed(IDENTITY, &rotated.sealed_identity)?;
+        b.commit()?;
+        self.workers.write().await.insert(self.signer, (self.peer_id, rotated.key));
+        let _ = self.announce(first_block).await;
+        Ok(())
+    }
+
+    async fn announce(&self, epoch: u64) -> Result<()> {
+        let key = self.enclave.lock().await.io_key(epoch)?;
+        let addrs = self.p2p.listen_addrs().await?;
+        let message = GossipMessage::Worker(WorkerAnnouncement {
+            signer: self.signer,
+            peer_id: self.peer_id.to_bytes(),
+            addresses: addrs.iter().map(ToString::to_string).collect(),
+            epoch,
+            io_public_key: key.public_key.as_bytes().to_vec(),
+            signature: key.signature.as_bytes().to_vec(),
+        });
+        self.p2p.publish(&message).await?;
+        Ok(())
+    }
+
+    async fn gossip(&self, message: GossipMessage) {
+        match message {
+            GossipMessage::Worker(a) => {
+                let (Ok(public_key), Ok(signature), Ok(peer)) = (
+                    PublicKey::from_bytes(&a.io_public_key),
+                    Signature::from_bytes(&a.signature),
+                    PeerId::from_bytes(&a.peer_id),
+                ) else {
+                    return;
+                };
+                // Only keys signed by the announced enclave signer are kept.
+                if signature.recover_address(&worker_key_digest(public_key.as_bytes())).ok()
+                    != Some(a.signer.into())
+                {
+                    return;
+                }
+                let known =
+                    self.workers.read().await.get(&a.signer).is_some_and(|(p, _)| *p == peer);
+                if !known && peer != self.peer_id {
+                    // Learn how to reach it directly, for routing tasks to it.
+                    for addr in &a.addresses {
+                        if let Ok(addr) = addr.parse::<Multiaddr>() {
+                            let _ = self.p2p.dial(addr.with(enigma_p2p::Protocol::P2p(peer))).await;
+                        }
+                    }
+                }
+                self.workers
+                    .write()
+                    .await
+                    .insert(a.signer, (peer, WorkerKey { epoch: a.epoch, public_key, signature }));
+            }
+            GossipMessage::Result(r) => {
+                if self.verify_result(&r).await {
+                    self.results.write().await.insert(r.task_id, (*r).clone());
+                    let _ = self.result_events.send(*r);
+                }
+            }
+        }
+    }
+
+    /// A result is served only if the worker selected for its task signed it.
+    async fn verify_result(&self, r: &ResultMessage) -> bool {
+        let Ok(signature) = Signature::from_bytes(&r.signature) else { return false };
+        let Ok(signer) = signature.recover_address(&result_digest(r)) else { return false };
+        let Ok(Some(record)) = self.chain.task(&r.task_id).await else { return false };
+        let mut epochs = self.epochs.write().await;
+        if epochs.by_first_block(record.first_block).is_none() {
+            let _ = epochs.refresh(&self.chain).await;
+        }
+        epochs
+            .by_first_block(record.first_block)
+            .is_some_and(|e| epochs.group(e, &r.contract).contains(&signer.into()))
+    }
+
+    async fn chain_event(&self, event: ChainEvent) -> Result<()> {
+        match event {
+            ChainEvent::WorkersParameterized { nonce, seed, first_block, workers, stakes } => {
+                self.epochs.write().await.insert(enigma_chain::EpochInfo {
+                    nonce,
+                    seed,
+                    first_block,
+                    snapshot_block: 0,
+                    workers,
+                    stakes,
+                });
+                self.enter_epoch(first_block).await?;
+                // Receipts of the epoch that ended go now.
+                self.commit_receipts(true).await?;
+            }
+            ChainEvent::ReceiptVerified { task_id, .. }
+            | ChainEvent::ReceiptFailed { task_id, .. }
+            | ChainEvent::ReceiptFailedEth { task_id, .. }
+            | ChainEvent::TaskFeeReturned { task_id, .. } => self.forget_receipt(&task_id).await?,
+            ChainEvent::ReceiptsVerified { task_ids, .. } => {
+                for t in task_ids {
+                    self.forget_receipt(&t).await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn forget_receipt(&self, task: &TaskId) -> Result<()> {
+        let mut q = self.receipts.lock().await;
+        q.forget(task);
+        drop(q);
+        for (c, t, _) in self.store.pending_receipts()? {
+            if t == *task {
+                let mut b = self.store.batch()?;
+                b.remove_pending_receipt(&c, &t)?;
+                b.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates and executes a task, persists its result and publishes it.
+    pub(crate) async fn handle_task(&self, request: TaskRequest) -> Result<()> {
+        let (task_id, contract, is_deploy, encrypted_fn, encrypted_args, user_key, code) =
+            match request {
+                TaskRequest::Deploy {
+                    task_id,
+                    code,
+                    encrypted_fn,
+                    encrypted_args,
+                    user_public_key,
+                } => (
+                    task_id,
+                    ContractAddress::from(task_id),
+                    true,
+                    encrypted_fn,
+                    encrypted_args,
+                    user_public_key,
+                    Some(code),
+                ),
+                TaskRequest::Compute {
+                    task_id,
+                    contract,
+                    encrypted_fn,
+                    encrypted_args,
+                    user_public_key,
+                } => {
+                    (task_id, contract, false, encrypted_fn, encrypted_args, user_public_key, None)
+                }
+            };
+        let user_key = PublicKey::from_bytes(&user_key)
+            .map_err(|e| NodeError::Refused(format!("the user public key: {e}")))?;
+        let computed = match &code {
+            Some(code) => inputs_hash_deploy(
+                &encrypted_fn,
+                &encrypted_args,
+                &code_hash(code),
+                user_key.as_bytes(),
+            ),
+            None => {
+                inputs_hash_compute(&encrypted_fn, &encrypted_args, &contract, user_key.as_bytes())
+            }
+        };
+        // Wait (bounded) for the record to be mined.
+        let deadline = tokio::time::Instant::now() + self.record_wait;
+        let record = loop {
+            if let Some(r) = self.chain.task(&task_id).await? {
+                break Some(r);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if let Some(r) = &record
+            && self.epochs.read().await.by_first_block(r.first_block).is_none()
+        {
+            self.epochs.write().await.refresh(&self.chain).await?;
+        }
+        let epoch = {
+            let epochs = self.epochs.read().await;
+            check_task(
+                task_id,
+                contract,
+                is_deploy,
+                computed,
+                record.as_ref(),
+                &epochs,
+                self.signer,
+            )
+            .map_err(|e| NodeError::Refused(e.to_string()))?
+        };
+        let gas_limit = record.map_or(0, |r| r.gas_limit);
+        let _serial = self.execution.lock().await;
+        if self.store.result(&task_id)?.is_some() {
+            return Ok(()); // executed already (a retry): nothing runs twice
+        }
+        let result = if let Some(code) = code {
+            let task = DeployTask {
+                task_id,
+                epoch,
+                code: code.clone(),
+                encrypted_fn,
+                encrypted_args,
+                user_public_key: user_key,
+                gas_limit,
+            };
+            let r = self.with_state_key(epoch, contract, |e| e.deploy(task.clone())).await?;
+            self.persist(&r, epoch, true, Some(&code)).await?;
+            r
+        } else {
+            let on_chain = self.chain.secret_contract(&contract).await?.ok_or_else(|| {
+                NodeError::Refused(format!("contract {contract} is not deployed"))
+            })?;
+            let local = self.store.contract(&contract)?.ok_or_else(|| {
+                NodeError::Refused(format!("this worker does not hold contract {contract}'s state yet (state sync arrives with the epoch issue)"))
+            })?;
+            let position = ChainPosition { next_index: local.next_index, tip: local.tip };
+            if local.tip != on_chain.last_delta_hash {
+                tracing::debug!(%contract, "local state is ahead of the chain (receipts pending)");
+            }
+            let task = ComputeTask {
+                task_id,
+                epoch,
+                contract,
+                code_hash: on_chain.code_hash,
+                code: None,
+                position,
+                state: None,
+                encrypted_fn,
+                encrypted_args,
+                user_public_key: user_key,
+                gas_limit,
+                want_snapshot: position.next_index.is_multiple_of(64),
+            };
+            let r = self.run_compute(epoch, task).await?;
+            self.persist(&r, epoch, false, None).await?;
+            r
+        };
+        tracing::info!(task = %task_id, status = ?result.status, gas = result.gas_used, "executed");
+        Ok(())
+    }
+
+    async fn run_compute(&self, epoch: u64, mut task: ComputeTask) -> Result<TaskResult> {
+        for _ in 0..4 {
+            let attempt =
+                self.with_state_key(epoch, task.contract, |e| e.compute(task.clone())).await;
+            match attempt {
+                Err(NodeError::Enclave(EnclaveError::CodeNotLoaded { code_hash })) => {
+                    task.code = Some(self.store.code(&code_hash)?.ok_or_else(|| {
+                        NodeError::Refused(format!("code {code_hash} is not stored"))
+                    })?);
+                }
+                Err(NodeError::Enclave(EnclaveError::StateNotLoaded { have, want, .. })) => {
+                    let from = have.map_or(0, |h| h.next_index);
+                    let deltas =
+                        self.store.deltas(&task.contract, from, want.next_index, usize::MAX)?;
+                    task.state = Some(EncryptedState {
+                        snapshot: None,
+                        deltas: deltas
+                            .into_iter()
+                            .map(|(index, bytes)| EncryptedDelta { index, bytes })
+                            .collect(),
+                    });
+                }
+                other => return other,
+            }
+        }
+        Err(NodeError::Refused("the enclave could not load the contract".into()))
+    }
+
+    /// Runs an enclave call, obtaining the contract's state key from the KM first if needed.
+    async fn with_state_key<T>(
+        &self,
+        epoch: u64,
+        contract: ContractAddress,
+        call: impl Fn(&mut EnclaveProxy<SimulationBackend>) -> std::result::Result<T, EnclaveError>,
+    ) -> Result<T> {
+        let first = call(&mut *self.enclave.lock().await);
+        match first {
+            Err(EnclaveError::NoStateKey { .. }) => {
+                self.fetch_state_key(epoch, contract).await?;
+                Ok(call(&mut *self.enclave.lock().await)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn fetch_state_key(&self, epoch: u64, contract: ContractAddress) -> Result<()> {
+        use jsonrpsee::core::client::ClientT;
+        let request = self.enclave.lock().await.request_state_keys(epoch, vec![contract])?;
+        let client = jsonrpsee::http_client::HttpClientBuilder::default()
+            .build(&self.km_url)
+            .map_err(|e| NodeError::Rpc(format!("key manager at {}: {e}", self.km_url)))?;
+        let params = StateKeysMessage {
+            request: format!("0x{}", hex::encode(&request.request)),
+            signature: request.signature.to_string(),
+        };
+        let answer: StateKeysMessage = client
+            .request("getStateKeys", jsonrpsee::rpc_params![params])
+            .await
+            .map_err(|e| NodeError::Rpc(format!("the key manager refused the state key: {e}")))?;
+        let response = StateKeyResponse {
+            response: hex::decode(answer.request.trim_start_matches("0x"))
+                .map_err(|e| NodeError::Rpc(e.to_string()))?,
+            signature: answer
+                .signature
+                .parse()
+                .map_err(|e: enigma_crypto::Error| NodeError::Rpc(e.to_string()))?,
+        };
+        self.enclave.lock().await.accept_state_keys(response)?;
+        Ok(())
+    }
+
+    async fn persist(
+        &self,
+        r: &TaskResult,
+        epoch: u64,
+        is_deploy: bool,
+        code: Option<&[u8]>,
+    ) -> Result<()> {
+        let message = to_message(r, is_deploy);
+        let seq = seq_next(&self.store)?;
+        let kind = match (is_deploy, r.status, r.eth_call.is_some()) {
+            (true, TaskStatus::Success, _) => ReceiptKind::Deploy,
+            (true, TaskStatus::Failure, _) => ReceiptKind::DeployFailure,
+            (false, TaskStatus::Success, true) => ReceiptKind::Callback,
+            _ => ReceiptKind::Batchable,
+        };
+        let pending = Pending {
+            seq,
+            contract: r.contract,
+            task: r.task_id,
+            epoch,
+            kind,
+            result: messages::encode(&message),
+        };
+        let mut b = self.store.batch()?;
+        b.put_result(&r.task_id, &pending.result)?;
+        b.put_pending_receipt(
+            &r.contract,
+            &r.task_id,
+            &serde_json::to_vec(&pending).map_err(|e| NodeError::Io(e.to_string()))?,
+        )?;
+        b.put_meta(SEQ, &(seq + 1).to_be_bytes())?;
+        if let Some(code) = code
+            && r.status == TaskStatus::Success
+        {
+            b.put_code(&r.code_hash, code)?;
+        }
+        if let Some(d) = &r.delta {
+            b.put_delta(&r.contract, d.index, &d.bytes)?;
+            b.put_contract(
+                &r.contract,
+                &ContractInfo {
+                    code_hash: r.code_hash,
+                    next_index: d.index + 1,
+                    tip: delta_hash(&d.bytes),
+                },
+            )?;
+        }
+        if let Some(s) = &r.snapshot {
+            let next = r.delta.as_ref().map_or(0, |d| d.index + 1);
+            b.put_snapshot(&r.contract, next, s)?;
+        }
+        // The delta and the result are durable before anything is published.
+        b.commit()?;
+        self.receipts.lock().await.push(pending);
+        self.results.write().await.insert(r.task_id, message.clone());
+        let _ = self.result_events.send(message.clone());
+        if let Err(e) = self.p2p.publish(&GossipMessage::Result(Box::new(message))).await {
+            tracing::debug!(error = %e, "no peer to publish the result to yet");
+        }
+        Ok(())
+    }
+
+    async fn commit_receipts(&self, flush: bool) -> Result<()> {
+        let commits = self.receipts.lock().await.take(flush);
+        for commit in commits {
+            let (tasks, result) = match &commit {
+                Commit::Single(p) => (vec![(p.contract, p.task)], self.commit_single(p).await),
+                Commit::Batch(ps) => {
+                    (ps.iter().map(|p| (p.contract, p.task)).collect(), self.commit_batch(ps).await)
+                }
+            };
+            match result {
+                Ok(()) => {
+                    let mut b = self.store.batch()?;
+                    for (c, t) in &tasks {
+                        b.remove_pending_receipt(c, t)?;
+                    }
+                    b.commit()?;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a receipt commit failed; requeueing");
+                    let mut q = self.receipts.lock().await;
+                    match commit {
+                        Commit::Single(p) => q.push(p),
+                        Commit::Batch(ps) => ps.into_iter().for_each(|p| q.push(p)),
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn decode(p: &Pending) -> Result<ResultMessage> {
+        messages::decode(&p.result, usize::MAX)
+            .map_err(|e| NodeError::Io(format!("stored result: {e}")))
+    }
+
+    async fn commit_single(&self, p: &Pending) -> Result<()> {
+        // Nothing is committed twice: an already finished task is skipped.
+        if self.chain.task(&p.task).await?.is_some_and(|r| r.status != ChainStatus::Created) {
+            return Ok(());
+        }
+        let m = Self::decode(p)?;
+        let signature = Signature::from_bytes(&m.signature)?;
+        match p.kind {
+            ReceiptKind::Deploy => {
+                self.chain
+                    .commit_deploy(&DeployReceiptTx {
+                        task_id: m.task_id,
+                        pre_code_hash: m.code_hash,
+                        code_hash: m.code_hash,
+                        init_delta_hash: m.delta_hash,
+                        gas_used: m.gas_used,
+                        eth_payload: m.eth_payload,
+                        eth_address: Address(m.eth_address),
+                        signature,
+                    })
+                    .await?;
+            }
+            _ if !m.success => {
+                self.chain
+                    .commit_failure(m.contract, m.task_id, m.output_hash, m.gas_used, &signature)
+                    .await?;
+            }
+            _ => {
+                self.chain
+                    .commit_receipt(&ComputeReceiptTx {
+                        contract: m.contract,
+                        task_id: m.task_id,
+                        delta_hash: m.delta_hash,
+                        output_hash: m.output_hash,
+                        gas_used: m.gas_used,
+                        eth_payload: m.eth_payload,
+                        eth_address: Address(m.eth_address),
+                        signature,
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit_batch(&self, ps: &[Pending]) -> Result<()> {
+        let mut messages = Vec::new();
+        for p in ps {
+            if self.chain.task(&p.task).await?.is_some_and(|r| r.status == ChainStatus::Created) {
+                messages.push(Self::decode(p)?);
+            }
+        }
+        let Some(first) = messages.first() else { return Ok(()) };
+        let contract = first.contract;
+        let on_chain =
+            self.chain.secret_contract(&contract).await?.ok_or_else(|| {
+                NodeError::Refused(format!("contract {contract} is not deployed"))
+            })?;
+        let items: Vec<BatchItem> = messages
+            .iter()
+            .map(|m| {
+                Ok(BatchItem {
+                    inputs_hash: m.inputs_hash,
+                    status: if m.success { TaskStatus::Success } else { TaskStatus::Failure },
+                    delta_hash: m.delta_hash,
+                    output_hash: m.output_hash,
+                    gas_limit: m.gas_limit,
+                    gas_used: m.gas_used,
+                    signature: Signature::from_bytes(&m.signature)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let signature = self.enclave.lock().await.sign_batch(BatchRequest {
+            code_hash: on_chain.code_hash,
+            prev_delta_hash: on_chain.last_delta_hash,
+            items,
+        })?;
+        let txs: Vec<BatchItemTx> = messages
+            .iter()
+            .map(|m| BatchItemTx {
+                task_id: m.task_id,
+                delta_hash: m.delta_hash,
+                output_hash: m.output_hash,
+                gas_used: m.gas_used,
+                status: u8::from(m.success),
+            })
+            .collect();
+        self.chain.commit_receipts(contract, &txs, &signature).await?;
+        Ok(())
+    }
+
+    /// This worker's IO key for the current epoch, or another worker's from gossip.
+    pub(crate) async fn worker_key(&self, signer: SignerAddress) -> Option<WorkerKey> {
+        self.workers.read().await.get(&signer).map(|(_, k)| k.clone())
+    }
+
+    /// Routes a task to the selected worker (itself, or a peer).
+    pub(crate) async fn route(&self, signer: SignerAddress, request: TaskRequest) -> Result<()> {
+        if signer == self.signer {
+            return self.handle_task(request).await;
+        }
+        let peer = self.workers.read().await.get(&signer).map(|(p, _)| *p).ok_or_else(|| {
+            NodeError::Refused(format!(
+                "worker {signer} is not known on the network yet; retry in a moment"
+            ))
+        })?;
+        match self.p2p.send_task(peer, &request).await? {
+            TaskResponse::Accepted => Ok(()),
+            TaskResponse::Rejected(why) => Err(NodeError::Refused(why)),
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! One KM and three workers as separate node instances (each its own store, p2p port and
+//! enclave) on loopback, with real anvil: tasks sent to a gateway that is not the selected worker
+//! reach the selected one, results come back by HTTP poll and WebSocket push, receipts land on
+//! chain and settle fees, and malformed RPC requests get errors while the node keeps serving.
+
+use std::{future::Future, path::PathBuf, sync::OnceLock, time::Duration};
+
+use alloy::providers::Provider as _;
+use alloy_primitives::{Address as AlloyAddress, U256};
+use alloy_sol_types::SolValue;
+use base64::Engine as _;
+use enigma_attestation::simulation_measurement;
+use enigma_chain::{
+    Chain, DeployConfig, SimulationPolicy, TaskStatus, deploy, provider, spawn_anvil,
+};
+use enigma_crypto::{KeyPair, PublicKey, Signature};
+use enigma_node::*;
+use enigma_types::{
+    ContractAddress, SignerAddress, code_hash, inputs_hash_compute, inputs_hash_deploy,
+    messages::worker_key_digest, selection::select_worker, task_id,
+};
+use jsonrpsee::{
+    core::client::{ClientT, SubscriptionClientT},
+    http_client::HttpClientBuilder,
+    rpc_params,
+    ws_client::WsClientBuilder,
+};
+
+const ENG: u128 = 100_000_000;
+
+fn millionaires() -> Vec<u8> {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut options =
+            enigma_contract_build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
+        options.target_dir = Some(root.join("target/contracts"));
+        options.locked = true;
+        options.packages = vec!["millionaires".into()];
+        let built = enigma_contract_build::build(&options).unwrap();
+        std::fs::read(&enigma_contract_build::find(&built, "millionaires").unwrap().wasm).unwrap()
+    })
+    .clone()
+}
+
+fn key(anvil: &alloy::node_bindings::AnvilInstance, i: usize) -> KeyPair {
+    KeyPair::from_slice(&anvil.keys()[i].to_bytes()).unwrap()
+}
+
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
+    for _ in 0..300 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+struct Net {
+    anvil: alloy::node_bindings::AnvilInstance,
+    chain: Chain,
+    workers: Vec<WorkerNode>,
+    _km: KmNode,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn network() -> Net {
+    let anvil = spawn_anvil().unwrap();
+    let url = anvil.endpoint_url().to_string();
+    let deployer = key(&anvil, 0);
+    let authority = KeyPair::from_bytes(&[0xa7; 32]).unwrap();
+    let km_dir = tempfile::tempdir().unwrap();
+    let principal = prepare_km(km_dir.path()).unwrap();
+    let p = provider(&url, Some(&deployer)).unwrap();
+    let d = deploy(
+        &p,
+        &DeployConfig {
+            epoch_size: 15,
+            timeout_blocks: 200,
+            principal,
+            group_size: 1,
+            simulation: Some(SimulationPolicy {
+                authority: authority.address(),
+                debug_allowed: false,
+                worker_enclaves: vec![simulation_measurement("worker")],
+                km_enclaves: vec![simulation_measurement("km")],
+            }),
+            ias: None,
+        },
+    )
+    .await
+    .unwrap();
+    let chain = Chain::new(p, d.enigma, d.token, Some(deployer.address()));
+    let km = start_km(KmConfig {
+        data_dir: km_dir.path().to_path_buf(),
+        chain_url: url.clone(),
+        enigma: d.enigma,
+        token: d.token,
+        operator: key(&anvil, 9),
+        rpc_listen: "127.0.0.1:0".parse().unwrap(),
+        poll_interval: Duration::from_millis(200),
+        simulation_authority: Some(KeyPair::from_bytes(&[0xa7; 32]).unwrap()),
+    })
+    .await
+    .unwrap();
+    let mut dirs = vec![km_dir];
+    let mut workers: Vec<WorkerNode> = Vec::new();
+    for i in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        chain.transfer_token(key(&anvil, 1 + i).address(), 10_000 * ENG).await.unwrap();
+        let mut config = WorkerConfig::devnet(
+            dir.path().to_path_buf(),
+            url.clone(),
+            d.enigma,
+            d.token,
+            key(&anvil, 1 + i),
+            format!("http://{}", km.rpc_addr),
+        );
+        config.simulation_authority = Some(KeyPair::from_bytes(&[0xa7; 32]).unwrap());
+        config.stake = Some(1_000 * ENG * (i as u128 + 1));
+        config.batch_size = 4;
+        config.batch_wait = Duration::from_millis(500);
+        config.bootstrap = workers.first().map(|w| w.p2p_addrs.clone()).unwrap_or_default();
+        if i == 0 {
+            config.gateway_listen = Some("127.0.0.1:0".parse().unwrap());
+        }
+        workers.push(start_worker(config).await.unwrap());
+        dirs.push(dir);
+    }
+    // Move to the next epoch so the KM draws one with the three workers.
+    let _: serde_json::Value =
+        chain.provider().raw_request("anvil_mine".into(), (20u64,)).await.unwrap();
+    eventually("an epoch with three workers", || async {
+        chain.current_epoch().await.ok().flatten().filter(|e| e.workers.len() == 3).map(|_| ())
+    })
+    .await;
+    Net { anvil, chain, workers, _km: km, _dirs: dirs }
+}
+
+/// The client side of one task, through the gateway.
+struct Client {
+    chain: Chain,
+    gateway: String,
+}
+
+impl Client {
+    async fn worker_key(&self, worker: SignerAddress) -> PublicKey {
+        let http = HttpClientBuilder::default().build(&self.gateway).unwrap();
+        let answer: serde_json::Value = eventually("the worker's key at the gateway", || {
+            let http = &http;
+            async move {
+                http.request::<serde_json::Value, _>("getWorkerEncryptionKey", rpc_params![serde_json::json!({"workerAddress": worker.to_string(), "userPubKey": "0x00"})])
+                    .await
+                    .ok()
+            }
+        })
+        .await;
+        let key: PublicKey = answer["workerEncryptionKey"].as_str().unwrap().parse().unwrap();
+        let sig: Signature = answer["workerSig"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            sig.recover_address(&worker_key_digest(key.as_bytes())).unwrap(),
+            worker.into(),
+            "the key is signed by the worker's enclave"
+        );
+        key
+    }
+}
+
+fn hexed(b: &[u8]) -> String {
+    format!("0x{}", hex::encode(b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain() {
+    let net = network().await;
+    let gateway = format!("http://{}", net.workers[0].gateway_addr.unwrap());
+    let epoch = net.chain.current_epoch().await.unwrap().unwrap();
+
+    // A user whose next deployment is served by a worker other than the gateway.
+    let (user_index, nonce, contract, selected) = {
+        let mut found = None;
+        for i in 4..9 {
+            let user = key(&net.anvil, i).address();
+            let nonce = net.chain.task_nonce(user).await.unwrap();
+            let contract = ContractAddress::from(task_id(&user, nonce));
+            let s = select_worker(&epoch.seed, &contract, &epoch.workers, &epoch.stakes).unwrap();
+            if s != net.workers[0].signer {
+                found = Some((i, nonce, contract, s));
+                break;
+            }
+        }
+        found.expect("some user's contract lands on another worker")
+    };
+    let user_key = key(&net.anvil, user_index);
+    let user_chain = Chain::connect(
+        net.anvil.endpoint_url().as_ref(),
+        Some(&user_key),
+        net.chain.enigma_address(),
+        net.chain.token_address(),
+    )
+    .unwrap();
+    net.chain.transfer_token(user_key.address(), 10_000 * ENG).await.unwrap();
+    user_chain.deposit_balance(1_000 * ENG).await.unwrap();
+    let client = Client { chain: user_chain, gateway: gateway.clone() };
+    let worker_key = client.worker_key(selected).await;
+
+    // Deploy through the gateway.
+    let code = millionaires();
+    let task_key = KeyPair::generate().unwrap();
+    let shared = task_key.derive_key(&worker_key);
+    let enc_fn = shared.encrypt(b"construct()").unwrap();
+    let enc_args = shared.encrypt(&[]).unwrap();
+    let inputs =
+        inputs_hash_deploy(&enc_fn, &enc_args, &code_hash(&code), task_key.public_key().as_bytes());
+    let (id, _) = client
+        .chain
+        .create_deployment_task_record(inputs, 50_000_000, 1, epoch.first_block, nonce)
+        .await
+        .unwrap();
+    assert_eq!(ContractAddress::from(id), contract);
+    let http = HttpClientBuilder::default().build(&gateway).unwrap();
+    let sent: serde_json::Value = http
+        .request(
+            "deploySecretContract",
+            rpc_params![serde_json::json!({
+                "workerAddress": selected.to_string(),
+                "preCode": base64::engine::general_purpose::STANDARD.encode(&code),
+                "encryptedArgs": hexed(&enc_args),
+                "encryptedFn": hexed(&enc_fn),
+                "userDHKey": hexed(task_key.public_key().as_bytes()),
+                "contractAddress": contract.to_string(),
+            })],
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent["deploySentResult"], true);
+    let view: TaskResultView = eventually("the deploy result at the gateway", || {
+        let http = &http;
+        async move {
+            http.request::<Option<TaskResultView>, _>(
+                "getTaskResult",
+                rpc_params![serde_json::json!({"taskId": id.to_string()})],
+            )
+            .await
+            .ok()
+            .flatten()
+        }
+    })
+    .await;
+    assert_eq!(view.status, "SUCCESS");
+    eventually("the deployment receipt on chain", || async {
+        net.chain.secret_contract(&contract).await.ok().flatten()
+    })
+    .await;
+
+    // Compute tasks: two additions (HTTP poll) and the richest (WebSocket push).
+    let ws = WsClientBuilder::default()
+        .build(format!("ws://{}", net.workers[0].gateway_addr.unwrap()))
+        .await
+        .unwrap();
+    let mut outputs = Vec::new();
+    let mut ids = Vec::new();
+    for (function, args) in [
+        (
+            "add_millionaire(address,uint256)",
+            (AlloyAddress::repeat_byte(1), U256::from(100u64)).abi_encode_params(),
+        ),
+        (
+            "add_millionaire(address,uint256)",
+            (AlloyAddress::repeat_byte(2), U256::from(900u64)).abi_encode_params(),
+        ),
+        ("compute_richest()", Vec::new()),
+    ] {
+        let task_key = KeyPair::generate().unwrap();
+        let shared = task_key.derive_key(&worker_key);
+        let enc_fn = shared.encrypt(function.as_bytes()).unwrap();
+        let enc_args = shared.encrypt(&args).unwrap();
+        let inputs =
+            inputs_hash_compute(&enc_fn, &enc_args, &contract, task_key.public_key().as_bytes());
+        let (id, _) = client
+            .chain
+            .create_task_record(inputs, 50_000_000, 1, epoch.first_block)
+            .await
+            .unwrap();
+        let mut sub = ws
+            .subscribe::<TaskResultView, _>(
+                "subscribeTaskResult",
+                rpc_params![serde_json::json!({"taskId": id.to_string()})],
+                "unsubscribeTaskResult",
+            )
+            .await
+            .unwrap();
+        let _: serde_json::Value = http
+            .request(
+                "sendTaskInput",
+                rpc_params![serde_json::json!({
+                    "taskId": id.to_string(),
+                    "workerAddress": selected.to_string(),
+                    "encryptedFn": hexed(&enc_fn),
+                    "encryptedArgs": hexed(&enc_args),
+                    "contractAddress": contract.to_string(),
+                    "userDHKey": hexed(task_key.public_key().as_bytes()),
+                })],
+            )
+            .await
+            .unwrap();
+        let pushed = tokio::time::timeout(Duration::from_secs(30), sub.next())
+            .await
+            .expect("pushed in time")
+            .unwrap()
+            .unwrap();
+        assert_eq!(pushed.status, "SUCCESS", "{function}");
+        // The signature is the selected worker's, over the public fields.
+        let message = enigma_p2p::ResultMessage {
+            task_id: pushed.task_id.parse().unwrap(),
+            contract: pushed.contract_address.parse().unwrap(),
+            success: true,
+            is_deploy: false,
+            inputs_hash: pushed.inputs_hash.parse().unwrap(),
+            code_hash: pushed.code_hash.parse().unwrap(),
+            encrypted_output: hex::decode(pushed.output.trim_start_matches("0x")).unwrap(),
+            output_hash: pushed.output_hash.parse().unwrap(),
+            prev_delta_hash: pushed.prev_delta_hash.parse().unwrap(),
+            delta_hash: pushed.delta_hash.parse().unwrap(),
+            gas_limit: pushed.gas_limit,
+            gas_used: pushed.gas_used,
+            eth_address: [0; 20],
+            eth_payload: Vec::new(),
+            signature: hex::decode(pushed.signature.trim_start_matches("0x")).unwrap(),
+        };
+        let signer = Signature::from_bytes(&message.signature)
+            .unwrap()
+            .recover_address(&result_digest(&message))
+            .unwrap();
+        assert_eq!(SignerAddress::from(signer), selected);
+        outputs.push(shared.decrypt(&message.encrypted_output).unwrap());
+        ids.push(id);
+    }
+    let richest = <(AlloyAddress,)>::abi_decode_params(&outputs[2]).unwrap().0;
+    assert_eq!(richest, AlloyAddress::repeat_byte(2));
+
+    // The receipts land on chain (batched) and settle the fees.
+    for id in &ids {
+        let status = eventually("the receipt on chain", || async {
+            net.chain
+                .task(id)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.status)
+                .filter(|s| *s != TaskStatus::Created)
+        })
+        .await;
+        assert_eq!(status, TaskStatus::Verified);
+    }
+    let worker = net.chain.worker_by_signer(selected).await.unwrap().unwrap();
+    assert!(worker.balance > worker.weight, "the worker earned fees beyond its stake");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_rpc_requests_get_errors_and_the_node_keeps_serving() {
+    let net = network().await;
+    let addr = net.workers[0].gateway_addr.unwrap();
+    let url = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let garbage = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = garbage.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32700, "a parse error: {body}");
+    let wrong = client
+        .post(&url)
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "getTaskResult", "params": [{"taskId": "0x12"}]}))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = wrong.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("task id is 32 bytes"), "{body}");
+    let huge = "x".repeat(MAX_REQUEST_BYTES as usize + 10);
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413, "an oversized body is refused");
+    // A peer that sends garbage over p2p gets an error, and everyone else is still served.
+    let (rogue, _events) = enigma_p2p::spawn(enigma_p2p::Config {
+        bootstrap: net.workers[0].p2p_addrs.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let answer = eventually("the rogue peer's garbage is answered", || {
+        let rogue = &rogue;
+        let target = net.workers[0].peer_id;
+        async move { rogue.send_raw_task(target, vec![0xba; 64]).await.ok() }
+    })
+    .await;
+    assert!(matches!(answer, enigma_p2p::TaskResponse::Rejected(why) if why.contains("malformed")));
+    let http = HttpClientBuilder::default().build(&url).unwrap();
+    let info: serde_json::Value = http.request("getInfo", rpc_params![]).await.unwrap();
+    assert_eq!(info["signer"], net.workers[0].signer.to_string());
+}
