@@ -1,0 +1,236 @@
+//! `enigma`: run enigma nodes. Parse the command line, build the parts, run them.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use enigma_crypto::KeyPair;
+use enigma_node::{KmConfig, WorkerConfig, start_km, start_worker};
+use enigma_types::Address;
+use serde::Deserialize;
+
+/// Enigma: secret contracts on Ethereum.
+#[derive(Debug, Parser)]
+#[command(name = "enigma", version, about, long_about = None)]
+struct Cli {
+    /// Log as JSON lines (for log collectors) instead of text.
+    #[arg(long, global = true)]
+    json_logs: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a worker node (and optionally its gateway).
+    ///
+    /// Example:
+    ///   enigma worker --config worker.toml
+    ///   enigma worker --data-dir ./w1 --chain-url http://127.0.0.1:8545 --enigma 0x… --token 0x… \
+    ///       --operator-key @./w1/operator.key --km-url http://127.0.0.1:3040 --gateway-listen 127.0.0.1:3346
+    Worker(NodeArgs),
+    /// Run the key-management node.
+    ///
+    /// Example:
+    ///   enigma km --data-dir ./km --chain-url http://127.0.0.1:8545 --enigma 0x… --token 0x… \
+    ///       --operator-key @./km/operator.key --rpc-listen 127.0.0.1:3040
+    Km(NodeArgs),
+}
+
+/// Settings of a node: from `--config FILE` (TOML, same names with dashes), overridden by flags.
+#[derive(Debug, Args, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct NodeArgs {
+    /// A TOML file with any of the settings below.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Where the node keeps its database and sealing secret.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The Ethereum JSON-RPC URL.
+    #[arg(long, env = "ENIGMA_CHAIN_URL")]
+    chain_url: Option<String>,
+    /// The Enigma contract's address.
+    #[arg(long)]
+    enigma: Option<String>,
+    /// The ENG token's address.
+    #[arg(long)]
+    token: Option<String>,
+    /// The operating account's private key: hex, or @FILE holding it (prefer a file or the
+    /// environment over the command line, which other users of the machine can see).
+    #[arg(long, env = "ENIGMA_OPERATOR_KEY", hide_env_values = true)]
+    operator_key: Option<String>,
+    /// Worker: the p2p listen address (multiaddr).
+    #[arg(long)]
+    p2p_listen: Option<String>,
+    /// Worker: peers to bootstrap from (multiaddrs ending in /p2p/<id>).
+    #[arg(long)]
+    bootstrap: Vec<String>,
+    /// Worker: serve the gateway JSON-RPC on this address.
+    #[arg(long)]
+    gateway_listen: Option<SocketAddr>,
+    /// Worker: the key manager's JSON-RPC URL.
+    #[arg(long)]
+    km_url: Option<String>,
+    /// KM: serve getStateKeys on this address.
+    #[arg(long)]
+    rpc_listen: Option<SocketAddr>,
+    /// Devnet only: the simulation attestation authority's key (hex or @FILE).
+    #[arg(long, hide_env_values = true, env = "ENIGMA_SIM_AUTHORITY_KEY")]
+    sim_authority_key: Option<String>,
+    /// Worker: register, stake this many grains and log in at start if not registered.
+    #[arg(long)]
+    stake: Option<u128>,
+    /// Worker: receipts per batch.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Worker: flush receipts at least this often (milliseconds).
+    #[arg(long)]
+    batch_wait_ms: Option<u64>,
+}
+
+impl NodeArgs {
+    /// The file's settings, overridden by those given on the command line.
+    fn resolve(self) -> Result<Self> {
+        let Some(path) = &self.config else { return Ok(self) };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the config file {}", path.display()))?;
+        let file: NodeArgs = toml::from_str(&text)
+            .with_context(|| format!("parsing the config file {}", path.display()))?;
+        Ok(Self {
+            config: self.config,
+            data_dir: self.data_dir.or(file.data_dir),
+            chain_url: self.chain_url.or(file.chain_url),
+            enigma: self.enigma.or(file.enigma),
+            token: self.token.or(file.token),
+            operator_key: self.operator_key.or(file.operator_key),
+            p2p_listen: self.p2p_listen.or(file.p2p_listen),
+            bootstrap: if self.bootstrap.is_empty() { file.bootstrap } else { self.bootstrap },
+            gateway_listen: self.gateway_listen.or(file.gateway_listen),
+            km_url: self.km_url.or(file.km_url),
+            rpc_listen: self.rpc_listen.or(file.rpc_listen),
+            sim_authority_key: self.sim_authority_key.or(file.sim_authority_key),
+            stake: self.stake.or(file.stake),
+            batch_size: self.batch_size.or(file.batch_size),
+            batch_wait_ms: self.batch_wait_ms.or(file.batch_wait_ms),
+        })
+    }
+}
+
+fn required<T>(value: Option<T>, flag: &str) -> Result<T> {
+    value.with_context(|| format!("--{flag} is required (on the command line or in --config)"))
+}
+
+fn key(text: &str, what: &str) -> Result<KeyPair> {
+    let hex_text = match text.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the {what} from {path}"))?,
+        None => text.to_string(),
+    };
+    let bytes = hex::decode(hex_text.trim().trim_start_matches("0x"))
+        .with_context(|| format!("the {what} is not hex"))?;
+    KeyPair::from_slice(&bytes)
+        .with_context(|| format!("the {what} is not a valid secp256k1 private key"))
+}
+
+fn address(text: Option<String>, flag: &str) -> Result<Address> {
+    let text = required(text, flag)?;
+    text.parse().with_context(|| format!("--{flag} {text} is not an address"))
+}
+
+/// Writes a line for the user; a closed stdout (a pipe whose reader left) must not stop a node.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+fn init_logs(json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logs(cli.json_logs);
+    match cli.command {
+        Command::Worker(args) => worker(args.resolve()?).await,
+        Command::Km(args) => km(args.resolve()?).await,
+    }
+}
+
+async fn worker(a: NodeArgs) -> Result<()> {
+    let data_dir = required(a.data_dir, "data-dir")?;
+    let mut config = WorkerConfig::devnet(
+        data_dir,
+        required(a.chain_url, "chain-url")?,
+        address(a.enigma, "enigma")?,
+        address(a.token, "token")?,
+        key(&required(a.operator_key, "operator-key")?, "operator key")?,
+        required(a.km_url, "km-url")?,
+    );
+    if let Some(listen) = a.p2p_listen {
+        config.p2p_listen =
+            listen.parse().with_context(|| format!("--p2p-listen {listen} is not a multiaddr"))?;
+    }
+    config.bootstrap = a
+        .bootstrap
+        .iter()
+        .map(|b| b.parse().with_context(|| format!("--bootstrap {b} is not a multiaddr")))
+        .collect::<Result<_>>()?;
+    config.gateway_listen = a.gateway_listen;
+    config.simulation_authority =
+        a.sim_authority_key.map(|k| key(&k, "simulation authority key")).transpose()?;
+    config.stake = a.stake;
+    if let Some(n) = a.batch_size {
+        if n == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        config.batch_size = n;
+    }
+    if let Some(ms) = a.batch_wait_ms {
+        config.batch_wait = Duration::from_millis(ms);
+    }
+    let node = start_worker(config).await.context("starting the worker")?;
+    say!("worker {} ready", node.signer);
+    say!(
+        "  p2p:     {}",
+        node.p2p_addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+    );
+    if let Some(g) = node.gateway_addr {
+        say!("  gateway: http://{g} (WebSocket ws://{g})");
+    }
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    node.stop().await;
+    Ok(())
+}
+
+async fn km(a: NodeArgs) -> Result<()> {
+    let config = KmConfig {
+        data_dir: required(a.data_dir, "data-dir")?,
+        chain_url: required(a.chain_url, "chain-url")?,
+        enigma: address(a.enigma, "enigma")?,
+        token: address(a.token, "token")?,
+        operator: key(&required(a.operator_key, "operator-key")?, "operator key")?,
+        rpc_listen: a.rpc_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3040))),
+        poll_interval: Duration::from_millis(500),
+        simulation_authority: a
+            .sim_authority_key
+            .map(|k| key(&k, "simulation authority key"))
+            .transpose()?,
+    };
+    let node = start_km(config).await.context("starting the key manager")?;
+    say!("key manager {} ready: getStateKeys at http://{}", node.signer, node.rpc_addr);
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    node.stop().await;
+    Ok(())
+}
