@@ -123,7 +123,9 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
     let principal = prepare_km(&dir.path().join("km")).unwrap();
     let p = provider(&url, Some(&account(0))).unwrap();
     let config = DeployConfig {
-        epoch_size: 10,
+        // Long epochs: the test's own transactions must not rotate the worker's IO key between
+        // fetching it and recording the tasks.
+        epoch_size: 1_000,
         timeout_blocks: 500,
         principal,
         group_size: 1,
@@ -163,7 +165,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
     // Receipts wait an hour: the kill comes after execution and before any batch commit.
     let mut worker = start(&setup, 3_600_000);
     let _: serde_json::Value =
-        chain.provider().raw_request("anvil_mine".into(), (15u64,)).await.unwrap();
+        chain.provider().raw_request("anvil_mine".into(), (1_000u64,)).await.unwrap();
     let epoch = eventually("an epoch with the worker", || async {
         chain.current_epoch().await.ok().flatten().filter(|e| e.workers.len() == 1)
     })
@@ -220,6 +222,23 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         )
         .await
         .unwrap();
+    let view: TaskResultView = eventually("the deploy result", || {
+        let http = &http;
+        async move {
+            http.request::<Option<TaskResultView>, _>(
+                "getTaskResult",
+                rpc_params![serde_json::json!({"taskId": deploy_id.to_string()})],
+            )
+            .await
+            .ok()
+            .flatten()
+        }
+    })
+    .await;
+    let text = shared
+        .decrypt(&hex::decode(view.output.trim_start_matches("0x")).unwrap())
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    assert_eq!(view.status, "SUCCESS", "the deploy failed: {text:?}");
     eventually("the deployment on chain", || async {
         chain.secret_contract(&contract).await.ok().flatten()
     })

@@ -375,6 +375,32 @@ impl WorkerState {
         cap("the encrypted arguments", encrypted_args.len(), limits::MAX_INPUT_BYTES)
     }
 
+    /// The key shared with the user: normally with this epoch's IO key, but a client that
+    /// fetched the key just before an epoch turned may have used the previous one, so the other
+    /// kept IO keys are tried when the epoch's does not open the callable.
+    fn user_key(
+        &self,
+        epoch: u64,
+        user: &PublicKey,
+        encrypted_fn: &[u8],
+    ) -> Result<SymmetricKey, EnclaveError> {
+        let id = self.identity()?;
+        let primary = id.io_keys.iter().find(|k| k.epoch == epoch);
+        if let Some(k) = primary {
+            let key = k.pair.derive_key(user);
+            if key.decrypt(encrypted_fn).is_ok() {
+                return Ok(key);
+            }
+        }
+        for k in id.io_keys.iter().rev().filter(|k| k.epoch != epoch) {
+            let key = k.pair.derive_key(user);
+            if key.decrypt(encrypted_fn).is_ok() {
+                return Ok(key);
+            }
+        }
+        primary.map(|k| k.pair.derive_key(user)).ok_or(EnclaveError::NoIoKey { epoch })
+    }
+
     /// Decrypts the callable and arguments with the key shared with the user.
     fn decrypt_inputs(
         user_key: &SymmetricKey,
@@ -440,8 +466,7 @@ impl WorkerState {
         cap("the code", t.code.len(), limits::MAX_CODE_BYTES)?;
         Self::check_inputs(&t.encrypted_fn, &t.encrypted_args)?;
         let contract = ContractAddress::from(t.task_id);
-        let io = self.io_pair(t.epoch)?;
-        let user_key = io.pair.derive_key(&t.user_public_key);
+        let user_key = self.user_key(t.epoch, &t.user_public_key, &t.encrypted_fn)?;
         let key = self.state_keys.get(&contract).ok_or(EnclaveError::NoStateKey { contract })?;
         let hash = code_hash(&t.code);
         let inputs_hash = inputs_hash_deploy(
@@ -542,7 +567,7 @@ impl WorkerState {
         if !self.state_keys.contains_key(&contract) {
             return Err(EnclaveError::NoStateKey { contract });
         }
-        let user_key = self.io_pair(t.epoch)?.pair.derive_key(&t.user_public_key);
+        let user_key = self.user_key(t.epoch, &t.user_public_key, &t.encrypted_fn)?;
         let inputs_hash = inputs_hash_compute(
             &t.encrypted_fn,
             &t.encrypted_args,

@@ -547,3 +547,22 @@ fn the_boundary_rejects_garbage_oversize_and_wrong_roles() {
     let many = vec![ContractAddress::ZERO; limits::MAX_CONTRACTS_PER_REQUEST + 1];
     assert!(matches!(proxy.request_state_keys(1, many), Err(EnclaveError::TooLarge { .. })));
 }
+
+#[test]
+fn inputs_encrypted_to_the_previous_epochs_key_still_run() {
+    let mut d = deploy_millionaires();
+    let w = d.worker;
+    let old_key = d.net.workers[w].enclave.io_key(EPOCH).unwrap();
+    // The epoch turns; the client had fetched the key just before.
+    d.net.workers[w].enclave.rotate_io_key(EPOCH + 50).unwrap();
+    let client = ClientTask::new(&old_key, d.net.workers[w].signer, "compute_richest()", &[]);
+    let mut task = compute_task(next_task(80), d.contract, d.code_hash, d.position, &client);
+    task.epoch = EPOCH + 50;
+    task.code = Some(millionaires());
+    let result = d.net.workers[w].enclave.compute(task).unwrap();
+    let output = String::from_utf8(client.key.decrypt(&result.encrypted_output).unwrap()).unwrap();
+    assert!(
+        output.contains("no millionaires yet"),
+        "it ran (and failed for the contract's own reason): {output}"
+    );
+}
