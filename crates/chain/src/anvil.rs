@@ -45,6 +45,33 @@ pub fn find_anvil() -> Result<PathBuf> {
         })
 }
 
+/// [`find_anvil`], installing the project's pinned anvil first (`npm ci` in `contracts/`) when
+/// none is found.
+pub fn ensure_anvil() -> Result<PathBuf> {
+    if let Ok(path) = find_anvil() {
+        return Ok(path);
+    }
+    let contracts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../contracts");
+    tracing::info!(dir = %contracts.display(), "installing the pinned anvil with npm ci");
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&contracts)
+        .status()
+        .map_err(|e| {
+            ChainError::Config(format!(
+                "running npm ci in {} (is Node.js installed?): {e}",
+                contracts.display()
+            ))
+        })?;
+    if !status.success() {
+        return Err(ChainError::Config(format!(
+            "npm ci in {} failed ({status})",
+            contracts.display()
+        )));
+    }
+    find_anvil()
+}
+
 /// Starts anvil on a free loopback port with instant mining and its ten funded dev accounts.
 pub fn spawn_anvil() -> Result<AnvilInstance> {
     Anvil::new()

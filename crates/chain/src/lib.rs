@@ -31,7 +31,7 @@ mod epochs;
 mod error;
 mod watcher;
 
-pub use anvil::{find_anvil, spawn_anvil};
+pub use anvil::{ensure_anvil, find_anvil, spawn_anvil};
 pub use client::{
     BatchItemTx, Chain, ComputeReceiptTx, DeployReceiptTx, EVIDENCE_IAS, EVIDENCE_SIMULATION,
     EpochInfo, Mined, SecretContract, TaskRecord, TaskStatus, WorkerInfo, WorkerStatus,

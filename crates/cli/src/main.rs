@@ -22,6 +22,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a local network: anvil, the contracts, a key manager, workers and a gateway.
+    ///
+    /// Everything runs in this process until Ctrl-C; the data directory is cleared at start.
+    ///
+    /// Examples:
+    ///   enigma devnet
+    ///   enigma devnet --workers 5 --json > devnet.json
+    Devnet(DevnetArgs),
     /// Run a worker node (and optionally its gateway).
     ///
     /// Example:
@@ -35,6 +43,32 @@ enum Command {
     ///   enigma km --data-dir ./km --chain-url http://127.0.0.1:8545 --enigma 0x… --token 0x… \
     ///       --operator-key @./km/operator.key --rpc-listen 127.0.0.1:3040
     Km(NodeArgs),
+}
+
+/// `enigma devnet` options.
+#[derive(Debug, Args)]
+struct DevnetArgs {
+    /// Workers to start.
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    /// Where the nodes keep their data (cleared at start; refused if it holds something else).
+    #[arg(long, default_value = ".devnet")]
+    data_dir: PathBuf,
+    /// anvil's port.
+    #[arg(long, default_value_t = 8545)]
+    chain_port: u16,
+    /// The gateway's address.
+    #[arg(long, default_value = "127.0.0.1:3346")]
+    gateway: SocketAddr,
+    /// The key manager's address.
+    #[arg(long, default_value = "127.0.0.1:3040")]
+    km: SocketAddr,
+    /// Blocks per epoch.
+    #[arg(long, default_value_t = 100)]
+    epoch_size: u64,
+    /// Print the summary as JSON (for scripts) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Settings of a node: from `--config FILE` (TOML, same names with dashes), overridden by flags.
@@ -147,6 +181,22 @@ macro_rules! say {
     }};
 }
 
+/// Ctrl-C or SIGTERM: either stops a node cleanly.
+async fn shutdown_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    Ok(())
+}
+
 fn init_logs(json: bool) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -163,6 +213,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logs(cli.json_logs);
     match cli.command {
+        Command::Devnet(args) => devnet(args).await,
         Command::Worker(args) => worker(args.resolve()?).await,
         Command::Km(args) => km(args.resolve()?).await,
     }
@@ -209,7 +260,7 @@ async fn worker(a: NodeArgs) -> Result<()> {
     if let Some(g) = node.gateway_addr {
         say!("  gateway: http://{g} (WebSocket ws://{g})");
     }
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    shutdown_signal().await?;
     node.stop().await;
     Ok(())
 }
@@ -230,7 +281,63 @@ async fn km(a: NodeArgs) -> Result<()> {
     };
     let node = start_km(config).await.context("starting the key manager")?;
     say!("key manager {} ready: getStateKeys at http://{}", node.signer, node.rpc_addr);
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    shutdown_signal().await?;
     node.stop().await;
+    Ok(())
+}
+
+async fn devnet(a: DevnetArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let summary_path = a.data_dir.join("devnet.json");
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let config = enigma_node::DevnetConfig {
+        data_dir: a.data_dir,
+        workers: a.workers,
+        chain_port: a.chain_port,
+        gateway: a.gateway,
+        km: a.km,
+        epoch_size: a.epoch_size,
+        ..enigma_node::DevnetConfig::default()
+    };
+    let devnet = enigma_node::start_devnet(config, |step| spinner.set_message(step.to_string()))
+        .await
+        .context("starting the devnet")?;
+    spinner.finish_and_clear();
+    let s = &devnet.summary;
+    if a.json {
+        say!("{}", serde_json::to_string_pretty(s)?);
+    } else {
+        say!("enigma devnet ready in {:.1} s (Ctrl-C stops it)", started.elapsed().as_secs_f64());
+        say!("");
+        say!("  chain       {}  (chain id {})", s.chain_url, s.chain_id);
+        say!(
+            "  gateway     {}  (WebSocket: ws{})",
+            s.gateway_url,
+            s.gateway_url.trim_start_matches("http")
+        );
+        say!("  key manager {}  (signer {})", s.km_url, s.km_signer);
+        say!("  Enigma      {}", s.deployment.enigma);
+        say!("  ENG token   {}", s.deployment.token);
+        for url in &s.address_urls {
+            say!("  address at  {url}");
+        }
+        say!("  workers     {}", s.worker_signers.join(", "));
+        say!("  epoch size  {} blocks (a block a second when idle)", s.epoch_size);
+        say!("");
+        say!("  funded dev accounts (well-known anvil keys: devnet only):");
+        for acct in &s.accounts {
+            say!(
+                "    {}  key {}  {} ENG",
+                acct.address,
+                acct.private_key,
+                acct.eng_grains / 100_000_000
+            );
+        }
+        say!("");
+        say!("  summary written to {}", summary_path.display());
+    }
+    shutdown_signal().await?;
+    devnet.stop().await;
     Ok(())
 }

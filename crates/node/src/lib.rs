@@ -7,12 +7,17 @@
 //!   once), and the gateway if configured.
 //! - [`start_km`]: the key-management node — its enclave, the epoch loop and `getStateKeys`.
 //! - [`core`]: the protocol decisions without I/O (task checks, the receipt queue).
+//! - [`start_devnet`]: anvil, the contracts, a KM, N workers and a gateway in one process.
 
 pub mod core;
+mod devnet;
 mod gateway;
 mod km;
 mod worker;
 
+pub use devnet::{
+    DEVNET_AUTHORITY_KEY, DevAccount, Devnet, DevnetConfig, DevnetSummary, start_devnet,
+};
 pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES, TaskResultView};
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
 pub use worker::{WorkerConfig, WorkerNode, result_digest, start_worker};

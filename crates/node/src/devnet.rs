@@ -1,0 +1,313 @@
+//! A local network in one process: anvil, the contracts, the simulation attestation authority,
+//! the key manager, N workers and a gateway — what `enigma devnet` runs.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use alloy::{node_bindings::AnvilInstance, providers::Provider as _};
+use enigma_attestation::simulation_measurement;
+use enigma_chain::{
+    Chain, DeployConfig, Deployment, SimulationPolicy, deploy, ensure_anvil, provider,
+};
+use enigma_crypto::KeyPair;
+use enigma_types::Address;
+use serde::{Deserialize, Serialize};
+use tokio::{io::AsyncWriteExt, net::TcpListener};
+
+use crate::{
+    KmConfig, KmNode, NodeError, Result, WorkerConfig, WorkerNode, prepare_km, start_km,
+    start_worker,
+};
+
+/// The devnet's attestation authority key: public by design (devnets only; a hardware network's
+/// chain has no simulation authority).
+pub const DEVNET_AUTHORITY_KEY: [u8; 32] = [0xa7; 32];
+
+/// How to run a devnet.
+#[derive(Debug, Clone)]
+pub struct DevnetConfig {
+    /// Where the KM's and workers' data live.
+    pub data_dir: PathBuf,
+    /// Workers to start.
+    pub workers: usize,
+    /// anvil's port.
+    pub chain_port: u16,
+    /// The gateway (worker 0's JSON-RPC).
+    pub gateway: SocketAddr,
+    /// The KM's `getStateKeys`.
+    pub km: SocketAddr,
+    /// Serve the Enigma contract's address as plain text here (and the token's on the next port).
+    pub address_port: Option<u16>,
+    /// Blocks per epoch.
+    pub epoch_size: u64,
+    /// Blocks before an open task's fee can be returned.
+    pub timeout_blocks: u64,
+    /// Mine a block this often even when idle, so epochs turn.
+    pub block_interval: Duration,
+    /// Each worker's stake (grains).
+    pub stake: u128,
+}
+
+impl Default for DevnetConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".devnet"),
+            workers: 3,
+            chain_port: 8545,
+            gateway: SocketAddr::from(([127, 0, 0, 1], 3346)),
+            km: SocketAddr::from(([127, 0, 0, 1], 3040)),
+            address_port: Some(8080),
+            epoch_size: 100,
+            timeout_blocks: 1_000,
+            block_interval: Duration::from_secs(1),
+            stake: 10_000 * 100_000_000,
+        }
+    }
+}
+
+/// A funded development account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevAccount {
+    /// Its address.
+    pub address: Address,
+    /// Its private key (a well-known anvil key: never use it on a real network).
+    pub private_key: String,
+    /// Its ENG, in grains.
+    pub eng_grains: u128,
+}
+
+/// What a running devnet offers; printed, and written as `devnet.json` in the data directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevnetSummary {
+    /// The chain's JSON-RPC URL.
+    pub chain_url: String,
+    /// Its chain id.
+    pub chain_id: u64,
+    /// The contracts.
+    pub deployment: Deployment,
+    /// The gateway's JSON-RPC URL (HTTP; WebSocket on the same port).
+    pub gateway_url: String,
+    /// The key manager's URL.
+    pub km_url: String,
+    /// The key manager's enclave signer.
+    pub km_signer: String,
+    /// The workers' enclave signers.
+    pub worker_signers: Vec<String>,
+    /// Where the addresses are served as plain text.
+    pub address_urls: Vec<String>,
+    /// Funded accounts for users.
+    pub accounts: Vec<DevAccount>,
+    /// Blocks per epoch.
+    pub epoch_size: u64,
+}
+
+/// A running devnet; dropping it (or [`Devnet::stop`]) stops everything.
+#[derive(Debug)]
+pub struct Devnet {
+    /// What it offers.
+    pub summary: DevnetSummary,
+    _anvil: AnvilInstance,
+    km: KmNode,
+    workers: Vec<WorkerNode>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Devnet {
+    /// Stops the nodes, the block ticker, the address pages and anvil.
+    pub async fn stop(self) {
+        for t in &self.background {
+            t.abort();
+        }
+        for w in self.workers {
+            w.stop().await;
+        }
+        self.km.stop().await;
+    }
+}
+
+async fn serve_text(port: u16, text: String) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| NodeError::Io(format!("cannot serve on port {port}: {e}")))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { continue };
+            let body = text.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 1024];
+                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut request).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\naccess-control-allow-origin: *\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    }))
+}
+
+/// Empties the devnet's data directory: only one that holds a previous devnet (or nothing).
+fn clear_data_dir(dir: &std::path::Path) -> Result<()> {
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(NodeError::Io(format!("{}: {e}", dir.display()))),
+        Ok(mut entries) => {
+            if entries.next().is_none() || dir.join("devnet.json").exists() {
+                std::fs::remove_dir_all(dir)
+                    .map_err(|e| NodeError::Io(format!("clearing {}: {e}", dir.display())))
+            } else {
+                Err(NodeError::Config(format!(
+                    "{} is not empty and holds no previous devnet; choose another --data-dir",
+                    dir.display()
+                )))
+            }
+        }
+    }
+}
+
+/// Starts a devnet from scratch (its data directory is cleared). `progress` is told each step.
+pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) -> Result<Devnet> {
+    progress("starting anvil");
+    let anvil = alloy::node_bindings::Anvil::new()
+        .path(ensure_anvil()?)
+        .port(config.chain_port)
+        .try_spawn()
+        .map_err(|e| NodeError::Io(format!("starting anvil on port {}: {e}", config.chain_port)))?;
+    let chain_url = anvil.endpoint_url().to_string();
+    let key = |i: usize| KeyPair::from_slice(&anvil.keys()[i].to_bytes());
+    let deployer = key(0)?;
+    let p = provider(&chain_url, Some(&deployer))?;
+
+    progress("deploying the contracts");
+    clear_data_dir(&config.data_dir)?;
+    let km_dir = config.data_dir.join("km");
+    let principal = prepare_km(&km_dir)?;
+    let authority = KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?;
+    let deployment = deploy(
+        &p,
+        &DeployConfig {
+            epoch_size: config.epoch_size,
+            timeout_blocks: config.timeout_blocks,
+            principal,
+            group_size: 1,
+            simulation: Some(SimulationPolicy {
+                authority: authority.address(),
+                debug_allowed: false,
+                worker_enclaves: vec![simulation_measurement("worker")],
+                km_enclaves: vec![simulation_measurement("km")],
+            }),
+            ias: None,
+        },
+    )
+    .await?;
+    let chain =
+        Chain::new(p.clone(), deployment.enigma, deployment.token, Some(deployer.address()));
+
+    progress("starting the key manager");
+    let km = start_km(KmConfig {
+        data_dir: km_dir,
+        chain_url: chain_url.clone(),
+        enigma: deployment.enigma,
+        token: deployment.token,
+        operator: key(9)?,
+        rpc_listen: config.km,
+        poll_interval: Duration::from_millis(200),
+        simulation_authority: Some(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?),
+    })
+    .await?;
+    let km_url = format!("http://{}", km.rpc_addr);
+
+    let mut workers: Vec<WorkerNode> = Vec::new();
+    for i in 0..config.workers {
+        progress(&format!("starting worker {} of {}", i + 1, config.workers));
+        let operator = key(1 + i)?;
+        chain.transfer_token(operator.address(), config.stake).await?;
+        let mut w = WorkerConfig::devnet(
+            config.data_dir.join(format!("worker{i}")),
+            chain_url.clone(),
+            deployment.enigma,
+            deployment.token,
+            operator,
+            km_url.clone(),
+        );
+        w.simulation_authority = Some(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?);
+        w.stake = Some(config.stake);
+        w.batch_wait = Duration::from_secs(1);
+        w.bootstrap = workers.first().map(|w| w.p2p_addrs.clone()).unwrap_or_default();
+        if i == 0 {
+            w.gateway_listen = Some(config.gateway);
+        }
+        workers.push(start_worker(w).await?);
+    }
+
+    progress("starting the first epoch with the workers");
+    let next = chain.next_epoch_block().await?;
+    let now = chain.block_number().await?;
+    if next > now {
+        let _: serde_json::Value = p
+            .raw_request("anvil_mine".into(), (next - now,))
+            .await
+            .map_err(enigma_chain::ChainError::from)?;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if chain.current_epoch().await?.is_some_and(|e| e.workers.len() == config.workers) {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(NodeError::Config(
+                "the key manager did not start an epoch with the workers within 30 s".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut background = Vec::new();
+    let ticker = p.clone();
+    let interval = config.block_interval;
+    background.push(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let _: std::result::Result<serde_json::Value, _> =
+                ticker.raw_request("anvil_mine".into(), (1u64,)).await;
+        }
+    }));
+    let mut address_urls = Vec::new();
+    if let Some(port) = config.address_port {
+        background.push(serve_text(port, deployment.enigma.to_string()).await?);
+        background.push(serve_text(port + 1, deployment.token.to_string()).await?);
+        address_urls =
+            vec![format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{}", port + 1)];
+    }
+
+    // Users get ENG; their keys are anvil's well-known development keys.
+    let mut accounts = Vec::new();
+    for i in 4..9 {
+        let user = key(i)?;
+        let amount = 100_000 * 100_000_000;
+        chain.transfer_token(user.address(), amount).await?;
+        accounts.push(DevAccount {
+            address: user.address(),
+            private_key: format!("0x{}", hex::encode(user.secret_bytes().as_ref())),
+            eng_grains: amount,
+        });
+    }
+    let summary = DevnetSummary {
+        chain_url,
+        chain_id: anvil.chain_id(),
+        deployment,
+        gateway_url: format!(
+            "http://{}",
+            workers.first().and_then(|w| w.gateway_addr).unwrap_or(config.gateway)
+        ),
+        km_url,
+        km_signer: km.signer.to_string(),
+        worker_signers: workers.iter().map(|w| w.signer.to_string()).collect(),
+        address_urls,
+        accounts,
+        epoch_size: config.epoch_size,
+    };
+    let json = serde_json::to_vec_pretty(&summary).map_err(|e| NodeError::Io(e.to_string()))?;
+    std::fs::write(config.data_dir.join("devnet.json"), json)
+        .map_err(|e| NodeError::Io(e.to_string()))?;
+    Ok(Devnet { summary, _anvil: anvil, km, workers, background })
+}

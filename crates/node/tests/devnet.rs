@@ -1,0 +1,70 @@
+//! The devnet starts with everything in place: contracts, a KM, registered workers in an epoch,
+//! a gateway, the address pages and a summary written to disk.
+
+use std::time::Duration;
+
+use enigma_node::{DevnetConfig, start_devnet};
+use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_devnet_starts_ready_and_says_where_everything_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let address_port = free_port();
+    let mut steps = Vec::new();
+    let devnet = start_devnet(
+        DevnetConfig {
+            data_dir: dir.path().join("devnet"),
+            workers: 3,
+            chain_port: 0,
+            gateway: "127.0.0.1:0".parse().unwrap(),
+            km: "127.0.0.1:0".parse().unwrap(),
+            address_port: Some(address_port),
+            block_interval: Duration::from_millis(200),
+            ..DevnetConfig::default()
+        },
+        |step| steps.push(step.to_string()),
+    )
+    .await
+    .unwrap();
+    assert!(steps.iter().any(|s| s.contains("worker 3 of 3")), "{steps:?}");
+    let s = &devnet.summary;
+    assert_eq!(s.worker_signers.len(), 3);
+    assert_eq!(s.accounts.len(), 5);
+    let written: enigma_node::DevnetSummary =
+        serde_json::from_slice(&std::fs::read(dir.path().join("devnet/devnet.json")).unwrap())
+            .unwrap();
+    assert_eq!(written.deployment.enigma, s.deployment.enigma);
+
+    let gateway = HttpClientBuilder::default().build(&s.gateway_url).unwrap();
+    let info: serde_json::Value = gateway.request("getNetworkInfo", rpc_params![]).await.unwrap();
+    assert_eq!(info["enigmaContract"], s.deployment.enigma.to_string());
+    assert!(info["epoch"].as_u64().is_some(), "an epoch is running: {info}");
+
+    let page = reqwest::get(format!("http://127.0.0.1:{address_port}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page, s.deployment.enigma.to_string());
+    let page = reqwest::get(format!("http://127.0.0.1:{}", address_port + 1))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page, s.deployment.token.to_string());
+
+    // Blocks keep coming while idle, so epochs turn.
+    let chain =
+        enigma_chain::Chain::connect(&s.chain_url, None, s.deployment.enigma, s.deployment.token)
+            .unwrap();
+    let before = chain.block_number().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(chain.block_number().await.unwrap() > before);
+    devnet.stop().await;
+}
