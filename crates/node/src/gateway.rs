@@ -3,14 +3,14 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use base64::Engine as _;
-use enigma_p2p::{ResultMessage, TaskRequest};
+use enigma_p2p::{ResultMessage, TaskRequest, messages::ResultView as TaskResultView};
 use enigma_types::{ContractAddress, SignerAddress, TaskId};
 use jsonrpsee::{
     PendingSubscriptionSink, RpcModule, SubscriptionMessage,
     server::{ServerBuilder, ServerConfig, ServerHandle},
     types::ErrorObjectOwned,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::{
     NodeError, Result,
@@ -78,64 +78,6 @@ struct TaskParams {
 #[serde(rename_all = "camelCase")]
 struct TaskIdParams {
     task_id: String,
-}
-
-/// A result as the gateway returns it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskResultView {
-    /// The task.
-    pub task_id: String,
-    /// `SUCCESS` or `FAILED`.
-    pub status: String,
-    /// The contract.
-    pub contract_address: String,
-    /// The output (or error text) encrypted to the user, hex.
-    pub output: String,
-    /// The delta hash, hex.
-    pub delta_hash: String,
-    /// The previous delta hash, hex.
-    pub prev_delta_hash: String,
-    /// The inputs hash, hex.
-    pub inputs_hash: String,
-    /// The code hash, hex.
-    pub code_hash: String,
-    /// The output hash, hex.
-    pub output_hash: String,
-    /// Gas limit and used.
-    pub gas_limit: u64,
-    /// Gas used.
-    pub gas_used: u64,
-    /// Ethereum callback target and payload, hex.
-    pub eth_address: String,
-    /// Ethereum callback payload, hex.
-    pub eth_payload: String,
-    /// A deployment?
-    pub is_deploy: bool,
-    /// The worker enclave's signature, hex.
-    pub signature: String,
-}
-
-impl From<&ResultMessage> for TaskResultView {
-    fn from(m: &ResultMessage) -> Self {
-        Self {
-            task_id: m.task_id.to_string(),
-            status: if m.success { "SUCCESS".into() } else { "FAILED".into() },
-            contract_address: m.contract.to_string(),
-            output: hexed(&m.encrypted_output),
-            delta_hash: m.delta_hash.to_string(),
-            prev_delta_hash: m.prev_delta_hash.to_string(),
-            inputs_hash: m.inputs_hash.to_string(),
-            code_hash: m.code_hash.to_string(),
-            output_hash: m.output_hash.to_string(),
-            gas_limit: m.gas_limit,
-            gas_used: m.gas_used,
-            eth_address: hexed(&m.eth_address),
-            eth_payload: hexed(&m.eth_payload),
-            is_deploy: m.is_deploy,
-            signature: hexed(&m.signature),
-        }
-    }
 }
 
 async fn result_of(w: &Worker, task: &TaskId) -> Option<ResultMessage> {

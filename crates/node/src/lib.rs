@@ -18,9 +18,10 @@ mod worker;
 pub use devnet::{
     DEVNET_AUTHORITY_KEY, DevAccount, Devnet, DevnetConfig, DevnetSummary, start_devnet,
 };
-pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES, TaskResultView};
+pub use enigma_p2p::messages::ResultView as TaskResultView;
+pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES};
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
-pub use worker::{WorkerConfig, WorkerNode, result_digest, start_worker};
+pub use worker::{WorkerConfig, WorkerNode, start_worker};
 
 /// A node failure.
 #[derive(Debug, thiserror::Error)]

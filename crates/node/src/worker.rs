@@ -340,42 +340,6 @@ fn to_message(r: &TaskResult, is_deploy: bool) -> ResultMessage {
     }
 }
 
-/// The digest a result's signature covers, from public data.
-pub fn result_digest(m: &ResultMessage) -> [u8; 32] {
-    use enigma_types::messages::{ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt};
-    let eth = EthCallRef { payload: &m.eth_payload, address: Address(m.eth_address) };
-    match (m.success, m.is_deploy) {
-        (true, true) => DeployReceipt {
-            inputs_hash: m.inputs_hash,
-            code_hash: m.code_hash,
-            init_delta_hash: m.delta_hash,
-            gas_limit: m.gas_limit,
-            gas_used: m.gas_used,
-            eth_call: eth,
-        }
-        .digest(),
-        (true, false) => ComputeReceipt {
-            code_hash: m.code_hash,
-            inputs_hash: m.inputs_hash,
-            prev_delta_hash: m.prev_delta_hash,
-            delta_hash: m.delta_hash,
-            output_hash: m.output_hash,
-            gas_limit: m.gas_limit,
-            gas_used: m.gas_used,
-            eth_call: eth,
-        }
-        .digest(),
-        (false, _) => FailureReceipt {
-            inputs_hash: m.inputs_hash,
-            code_hash: m.code_hash,
-            output_hash: m.output_hash,
-            gas_limit: m.gas_limit,
-            gas_used: m.gas_used,
-        }
-        .digest(),
-    }
-}
-
 impl Worker {
     async fn enter_epoch(&self, first_block: u64) -> Result<()> {
         let rotated = self.enclave.lock().await.rotate_io_key(first_block)?;
@@ -445,7 +409,7 @@ impl Worker {
     /// A result is served only if the worker selected for its task signed it.
     async fn verify_result(&self, r: &ResultMessage) -> bool {
         let Ok(signature) = Signature::from_bytes(&r.signature) else { return false };
-        let Ok(signer) = signature.recover_address(&result_digest(r)) else { return false };
+        let Ok(signer) = signature.recover_address(&r.receipt_digest()) else { return false };
         let Ok(Some(record)) = self.chain.task(&r.task_id).await else { return false };
         let mut epochs = self.epochs.write().await;
         if epochs.by_first_block(record.first_block).is_none() {

@@ -336,7 +336,7 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
         };
         let signer = Signature::from_bytes(&message.signature)
             .unwrap()
-            .recover_address(&result_digest(&message))
+            .recover_address(&message.receipt_digest())
             .unwrap();
         assert_eq!(SignerAddress::from(signer), selected);
         outputs.push(shared.decrypt(&message.encrypted_output).unwrap());

@@ -72,6 +72,150 @@ pub struct ResultMessage {
     pub signature: Vec<u8>,
 }
 
+impl ResultMessage {
+    /// The digest the worker enclave signed (deploy, compute or failure receipt), from the
+    /// message's public fields: what a gateway or client checks the signature against.
+    #[must_use]
+    pub fn receipt_digest(&self) -> [u8; 32] {
+        let m = self;
+        use enigma_types::messages::{ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt};
+        let eth =
+            EthCallRef { payload: &m.eth_payload, address: enigma_types::Address(m.eth_address) };
+        match (m.success, m.is_deploy) {
+            (true, true) => DeployReceipt {
+                inputs_hash: m.inputs_hash,
+                code_hash: m.code_hash,
+                init_delta_hash: m.delta_hash,
+                gas_limit: m.gas_limit,
+                gas_used: m.gas_used,
+                eth_call: eth,
+            }
+            .digest(),
+            (true, false) => ComputeReceipt {
+                code_hash: m.code_hash,
+                inputs_hash: m.inputs_hash,
+                prev_delta_hash: m.prev_delta_hash,
+                delta_hash: m.delta_hash,
+                output_hash: m.output_hash,
+                gas_limit: m.gas_limit,
+                gas_used: m.gas_used,
+                eth_call: eth,
+            }
+            .digest(),
+            (false, _) => FailureReceipt {
+                inputs_hash: m.inputs_hash,
+                code_hash: m.code_hash,
+                output_hash: m.output_hash,
+                gas_limit: m.gas_limit,
+                gas_used: m.gas_used,
+            }
+            .digest(),
+        }
+    }
+
+    /// The enclave signer who signed this result, if the signature is well formed.
+    #[must_use]
+    pub fn signer(&self) -> Option<SignerAddress> {
+        let signature = enigma_crypto::Signature::from_bytes(&self.signature).ok()?;
+        signature.recover_address(&self.receipt_digest()).ok().map(SignerAddress::from)
+    }
+}
+
+/// A result as gateways return it over JSON-RPC (hex strings).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultView {
+    /// The task.
+    pub task_id: String,
+    /// `SUCCESS` or `FAILED`.
+    pub status: String,
+    /// The contract.
+    pub contract_address: String,
+    /// The output (or error text) encrypted to the user, hex.
+    pub output: String,
+    /// The delta hash, hex.
+    pub delta_hash: String,
+    /// The previous delta hash, hex.
+    pub prev_delta_hash: String,
+    /// The inputs hash, hex.
+    pub inputs_hash: String,
+    /// The code hash, hex.
+    pub code_hash: String,
+    /// The output hash, hex.
+    pub output_hash: String,
+    /// Gas limit and used.
+    pub gas_limit: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Ethereum callback target and payload, hex.
+    pub eth_address: String,
+    /// Ethereum callback payload, hex.
+    pub eth_payload: String,
+    /// A deployment?
+    pub is_deploy: bool,
+    /// The worker enclave's signature, hex.
+    pub signature: String,
+}
+
+impl From<&ResultMessage> for ResultView {
+    fn from(m: &ResultMessage) -> Self {
+        Self {
+            task_id: m.task_id.to_string(),
+            status: if m.success { "SUCCESS".into() } else { "FAILED".into() },
+            contract_address: m.contract.to_string(),
+            output: hexed(&m.encrypted_output),
+            delta_hash: m.delta_hash.to_string(),
+            prev_delta_hash: m.prev_delta_hash.to_string(),
+            inputs_hash: m.inputs_hash.to_string(),
+            code_hash: m.code_hash.to_string(),
+            output_hash: m.output_hash.to_string(),
+            gas_limit: m.gas_limit,
+            gas_used: m.gas_used,
+            eth_address: hexed(&m.eth_address),
+            eth_payload: hexed(&m.eth_payload),
+            is_deploy: m.is_deploy,
+            signature: hexed(&m.signature),
+        }
+    }
+}
+
+fn hexed(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+impl TryFrom<&ResultView> for ResultMessage {
+    type Error = String;
+
+    /// Back to the signed form, to check the signature and decrypt the output.
+    fn try_from(v: &ResultView) -> Result<Self, String> {
+        let bytes = |text: &str, what: &str| {
+            hex::decode(text.trim_start_matches("0x")).map_err(|e| format!("{what}: {e}"))
+        };
+        let parse = |text: &str, what: &str| -> Result<[u8; 32], String> {
+            bytes(text, what)?.try_into().map_err(|_| format!("{what} is not 32 bytes"))
+        };
+        Ok(Self {
+            task_id: TaskId(parse(&v.task_id, "taskId")?),
+            contract: ContractAddress(parse(&v.contract_address, "contractAddress")?),
+            success: v.status == "SUCCESS",
+            is_deploy: v.is_deploy,
+            inputs_hash: InputsHash(parse(&v.inputs_hash, "inputsHash")?),
+            code_hash: CodeHash(parse(&v.code_hash, "codeHash")?),
+            encrypted_output: bytes(&v.output, "output")?,
+            output_hash: OutputHash(parse(&v.output_hash, "outputHash")?),
+            prev_delta_hash: DeltaHash(parse(&v.prev_delta_hash, "prevDeltaHash")?),
+            delta_hash: DeltaHash(parse(&v.delta_hash, "deltaHash")?),
+            gas_limit: v.gas_limit,
+            gas_used: v.gas_used,
+            eth_address: bytes(&v.eth_address, "ethAddress")?
+                .try_into()
+                .map_err(|_| "ethAddress is not 20 bytes".to_string())?,
+            eth_payload: bytes(&v.eth_payload, "ethPayload")?,
+            signature: bytes(&v.signature, "signature")?,
+        })
+    }
+}
+
 /// What travels on gossip topics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GossipMessage {
