@@ -37,7 +37,6 @@ fn millionaires() -> Vec<u8> {
             enigma_contract_build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
         options.target_dir = Some(root.join("target/contracts"));
         options.locked = true;
-        options.packages = vec!["millionaires".into()];
         let built = enigma_contract_build::build(&options).unwrap();
         std::fs::read(&enigma_contract_build::find(&built, "millionaires").unwrap().wasm).unwrap()
     })

@@ -202,20 +202,15 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
     let chain =
         Chain::new(p.clone(), deployment.enigma, deployment.token, Some(deployer.address()));
 
-    progress("starting the key manager");
-    let km = start_km(KmConfig {
-        data_dir: km_dir,
-        chain_url: chain_url.clone(),
-        enigma: deployment.enigma,
-        token: deployment.token,
-        operator: key(9)?,
-        rpc_listen: config.km,
-        poll_interval: Duration::from_millis(200),
-        simulation_authority: Some(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?),
-    })
-    .await?;
-    let km_url = format!("http://{}", km.rpc_addr);
-
+    // Workers register first, so the key manager's first epoch already selects them all.
+    let km_addr = if config.km.port() == 0 {
+        let probe = std::net::TcpListener::bind(config.km)
+            .map_err(|e| NodeError::Io(format!("finding a port for the key manager: {e}")))?;
+        probe.local_addr().map_err(|e| NodeError::Io(e.to_string()))?
+    } else {
+        config.km
+    };
+    let km_url = format!("http://{km_addr}");
     let mut workers: Vec<WorkerNode> = Vec::new();
     for i in 0..config.workers {
         progress(&format!("starting worker {} of {}", i + 1, config.workers));
@@ -239,15 +234,20 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
         workers.push(start_worker(w).await?);
     }
 
+    progress("starting the key manager");
+    let km = start_km(KmConfig {
+        data_dir: km_dir,
+        chain_url: chain_url.clone(),
+        enigma: deployment.enigma,
+        token: deployment.token,
+        operator: key(9)?,
+        rpc_listen: km_addr,
+        poll_interval: Duration::from_millis(200),
+        simulation_authority: Some(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?),
+    })
+    .await?;
+
     progress("starting the first epoch with the workers");
-    let next = chain.next_epoch_block().await?;
-    let now = chain.block_number().await?;
-    if next > now {
-        let _: serde_json::Value = p
-            .raw_request("anvil_mine".into(), (next - now,))
-            .await
-            .map_err(enigma_chain::ChainError::from)?;
-    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if chain.current_epoch().await?.is_some_and(|e| e.workers.len() == config.workers) {

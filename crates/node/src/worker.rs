@@ -553,21 +553,29 @@ impl Worker {
             self.persist(&r, epoch, true, Some(&code)).await?;
             r
         } else {
-            let on_chain = self.chain.secret_contract(&contract).await?.ok_or_else(|| {
-                NodeError::Refused(format!("contract {contract} is not deployed"))
+            // This worker's own copy may be ahead of the chain: its deployment or earlier
+            // receipts can still be queued. It executes on what it holds; the receipts go to
+            // the chain in execution order.
+            let on_chain = self.chain.secret_contract(&contract).await?;
+            let local = self.store.contract(&contract)?.ok_or_else(|| match on_chain {
+                None => NodeError::Refused(format!("contract {contract} is not deployed")),
+                Some(_) => NodeError::Refused(format!(
+                    "this worker does not hold contract {contract}'s state yet (state sync arrives with the epoch issue)"
+                )),
             })?;
-            let local = self.store.contract(&contract)?.ok_or_else(|| {
-                NodeError::Refused(format!("this worker does not hold contract {contract}'s state yet (state sync arrives with the epoch issue)"))
-            })?;
-            let position = ChainPosition { next_index: local.next_index, tip: local.tip };
-            if local.tip != on_chain.last_delta_hash {
-                tracing::debug!(%contract, "local state is ahead of the chain (receipts pending)");
+            if let Some(c) = &on_chain
+                && c.code_hash != local.code_hash
+            {
+                return Err(NodeError::Refused(format!(
+                    "the stored code of contract {contract} differs from the chain's"
+                )));
             }
+            let position = ChainPosition { next_index: local.next_index, tip: local.tip };
             let task = ComputeTask {
                 task_id,
                 epoch,
                 contract,
-                code_hash: on_chain.code_hash,
+                code_hash: local.code_hash,
                 code: None,
                 position,
                 state: None,

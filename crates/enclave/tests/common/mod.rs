@@ -27,7 +27,6 @@ pub fn millionaires() -> Vec<u8> {
             enigma_contract_build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
         options.target_dir = Some(root.join("target/contracts"));
         options.locked = true;
-        options.packages = vec!["millionaires".into()];
         let built =
             enigma_contract_build::build(&options).expect("the millionaires example builds");
         std::fs::read(&enigma_contract_build::find(&built, "millionaires").unwrap().wasm).unwrap()

@@ -1,0 +1,468 @@
+//! The enigma client SDK (the Rust counterpart of Enigma-JS).
+//!
+//! A [`Client`] does, for every task: read the current epoch from the chain and select the
+//! worker for the contract locally; fetch that worker's encryption key from a gateway and check
+//! it all the way down (signed by the worker's enclave signer, which is registered and logged in
+//! on chain, whose attestation evidence verifies under the client's [`Policy`]); encrypt the
+//! callable and ABI arguments with a fresh key; create the task record (paying from the prepaid
+//! balance); send the task; await the result by WebSocket push (polling as a fallback); check the
+//! enclave's signature on the result against the selected worker; decrypt it.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), enigma_client::ClientError> {
+//! use enigma_client::{Client, ClientConfig};
+//! # let config: ClientConfig = todo!();
+//! let client = Client::connect(config).await?;
+//! let wasm = std::fs::read("millionaires.wasm").unwrap();
+//! let deployed = client.deploy(&wasm, "construct()", &[], 10_000_000).await?;
+//! let out = client.compute(deployed.contract, "compute_richest()", &[], 10_000_000).await;
+//! # Ok(()) }
+//! ```
+
+use std::{collections::HashSet, time::Duration};
+
+use alloy::{
+    providers::Provider as _,
+    rpc::types::Filter,
+    sol_types::{SolEvent, SolValue},
+};
+pub use enigma_attestation::Policy;
+use enigma_attestation::{Evidence, IasEvidence, SimulationEvidence, verify};
+use enigma_chain::{Chain, ChainError, WorkerStatus, bindings::Enigma};
+pub use enigma_contract_build as build;
+use enigma_crypto::{KeyPair, PublicKey, Signature};
+use enigma_p2p::{ResultMessage, messages::ResultView};
+use enigma_types::{
+    Address, ContractAddress, SignerAddress, TaskId, code_hash, inputs_hash_compute,
+    inputs_hash_deploy, messages::worker_key_digest, selection::select_workers, task_id,
+};
+use jsonrpsee::{
+    core::client::{ClientT, SubscriptionClientT},
+    http_client::{HttpClient, HttpClientBuilder},
+    rpc_params,
+    ws_client::WsClientBuilder,
+};
+use tokio::sync::Mutex;
+
+/// Where and as whom a client works.
+#[derive(Debug)]
+pub struct ClientConfig {
+    /// A gateway's JSON-RPC URL (`http://…`; its WebSocket is the same address).
+    pub gateway_url: String,
+    /// The Ethereum JSON-RPC URL.
+    pub chain_url: String,
+    /// The Enigma contract.
+    pub enigma: Address,
+    /// The ENG token.
+    pub token: Address,
+    /// The user's Ethereum account: creates task records and pays fees.
+    pub account: KeyPair,
+    /// Gas price in grains.
+    pub gas_px: u64,
+    /// What a worker's attestation evidence must show.
+    pub policy: Policy,
+    /// How long to wait for a result.
+    pub result_timeout: Duration,
+}
+
+/// Why a task did not give a result. Each variant is something a dApp can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The selected worker's key or attestation does not check out: do not send it secrets.
+    #[error("worker {worker} is not attested: {reason}")]
+    NotAttested {
+        /// The worker.
+        worker: SignerAddress,
+        /// What failed.
+        reason: String,
+    },
+    /// The contract failed; `message` is its (decrypted) error.
+    #[error("task {task_id} failed: {message} (gas used {gas_used})")]
+    TaskFailed {
+        /// The task.
+        task_id: TaskId,
+        /// The contract's error text.
+        message: String,
+        /// The gas charged.
+        gas_used: u64,
+    },
+    /// No result arrived in time; once the task's timeout passes on chain its whole fee can be
+    /// reclaimed (`returnFeesForTask`).
+    #[error(
+        "no result for task {task_id} within the wait; it can be refunded after the chain's timeout"
+    )]
+    TimedOut {
+        /// The task.
+        task_id: TaskId,
+    },
+    /// The prepaid balance does not cover the fee.
+    #[error(
+        "the prepaid balance is {have} grains but the task's fee is {need}; deposit more (`enigma account deposit`)"
+    )]
+    InsufficientBalance {
+        /// Prepaid grains.
+        have: u128,
+        /// The fee.
+        need: u128,
+    },
+    /// No epoch or no worker to select.
+    #[error("no worker can be selected: {0}")]
+    NoWorker(String),
+    /// A result that does not verify.
+    #[error("the result does not verify: {0}")]
+    BadResult(String),
+    /// The gateway refused or failed.
+    #[error("the gateway: {0}")]
+    Gateway(String),
+    /// The chain failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A key or signature failed.
+    #[error(transparent)]
+    Crypto(#[from] enigma_crypto::Error),
+}
+
+/// A result with [`ClientError`].
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A finished task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskOutcome {
+    /// The task.
+    pub task_id: TaskId,
+    /// The contract (for a deployment, the new one).
+    pub contract: ContractAddress,
+    /// The decrypted, ABI-encoded output.
+    pub output: Vec<u8>,
+    /// Gas used.
+    pub gas_used: u64,
+    /// The worker that ran it.
+    pub worker: SignerAddress,
+}
+
+/// The client.
+#[derive(Debug)]
+pub struct Client {
+    chain: Chain,
+    http: HttpClient,
+    ws_url: String,
+    config: ClientConfig,
+    attested: Mutex<HashSet<SignerAddress>>,
+}
+
+fn gateway_err(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Gateway(e.to_string())
+}
+
+fn hexed(b: &[u8]) -> String {
+    format!("0x{}", hex::encode(b))
+}
+
+impl Client {
+    /// Connects to the chain (signing as the configured account) and the gateway.
+    pub async fn connect(config: ClientConfig) -> Result<Self> {
+        let chain =
+            Chain::connect(&config.chain_url, Some(&config.account), config.enigma, config.token)?;
+        let http = HttpClientBuilder::default().build(&config.gateway_url).map_err(gateway_err)?;
+        let ws_url = config.gateway_url.replacen("http", "ws", 1);
+        Ok(Self { chain, http, ws_url, config, attested: Mutex::new(HashSet::new()) })
+    }
+
+    /// The chain handle (signing as the account).
+    #[must_use]
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// Deposits `grains` into the prepaid balance that pays task fees.
+    pub async fn deposit(&self, grains: u128) -> Result<()> {
+        self.chain.deposit_balance(grains).await?;
+        Ok(())
+    }
+
+    async fn select(&self, contract: &ContractAddress) -> Result<(u64, SignerAddress)> {
+        let epoch = self
+            .chain
+            .current_epoch()
+            .await?
+            .ok_or_else(|| ClientError::NoWorker("no epoch has started yet".into()))?;
+        let group_size = enigma_chain::convert::u64_of(
+            self.chain.enigma().groupSize().call().await.map_err(ChainError::from)?,
+            "group size",
+        )?;
+        let group = select_workers(
+            &epoch.seed,
+            contract,
+            &epoch.workers,
+            &epoch.stakes,
+            usize::try_from(group_size).unwrap_or(1),
+        );
+        let worker = group.first().copied().ok_or_else(|| {
+            ClientError::NoWorker(format!("epoch {} has no workers with stake", epoch.nonce))
+        })?;
+        Ok((epoch.first_block, worker))
+    }
+
+    /// The worker's key for the epoch, checked: signed by its enclave, which is attested.
+    async fn worker_key(&self, worker: SignerAddress, epoch_block: u64) -> Result<PublicKey> {
+        self.check_attestation(worker).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer: std::result::Result<serde_json::Value, _> = self
+                .http
+                .request(
+                    "getWorkerEncryptionKey",
+                    rpc_params![serde_json::json!({"workerAddress": worker.to_string()})],
+                )
+                .await;
+            if let Ok(a) = answer
+                && a["epochBlock"].as_u64() == Some(epoch_block)
+            {
+                let key: PublicKey =
+                    a["workerEncryptionKey"].as_str().unwrap_or_default().parse()?;
+                let signature: Signature = a["workerSig"].as_str().unwrap_or_default().parse()?;
+                let signer = signature.recover_address(&worker_key_digest(key.as_bytes()))?;
+                if SignerAddress::from(signer) != worker {
+                    return Err(ClientError::NotAttested {
+                        worker,
+                        reason: format!("its key is signed by {signer}, not by its enclave"),
+                    });
+                }
+                return Ok(key);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ClientError::Gateway(format!(
+                    "the gateway has no key of worker {worker} for the current epoch; retry shortly"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Checks, once per worker, that it is registered and logged in and that the evidence it
+    /// registered with verifies under the policy.
+    async fn check_attestation(&self, worker: SignerAddress) -> Result<()> {
+        if self.attested.lock().await.contains(&worker) {
+            return Ok(());
+        }
+        let not = |reason: String| ClientError::NotAttested { worker, reason };
+        let info = self
+            .chain
+            .worker_by_signer(worker)
+            .await?
+            .ok_or_else(|| not("it is not registered".into()))?;
+        if info.status != WorkerStatus::LoggedIn {
+            return Err(not(format!("it is {:?}", info.status)));
+        }
+        let filter = Filter::new()
+            .address(enigma_chain::convert::eth(self.chain.enigma_address()))
+            .event_signature(Enigma::Registered::SIGNATURE_HASH)
+            .topic2(enigma_chain::convert::eth_signer(worker).into_word())
+            .from_block(0);
+        let logs = self.chain.provider().get_logs(&filter).await.map_err(ChainError::from)?;
+        let log = logs.last().ok_or_else(|| not("no registration event".into()))?;
+        let registered =
+            log.log_decode::<Enigma::Registered>().map_err(|e| not(e.to_string()))?.inner.data;
+        let evidence = match registered.evidenceKind {
+            enigma_chain::EVIDENCE_SIMULATION => {
+                let (mr, prod, debug, sig) = <(
+                    alloy::primitives::B256,
+                    u16,
+                    bool,
+                    alloy::primitives::Bytes,
+                )>::abi_decode_params(
+                    &registered.evidence
+                )
+                .map_err(|e| not(format!("malformed evidence: {e}")))?;
+                Evidence::Simulation(SimulationEvidence {
+                    signer: worker,
+                    mr_enclave: mr.0,
+                    isv_prod_id: prod,
+                    debug,
+                    signature: Signature::from_bytes(&sig)?,
+                })
+            }
+            enigma_chain::EVIDENCE_IAS => {
+                // The chain verified the RSA signature under Intel's configured key; the report
+                // itself is judged again here under the client's policy.
+                let (report, sig) =
+                    <(alloy::primitives::Bytes, alloy::primitives::Bytes)>::abi_decode_params(
+                        &registered.evidence,
+                    )
+                    .map_err(|e| not(format!("malformed evidence: {e}")))?;
+                let _ = IasEvidence {
+                    report: String::from_utf8_lossy(&report).into_owned(),
+                    signature: sig.to_vec(),
+                    signing_certificate: String::new(),
+                };
+                return Err(not("IAS evidence needs the signing certificate, which the chain does not keep; use a policy for DCAP or simulation".into()));
+            }
+            other => return Err(not(format!("unknown evidence kind {other}"))),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let verdict =
+            verify(&evidence, &self.config.policy, now).map_err(|e| not(e.to_string()))?;
+        if verdict.signer != worker {
+            return Err(not(format!("the evidence vouches for {}", verdict.signer)));
+        }
+        self.attested.lock().await.insert(worker);
+        Ok(())
+    }
+
+    async fn ensure_funds(&self, gas_limit: u64) -> Result<()> {
+        let need = u128::from(gas_limit) * u128::from(self.config.gas_px);
+        let have = self.chain.prepaid_balance(self.config.account.address()).await?;
+        if have < need {
+            return Err(ClientError::InsufficientBalance { have, need });
+        }
+        Ok(())
+    }
+
+    /// Deploys `wasm`, running `constructor` with ABI-encoded `args`; returns once the contract
+    /// is registered on chain.
+    pub async fn deploy(
+        &self,
+        wasm: &[u8],
+        constructor: &str,
+        args: &[u8],
+        gas_limit: u64,
+    ) -> Result<TaskOutcome> {
+        self.ensure_funds(gas_limit).await?;
+        let user = self.config.account.address();
+        let nonce = self.chain.task_nonce(user).await?;
+        let contract = ContractAddress::from(task_id(&user, nonce));
+        let (epoch, worker) = self.select(&contract).await?;
+        let key = self.worker_key(worker, epoch).await?;
+        let task_key = KeyPair::generate()?;
+        let shared = task_key.derive_key(&key);
+        let (f, a) = (shared.encrypt(constructor.as_bytes())?, shared.encrypt(args)?);
+        let inputs = inputs_hash_deploy(&f, &a, &code_hash(wasm), task_key.public_key().as_bytes());
+        let (id, _) = self
+            .chain
+            .create_deployment_task_record(inputs, gas_limit, self.config.gas_px, epoch, nonce)
+            .await?;
+        use base64::Engine as _;
+        let params = serde_json::json!({
+            "workerAddress": worker.to_string(),
+            "preCode": base64::engine::general_purpose::STANDARD.encode(wasm),
+            "encryptedArgs": hexed(&a), "encryptedFn": hexed(&f),
+            "userDHKey": hexed(task_key.public_key().as_bytes()),
+            "contractAddress": contract.to_string(),
+        });
+        let outcome = self.run(id, worker, inputs, &shared, "deploySecretContract", params).await?;
+        // A deployment is done when the chain registers the contract (the receipt lands).
+        let deadline = tokio::time::Instant::now() + self.config.result_timeout;
+        while self.chain.secret_contract(&contract).await?.is_none() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(ClientError::TimedOut { task_id: id });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Calls `callable` (e.g. `add_millionaire(address,uint256)`) on `contract` with ABI-encoded `args`.
+    pub async fn compute(
+        &self,
+        contract: ContractAddress,
+        callable: &str,
+        args: &[u8],
+        gas_limit: u64,
+    ) -> Result<TaskOutcome> {
+        self.ensure_funds(gas_limit).await?;
+        let (epoch, worker) = self.select(&contract).await?;
+        let key = self.worker_key(worker, epoch).await?;
+        let task_key = KeyPair::generate()?;
+        let shared = task_key.derive_key(&key);
+        let (f, a) = (shared.encrypt(callable.as_bytes())?, shared.encrypt(args)?);
+        let inputs = inputs_hash_compute(&f, &a, &contract, task_key.public_key().as_bytes());
+        let (id, _) =
+            self.chain.create_task_record(inputs, gas_limit, self.config.gas_px, epoch).await?;
+        let params = serde_json::json!({
+            "taskId": id.to_string(), "workerAddress": worker.to_string(),
+            "encryptedFn": hexed(&f), "encryptedArgs": hexed(&a),
+            "contractAddress": contract.to_string(), "userDHKey": hexed(task_key.public_key().as_bytes()),
+        });
+        self.run(id, worker, inputs, &shared, "sendTaskInput", params).await
+    }
+
+    async fn run(
+        &self,
+        id: TaskId,
+        worker: SignerAddress,
+        inputs: enigma_types::InputsHash,
+        shared: &enigma_crypto::SymmetricKey,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<TaskOutcome> {
+        // Subscribe before sending, so the push cannot be missed.
+        let ws = WsClientBuilder::default().build(&self.ws_url).await.ok();
+        let mut sub = match &ws {
+            Some(ws) => ws
+                .subscribe::<ResultView, _>(
+                    "subscribeTaskResult",
+                    rpc_params![serde_json::json!({"taskId": id.to_string()})],
+                    "unsubscribeTaskResult",
+                )
+                .await
+                .ok(),
+            None => None,
+        };
+        let _: serde_json::Value =
+            self.http.request(method, rpc_params![params]).await.map_err(gateway_err)?;
+        let deadline = tokio::time::Instant::now() + self.config.result_timeout;
+        let view = loop {
+            if let Some(s) = sub.as_mut() {
+                match tokio::time::timeout(Duration::from_millis(500), s.next()).await {
+                    Ok(Some(Ok(v))) => break v,
+                    Ok(_) => sub = None,
+                    Err(_) => {}
+                }
+            } else {
+                let polled: Option<ResultView> = self
+                    .http
+                    .request(
+                        "getTaskResult",
+                        rpc_params![serde_json::json!({"taskId": id.to_string()})],
+                    )
+                    .await
+                    .map_err(gateway_err)?;
+                if let Some(v) = polled {
+                    break v;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ClientError::TimedOut { task_id: id });
+            }
+        };
+        let message = ResultMessage::try_from(&view).map_err(ClientError::BadResult)?;
+        if message.task_id != id || message.inputs_hash != inputs {
+            return Err(ClientError::BadResult("it answers another task".into()));
+        }
+        if message.signer() != Some(worker) {
+            return Err(ClientError::BadResult(format!(
+                "it is not signed by the selected worker {worker}"
+            )));
+        }
+        let output = shared
+            .decrypt(&message.encrypted_output)
+            .map_err(|e| ClientError::BadResult(format!("the output does not decrypt: {e}")))?;
+        if !message.success {
+            return Err(ClientError::TaskFailed {
+                task_id: id,
+                message: String::from_utf8_lossy(&output).into_owned(),
+                gas_used: message.gas_used,
+            });
+        }
+        Ok(TaskOutcome {
+            task_id: id,
+            contract: message.contract,
+            output,
+            gas_used: message.gas_used,
+            worker,
+        })
+    }
+}

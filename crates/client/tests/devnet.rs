@@ -1,0 +1,101 @@
+//! The client against a devnet started by the test: deploy and run the millionaires example,
+//! with every check of the client on the way, and the errors a dApp acts on.
+
+use std::{path::PathBuf, time::Duration};
+
+use alloy_primitives::{Address as AlloyAddress, U256};
+use alloy_sol_types::SolValue;
+use enigma_client::{Client, ClientConfig, ClientError, Policy};
+use enigma_crypto::KeyPair;
+use enigma_node::{DEVNET_AUTHORITY_KEY, DevnetConfig, start_devnet};
+
+fn millionaires() -> Vec<u8> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut options =
+        enigma_client::build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
+    options.target_dir = Some(root.join("target/contracts"));
+    options.locked = true;
+    let built = enigma_client::build::build(&options).unwrap();
+    std::fs::read(&enigma_client::build::find(&built, "millionaires").unwrap().wasm).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_millionaires_example_runs_end_to_end_through_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = start_devnet(
+        DevnetConfig {
+            data_dir: dir.path().join("devnet"),
+            chain_port: 0,
+            gateway: "127.0.0.1:0".parse().unwrap(),
+            km: "127.0.0.1:0".parse().unwrap(),
+            address_port: None,
+            epoch_size: 10_000,
+            ..DevnetConfig::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let s = &devnet.summary;
+    let account = KeyPair::from_slice(
+        &hex::decode(s.accounts[0].private_key.trim_start_matches("0x")).unwrap(),
+    )
+    .unwrap();
+    let authority = KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY).unwrap().address();
+    let config = |account: KeyPair, policy: Policy| ClientConfig {
+        gateway_url: s.gateway_url.clone(),
+        chain_url: s.chain_url.clone(),
+        enigma: s.deployment.enigma,
+        token: s.deployment.token,
+        account,
+        gas_px: 1,
+        policy,
+        result_timeout: Duration::from_secs(30),
+    };
+    let client =
+        Client::connect(config(account, Policy::default().with_simulation_authority(authority)))
+            .await
+            .unwrap();
+
+    let wasm = millionaires();
+    assert!(matches!(
+        client.deploy(&wasm, "construct()", &[], 50_000_000).await,
+        Err(ClientError::InsufficientBalance { .. })
+    ));
+    client.deposit(10_000 * 100_000_000).await.unwrap();
+    let deployed = client.deploy(&wasm, "construct()", &[], 50_000_000).await.unwrap();
+    let contract = deployed.contract;
+    for (who, worth) in [(1u8, 10u64), (2, 30), (3, 20)] {
+        let args = (AlloyAddress::repeat_byte(who), U256::from(worth)).abi_encode_params();
+        client
+            .compute(contract, "add_millionaire(address,uint256)", &args, 50_000_000)
+            .await
+            .unwrap();
+    }
+    let richest = client.compute(contract, "compute_richest()", &[], 50_000_000).await.unwrap();
+    assert_eq!(
+        <(AlloyAddress,)>::abi_decode_params(&richest.output).unwrap().0,
+        AlloyAddress::repeat_byte(2)
+    );
+
+    // The contract's own failure comes back as text the dApp can show.
+    match client.compute(contract, "no_such_function()", &[], 50_000_000).await {
+        Err(ClientError::TaskFailed { message, .. }) => {
+            assert!(message.contains("no function `no_such_function`"), "{message}")
+        }
+        other => panic!("expected a task failure, got {other:?}"),
+    }
+
+    // A client whose policy does not trust the devnet's authority refuses to send secrets.
+    let other = KeyPair::from_slice(
+        &hex::decode(s.accounts[1].private_key.trim_start_matches("0x")).unwrap(),
+    )
+    .unwrap();
+    let strict = Client::connect(config(other, Policy::default())).await.unwrap();
+    strict.deposit(1_000 * 100_000_000).await.unwrap();
+    assert!(matches!(
+        strict.compute(contract, "compute_richest()", &[], 50_000_000).await,
+        Err(ClientError::NotAttested { .. })
+    ));
+    devnet.stop().await;
+}
