@@ -97,7 +97,7 @@ pub enum ClientError {
     },
     /// The prepaid balance does not cover the fee.
     #[error(
-        "the prepaid balance is {have} grains but the task's fee is {need}; deposit more (`enigma account deposit`)"
+        "the prepaid balance is {have} grains but the task's fee is {need}; deposit more with `Client::deposit` (the token approval is included)"
     )]
     InsufficientBalance {
         /// Prepaid grains.
@@ -174,7 +174,7 @@ impl Client {
         &self.chain
     }
 
-    /// Deposits `grains` into the prepaid balance that pays task fees.
+    /// Deposits `grains` into the prepaid balance that pays task fees (approving the token first).
     pub async fn deposit(&self, grains: u128) -> Result<()> {
         self.chain.deposit_balance(grains).await?;
         Ok(())
