@@ -43,6 +43,29 @@ enum Command {
     ///   enigma km --data-dir ./km --chain-url http://127.0.0.1:8545 --enigma 0x… --token 0x… \
     ///       --operator-key @./km/operator.key --rpc-listen 127.0.0.1:3040
     Km(NodeArgs),
+    /// Deploy a secret contract (WebAssembly) to the network.
+    ///
+    /// Endpoints and the account come from `.devnet/devnet.json` unless flags say otherwise.
+    ///
+    /// Examples:
+    ///   enigma deploy target/contracts/wasm32-unknown-unknown/release/millionaires.wasm
+    ///   enigma deploy voting.wasm --constructor 'construct(address)' 0x5FbDB2315678afecb367f032d93F642f64180aa3
+    Deploy(client_cmds::DeployArgs),
+    /// Call a secret contract: the arguments are encrypted for the selected worker's enclave and
+    /// only you can decrypt the result.
+    ///
+    /// Examples:
+    ///   enigma call 0x3f…9a 'add_millionaire(address,uint256)' 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 1000000
+    ///   enigma call 0x3f…9a 'compute_richest()' --returns '(address)'
+    ///   enigma call 0x3f…9a 'compute_richest()' --returns '(address)' --json
+    Call(client_cmds::CallArgs),
+    /// The account's ENG and its prepaid balance for task fees.
+    ///
+    /// Examples:
+    ///   enigma account balance
+    ///   enigma account deposit 100000000000
+    #[command(subcommand)]
+    Account(client_cmds::AccountCommand),
 }
 
 /// `enigma devnet` options.
@@ -181,6 +204,8 @@ macro_rules! say {
     }};
 }
 
+mod client_cmds;
+
 /// Ctrl-C or SIGTERM: either stops a node cleanly.
 async fn shutdown_signal() -> Result<()> {
     #[cfg(unix)]
@@ -209,13 +234,28 @@ fn init_logs(json: bool) {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(cli.json_logs);
-    match cli.command {
+    match run(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain of causes on one line, without a backtrace: it is for users.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
         Command::Devnet(args) => devnet(args).await,
         Command::Worker(args) => worker(args.resolve()?).await,
         Command::Km(args) => km(args.resolve()?).await,
+        Command::Deploy(args) => client_cmds::deploy(args).await,
+        Command::Call(args) => client_cmds::call(args).await,
+        Command::Account(command) => client_cmds::account(command).await,
     }
 }
 

@@ -1,0 +1,367 @@
+//! The commands a user of the network runs: `deploy`, `call` and `account`, through
+//! `enigma-client`. Endpoints and the account come from a devnet's `devnet.json` by default, or
+//! from flags for any other network.
+
+use std::{path::PathBuf, time::Duration};
+
+use alloy::dyn_abi::{DynSolType, DynSolValue};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use enigma_client::{Client, ClientConfig, Policy, TaskOutcome};
+use enigma_crypto::KeyPair;
+use enigma_node::{DEVNET_AUTHORITY_KEY, DevnetSummary};
+use enigma_types::{Address, ContractAddress};
+
+use crate::key;
+
+/// Where to connect and as whom.
+#[derive(Debug, Args)]
+pub(crate) struct Connection {
+    /// A devnet summary to take the endpoints, addresses and account from (flags override it).
+    #[arg(long, default_value = ".devnet/devnet.json")]
+    devnet: PathBuf,
+    /// The gateway's JSON-RPC URL.
+    #[arg(long)]
+    gateway_url: Option<String>,
+    /// The Ethereum JSON-RPC URL.
+    #[arg(long, env = "ENIGMA_CHAIN_URL")]
+    chain_url: Option<String>,
+    /// The Enigma contract's address.
+    #[arg(long)]
+    enigma: Option<Address>,
+    /// The ENG token's address.
+    #[arg(long)]
+    token: Option<Address>,
+    /// The account's private key: hex, or @FILE (default with a devnet: its first dev account).
+    #[arg(long, env = "ENIGMA_ACCOUNT_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Accept simulated enclaves attested by this authority (a devnet's own is accepted anyway).
+    #[arg(long)]
+    sim_authority: Option<Address>,
+    /// Seconds to wait for a result.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    /// Print the outcome as JSON (for scripts).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `enigma deploy`.
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// The contract's WebAssembly (from `cargo build --release --target wasm32-unknown-unknown`).
+    wasm: PathBuf,
+    /// The constructor's signature.
+    #[arg(long, default_value = "construct()")]
+    constructor: String,
+    /// The constructor's arguments, one per parameter of the signature.
+    args: Vec<String>,
+    /// The gas limit (the fee charged is at most this times the gas price).
+    #[arg(long, default_value_t = 50_000_000)]
+    gas: u64,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// `enigma call`.
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// The secret contract's address.
+    contract: ContractAddress,
+    /// The function's signature, e.g. 'add_millionaire(address,uint256)'.
+    signature: String,
+    /// Its arguments, one per parameter: addresses as 0x…, numbers in decimal or 0x hex,
+    /// booleans as true/false, bytes as 0x…, strings as they are.
+    args: Vec<String>,
+    /// The output's types, to decode it, e.g. '(address)'; without it the output is printed as hex.
+    #[arg(long)]
+    returns: Option<String>,
+    /// The gas limit.
+    #[arg(long, default_value_t = 50_000_000)]
+    gas: u64,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// `enigma account`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccountCommand {
+    /// Show the account's ENG and its prepaid balance for task fees.
+    Balance(Connection),
+    /// Move ENG (in grains, 10^8 per ENG) into the prepaid balance.
+    Deposit {
+        /// Grains to deposit.
+        grains: u128,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Take grains back out of the prepaid balance.
+    Withdraw {
+        /// Grains to withdraw.
+        grains: u128,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+impl Connection {
+    async fn connect(&self) -> Result<Client> {
+        let summary: Option<DevnetSummary> =
+            match std::fs::read_to_string(&self.devnet) {
+                Ok(text) => Some(serde_json::from_str(&text).with_context(|| {
+                    format!("{} is not a devnet summary", self.devnet.display())
+                })?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).context(format!("reading {}", self.devnet.display())),
+            };
+        let missing = |flag: &str| {
+            anyhow::anyhow!(
+                "--{flag} is required: no devnet summary at {} (start one with `enigma devnet`, \
+                 or give --devnet FILE)",
+                self.devnet.display()
+            )
+        };
+        let s = summary.as_ref();
+        let account = match (&self.key, s) {
+            (Some(k), _) => key(k, "account key")?,
+            (None, Some(s)) => key(
+                &s.accounts.first().context("the devnet summary lists no account")?.private_key,
+                "devnet account key",
+            )?,
+            (None, None) => return Err(missing("key")),
+        };
+        let mut policy = Policy::default();
+        if s.is_some() {
+            policy = policy
+                .with_simulation_authority(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?.address());
+        }
+        if let Some(a) = self.sim_authority {
+            policy = policy.with_simulation_authority(a);
+        }
+        let config = ClientConfig {
+            gateway_url: self
+                .gateway_url
+                .clone()
+                .or_else(|| s.map(|s| s.gateway_url.clone()))
+                .ok_or_else(|| missing("gateway-url"))?,
+            chain_url: self
+                .chain_url
+                .clone()
+                .or_else(|| s.map(|s| s.chain_url.clone()))
+                .ok_or_else(|| missing("chain-url"))?,
+            enigma: self
+                .enigma
+                .or_else(|| s.map(|s| s.deployment.enigma))
+                .ok_or_else(|| missing("enigma"))?,
+            token: self
+                .token
+                .or_else(|| s.map(|s| s.deployment.token))
+                .ok_or_else(|| missing("token"))?,
+            account,
+            gas_px: 1,
+            policy,
+            result_timeout: Duration::from_secs(self.timeout),
+        };
+        Client::connect(config).await.context("connecting to the network")
+    }
+}
+
+/// ABI-encodes `args` as the parameters of `signature` (`name(type,…)`).
+pub(crate) fn encode_args(signature: &str, args: &[String]) -> Result<Vec<u8>> {
+    let open = signature.find('(').with_context(|| {
+        format!("the signature {signature:?} has no parameter list; write it like 'transfer(address,uint256)'")
+    })?;
+    if !signature.ends_with(')') || open == 0 {
+        bail!("the signature {signature:?} must be name(type,…), like 'transfer(address,uint256)'");
+    }
+    let params = DynSolType::parse(&signature[open..])
+        .with_context(|| format!("the parameter types of {signature:?} do not parse"))?;
+    let DynSolType::Tuple(types) = params else {
+        bail!("the parameter types of {signature:?} do not parse as a list");
+    };
+    if types.len() != args.len() {
+        bail!("{signature} takes {} argument(s); got {}", types.len(), args.len());
+    }
+    let values = types
+        .iter()
+        .zip(args)
+        .enumerate()
+        .map(|(i, (ty, arg))| {
+            ty.coerce_str(arg)
+                .with_context(|| format!("argument {} ({arg:?}) is not a {ty}", i + 1))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(DynSolValue::Tuple(values).abi_encode_params())
+}
+
+/// Decodes `output` as `types` (a parenthesized list) into readable values.
+pub(crate) fn decode_output(types: &str, output: &[u8]) -> Result<Vec<String>> {
+    let ty = DynSolType::parse(types).with_context(|| {
+        format!("--returns {types:?} does not parse; write it like '(address,uint256)'")
+    })?;
+    let ty = match ty {
+        DynSolType::Tuple(_) => ty,
+        other => DynSolType::Tuple(vec![other]),
+    };
+    let value = ty
+        .abi_decode_params(output)
+        .with_context(|| format!("the output does not decode as {types}"))?;
+    Ok(match value {
+        DynSolValue::Tuple(values) => values.iter().map(show).collect(),
+        other => vec![show(&other)],
+    })
+}
+
+fn show(v: &DynSolValue) -> String {
+    match v {
+        DynSolValue::Address(a) => a.to_checksum(None),
+        DynSolValue::Bool(b) => b.to_string(),
+        DynSolValue::Int(i, _) => i.to_string(),
+        DynSolValue::Uint(u, _) => u.to_string(),
+        DynSolValue::String(s) => s.clone(),
+        DynSolValue::Bytes(b) => format!("0x{}", hex::encode(b)),
+        DynSolValue::FixedBytes(w, n) => format!("0x{}", hex::encode(&w[..*n])),
+        DynSolValue::Function(f) => format!("0x{}", hex::encode(f.as_slice())),
+        DynSolValue::Array(xs) | DynSolValue::FixedArray(xs) | DynSolValue::Tuple(xs) => {
+            format!("[{}]", xs.iter().map(show).collect::<Vec<_>>().join(", "))
+        }
+    }
+}
+
+fn outcome_json(o: &TaskOutcome, decoded: Option<&[String]>) -> serde_json::Value {
+    serde_json::json!({
+        "task_id": o.task_id.to_string(),
+        "contract": o.contract.to_string(),
+        "worker": o.worker.to_string(),
+        "gas_used": o.gas_used,
+        "output": format!("0x{}", hex::encode(&o.output)),
+        "decoded": decoded,
+    })
+}
+
+/// `enigma deploy`.
+pub(crate) async fn deploy(a: DeployArgs) -> Result<()> {
+    let wasm = std::fs::read(&a.wasm)
+        .with_context(|| format!("reading the contract {}", a.wasm.display()))?;
+    let args = encode_args(&a.constructor, &a.args)?;
+    let client = a.connection.connect().await?;
+    let o = client
+        .deploy(&wasm, &a.constructor, &args, a.gas)
+        .await
+        .context("deploying the contract")?;
+    if a.connection.json {
+        say!("{}", outcome_json(&o, None));
+    } else {
+        say!("deployed {}", o.contract);
+        say!("  task {}  worker {}  gas used {}", o.task_id, o.worker, o.gas_used);
+    }
+    Ok(())
+}
+
+/// `enigma call`.
+pub(crate) async fn call(a: CallArgs) -> Result<()> {
+    let args = encode_args(&a.signature, &a.args)?;
+    if let Some(types) = &a.returns {
+        DynSolType::parse(types).with_context(|| {
+            format!("--returns {types:?} does not parse; write it like '(address)'")
+        })?;
+    }
+    let client = a.connection.connect().await?;
+    let o = client
+        .compute(a.contract, &a.signature, &args, a.gas)
+        .await
+        .with_context(|| format!("calling {} on {}", a.signature, a.contract))?;
+    let decoded = a.returns.as_deref().map(|t| decode_output(t, &o.output)).transpose()?;
+    if a.connection.json {
+        say!("{}", outcome_json(&o, decoded.as_deref()));
+    } else {
+        match &decoded {
+            Some(values) => say!("{}", values.join(" ")),
+            None if o.output.is_empty() => say!("(no output)"),
+            None => say!("0x{}", hex::encode(&o.output)),
+        }
+        say!("  task {}  worker {}  gas used {}", o.task_id, o.worker, o.gas_used);
+    }
+    Ok(())
+}
+
+/// `enigma account …`.
+pub(crate) async fn account(command: AccountCommand) -> Result<()> {
+    let (connection, action) = match &command {
+        AccountCommand::Balance(c) => (c, None),
+        AccountCommand::Deposit { grains, connection } => (connection, Some((true, *grains))),
+        AccountCommand::Withdraw { grains, connection } => (connection, Some((false, *grains))),
+    };
+    let client = connection.connect().await?;
+    let chain = client.chain();
+    match action {
+        Some((true, grains)) => client.deposit(grains).await.context("depositing")?,
+        Some((false, grains)) => {
+            chain.withdraw_balance(grains).await.context("withdrawing")?;
+        }
+        None => {}
+    }
+    let user = chain.account().context("the client has no account")?;
+    let eng = chain.token_balance(user).await?;
+    let prepaid = chain.prepaid_balance(user).await?;
+    if connection.json {
+        say!(
+            "{}",
+            serde_json::json!({
+                "account": user.to_string(),
+                "eng_grains": eng.to_string(),
+                "prepaid_grains": prepaid.to_string(),
+            })
+        );
+    } else {
+        say!("account {user}");
+        say!("  ENG      {} grains ({} ENG)", eng, eng / 100_000_000);
+        say!("  prepaid  {} grains (pays task fees)", prepaid);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_encode_as_the_signature_says() {
+        let encoded = encode_args(
+            "add_millionaire(address,uint256)",
+            &["0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(), "1000000".into()],
+        )
+        .unwrap();
+        assert_eq!(encoded.len(), 64);
+        assert_eq!(hex::encode(&encoded[12..32]), "70997970c51812dc3a010c7d01b50e0d17dc79c8");
+        assert_eq!(u64::from_be_bytes(encoded[56..64].try_into().unwrap()), 1_000_000);
+        assert!(encode_args("compute_richest()", &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_arguments_say_which_and_why() {
+        let e = encode_args("f(address,uint256)", &["0x12".into(), "1".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("argument 1"), "{e:#}");
+        let e = encode_args("f(uint256)", &[]).unwrap_err();
+        assert!(e.to_string().contains("takes 1 argument(s); got 0"), "{e}");
+        assert!(encode_args("f", &[]).unwrap_err().to_string().contains("no parameter list"));
+        assert!(encode_args("(uint256)", &["1".into()]).is_err());
+        assert!(encode_args("f(uint7)", &["1".into()]).is_err());
+    }
+
+    #[test]
+    fn outputs_decode_to_readable_values() {
+        let value = DynSolValue::Tuple(vec![
+            DynSolValue::Address(alloy::primitives::Address::repeat_byte(0xab)),
+            DynSolValue::Uint(alloy::primitives::U256::from(42u8), 256),
+            DynSolValue::String("hi".into()),
+        ]);
+        let out = decode_output("(address,uint256,string)", &value.abi_encode_params()).unwrap();
+        assert_eq!(out[0].to_lowercase(), format!("0x{}", "ab".repeat(20)));
+        out[0].parse::<Address>().expect("a valid EIP-55 checksum");
+        assert_eq!(out[1..], ["42", "hi"]);
+        let one = DynSolValue::Tuple(vec![DynSolValue::Bool(true)]).abi_encode_params();
+        assert_eq!(decode_output("bool", &one).unwrap(), ["true"]);
+        assert!(decode_output("(uint256)", &[1, 2, 3]).is_err());
+    }
+}

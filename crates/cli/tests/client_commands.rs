@@ -1,0 +1,100 @@
+//! `enigma deploy`, `enigma call` and `enigma account` against a devnet started by the test,
+//! reading its `devnet.json`: the millionaires example from the command line, with `--json`.
+
+use std::{path::PathBuf, process::Command};
+
+use enigma_node::{DevnetConfig, start_devnet};
+
+fn millionaires_wasm() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut options =
+        enigma_contract_build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
+    options.target_dir = Some(root.join("target/contracts"));
+    options.locked = true;
+    let built = enigma_contract_build::build(&options).unwrap();
+    enigma_contract_build::find(&built, "millionaires").unwrap().wasm.clone()
+}
+
+/// Runs `enigma ARGS --devnet SUMMARY --json`; returns the JSON it printed, or its stderr.
+async fn enigma(summary: &std::path::Path, args: &[&str]) -> Result<serde_json::Value, String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_enigma"));
+    cmd.args(args).arg("--devnet").arg(summary).arg("--json");
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    Ok(serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_millionaires_example_runs_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("devnet");
+    let devnet = start_devnet(
+        DevnetConfig {
+            data_dir: data_dir.clone(),
+            chain_port: 0,
+            gateway: "127.0.0.1:0".parse().unwrap(),
+            km: "127.0.0.1:0".parse().unwrap(),
+            address_port: None,
+            epoch_size: 10_000,
+            ..DevnetConfig::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let summary = data_dir.join("devnet.json");
+    let wasm = millionaires_wasm();
+    let wasm = wasm.to_str().unwrap();
+
+    // Nothing prepaid yet: the error says so and what to do.
+    let err = enigma(&summary, &["deploy", wasm]).await.unwrap_err();
+    assert!(err.contains("prepaid balance is 0 grains"), "{err}");
+    let account = enigma(&summary, &["account", "deposit", "1000000000000"]).await.unwrap();
+    assert_eq!(account["prepaid_grains"], "1000000000000");
+
+    let deployed = enigma(&summary, &["deploy", wasm]).await.unwrap();
+    let contract = deployed["contract"].as_str().unwrap().to_string();
+    for (who, worth) in [
+        ("0x1111111111111111111111111111111111111111", "10"),
+        ("0x2222222222222222222222222222222222222222", "30"),
+        ("0x3333333333333333333333333333333333333333", "20"),
+    ] {
+        enigma(&summary, &["call", &contract, "add_millionaire(address,uint256)", who, worth])
+            .await
+            .unwrap();
+    }
+    let richest =
+        enigma(&summary, &["call", &contract, "compute_richest()", "--returns", "(address)"])
+            .await
+            .unwrap();
+    assert_eq!(richest["decoded"][0], "0x2222222222222222222222222222222222222222");
+    assert!(richest["gas_used"].as_u64().unwrap() > 0);
+
+    // A wrong argument is refused before anything is recorded or paid: no task record.
+    let s = &devnet.summary;
+    let chain = enigma_chain::Chain::new(
+        enigma_chain::provider(&s.chain_url, None).unwrap(),
+        s.deployment.enigma,
+        s.deployment.token,
+        None,
+    );
+    let user = s.accounts[0].address;
+    let tasks_before = chain.task_nonce(user).await.unwrap();
+    let err =
+        enigma(&summary, &["call", &contract, "add_millionaire(address,uint256)", "0x12", "1"])
+            .await
+            .unwrap_err();
+    assert!(err.contains("argument 1"), "{err}");
+    assert_eq!(chain.task_nonce(user).await.unwrap(), tasks_before);
+
+    // Withdrawing moves grains from the prepaid balance back to the account's ENG. (Fees settle
+    // as receipt batches commit, which changes the prepaid balance but not the account's ENG.)
+    let before = enigma(&summary, &["account", "balance"]).await.unwrap();
+    let after = enigma(&summary, &["account", "withdraw", "1000"]).await.unwrap();
+    let grains = |v: &serde_json::Value| v["eng_grains"].as_str().unwrap().parse::<u128>().unwrap();
+    assert_eq!(grains(&after), grains(&before) + 1000);
+    devnet.stop().await;
+}
