@@ -12,7 +12,7 @@ use enigma_crypto::KeyPair;
 use enigma_node::{DEVNET_AUTHORITY_KEY, DevnetSummary};
 use enigma_types::{Address, ContractAddress};
 
-use crate::key;
+use crate::{SecretArg, key};
 
 /// Where to connect and as whom.
 #[derive(Debug, Args)]
@@ -34,7 +34,7 @@ pub(crate) struct Connection {
     token: Option<Address>,
     /// The account's private key: hex, or @FILE (default with a devnet: its first dev account).
     #[arg(long, env = "ENIGMA_ACCOUNT_KEY", hide_env_values = true)]
-    key: Option<String>,
+    key: Option<SecretArg>,
     /// Accept simulated enclaves attested by this authority (a devnet's own is accepted anyway).
     #[arg(long)]
     sim_authority: Option<Address>,
@@ -125,7 +125,13 @@ impl Connection {
         let account = match (&self.key, s) {
             (Some(k), _) => key(k, "account key")?,
             (None, Some(s)) => key(
-                &s.accounts.first().context("the devnet summary lists no account")?.private_key,
+                &SecretArg(
+                    s.accounts
+                        .first()
+                        .context("the devnet summary lists no account")?
+                        .private_key
+                        .clone(),
+                ),
                 "devnet account key",
             )?,
             (None, None) => return Err(missing("key")),
@@ -324,6 +330,14 @@ pub(crate) async fn account(command: AccountCommand) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_argument_does_not_show_in_debug_output() {
+        let k: SecretArg =
+            "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d".parse().unwrap();
+        assert!(!format!("{k:?}").contains("59c6"));
+        assert!(key(&k, "account key").is_ok());
+    }
 
     #[test]
     fn arguments_encode_as_the_signature_says() {

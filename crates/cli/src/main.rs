@@ -117,7 +117,7 @@ struct NodeArgs {
     /// The operating account's private key: hex, or @FILE holding it (prefer a file or the
     /// environment over the command line, which other users of the machine can see).
     #[arg(long, env = "ENIGMA_OPERATOR_KEY", hide_env_values = true)]
-    operator_key: Option<String>,
+    operator_key: Option<SecretArg>,
     /// Worker: the p2p listen address (multiaddr).
     #[arg(long)]
     p2p_listen: Option<String>,
@@ -135,7 +135,7 @@ struct NodeArgs {
     rpc_listen: Option<SocketAddr>,
     /// Devnet only: the simulation attestation authority's key (hex or @FILE).
     #[arg(long, hide_env_values = true, env = "ENIGMA_SIM_AUTHORITY_KEY")]
-    sim_authority_key: Option<String>,
+    sim_authority_key: Option<SecretArg>,
     /// Worker: register, stake this many grains and log in at start if not registered.
     #[arg(long)]
     stake: Option<u128>,
@@ -179,7 +179,31 @@ fn required<T>(value: Option<T>, flag: &str) -> Result<T> {
     value.with_context(|| format!("--{flag} is required (on the command line or in --config)"))
 }
 
-fn key(text: &str, what: &str) -> Result<KeyPair> {
+/// A private key (hex, or @FILE) from the command line, the environment or a config file. Its
+/// `Debug` shows no key, so printing the parsed arguments cannot leak it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+struct SecretArg(String);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.starts_with('@') {
+            "SecretArg(@file)"
+        } else {
+            "SecretArg(<redacted>)"
+        })
+    }
+}
+
+fn key(text: &SecretArg, what: &str) -> Result<KeyPair> {
+    let text = &text.0;
     let hex_text = match text.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("reading the {what} from {path}"))?,
