@@ -7,12 +7,15 @@
 //!   once), and the gateway if configured.
 //! - [`start_km`]: the key-management node — its enclave, the epoch loop and `getStateKeys`.
 //! - [`core`]: the protocol decisions without I/O (task checks, the receipt queue).
+//! - [`sync`]: state sync between nodes (`/enigma/sync/1`), checked against the chain.
 //! - [`start_devnet`]: anvil, the contracts, a KM, N workers and a gateway in one process.
 
 pub mod core;
 mod devnet;
 mod gateway;
+mod handover;
 mod km;
+pub mod sync;
 mod worker;
 
 pub use devnet::{

@@ -1,7 +1,13 @@
 //! The worker node: follows the chain, takes tasks from the network and its gateway, executes
 //! them in its enclave, persists, publishes and commits receipts.
 
-use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Weak, atomic::AtomicUsize},
+    time::Duration,
+};
 
 use enigma_attestation::{Evidence, SimulationAuthority};
 use enigma_chain::{
@@ -29,6 +35,7 @@ use crate::{
     NodeError, Result,
     core::{Commit, Pending, ReceiptKind, ReceiptQueue, check_task},
     km::StateKeysMessage,
+    sync::Verified,
 };
 
 const IDENTITY: &str = "worker-identity";
@@ -68,6 +75,11 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// How long a task waits for its record to be mined.
     pub record_wait: Duration,
+    /// At an epoch change, how long a newly selected worker waits for the previous one to
+    /// commit its receipts of the contract before it takes over from the chain's state.
+    pub handover_wait: Duration,
+    /// Tasks that may wait for contracts being synced; beyond it tasks are refused as busy.
+    pub max_waiting_tasks: usize,
 }
 
 impl WorkerConfig {
@@ -97,6 +109,8 @@ impl WorkerConfig {
             batch_wait: Duration::from_secs(2),
             poll_interval: Duration::from_millis(200),
             record_wait: Duration::from_secs(10),
+            handover_wait: Duration::from_secs(10),
+            max_waiting_tasks: 256,
         }
     }
 }
@@ -116,9 +130,18 @@ pub(crate) struct Worker {
     pub(crate) results: RwLock<HashMap<TaskId, PublishedResult>>,
     pub(crate) result_events: broadcast::Sender<PublishedResult>,
     receipts: Mutex<ReceiptQueue>,
-    execution: Mutex<()>,
+    pub(crate) execution: Mutex<()>,
     km_url: String,
     record_wait: Duration,
+    pub(crate) handover_wait: Duration,
+    pub(crate) max_waiting: usize,
+    /// Contracts checked against the chain and synced for an epoch: contract → epoch.
+    pub(crate) ready: std::sync::Mutex<HashMap<ContractAddress, u64>>,
+    /// One preparation at a time per contract; tasks queue behind it.
+    pub(crate) gates: std::sync::Mutex<HashMap<ContractAddress, Arc<Mutex<()>>>>,
+    pub(crate) waiting: AtomicUsize,
+    pub(crate) verified: Verified,
+    pub(crate) spawned: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// A running worker node.
@@ -135,19 +158,36 @@ pub struct WorkerNode {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     gateway: Option<jsonrpsee::server::ServerHandle>,
     p2p: enigma_p2p::Handle,
+    worker: Weak<Worker>,
 }
 
 impl WorkerNode {
-    /// Stops the node (what is committed to its store stays).
+    /// Stops the node at once, like a crash that loses no committed write: work in flight is
+    /// dropped, what is committed to its store stays. Returns once the store is closed, so the
+    /// same data directory can be opened again.
     pub async fn stop(self) {
         for t in &self.tasks {
             t.abort();
+        }
+        if let Some(w) = self.worker.upgrade() {
+            w.abort_spawned();
         }
         if let Some(g) = self.gateway {
             let _ = g.stop();
             g.stopped().await;
         }
         self.p2p.shutdown().await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        for _ in 0..300 {
+            match self.worker.upgrade() {
+                None => return,
+                Some(w) => w.abort_spawned(),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::warn!("the worker's store is still in use after stopping");
     }
 }
 
@@ -227,10 +267,22 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         execution: Mutex::new(()),
         km_url: config.km_url.clone(),
         record_wait: config.record_wait,
+        handover_wait: config.handover_wait,
+        max_waiting: config.max_waiting_tasks,
+        ready: std::sync::Mutex::new(HashMap::new()),
+        gates: std::sync::Mutex::new(HashMap::new()),
+        waiting: AtomicUsize::new(0),
+        verified: Verified::default(),
+        spawned: std::sync::Mutex::new(Vec::new()),
     });
+    for (contract, _) in worker.store.contracts()? {
+        worker.p2p.provide(contract).await?;
+    }
     let current = worker.epochs.read().await.current().map(|e| e.first_block);
     if let Some(epoch) = current {
         worker.enter_epoch(epoch).await?;
+        // A restarted or late-joining worker catches up on what it is selected for.
+        worker.spawn(worker.clone().take_over(epoch));
     }
 
     let mut tasks = Vec::new();
@@ -247,8 +299,17 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
             match watcher.poll().await {
                 Ok(found) => {
                     for e in found.events {
+                        let new_epoch = match &e.event {
+                            ChainEvent::WorkersParameterized { first_block, .. } => {
+                                Some(*first_block)
+                            }
+                            _ => None,
+                        };
                         if let Err(err) = w.chain_event(e.event).await {
                             tracing::warn!(error = %err, "handling a chain event failed");
+                        }
+                        if let Some(epoch) = new_epoch {
+                            w.spawn(w.clone().take_over(epoch));
                         }
                     }
                     let cursor = watcher.next_block().to_be_bytes();
@@ -267,8 +328,9 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         while let Some(event) = p2p_events.recv().await {
             match event {
                 enigma_p2p::Event::Task { request, reply, from } => {
-                    let w = w.clone();
-                    tokio::spawn(async move {
+                    let w2 = w.clone();
+                    w.spawn(async move {
+                        let w = w2;
                         let answer = match w.handle_task(request).await {
                             Ok(()) => TaskResponse::Accepted,
                             Err(e) => TaskResponse::Rejected(e.to_string()),
@@ -276,6 +338,10 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                         tracing::debug!(%from, ?answer, "answered a routed task");
                         reply.send(answer).await;
                     });
+                }
+                enigma_p2p::Event::Sync { request, reply, .. } => {
+                    let w2 = w.clone();
+                    w.spawn(async move { reply.send(w2.serve_sync(request).await).await });
                 }
                 enigma_p2p::Event::Gossip { message, .. } => w.gossip(message).await,
                 _ => {}
@@ -317,7 +383,34 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         None => (None, None),
     };
     tracing::info!(%signer, peer = %worker.peer_id, ?gateway_addr, "worker ready");
-    Ok(WorkerNode { signer, peer_id: worker.peer_id, p2p_addrs, gateway_addr, tasks, gateway, p2p })
+    let weak = Arc::downgrade(&worker);
+    Ok(WorkerNode {
+        signer,
+        peer_id: worker.peer_id,
+        p2p_addrs,
+        gateway_addr,
+        tasks,
+        gateway,
+        p2p,
+        worker: weak,
+    })
+}
+
+fn rebuild(mut list: Vec<Pending>) -> Commit {
+    if list.len() == 1
+        && let Some(p) = list.pop()
+    {
+        return Commit::Single(p);
+    }
+    Commit::Batch(list)
+}
+
+fn ended(task: TaskId, epoch: u64) -> NodeError {
+    NodeError::Refused(format!(
+        "task {task} belongs to the epoch that started at block {epoch}, which ended before it ran \
+         and moved the contract to another worker; nothing was executed, and the fee returns to \
+         the sender after the chain's timeout (returnFeesForTask)"
+    ))
 }
 
 fn to_message(r: &TaskResult, is_deploy: bool) -> ResultMessage {
@@ -535,7 +628,33 @@ impl Worker {
             .map_err(|e| NodeError::Refused(e.to_string()))?
         };
         let gas_limit = record.map_or(0, |r| r.gas_limit);
-        let _serial = self.execution.lock().await;
+        // Execution is serial per contract's delta chain: a compute runs only on a copy checked
+        // against the chain and, after an epoch change, handed over by the previous holder.
+        let mut attempts = 0;
+        let (_serial, current) = loop {
+            attempts += 1;
+            let current = self.current_epoch().await.unwrap_or(epoch);
+            if !is_deploy {
+                if epoch != current && !self.group(current, &contract).await.contains(&self.signer)
+                {
+                    return Err(ended(task_id, epoch));
+                }
+                self.ensure_ready(contract, current).await?;
+            }
+            let serial = self.execution.lock().await;
+            // The epoch may have turned, or the copy been found stale, while the task waited.
+            if is_deploy
+                || (self.current_epoch().await == Some(current)
+                    && self.is_ready(&contract, current))
+            {
+                break (serial, current);
+            }
+            if attempts >= 3 {
+                return Err(NodeError::Refused(format!(
+                    "contract {contract} is changing hands; retry shortly"
+                )));
+            }
+        };
         if self.store.result(&task_id)?.is_some() {
             return Ok(()); // executed already (a retry): nothing runs twice
         }
@@ -551,19 +670,23 @@ impl Worker {
             };
             let r = self.with_state_key(epoch, contract, |e| e.deploy(task.clone())).await?;
             self.persist(&r, epoch, true, Some(&code)).await?;
+            if r.status == TaskStatus::Success {
+                if let Ok(mut ready) = self.ready.lock() {
+                    ready.insert(contract, current);
+                }
+                self.p2p.provide(contract).await?;
+            }
             r
         } else {
             // This worker's own copy may be ahead of the chain: its deployment or earlier
             // receipts can still be queued. It executes on what it holds; the receipts go to
             // the chain in execution order.
-            let on_chain = self.chain.secret_contract(&contract).await?;
-            let local = self.store.contract(&contract)?.ok_or_else(|| match on_chain {
-                None => NodeError::Refused(format!("contract {contract} is not deployed")),
-                Some(_) => NodeError::Refused(format!(
-                    "this worker does not hold contract {contract}'s state yet (state sync arrives with the epoch issue)"
-                )),
+            let local = self.store.contract(&contract)?.ok_or_else(|| {
+                NodeError::Refused(format!(
+                    "this worker could not obtain contract {contract}'s state yet; retry shortly"
+                ))
             })?;
-            if let Some(c) = &on_chain
+            if let Some(c) = self.chain.secret_contract(&contract).await?
                 && c.code_hash != local.code_hash
             {
                 return Err(NodeError::Refused(format!(
@@ -594,7 +717,8 @@ impl Worker {
     }
 
     async fn run_compute(&self, epoch: u64, mut task: ComputeTask) -> Result<TaskResult> {
-        for _ in 0..4 {
+        let mut use_snapshot = true;
+        for _ in 0..5 {
             let attempt =
                 self.with_state_key(epoch, task.contract, |e| e.compute(task.clone())).await;
             match attempt {
@@ -604,21 +728,67 @@ impl Worker {
                     })?);
                 }
                 Err(NodeError::Enclave(EnclaveError::StateNotLoaded { have, want, .. })) => {
-                    let from = have.map_or(0, |h| h.next_index);
-                    let deltas =
-                        self.store.deltas(&task.contract, from, want.next_index, usize::MAX)?;
-                    task.state = Some(EncryptedState {
-                        snapshot: None,
-                        deltas: deltas
-                            .into_iter()
-                            .map(|(index, bytes)| EncryptedDelta { index, bytes })
-                            .collect(),
-                    });
+                    task.state =
+                        Some(self.state_to_load(&task.contract, have, want, use_snapshot)?);
+                }
+                Err(NodeError::Enclave(EnclaveError::BadState(why))) if task.state.is_some() => {
+                    // A snapshot or cached state that is not on this chain: rebuild from delta 0.
+                    tracing::warn!(contract = %task.contract, why, "rebuilding state from its deltas");
+                    use_snapshot = false;
+                    task.state =
+                        Some(self.state_to_load(&task.contract, None, task.position, false)?);
                 }
                 other => return other,
             }
         }
         Err(NodeError::Refused("the enclave could not load the contract".into()))
+    }
+
+    /// What the enclave needs to stand at `want`: only the deltas after what it has cached when
+    /// that is on this worker's delta chain; otherwise the latest snapshot (if any) and the deltas
+    /// after it, or every delta from 0.
+    fn state_to_load(
+        &self,
+        contract: &ContractAddress,
+        have: Option<ChainPosition>,
+        want: ChainPosition,
+        use_snapshot: bool,
+    ) -> Result<EncryptedState> {
+        let on_chain = |p: &ChainPosition| -> Result<bool> {
+            Ok(p.next_index <= want.next_index
+                && (p.next_index == 0
+                    || self
+                        .store
+                        .delta(contract, p.next_index - 1)?
+                        .is_some_and(|d| delta_hash(&d) == p.tip)))
+        };
+        let mut from = match have {
+            Some(h) if on_chain(&h)? => h.next_index,
+            _ => 0,
+        };
+        let mut snapshot = None;
+        if use_snapshot
+            && from == 0
+            && let Some((index, bytes)) = self.store.snapshot(contract)?
+            && index <= want.next_index
+        {
+            snapshot = Some(bytes);
+            from = index;
+        }
+        let deltas = self.store.deltas(contract, from, want.next_index, usize::MAX)?;
+        if deltas.len() as u64 != want.next_index - from {
+            return Err(NodeError::Refused(format!(
+                "deltas {from}..{} of contract {contract} are not all stored; retry shortly",
+                want.next_index
+            )));
+        }
+        Ok(EncryptedState {
+            snapshot,
+            deltas: deltas
+                .into_iter()
+                .map(|(index, bytes)| EncryptedDelta { index, bytes })
+                .collect(),
+        })
     }
 
     /// Runs an enclave call, obtaining the contract's state key from the KM first if needed.
@@ -727,8 +897,16 @@ impl Worker {
     }
 
     async fn commit_receipts(&self, flush: bool) -> Result<()> {
-        let commits = self.receipts.lock().await.take(flush);
-        for commit in commits {
+        let mut commits = self.receipts.lock().await.take(flush).into_iter();
+        while let Some(commit) = commits.next() {
+            let commit = match self.drop_uncommittable(commit).await {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.requeue(commits).await;
+                    return Err(e);
+                }
+            };
             let (tasks, result) = match &commit {
                 Commit::Single(p) => (vec![(p.contract, p.task)], self.commit_single(p).await),
                 Commit::Batch(ps) => {
@@ -745,16 +923,71 @@ impl Worker {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "a receipt commit failed; requeueing");
-                    let mut q = self.receipts.lock().await;
-                    match commit {
-                        Commit::Single(p) => q.push(p),
-                        Commit::Batch(ps) => ps.into_iter().for_each(|p| q.push(p)),
-                    }
+                    self.requeue(std::iter::once(commit).chain(commits)).await;
                     return Err(e);
                 }
             }
         }
         Ok(())
+    }
+
+    async fn requeue(&self, commits: impl Iterator<Item = Commit>) {
+        let mut q = self.receipts.lock().await;
+        for commit in commits {
+            match commit {
+                Commit::Single(p) => q.push(p),
+                Commit::Batch(ps) => ps.into_iter().for_each(|p| q.push(p)),
+            }
+        }
+    }
+
+    /// Removes the receipts of a commit that can never land: successes built on a delta chain
+    /// the chain has since left (another worker took the contract over from the chain's state).
+    /// Their tasks end by the timeout refund; the contract is prepared again before its next
+    /// task, which drops the local deltas the chain did not take.
+    async fn drop_uncommittable(&self, commit: Commit) -> Result<Option<Commit>> {
+        let list = match commit {
+            Commit::Single(p)
+                if matches!(p.kind, ReceiptKind::Deploy | ReceiptKind::DeployFailure) =>
+            {
+                return Ok(Some(Commit::Single(p)));
+            }
+            Commit::Single(p) => vec![p],
+            Commit::Batch(ps) => ps,
+        };
+        let Some(first) = list.first() else { return Ok(None) };
+        let contract = first.contract;
+        let Some(on_chain) = self.chain.secret_contract(&contract).await? else {
+            // Its deployment has not landed yet: keep waiting.
+            return Ok(Some(rebuild(list)));
+        };
+        let mut expected = on_chain.last_delta_hash;
+        let (mut keep, mut dropped) = (Vec::new(), Vec::new());
+        for p in list {
+            let m = Self::decode(&p)?;
+            if m.success && m.prev_delta_hash != expected {
+                dropped.push(p);
+                continue;
+            }
+            if m.success && !m.delta_hash.is_zero() {
+                expected = m.delta_hash;
+            }
+            keep.push(p);
+        }
+        if !dropped.is_empty() {
+            tracing::warn!(
+                %contract,
+                receipts = dropped.len(),
+                "dropping receipts built on state the chain has left; their tasks will be refunded after the timeout"
+            );
+            let mut b = self.store.batch()?;
+            for p in &dropped {
+                b.remove_pending_receipt(&p.contract, &p.task)?;
+            }
+            b.commit()?;
+            self.unready(&contract);
+        }
+        Ok((!keep.is_empty()).then(|| rebuild(keep)))
     }
 
     fn decode(p: &Pending) -> Result<ResultMessage> {

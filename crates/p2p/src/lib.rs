@@ -1,6 +1,7 @@
 //! The enigma peer-to-peer network on libp2p: Noise + Yamux over TCP, identify, Kademlia with
 //! bootstrap peers, gossipsub for worker announcements and results, and request-response for
-//! task routing (`/enigma/task/1`). No business logic: the node decides what to do with what
+//! task routing (`/enigma/task/1`) and state sync (`/enigma/sync/1`, providers found
+//! through Kademlia). No business logic: the node decides what to do with what
 //! arrives.
 //!
 //! [`spawn`] starts a swarm service and returns a [`Handle`] (commands) and a bounded stream of
@@ -28,5 +29,8 @@ pub mod messages;
 mod service;
 
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
-pub use messages::{GossipMessage, ResultMessage, TaskRequest, TaskResponse, WorkerAnnouncement};
-pub use service::{Config, Error, Event, Handle, TaskReply, spawn};
+pub use messages::{
+    GossipMessage, ResultMessage, SyncRequest, SyncResponse, TaskRequest, TaskResponse,
+    WorkerAnnouncement,
+};
+pub use service::{Config, Error, Event, Handle, SyncReply, TaskReply, spawn};

@@ -276,6 +276,79 @@ pub enum TaskResponse {
     Rejected(String),
 }
 
+/// The largest sync request.
+pub const MAX_SYNC_REQUEST_BYTES: u64 = 1024;
+/// The most deltas in one sync response.
+pub const MAX_SYNC_DELTAS: usize = 1000;
+/// The most delta bytes in one sync response.
+pub const MAX_SYNC_DELTA_BYTES: usize = 4 * 1024 * 1024;
+/// The largest sync response: the delta budget (or a module) plus framing.
+pub const MAX_SYNC_RESPONSE_BYTES: u64 = MAX_SYNC_DELTA_BYTES as u64 + 64 * 1024;
+
+/// A state-sync request (`/enigma/sync/1`). Every answer is checked by the receiver against the
+/// hashes on chain; a provider serves only what it has itself verified against the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// Where the provider stands on a contract, and whether it is done with it for the epoch.
+    Status {
+        /// The contract.
+        contract: ContractAddress,
+    },
+    /// The contract's module.
+    Code {
+        /// The contract.
+        contract: ContractAddress,
+    },
+    /// Encrypted deltas `[from, to)`, up to [`MAX_SYNC_DELTAS`] or [`MAX_SYNC_DELTA_BYTES`].
+    Deltas {
+        /// The contract.
+        contract: ContractAddress,
+        /// The first index wanted.
+        from: u64,
+        /// One past the last index wanted.
+        to: u64,
+    },
+}
+
+impl SyncRequest {
+    /// The contract it is about.
+    #[must_use]
+    pub fn contract(&self) -> ContractAddress {
+        match self {
+            Self::Status { contract } | Self::Code { contract } | Self::Deltas { contract, .. } => {
+                *contract
+            }
+        }
+    }
+}
+
+/// The answer to a [`SyncRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// The provider's position on the contract.
+    Status {
+        /// The epoch (first block) the provider is in.
+        epoch: u64,
+        /// Deltas it holds, contiguous from 0.
+        next_index: u64,
+        /// The hash of the last of them.
+        tip: DeltaHash,
+        /// Receipts of the contract it still has to commit.
+        pending_receipts: u64,
+    },
+    /// The module.
+    Code(Vec<u8>),
+    /// Deltas from `from` on, in order (possibly fewer than asked).
+    Deltas {
+        /// The index of the first.
+        from: u64,
+        /// The encrypted deltas.
+        deltas: Vec<Vec<u8>>,
+    },
+    /// The provider does not have (verified) what was asked, or is busy.
+    Unavailable(String),
+}
+
 /// A message with its version, as encoded on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Envelope<T> {

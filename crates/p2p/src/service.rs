@@ -5,6 +5,7 @@ use std::{
     time::Duration,
 };
 
+use enigma_types::ContractAddress;
 use futures::StreamExt;
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify,
@@ -19,12 +20,14 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     codec::BytesCodec,
     messages::{
-        self, GossipMessage, MAX_GOSSIP_BYTES, MAX_TASK_REQUEST_BYTES, MAX_TASK_RESPONSE_BYTES,
-        RESULTS_TOPIC, TaskRequest, TaskResponse, WORKERS_TOPIC,
+        self, GossipMessage, MAX_GOSSIP_BYTES, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
+        MAX_TASK_REQUEST_BYTES, MAX_TASK_RESPONSE_BYTES, RESULTS_TOPIC, SyncRequest, SyncResponse,
+        TaskRequest, TaskResponse, WORKERS_TOPIC,
     },
 };
 
 const TASK_PROTOCOL: &str = "/enigma/task/1";
+const SYNC_PROTOCOL: &str = "/enigma/sync/1";
 const KAD_PROTOCOL: &str = "/enigma/kad/1.0.0";
 const IDENTIFY_PROTOCOL: &str = "/enigma/1.0.0";
 /// Events waiting for the node.
@@ -33,6 +36,12 @@ const EVENT_QUEUE: usize = 1024;
 const COMMAND_QUEUE: usize = 256;
 /// Inbound task requests awaiting the node's answer.
 const MAX_INBOUND_TASKS: usize = 256;
+/// Inbound sync requests awaiting the node's answer.
+const MAX_INBOUND_SYNC: usize = 64;
+/// Provider lookups in flight.
+const MAX_PROVIDER_QUERIES: usize = 64;
+/// How long a provider lookup may take.
+const PROVIDER_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A network failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +128,29 @@ pub enum Event {
     Disconnected(PeerId),
     /// A peer was banned for sending garbage.
     Banned(PeerId),
+    /// A state-sync request; answer it through `reply`.
+    Sync {
+        /// Who sent it.
+        from: PeerId,
+        /// The request.
+        request: SyncRequest,
+        /// Where the answer goes.
+        reply: SyncReply,
+    },
+}
+
+/// The way back to the peer that sent a sync request.
+#[derive(Debug)]
+pub struct SyncReply {
+    id: u64,
+    commands: mpsc::Sender<Command>,
+}
+
+impl SyncReply {
+    /// Sends the answer.
+    pub async fn send(self, response: SyncResponse) {
+        let _ = self.commands.send(Command::RespondSync { id: self.id, response }).await;
+    }
 }
 
 /// The way back to the peer that sent a task.
@@ -143,6 +175,11 @@ enum Command {
     Publish(&'static str, Vec<u8>, oneshot::Sender<Result<(), Error>>),
     SendTask(PeerId, Vec<u8>, oneshot::Sender<Result<TaskResponse, Error>>),
     Respond { id: u64, response: TaskResponse },
+    SendSync(PeerId, Vec<u8>, oneshot::Sender<Result<SyncResponse, Error>>),
+    RespondSync { id: u64, response: SyncResponse },
+    Provide(ContractAddress),
+    FindProviders(ContractAddress, oneshot::Sender<Vec<PeerId>>),
+    Penalize(PeerId, String),
     Shutdown,
 }
 
@@ -208,6 +245,39 @@ impl Handle {
         self.ask(|tx| Command::SendTask(peer, bytes, tx)).await?
     }
 
+    /// Asks a peer for state (`/enigma/sync/1`) and waits for its answer.
+    pub async fn send_sync(
+        &self,
+        peer: PeerId,
+        request: &SyncRequest,
+    ) -> Result<SyncResponse, Error> {
+        let bytes = messages::encode(request);
+        self.ask(|tx| Command::SendSync(peer, bytes, tx)).await?
+    }
+
+    /// Announces through Kademlia that this node provides `contract`'s code and deltas.
+    pub async fn provide(&self, contract: ContractAddress) -> Result<(), Error> {
+        self.commands.send(Command::Provide(contract)).await.map_err(|_| Error::Stopped)
+    }
+
+    /// The peers Kademlia knows to provide `contract` (never this node; empty if none is found
+    /// within a few seconds).
+    pub async fn find_providers(&self, contract: ContractAddress) -> Result<Vec<PeerId>, Error> {
+        let asked = self.ask(|tx| Command::FindProviders(contract, tx));
+        tokio::time::timeout(PROVIDER_QUERY_TIMEOUT + Duration::from_secs(1), asked)
+            .await
+            .unwrap_or(Ok(Vec::new()))
+    }
+
+    /// Counts a misbehaviour against a peer (e.g. it served data that fails verification); at
+    /// the strike limit it is disconnected and banned.
+    pub async fn penalize(&self, peer: PeerId, why: &str) -> Result<(), Error> {
+        self.commands
+            .send(Command::Penalize(peer, why.to_owned()))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
     /// Publishes raw bytes on a topic (tests use it to play a misbehaving peer).
     #[doc(hidden)]
     pub async fn publish_raw(&self, results_topic: bool, bytes: Vec<u8>) -> Result<(), Error> {
@@ -233,6 +303,7 @@ struct Behaviour {
     kad: kad::Behaviour<kad::store::MemoryStore>,
     gossipsub: gossipsub::Behaviour,
     tasks: request_response::Behaviour<BytesCodec>,
+    sync: request_response::Behaviour<BytesCodec>,
 }
 
 fn build_behaviour(key: &Keypair, request_timeout: Duration) -> Result<Behaviour, Error> {
@@ -254,16 +325,22 @@ fn build_behaviour(key: &Keypair, request_timeout: Duration) -> Result<Behaviour
             .subscribe(&gossipsub::IdentTopic::new(topic))
             .map_err(|e| Error::Start(e.to_string()))?;
     }
-    let mut kad = kad::Behaviour::with_config(
-        peer_id,
-        kad::store::MemoryStore::new(peer_id),
-        kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
-    );
+    let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+    kad_config.set_query_timeout(PROVIDER_QUERY_TIMEOUT);
+    let mut kad =
+        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
     kad.set_mode(Some(kad::Mode::Server));
     let tasks = request_response::Behaviour::with_codec(
         BytesCodec { max_request: MAX_TASK_REQUEST_BYTES, max_response: MAX_TASK_RESPONSE_BYTES },
         [(StreamProtocol::new(TASK_PROTOCOL), ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(request_timeout),
+    );
+    let sync = request_response::Behaviour::with_codec(
+        BytesCodec { max_request: MAX_SYNC_REQUEST_BYTES, max_response: MAX_SYNC_RESPONSE_BYTES },
+        [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(request_timeout)
+            .with_max_concurrent_streams(256),
     );
     Ok(Behaviour {
         identify: identify::Behaviour::new(identify::Config::new(
@@ -273,6 +350,7 @@ fn build_behaviour(key: &Keypair, request_timeout: Duration) -> Result<Behaviour
         kad,
         gossipsub,
         tasks,
+        sync,
     })
 }
 
@@ -328,6 +406,9 @@ pub async fn spawn(config: Config) -> Result<(Handle, mpsc::Receiver<Event>), Er
         inbound: HashMap::new(),
         next_inbound: 0,
         outbound: HashMap::new(),
+        inbound_sync: HashMap::new(),
+        outbound_sync: HashMap::new(),
+        provider_queries: HashMap::new(),
         dials: Vec::new(),
     };
     tokio::spawn(service.run());
@@ -345,6 +426,10 @@ struct Service {
     inbound: HashMap<u64, ResponseChannel<Vec<u8>>>,
     next_inbound: u64,
     outbound: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<TaskResponse, Error>>)>,
+    inbound_sync: HashMap<u64, ResponseChannel<Vec<u8>>>,
+    outbound_sync:
+        HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<SyncResponse, Error>>)>,
+    provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
     dials: Vec<(Multiaddr, oneshot::Sender<Result<(), Error>>)>,
 }
 
@@ -417,6 +502,36 @@ impl Service {
                         .send_response(channel, messages::encode(&response));
                 }
             }
+            Command::SendSync(peer, bytes, tx) => {
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
+                self.outbound_sync.insert(id, (peer, tx));
+            }
+            Command::RespondSync { id, response } => {
+                if let Some(channel) = self.inbound_sync.remove(&id) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, messages::encode(&response));
+                }
+            }
+            Command::Provide(contract) => {
+                if let Err(e) =
+                    self.swarm.behaviour_mut().kad.start_providing(kad::RecordKey::new(&contract.0))
+                {
+                    tracing::warn!(%contract, error = %e, "cannot announce as a provider");
+                }
+            }
+            Command::FindProviders(contract, tx) => {
+                if self.provider_queries.len() >= MAX_PROVIDER_QUERIES {
+                    let _ = tx.send(Vec::new());
+                    return;
+                }
+                let id =
+                    self.swarm.behaviour_mut().kad.get_providers(kad::RecordKey::new(&contract.0));
+                self.provider_queries.insert(id, (HashSet::new(), tx));
+            }
+            Command::Penalize(peer, why) => self.strike(peer, &why),
             Command::Shutdown => {}
         }
     }
@@ -569,6 +684,44 @@ impl Service {
                     }));
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetProviders(result),
+                step,
+                ..
+            })) => {
+                let me = *self.swarm.local_peer_id();
+                let last =
+                    step.last || !matches!(result, Ok(kad::GetProvidersOk::FoundProviders { .. }));
+                if let Some((found, _)) = self.provider_queries.get_mut(&id)
+                    && let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result
+                {
+                    found.extend(providers.into_iter().filter(|p| *p != me));
+                }
+                if last && let Some((found, tx)) = self.provider_queries.remove(&id) {
+                    let _ = tx.send(found.into_iter().collect());
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+                peer,
+                message,
+                ..
+            })) => self.sync_message(peer, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                request_response::Event::OutboundFailure { peer, request_id, error, .. },
+            )) => {
+                if let Some((_, tx)) = self.outbound_sync.remove(&request_id) {
+                    let _ = tx.send(Err(Error::Request {
+                        peer: peer.to_string(),
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                request_response::Event::InboundFailure { .. },
+            )) => {
+                self.inbound_sync.retain(|_, c| c.is_open());
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Tasks(
                 request_response::Event::InboundFailure { peer, error, .. },
             )) => {
@@ -579,6 +732,56 @@ impl Service {
                 self.inbound.retain(|_, c| c.is_open());
             }
             _ => {}
+        }
+    }
+
+    fn sync_message(&mut self, peer: PeerId, message: request_response::Message<Vec<u8>, Vec<u8>>) {
+        match message {
+            request_response::Message::Request { request, channel, .. } => {
+                let answer = match messages::decode::<SyncRequest>(
+                    &request,
+                    MAX_SYNC_REQUEST_BYTES as usize,
+                ) {
+                    Err(e) => {
+                        self.strike(peer, &e.to_string());
+                        SyncResponse::Unavailable(format!("malformed sync request: {e}"))
+                    }
+                    Ok(_) if self.inbound_sync.len() >= MAX_INBOUND_SYNC => {
+                        SyncResponse::Unavailable("busy; try another provider".into())
+                    }
+                    Ok(request) => {
+                        let id = self.next_inbound;
+                        self.next_inbound += 1;
+                        self.inbound_sync.insert(id, channel);
+                        self.emit(Event::Sync {
+                            from: peer,
+                            request,
+                            reply: SyncReply { id, commands: self.commands_tx.clone() },
+                        });
+                        return;
+                    }
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, messages::encode(&answer));
+            }
+            request_response::Message::Response { request_id, response } => {
+                if let Some((from, tx)) = self.outbound_sync.remove(&request_id) {
+                    let decoded = messages::decode::<SyncResponse>(
+                        &response,
+                        MAX_SYNC_RESPONSE_BYTES as usize,
+                    );
+                    if decoded.is_err() {
+                        self.strike(from, "malformed sync response");
+                    }
+                    let _ = tx.send(decoded.map_err(|e| Error::Request {
+                        peer: from.to_string(),
+                        reason: e.to_string(),
+                    }));
+                }
+            }
         }
     }
 }

@@ -241,6 +241,18 @@ impl Store {
             .collect()
     }
 
+    /// The number of receipts of `contract` waiting.
+    pub fn pending_for(&self, contract: &ContractAddress) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(RECEIPTS)?;
+        let mut n = 0;
+        for item in t.range((contract.0, [0u8; 32])..=(contract.0, [0xff; 32]))? {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The number of receipts waiting.
     pub fn pending_count(&self) -> Result<u64> {
         let tx = self.db.begin_read()?;
@@ -298,6 +310,25 @@ impl WriteBatch {
         bytes: &[u8],
     ) -> Result<()> {
         self.put(DELTAS, (contract.0, index), bytes)
+    }
+
+    /// Removes a contract's deltas from index `from` on (local ones the chain did not take).
+    pub fn truncate_deltas(&mut self, contract: &ContractAddress, from: u64) -> Result<()> {
+        let mut t = self.tx.open_table(DELTAS)?;
+        let doomed: Vec<u64> = t
+            .range((contract.0, from)..=(contract.0, u64::MAX))?
+            .map(|item| item.map(|(k, _)| k.value().1))
+            .collect::<Result<_, _>>()?;
+        for index in doomed {
+            t.remove((contract.0, index))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a contract's snapshot.
+    pub fn remove_snapshot(&mut self, contract: &ContractAddress) -> Result<()> {
+        self.tx.open_table(SNAPSHOTS)?.remove(contract.0)?;
+        Ok(())
     }
 
     /// Replaces a contract's snapshot.

@@ -116,3 +116,36 @@ fn a_process_killed_with_sigkill_loses_no_committed_write() {
         assert!(store.delta(&c, last + 1).unwrap().is_some());
     }
 }
+
+#[test]
+fn truncating_drops_only_the_contracts_later_deltas_and_pending_counts_per_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("db.redb")).unwrap();
+    let (a, b) = (ContractAddress([1; 32]), ContractAddress([2; 32]));
+    let mut w = store.batch().unwrap();
+    for i in 0..6u64 {
+        w.put_delta(&a, i, b"a").unwrap();
+        w.put_delta(&b, i, b"b").unwrap();
+    }
+    w.put_snapshot(&a, 4, b"snap").unwrap();
+    w.put_pending_receipt(&a, &TaskId([1; 32]), b"r1").unwrap();
+    w.put_pending_receipt(&a, &TaskId([2; 32]), b"r2").unwrap();
+    w.put_pending_receipt(&b, &TaskId([3; 32]), b"r3").unwrap();
+    w.commit().unwrap();
+    assert_eq!(store.pending_for(&a).unwrap(), 2);
+    assert_eq!(store.pending_for(&b).unwrap(), 1);
+    assert_eq!(store.pending_for(&ContractAddress([9; 32])).unwrap(), 0);
+    let mut w = store.batch().unwrap();
+    w.truncate_deltas(&a, 3).unwrap();
+    w.remove_snapshot(&a).unwrap();
+    w.commit().unwrap();
+    let left: Vec<u64> =
+        store.deltas(&a, 0, 100, usize::MAX).unwrap().iter().map(|d| d.0).collect();
+    assert_eq!(left, vec![0, 1, 2]);
+    assert_eq!(
+        store.deltas(&b, 0, 100, usize::MAX).unwrap().len(),
+        6,
+        "other contracts keep theirs"
+    );
+    assert_eq!(store.snapshot(&a).unwrap(), None);
+}
