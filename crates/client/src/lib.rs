@@ -95,6 +95,18 @@ pub enum ClientError {
         /// The task.
         task_id: TaskId,
     },
+    /// The task was recorded on chain but no worker executed it (the gateway or the selected
+    /// worker refused it, e.g. because its epoch ended first). Nothing ran; once the chain's
+    /// timeout passes, `returnFeesForTask` returns the whole fee.
+    #[error(
+        "task {task_id} was recorded but not executed: {reason}; its fee can be reclaimed after the chain's timeout"
+    )]
+    NotExecuted {
+        /// The task.
+        task_id: TaskId,
+        /// Why, as the gateway or worker said.
+        reason: String,
+    },
     /// The prepaid balance does not cover the fee.
     #[error(
         "the prepaid balance is {have} grains but the task's fee is {need}; deposit more with `Client::deposit` (the token approval is included)"
@@ -331,18 +343,31 @@ impl Client {
     ) -> Result<TaskOutcome> {
         self.ensure_funds(gas_limit).await?;
         let user = self.config.account.address();
-        let nonce = self.chain.task_nonce(user).await?;
-        let contract = ContractAddress::from(task_id(&user, nonce));
-        let (epoch, worker) = self.select(&contract).await?;
-        let key = self.worker_key(worker, epoch).await?;
-        let task_key = KeyPair::generate()?;
-        let shared = task_key.derive_key(&key);
-        let (f, a) = (shared.encrypt(constructor.as_bytes())?, shared.encrypt(args)?);
-        let inputs = inputs_hash_deploy(&f, &a, &code_hash(wasm), task_key.public_key().as_bytes());
-        let (id, _) = self
-            .chain
-            .create_deployment_task_record(inputs, gas_limit, self.config.gas_px, epoch, nonce)
-            .await?;
+        let mut turns = 0;
+        let (id, contract, worker, inputs, shared, f, a, task_key) = loop {
+            let nonce = self.chain.task_nonce(user).await?;
+            let contract = ContractAddress::from(task_id(&user, nonce));
+            let (epoch, worker) = self.select(&contract).await?;
+            let key = self.worker_key(worker, epoch).await?;
+            let task_key = KeyPair::generate()?;
+            let shared = task_key.derive_key(&key);
+            let (f, a) = (shared.encrypt(constructor.as_bytes())?, shared.encrypt(args)?);
+            let inputs =
+                inputs_hash_deploy(&f, &a, &code_hash(wasm), task_key.public_key().as_bytes());
+            match self
+                .chain
+                .create_deployment_task_record(inputs, gas_limit, self.config.gas_px, epoch, nonce)
+                .await
+            {
+                Ok((id, _)) => break (id, contract, worker, inputs, shared, f, a, task_key),
+                Err(e) => {
+                    turns += 1;
+                    if turns >= 3 || !self.epoch_turned(epoch).await? {
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
         use base64::Engine as _;
         let params = serde_json::json!({
             "workerAddress": worker.to_string(),
@@ -372,20 +397,37 @@ impl Client {
         gas_limit: u64,
     ) -> Result<TaskOutcome> {
         self.ensure_funds(gas_limit).await?;
-        let (epoch, worker) = self.select(&contract).await?;
-        let key = self.worker_key(worker, epoch).await?;
-        let task_key = KeyPair::generate()?;
-        let shared = task_key.derive_key(&key);
-        let (f, a) = (shared.encrypt(callable.as_bytes())?, shared.encrypt(args)?);
-        let inputs = inputs_hash_compute(&f, &a, &contract, task_key.public_key().as_bytes());
-        let (id, _) =
-            self.chain.create_task_record(inputs, gas_limit, self.config.gas_px, epoch).await?;
+        let mut turns = 0;
+        let (id, worker, inputs, shared, f, a, task_key) = loop {
+            let (epoch, worker) = self.select(&contract).await?;
+            let key = self.worker_key(worker, epoch).await?;
+            let task_key = KeyPair::generate()?;
+            let shared = task_key.derive_key(&key);
+            let (f, a) = (shared.encrypt(callable.as_bytes())?, shared.encrypt(args)?);
+            let inputs = inputs_hash_compute(&f, &a, &contract, task_key.public_key().as_bytes());
+            match self.chain.create_task_record(inputs, gas_limit, self.config.gas_px, epoch).await
+            {
+                Ok((id, _)) => break (id, worker, inputs, shared, f, a, task_key),
+                Err(e) => {
+                    turns += 1;
+                    if turns >= 3 || !self.epoch_turned(epoch).await? {
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
         let params = serde_json::json!({
             "taskId": id.to_string(), "workerAddress": worker.to_string(),
             "encryptedFn": hexed(&f), "encryptedArgs": hexed(&a),
             "contractAddress": contract.to_string(), "userDHKey": hexed(task_key.public_key().as_bytes()),
         });
         self.run(id, worker, inputs, &shared, "sendTaskInput", params).await
+    }
+
+    /// Whether the current epoch is no longer the one that started at `first_block` (a task
+    /// record naming it is then refused, and the task is prepared again for the new epoch).
+    async fn epoch_turned(&self, first_block: u64) -> Result<bool> {
+        Ok(self.chain.current_epoch().await?.is_some_and(|e| e.first_block != first_block))
     }
 
     async fn run(
@@ -410,8 +452,11 @@ impl Client {
                 .ok(),
             None => None,
         };
-        let _: serde_json::Value =
-            self.http.request(method, rpc_params![params]).await.map_err(gateway_err)?;
+        let _: serde_json::Value = self
+            .http
+            .request(method, rpc_params![params])
+            .await
+            .map_err(|e| ClientError::NotExecuted { task_id: id, reason: e.to_string() })?;
         let deadline = tokio::time::Instant::now() + self.config.result_timeout;
         let view = loop {
             if let Some(s) = sub.as_mut() {

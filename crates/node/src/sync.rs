@@ -167,12 +167,12 @@ impl Fetch<'_> {
 
     async fn reject(&self, peer: PeerId, why: &str) {
         tracing::warn!(%peer, why, "rejecting a sync provider");
-        let _ = self.p2p.penalize(peer, why).await;
-        if let Ok(mut b) = self.bad.lock() {
-            b.insert(peer);
-        }
-        if let Ok(mut r) = self.rejected.lock() {
-            r.push(peer);
+        let first = self.bad.lock().is_ok_and(|mut b| b.insert(peer));
+        if first {
+            let _ = self.p2p.penalize(peer, why).await;
+            if let Ok(mut r) = self.rejected.lock() {
+                r.push(peer);
+            }
         }
     }
 

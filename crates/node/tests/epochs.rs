@@ -1,0 +1,450 @@
+//! A contract carried through many epochs and across workers, on loopback with real anvil, a KM
+//! and four workers (each its own store, p2p port, gateway and enclave), with small epochs:
+//! every task's result is checked against a reference execution of the same task sequence, a
+//! worker is killed with receipts pending and restarted, the KM is restarted, a new worker joins,
+//! syncs the contract's whole history and serves it, and at the end every task of the run is
+//! accounted for on chain (verified, failed or refunded).
+
+use std::{collections::HashSet, path::PathBuf, sync::OnceLock, time::Duration};
+
+use alloy::providers::Provider as _;
+use alloy_primitives::U256;
+use alloy_sol_types::SolValue;
+use enigma_attestation::simulation_measurement;
+use enigma_chain::{
+    Chain, DeployConfig, SimulationPolicy, TaskStatus, deploy, provider, spawn_anvil,
+};
+use enigma_client::{Client, ClientConfig, ClientError, Policy};
+use enigma_crypto::KeyPair;
+use enigma_node::*;
+use enigma_runtime::{ContractCode, ContractState, Limits, Runtime, Task};
+use enigma_types::{ContractAddress, DeltaHash, GasLimit, SignerAddress, TaskId};
+
+const ENG: u128 = 100_000_000;
+const GAS: u64 = 5_000_000;
+const EPOCH_BLOCKS: u64 = 20;
+const TIMEOUT_BLOCKS: u64 = 60;
+
+fn ledger() -> Vec<u8> {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut options =
+            enigma_contract_build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
+        options.target_dir = Some(root.join("target/contracts"));
+        options.locked = true;
+        let built = enigma_contract_build::build(&options).unwrap();
+        std::fs::read(&enigma_contract_build::find(&built, "ledger").unwrap().wasm).unwrap()
+    })
+    .clone()
+}
+
+fn key(anvil: &alloy::node_bindings::AnvilInstance, i: usize) -> KeyPair {
+    KeyPair::from_slice(&anvil.keys()[i].to_bytes()).unwrap()
+}
+
+fn authority() -> KeyPair {
+    KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY).unwrap()
+}
+
+/// The same task sequence run directly on the runtime: what the contract's state must be.
+struct Reference {
+    runtime: Runtime,
+    wasm: Vec<u8>,
+    state: ContractState,
+}
+
+struct NoRandomness;
+
+impl enigma_runtime::Randomness for NoRandomness {
+    fn fill(&mut self, buf: &mut [u8]) {
+        buf.fill(0);
+    }
+}
+
+impl Reference {
+    fn deploy(wasm: Vec<u8>) -> Self {
+        let mut r =
+            Self { runtime: Runtime::new(Limits::default()), wasm, state: ContractState::new() };
+        let outcome = r.run(Task::deploy("construct()", &[], GasLimit(GAS)));
+        r.apply(&outcome.result.unwrap().delta);
+        r
+    }
+
+    fn run(&mut self, task: Task<'_>) -> enigma_runtime::Outcome {
+        let code = ContractCode::new(&self.wasm);
+        self.runtime.execute(&code, task, &self.state, &mut NoRandomness)
+    }
+
+    fn apply(&mut self, delta: &enigma_types::delta::Delta) {
+        if !delta.is_empty() {
+            let hash = DeltaHash(enigma_types::keccak256(&delta.encode()));
+            self.state.apply(delta, hash).unwrap();
+        }
+    }
+
+    /// Records `amount`: the output on success, the error text on failure.
+    fn record(&mut self, amount: u64) -> Result<Vec<u8>, String> {
+        let args = (U256::from(amount),).abi_encode_params();
+        let task = Task::call("record(uint256)", &args, GasLimit(GAS)).after(&self.state);
+        let outcome = self.run(task);
+        match outcome.result {
+            Ok(s) => {
+                self.apply(&s.delta);
+                Ok(s.output)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+struct Net {
+    anvil: alloy::node_bindings::AnvilInstance,
+    url: String,
+    chain: Chain,
+    enigma: enigma_types::Address,
+    token: enigma_types::Address,
+    km: Option<KmNode>,
+    km_dir: tempfile::TempDir,
+    km_addr: std::net::SocketAddr,
+    workers: Vec<Option<WorkerNode>>,
+    dirs: Vec<tempfile::TempDir>,
+}
+
+impl Net {
+    async fn start() -> Self {
+        let anvil = spawn_anvil().unwrap();
+        let url = anvil.endpoint_url().to_string();
+        let deployer = key(&anvil, 0);
+        let km_dir = tempfile::tempdir().unwrap();
+        let principal = prepare_km(km_dir.path()).unwrap();
+        let p = provider(&url, Some(&deployer)).unwrap();
+        let d = deploy(
+            &p,
+            &DeployConfig {
+                epoch_size: EPOCH_BLOCKS,
+                timeout_blocks: TIMEOUT_BLOCKS,
+                principal,
+                group_size: 1,
+                simulation: Some(SimulationPolicy {
+                    authority: authority().address(),
+                    debug_allowed: false,
+                    worker_enclaves: vec![simulation_measurement("worker")],
+                    km_enclaves: vec![simulation_measurement("km")],
+                }),
+                ias: None,
+            },
+        )
+        .await
+        .unwrap();
+        let chain = Chain::new(p, d.enigma, d.token, Some(deployer.address()));
+        let mut net = Self {
+            anvil,
+            url,
+            chain,
+            enigma: d.enigma,
+            token: d.token,
+            km: None,
+            km_addr: "127.0.0.1:0".parse().unwrap(),
+            km_dir,
+            workers: Vec::new(),
+            dirs: Vec::new(),
+        };
+        net.start_km().await;
+        for i in 0..3 {
+            net.add_worker(i, 1_000 * ENG).await;
+        }
+        net.next_epoch_with(3).await;
+        net
+    }
+
+    async fn start_km(&mut self) {
+        let km = start_km(KmConfig {
+            data_dir: self.km_dir.path().to_path_buf(),
+            chain_url: self.url.clone(),
+            enigma: self.enigma,
+            token: self.token,
+            operator: key(&self.anvil, 9),
+            rpc_listen: self.km_addr,
+            poll_interval: Duration::from_millis(100),
+            simulation_authority: Some(authority()),
+        })
+        .await
+        .unwrap();
+        self.km_addr = km.rpc_addr;
+        self.km = Some(km);
+    }
+
+    fn worker_config(&self, i: usize, stake: u128) -> WorkerConfig {
+        let mut config = WorkerConfig::devnet(
+            self.dirs[i].path().to_path_buf(),
+            self.url.clone(),
+            self.enigma,
+            self.token,
+            key(&self.anvil, 1 + i),
+            format!("http://{}", self.km_addr),
+        );
+        config.simulation_authority = Some(authority());
+        config.stake = Some(stake);
+        config.batch_size = 8;
+        config.batch_wait = Duration::from_millis(1_500);
+        config.poll_interval = Duration::from_millis(100);
+        config.handover_wait = Duration::from_secs(5);
+        config.gateway_listen = Some("127.0.0.1:0".parse().unwrap());
+        config.bootstrap =
+            self.workers.iter().flatten().next().map(|w| w.p2p_addrs.clone()).unwrap_or_default();
+        config
+    }
+
+    async fn add_worker(&mut self, i: usize, stake: u128) {
+        self.chain.transfer_token(key(&self.anvil, 1 + i).address(), 10 * stake).await.unwrap();
+        self.dirs.push(tempfile::tempdir().unwrap());
+        let node = start_worker(self.worker_config(i, stake)).await.unwrap();
+        self.workers.push(Some(node));
+    }
+
+    /// Mines up to the next epoch and waits until the KM has started one with `workers` workers.
+    async fn next_epoch_with(&self, workers: usize) -> u64 {
+        let before = self.chain.epoch_count().await.unwrap();
+        let next = self.chain.next_epoch_block().await.unwrap();
+        let now = self.chain.block_number().await.unwrap();
+        if next > now {
+            let _: serde_json::Value = self
+                .chain
+                .provider()
+                .raw_request("anvil_mine".into(), (next - now,))
+                .await
+                .unwrap();
+        }
+        for _ in 0..300 {
+            if let Ok(Some(e)) = self.chain.current_epoch().await
+                && e.nonce >= before
+                && e.workers.len() == workers
+            {
+                return e.first_block;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no epoch with {workers} workers started");
+    }
+
+    fn gateway(&self, avoid: Option<usize>) -> String {
+        let (_, w) = self
+            .workers
+            .iter()
+            .enumerate()
+            .find(|(i, w)| w.is_some() && Some(*i) != avoid)
+            .unwrap();
+        format!("http://{}", w.as_ref().unwrap().gateway_addr.unwrap())
+    }
+
+    async fn client(&self, user: &KeyPair, gateway: String) -> Client {
+        Client::connect(ClientConfig {
+            gateway_url: gateway,
+            chain_url: self.url.clone(),
+            enigma: self.enigma,
+            token: self.token,
+            account: KeyPair::from_bytes(&user.secret_bytes()).unwrap(),
+            gas_px: 1,
+            policy: Policy::default().with_simulation_authority(authority().address()),
+            result_timeout: Duration::from_secs(30),
+        })
+        .await
+        .unwrap()
+    }
+
+    fn index_of(&self, signer: SignerAddress) -> Option<usize> {
+        self.workers.iter().position(|w| w.as_ref().is_some_and(|w| w.signer == signer))
+    }
+
+    async fn holder(&self, contract: &ContractAddress) -> SignerAddress {
+        let epoch = self.chain.current_epoch().await.unwrap().unwrap();
+        enigma_types::selection::select_worker(&epoch.seed, contract, &epoch.workers, &epoch.stakes)
+            .unwrap()
+    }
+}
+
+/// What the test saw of every task it sent.
+#[derive(Default)]
+struct Ledger {
+    verified: Vec<TaskId>,
+    failed: Vec<TaskId>,
+    unexecuted: Vec<TaskId>,
+    workers: HashSet<SignerAddress>,
+    epochs: HashSet<u64>,
+}
+
+impl Ledger {
+    /// Sends `record(amount)` and checks the answer against the reference.
+    async fn record(
+        &mut self,
+        client: &Client,
+        reference: &mut Reference,
+        contract: ContractAddress,
+        amount: u64,
+    ) {
+        let args = (U256::from(amount),).abi_encode_params();
+        let got = client.compute(contract, "record(uint256)", &args, GAS).await;
+        match got {
+            Ok(outcome) => {
+                let want = reference.record(amount).expect("the reference succeeds too");
+                assert_eq!(
+                    outcome.output, want,
+                    "task {} (amount {amount}) answers as the reference does",
+                    outcome.task_id
+                );
+                self.verified.push(outcome.task_id);
+                self.workers.insert(outcome.worker);
+            }
+            Err(ClientError::TaskFailed { task_id, message, .. }) => {
+                let want = reference.record(amount).expect_err("the reference fails too");
+                assert!(message.contains("an entry must be positive"), "{message} / {want}");
+                self.failed.push(task_id);
+            }
+            Err(ClientError::NotExecuted { task_id, reason }) => {
+                eprintln!("task {task_id} not executed: {reason}");
+                self.unexecuted.push(task_id);
+            }
+            Err(e) => panic!("task of amount {amount}: {e}"),
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.verified.len() + self.failed.len() + self.unexecuted.len()
+    }
+}
+
+async fn settled(chain: &Chain, ids: &[TaskId]) {
+    for _ in 0..300 {
+        let mut open = 0;
+        for id in ids {
+            if chain.task(id).await.unwrap().is_none_or(|r| r.status == TaskStatus::Created) {
+                open += 1;
+            }
+        }
+        if open == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("receipts did not land");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_task() {
+    let mut net = Net::start().await;
+    let user = key(&net.anvil, 8);
+    net.chain.transfer_token(user.address(), 10_000 * ENG).await.unwrap();
+    let client = net.client(&user, net.gateway(None)).await;
+    client.deposit(5_000 * ENG).await.unwrap();
+    let deployed = client.deploy(&ledger(), "construct()", &[], GAS).await.unwrap();
+    let contract = deployed.contract;
+    let mut reference = Reference::deploy(ledger());
+    let mut seen = Ledger::default();
+    let mut amount = 0u64;
+    let mut next_amount = || {
+        amount += 1;
+        // Every 17th entry is zero, which the contract refuses: a failed task.
+        if amount % 17 == 0 { 0 } else { amount }
+    };
+
+    // 1. Tasks through several epochs until the contract has moved between workers.
+    while seen.total() < 120 || seen.workers.len() < 2 {
+        assert!(seen.total() < 400, "the contract never moved to another worker");
+        let epoch = net.chain.current_epoch().await.unwrap().unwrap().first_block;
+        seen.epochs.insert(epoch);
+        seen.record(&client, &mut reference, contract, next_amount()).await;
+    }
+    assert!(seen.epochs.len() >= 3, "the run spans several epochs: {:?}", seen.epochs);
+
+    // 2. Kill the worker that holds the contract right after a few tasks (receipts pending),
+    //    and restart it from its store within the same epoch.
+    let holder = net.index_of(net.holder(&contract).await).unwrap();
+    let client = net.client(&user, net.gateway(Some(holder))).await;
+    let before_kill = seen.verified.len();
+    for _ in 0..5 {
+        seen.record(&client, &mut reference, contract, next_amount()).await;
+    }
+    let epoch_at_kill = net.chain.current_epoch().await.unwrap().unwrap().nonce;
+    net.workers[holder].take().unwrap().stop().await;
+    let open_at_kill = {
+        let mut open = 0;
+        for id in &seen.verified[before_kill..] {
+            if net.chain.task(id).await.unwrap().unwrap().status == TaskStatus::Created {
+                open += 1;
+            }
+        }
+        open
+    };
+    eprintln!("killed worker {holder} with {open_at_kill} receipts pending");
+    // While it is down, its tasks cannot run.
+    seen.record(&client, &mut reference, contract, next_amount()).await;
+    let config = net.worker_config(holder, 1_000 * ENG);
+    net.workers[holder] = Some(start_worker(config).await.unwrap());
+    assert_eq!(net.chain.current_epoch().await.unwrap().unwrap().nonce, epoch_at_kill);
+    // The restarted worker commits what it had pending.
+    settled(&net.chain, &seen.verified[before_kill..]).await;
+    for _ in 0..10 {
+        seen.record(&client, &mut reference, contract, next_amount()).await;
+    }
+
+    // 3. Restart the KM: the next epochs and state keys come from the same master secret.
+    net.km.take().unwrap().stop().await;
+    net.start_km().await;
+
+    // 4. A new worker with a large stake joins; it syncs the contract's whole history from its
+    //    peers and serves it.
+    net.add_worker(3, 30_000 * ENG).await;
+    let newcomer = net.workers[3].as_ref().unwrap().signer;
+    net.next_epoch_with(4).await;
+    let client = net.client(&user, net.gateway(None)).await;
+    let mut rounds = 0;
+    while !seen.workers.contains(&newcomer) {
+        rounds += 1;
+        assert!(rounds < 200, "the new worker never served the contract");
+        if rounds % 20 == 0 && net.holder(&contract).await != newcomer {
+            net.next_epoch_with(4).await;
+        }
+        seen.record(&client, &mut reference, contract, next_amount()).await;
+    }
+    for _ in 0..20 {
+        seen.record(&client, &mut reference, contract, next_amount()).await;
+    }
+
+    // 5. Everything settles: receipts land, and after the timeout unexecuted tasks are refunded.
+    let mut finished: Vec<TaskId> = seen.verified.clone();
+    finished.extend(&seen.failed);
+    settled(&net.chain, &finished).await;
+    let _: serde_json::Value =
+        net.chain.provider().raw_request("anvil_mine".into(), (TIMEOUT_BLOCKS + 1,)).await.unwrap();
+    for id in &seen.unexecuted {
+        net.chain.return_fees(*id).await.unwrap();
+    }
+    let (mut verified, mut failed, mut refunded) = (0, 0, 0);
+    for id in seen.verified.iter().chain(&seen.failed).chain(&seen.unexecuted) {
+        match net.chain.task(id).await.unwrap().unwrap().status {
+            TaskStatus::Verified => verified += 1,
+            TaskStatus::Failed => failed += 1,
+            TaskStatus::FailedReturn => refunded += 1,
+            other => panic!("task {id} ended {other:?}"),
+        }
+    }
+    assert_eq!(
+        (verified, failed, refunded),
+        (seen.verified.len(), seen.failed.len(), seen.unexecuted.len()),
+        "the chain agrees with what every task's sender saw"
+    );
+    // Every successful record appended one delta after the deployment's.
+    let on_chain = net.chain.secret_contract(&contract).await.unwrap().unwrap();
+    assert_eq!(on_chain.delta_count, 1 + seen.verified.len() as u64);
+    assert_eq!(on_chain.delta_count, reference.state.next_index());
+    eprintln!(
+        "{} tasks: {verified} verified, {failed} failed, {refunded} refunded, over {} epochs and {} workers",
+        seen.total(),
+        seen.epochs.len(),
+        seen.workers.len()
+    );
+    for w in net.workers.into_iter().flatten() {
+        w.stop().await;
+    }
+}
