@@ -211,20 +211,28 @@ pub(crate) async fn serve(
             // Subscribe before looking, so a result arriving in between is not missed.
             let mut events = w.result_events.subscribe();
             let sink = pending.accept().await?;
-            let found = match result_of(&w, &task).await {
-                Some(r) => r,
-                None => loop {
+            let wait = async {
+                if let Some(r) = result_of(&w, &task).await {
+                    return Some(r);
+                }
+                loop {
                     match events.recv().await {
-                        Ok(r) if r.task_id == task => break r,
+                        Ok(r) if r.task_id == task => return Some(r),
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                             if let Some(r) = result_of(&w, &task).await {
-                                break r;
+                                return Some(r);
                             }
                         }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     }
-                },
+                }
             };
+            // A subscriber that goes away (or a server that stops) ends the wait.
+            let found = tokio::select! {
+                found = wait => found,
+                () = sink.closed() => None,
+            };
+            let Some(found) = found else { return Ok(()) };
             let message = SubscriptionMessage::from(serde_json::value::to_raw_value(
                 &TaskResultView::from(&found),
             )?);

@@ -118,6 +118,7 @@ impl Worker {
 
     async fn prepare(&self, contract: ContractAddress, epoch: u64) -> Result<()> {
         let previous = self.previous_group(epoch, &contract).await;
+        tracing::debug!(me = %self.signer, %contract, epoch, ?previous, "preparing contract");
         let mut holders = Vec::new();
         if !previous.contains(&self.signer) {
             for signer in &previous {
@@ -189,6 +190,7 @@ impl Worker {
                     self.p2p.send_sync(p, &SyncRequest::Status { contract }),
                 )
                 .await;
+                tracing::debug!(me = %self.signer, %signer, %contract, epoch, ?asked, "hand-over status");
                 match asked {
                     Ok(Ok(SyncResponse::Status { epoch: e, pending_receipts: 0, .. }))
                         if e >= epoch =>
@@ -227,12 +229,13 @@ impl Worker {
         }
         // The longest prefix of what is kept that equals the chain.
         let common = keep.min(chain_count);
-        let mut matching = self.verified.get(&contract).min(common);
+        let start = self.verified.get(&contract).min(common);
+        let mut matching = start;
         if matching < common {
-            let hashes = self.chain.delta_hashes(&contract, matching, common).await?;
-            for (index, bytes) in self.store.deltas(&contract, matching, common, usize::MAX)? {
-                let Some(want) = hashes.get((index - matching) as usize) else { break };
-                if index != matching || delta_hash(&bytes) != *want {
+            let hashes = self.chain.delta_hashes(&contract, start, common).await?;
+            let local = self.store.deltas(&contract, start, common, usize::MAX)?;
+            for ((index, bytes), want) in local.iter().zip(&hashes) {
+                if *index != matching || delta_hash(bytes) != *want {
                     break;
                 }
                 matching += 1;

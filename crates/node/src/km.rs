@@ -59,14 +59,25 @@ pub struct KmNode {
     pub rpc_addr: SocketAddr,
     server: ServerHandle,
     epochs: tokio::task::JoinHandle<()>,
+    km: std::sync::Weak<Km>,
 }
 
 impl KmNode {
-    /// Stops serving and running epochs.
+    /// Stops serving and running epochs. Returns once its store is closed, so the same data
+    /// directory can be opened again (its sealed master secret and the chain's epoch counter
+    /// carry over).
     pub async fn stop(self) {
         self.epochs.abort();
+        let _ = self.epochs.await;
         let _ = self.server.stop();
         self.server.stopped().await;
+        for _ in 0..300 {
+            if self.km.upgrade().is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::warn!("the key manager's store is still in use after stopping");
     }
 }
 
@@ -178,7 +189,8 @@ pub async fn start_km(config: KmConfig) -> Result<KmNode> {
         }
     });
     tracing::info!(signer = %init.report.signer, %rpc_addr, "key manager ready");
-    Ok(KmNode { signer: init.report.signer, rpc_addr, server, epochs })
+    let km = Arc::downgrade(&km);
+    Ok(KmNode { signer: init.report.signer, rpc_addr, server, epochs, km })
 }
 
 impl Km {

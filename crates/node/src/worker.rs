@@ -130,6 +130,8 @@ pub(crate) struct Worker {
     pub(crate) results: RwLock<HashMap<TaskId, PublishedResult>>,
     pub(crate) result_events: broadcast::Sender<PublishedResult>,
     receipts: Mutex<ReceiptQueue>,
+    /// One committer at a time: receipts of a contract must reach the chain in order.
+    committing: Mutex<()>,
     pub(crate) execution: Mutex<()>,
     km_url: String,
     record_wait: Duration,
@@ -264,6 +266,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         results: RwLock::new(HashMap::new()),
         result_events,
         receipts: Mutex::new(queue),
+        committing: Mutex::new(()),
         execution: Mutex::new(()),
         km_url: config.km_url.clone(),
         record_wait: config.record_wait,
@@ -712,7 +715,7 @@ impl Worker {
             self.persist(&r, epoch, false, None).await?;
             r
         };
-        tracing::info!(task = %task_id, status = ?result.status, gas = result.gas_used, "executed");
+        tracing::info!(me = %self.signer, task = %task_id, epoch, current, status = ?result.status, gas = result.gas_used, "executed");
         Ok(())
     }
 
@@ -897,6 +900,7 @@ impl Worker {
     }
 
     async fn commit_receipts(&self, flush: bool) -> Result<()> {
+        let _one = self.committing.lock().await;
         let mut commits = self.receipts.lock().await.take(flush).into_iter();
         while let Some(commit) = commits.next() {
             let commit = match self.drop_uncommittable(commit).await {
@@ -966,6 +970,7 @@ impl Worker {
         for p in list {
             let m = Self::decode(&p)?;
             if m.success && m.prev_delta_hash != expected {
+                tracing::debug!(me = %self.signer, task = %p.task, epoch = p.epoch, prev = %m.prev_delta_hash, %expected, "uncommittable");
                 dropped.push(p);
                 continue;
             }

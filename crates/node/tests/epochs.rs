@@ -332,6 +332,10 @@ async fn settled(chain: &Chain, ids: &[TaskId]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_task() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let mut net = Net::start().await;
     let user = key(&net.anvil, 8);
     net.chain.transfer_token(user.address(), 10_000 * ENG).await.unwrap();
@@ -349,7 +353,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     };
 
     // 1. Tasks through several epochs until the contract has moved between workers.
-    while seen.total() < 120 || seen.workers.len() < 2 {
+    while seen.total() < 220 || seen.workers.len() < 2 {
         assert!(seen.total() < 400, "the contract never moved to another worker");
         let epoch = net.chain.current_epoch().await.unwrap().unwrap().first_block;
         seen.epochs.insert(epoch);
@@ -357,36 +361,40 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     }
     assert!(seen.epochs.len() >= 3, "the run spans several epochs: {:?}", seen.epochs);
 
-    // 2. Kill the worker that holds the contract right after a few tasks (receipts pending),
-    //    and restart it from its store within the same epoch.
+    // 2. In a fresh epoch, kill the worker that holds the contract right after a few tasks
+    //    (receipts pending), and restart it from its store within the same epoch.
+    let epoch_at_kill = net.next_epoch_with(3).await;
     let holder = net.index_of(net.holder(&contract).await).unwrap();
     let client = net.client(&user, net.gateway(Some(holder))).await;
     let before_kill = seen.verified.len();
-    for _ in 0..5 {
+    for _ in 0..4 {
         seen.record(&client, &mut reference, contract, next_amount()).await;
     }
-    let epoch_at_kill = net.chain.current_epoch().await.unwrap().unwrap().nonce;
     net.workers[holder].take().unwrap().stop().await;
-    let open_at_kill = {
-        let mut open = 0;
-        for id in &seen.verified[before_kill..] {
-            if net.chain.task(id).await.unwrap().unwrap().status == TaskStatus::Created {
-                open += 1;
-            }
+    let mut open_at_kill = 0;
+    for id in &seen.verified[before_kill..] {
+        if net.chain.task(id).await.unwrap().unwrap().status == TaskStatus::Created {
+            open_at_kill += 1;
         }
-        open
-    };
+    }
     eprintln!("killed worker {holder} with {open_at_kill} receipts pending");
-    // While it is down, its tasks cannot run.
+    // While it is down, its tasks cannot run: recorded, refused, refundable.
+    let refused = seen.unexecuted.len();
     seen.record(&client, &mut reference, contract, next_amount()).await;
+    assert_eq!(seen.unexecuted.len(), refused + 1, "a task for a stopped worker is not executed");
     let config = net.worker_config(holder, 1_000 * ENG);
     net.workers[holder] = Some(start_worker(config).await.unwrap());
-    assert_eq!(net.chain.current_epoch().await.unwrap().unwrap().nonce, epoch_at_kill);
-    // The restarted worker commits what it had pending.
+    // The restarted worker commits what it had pending, and serves from its store.
     settled(&net.chain, &seen.verified[before_kill..]).await;
-    for _ in 0..10 {
+    for _ in 0..3 {
         seen.record(&client, &mut reference, contract, next_amount()).await;
     }
+    assert_eq!(
+        net.chain.current_epoch().await.unwrap().unwrap().first_block,
+        epoch_at_kill,
+        "the kill and restart happened within one epoch"
+    );
+    assert!(seen.workers.contains(&net.workers[holder].as_ref().unwrap().signer));
 
     // 3. Restart the KM: the next epochs and state keys come from the same master secret.
     net.km.take().unwrap().stop().await;

@@ -52,6 +52,11 @@ pub enum StoreError {
     /// redb failed (I/O, corruption, a full disk).
     #[error("the node's database failed: {0}; check the data directory's disk and permissions")]
     Db(#[from] redb::Error),
+    /// Another open handle (another node process on the same data directory) holds the file.
+    #[error(
+        "the database {0} is in use by another process; stop the other node using this data directory, or give this one another"
+    )]
+    InUse(String),
     /// Stored bytes do not have the expected shape.
     #[error("corrupt record in the node's database: {0}")]
     Corrupt(String),
@@ -126,7 +131,21 @@ impl Store {
         if let Some(dir) = path.as_ref().parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
         }
-        let db = Database::create(path)?;
+        // A node that just stopped in this process may still be closing the file; wait a
+        // moment for it rather than failing a restart.
+        let mut attempts = 0;
+        let db = loop {
+            match Database::create(path.as_ref()) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 100 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(StoreError::InUse(path.as_ref().display().to_string()));
+                }
+                other => break other?,
+            }
+        };
         let tx = db.begin_write()?;
         tx.open_table(CODE)?;
         tx.open_table(CONTRACTS)?;
