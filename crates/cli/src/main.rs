@@ -145,6 +145,10 @@ struct NodeArgs {
     /// Worker: flush receipts at least this often (milliseconds).
     #[arg(long)]
     batch_wait_ms: Option<u64>,
+    /// Worker: at an epoch change, wait at most this long for the previous holder of a
+    /// contract to commit its receipts before taking over from the chain (milliseconds).
+    #[arg(long)]
+    handover_wait_ms: Option<u64>,
 }
 
 impl NodeArgs {
@@ -171,6 +175,7 @@ impl NodeArgs {
             stake: self.stake.or(file.stake),
             batch_size: self.batch_size.or(file.batch_size),
             batch_wait_ms: self.batch_wait_ms.or(file.batch_wait_ms),
+            handover_wait_ms: self.handover_wait_ms.or(file.handover_wait_ms),
         })
     }
 }
@@ -314,6 +319,9 @@ async fn worker(a: NodeArgs) -> Result<()> {
     }
     if let Some(ms) = a.batch_wait_ms {
         config.batch_wait = Duration::from_millis(ms);
+    }
+    if let Some(ms) = a.handover_wait_ms {
+        config.handover_wait = Duration::from_millis(ms);
     }
     let node = start_worker(config).await.context("starting the worker")?;
     say!("worker {} ready", node.signer);

@@ -27,7 +27,7 @@ fn sync(c: &mut Criterion) {
         let (provider_handle, addrs) =
             provider(filled_store(dir.path(), &code, &deltas), chain.clone(), false, Vec::new())
                 .await;
-        let me = receiver(&[addrs.clone()]).await;
+        let me = receiver(std::slice::from_ref(&addrs)).await;
         (me, peer_of(&addrs), provider_handle)
     });
     let mut group = c.benchmark_group("sync");

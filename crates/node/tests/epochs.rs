@@ -5,6 +5,11 @@
 //! syncs the contract's whole history and serves it, and at the end every task of the run is
 //! accounted for on chain (verified, failed or refunded).
 
+#![allow(
+    clippy::print_stderr,
+    reason = "the test reports what it saw, for whoever reads a failure"
+)]
+
 use std::{collections::HashSet, path::PathBuf, sync::OnceLock, time::Duration};
 
 use alloy::providers::Provider as _;
@@ -78,7 +83,7 @@ impl Reference {
 
     fn apply(&mut self, delta: &enigma_types::delta::Delta) {
         if !delta.is_empty() {
-            let hash = DeltaHash(enigma_types::keccak256(&delta.encode()));
+            let hash = DeltaHash(enigma_types::keccak256(delta.encode()));
             self.state.apply(delta, hash).unwrap();
         }
     }
@@ -349,7 +354,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     let mut next_amount = || {
         amount += 1;
         // Every 17th entry is zero, which the contract refuses: a failed task.
-        if amount % 17 == 0 { 0 } else { amount }
+        if amount.is_multiple_of(17) { 0 } else { amount }
     };
 
     // 1. Tasks through several epochs until the contract has moved between workers.

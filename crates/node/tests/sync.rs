@@ -57,7 +57,7 @@ async fn a_tampering_provider_is_rejected_and_every_delta_arrives_verified() {
     let (_evil2, evil2_addrs) =
         provider(filled_store(dirs[3].path(), &code, &more), longer.clone(), true, Vec::new())
             .await;
-    let me2 = receiver(&[evil2_addrs.clone()]).await;
+    let me2 = receiver(std::slice::from_ref(&evil2_addrs)).await;
     let err = sync_contract(&me2, &store, &*longer, &verified, CONTRACT, &[peer_of(&evil2_addrs)])
         .await
         .unwrap_err();
