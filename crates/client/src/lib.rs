@@ -376,7 +376,7 @@ impl Client {
             "userDHKey": hexed(task_key.public_key().as_bytes()),
             "contractAddress": contract.to_string(),
         });
-        let outcome = self.run(id, worker, inputs, &shared, "deploySecretContract", params).await?;
+        let outcome = self.run(id, worker, inputs, shared, "deploySecretContract", params).await?;
         // A deployment is done when the chain registers the contract (the receipt lands).
         let deadline = tokio::time::Instant::now() + self.config.result_timeout;
         while self.chain.secret_contract(&contract).await?.is_none() {
@@ -388,7 +388,9 @@ impl Client {
         Ok(outcome)
     }
 
-    /// Calls `callable` (e.g. `add_millionaire(address,uint256)`) on `contract` with ABI-encoded `args`.
+    /// Calls `callable` (e.g. `add_millionaire(address,uint256)`) on `contract` with ABI-encoded
+    /// `args`, and waits for the result: [`record_compute`](Self::record_compute), then
+    /// [`send`](Self::send), then [`TaskHandle::result`].
     pub async fn compute(
         &self,
         contract: ContractAddress,
@@ -396,9 +398,23 @@ impl Client {
         args: &[u8],
         gas_limit: u64,
     ) -> Result<TaskOutcome> {
+        let task = self.record_compute(contract, callable, args, gas_limit).await?;
+        self.send(task).await?.result().await
+    }
+
+    /// The first half of a compute task: selects the worker, checks its attestation, encrypts the
+    /// inputs to its key and records the task on chain (the fee is escrowed from here on). Send
+    /// it with [`send`](Self::send); a task never sent can be refunded after the chain's timeout.
+    pub async fn record_compute(
+        &self,
+        contract: ContractAddress,
+        callable: &str,
+        args: &[u8],
+        gas_limit: u64,
+    ) -> Result<RecordedTask> {
         self.ensure_funds(gas_limit).await?;
         let mut turns = 0;
-        let (id, worker, inputs, shared, f, a, task_key) = loop {
+        loop {
             let (epoch, worker) = self.select(&contract).await?;
             let key = self.worker_key(worker, epoch).await?;
             let task_key = KeyPair::generate()?;
@@ -407,7 +423,23 @@ impl Client {
             let inputs = inputs_hash_compute(&f, &a, &contract, task_key.public_key().as_bytes());
             match self.chain.create_task_record(inputs, gas_limit, self.config.gas_px, epoch).await
             {
-                Ok((id, _)) => break (id, worker, inputs, shared, f, a, task_key),
+                Ok((id, _)) => {
+                    let params = serde_json::json!({
+                        "taskId": id.to_string(), "workerAddress": worker.to_string(),
+                        "encryptedFn": hexed(&f), "encryptedArgs": hexed(&a),
+                        "contractAddress": contract.to_string(),
+                        "userDHKey": hexed(task_key.public_key().as_bytes()),
+                    });
+                    return Ok(RecordedTask {
+                        id,
+                        contract,
+                        worker,
+                        epoch_block: epoch,
+                        inputs,
+                        shared,
+                        params,
+                    });
+                }
                 Err(e) => {
                     turns += 1;
                     if turns >= 3 || !self.epoch_turned(epoch).await? {
@@ -415,13 +447,25 @@ impl Client {
                     }
                 }
             }
-        };
-        let params = serde_json::json!({
-            "taskId": id.to_string(), "workerAddress": worker.to_string(),
-            "encryptedFn": hexed(&f), "encryptedArgs": hexed(&a),
-            "contractAddress": contract.to_string(), "userDHKey": hexed(task_key.public_key().as_bytes()),
-        });
-        self.run(id, worker, inputs, &shared, "sendTaskInput", params).await
+        }
+    }
+
+    /// Sends a recorded task to the gateway; the handle awaits its result.
+    pub async fn send(&self, task: RecordedTask) -> Result<TaskHandle<'_>> {
+        self.start(task.id, task.worker, task.inputs, task.shared, "sendTaskInput", task.params)
+            .await
+    }
+
+    /// A task's status on chain.
+    pub async fn task_status(&self, task: TaskId) -> Result<enigma_chain::TaskStatus> {
+        Ok(self.chain.task(&task).await?.map_or(enigma_chain::TaskStatus::Undefined, |r| r.status))
+    }
+
+    /// Returns the whole fee of a task nobody committed, once the chain's timeout has passed
+    /// (anyone may call it; the fee goes to the task's sender's prepaid balance).
+    pub async fn refund(&self, task: TaskId) -> Result<()> {
+        self.chain.return_fees(task).await?;
+        Ok(())
     }
 
     /// Whether the current epoch is no longer the one that started at `first_block` (a task
@@ -430,18 +474,18 @@ impl Client {
         Ok(self.chain.current_epoch().await?.is_some_and(|e| e.first_block != first_block))
     }
 
-    async fn run(
+    async fn start(
         &self,
         id: TaskId,
         worker: SignerAddress,
         inputs: enigma_types::InputsHash,
-        shared: &enigma_crypto::SymmetricKey,
+        shared: enigma_crypto::SymmetricKey,
         method: &str,
         params: serde_json::Value,
-    ) -> Result<TaskOutcome> {
+    ) -> Result<TaskHandle<'_>> {
         // Subscribe before sending, so the push cannot be missed.
         let ws = WsClientBuilder::default().build(&self.ws_url).await.ok();
-        let mut sub = match &ws {
+        let sub = match &ws {
             Some(ws) => ws
                 .subscribe::<ResultView, _>(
                     "subscribeTaskResult",
@@ -457,16 +501,99 @@ impl Client {
             .request(method, rpc_params![params])
             .await
             .map_err(|e| ClientError::NotExecuted { task_id: id, reason: e.to_string() })?;
-        let deadline = tokio::time::Instant::now() + self.config.result_timeout;
+        Ok(TaskHandle { client: self, id, worker, inputs, shared, _ws: ws, sub })
+    }
+
+    async fn run(
+        &self,
+        id: TaskId,
+        worker: SignerAddress,
+        inputs: enigma_types::InputsHash,
+        shared: enigma_crypto::SymmetricKey,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<TaskOutcome> {
+        self.start(id, worker, inputs, shared, method, params).await?.result().await
+    }
+}
+
+/// A compute task recorded on chain but not sent yet (see [`Client::record_compute`]).
+#[derive(Debug)]
+pub struct RecordedTask {
+    id: TaskId,
+    contract: ContractAddress,
+    worker: SignerAddress,
+    epoch_block: u64,
+    inputs: enigma_types::InputsHash,
+    shared: enigma_crypto::SymmetricKey,
+    params: serde_json::Value,
+}
+
+impl RecordedTask {
+    /// The task id.
+    #[must_use]
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The contract.
+    #[must_use]
+    pub fn contract(&self) -> ContractAddress {
+        self.contract
+    }
+
+    /// The worker selected for it.
+    #[must_use]
+    pub fn worker(&self) -> SignerAddress {
+        self.worker
+    }
+
+    /// The first block of the epoch its record names.
+    #[must_use]
+    pub fn epoch_block(&self) -> u64 {
+        self.epoch_block
+    }
+}
+
+/// A task sent to a gateway: await its result with [`result`](Self::result).
+pub struct TaskHandle<'a> {
+    client: &'a Client,
+    id: TaskId,
+    worker: SignerAddress,
+    inputs: enigma_types::InputsHash,
+    shared: enigma_crypto::SymmetricKey,
+    _ws: Option<jsonrpsee::ws_client::WsClient>,
+    sub: Option<jsonrpsee::core::client::Subscription<ResultView>>,
+}
+
+impl std::fmt::Debug for TaskHandle<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskHandle").field("id", &self.id).field("worker", &self.worker).finish()
+    }
+}
+
+impl TaskHandle<'_> {
+    /// The task id.
+    #[must_use]
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// Waits for the result (pushed over WebSocket; polled over HTTP if the push channel
+    /// fails), checks the enclave's signature and hashes, and decrypts it.
+    pub async fn result(mut self) -> Result<TaskOutcome> {
+        let (id, worker, inputs) = (self.id, self.worker, self.inputs);
+        let client = self.client;
+        let deadline = tokio::time::Instant::now() + client.config.result_timeout;
         let view = loop {
-            if let Some(s) = sub.as_mut() {
+            if let Some(s) = self.sub.as_mut() {
                 match tokio::time::timeout(Duration::from_millis(500), s.next()).await {
                     Ok(Some(Ok(v))) => break v,
-                    Ok(_) => sub = None,
+                    Ok(_) => self.sub = None,
                     Err(_) => {}
                 }
             } else {
-                let polled: Option<ResultView> = self
+                let polled: Option<ResultView> = client
                     .http
                     .request(
                         "getTaskResult",
@@ -483,6 +610,7 @@ impl Client {
                 return Err(ClientError::TimedOut { task_id: id });
             }
         };
+        let shared = &self.shared;
         let message = ResultMessage::try_from(&view).map_err(ClientError::BadResult)?;
         if message.task_id != id || message.inputs_hash != inputs {
             return Err(ClientError::BadResult("it answers another task".into()));

@@ -401,11 +401,34 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     );
     assert!(seen.workers.contains(&net.workers[holder].as_ref().unwrap().signer));
 
-    // 3. Restart the KM: the next epochs and state keys come from the same master secret.
+    // 3. A task recorded in one epoch and sent only after the epoch moved the contract to
+    //    another worker is refused unexecuted; its fee comes back after the timeout.
+    let late = next_amount();
+    let recorded = client
+        .record_compute(contract, "record(uint256)", &(U256::from(late),).abi_encode_params(), GAS)
+        .await
+        .unwrap();
+    let mut turns = 0;
+    while net.holder(&contract).await == recorded.worker() {
+        turns += 1;
+        assert!(turns < 30, "the contract never changed hands");
+        net.next_epoch_with(3).await;
+    }
+    let id = recorded.id();
+    match client.send(recorded).await {
+        Err(ClientError::NotExecuted { task_id, reason }) => {
+            assert_eq!(task_id, id);
+            assert!(reason.contains("ended before it ran"), "{reason}");
+            seen.unexecuted.push(id);
+        }
+        other => panic!("a task of an ended epoch was not refused: {other:?}"),
+    }
+
+    // 4. Restart the KM: the next epochs and state keys come from the same master secret.
     net.km.take().unwrap().stop().await;
     net.start_km().await;
 
-    // 4. A new worker with a large stake joins; it syncs the contract's whole history from its
+    // 5. A new worker with a large stake joins; it syncs the contract's whole history from its
     //    peers and serves it.
     net.add_worker(3, 30_000 * ENG).await;
     let newcomer = net.workers[3].as_ref().unwrap().signer;
@@ -424,7 +447,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
         seen.record(&client, &mut reference, contract, next_amount()).await;
     }
 
-    // 5. Everything settles: receipts land, and after the timeout unexecuted tasks are refunded.
+    // 6. Everything settles: receipts land, and after the timeout unexecuted tasks are refunded.
     let mut finished: Vec<TaskId> = seen.verified.clone();
     finished.extend(&seen.failed);
     settled(&net.chain, &finished).await;
@@ -459,5 +482,8 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     );
     for w in net.workers.into_iter().flatten() {
         w.stop().await;
+    }
+    if let Some(km) = net.km.take() {
+        km.stop().await;
     }
 }
