@@ -98,13 +98,7 @@ impl Worker {
             )));
         }
         let _waiting = Waiting(&self.waiting);
-        let gate = self
-            .gates
-            .lock()
-            .map_err(|_| NodeError::Io("a lock was poisoned".into()))?
-            .entry(contract)
-            .or_insert_with(|| Arc::new(Mutex::new(())))
-            .clone();
+        let gate = self.gate(contract)?;
         let _gate = gate.lock().await;
         if self.is_ready(&contract, epoch) {
             return Ok(());
@@ -127,16 +121,18 @@ impl Worker {
                 }
             }
         }
-        let head =
-            self.chain.secret_contract(&contract).await?.ok_or_else(|| {
-                NodeError::Refused(format!("contract {contract} is not deployed"))
-            })?;
-        self.reconcile(contract, head.code_hash, head.delta_count).await?;
+        self.catch_up(contract, holders).await
+    }
+
+    /// Reconciles the local copy of `contract` with the chain and syncs what is missing, asking
+    /// `first` before Kademlia's providers and the connected peers.
+    async fn catch_up(&self, contract: ContractAddress, first: Vec<PeerId>) -> Result<()> {
+        let head = self.reconcile(contract).await?;
         let local = self.store.contract(&contract)?;
         let behind = local.is_none_or(|l| l.next_index < head.delta_count)
             || self.store.code(&head.code_hash)?.is_none();
         if behind {
-            let mut providers = holders;
+            let mut providers = first;
             for p in self.p2p.find_providers(contract).await? {
                 if !providers.contains(&p) {
                     providers.push(p);
@@ -158,6 +154,7 @@ impl Worker {
             )
             .await?;
             tracing::info!(
+                me = %self.signer,
                 %contract,
                 deltas = report.deltas,
                 bytes = report.bytes,
@@ -168,6 +165,30 @@ impl Worker {
         }
         self.p2p.provide(contract).await?;
         Ok(())
+    }
+
+    /// Keeps a copy of a contract this worker is not selected for, so the network holds its
+    /// state in more than one place: if its holder goes down, the next one syncs from here.
+    pub(crate) async fn replicate(&self, contract: ContractAddress) -> Result<()> {
+        let gate = self.gate(contract)?;
+        let _gate = gate.lock().await;
+        if let Some(epoch) = self.current_epoch().await
+            && (self.group(epoch, &contract).await.contains(&self.signer)
+                || self.is_ready(&contract, epoch))
+        {
+            return Ok(()); // selected: the task path keeps it current
+        }
+        self.catch_up(contract, Vec::new()).await
+    }
+
+    fn gate(&self, contract: ContractAddress) -> Result<Arc<Mutex<()>>> {
+        Ok(self
+            .gates
+            .lock()
+            .map_err(|_| NodeError::Io("a lock was poisoned".into()))?
+            .entry(contract)
+            .or_insert_with(|| Arc::new(Mutex::new(())))
+            .clone())
     }
 
     /// Waits (bounded) until the previous holder has entered `epoch` and committed every receipt
@@ -216,37 +237,45 @@ impl Worker {
 
     /// Makes the local copy of `contract` a prefix of the chain's: deltas the chain did not take
     /// (receipts that never landed) are removed, unless receipts for them are still pending.
-    async fn reconcile(
-        &self,
-        contract: ContractAddress,
-        code_hash: enigma_types::CodeHash,
-        chain_count: u64,
-    ) -> Result<()> {
-        let Some(local) = self.store.contract(&contract)? else { return Ok(()) };
+    async fn reconcile(&self, contract: ContractAddress) -> Result<enigma_chain::SecretContract> {
+        // Pending receipts first, then the chain: a receipt that lands in between is then on
+        // the chain read, never mistaken for a local delta the chain did not take.
+        let pending = self.store.pending_for(&contract)?;
+        let head =
+            self.chain.secret_contract(&contract).await?.ok_or_else(|| {
+                NodeError::Refused(format!("contract {contract} is not deployed"))
+            })?;
+        let (code_hash, chain_count) = (head.code_hash, head.delta_count);
+        let Some(local) = self.store.contract(&contract)? else { return Ok(head) };
         let mut keep = local.next_index;
-        if keep > chain_count && self.store.pending_for(&contract)? == 0 {
+        if keep > chain_count && pending == 0 {
             keep = chain_count;
         }
-        // The longest prefix of what is kept that equals the chain.
         let common = keep.min(chain_count);
-        let start = self.verified.get(&contract).min(common);
-        let mut matching = start;
-        if matching < common {
-            let hashes = self.chain.delta_hashes(&contract, start, common).await?;
-            let local = self.store.deltas(&contract, start, common, usize::MAX)?;
-            for ((index, bytes), want) in local.iter().zip(&hashes) {
-                if *index != matching || delta_hash(bytes) != *want {
-                    break;
+        // The longest prefix of what is kept that equals the chain. Deltas are ciphertexts under
+        // fresh nonces, so once a local copy leaves the chain no later delta matches it again:
+        // checking the last common index settles the usual case, a binary search finds a fork.
+        let known = self.verified.get(&contract).min(common);
+        let matching = if common == known || self.matches_chain(&contract, common - 1).await? {
+            common
+        } else {
+            let (mut lo, mut hi) = (known, common - 1);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.matches_chain(&contract, mid).await? {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
                 }
-                matching += 1;
             }
-            self.verified.raise(&contract, matching);
-        }
+            lo
+        };
+        self.verified.raise(&contract, matching);
         if matching < common {
             keep = matching;
         }
         if keep == local.next_index && local.code_hash == code_hash {
-            return Ok(());
+            return Ok(head);
         }
         let tip = match keep {
             0 => DeltaHash::ZERO,
@@ -264,7 +293,14 @@ impl Worker {
         b.put_contract(&contract, &ContractInfo { code_hash, next_index: keep, tip })?;
         b.commit()?;
         self.verified.lower(&contract, keep);
-        Ok(())
+        Ok(head)
+    }
+
+    /// Whether the local delta `index` of `contract` is the chain's.
+    async fn matches_chain(&self, contract: &ContractAddress, index: u64) -> Result<bool> {
+        let Some(local) = self.store.delta(contract, index)? else { return Ok(false) };
+        let chain = self.chain.delta_hashes(contract, index, index + 1).await?;
+        Ok(chain.first() == Some(&delta_hash(&local)))
     }
 
     /// At the start of an epoch (or of the node): prepares, in the background, every deployed
@@ -278,6 +314,7 @@ impl Worker {
             }
         };
         let mut mine = HashSet::new();
+        let mut others = Vec::new();
         let mut start = 0;
         while start < count {
             let stop = (start + CONTRACT_PAGE).min(count);
@@ -286,6 +323,8 @@ impl Worker {
                     for c in list {
                         if self.group(epoch, &c).await.contains(&self.signer) {
                             mine.insert(c);
+                        } else {
+                            others.push(c);
                         }
                     }
                 }
@@ -296,12 +335,32 @@ impl Worker {
             }
             start = stop;
         }
+        self.mark_dirty(others);
         for contract in mine {
             if self.current_epoch().await != Some(epoch) {
                 return;
             }
             if let Err(e) = self.ensure_ready(contract, epoch).await {
                 tracing::warn!(%contract, error = %e, "taking over a contract failed; its next task retries");
+            }
+        }
+    }
+
+    /// Queues contracts whose chain moved for replication.
+    pub(crate) fn mark_dirty(&self, contracts: impl IntoIterator<Item = ContractAddress>) {
+        if let Ok(mut d) = self.dirty.lock() {
+            d.extend(contracts);
+        }
+    }
+
+    /// Replicates the contracts queued since the last round.
+    pub(crate) async fn replicate_dirty(&self) {
+        let dirty: Vec<ContractAddress> =
+            self.dirty.lock().map(|mut d| d.drain().collect()).unwrap_or_default();
+        for contract in dirty {
+            if let Err(e) = self.replicate(contract).await {
+                tracing::debug!(%contract, error = %e, "replicating a contract failed; retrying later");
+                self.mark_dirty([contract]);
             }
         }
     }

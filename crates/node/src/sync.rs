@@ -357,28 +357,30 @@ async fn serve_inner<H: DeltaHashes>(
             if from >= to {
                 return unavailable("this node holds no deltas in that range");
             }
-            let mut prefix = verified.get(&contract);
-            if prefix < to {
-                // Check the local deltas beyond the verified prefix against the chain.
-                let hashes = chain.hashes(&contract, prefix, to).await?;
-                let local = store.deltas(&contract, prefix, to, usize::MAX)?;
-                for ((index, bytes), want) in local.iter().zip(&hashes) {
-                    if *index != prefix || delta_hash(bytes) != *want {
-                        break;
-                    }
-                    prefix += 1;
+            // Serve only the leading run of local deltas that equal the chain's.
+            let local = store.deltas(&contract, from, to, MAX_SYNC_DELTA_BYTES)?;
+            let prefix = verified.get(&contract);
+            let last = from + local.len() as u64;
+            let hashes = if last <= prefix {
+                Vec::new()
+            } else {
+                chain.hashes(&contract, from, last).await?
+            };
+            let mut deltas = Vec::with_capacity(local.len());
+            for (i, (index, bytes)) in local.into_iter().enumerate() {
+                let checked =
+                    index < prefix || hashes.get(i).is_some_and(|want| delta_hash(&bytes) == *want);
+                if index != from + i as u64 || !checked {
+                    break;
                 }
-                verified.raise(&contract, prefix);
+                deltas.push(bytes);
             }
-            let to = to.min(prefix);
-            if from >= to {
+            if from <= prefix {
+                verified.raise(&contract, from + deltas.len() as u64);
+            }
+            if deltas.is_empty() {
                 return unavailable("this node has not verified deltas in that range");
             }
-            let deltas: Vec<Vec<u8>> = store
-                .deltas(&contract, from, to, MAX_SYNC_DELTA_BYTES)?
-                .into_iter()
-                .map(|(_, bytes)| bytes)
-                .collect();
             Ok(SyncResponse::Deltas { from, deltas })
         }
     }

@@ -144,6 +144,8 @@ pub(crate) struct Worker {
     pub(crate) waiting: AtomicUsize,
     pub(crate) verified: Verified,
     pub(crate) spawned: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Contracts whose chain moved, to replicate (those this worker is not selected for).
+    pub(crate) dirty: std::sync::Mutex<std::collections::HashSet<ContractAddress>>,
 }
 
 /// A running worker node.
@@ -277,6 +279,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         waiting: AtomicUsize::new(0),
         verified: Verified::default(),
         spawned: std::sync::Mutex::new(Vec::new()),
+        dirty: std::sync::Mutex::new(std::collections::HashSet::new()),
     });
     for (contract, _) in worker.store.contracts()? {
         worker.p2p.provide(contract).await?;
@@ -364,6 +367,14 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
             if let Err(e) = w.commit_receipts(flush).await {
                 tracing::warn!(error = %e, "committing receipts failed; will retry");
             }
+        }
+    }));
+    // Replicate, every second, the contracts whose chain moved.
+    let w = worker.clone();
+    tasks.push(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            w.replicate_dirty().await;
         }
     }));
     // Announce periodically so late joiners learn the key.
@@ -531,11 +542,16 @@ impl Worker {
                 // Receipts of the epoch that ended go now.
                 self.commit_receipts(true).await?;
             }
-            ChainEvent::ReceiptVerified { task_id, .. }
-            | ChainEvent::ReceiptFailed { task_id, .. }
+            ChainEvent::ReceiptVerified { task_id, contract, .. } => {
+                self.mark_dirty([contract]);
+                self.forget_receipt(&task_id).await?;
+            }
+            ChainEvent::SecretContractDeployed { contract, .. } => self.mark_dirty([contract]),
+            ChainEvent::ReceiptFailed { task_id, .. }
             | ChainEvent::ReceiptFailedEth { task_id, .. }
             | ChainEvent::TaskFeeReturned { task_id, .. } => self.forget_receipt(&task_id).await?,
-            ChainEvent::ReceiptsVerified { task_ids, .. } => {
+            ChainEvent::ReceiptsVerified { task_ids, contract, .. } => {
+                self.mark_dirty([contract]);
                 for t in task_ids {
                     self.forget_receipt(&t).await?;
                 }

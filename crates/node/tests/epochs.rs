@@ -22,6 +22,7 @@ use enigma_chain::{
 use enigma_client::{Client, ClientConfig, ClientError, Policy};
 use enigma_crypto::KeyPair;
 use enigma_node::*;
+use enigma_p2p::{SyncRequest, SyncResponse};
 use enigma_runtime::{ContractCode, ContractState, Limits, Runtime, Task};
 use enigma_types::{ContractAddress, DeltaHash, GasLimit, SignerAddress, TaskId};
 
@@ -258,6 +259,60 @@ impl Net {
         .unwrap()
     }
 
+    /// Asks worker `i` over `/enigma/sync/1` where it stands on `contract`: (epoch, deltas held).
+    async fn status(&self, i: usize, contract: ContractAddress) -> Option<(u64, u64)> {
+        let w = self.workers[i].as_ref()?;
+        let (probe, _events) = enigma_p2p::spawn(enigma_p2p::Config {
+            bootstrap: w.p2p_addrs.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut answer = None;
+        for _ in 0..50 {
+            match probe.send_sync(w.peer_id, &SyncRequest::Status { contract }).await {
+                Ok(SyncResponse::Status { epoch, next_index, .. }) => {
+                    answer = Some((epoch, next_index));
+                    break;
+                }
+                Ok(SyncResponse::Unavailable(_)) => {
+                    answer = Some((0, 0));
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        probe.shutdown().await;
+        answer
+    }
+
+    /// Waits until every running worker holds all of `contract`'s deltas on chain.
+    async fn replicated(&self, contract: ContractAddress) {
+        let count = self.chain.secret_contract(&contract).await.unwrap().unwrap().delta_count;
+        for i in 0..self.workers.len() {
+            for attempt in 0.. {
+                assert!(attempt < 200, "worker {i} never replicated the contract");
+                match self.status(i, contract).await {
+                    Some((_, held)) if held < count => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    /// Waits until worker `i` has seen the epoch starting at `first_block`.
+    async fn noticed(&self, i: usize, contract: ContractAddress, first_block: u64) {
+        for _ in 0..200 {
+            if self.status(i, contract).await.is_some_and(|(e, _)| e >= first_block) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("worker {i} never saw the epoch starting at block {first_block}");
+    }
+
     fn index_of(&self, signer: SignerAddress) -> Option<usize> {
         self.workers.iter().position(|w| w.as_ref().is_some_and(|w| w.signer == signer))
     }
@@ -273,6 +328,8 @@ impl Net {
 #[derive(Default)]
 struct Ledger {
     verified: Vec<TaskId>,
+    /// The amount each verified task recorded, in order.
+    amounts: Vec<u64>,
     failed: Vec<TaskId>,
     unexecuted: Vec<TaskId>,
     workers: HashSet<SignerAddress>,
@@ -299,6 +356,7 @@ impl Ledger {
                     outcome.task_id
                 );
                 self.verified.push(outcome.task_id);
+                self.amounts.push(amount);
                 self.workers.insert(outcome.worker);
             }
             Err(ClientError::TaskFailed { task_id, message, .. }) => {
@@ -311,6 +369,25 @@ impl Ledger {
                 self.unexecuted.push(task_id);
             }
             Err(e) => panic!("task of amount {amount}: {e}"),
+        }
+    }
+
+    /// Tasks whose results were delivered but whose receipts will never land: they end refunded,
+    /// and the reference is rebuilt without them.
+    fn lose(&mut self, lost: &[TaskId], reference: &mut Reference) {
+        let mut kept = (Vec::new(), Vec::new());
+        for (id, amount) in self.verified.iter().zip(&self.amounts) {
+            if lost.contains(id) {
+                self.unexecuted.push(*id);
+            } else {
+                kept.0.push(*id);
+                kept.1.push(*amount);
+            }
+        }
+        (self.verified, self.amounts) = kept;
+        *reference = Reference::deploy(ledger());
+        for amount in &self.amounts {
+            reference.record(*amount).unwrap();
         }
     }
 
@@ -401,7 +478,63 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     );
     assert!(seen.workers.contains(&net.workers[holder].as_ref().unwrap().signer));
 
-    // 3. A task recorded in one epoch and sent only after the epoch moved the contract to
+    // 3. Kill the holder again with receipts pending, and let the epoch move the contract while
+    //    it is down: the next holder cannot reach it and takes over from the chain's state (synced
+    //    from the replicas). The tasks the dead worker ran but never committed are lost to the
+    //    chain: its receipts no longer fit when it returns, it drops them (they are refunded) and
+    //    its local copy, which left the chain, is cut back and synced.
+    net.next_epoch_with(3).await;
+    // Every deployed delta is replicated before the holder goes down with more.
+    let everything: Vec<TaskId> = seen.verified.iter().chain(&seen.failed).copied().collect();
+    settled(&net.chain, &everything).await;
+    net.replicated(contract).await;
+    let dead_signer = net.holder(&contract).await;
+    let holder = net.index_of(dead_signer).unwrap();
+    let client = net.client(&user, net.gateway(Some(holder))).await;
+    let before_kill = seen.verified.len();
+    for _ in 0..3 {
+        seen.record(&client, &mut reference, contract, next_amount()).await;
+    }
+    net.workers[holder].take().unwrap().stop().await;
+    let mut lost = Vec::new();
+    for id in &seen.verified[before_kill..] {
+        if net.chain.task(id).await.unwrap().unwrap().status == TaskStatus::Created {
+            lost.push(*id);
+        }
+    }
+    eprintln!("killed worker {holder} again, {} receipts will never land", lost.len());
+    seen.lose(&lost, &mut reference);
+    let dead = holder;
+    let mut turns = 0;
+    while net.holder(&contract).await == dead_signer {
+        turns += 1;
+        assert!(turns < 30, "the contract never changed hands");
+        net.next_epoch_with(3).await;
+    }
+    let before_takeover = seen.verified.len();
+    let client = net.client(&user, net.gateway(Some(dead))).await;
+    for _ in 0..6 {
+        seen.record(&client, &mut reference, contract, next_amount()).await;
+    }
+    assert!(seen.verified.len() > before_takeover, "the next holder took over from the chain");
+    settled(&net.chain, &seen.verified[before_takeover..]).await;
+    let config = net.worker_config(dead, 1_000 * ENG);
+    net.workers[dead] = Some(start_worker(config).await.unwrap());
+    // When the contract comes back to it, it answers from a copy equal to the chain's.
+    let mut turns = 0;
+    while net.holder(&contract).await != dead_signer {
+        turns += 1;
+        assert!(turns < 40, "the contract never came back");
+        net.next_epoch_with(3).await;
+    }
+    let back = seen.verified.len();
+    let client = net.client(&user, net.gateway(None)).await;
+    for _ in 0..4 {
+        seen.record(&client, &mut reference, contract, next_amount()).await;
+    }
+    assert!(seen.verified.len() > back, "the returning worker serves the contract again");
+
+    // 4. A task recorded in one epoch and sent only after the epoch moved the contract to
     //    another worker is refused unexecuted; its fee comes back after the timeout.
     let late = next_amount();
     let recorded = client
@@ -409,11 +542,14 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
         .await
         .unwrap();
     let mut turns = 0;
+    let mut epoch = 0;
     while net.holder(&contract).await == recorded.worker() {
         turns += 1;
         assert!(turns < 30, "the contract never changed hands");
-        net.next_epoch_with(3).await;
+        epoch = net.next_epoch_with(3).await;
     }
+    // Sent once the worker it was recorded for knows its epoch is over.
+    net.noticed(net.index_of(recorded.worker()).unwrap(), contract, epoch).await;
     let id = recorded.id();
     match client.send(recorded).await {
         Err(ClientError::NotExecuted { task_id, reason }) => {
@@ -424,11 +560,11 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
         other => panic!("a task of an ended epoch was not refused: {other:?}"),
     }
 
-    // 4. Restart the KM: the next epochs and state keys come from the same master secret.
+    // 5. Restart the KM: the next epochs and state keys come from the same master secret.
     net.km.take().unwrap().stop().await;
     net.start_km().await;
 
-    // 5. A new worker with a large stake joins; it syncs the contract's whole history from its
+    // 6. A new worker with a large stake joins; it syncs the contract's whole history from its
     //    peers and serves it.
     net.add_worker(3, 30_000 * ENG).await;
     let newcomer = net.workers[3].as_ref().unwrap().signer;
@@ -447,7 +583,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
         seen.record(&client, &mut reference, contract, next_amount()).await;
     }
 
-    // 6. Everything settles: receipts land, and after the timeout unexecuted tasks are refunded.
+    // 7. Everything settles: receipts land, and after the timeout unexecuted tasks are refunded.
     let mut finished: Vec<TaskId> = seen.verified.clone();
     finished.extend(&seen.failed);
     settled(&net.chain, &finished).await;
