@@ -21,6 +21,8 @@ use enigma_chain::{
 };
 use enigma_client::{Client, ClientConfig, ClientError, Policy};
 use enigma_crypto::KeyPair;
+mod support;
+
 use enigma_node::*;
 use enigma_p2p::{SyncRequest, SyncResponse};
 use enigma_runtime::{ContractCode, ContractState, Limits, Runtime, Task};
@@ -583,7 +585,52 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
         seen.record(&client, &mut reference, contract, next_amount()).await;
     }
 
-    // 7. Everything settles: receipts land, and after the timeout unexecuted tasks are refunded.
+    // 7. A peer that copied the contract's history (verified against the chain) and serves it
+    //    tampered is caught: a fresh node syncing from it and an honest worker gets every delta
+    //    right, and the tamperer is penalized.
+    let everything: Vec<TaskId> = seen.verified.iter().chain(&seen.failed).copied().collect();
+    settled(&net.chain, &everything).await;
+    net.replicated(contract).await;
+    let chain = std::sync::Arc::new(net.chain.clone());
+    let honest: Vec<_> = net.workers.iter().flatten().map(|w| w.peer_id).collect();
+    let bootstrap: Vec<_> =
+        net.workers.iter().flatten().flat_map(|w| w.p2p_addrs.clone()).collect();
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = enigma_store::Store::open(copy_dir.path().join("copy.redb")).unwrap();
+    let copier = support::receiver(std::slice::from_ref(&bootstrap)).await;
+    let copied =
+        sync::sync_contract(&copier, &copy, &*chain, &sync::Verified::default(), contract, &honest)
+            .await
+            .unwrap();
+    let on_chain = net.chain.secret_contract(&contract).await.unwrap().unwrap();
+    assert_eq!(
+        copied.next_index, on_chain.delta_count,
+        "a plain copy from the workers is complete"
+    );
+    copier.shutdown().await;
+    let (_tamperer, tamperer_addrs) =
+        support::provider(copy, chain.clone(), true, bootstrap.clone()).await;
+    let tamperer = support::peer_of(&tamperer_addrs);
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = enigma_store::Store::open(fresh_dir.path().join("fresh.redb")).unwrap();
+    let me = support::receiver(&[tamperer_addrs, bootstrap]).await;
+    let mut providers = vec![tamperer];
+    providers.extend(&honest);
+    let report =
+        sync::sync_contract(&me, &fresh, &*chain, &sync::Verified::default(), contract, &providers)
+            .await
+            .unwrap();
+    assert_eq!(report.rejected, vec![tamperer]);
+    assert_eq!(report.next_index, on_chain.delta_count);
+    let hashes = net.chain.delta_hashes(&contract, 0, on_chain.delta_count).await.unwrap();
+    let stored = fresh.deltas(&contract, 0, on_chain.delta_count, usize::MAX).unwrap();
+    assert_eq!(stored.len() as u64, on_chain.delta_count);
+    for ((i, d), h) in stored.iter().zip(&hashes) {
+        assert_eq!(enigma_types::delta_hash(d), *h, "delta {i}");
+    }
+    me.shutdown().await;
+
+    // 8. Everything settles: receipts land, and after the timeout unexecuted tasks are refunded.
     let mut finished: Vec<TaskId> = seen.verified.clone();
     finished.extend(&seen.failed);
     settled(&net.chain, &finished).await;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use enigma_node::sync::{MemoryHashes, Verified, serve};
+use enigma_node::sync::{DeltaHashes, MemoryHashes, Verified, serve};
 use enigma_p2p::{Event, Handle, Multiaddr, PeerId, SyncResponse};
 use enigma_store::{ContractInfo, Store};
 use enigma_types::{CodeHash, ContractAddress, DeltaHash, code_hash, delta_hash};
@@ -60,9 +60,9 @@ pub(crate) fn filled_store(dir: &std::path::Path, code: &[u8], deltas: &[Vec<u8>
 }
 
 /// A p2p node serving `store`; with `tamper`, every delta response has one byte flipped.
-pub(crate) async fn provider(
+pub(crate) async fn provider<H: DeltaHashes + 'static>(
     store: Store,
-    chain: Arc<MemoryHashes>,
+    chain: Arc<H>,
     tamper: bool,
     bootstrap: Vec<Multiaddr>,
 ) -> (Handle, Vec<Multiaddr>) {
