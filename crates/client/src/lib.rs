@@ -117,6 +117,9 @@ pub enum ClientError {
         /// The fee.
         need: u128,
     },
+    /// No secret contract at this address on chain (nothing was recorded or paid).
+    #[error("no secret contract is deployed at {0}; check the address (nothing was recorded)")]
+    UnknownContract(ContractAddress),
     /// No epoch or no worker to select.
     #[error("no worker can be selected: {0}")]
     NoWorker(String),
@@ -341,14 +344,39 @@ impl Client {
         args: &[u8],
         gas_limit: u64,
     ) -> Result<TaskOutcome> {
+        let task = self
+            .record_deploy_with(wasm, constructor, args, gas_limit, &TaskOptions::default())
+            .await?;
+        let (id, contract) = (task.id, task.contract);
+        let outcome = self.send(task).await?.result().await?;
+        // A deployment is done when the chain registers the contract (the receipt lands).
+        let deadline = tokio::time::Instant::now() + self.config.result_timeout;
+        while self.chain.secret_contract(&contract).await?.is_none() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(ClientError::TimedOut { task_id: id });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(outcome)
+    }
+
+    /// The first half of a deployment: like [`record_compute_with`](Self::record_compute_with),
+    /// for a new contract whose address is the task id.
+    pub async fn record_deploy_with(
+        &self,
+        wasm: &[u8],
+        constructor: &str,
+        args: &[u8],
+        gas_limit: u64,
+        options: &TaskOptions,
+    ) -> Result<RecordedTask> {
         self.ensure_funds(gas_limit).await?;
         let user = self.config.account.address();
         let mut turns = 0;
-        let (id, contract, worker, inputs, shared, f, a, task_key) = loop {
+        loop {
             let nonce = self.chain.task_nonce(user).await?;
             let contract = ContractAddress::from(task_id(&user, nonce));
-            let (epoch, worker) = self.select(&contract).await?;
-            let key = self.worker_key(worker, epoch).await?;
+            let (epoch, worker, key) = self.target(&contract, options).await?;
             let task_key = KeyPair::generate()?;
             let shared = task_key.derive_key(&key);
             let (f, a) = (shared.encrypt(constructor.as_bytes())?, shared.encrypt(args)?);
@@ -359,7 +387,26 @@ impl Client {
                 .create_deployment_task_record(inputs, gas_limit, self.config.gas_px, epoch, nonce)
                 .await
             {
-                Ok((id, _)) => break (id, contract, worker, inputs, shared, f, a, task_key),
+                Ok((id, _)) => {
+                    use base64::Engine as _;
+                    let params = serde_json::json!({
+                        "workerAddress": worker.to_string(),
+                        "preCode": base64::engine::general_purpose::STANDARD.encode(wasm),
+                        "encryptedArgs": hexed(&a), "encryptedFn": hexed(&f),
+                        "userDHKey": hexed(task_key.public_key().as_bytes()),
+                        "contractAddress": contract.to_string(),
+                    });
+                    return Ok(RecordedTask {
+                        id,
+                        contract,
+                        worker,
+                        epoch_block: epoch,
+                        inputs,
+                        shared,
+                        method: "deploySecretContract",
+                        params,
+                    });
+                }
                 Err(e) => {
                     turns += 1;
                     if turns >= 3 || !self.epoch_turned(epoch).await? {
@@ -367,25 +414,22 @@ impl Client {
                     }
                 }
             }
-        };
-        use base64::Engine as _;
-        let params = serde_json::json!({
-            "workerAddress": worker.to_string(),
-            "preCode": base64::engine::general_purpose::STANDARD.encode(wasm),
-            "encryptedArgs": hexed(&a), "encryptedFn": hexed(&f),
-            "userDHKey": hexed(task_key.public_key().as_bytes()),
-            "contractAddress": contract.to_string(),
-        });
-        let outcome = self.run(id, worker, inputs, shared, "deploySecretContract", params).await?;
-        // A deployment is done when the chain registers the contract (the receipt lands).
-        let deadline = tokio::time::Instant::now() + self.config.result_timeout;
-        while self.chain.secret_contract(&contract).await?.is_none() {
-            if tokio::time::Instant::now() > deadline {
-                return Err(ClientError::TimedOut { task_id: id });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(outcome)
+    }
+
+    /// The selected worker (or the one `options` names) and the key to encrypt to.
+    async fn target(
+        &self,
+        contract: &ContractAddress,
+        options: &TaskOptions,
+    ) -> Result<(u64, SignerAddress, PublicKey)> {
+        let (epoch, selected) = self.select(contract).await?;
+        let worker = options.worker.unwrap_or(selected);
+        let key = match &options.encrypt_to {
+            Some(k) => *k,
+            None => self.worker_key(worker, epoch).await?,
+        };
+        Ok((epoch, worker, key))
     }
 
     /// Calls `callable` (e.g. `add_millionaire(address,uint256)`) on `contract` with ABI-encoded
@@ -412,11 +456,25 @@ impl Client {
         args: &[u8],
         gas_limit: u64,
     ) -> Result<RecordedTask> {
+        self.record_compute_with(contract, callable, args, gas_limit, &TaskOptions::default()).await
+    }
+
+    /// [`record_compute`](Self::record_compute) with [`TaskOptions`].
+    pub async fn record_compute_with(
+        &self,
+        contract: ContractAddress,
+        callable: &str,
+        args: &[u8],
+        gas_limit: u64,
+        options: &TaskOptions,
+    ) -> Result<RecordedTask> {
+        if self.chain.secret_contract(&contract).await?.is_none() {
+            return Err(ClientError::UnknownContract(contract));
+        }
         self.ensure_funds(gas_limit).await?;
         let mut turns = 0;
         loop {
-            let (epoch, worker) = self.select(&contract).await?;
-            let key = self.worker_key(worker, epoch).await?;
+            let (epoch, worker, key) = self.target(&contract, options).await?;
             let task_key = KeyPair::generate()?;
             let shared = task_key.derive_key(&key);
             let (f, a) = (shared.encrypt(callable.as_bytes())?, shared.encrypt(args)?);
@@ -437,6 +495,7 @@ impl Client {
                         epoch_block: epoch,
                         inputs,
                         shared,
+                        method: "sendTaskInput",
                         params,
                     });
                 }
@@ -452,13 +511,28 @@ impl Client {
 
     /// Sends a recorded task to the gateway; the handle awaits its result.
     pub async fn send(&self, task: RecordedTask) -> Result<TaskHandle<'_>> {
-        self.start(task.id, task.worker, task.inputs, task.shared, "sendTaskInput", task.params)
-            .await
+        self.start(task.id, task.worker, task.inputs, task.shared, task.method, task.params).await
     }
 
     /// A task's status on chain.
     pub async fn task_status(&self, task: TaskId) -> Result<enigma_chain::TaskStatus> {
         Ok(self.chain.task(&task).await?.map_or(enigma_chain::TaskStatus::Undefined, |r| r.status))
+    }
+
+    /// Waits until the task is final on chain (a receipt landed, or its fee was returned) and
+    /// returns its status.
+    pub async fn wait_final(&self, task: TaskId) -> Result<enigma_chain::TaskStatus> {
+        let deadline = tokio::time::Instant::now() + self.config.result_timeout;
+        loop {
+            let status = self.task_status(task).await?;
+            if status.is_final() {
+                return Ok(status);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ClientError::TimedOut { task_id: task });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Returns the whole fee of a task nobody committed, once the chain's timeout has passed
@@ -503,21 +577,10 @@ impl Client {
             .map_err(|e| ClientError::NotExecuted { task_id: id, reason: e.to_string() })?;
         Ok(TaskHandle { client: self, id, worker, inputs, shared, _ws: ws, sub })
     }
-
-    async fn run(
-        &self,
-        id: TaskId,
-        worker: SignerAddress,
-        inputs: enigma_types::InputsHash,
-        shared: enigma_crypto::SymmetricKey,
-        method: &str,
-        params: serde_json::Value,
-    ) -> Result<TaskOutcome> {
-        self.start(id, worker, inputs, shared, method, params).await?.result().await
-    }
 }
 
-/// A compute task recorded on chain but not sent yet (see [`Client::record_compute`]).
+/// A task recorded on chain but not sent yet (see [`Client::record_compute`],
+/// [`Client::record_deploy_with`]).
 #[derive(Debug)]
 pub struct RecordedTask {
     id: TaskId,
@@ -526,7 +589,19 @@ pub struct RecordedTask {
     epoch_block: u64,
     inputs: enigma_types::InputsHash,
     shared: enigma_crypto::SymmetricKey,
+    method: &'static str,
     params: serde_json::Value,
+}
+
+/// Overrides for a task, for operators and tests: direct it at a given worker, or encrypt its
+/// inputs to a given key. A worker that is not selected refuses the task (it is then refundable);
+/// inputs under the wrong key end in a signed failure.
+#[derive(Debug, Clone, Default)]
+pub struct TaskOptions {
+    /// Send to this worker instead of the selected one.
+    pub worker: Option<SignerAddress>,
+    /// Encrypt to this key instead of the worker's.
+    pub encrypt_to: Option<PublicKey>,
 }
 
 impl RecordedTask {
