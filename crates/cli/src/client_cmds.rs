@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use enigma_client::{Client, ClientConfig, Policy, TaskOutcome};
 use enigma_crypto::KeyPair;
 use enigma_node::{DEVNET_AUTHORITY_KEY, DevnetSummary};
-use enigma_types::{Address, ContractAddress};
+use enigma_types::{Address, ContractAddress, TaskId};
 
 use crate::{SecretArg, key};
 
@@ -81,6 +81,33 @@ pub(crate) struct CallArgs {
     gas: u64,
     #[command(flatten)]
     connection: Connection,
+}
+
+/// `enigma task`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TaskCommand {
+    /// The task's status on chain.
+    Status {
+        /// The task id.
+        task: TaskId,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// The task's signed result as the network holds it: status, gas used, hashes, and the
+    /// output encrypted to the key of the call that sent it (`enigma call` printed it decrypted).
+    Result {
+        /// The task id.
+        task: TaskId,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Return the whole fee of a task nobody committed, once the chain's timeout has passed.
+    Refund {
+        /// The task id.
+        task: TaskId,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 /// `enigma account`.
@@ -287,6 +314,104 @@ pub(crate) async fn call(a: CallArgs) -> Result<()> {
             None => say!("0x{}", hex::encode(&o.output)),
         }
         say!("  task {}  worker {}  gas used {}", o.task_id, o.worker, o.gas_used);
+    }
+    Ok(())
+}
+
+/// `enigma task …`.
+pub(crate) async fn task(command: TaskCommand) -> Result<()> {
+    match command {
+        TaskCommand::Status { task, connection } => {
+            let client = connection.connect().await?;
+            let record = client.chain().task(&task).await?;
+            let Some(r) = record else {
+                bail!(
+                    "task {task} has no record on chain; check the id (it is printed by `enigma call`)"
+                )
+            };
+            let now = client.chain().block_number().await?;
+            let timeout = enigma_chain::convert::u64_of(
+                client
+                    .chain()
+                    .enigma()
+                    .timeoutBlocks()
+                    .call()
+                    .await
+                    .map_err(enigma_chain::ChainError::from)?,
+                "timeout blocks",
+            )?;
+            let refundable_at = r.created_at + timeout;
+            let refundable = r.status == enigma_chain::TaskStatus::Created && now >= refundable_at;
+            if connection.json {
+                say!(
+                    "{}",
+                    serde_json::json!({
+                        "task_id": task.to_string(),
+                        "status": format!("{:?}", r.status),
+                        "sender": r.sender.to_string(),
+                        "deploy": r.is_deploy,
+                        "gas_limit": r.gas_limit,
+                        "gas_px": r.gas_px,
+                        "created_at": r.created_at,
+                        "refundable_at": refundable_at,
+                        "refundable": refundable,
+                    })
+                );
+            } else {
+                say!("task {task}: {:?}", r.status);
+                say!("  sender {}  gas limit {}  gas price {}", r.sender, r.gas_limit, r.gas_px);
+                say!("  recorded at block {}  (chain at {now})", r.created_at);
+                if r.status == enigma_chain::TaskStatus::Created {
+                    if refundable {
+                        say!(
+                            "  no receipt yet; its fee can be returned now: enigma task refund {task}"
+                        );
+                    } else {
+                        say!(
+                            "  no receipt yet; if none comes, its fee can be returned from block {refundable_at}"
+                        );
+                    }
+                }
+            }
+        }
+        TaskCommand::Result { task, connection } => {
+            let client = connection.connect().await?;
+            let Some(m) = client.task_result(task).await? else {
+                bail!(
+                    "the gateway has no result for task {task} (yet); see `enigma task status {task}`"
+                )
+            };
+            if connection.json {
+                let view = enigma_p2p::messages::ResultView::from(&m);
+                say!("{}", serde_json::to_string(&view)?);
+            } else {
+                say!("task {task}: {}", if m.success { "SUCCESS" } else { "FAILED" });
+                say!("  contract     {}", m.contract);
+                say!("  signed by    {:?} (a worker selected for the task)", m.signer());
+                say!("  gas used     {} of {}", m.gas_used, m.gas_limit);
+                say!("  output hash  {}", m.output_hash);
+                say!("  delta hash   {}", m.delta_hash);
+                say!(
+                    "  output       {} bytes, encrypted to the caller's task key",
+                    m.encrypted_output.len()
+                );
+            }
+        }
+        TaskCommand::Refund { task, connection } => {
+            let client = connection.connect().await?;
+            client.refund(task).await.with_context(|| {
+                format!("returning the fee of task {task} (see `enigma task status {task}` for when it can be)")
+            })?;
+            let status = client.task_status(task).await?;
+            if connection.json {
+                say!(
+                    "{}",
+                    serde_json::json!({"task_id": task.to_string(), "status": format!("{status:?}")})
+                );
+            } else {
+                say!("task {task}: fee returned to the sender's prepaid balance ({status:?})");
+            }
+        }
     }
     Ok(())
 }

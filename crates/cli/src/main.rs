@@ -29,19 +29,25 @@ enum Command {
     /// Examples:
     ///   enigma devnet
     ///   enigma devnet --workers 5 --json > devnet.json
+    #[command(verbatim_doc_comment)]
     Devnet(DevnetArgs),
-    /// Run a worker node (and optionally its gateway).
+    /// Run a worker node (and optionally its gateway), or manage its standing on chain.
     ///
-    /// Example:
+    /// Examples:
     ///   enigma worker --config worker.toml
+    ///   enigma worker register --config worker.toml --stake 100000000000
+    ///   enigma worker login --config worker.toml
+    ///   enigma worker logout --config worker.toml
     ///   enigma worker --data-dir ./w1 --chain-url http://127.0.0.1:8545 --enigma 0x… --token 0x… \
     ///       --operator-key @./w1/operator.key --km-url http://127.0.0.1:3040 --gateway-listen 127.0.0.1:3346
-    Worker(NodeArgs),
+    #[command(verbatim_doc_comment)]
+    Worker(Box<WorkerCommand>),
     /// Run the key-management node.
     ///
     /// Example:
     ///   enigma km --data-dir ./km --chain-url http://127.0.0.1:8545 --enigma 0x… --token 0x… \
     ///       --operator-key @./km/operator.key --rpc-listen 127.0.0.1:3040
+    #[command(verbatim_doc_comment)]
     Km(NodeArgs),
     /// Deploy a secret contract (WebAssembly) to the network.
     ///
@@ -50,6 +56,7 @@ enum Command {
     /// Examples:
     ///   enigma deploy target/contracts/wasm32-unknown-unknown/release/millionaires.wasm
     ///   enigma deploy voting.wasm --constructor 'construct(address)' 0x5FbDB2315678afecb367f032d93F642f64180aa3
+    #[command(verbatim_doc_comment)]
     Deploy(client_cmds::DeployArgs),
     /// Call a secret contract: the arguments are encrypted for the selected worker's enclave and
     /// only you can decrypt the result.
@@ -58,6 +65,7 @@ enum Command {
     ///   enigma call 0x3f…9a 'add_millionaire(address,uint256)' 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 1000000
     ///   enigma call 0x3f…9a 'compute_richest()' --returns '(address)'
     ///   enigma call 0x3f…9a 'compute_richest()' --returns '(address)' --json
+    #[command(verbatim_doc_comment)]
     Call(client_cmds::CallArgs),
     /// The account's ENG and its prepaid balance for task fees.
     ///
@@ -65,7 +73,42 @@ enum Command {
     ///   enigma account balance
     ///   enigma account deposit 100000000000
     #[command(subcommand)]
+    #[command(verbatim_doc_comment)]
     Account(client_cmds::AccountCommand),
+    /// A task's status, signed result, or fee refund.
+    ///
+    /// Examples:
+    ///   enigma task status 0x5c…e1
+    ///   enigma task result 0x5c…e1 --json
+    ///   enigma task refund 0x5c…e1
+    #[command(subcommand)]
+    #[command(verbatim_doc_comment)]
+    Task(client_cmds::TaskCommand),
+}
+
+/// `enigma worker`: run it, or one of the subcommands.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct WorkerCommand {
+    #[command(subcommand)]
+    action: Option<WorkerSub>,
+    /// Print the outcome of register/login/logout as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(flatten)]
+    run: NodeArgs,
+}
+
+/// What to do to a worker's standing on chain (with the same settings as running it).
+#[derive(Debug, Subcommand)]
+enum WorkerSub {
+    /// Register the worker's enclave under its operator (attested by the simulation authority on
+    /// a devnet) and, with --stake, deposit that many grains of stake.
+    Register(NodeArgs),
+    /// Take part in the next epochs.
+    Login(NodeArgs),
+    /// Leave from the next epoch on; the stake can be withdrawn an epoch later.
+    Logout(NodeArgs),
 }
 
 /// `enigma devnet` options.
@@ -280,23 +323,26 @@ async fn main() -> std::process::ExitCode {
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::Devnet(args) => devnet(args).await,
-        Command::Worker(args) => worker(args.resolve()?).await,
+        Command::Worker(command) => worker(*command).await,
         Command::Km(args) => km(args.resolve()?).await,
         Command::Deploy(args) => client_cmds::deploy(args).await,
         Command::Call(args) => client_cmds::call(args).await,
         Command::Account(command) => client_cmds::account(command).await,
+        Command::Task(command) => client_cmds::task(command).await,
     }
 }
 
-async fn worker(a: NodeArgs) -> Result<()> {
+/// A worker's configuration from its settings; `run` requires what only a running node needs.
+fn worker_config(a: NodeArgs, run: bool) -> Result<WorkerConfig> {
     let data_dir = required(a.data_dir, "data-dir")?;
+    let km_url = if run { required(a.km_url, "km-url")? } else { a.km_url.unwrap_or_default() };
     let mut config = WorkerConfig::devnet(
         data_dir,
         required(a.chain_url, "chain-url")?,
         address(a.enigma, "enigma")?,
         address(a.token, "token")?,
         key(&required(a.operator_key, "operator-key")?, "operator key")?,
-        required(a.km_url, "km-url")?,
+        km_url,
     );
     if let Some(listen) = a.p2p_listen {
         config.p2p_listen =
@@ -323,6 +369,44 @@ async fn worker(a: NodeArgs) -> Result<()> {
     if let Some(ms) = a.handover_wait_ms {
         config.handover_wait = Duration::from_millis(ms);
     }
+    Ok(config)
+}
+
+async fn worker(command: WorkerCommand) -> Result<()> {
+    let (a, action) = match command.action {
+        None => (command.run, None),
+        Some(WorkerSub::Register(a)) => {
+            let stake = a.stake;
+            (a, Some(enigma_node::WorkerAction::Register { stake }))
+        }
+        Some(WorkerSub::Login(a)) => (a, Some(enigma_node::WorkerAction::Login)),
+        Some(WorkerSub::Logout(a)) => (a, Some(enigma_node::WorkerAction::Logout)),
+    };
+    let a = a.resolve()?;
+    if let Some(action) = action {
+        let json = command.json;
+        let config = worker_config(a, false)?;
+        let (signer, info) =
+            enigma_node::manage_worker(&config, action).await.with_context(|| {
+                format!("{action:?} for the worker in {}", config.data_dir.display())
+            })?;
+        if json {
+            say!(
+                "{}",
+                serde_json::json!({
+                    "signer": signer.to_string(),
+                    "operator": info.operator.to_string(),
+                    "status": format!("{:?}", info.status),
+                    "stake_grains": info.balance.to_string(),
+                })
+            );
+        } else {
+            say!("worker {signer} (operator {})", info.operator);
+            say!("  status {:?}  stake {} grains", info.status, info.balance);
+        }
+        return Ok(());
+    }
+    let config = worker_config(a, true)?;
     let node = start_worker(config).await.context("starting the worker")?;
     say!("worker {} ready", node.signer);
     say!(

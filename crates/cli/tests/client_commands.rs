@@ -96,5 +96,70 @@ async fn the_millionaires_example_runs_from_the_command_line() {
     let after = enigma(&summary, &["account", "withdraw", "1000"]).await.unwrap();
     let grains = |v: &serde_json::Value| v["eng_grains"].as_str().unwrap().parse::<u128>().unwrap();
     assert_eq!(grains(&after), grains(&before) + 1000);
+
+    // The task commands: its status on chain (once its receipt batch lands), its signed result,
+    // and a refund refused for a task that has a receipt.
+    let task = richest["task_id"].as_str().unwrap().to_string();
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = enigma(&summary, &["task", "status", &task]).await.unwrap();
+        if status["status"] != "Created" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["status"], "Verified", "{status}");
+    assert_eq!(status["refundable"], false);
+    let result = enigma(&summary, &["task", "result", &task]).await.unwrap();
+    assert_eq!(result["status"], "SUCCESS");
+    assert_eq!(result["taskId"], task);
+    let err = enigma(&summary, &["task", "refund", &task]).await.unwrap_err();
+    assert!(err.contains("returning the fee of task"), "{err}");
+    let err =
+        enigma(&summary, &["task", "status", &format!("0x{}", "ab".repeat(32))]).await.unwrap_err();
+    assert!(err.contains("has no record on chain"), "{err}");
+
+    // A new worker: registered and staked, logged in, logged out — without running it.
+    let operator = &s.accounts[2];
+    let worker_dir = dir.path().join("new-worker");
+    let node = |action: &'static str| {
+        let mut args = vec![
+            "worker".to_string(),
+            action.to_string(),
+            "--data-dir".into(),
+            worker_dir.display().to_string(),
+            "--chain-url".into(),
+            s.chain_url.clone(),
+            "--enigma".into(),
+            s.deployment.enigma.to_string(),
+            "--token".into(),
+            s.deployment.token.to_string(),
+            "--operator-key".into(),
+            operator.private_key.clone(),
+            "--sim-authority-key".into(),
+            format!("0x{}", hex::encode(enigma_node::DEVNET_AUTHORITY_KEY)),
+            "--json".into(),
+        ];
+        if action == "register" {
+            args.extend(["--stake".into(), "500000000000".into()]);
+        }
+        args
+    };
+    let run = |args: Vec<String>| async move {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_enigma"));
+        cmd.args(&args);
+        let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let registered = run(node("register")).await;
+    assert_eq!(registered["stake_grains"], "500000000000");
+    assert_eq!(registered["operator"], operator.address.to_string());
+    let signer = registered["signer"].clone();
+    let logged_in = run(node("login")).await;
+    assert_eq!(logged_in["status"], "LoggedIn");
+    assert_eq!(logged_in["signer"], signer, "the same enclave identity from its data directory");
+    let logged_out = run(node("logout")).await;
+    assert_eq!(logged_out["status"], "LoggedOut");
     devnet.stop().await;
 }

@@ -519,6 +519,46 @@ impl Client {
         Ok(self.chain.task(&task).await?.map_or(enigma_chain::TaskStatus::Undefined, |r| r.status))
     }
 
+    /// A task's signed result as the gateway holds it (status, hashes, gas used and the output
+    /// encrypted to the key of the call that sent it), `None` if it has none. Its signature is
+    /// checked against the worker the task's epoch selected for its contract.
+    pub async fn task_result(&self, task: TaskId) -> Result<Option<ResultMessage>> {
+        let view: Option<ResultView> = self
+            .http
+            .request("getTaskResult", rpc_params![serde_json::json!({"taskId": task.to_string()})])
+            .await
+            .map_err(gateway_err)?;
+        let Some(view) = view else { return Ok(None) };
+        let message = ResultMessage::try_from(&view).map_err(ClientError::BadResult)?;
+        if message.task_id != task {
+            return Err(ClientError::BadResult("the gateway answered for another task".into()));
+        }
+        let record =
+            self.chain.task(&task).await?.ok_or_else(|| {
+                ClientError::BadResult(format!("task {task} has no record on chain"))
+            })?;
+        let epoch = self.chain.epoch_for_block(record.first_block).await?.ok_or_else(|| {
+            ClientError::BadResult(format!("no epoch starts at block {}", record.first_block))
+        })?;
+        let group_size = enigma_chain::convert::u64_of(
+            self.chain.enigma().groupSize().call().await.map_err(ChainError::from)?,
+            "group size",
+        )?;
+        let group = select_workers(
+            &epoch.seed,
+            &message.contract,
+            &epoch.workers,
+            &epoch.stakes,
+            usize::try_from(group_size).unwrap_or(1),
+        );
+        match message.signer() {
+            Some(signer) if group.contains(&signer) => Ok(Some(message)),
+            other => Err(ClientError::BadResult(format!(
+                "it is signed by {other:?}, not by a worker selected for the task ({group:?})"
+            ))),
+        }
+    }
+
     /// Waits until the task is final on chain (a receipt landed, or its fee was returned) and
     /// returns its status.
     pub async fn wait_final(&self, task: TaskId) -> Result<enigma_chain::TaskStatus> {

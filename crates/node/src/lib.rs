@@ -24,7 +24,7 @@ pub use devnet::{
 pub use enigma_p2p::messages::ResultView as TaskResultView;
 pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES};
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
-pub use worker::{WorkerConfig, WorkerNode, start_worker};
+pub use worker::{WorkerAction, WorkerConfig, WorkerNode, manage_worker, start_worker};
 
 /// A node failure.
 #[derive(Debug, thiserror::Error)]

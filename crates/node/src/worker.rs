@@ -200,8 +200,15 @@ fn seq_next(store: &Store) -> Result<u64> {
     Ok(n)
 }
 
-/// Starts a worker node.
-pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
+struct Opened {
+    store: Store,
+    enclave: EnclaveProxy<SimulationBackend>,
+    init: enigma_enclave::Initialized,
+    chain: Chain,
+}
+
+/// Opens a worker's store and enclave (creating its identity on first use).
+async fn open_worker(config: &WorkerConfig) -> Result<Opened> {
     let store = Store::open(config.data_dir.join("worker.redb"))?;
     let secret = NodeSecret::load_or_create(&config.data_dir.join("sealing.secret"))
         .map_err(|e| NodeError::Io(e.to_string()))?;
@@ -218,27 +225,102 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     let mut batch = store.batch()?;
     batch.put_sealed(IDENTITY, &init.sealed)?;
     batch.commit()?;
-    let signer = init.report.signer;
+    Ok(Opened { store, enclave, init, chain })
+}
 
-    if let Some(stake) = config.stake {
-        let registered = chain.worker(config.operator.address()).await?;
-        if registered.is_none() {
-            let authority = config
-                .simulation_authority
-                .as_ref()
-                .ok_or_else(|| NodeError::Config("registering needs attestation evidence: give the simulation authority key on a devnet".into()))?;
-            let evidence =
-                SimulationAuthority::new(KeyPair::from_bytes(&authority.secret_bytes())?).attest(
-                    signer,
-                    init.report.mr_enclave,
-                    init.report.isv_prod_id,
-                    init.report.debug,
-                );
-            chain.register(signer, &Evidence::Simulation(evidence)).await?;
-            chain.deposit_stake(stake).await?;
-            chain.login().await?;
-            tracing::info!(%signer, stake, "registered, staked and logged in");
+/// Registers the enclave's signer under the operator, with evidence from the simulation
+/// authority (devnets; hardware attestation evidence is future work for this command).
+async fn register(
+    config: &WorkerConfig,
+    chain: &Chain,
+    init: &enigma_enclave::Initialized,
+) -> Result<()> {
+    let authority = config.simulation_authority.as_ref().ok_or_else(|| {
+        NodeError::Config(
+            "registering needs attestation evidence: give the simulation authority key on a devnet"
+                .into(),
+        )
+    })?;
+    let evidence = SimulationAuthority::new(KeyPair::from_bytes(&authority.secret_bytes())?)
+        .attest(
+            init.report.signer,
+            init.report.mr_enclave,
+            init.report.isv_prod_id,
+            init.report.debug,
+        );
+    chain.register(init.report.signer, &Evidence::Simulation(evidence)).await?;
+    Ok(())
+}
+
+/// What `enigma worker register|login|logout` do to a worker's standing on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerAction {
+    /// Register the enclave's signer (if not yet) and stake this many grains (if any).
+    Register {
+        /// Grains to stake.
+        stake: Option<u128>,
+    },
+    /// Take part in the next epochs.
+    Login,
+    /// Leave from the next epoch on (the stake can be withdrawn an epoch later).
+    Logout,
+}
+
+/// Registers, logs in or logs out the worker whose data directory and operator `config` names,
+/// without starting it. Returns its standing afterwards.
+pub async fn manage_worker(
+    config: &WorkerConfig,
+    action: WorkerAction,
+) -> Result<(SignerAddress, enigma_chain::WorkerInfo)> {
+    let Opened { init, chain, .. } = open_worker(config).await?;
+    let operator = config.operator.address();
+    let registered = chain.worker(operator).await?;
+    match action {
+        WorkerAction::Register { stake } => {
+            match &registered {
+                None => register(config, &chain, &init).await?,
+                Some(w) if w.signer != init.report.signer => {
+                    return Err(NodeError::Config(format!(
+                        "operator {operator} is registered with signer {}, not this data directory's {}",
+                        w.signer, init.report.signer
+                    )));
+                }
+                Some(_) => {}
+            }
+            if let Some(stake) = stake {
+                chain.deposit_stake(stake).await?;
+            }
         }
+        WorkerAction::Login | WorkerAction::Logout if registered.is_none() => {
+            return Err(NodeError::Config(format!(
+                "operator {operator} is not registered; run `enigma worker register` first"
+            )));
+        }
+        WorkerAction::Login => {
+            chain.login().await?;
+        }
+        WorkerAction::Logout => {
+            chain.logout().await?;
+        }
+    }
+    let info = chain
+        .worker(operator)
+        .await?
+        .ok_or_else(|| NodeError::Config(format!("operator {operator} is not registered")))?;
+    Ok((init.report.signer, info))
+}
+
+/// Starts a worker node.
+pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
+    let Opened { store, enclave, init, chain } = open_worker(&config).await?;
+    let signer = init.report.signer;
+    if let Some(stake) = config.stake
+        && chain.worker(config.operator.address()).await?.is_none()
+    {
+        register(&config, &chain, &init).await?;
+        chain.deposit_stake(stake).await?;
+        chain.login().await?;
+        tracing::info!(%signer, stake, "registered, staked and logged in");
     }
 
     let (p2p, mut p2p_events) = enigma_p2p::spawn(enigma_p2p::Config {
