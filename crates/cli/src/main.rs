@@ -84,6 +84,15 @@ enum Command {
     #[command(subcommand)]
     #[command(verbatim_doc_comment)]
     Task(client_cmds::TaskCommand),
+    /// Write and build secret contracts.
+    ///
+    /// Examples:
+    ///   enigma contract new counter
+    ///   enigma contract build counter
+    ///   enigma contract build examples/contracts --json
+    #[command(subcommand)]
+    #[command(verbatim_doc_comment)]
+    Contract(contract_cmds::ContractCommand),
 }
 
 /// `enigma worker`: run it, or one of the subcommands.
@@ -277,6 +286,7 @@ macro_rules! say {
 }
 
 mod client_cmds;
+mod contract_cmds;
 
 /// Ctrl-C or SIGTERM: either stops a node cleanly.
 async fn shutdown_signal() -> Result<()> {
@@ -329,6 +339,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Call(args) => client_cmds::call(args).await,
         Command::Account(command) => client_cmds::account(command).await,
         Command::Task(command) => client_cmds::task(command).await,
+        Command::Contract(command) => contract_cmds::contract(command).await,
     }
 }
 

@@ -97,6 +97,38 @@ async fn the_millionaires_example_runs_from_the_command_line() {
     let grains = |v: &serde_json::Value| v["eng_grains"].as_str().unwrap().parse::<u128>().unwrap();
     assert_eq!(grains(&after), grains(&before) + 1000);
 
+    // A new contract from the template, built and used from the command line.
+    let project = dir.path().join("counter");
+    let out = Command::new(env!("CARGO_BIN_EXE_enigma"))
+        .args(["contract", "new", "counter", "--path"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut build = Command::new(env!("CARGO_BIN_EXE_enigma"));
+    build
+        .args(["contract", "build", "--json", "--target-dir"])
+        .arg(root.join("target/contracts"))
+        .arg(&project)
+        // Everything it needs is in the local registry (the examples use the same crates).
+        .env("CARGO_NET_OFFLINE", "true");
+    let out = tokio::task::spawn_blocking(move || build.output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counter_wasm = built[0]["wasm"].as_str().unwrap().to_string();
+    assert!(counter_wasm.ends_with("counter.wasm"), "{built}");
+    let counter =
+        enigma(&summary, &["deploy", &counter_wasm, "--constructor", "construct(uint256)", "5"])
+            .await
+            .unwrap();
+    let counter = counter["contract"].as_str().unwrap().to_string();
+    let added =
+        enigma(&summary, &["call", &counter, "add(uint256)", "7", "--returns", "(uint256)"])
+            .await
+            .unwrap();
+    assert_eq!(added["decoded"][0], "12");
+
     // The task commands: its status on chain (once its receipt batch lands), its signed result,
     // and a refund refused for a task that has a receipt.
     let task = richest["task_id"].as_str().unwrap().to_string();
