@@ -24,10 +24,12 @@ struct Cli {
 enum Command {
     /// Start a local network: anvil, the contracts, a key manager, workers and a gateway.
     ///
-    /// Everything runs in this process until Ctrl-C; the data directory is cleared at start.
+    /// Everything runs in this process until Ctrl-C; the data directory is cleared at start
+    /// unless --keep resumes the devnet left there (chain, contracts, nodes and their state).
     ///
     /// Examples:
     ///   enigma devnet
+    ///   enigma devnet --keep
     ///   enigma devnet --workers 5 --json > devnet.json
     #[command(verbatim_doc_comment)]
     Devnet(DevnetArgs),
@@ -141,6 +143,9 @@ struct DevnetArgs {
     /// Blocks per epoch.
     #[arg(long, default_value_t = 100)]
     epoch_size: u64,
+    /// Resume the devnet left in --data-dir (its chain, contracts and nodes) instead of clearing it.
+    #[arg(long)]
+    keep: bool,
     /// Print the summary as JSON (for scripts) instead of text.
     #[arg(long)]
     json: bool,
@@ -465,6 +470,7 @@ async fn devnet(a: DevnetArgs) -> Result<()> {
         gateway: a.gateway,
         km: a.km,
         epoch_size: a.epoch_size,
+        keep: a.keep,
         ..enigma_node::DevnetConfig::default()
     };
     let devnet = enigma_node::start_devnet(config, |step| spinner.set_message(step.to_string()))

@@ -99,3 +99,78 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
     ));
     devnet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_devnet_started_with_keep_resumes_its_chain_contracts_and_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |keep: bool| DevnetConfig {
+        data_dir: dir.path().join("devnet"),
+        chain_port: 0,
+        gateway: "127.0.0.1:0".parse().unwrap(),
+        km: "127.0.0.1:0".parse().unwrap(),
+        address_port: None,
+        epoch_size: 10_000,
+        keep,
+        ..DevnetConfig::default()
+    };
+    let connect = |s: &enigma_node::DevnetSummary| {
+        let account = KeyPair::from_slice(
+            &hex::decode(s.accounts[0].private_key.trim_start_matches("0x")).unwrap(),
+        )
+        .unwrap();
+        Client::connect(ClientConfig {
+            gateway_url: s.gateway_url.clone(),
+            chain_url: s.chain_url.clone(),
+            enigma: s.deployment.enigma,
+            token: s.deployment.token,
+            account,
+            gas_px: 1,
+            policy: Policy::default().with_simulation_authority(
+                KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY).unwrap().address(),
+            ),
+            result_timeout: Duration::from_secs(30),
+        })
+    };
+    let add = |who: u8, worth: u64| {
+        (AlloyAddress::repeat_byte(who), U256::from(worth)).abi_encode_params()
+    };
+
+    let devnet = start_devnet(config(false), |_| {}).await.unwrap();
+    let first = devnet.summary.clone();
+    let client = connect(&first).await.unwrap();
+    client.deposit(10_000 * 100_000_000).await.unwrap();
+    let contract =
+        client.deploy(&millionaires(), "construct()", &[], 50_000_000).await.unwrap().contract;
+    for (who, worth) in [(1u8, 10u64), (2, 30)] {
+        let done = client
+            .compute(contract, "add_millionaire(address,uint256)", &add(who, worth), 50_000_000)
+            .await
+            .unwrap();
+        client.wait_final(done.task_id).await.unwrap();
+    }
+    devnet.stop().await;
+
+    let devnet = start_devnet(config(true), |_| {}).await.unwrap();
+    let s = &devnet.summary;
+    assert_eq!(s.deployment, first.deployment, "the same contracts");
+    assert_eq!(s.worker_signers, first.worker_signers, "the same enclave identities");
+    assert_eq!(s.km_signer, first.km_signer);
+    let client = connect(s).await.unwrap();
+    client
+        .compute(contract, "add_millionaire(address,uint256)", &add(3, 20), 50_000_000)
+        .await
+        .unwrap();
+    let richest = client.compute(contract, "compute_richest()", &[], 50_000_000).await.unwrap();
+    assert_eq!(
+        <(AlloyAddress,)>::abi_decode_params(&richest.output).unwrap().0,
+        AlloyAddress::repeat_byte(2),
+        "the state from before the restart is still there"
+    );
+    devnet.stop().await;
+
+    // Without keep, the next start is a fresh network.
+    let devnet = start_devnet(config(false), |_| {}).await.unwrap();
+    let client = connect(&devnet.summary).await.unwrap();
+    assert!(client.chain().secret_contract(&contract).await.unwrap().is_none());
+    devnet.stop().await;
+}

@@ -45,6 +45,9 @@ pub struct DevnetConfig {
     pub block_interval: Duration,
     /// Each worker's stake (grains).
     pub stake: u128,
+    /// Resume the devnet left in `data_dir` (its chain, contracts, nodes and their stores)
+    /// instead of starting from scratch; a fresh one starts if there is none.
+    pub keep: bool,
 }
 
 impl Default for DevnetConfig {
@@ -60,6 +63,7 @@ impl Default for DevnetConfig {
             timeout_blocks: 1_000,
             block_interval: Duration::from_secs(1),
             stake: 10_000 * 100_000_000,
+            keep: false,
         }
     }
 }
@@ -105,15 +109,16 @@ pub struct DevnetSummary {
 pub struct Devnet {
     /// What it offers.
     pub summary: DevnetSummary,
-    _anvil: AnvilInstance,
+    anvil: AnvilInstance,
     km: KmNode,
     workers: Vec<WorkerNode>,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Devnet {
-    /// Stops the nodes, the block ticker, the address pages and anvil.
-    pub async fn stop(self) {
+    /// Stops the nodes, the block ticker, the address pages and anvil (which writes the chain's
+    /// final state to the data directory, so `keep` can resume it).
+    pub async fn stop(mut self) {
         for t in &self.background {
             t.abort();
         }
@@ -121,6 +126,20 @@ impl Devnet {
             w.stop().await;
         }
         self.km.stop().await;
+        // SIGTERM lets anvil write its state; it is killed regardless when dropped.
+        #[cfg(unix)]
+        {
+            let pid = self.anvil.child().id().to_string();
+            let asked = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await;
+            if asked.is_ok_and(|s| s.success()) {
+                for _ in 0..50 {
+                    if self.anvil.child_mut().try_wait().ok().flatten().is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
     }
 }
 
@@ -164,26 +183,87 @@ fn clear_data_dir(dir: &std::path::Path) -> Result<()> {
     }
 }
 
-/// Starts a devnet from scratch (its data directory is cleared). `progress` is told each step.
+/// The devnet left in `dir`, if it can be resumed (its summary and its chain's state).
+fn previous_devnet(dir: &std::path::Path) -> Result<Option<DevnetSummary>> {
+    let (summary, state) = (dir.join("devnet.json"), dir.join(CHAIN_STATE));
+    if !summary.exists() || !state.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read(&summary)
+        .map_err(|e| NodeError::Io(format!("{}: {e}", summary.display())))?;
+    serde_json::from_slice(&text).map(Some).map_err(|e| {
+        NodeError::Config(format!(
+            "{} is not a devnet summary ({e}); start without --keep to begin afresh",
+            summary.display()
+        ))
+    })
+}
+
+/// The chain's state file in the data directory (anvil writes it every second).
+const CHAIN_STATE: &str = "chain-state.json";
+
+/// Starts a devnet: from scratch (its data directory is cleared), or with `keep`, resuming the
+/// one left in the data directory. `progress` is told each step.
 pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) -> Result<Devnet> {
-    progress("starting anvil");
+    let previous = if config.keep { previous_devnet(&config.data_dir)? } else { None };
+    if let Some(prev) = &previous
+        && prev.worker_signers.len() > config.workers
+    {
+        return Err(NodeError::Config(format!(
+            "the devnet in {} has {} workers; resume it with at least as many (--workers {}), or start afresh without --keep",
+            config.data_dir.display(),
+            prev.worker_signers.len(),
+            prev.worker_signers.len()
+        )));
+    }
+    if previous.is_none() {
+        clear_data_dir(&config.data_dir)?;
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| NodeError::Io(format!("creating {}: {e}", config.data_dir.display())))?;
+    progress(if previous.is_some() { "resuming anvil" } else { "starting anvil" });
+    let state = config.data_dir.join(CHAIN_STATE);
     let anvil = alloy::node_bindings::Anvil::new()
         .path(ensure_anvil()?)
         .port(config.chain_port)
+        .arg("--state")
+        .arg(state.display().to_string())
+        .args(["--state-interval", "1"])
         .try_spawn()
         .map_err(|e| NodeError::Io(format!("starting anvil on port {}: {e}", config.chain_port)))?;
     let chain_url = anvil.endpoint_url().to_string();
     let key = |i: usize| KeyPair::from_slice(&anvil.keys()[i].to_bytes());
     let deployer = key(0)?;
     let p = provider(&chain_url, Some(&deployer))?;
-
-    progress("deploying the contracts");
-    clear_data_dir(&config.data_dir)?;
     let km_dir = config.data_dir.join("km");
-    let principal = prepare_km(&km_dir)?;
+    let fresh = previous.is_none();
+    let deployment = match &previous {
+        Some(prev) => prev.deployment,
+        None => deploy_contracts(&p, &config, &km_dir, &mut progress).await?,
+    };
+    let chain =
+        Chain::new(p.clone(), deployment.enigma, deployment.token, Some(deployer.address()));
+    if !fresh && chain.enigma().secretContractCount().call().await.is_err() {
+        return Err(NodeError::Config(format!(
+            "the chain resumed from {} has no Enigma contract at {}; start afresh without --keep",
+            state.display(),
+            deployment.enigma
+        )));
+    }
+    start_nodes(config, anvil, chain_url, p, chain, deployment, km_dir, previous, progress).await
+}
+
+async fn deploy_contracts(
+    p: &alloy::providers::DynProvider,
+    config: &DevnetConfig,
+    km_dir: &std::path::Path,
+    progress: &mut impl FnMut(&str),
+) -> Result<Deployment> {
+    progress("deploying the contracts");
+    let principal = prepare_km(km_dir)?;
     let authority = KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?;
-    let deployment = deploy(
-        &p,
+    Ok(deploy(
+        p,
         &DeployConfig {
             epoch_size: config.epoch_size,
             timeout_blocks: config.timeout_blocks,
@@ -198,10 +278,23 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
             ias: None,
         },
     )
-    .await?;
-    let chain =
-        Chain::new(p.clone(), deployment.enigma, deployment.token, Some(deployer.address()));
+    .await?)
+}
 
+#[allow(clippy::too_many_arguments, reason = "the parts start_devnet has built so far")]
+async fn start_nodes(
+    config: DevnetConfig,
+    anvil: AnvilInstance,
+    chain_url: String,
+    p: alloy::providers::DynProvider,
+    chain: Chain,
+    deployment: Deployment,
+    km_dir: PathBuf,
+    previous: Option<DevnetSummary>,
+    mut progress: impl FnMut(&str),
+) -> Result<Devnet> {
+    let key = |i: usize| KeyPair::from_slice(&anvil.keys()[i].to_bytes());
+    let fresh = previous.is_none();
     // Workers register first, so the key manager's first epoch already selects them all.
     let km_addr = if config.km.port() == 0 {
         let probe = std::net::TcpListener::bind(config.km)
@@ -215,7 +308,9 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
     for i in 0..config.workers {
         progress(&format!("starting worker {} of {}", i + 1, config.workers));
         let operator = key(1 + i)?;
-        chain.transfer_token(operator.address(), config.stake).await?;
+        if chain.worker(operator.address()).await?.is_none() {
+            chain.transfer_token(operator.address(), config.stake).await?;
+        }
         let mut w = WorkerConfig::devnet(
             config.data_dir.join(format!("worker{i}")),
             chain_url.clone(),
@@ -283,12 +378,13 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
     let mut accounts = Vec::new();
     for i in 4..9 {
         let user = key(i)?;
-        let amount = 100_000 * 100_000_000;
-        chain.transfer_token(user.address(), amount).await?;
+        if fresh {
+            chain.transfer_token(user.address(), 100_000 * 100_000_000).await?;
+        }
         accounts.push(DevAccount {
             address: user.address(),
             private_key: format!("0x{}", hex::encode(user.secret_bytes().as_ref())),
-            eng_grains: amount,
+            eng_grains: chain.token_balance(user.address()).await?,
         });
     }
     let summary = DevnetSummary {
@@ -309,5 +405,5 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| NodeError::Io(e.to_string()))?;
     std::fs::write(config.data_dir.join("devnet.json"), json)
         .map_err(|e| NodeError::Io(e.to_string()))?;
-    Ok(Devnet { summary, _anvil: anvil, km, workers, background })
+    Ok(Devnet { summary, anvil, km, workers, background })
 }
