@@ -387,7 +387,8 @@ pub(crate) async fn task(command: TaskCommand) -> Result<()> {
             } else {
                 say!("task {task}: {}", if m.success { "SUCCESS" } else { "FAILED" });
                 say!("  contract     {}", m.contract);
-                say!("  signed by    {:?} (a worker selected for the task)", m.signer());
+                let signer = m.signer().map_or_else(|| "nobody".to_string(), |s| s.to_string());
+                say!("  signed by    {signer} (a worker selected for the task)");
                 say!("  gas used     {} of {}", m.gas_used, m.gas_limit);
                 say!("  output hash  {}", m.output_hash);
                 say!("  delta hash   {}", m.delta_hash);

@@ -30,6 +30,7 @@ enum Command {
     /// Examples:
     ///   enigma devnet
     ///   enigma devnet --keep
+    ///   enigma devnet --example      (and run the millionaires example against it)
     ///   enigma devnet --workers 5 --json > devnet.json
     #[command(verbatim_doc_comment)]
     Devnet(DevnetArgs),
@@ -146,6 +147,10 @@ struct DevnetArgs {
     /// Resume the devnet left in --data-dir (its chain, contracts and nodes) instead of clearing it.
     #[arg(long)]
     keep: bool,
+    /// Once ready, build the millionaires example and run it against the devnet (from the
+    /// repository's root).
+    #[arg(long)]
+    example: bool,
     /// Print the summary as JSON (for scripts) instead of text.
     #[arg(long)]
     json: bool,
@@ -309,9 +314,9 @@ async fn shutdown_signal() -> Result<()> {
     Ok(())
 }
 
-fn init_logs(json: bool) {
+fn init_logs(json: bool, default: &str) {
     let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -323,7 +328,9 @@ fn init_logs(json: bool) {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.json_logs);
+    // The devnet's nodes share the terminal with its summary: only warnings unless RUST_LOG asks.
+    let default = if matches!(cli.command, Command::Devnet(_)) { "warn" } else { "info" };
+    init_logs(cli.json_logs, default);
     match run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -510,7 +517,83 @@ async fn devnet(a: DevnetArgs) -> Result<()> {
         say!("");
         say!("  summary written to {}", summary_path.display());
     }
+    if a.example
+        && let Err(e) = millionaires_example(s).await
+    {
+        devnet.stop().await;
+        return Err(e.context("running the millionaires example"));
+    }
     shutdown_signal().await?;
     devnet.stop().await;
+    Ok(())
+}
+
+/// Builds the millionaires example and runs it against the devnet, printing each step.
+async fn millionaires_example(s: &enigma_node::DevnetSummary) -> Result<()> {
+    use alloy::dyn_abi::DynSolValue;
+    let manifest = PathBuf::from("examples/contracts/Cargo.toml");
+    if !manifest.is_file() {
+        bail!(
+            "--example runs from the repository's root (examples/contracts/Cargo.toml is not here)"
+        );
+    }
+    say!("");
+    say!("millionaires example: building examples/contracts for wasm32 …");
+    let built = tokio::task::spawn_blocking(move || {
+        let mut options = enigma_client::build::BuildOptions::new(manifest);
+        options.packages = vec!["millionaires".into()];
+        enigma_client::build::build(&options)
+    })
+    .await
+    .context("the build task")??;
+    let wasm_path = &enigma_client::build::find(&built, "millionaires")
+        .context("the build produced no millionaires.wasm")?
+        .wasm;
+    let wasm =
+        std::fs::read(wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
+    let account = s.accounts.first().context("the devnet has no dev account")?;
+    let client = enigma_client::Client::connect(enigma_client::ClientConfig {
+        gateway_url: s.gateway_url.clone(),
+        chain_url: s.chain_url.clone(),
+        enigma: s.deployment.enigma,
+        token: s.deployment.token,
+        account: key(&SecretArg(account.private_key.clone()), "dev account key")?,
+        gas_px: 1,
+        policy: enigma_client::Policy::default().with_simulation_authority(
+            KeyPair::from_bytes(&enigma_node::DEVNET_AUTHORITY_KEY)?.address(),
+        ),
+        result_timeout: Duration::from_secs(60),
+    })
+    .await?;
+    client.deposit(1_000 * 100_000_000).await?;
+    say!("  deposited 1,000 ENG into {}'s prepaid balance", account.address);
+    let deployed = client.deploy(&wasm, "construct()", &[], 50_000_000).await?;
+    say!(
+        "  deployed {} (worker {}, gas {})",
+        deployed.contract,
+        deployed.worker,
+        deployed.gas_used
+    );
+    let people = [
+        ("0x70997970C51812dc3A010C7d01b50e0d17dc79C8", 1_000_000u64),
+        ("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", 5_000_000),
+        ("0x90F79bf6EB2c4f870365E785982E1f101E93b906", 3_000_000),
+    ];
+    for (who, worth) in people {
+        let args = DynSolValue::Tuple(vec![
+            DynSolValue::Address(who.parse().context("an example address")?),
+            DynSolValue::Uint(alloy::primitives::U256::from(worth), 256),
+        ])
+        .abi_encode_params();
+        let o = client
+            .compute(deployed.contract, "add_millionaire(address,uint256)", &args, 50_000_000)
+            .await?;
+        say!("  add_millionaire({who}, {worth}) — encrypted, task {}", o.task_id);
+    }
+    let o = client.compute(deployed.contract, "compute_richest()", &[], 50_000_000).await?;
+    let richest = client_cmds::decode_output("(address)", &o.output)?;
+    say!("  compute_richest() → {} (only the caller can decrypt this)", richest.join(""));
+    say!("");
+    say!("the devnet keeps running; Ctrl-C stops it");
     Ok(())
 }
