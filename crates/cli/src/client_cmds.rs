@@ -278,10 +278,18 @@ pub(crate) async fn deploy(a: DeployArgs) -> Result<()> {
         .with_context(|| format!("reading the contract {}", a.wasm.display()))?;
     let args = encode_args(&a.constructor, &a.args)?;
     let client = a.connection.connect().await?;
-    let o = client
-        .deploy(&wasm, &a.constructor, &args, a.gas)
-        .await
-        .context("deploying the contract")?;
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if !a.connection.json {
+        spinner.enable_steady_tick(Duration::from_millis(100));
+        spinner.set_message(format!(
+            "deploying {} ({} bytes): recording the task, running the constructor, awaiting the receipt",
+            a.wasm.display(),
+            wasm.len()
+        ));
+    }
+    let deployed = client.deploy(&wasm, &a.constructor, &args, a.gas).await;
+    spinner.finish_and_clear();
+    let o = deployed.context("deploying the contract")?;
     if a.connection.json {
         say!("{}", outcome_json(&o, None));
     } else {

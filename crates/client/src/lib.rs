@@ -153,6 +153,23 @@ pub struct TaskOutcome {
     pub gas_used: u64,
     /// The worker that ran it.
     pub worker: SignerAddress,
+    /// The output's hash, as the enclave signed it (for a deployment: the code hash).
+    pub output_hash: enigma_types::OutputHash,
+    /// The state delta's hash (zero if the task changed nothing).
+    pub delta_hash: enigma_types::DeltaHash,
+}
+
+/// A task's receipt as the chain recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// How the task ended on chain.
+    pub status: enigma_chain::TaskStatus,
+    /// The output hash the receipt carries.
+    pub output_hash: enigma_types::OutputHash,
+    /// The delta hash the receipt carries.
+    pub delta_hash: enigma_types::DeltaHash,
+    /// The gas the sender paid for.
+    pub gas_used: u64,
 }
 
 /// The client.
@@ -575,6 +592,111 @@ impl Client {
         }
     }
 
+    /// Waits for a finished task's receipt on chain and checks it against the result the client
+    /// verified: the same output hash, delta hash and gas. A mismatch is
+    /// [`ClientError::BadResult`]; a callback that failed on chain shows as
+    /// `TaskStatus::FailedEth` in the returned receipt.
+    pub async fn confirm(&self, outcome: &TaskOutcome) -> Result<Receipt> {
+        let status = self.wait_final(outcome.task_id).await?;
+        let receipt =
+            self.receipt(outcome.task_id, outcome.contract, status).await?.ok_or_else(|| {
+                ClientError::BadResult(format!(
+                    "task {} is {status:?} on chain but no receipt event names it",
+                    outcome.task_id
+                ))
+            })?;
+        let differs = |what: &str, chain: String, result: String| {
+            ClientError::BadResult(format!(
+                "the chain's receipt of task {} has {what} {chain}, the result {result}",
+                outcome.task_id
+            ))
+        };
+        if receipt.output_hash != outcome.output_hash {
+            return Err(differs(
+                "output hash",
+                receipt.output_hash.to_string(),
+                outcome.output_hash.to_string(),
+            ));
+        }
+        if receipt.delta_hash != outcome.delta_hash {
+            return Err(differs(
+                "delta hash",
+                receipt.delta_hash.to_string(),
+                outcome.delta_hash.to_string(),
+            ));
+        }
+        if receipt.gas_used != outcome.gas_used {
+            return Err(differs(
+                "gas used",
+                receipt.gas_used.to_string(),
+                outcome.gas_used.to_string(),
+            ));
+        }
+        Ok(receipt)
+    }
+
+    /// The receipt event of a task (single or in a batch), if the chain has one.
+    async fn receipt(
+        &self,
+        task: TaskId,
+        contract: ContractAddress,
+        status: enigma_chain::TaskStatus,
+    ) -> Result<Option<Receipt>> {
+        use alloy::primitives::B256;
+        let from = self.chain.task(&task).await?.map_or(0, |r| r.created_at);
+        let base = Filter::new()
+            .address(enigma_chain::convert::eth(self.chain.enigma_address()))
+            .from_block(from);
+        let logs = |filter: Filter| async move {
+            self.chain.provider().get_logs(&filter).await.map_err(ChainError::from)
+        };
+        let single =
+            |signature: B256| base.clone().event_signature(signature).topic1(B256::from(task.0));
+        let found = |output: [u8; 32], delta: [u8; 32], gas_used: u64| {
+            Some(Receipt {
+                status,
+                output_hash: enigma_types::OutputHash(output),
+                delta_hash: enigma_types::DeltaHash(delta),
+                gas_used,
+            })
+        };
+        for log in logs(single(Enigma::ReceiptVerified::SIGNATURE_HASH)).await? {
+            if let Ok(e) = log.log_decode::<Enigma::ReceiptVerified>() {
+                let e = e.inner.data;
+                return Ok(found(e.outputHash.0, e.deltaHash.0, e.gasUsed));
+            }
+        }
+        for log in logs(single(Enigma::ReceiptFailed::SIGNATURE_HASH)).await? {
+            if let Ok(e) = log.log_decode::<Enigma::ReceiptFailed>() {
+                let e = e.inner.data;
+                return Ok(found(e.outputHash.0, [0; 32], e.gasUsed));
+            }
+        }
+        for log in logs(single(Enigma::ReceiptFailedETH::SIGNATURE_HASH)).await? {
+            if let Ok(e) = log.log_decode::<Enigma::ReceiptFailedETH>() {
+                let e = e.inner.data;
+                return Ok(found(e.outputHash.0, e.deltaHash.0, e.gasUsed));
+            }
+        }
+        let batches = base
+            .clone()
+            .event_signature(Enigma::ReceiptsVerified::SIGNATURE_HASH)
+            .topic1(B256::from(contract.0));
+        for log in logs(batches).await? {
+            let Ok(e) = log.log_decode::<Enigma::ReceiptsVerified>() else { continue };
+            let e = e.inner.data;
+            if let Some(i) = e.taskIds.iter().position(|t| t.0 == task.0) {
+                let (Some(output), Some(delta), Some(gas)) =
+                    (e.outputHashes.get(i), e.deltaHashes.get(i), e.gasUsed.get(i))
+                else {
+                    continue;
+                };
+                return Ok(found(output.0, delta.0, *gas));
+            }
+        }
+        Ok(None)
+    }
+
     /// Returns the whole fee of a task nobody committed, once the chain's timeout has passed
     /// (anyone may call it; the fee goes to the task's sender's prepaid balance).
     pub async fn refund(&self, task: TaskId) -> Result<()> {
@@ -751,6 +873,8 @@ impl TaskHandle<'_> {
             output,
             gas_used: message.gas_used,
             worker,
+            output_hash: message.output_hash,
+            delta_hash: message.delta_hash,
         })
     }
 }

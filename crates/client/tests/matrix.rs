@@ -212,7 +212,9 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
         .unwrap();
     assert_eq!(<(U256,)>::abi_decode_params(&tally.output).unwrap().0, U256::from(75u64));
     expect.ok("tally_poll with its callback", &tally);
-    assert_eq!(client.wait_final(tally.task_id).await.unwrap(), TaskStatus::Verified);
+    let receipt = client.confirm(&tally).await.unwrap();
+    assert_eq!(receipt.status, TaskStatus::Verified, "the receipt matches the verified result");
+    assert_eq!(client.confirm(&richest).await.unwrap().status, TaskStatus::Verified);
     let poll = poll_contract.getPoll(U256::ZERO).call().await.unwrap();
     assert_eq!(poll.talliedQuorum, U256::from(75u64), "the callback reached VotingETH");
 
@@ -432,6 +434,7 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
         TaskStatus::FailedEth,
         "callback to a wrong Ethereum address",
     ));
+    assert_eq!(client.confirm(&tally).await.unwrap().status, TaskStatus::FailedEth);
     let vote = client
         .compute(
             voting.contract,
