@@ -7,10 +7,7 @@ use enigma_node::{DevnetConfig, start_devnet};
 
 fn millionaires_wasm() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut options =
-        enigma_contract_build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
-    options.target_dir = Some(root.join("target/contracts"));
-    options.locked = true;
+    let options = enigma_contract_build::BuildOptions::examples(&root);
     let built = enigma_contract_build::build(&options).unwrap();
     enigma_contract_build::find(&built, "millionaires").unwrap().wasm.clone()
 }

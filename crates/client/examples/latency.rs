@@ -30,10 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("the task count must be at least 1".into());
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut options =
-        enigma_client::build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
-    options.target_dir = Some(root.join("target/contracts"));
-    options.locked = true;
+    let options = enigma_client::build::BuildOptions::examples(&root);
     let built = enigma_client::build::build(&options)?;
     let wasm = std::fs::read(
         &enigma_client::build::find(&built, "millionaires")

@@ -11,10 +11,7 @@ use enigma_node::{DEVNET_AUTHORITY_KEY, DevnetConfig, start_devnet};
 
 fn millionaires() -> Vec<u8> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut options =
-        enigma_client::build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
-    options.target_dir = Some(root.join("target/contracts"));
-    options.locked = true;
+    let options = enigma_client::build::BuildOptions::examples(&root);
     let built = enigma_client::build::build(&options).unwrap();
     std::fs::read(&enigma_client::build::find(&built, "millionaires").unwrap().wasm).unwrap()
 }

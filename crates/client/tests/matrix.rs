@@ -28,10 +28,7 @@ fn wasm(name: &str) -> Vec<u8> {
     static BUILT: OnceLock<Vec<enigma_client::build::Built>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut options =
-            enigma_client::build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
-        options.target_dir = Some(root.join("target/contracts"));
-        options.locked = true;
+        let options = enigma_client::build::BuildOptions::examples(&root);
         enigma_client::build::build(&options).unwrap()
     });
     std::fs::read(&enigma_client::build::find(built, name).unwrap().wasm).unwrap()

@@ -72,6 +72,18 @@ pub struct BuildOptions {
 }
 
 impl BuildOptions {
+    /// The repository's example contracts (`<repo_root>/examples/contracts`), built into
+    /// `<repo_root>/target/contracts` with their committed lockfile: what the tests, benchmarks
+    /// and `enigma devnet --example` use.
+    pub fn examples(repo_root: impl AsRef<Path>) -> Self {
+        let root = repo_root.as_ref();
+        Self {
+            target_dir: Some(root.join("target/contracts")),
+            locked: true,
+            ..Self::new(root.join("examples/contracts/Cargo.toml"))
+        }
+    }
+
     /// Options for the manifest at `manifest`.
     pub fn new(manifest: impl Into<PathBuf>) -> Self {
         Self {

@@ -37,10 +37,7 @@ fn ledger() -> Vec<u8> {
     static WASM: OnceLock<Vec<u8>> = OnceLock::new();
     WASM.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut options =
-            enigma_contract_build::BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
-        options.target_dir = Some(root.join("target/contracts"));
-        options.locked = true;
+        let options = enigma_contract_build::BuildOptions::examples(&root);
         let built = enigma_contract_build::build(&options).unwrap();
         std::fs::read(&enigma_contract_build::find(&built, "ledger").unwrap().wasm).unwrap()
     })

@@ -28,9 +28,7 @@ impl Randomness for Rng {
 
 fn modules() -> Vec<enigma_contract_build::Built> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut options = BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
-    options.target_dir = Some(root.join("target/contracts"));
-    options.locked = true;
+    let options = BuildOptions::examples(&root);
     build(&options).expect("the example contracts build")
 }
 

@@ -16,9 +16,7 @@ pub(crate) fn wasm(name: &str) -> Vec<u8> {
     static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut options = BuildOptions::new(root.join("examples/contracts/Cargo.toml"));
-        options.target_dir = Some(root.join("target/contracts"));
-        options.locked = true;
+        let options = BuildOptions::examples(&root);
         build(&options)
             .expect("the example contracts build")
             .into_iter()
