@@ -82,15 +82,20 @@ library Digests {
         );
     }
 
-    /// Epoch: u256(seed), u256(nonce), list(signer addresses, 20 bytes each), list(u256 stakes).
-    function epoch(uint256 seed, uint256 nonce, address[] memory signers, uint256[] memory stakes)
-        internal
-        pure
-        returns (bytes32 digest)
-    {
+    /// Epoch: u256(seed), u256(nonce), u256(snapshotBlock), u256(groupSize), list(signer
+    /// addresses, 20 bytes each), list(u256 stakes): every field that worker selection and the
+    /// key manager's key release read.
+    function epoch(
+        uint256 seed,
+        uint256 nonce,
+        uint256 snapshotBlock,
+        uint256 groupSize,
+        address[] memory signers,
+        uint256[] memory stakes
+    ) internal pure returns (bytes32 digest) {
         uint256 n = signers.length;
         // 32 bytes of slack past the message so whole-word stores never leave the allocation.
-        bytes memory buf = new bytes(96 + 68 * n + 32);
+        bytes memory buf = new bytes(176 + 68 * n + 32);
         assembly ("memory-safe") {
             mstore(buf, sub(mload(buf), 32))
             let p := add(buf, 0x20)
@@ -98,7 +103,11 @@ library Digests {
             mstore(add(p, 8), seed)
             mstore(add(p, 40), shl(192, 32))
             mstore(add(p, 48), nonce)
-            p := add(p, 80)
+            mstore(add(p, 80), shl(192, 32))
+            mstore(add(p, 88), snapshotBlock)
+            mstore(add(p, 120), shl(192, 32))
+            mstore(add(p, 128), groupSize)
+            p := add(p, 160)
             mstore(p, shl(192, n))
             p := add(p, 8)
             // Writes run left to right, so each word's spill past its field is overwritten by

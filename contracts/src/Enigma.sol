@@ -537,8 +537,9 @@ contract Enigma {
         if (blockNumber > block.number) revert SnapshotInFuture(blockNumber, block.number);
 
         (address[] memory signers, uint256[] memory stakes) = _activeWorkers(blockNumber);
-        address recovered =
-            Signatures.recover(Digests.epoch(seed, nonce, signers, stakes), signature);
+        address recovered = Signatures.recover(
+            Digests.epoch(seed, nonce, blockNumber, groupSize, signers, stakes), signature
+        );
         if (recovered != principal) revert InvalidPrincipalSignature(recovered);
 
         Epoch storage e = epochs.push();

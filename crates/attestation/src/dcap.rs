@@ -3,10 +3,12 @@
 use dcap_qvl::{
     QuoteCollateralV3,
     quote::{Quote, Report},
+    verify::QuoteVerifier,
 };
+use enigma_types::messages::ReportData;
 use serde::{Deserialize, Serialize};
 
-use crate::{Rejection, SignerAddress, Tee, Verdict};
+use crate::{Rejection, SignerAddress, TdMeasurement, TdRegister, Tee, Verdict};
 
 /// A DCAP quote and the collateral to verify it with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,10 +39,12 @@ pub fn quote_tee(quote: &[u8]) -> Result<Tee, Rejection> {
     Ok(if parsed.report.is_sgx() { Tee::Sgx } else { Tee::Tdx })
 }
 
-pub(crate) fn verify(e: &DcapEvidence, at: u64) -> Result<Verdict, Rejection> {
-    let verified = dcap_qvl::verify::verify(&e.quote, &e.collateral, at)
+pub(crate) fn verify(e: &DcapEvidence, allow_debug: bool, at: u64) -> Result<Verdict, Rejection> {
+    let verified = QuoteVerifier::new_prod()
+        .allow_debug(allow_debug)
+        .verify(&e.quote, &e.collateral, at)
         .map_err(|err| Rejection::Dcap(format!("{err:#}")))?;
-    let (tee, mr_enclave, mr_signer, isv_prod_id, isv_svn, debug, report_data) =
+    let (tee, mr_enclave, mr_signer, isv_prod_id, isv_svn, debug, report_data, td) =
         match &verified.report {
             Report::SgxEnclave(r) => (
                 Tee::Sgx,
@@ -48,16 +52,30 @@ pub(crate) fn verify(e: &DcapEvidence, at: u64) -> Result<Verdict, Rejection> {
                 r.mr_signer,
                 r.isv_prod_id,
                 r.isv_svn,
-                r.attributes[0] & 0x02 != 0,
+                crate::sgx_attributes_debug(r.attributes[0])?,
                 r.report_data,
+                None,
             ),
             other => {
                 let td = other
                     .as_td10()
                     .ok_or_else(|| Rejection::QuoteMalformed("unknown report type".into()))?;
-                let mut mr = [0u8; 32];
-                mr.copy_from_slice(&td.mr_td[..32]);
-                (Tee::Tdx, mr, [0u8; 32], 0, 0, td.td_attributes[0] != 0, td.report_data)
+                let measurement = TdMeasurement {
+                    mr_td: td.mr_td,
+                    rtmr: [td.rt_mr0, td.rt_mr1, td.rt_mr2, td.rt_mr3].map(TdRegister),
+                };
+                // TD attributes are little-endian; bit 0 (TUD.DEBUG) marks a debug TD.
+                let debug = td.td_attributes[0] & 0x01 != 0;
+                (
+                    Tee::Tdx,
+                    measurement.digest(),
+                    [0u8; 32],
+                    0,
+                    0,
+                    debug,
+                    td.report_data,
+                    Some(measurement),
+                )
             }
         };
     let mut signer = [0u8; 20];
@@ -73,6 +91,8 @@ pub(crate) fn verify(e: &DcapEvidence, at: u64) -> Result<Verdict, Rejection> {
         signer: SignerAddress(signer),
         status: verified.status,
         advisory_ids: verified.advisory_ids,
-        timestamp: None,
+        // A quote carries no time; an enigma enclave puts one in its report data.
+        timestamp: ReportData::parse(&report_data).ok().map(|r| r.issued_at).filter(|t| *t > 0),
+        td,
     })
 }

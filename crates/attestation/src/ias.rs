@@ -121,9 +121,6 @@ mod offsets {
     pub(crate) const LEN: usize = 432;
 }
 
-/// The SGX attributes flag of a debug enclave.
-const DEBUG_FLAG: u8 = 0x02;
-
 pub(crate) fn verify(e: &IasEvidence, at: u64) -> Result<Verdict, Rejection> {
     let leaf = Certificate::from_pem(e.signing_certificate.as_bytes())
         .map_err(|err| Rejection::CertificateParse(err.to_string()))?;
@@ -178,11 +175,12 @@ pub(crate) fn verify(e: &IasEvidence, at: u64) -> Result<Verdict, Rejection> {
         mr_signer: take32(offsets::MR_SIGNER),
         isv_prod_id: u16le(offsets::ISV_PROD_ID),
         isv_svn: u16le(offsets::ISV_SVN),
-        debug: body[offsets::ATTRIBUTES] & DEBUG_FLAG != 0,
+        debug: crate::sgx_attributes_debug(body[offsets::ATTRIBUTES])?,
         report_data,
         signer: SignerAddress(signer),
         status,
         advisory_ids,
         timestamp: Some(timestamp),
+        td: None,
     })
 }

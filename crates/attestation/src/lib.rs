@@ -32,6 +32,34 @@ pub use dcap::{DcapEvidence, quote_tee};
 pub use enigma_types::SignerAddress;
 pub use ias::{IasEvidence, intel_root_certificate};
 pub use sim::{SimulationAuthority, SimulationEvidence, simulation_measurement};
+
+/// A TDX trust domain's measurement: MRTD and the four runtime measurement registers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TdMeasurement {
+    /// MRTD: the TD's initial contents.
+    #[serde(with = "sim::hex_fixed")]
+    pub mr_td: [u8; 48],
+    /// RTMR0–3: firmware, OS loader, kernel and application measurements.
+    pub rtmr: [TdRegister; 4],
+}
+
+/// One 48-byte TDX measurement register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TdRegister(#[serde(with = "sim::hex_fixed")] pub [u8; 48]);
+
+impl TdMeasurement {
+    /// `H(mrTd ‖ rtmr0 ‖ rtmr1 ‖ rtmr2 ‖ rtmr3)`: the 32 bytes a TD's evidence reports as its
+    /// measurement (what allow-lists hold), covering all 240 bytes.
+    #[must_use]
+    pub fn digest(&self) -> [u8; 32] {
+        let mut all = Vec::with_capacity(240);
+        all.extend_from_slice(&self.mr_td);
+        for r in &self.rtmr {
+            all.extend_from_slice(&r.0);
+        }
+        enigma_types::keccak256(all)
+    }
+}
 pub use time::parse_ias_timestamp;
 
 use enigma_types::Address;
@@ -82,7 +110,7 @@ pub enum Tee {
 pub struct Verdict {
     /// Where it runs.
     pub tee: Tee,
-    /// The enclave's measurement.
+    /// The enclave's measurement: MRENCLAVE for SGX, [`TdMeasurement::digest`] for TDX.
     pub mr_enclave: [u8; 32],
     /// The measurement of its signing key (zero for simulation evidence).
     pub mr_signer: [u8; 32],
@@ -92,8 +120,9 @@ pub struct Verdict {
     pub isv_svn: u16,
     /// Whether it runs in debug mode (its memory is then readable by the host).
     pub debug: bool,
-    /// The 64 bytes the enclave put in its report; the signer address is the first 20.
-    #[serde(with = "serde_big_array")]
+    /// The 64 bytes the enclave put in its report; the signer address is the first 20
+    /// (`enigma_types::messages::ReportData` reads the rest).
+    #[serde(with = "sim::hex_fixed")]
     pub report_data: [u8; 64],
     /// The signer address the evidence vouches for.
     pub signer: SignerAddress,
@@ -101,24 +130,11 @@ pub struct Verdict {
     pub status: String,
     /// Security advisories that apply, if the service lists them.
     pub advisory_ids: Vec<String>,
-    /// When the evidence was issued (Unix seconds), if it says.
+    /// When the evidence was issued (Unix seconds): the attestation service's time for IAS,
+    /// the `issuedAt` of the enclave's report data for DCAP and simulation evidence.
     pub timestamp: Option<u64>,
-}
-
-mod serde_big_array {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(bytes: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        let text = String::deserialize(d)?;
-        let mut out = [0u8; 64];
-        hex::decode_to_slice(text.trim_start_matches("0x"), &mut out)
-            .map_err(serde::de::Error::custom)?;
-        Ok(out)
-    }
+    /// For a TDX trust domain, its full measurement.
+    pub td: Option<TdMeasurement>,
 }
 
 /// What evidence must show to be accepted.
@@ -126,11 +142,14 @@ mod serde_big_array {
 pub struct Policy {
     /// The simulation authority whose signatures are accepted; `None` rejects simulation evidence.
     pub simulation_authority: Option<Address>,
-    /// Allowed MRENCLAVE values; `None` accepts any (never do that outside tests).
+    /// Allowed measurements (MRENCLAVE, or [`TdMeasurement::digest`] for TDX). A policy must
+    /// pin the measurement: with neither this nor `mr_signer`, all evidence is rejected.
     pub mr_enclaves: Option<Vec<[u8; 32]>>,
-    /// The required MRSIGNER (IAS and DCAP); `None` accepts any.
+    /// The required MRSIGNER (SGX; simulated enclaves have none); `None` accepts any, if
+    /// `mr_enclaves` is set.
     pub mr_signer: Option<[u8; 32]>,
-    /// The required product id; `None` accepts any.
+    /// The required product id (SGX and simulation; a TD has none: its role is its
+    /// measurement); `None` accepts any.
     pub isv_prod_id: Option<u16>,
     /// The lowest accepted security version.
     pub min_isv_svn: u16,
@@ -138,13 +157,13 @@ pub struct Policy {
     pub allowed_statuses: Vec<String>,
     /// Whether debug-mode enclaves are accepted.
     pub allow_debug: bool,
-    /// The oldest evidence accepted, in seconds, for evidence that carries a time.
+    /// The oldest evidence accepted, in seconds; when set, evidence without a time is rejected.
     pub max_age_secs: Option<u64>,
 }
 
 impl Default for Policy {
-    /// Strict: no simulation, no debug, any measurement (set them!), statuses `OK` (IAS) and
-    /// `UpToDate` (DCAP) only.
+    /// Strict: no simulation, no debug, statuses `OK` (IAS) and `UpToDate` (DCAP) only, and no
+    /// measurement pinned, so nothing passes until `with_mr_enclaves` or `with_mr_signer`.
     fn default() -> Self {
         Self {
             simulation_authority: None,
@@ -211,14 +230,14 @@ impl Policy {
 
     /// Judges a verdict whose signatures already checked out.
     pub fn check(&self, verdict: &Verdict, at_time: u64) -> Result<(), Rejection> {
-        if verdict.tee == Tee::Tdx {
-            return Err(Rejection::UnsupportedTee(Tee::Tdx));
-        }
         if verdict.tee != Tee::SimulatedSgx && !self.allowed_statuses.contains(&verdict.status) {
             return Err(Rejection::StatusNotAllowed {
                 status: verdict.status.clone(),
                 allowed: self.allowed_statuses.clone(),
             });
+        }
+        if self.mr_enclaves.is_none() && self.mr_signer.is_none() {
+            return Err(Rejection::NoMeasurementPolicy);
         }
         if let Some(allowed) = &self.mr_enclaves
             && !allowed.contains(&verdict.mr_enclave)
@@ -228,7 +247,6 @@ impl Policy {
             });
         }
         if let Some(expected) = &self.mr_signer
-            && verdict.tee != Tee::SimulatedSgx
             && *expected != verdict.mr_signer
         {
             return Err(Rejection::MrSignerMismatch {
@@ -236,28 +254,34 @@ impl Policy {
                 got: hex::encode(verdict.mr_signer),
             });
         }
-        if let Some(expected) = self.isv_prod_id
-            && expected != verdict.isv_prod_id
-        {
-            return Err(Rejection::ProductIdMismatch { expected, got: verdict.isv_prod_id });
-        }
-        if verdict.isv_svn < self.min_isv_svn {
-            return Err(Rejection::SvnTooLow { min: self.min_isv_svn, got: verdict.isv_svn });
+        if verdict.tee != Tee::Tdx {
+            if let Some(expected) = self.isv_prod_id
+                && expected != verdict.isv_prod_id
+            {
+                return Err(Rejection::ProductIdMismatch { expected, got: verdict.isv_prod_id });
+            }
+            if verdict.isv_svn < self.min_isv_svn {
+                return Err(Rejection::SvnTooLow { min: self.min_isv_svn, got: verdict.isv_svn });
+            }
         }
         if verdict.debug && !self.allow_debug {
             return Err(Rejection::DebugNotAllowed);
         }
-        if let Some(issued) = verdict.timestamp {
-            // A small allowance for clock skew between the attestation service and the judge.
-            if issued > at_time.saturating_add(300) {
-                return Err(Rejection::FromTheFuture { timestamp: issued, at: at_time });
-            }
-            if let Some(max) = self.max_age_secs {
-                let age = at_time.saturating_sub(issued);
-                if age > max {
-                    return Err(Rejection::TooOld { age_secs: age, max_secs: max });
+        match verdict.timestamp {
+            Some(issued) => {
+                // A small allowance for clock skew between the attestation service and the judge.
+                if issued > at_time.saturating_add(300) {
+                    return Err(Rejection::FromTheFuture { timestamp: issued, at: at_time });
+                }
+                if let Some(max) = self.max_age_secs {
+                    let age = at_time.saturating_sub(issued);
+                    if age > max {
+                        return Err(Rejection::TooOld { age_secs: age, max_secs: max });
+                    }
                 }
             }
+            None if self.max_age_secs.is_some() => return Err(Rejection::Undated),
+            None => {}
         }
         Ok(())
     }
@@ -377,9 +401,47 @@ pub enum Rejection {
         /// The time of judgement.
         at: u64,
     },
-    /// Evidence from a TEE this network does not accept (yet).
-    #[error("{0:?} evidence is not accepted for enigma enclaves (TDX support is future work)")]
-    UnsupportedTee(Tee),
+    /// A policy that pins no measurement accepts nothing.
+    #[error(
+        "the attestation policy pins no measurement (give allowed MRENCLAVEs or an MRSIGNER), so it accepts no enclave"
+    )]
+    NoMeasurementPolicy,
+    /// Evidence without a time under a policy with a maximum age.
+    #[error(
+        "the evidence carries no time, and this policy accepts only evidence younger than a maximum age; attest again"
+    )]
+    Undated,
+    /// SGX attributes an enigma enclave never has.
+    #[error("the enclave's attributes are not those of an initialized 64-bit enclave: {0}")]
+    BadAttributes(String),
+}
+
+/// SGX attribute flags (the low byte of `ATTRIBUTES.FLAGS`).
+mod sgx_flags {
+    pub(crate) const INIT: u8 = 0x01;
+    pub(crate) const DEBUG: u8 = 0x02;
+    pub(crate) const MODE64BIT: u8 = 0x04;
+    pub(crate) const PROVISION_KEY: u8 = 0x10;
+    pub(crate) const EINITTOKEN_KEY: u8 = 0x20;
+}
+
+/// Reads an SGX enclave's attribute flags (the low byte of `ATTRIBUTES.FLAGS`): whether it is a debug enclave, after checking that it
+/// is an initialized 64-bit application enclave (no provisioning or launch-token key access,
+/// which only Intel's architectural enclaves have).
+pub fn sgx_attributes_debug(flags: u8) -> Result<bool, Rejection> {
+    use sgx_flags::*;
+    if flags & INIT == 0 {
+        return Err(Rejection::BadAttributes("INIT is not set".into()));
+    }
+    if flags & MODE64BIT == 0 {
+        return Err(Rejection::BadAttributes("it is not a 64-bit enclave (MODE64BIT)".into()));
+    }
+    if flags & (PROVISION_KEY | EINITTOKEN_KEY) != 0 {
+        return Err(Rejection::BadAttributes(
+            "it may use the provisioning or launch-token key (an architectural enclave)".into(),
+        ));
+    }
+    Ok(flags & DEBUG != 0)
 }
 
 /// Verifies `evidence` and judges it under `policy` at `at_time` (Unix seconds).
@@ -387,7 +449,7 @@ pub fn verify(evidence: &Evidence, policy: &Policy, at_time: u64) -> Result<Verd
     let verdict = match evidence {
         Evidence::Simulation(e) => sim::verify(e, policy)?,
         Evidence::Ias(e) => ias::verify(e, at_time)?,
-        Evidence::Dcap(e) => dcap::verify(e, at_time)?,
+        Evidence::Dcap(e) => dcap::verify(e, policy.allow_debug, at_time)?,
     };
     policy.check(&verdict, at_time)?;
     Ok(verdict)

@@ -1,44 +1,72 @@
-//! Simulation evidence: a devnet authority's signature over an enclave's identity.
+//! Simulation evidence: a devnet authority's signature over an enclave's report, standing in for
+//! Intel's quoting enclave and attestation service.
 
 use enigma_crypto::{KeyPair, Signature};
-use enigma_types::{Address, SignerAddress, keccak256, messages::sim_attestation_digest};
+use enigma_types::{
+    Address, SignerAddress,
+    enc::Encoder,
+    messages::{ReportData, sim_attestation_digest},
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{Policy, Rejection, Tee, Verdict};
 
-/// The measurement a simulated enclave of `role` ("worker" or "km") reports: the Keccak-256 of
-/// its name and the crate version, so a devnet's allow-list changes when the enclave code does.
+/// The measurement a simulated enclave of `role` ("worker" or "km") reports:
+/// `H(enc("enigma simulation enclave", role, version, build))`, where `build` is the digest of
+/// everything the enclave was built to trust (its compiled-in policy). A different crate
+/// version or policy is a different measurement, as a different binary would be on hardware.
 #[must_use]
-pub fn simulation_measurement(role: &str) -> [u8; 32] {
-    keccak256(format!("enigma simulation enclave {role} v{}", env!("CARGO_PKG_VERSION")))
+pub fn simulation_measurement(role: &str, build: &[u8; 32]) -> [u8; 32] {
+    Encoder::hashing()
+        .bytes(b"enigma simulation enclave")
+        .bytes(role.as_bytes())
+        .bytes(env!("CARGO_PKG_VERSION").as_bytes())
+        .bytes(build)
+        .digest()
 }
 
-/// An enclave identity signed by a simulation authority.
+/// A simulated enclave's report, signed by a simulation authority.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimulationEvidence {
-    /// The enclave's signer address.
-    pub signer: SignerAddress,
     /// Its (simulated) measurement.
-    #[serde(with = "hex32")]
+    #[serde(with = "hex_fixed")]
     pub mr_enclave: [u8; 32],
     /// Its product id.
     pub isv_prod_id: u16,
     /// Whether it is a debug enclave.
     pub debug: bool,
+    /// The 64 bytes the enclave put in its report (signer address first).
+    #[serde(with = "hex_fixed")]
+    pub report_data: [u8; 64],
     /// The authority's signature over [`sim_attestation_digest`].
     pub signature: Signature,
 }
 
-mod hex32 {
+impl SimulationEvidence {
+    /// The signer address the report vouches for (its first 20 bytes).
+    #[must_use]
+    pub fn signer(&self) -> SignerAddress {
+        let mut signer = [0u8; 20];
+        signer.copy_from_slice(&self.report_data[..20]);
+        SignerAddress(signer)
+    }
+}
+
+pub(crate) mod hex_fixed {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(crate) fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer, const N: usize>(
+        bytes: &[u8; N],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("0x{}", hex::encode(bytes)))
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
         let text = String::deserialize(d)?;
-        let mut out = [0u8; 32];
+        let mut out = [0u8; N];
         hex::decode_to_slice(text.trim_start_matches("0x"), &mut out)
             .map_err(serde::de::Error::custom)?;
         Ok(out)
@@ -46,7 +74,8 @@ mod hex32 {
 }
 
 /// The devnet's attestation authority: it vouches for simulated enclaves. On a real network it
-/// does not exist (the chain's authority address is zero).
+/// does not exist (the chain's authority address is zero). Its key belongs to whoever plays
+/// Intel's part — a devnet or a test harness — never to a worker's or key manager's host.
 #[derive(Debug)]
 pub struct SimulationAuthority {
     key: KeyPair,
@@ -65,21 +94,21 @@ impl SimulationAuthority {
         self.key.address()
     }
 
-    /// Signs an enclave's identity.
+    /// Signs an enclave's report.
     #[must_use]
     pub fn attest(
         &self,
-        signer: SignerAddress,
         mr_enclave: [u8; 32],
         isv_prod_id: u16,
         debug: bool,
+        report_data: [u8; 64],
     ) -> SimulationEvidence {
-        let digest = sim_attestation_digest(&signer, &mr_enclave, isv_prod_id, debug);
+        let digest = sim_attestation_digest(&mr_enclave, isv_prod_id, debug, &report_data);
         SimulationEvidence {
-            signer,
             mr_enclave,
             isv_prod_id,
             debug,
+            report_data,
             signature: self.key.sign_digest(&digest),
         }
     }
@@ -87,7 +116,7 @@ impl SimulationAuthority {
 
 pub(crate) fn verify(e: &SimulationEvidence, policy: &Policy) -> Result<Verdict, Rejection> {
     let authority = policy.simulation_authority.ok_or(Rejection::SimulationNotAccepted)?;
-    let digest = sim_attestation_digest(&e.signer, &e.mr_enclave, e.isv_prod_id, e.debug);
+    let digest = sim_attestation_digest(&e.mr_enclave, e.isv_prod_id, e.debug, &e.report_data);
     let got = e
         .signature
         .recover_address(&digest)
@@ -95,8 +124,6 @@ pub(crate) fn verify(e: &SimulationEvidence, policy: &Policy) -> Result<Verdict,
     if got != authority {
         return Err(Rejection::WrongAuthority { expected: authority, got });
     }
-    let mut report_data = [0u8; 64];
-    report_data[..20].copy_from_slice(e.signer.as_bytes());
     Ok(Verdict {
         tee: Tee::SimulatedSgx,
         mr_enclave: e.mr_enclave,
@@ -104,10 +131,11 @@ pub(crate) fn verify(e: &SimulationEvidence, policy: &Policy) -> Result<Verdict,
         isv_prod_id: e.isv_prod_id,
         isv_svn: 0,
         debug: e.debug,
-        report_data,
-        signer: e.signer,
+        report_data: e.report_data,
+        signer: e.signer(),
         status: "SIMULATION".into(),
         advisory_ids: Vec::new(),
-        timestamp: None,
+        timestamp: ReportData::parse(&e.report_data).ok().map(|r| r.issued_at).filter(|t| *t > 0),
+        td: None,
     })
 }

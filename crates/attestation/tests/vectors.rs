@@ -6,11 +6,17 @@ use enigma_attestation::{
     Tee, WORKER_PRODUCT_ID, parse_ias_timestamp, quote_tee, simulation_measurement, verify,
 };
 use enigma_crypto::KeyPair;
-use enigma_types::SignerAddress;
+use enigma_types::{Address, SignerAddress, messages::ReportData};
 use serde_json::Value;
 
 const DISCOVERY_MR_SIGNER: &str =
     "83d719e77deaca1470f6baf62a4d774303c899db69020f9c70ee1dfc08c7ce9e";
+const SGX_QUOTE_MR_ENCLAVE: &str =
+    "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb";
+
+fn hex32(text: &str) -> [u8; 32] {
+    hex::decode(text).unwrap().try_into().unwrap()
+}
 
 fn testdata(path: &str) -> Vec<u8> {
     std::fs::read(format!("{}/../../testdata/{path}", env!("CARGO_MANIFEST_DIR")))
@@ -188,22 +194,26 @@ fn dcap(name: &str) -> DcapEvidence {
 const IN_WINDOW: u64 = 1_750_809_600;
 const FIVE_YEARS: u64 = 5 * 365 * 86_400;
 
+fn sgx_policy() -> Policy {
+    Policy::default()
+        .allow_status("ConfigurationAndSWHardeningNeeded")
+        .with_mr_enclaves(vec![hex32(SGX_QUOTE_MR_ENCLAVE)])
+}
+
 #[test]
 fn the_sgx_dcap_quote_verifies_inside_its_collateral_window() {
     let evidence = Evidence::Dcap(dcap("sgx"));
-    let policy =
-        Policy::default().allow_status("ConfigurationAndSWHardeningNeeded").allow_debug(true);
-    let verdict = verify(&evidence, &policy, IN_WINDOW).unwrap();
+    let verdict = verify(&evidence, &sgx_policy(), IN_WINDOW).unwrap();
     assert_eq!(verdict.tee, Tee::Sgx);
     assert_eq!(verdict.status, "ConfigurationAndSWHardeningNeeded");
-    assert!(
-        hex::encode(verdict.mr_enclave).starts_with("33d8736d"),
-        "{}",
-        hex::encode(verdict.mr_enclave)
-    );
-    assert!(hex::encode(verdict.mr_enclave).ends_with("2fbb"));
-    assert!(matches!(verify(&evidence, &policy, IN_WINDOW + FIVE_YEARS), Err(Rejection::Dcap(_))));
-    let strict = Policy::default().allow_debug(true);
+    assert_eq!(hex::encode(verdict.mr_enclave), SGX_QUOTE_MR_ENCLAVE);
+    assert!(!verdict.debug, "the sample enclave is a production build (attributes 0x05)");
+    assert_eq!(verdict.timestamp, None, "its report data is not an enigma enclave's");
+    assert!(matches!(
+        verify(&evidence, &sgx_policy(), IN_WINDOW + FIVE_YEARS),
+        Err(Rejection::Dcap(_))
+    ));
+    let strict = Policy::default().with_mr_enclaves(vec![hex32(SGX_QUOTE_MR_ENCLAVE)]);
     assert!(matches!(
         verify(&evidence, &strict, IN_WINDOW),
         Err(Rejection::StatusNotAllowed { .. })
@@ -211,56 +221,153 @@ fn the_sgx_dcap_quote_verifies_inside_its_collateral_window() {
     let mut tampered = dcap("sgx");
     tampered.quote[120] ^= 1;
     assert!(matches!(
-        verify(&Evidence::Dcap(tampered), &policy, IN_WINDOW),
+        verify(&Evidence::Dcap(tampered), &sgx_policy(), IN_WINDOW),
         Err(Rejection::Dcap(_))
     ));
 }
 
 #[test]
-fn the_tdx_quote_parses_and_is_reported_as_tdx() {
+fn dcap_policies_pin_the_measurement_and_bound_the_age() {
+    let evidence = Evidence::Dcap(dcap("sgx"));
+    let unpinned = Policy::default().allow_status("ConfigurationAndSWHardeningNeeded");
+    assert_eq!(verify(&evidence, &unpinned, IN_WINDOW), Err(Rejection::NoMeasurementPolicy));
+    let wrong = unpinned.clone().with_mr_enclaves(vec![[7; 32]]);
+    assert_eq!(
+        verify(&evidence, &wrong, IN_WINDOW),
+        Err(Rejection::MrEnclaveNotAllowed { mr_enclave: SGX_QUOTE_MR_ENCLAVE.into() })
+    );
+    let signer = unpinned.with_mr_signer([7; 32]);
+    assert!(matches!(
+        verify(&evidence, &signer, IN_WINDOW),
+        Err(Rejection::MrSignerMismatch { .. })
+    ));
+    // A quote has no time of its own: under a maximum age, only a report that carries one passes.
+    assert_eq!(
+        verify(&evidence, &sgx_policy().with_max_age(3600), IN_WINDOW),
+        Err(Rejection::Undated)
+    );
+    assert_eq!(
+        verify(&evidence, &sgx_policy().with_product_id(WORKER_PRODUCT_ID), IN_WINDOW),
+        Err(Rejection::ProductIdMismatch { expected: WORKER_PRODUCT_ID, got: 0 })
+    );
+}
+
+#[test]
+fn the_tdx_quote_verifies_with_its_whole_measurement() {
     let evidence = dcap("tdx");
     assert_eq!(quote_tee(&evidence.quote).unwrap(), Tee::Tdx);
     assert_eq!(quote_tee(&dcap("sgx").quote).unwrap(), Tee::Sgx);
     assert!(matches!(quote_tee(&[0u8; 10]), Err(Rejection::QuoteMalformed(_))));
-    let policy = Policy::default().allow_debug(true);
-    assert_eq!(
-        verify(&Evidence::Dcap(evidence), &policy, IN_WINDOW),
-        Err(Rejection::UnsupportedTee(Tee::Tdx))
-    );
+
+    // Learn the measurement under an allow-list that names nothing, then pin it.
+    let probe = Policy::default().with_mr_enclaves(vec![]);
+    let Err(Rejection::MrEnclaveNotAllowed { mr_enclave }) =
+        verify(&Evidence::Dcap(evidence.clone()), &probe, IN_WINDOW)
+    else {
+        panic!("the TDX quote verifies up to the allow-list")
+    };
+    let policy = Policy::default().with_mr_enclaves(vec![hex32(&mr_enclave)]);
+    let verdict = verify(&Evidence::Dcap(evidence.clone()), &policy, IN_WINDOW).unwrap();
+    assert_eq!(verdict.tee, Tee::Tdx);
+    assert!(!verdict.debug);
+    let td = verdict.td.clone().unwrap();
+    // The measurement is all 48 bytes of MRTD and of each RTMR: raw bytes of the v4 quote's TD
+    // report (a 48-byte header, then TEE_TCB_SVN 16, MRSEAM 48, MRSIGNERSEAM 48, SEAM and TD
+    // attributes and XFAM 8 each, MRTD 48, MRCONFIGID, MROWNER, MROWNERCONFIG 48 each, RTMR0-3).
+    let body = &evidence.quote[48..];
+    let mr_td_at = 16 + 48 + 48 + 24;
+    assert_eq!(&td.mr_td[..], &body[mr_td_at..mr_td_at + 48]);
+    let rtmr_at = mr_td_at + 48 * 4;
+    for (i, r) in td.rtmr.iter().enumerate() {
+        assert_eq!(&r.0[..], &body[rtmr_at + 48 * i..rtmr_at + 48 * (i + 1)], "RTMR{i}");
+    }
+    assert_eq!(verdict.mr_enclave, td.digest());
+    // Changing any of the 240 measured bytes changes the digest, even past MRTD's first 32.
+    let mut other = td.clone();
+    other.mr_td[40] ^= 1;
+    assert_ne!(other.digest(), td.digest());
+    let mut other = td.clone();
+    other.rtmr[3].0[47] ^= 1;
+    assert_ne!(other.digest(), td.digest());
+}
+
+#[test]
+fn sgx_attributes_other_than_a_64_bit_initialized_enclave_are_rejected() {
+    // Changing the flags in real evidence breaks Intel's signature first, so the reader that
+    // IAS and DCAP verification share is judged on its own.
+    assert_eq!(enigma_attestation::sgx_attributes_debug(0x07), Ok(true));
+    assert_eq!(enigma_attestation::sgx_attributes_debug(0x05), Ok(false));
+    assert!(matches!(
+        enigma_attestation::sgx_attributes_debug(0x06),
+        Err(Rejection::BadAttributes(why)) if why.contains("INIT")
+    ));
+    assert!(matches!(
+        enigma_attestation::sgx_attributes_debug(0x03),
+        Err(Rejection::BadAttributes(why)) if why.contains("64-bit")
+    ));
+    assert!(matches!(
+        enigma_attestation::sgx_attributes_debug(0x15),
+        Err(Rejection::BadAttributes(why)) if why.contains("provisioning")
+    ));
+}
+
+fn report_data(signer: SignerAddress, at: u64) -> [u8; 64] {
+    ReportData::new(signer, &Address([1; 20]), &Address([2; 20]), at).to_bytes()
 }
 
 #[test]
 fn simulation_evidence_from_the_authority_verifies_and_tampering_fails() {
     let authority = SimulationAuthority::new(KeyPair::from_bytes(&[0x5a; 32]).unwrap());
     let signer = SignerAddress([7; 20]);
-    let mr = simulation_measurement("worker");
-    let evidence = authority.attest(signer, mr, WORKER_PRODUCT_ID, false);
+    let mr = simulation_measurement("worker", &[0; 32]);
+    let evidence = authority.attest(mr, WORKER_PRODUCT_ID, false, report_data(signer, 1000));
     let policy =
         Policy::default().with_simulation_authority(authority.address()).with_mr_enclaves(vec![mr]);
-    let verdict = verify(&Evidence::Simulation(evidence.clone()), &policy, 0).unwrap();
+    let verdict = verify(&Evidence::Simulation(evidence.clone()), &policy, 1000).unwrap();
     assert_eq!((verdict.signer, verdict.tee), (signer, Tee::SimulatedSgx));
+    assert_eq!(verdict.timestamp, Some(1000));
 
     assert_eq!(
-        verify(&Evidence::Simulation(evidence.clone()), &Policy::default(), 0),
+        verify(&Evidence::Simulation(evidence.clone()), &Policy::default(), 1000),
         Err(Rejection::SimulationNotAccepted)
     );
     let mut other_signer = evidence.clone();
-    other_signer.signer = SignerAddress([8; 20]);
+    other_signer.report_data[0] ^= 1;
     assert!(matches!(
-        verify(&Evidence::Simulation(other_signer), &policy, 0),
+        verify(&Evidence::Simulation(other_signer), &policy, 1000),
+        Err(Rejection::WrongAuthority { .. })
+    ));
+    let mut rebound = evidence.clone();
+    rebound.report_data[30] ^= 1;
+    assert!(matches!(
+        verify(&Evidence::Simulation(rebound), &policy, 1000),
         Err(Rejection::WrongAuthority { .. })
     ));
     let mut debug = evidence.clone();
     debug.debug = true;
     assert!(matches!(
-        verify(&Evidence::Simulation(debug), &policy, 0),
+        verify(&Evidence::Simulation(debug), &policy, 1000),
         Err(Rejection::WrongAuthority { .. })
     ));
-    let km = authority.attest(signer, simulation_measurement("km"), KM_PRODUCT_ID, false);
+    let km = authority.attest(
+        simulation_measurement("km", &[0; 32]),
+        KM_PRODUCT_ID,
+        false,
+        report_data(signer, 1000),
+    );
     assert!(matches!(
-        verify(&Evidence::Simulation(km), &policy, 0),
+        verify(&Evidence::Simulation(km), &policy, 1000),
         Err(Rejection::MrEnclaveNotAllowed { .. })
     ));
+    // Another build (what the enclave was compiled to trust) is another measurement.
+    assert_ne!(simulation_measurement("worker", &[1; 32]), mr);
+    // Age: the report's own time.
+    let aged = policy.with_max_age(60);
+    assert!(verify(&Evidence::Simulation(evidence.clone()), &aged, 1050).is_ok());
+    assert_eq!(
+        verify(&Evidence::Simulation(evidence.clone()), &aged, 1100),
+        Err(Rejection::TooOld { age_secs: 100, max_secs: 60 })
+    );
     let json = serde_json::to_string(&Evidence::Simulation(evidence.clone())).unwrap();
     assert_eq!(serde_json::from_str::<Evidence>(&json).unwrap(), Evidence::Simulation(evidence));
 }

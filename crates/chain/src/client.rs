@@ -6,7 +6,6 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::TransactionReceipt,
     signers::local::PrivateKeySigner,
-    sol_types::SolValue,
 };
 use enigma_attestation::Evidence;
 use enigma_crypto::{KeyPair, Signature};
@@ -20,12 +19,8 @@ use crate::{
     bindings::{Enigma, EnigmaToken},
     convert::{address, b256, contract, eth, eth_signer, signer, task_id, u64_of, u128_of},
     error::revert_text,
+    evidence::encode_evidence,
 };
-
-/// Evidence kinds the contract verifies (`register`'s `evidenceKind`).
-pub const EVIDENCE_SIMULATION: u8 = 0;
-/// IAS evidence.
-pub const EVIDENCE_IAS: u8 = 1;
 
 /// An epoch as the chain stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,22 +303,6 @@ macro_rules! send {
         let receipt = wait_receipt(&$self.provider, *pending.tx_hash()).await?;
         mined(&receipt).map(|m| (m, receipt))
     }};
-}
-
-/// Encodes evidence as `register` takes it.
-pub fn encode_evidence(evidence: &Evidence) -> Result<(u8, Vec<u8>)> {
-    match evidence {
-        Evidence::Simulation(e) => Ok((
-            EVIDENCE_SIMULATION,
-            (B256::from(e.mr_enclave), e.isv_prod_id, e.debug, Bytes::from(e.signature.as_bytes().to_vec())).abi_encode_params(),
-        )),
-        Evidence::Ias(e) => {
-            Ok((EVIDENCE_IAS, (Bytes::from(e.report.clone().into_bytes()), Bytes::from(e.signature.clone())).abi_encode_params()))
-        }
-        Evidence::Dcap(_) => Err(ChainError::Config(
-            "DCAP evidence is verified off chain (by clients and the key manager); register on chain with IAS or simulation evidence".into(),
-        )),
-    }
 }
 
 impl Chain {

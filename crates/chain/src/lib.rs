@@ -29,15 +29,19 @@ pub mod convert;
 mod deploy;
 mod epochs;
 mod error;
+mod evidence;
 mod watcher;
 
 pub use anvil::{ensure_anvil, find_anvil, spawn_anvil};
 pub use client::{
-    BatchItemTx, Chain, ComputeReceiptTx, DeployReceiptTx, EVIDENCE_IAS, EVIDENCE_SIMULATION,
-    EpochInfo, Mined, SecretContract, TaskRecord, TaskStatus, WorkerInfo, WorkerStatus,
-    describe_revert, encode_evidence, provider,
+    BatchItemTx, Chain, ComputeReceiptTx, DeployReceiptTx, EpochInfo, Mined, SecretContract,
+    TaskRecord, TaskStatus, WorkerInfo, WorkerStatus, describe_revert, provider,
 };
 pub use deploy::{DeployConfig, Deployment, IasPolicy, SimulationPolicy, deploy, deploy_voting};
 pub use epochs::{EPOCHS_LOADED, EpochCache};
 pub use error::{ChainError, Result};
+pub use evidence::{
+    EVIDENCE_DCAP, EVIDENCE_IAS, EVIDENCE_SIMULATION, RecordedEvidence, decode_evidence,
+    encode_evidence,
+};
 pub use watcher::{ChainEvent, Located, Poll, Watcher, decode};

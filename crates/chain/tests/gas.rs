@@ -173,19 +173,10 @@ async fn gas_of_every_operation_and_the_batching_target() {
     net.fund(1, 1_000 * ENG).await;
     let chain = net.chain(1);
     let enclave = enigma_crypto::KeyPair::generate().unwrap();
-    let evidence = net.authority.attest(
-        enclave.address().into(),
-        enigma_attestation::simulation_measurement("worker"),
-        enigma_attestation::WORKER_PRODUCT_ID,
-        false,
-    );
+    let evidence = net.worker_evidence(&enclave, net.address(1));
     m.add(
         "register (simulation evidence)",
-        chain
-            .register(enclave.address().into(), &enigma_attestation::Evidence::Simulation(evidence))
-            .await
-            .unwrap()
-            .gas_used,
+        chain.register(enclave.address().into(), &evidence).await.unwrap().gas_used,
     );
     m.add("deposit (stake)", chain.deposit_stake(1_000 * ENG).await.unwrap().gas_used);
     m.add("login", chain.login().await.unwrap().gas_used);
@@ -274,7 +265,11 @@ async fn epoch_gas(net: &TestNet, m: &mut Measured, label: &str) -> EpochInfo {
     let seed = keccak256(label.as_bytes());
     let mined = net
         .deployer
-        .set_workers_params(snapshot, seed, &net.sign_epoch(seed, nonce, &workers, &stakes))
+        .set_workers_params(
+            snapshot,
+            seed,
+            &net.sign_epoch(seed, nonce, snapshot, &workers, &stakes),
+        )
         .await
         .unwrap();
     m.add(label, mined.gas_used);

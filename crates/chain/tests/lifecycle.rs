@@ -485,8 +485,14 @@ async fn only_the_principal_sets_epochs_and_a_receipt_is_judged_in_its_own_epoch
     let (workers, stakes) = s.net.deployer.active_workers(snapshot).await.unwrap();
     let nonce = s.net.deployer.epoch_count().await.unwrap();
     let impostor = enigma_crypto::KeyPair::from_bytes(&[0x66; 32]).unwrap();
-    let bad = impostor
-        .sign_digest(&enigma_types::messages::epoch_digest(&[1; 32], nonce, &workers, &stakes));
+    let bad = impostor.sign_digest(&enigma_types::messages::epoch_digest(
+        &[1; 32],
+        nonce,
+        snapshot,
+        s.net.group_size,
+        &workers,
+        &stakes,
+    ));
     assert_rejected(
         s.net.deployer.set_workers_params(snapshot, [1; 32], &bad).await,
         "InvalidPrincipalSignature",

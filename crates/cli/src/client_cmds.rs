@@ -8,8 +8,7 @@ use alloy::dyn_abi::{DynSolType, DynSolValue};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use enigma_client::{Client, ClientConfig, Policy, TaskOutcome};
-use enigma_crypto::KeyPair;
-use enigma_node::{DEVNET_AUTHORITY_KEY, DevnetSummary};
+use enigma_node::{DevnetSummary, devnet_measurements};
 use enigma_types::{Address, ContractAddress, TaskId};
 
 use crate::{SecretArg, key};
@@ -38,6 +37,17 @@ pub(crate) struct Connection {
     /// Accept simulated enclaves attested by this authority (a devnet's own is accepted anyway).
     #[arg(long)]
     sim_authority: Option<Address>,
+    /// Also accept worker enclaves with this measurement (MRENCLAVE, or a TD's measurement
+    /// digest), hex; repeat for several. The devnet build's worker is accepted with a devnet or
+    /// a simulation authority.
+    #[arg(long = "measurement", value_name = "HEX")]
+    measurements: Vec<String>,
+    /// Accept hardware worker enclaves signed by this MRSIGNER (hex).
+    #[arg(long, value_name = "HEX")]
+    mr_signer: Option<String>,
+    /// Oldest worker attestation accepted, in seconds (default: any age).
+    #[arg(long, value_name = "SECONDS")]
+    max_attestation_age: Option<u64>,
     /// Seconds to wait for a result.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -131,7 +141,52 @@ pub(crate) enum AccountCommand {
     },
 }
 
+/// The policy a devnet's worker enclaves satisfy: its simulation authority and the devnet
+/// build's worker measurement.
+pub(crate) fn devnet_policy() -> Result<Policy> {
+    Ok(enigma_node::devnet_policy()?)
+}
+
 impl Connection {
+    /// What a worker's attestation must show: with a devnet (or a simulation authority), the
+    /// devnet build's worker; plus any measurement or MRSIGNER given.
+    fn policy(&self, devnet: bool) -> Result<Policy> {
+        let mut policy = if devnet {
+            devnet_policy()?
+        } else {
+            Policy::default().with_product_id(enigma_attestation::WORKER_PRODUCT_ID)
+        };
+        if let Some(a) = self.sim_authority {
+            policy = policy.with_simulation_authority(a);
+            let mut allowed = policy.mr_enclaves.take().unwrap_or_default();
+            allowed.push(devnet_measurements().0);
+            policy.mr_enclaves = Some(allowed);
+        }
+        for m in &self.measurements {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(m.trim_start_matches("0x"), &mut bytes)
+                .with_context(|| format!("--measurement {m} is not 32 bytes of hex"))?;
+            let mut allowed = policy.mr_enclaves.take().unwrap_or_default();
+            allowed.push(bytes);
+            policy.mr_enclaves = Some(allowed);
+        }
+        if let Some(m) = &self.mr_signer {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(m.trim_start_matches("0x"), &mut bytes)
+                .with_context(|| format!("--mr-signer {m} is not 32 bytes of hex"))?;
+            policy = policy.with_mr_signer(bytes);
+        }
+        if let Some(age) = self.max_attestation_age {
+            policy = policy.with_max_age(age);
+        }
+        if policy.mr_enclaves.is_none() && policy.mr_signer.is_none() {
+            bail!(
+                "no worker enclave would be accepted: without a devnet, give --measurement or --mr-signer (and --sim-authority for simulated enclaves)"
+            );
+        }
+        Ok(policy)
+    }
+
     async fn connect(&self) -> Result<Client> {
         let summary: Option<DevnetSummary> =
             match std::fs::read_to_string(&self.devnet) {
@@ -163,14 +218,7 @@ impl Connection {
             )?,
             (None, None) => return Err(missing("key")),
         };
-        let mut policy = Policy::default();
-        if s.is_some() {
-            policy = policy
-                .with_simulation_authority(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?.address());
-        }
-        if let Some(a) = self.sim_authority {
-            policy = policy.with_simulation_authority(a);
-        }
+        let policy = self.policy(s.is_some())?;
         let config = ClientConfig {
             gateway_url: self
                 .gateway_url

@@ -195,9 +195,10 @@ struct NodeArgs {
     /// KM: serve getStateKeys on this address.
     #[arg(long)]
     rpc_listen: Option<SocketAddr>,
-    /// Devnet only: the simulation attestation authority's key (hex or @FILE).
-    #[arg(long, hide_env_values = true, env = "ENIGMA_SIM_AUTHORITY_KEY")]
-    sim_authority_key: Option<SecretArg>,
+    /// The simulation attestation service that attests this node's enclave at registration
+    /// (a devnet prints it as `attestation`); hardware nodes are attested by Intel instead.
+    #[arg(long, env = "ENIGMA_ATTESTATION_URL")]
+    attestation_url: Option<String>,
     /// Worker: register, stake this many grains and log in at start if not registered.
     #[arg(long)]
     stake: Option<u128>,
@@ -233,7 +234,7 @@ impl NodeArgs {
             gateway_listen: self.gateway_listen.or(file.gateway_listen),
             km_url: self.km_url.or(file.km_url),
             rpc_listen: self.rpc_listen.or(file.rpc_listen),
-            sim_authority_key: self.sim_authority_key.or(file.sim_authority_key),
+            attestation_url: self.attestation_url.or(file.attestation_url),
             stake: self.stake.or(file.stake),
             batch_size: self.batch_size.or(file.batch_size),
             batch_wait_ms: self.batch_wait_ms.or(file.batch_wait_ms),
@@ -377,8 +378,7 @@ fn worker_config(a: NodeArgs, run: bool) -> Result<WorkerConfig> {
         .map(|b| b.parse().with_context(|| format!("--bootstrap {b} is not a multiaddr")))
         .collect::<Result<_>>()?;
     config.gateway_listen = a.gateway_listen;
-    config.simulation_authority =
-        a.sim_authority_key.map(|k| key(&k, "simulation authority key")).transpose()?;
+    config.attestation_url = a.attestation_url;
     config.stake = a.stake;
     if let Some(n) = a.batch_size {
         if n == 0 {
@@ -453,10 +453,7 @@ async fn km(a: NodeArgs) -> Result<()> {
         operator: key(&required(a.operator_key, "operator-key")?, "operator key")?,
         rpc_listen: a.rpc_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3040))),
         poll_interval: Duration::from_millis(500),
-        simulation_authority: a
-            .sim_authority_key
-            .map(|k| key(&k, "simulation authority key"))
-            .transpose()?,
+        attestation_url: a.attestation_url,
     };
     let node = start_km(config).await.context("starting the key manager")?;
     say!("key manager {} ready: getStateKeys at http://{}", node.signer, node.rpc_addr);
@@ -559,9 +556,7 @@ async fn millionaires_example(s: &enigma_node::DevnetSummary) -> Result<()> {
         token: s.deployment.token,
         account: key(&SecretArg(account.private_key.clone()), "dev account key")?,
         gas_px: 1,
-        policy: enigma_client::Policy::default().with_simulation_authority(
-            KeyPair::from_bytes(&enigma_node::DEVNET_AUTHORITY_KEY)?.address(),
-        ),
+        policy: client_cmds::devnet_policy()?,
         result_timeout: Duration::from_secs(60),
     })
     .await?;

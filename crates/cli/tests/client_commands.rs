@@ -165,8 +165,8 @@ async fn the_millionaires_example_runs_from_the_command_line() {
             s.deployment.token.to_string(),
             "--operator-key".into(),
             operator.private_key.clone(),
-            "--sim-authority-key".into(),
-            format!("0x{}", hex::encode(enigma_node::DEVNET_AUTHORITY_KEY)),
+            "--attestation-url".into(),
+            s.attestation_url.clone(),
             "--json".into(),
         ];
         if action == "register" {

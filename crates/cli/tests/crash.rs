@@ -14,13 +14,14 @@ use alloy::providers::Provider as _;
 use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
 use base64::Engine as _;
-use enigma_attestation::simulation_measurement;
 use enigma_chain::{
-    Chain, ChainEvent, DeployConfig, SimulationPolicy, TaskStatus, Watcher, deploy, provider,
-    spawn_anvil,
+    Chain, ChainEvent, DeployConfig, TaskStatus, Watcher, deploy, provider, spawn_anvil,
 };
 use enigma_crypto::{KeyPair, PublicKey, Signature};
-use enigma_node::{KmConfig, TaskResultView, prepare_km, start_km};
+use enigma_node::{
+    KmConfig, TaskResultView, devnet_simulation_policy, prepare_km, serve_devnet_attestation,
+    start_km,
+};
 use enigma_types::{
     ContractAddress, TaskId, code_hash, inputs_hash_compute, inputs_hash_deploy,
     messages::worker_key_digest, task_id,
@@ -56,7 +57,7 @@ struct Setup {
     enigma: String,
     token: String,
     operator: String,
-    authority: String,
+    attestation_url: String,
     km_url: String,
     gateway_port: u16,
 }
@@ -69,8 +70,8 @@ fn start(s: &Setup, batch_wait_ms: u64) -> Child {
         .args([
             "--operator-key",
             &s.operator,
-            "--sim-authority-key",
-            &s.authority,
+            "--attestation-url",
+            &s.attestation_url,
             "--km-url",
             &s.km_url,
         ])
@@ -115,8 +116,9 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
     let url = anvil.endpoint_url().to_string();
     let account = |i: usize| KeyPair::from_slice(&anvil.keys()[i].to_bytes()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let authority = KeyPair::from_bytes(&[0xa7; 32]).unwrap();
-    let principal = prepare_km(&dir.path().join("km")).unwrap();
+    // The test plays Intel: it runs the attestation service with the authority's key.
+    let attestation = serve_devnet_attestation("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let principal = prepare_km(&dir.path().join("km"), account(9).address()).unwrap().signer;
     let p = provider(&url, Some(&account(0))).unwrap();
     let config = DeployConfig {
         // Long epochs: the test's own transactions must not rotate the worker's IO key between
@@ -125,12 +127,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         timeout_blocks: 500,
         principal,
         group_size: 1,
-        simulation: Some(SimulationPolicy {
-            authority: authority.address(),
-            debug_allowed: false,
-            worker_enclaves: vec![simulation_measurement("worker")],
-            km_enclaves: vec![simulation_measurement("km")],
-        }),
+        simulation: Some(devnet_simulation_policy().unwrap()),
         ias: None,
     };
     let d = deploy(&p, &config).await.unwrap();
@@ -143,7 +140,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         operator: account(9),
         rpc_listen: "127.0.0.1:0".parse().unwrap(),
         poll_interval: Duration::from_millis(200),
-        simulation_authority: Some(KeyPair::from_bytes(&[0xa7; 32]).unwrap()),
+        attestation_url: Some(attestation.url.clone()),
     })
     .await
     .unwrap();
@@ -154,7 +151,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         enigma: d.enigma.to_string(),
         token: d.token.to_string(),
         operator: write_key(dir.path(), "operator.key", &account(1)),
-        authority: write_key(dir.path(), "authority.key", &authority),
+        attestation_url: attestation.url.clone(),
         km_url: format!("http://{}", km.rpc_addr),
         gateway_port: free_port(),
     };
@@ -233,7 +230,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
     .await;
     let text = shared
         .decrypt(&hex::decode(view.output.trim_start_matches("0x")).unwrap())
-        .map(|b| String::from_utf8_lossy(&b).into_owned());
+        .map(|b| String::from_utf8_lossy(enigma_types::padding::unpad(&b).unwrap()).into_owned());
     assert_eq!(view.status, "SUCCESS", "the deploy failed: {text:?}");
     eventually("the deployment on chain", || async {
         chain.secret_contract(&contract).await.ok().flatten()
@@ -373,10 +370,11 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         }
     })
     .await;
-    let output =
+    let padded =
         shared.decrypt(&hex::decode(view.output.trim_start_matches("0x")).unwrap()).unwrap();
+    let output = enigma_types::padding::unpad(&padded).unwrap();
     assert_eq!(
-        <(AlloyAddress,)>::abi_decode_params(&output).unwrap().0,
+        <(AlloyAddress,)>::abi_decode_params(output).unwrap().0,
         AlloyAddress::repeat_byte(2)
     );
     worker.kill().unwrap();

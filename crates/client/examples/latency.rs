@@ -16,9 +16,9 @@ use std::{path::PathBuf, time::Duration, time::Instant};
 
 use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
-use enigma_client::{Client, ClientConfig, Policy};
+use enigma_client::{Client, ClientConfig};
 use enigma_crypto::KeyPair;
-use enigma_node::{DEVNET_AUTHORITY_KEY, DevnetConfig, start_devnet};
+use enigma_node::{DevnetConfig, start_devnet};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -55,7 +55,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let s = &devnet.summary;
     let account =
         KeyPair::from_slice(&hex::decode(s.accounts[0].private_key.trim_start_matches("0x"))?)?;
-    let authority = KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?.address();
     let client = Client::connect(ClientConfig {
         gateway_url: s.gateway_url.clone(),
         chain_url: s.chain_url.clone(),
@@ -63,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         token: s.deployment.token,
         account,
         gas_px: 1,
-        policy: Policy::default().with_simulation_authority(authority),
+        policy: enigma_node::devnet_policy()?,
         result_timeout: Duration::from_secs(30),
     })
     .await?;

@@ -19,22 +19,22 @@
 //! # Ok(()) }
 //! ```
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
-use alloy::{
-    providers::Provider as _,
-    rpc::types::Filter,
-    sol_types::{SolEvent, SolValue},
-};
+use alloy::{providers::Provider as _, rpc::types::Filter, sol_types::SolEvent};
 pub use enigma_attestation::Policy;
-use enigma_attestation::{Evidence, IasEvidence, SimulationEvidence, verify};
+use enigma_attestation::{Evidence, Verdict, verify};
 use enigma_chain::{Chain, ChainError, WorkerStatus, bindings::Enigma};
 pub use enigma_contract_build as build;
 use enigma_crypto::{KeyPair, PublicKey, Signature};
 use enigma_p2p::{ResultMessage, messages::ResultView};
 use enigma_types::{
     Address, ContractAddress, SignerAddress, TaskId, code_hash, inputs_hash_compute,
-    inputs_hash_deploy, messages::worker_key_digest, selection::select_workers, task_id,
+    inputs_hash_deploy,
+    messages::{ReportData, worker_key_digest},
+    padding::unpad,
+    selection::select_workers,
+    task_id,
 };
 use jsonrpsee::{
     core::client::{ClientT, SubscriptionClientT},
@@ -179,7 +179,46 @@ pub struct Client {
     http: HttpClient,
     ws_url: String,
     config: ClientConfig,
-    attested: Mutex<HashSet<SignerAddress>>,
+    attested: Mutex<HashMap<SignerAddress, Attested>>,
+    principal: tokio::sync::OnceCell<Address>,
+}
+
+/// A worker whose evidence verified: until it registers again or its evidence ages out.
+#[derive(Debug, Clone, Copy)]
+struct Attested {
+    registered_at: u64,
+    expires_at: Option<u64>,
+}
+
+/// Judges a worker's registered evidence as a client must before sending it secrets: the
+/// evidence verifies under `policy` at `at` (Unix seconds), vouches for `signer`, and its report
+/// data binds the worker's `operator` and the network's key manager `principal` (so the worker's
+/// enclave takes state keys from that key manager only). Returns the verdict; the error says which
+/// check failed.
+pub fn check_worker_evidence(
+    evidence: &Evidence,
+    policy: &Policy,
+    signer: SignerAddress,
+    operator: Address,
+    principal: Address,
+    at: u64,
+) -> std::result::Result<Verdict, String> {
+    let verdict = verify(evidence, policy, at).map_err(|e| e.to_string())?;
+    if verdict.signer != signer {
+        return Err(format!("the evidence vouches for {}, not for {signer}", verdict.signer));
+    }
+    let data = ReportData::parse(&verdict.report_data)
+        .map_err(|e| format!("{e}: it is not an enigma worker enclave's"))?;
+    if !data.binds(&operator, &principal) {
+        return Err(format!(
+            "its report data does not bind operator {operator} and this network's key manager {principal}: the enclave serves another key manager or operator"
+        ));
+    }
+    Ok(verdict)
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn gateway_err(e: impl std::fmt::Display) -> ClientError {
@@ -197,7 +236,14 @@ impl Client {
             Chain::connect(&config.chain_url, Some(&config.account), config.enigma, config.token)?;
         let http = HttpClientBuilder::default().build(&config.gateway_url).map_err(gateway_err)?;
         let ws_url = config.gateway_url.replacen("http", "ws", 1);
-        Ok(Self { chain, http, ws_url, config, attested: Mutex::new(HashSet::new()) })
+        Ok(Self {
+            chain,
+            http,
+            ws_url,
+            config,
+            attested: Mutex::new(HashMap::new()),
+            principal: tokio::sync::OnceCell::new(),
+        })
     }
 
     /// The chain handle (signing as the account).
@@ -271,12 +317,28 @@ impl Client {
         }
     }
 
-    /// Checks, once per worker, that it is registered and logged in and that the evidence it
-    /// registered with verifies under the policy.
+    /// The network's key manager (the chain's `principal`, fixed at deployment).
+    async fn principal(&self) -> Result<Address> {
+        let principal = self
+            .principal
+            .get_or_try_init(|| async {
+                self.chain
+                    .enigma()
+                    .principal()
+                    .call()
+                    .await
+                    .map(enigma_chain::convert::address)
+                    .map_err(ChainError::from)
+            })
+            .await?;
+        Ok(*principal)
+    }
+
+    /// Checks that the worker is registered and logged in and that the evidence it registered
+    /// with verifies under the policy and binds its operator and the network's key manager. The
+    /// verification is kept until the worker registers again or its evidence passes the policy's
+    /// maximum age.
     async fn check_attestation(&self, worker: SignerAddress) -> Result<()> {
-        if self.attested.lock().await.contains(&worker) {
-            return Ok(());
-        }
         let not = |reason: String| ClientError::NotAttested { worker, reason };
         let info = self
             .chain
@@ -286,60 +348,37 @@ impl Client {
         if info.status != WorkerStatus::LoggedIn {
             return Err(not(format!("it is {:?}", info.status)));
         }
-        let filter = Filter::new()
-            .address(enigma_chain::convert::eth(self.chain.enigma_address()))
-            .event_signature(Enigma::Registered::SIGNATURE_HASH)
-            .topic2(enigma_chain::convert::eth_signer(worker).into_word())
-            .from_block(0);
-        let logs = self.chain.provider().get_logs(&filter).await.map_err(ChainError::from)?;
-        let log = logs.last().ok_or_else(|| not("no registration event".into()))?;
-        let registered =
-            log.log_decode::<Enigma::Registered>().map_err(|e| not(e.to_string()))?.inner.data;
-        let evidence = match registered.evidenceKind {
-            enigma_chain::EVIDENCE_SIMULATION => {
-                let (mr, prod, debug, sig) = <(
-                    alloy::primitives::B256,
-                    u16,
-                    bool,
-                    alloy::primitives::Bytes,
-                )>::abi_decode_params(
-                    &registered.evidence
-                )
-                .map_err(|e| not(format!("malformed evidence: {e}")))?;
-                Evidence::Simulation(SimulationEvidence {
-                    signer: worker,
-                    mr_enclave: mr.0,
-                    isv_prod_id: prod,
-                    debug,
-                    signature: Signature::from_bytes(&sig)?,
-                })
-            }
-            enigma_chain::EVIDENCE_IAS => {
-                // The chain verified the RSA signature under Intel's configured key; the report
-                // itself is judged again here under the client's policy.
-                let (report, sig) =
-                    <(alloy::primitives::Bytes, alloy::primitives::Bytes)>::abi_decode_params(
-                        &registered.evidence,
-                    )
-                    .map_err(|e| not(format!("malformed evidence: {e}")))?;
-                let _ = IasEvidence {
-                    report: String::from_utf8_lossy(&report).into_owned(),
-                    signature: sig.to_vec(),
-                    signing_certificate: String::new(),
-                };
-                return Err(not("IAS evidence needs the signing certificate, which the chain does not keep; use a policy for DCAP or simulation".into()));
-            }
-            other => return Err(not(format!("unknown evidence kind {other}"))),
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let verdict =
-            verify(&evidence, &self.config.policy, now).map_err(|e| not(e.to_string()))?;
-        if verdict.signer != worker {
-            return Err(not(format!("the evidence vouches for {}", verdict.signer)));
+        let now = now_secs();
+        if let Some(a) = self.attested.lock().await.get(&worker)
+            && a.registered_at == info.registered_at
+            && a.expires_at.is_none_or(|t| now < t)
+        {
+            return Ok(());
         }
-        self.attested.lock().await.insert(worker);
+        let recorded = self
+            .chain
+            .worker_evidence(worker)
+            .await?
+            .ok_or_else(|| not("the chain has no registration event for it".into()))?;
+        let principal = self.principal().await?;
+        let verdict = check_worker_evidence(
+            &recorded.evidence,
+            &self.config.policy,
+            worker,
+            info.operator,
+            principal,
+            now,
+        )
+        .map_err(not)?;
+        let expires_at = self
+            .config
+            .policy
+            .max_age_secs
+            .and_then(|max| verdict.timestamp.map(|t| t.saturating_add(max)));
+        self.attested
+            .lock()
+            .await
+            .insert(worker, Attested { registered_at: info.registered_at, expires_at });
         Ok(())
     }
 
@@ -857,9 +896,12 @@ impl TaskHandle<'_> {
                 "it is not signed by the selected worker {worker}"
             )));
         }
-        let output = shared
+        let padded = shared
             .decrypt(&message.encrypted_output)
             .map_err(|e| ClientError::BadResult(format!("the output does not decrypt: {e}")))?;
+        let output = unpad(&padded)
+            .map_err(|e| ClientError::BadResult(format!("the output: {e}")))?
+            .to_vec();
         if !message.success {
             return Err(ClientError::TaskFailed {
                 task_id: id,

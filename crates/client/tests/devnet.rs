@@ -7,7 +7,7 @@ use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
 use enigma_client::{Client, ClientConfig, ClientError, Policy};
 use enigma_crypto::KeyPair;
-use enigma_node::{DEVNET_AUTHORITY_KEY, DevnetConfig, start_devnet};
+use enigma_node::{DevnetConfig, start_devnet};
 
 fn millionaires() -> Vec<u8> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -38,7 +38,6 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
         &hex::decode(s.accounts[0].private_key.trim_start_matches("0x")).unwrap(),
     )
     .unwrap();
-    let authority = KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY).unwrap().address();
     let config = |account: KeyPair, policy: Policy| ClientConfig {
         gateway_url: s.gateway_url.clone(),
         chain_url: s.chain_url.clone(),
@@ -50,9 +49,7 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
         result_timeout: Duration::from_secs(30),
     };
     let client =
-        Client::connect(config(account, Policy::default().with_simulation_authority(authority)))
-            .await
-            .unwrap();
+        Client::connect(config(account, enigma_node::devnet_policy().unwrap())).await.unwrap();
 
     let wasm = millionaires();
     assert!(matches!(
@@ -88,11 +85,25 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
         &hex::decode(s.accounts[1].private_key.trim_start_matches("0x")).unwrap(),
     )
     .unwrap();
-    let strict = Client::connect(config(other, Policy::default())).await.unwrap();
+    let other_authority = enigma_node::devnet_policy()
+        .unwrap()
+        .with_simulation_authority(KeyPair::from_bytes(&[0x31; 32]).unwrap().address());
+    let strict = Client::connect(config(other, other_authority)).await.unwrap();
     strict.deposit(1_000 * 100_000_000).await.unwrap();
     assert!(matches!(
         strict.compute(contract, "compute_richest()", &[], 50_000_000).await,
-        Err(ClientError::NotAttested { .. })
+        Err(ClientError::NotAttested { reason, .. }) if reason.contains("not by the configured authority")
+    ));
+    // Nor to a worker of another enclave build (the measurement is pinned).
+    let other_build = enigma_node::devnet_policy().unwrap().with_mr_enclaves(vec![[7; 32]]);
+    let other = KeyPair::from_slice(
+        &hex::decode(s.accounts[1].private_key.trim_start_matches("0x")).unwrap(),
+    )
+    .unwrap();
+    let pinned = Client::connect(config(other, other_build)).await.unwrap();
+    assert!(matches!(
+        pinned.compute(contract, "compute_richest()", &[], 50_000_000).await,
+        Err(ClientError::NotAttested { reason, .. }) if reason.contains("allow-list")
     ));
     devnet.stop().await;
 }
@@ -122,9 +133,7 @@ async fn a_devnet_started_with_keep_resumes_its_chain_contracts_and_state() {
             token: s.deployment.token,
             account,
             gas_px: 1,
-            policy: Policy::default().with_simulation_authority(
-                KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY).unwrap().address(),
-            ),
+            policy: enigma_node::devnet_policy().unwrap(),
             result_timeout: Duration::from_secs(30),
         })
     };

@@ -16,9 +16,9 @@ use alloy::providers::Provider as _;
 use alloy_primitives::{Address as AlloyAddress, B256, Bytes, U256, keccak256};
 use alloy_sol_types::SolValue;
 use enigma_chain::{Chain, TaskStatus, bindings::VotingETH, deploy_voting};
-use enigma_client::{Client, ClientConfig, ClientError, Policy, TaskOptions, TaskOutcome};
+use enigma_client::{Client, ClientConfig, ClientError, TaskOptions, TaskOutcome};
 use enigma_crypto::KeyPair;
-use enigma_node::{DEVNET_AUTHORITY_KEY, DevnetConfig, start_devnet};
+use enigma_node::{DevnetConfig, start_devnet};
 use enigma_types::{ContractAddress, TaskId};
 
 const GAS: u64 = 20_000_000;
@@ -103,7 +103,6 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
         &hex::decode(s.accounts[1].private_key.trim_start_matches("0x")).unwrap(),
     )
     .unwrap();
-    let authority = KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY).unwrap().address();
     let client = Client::connect(ClientConfig {
         gateway_url: s.gateway_url.clone(),
         chain_url: s.chain_url.clone(),
@@ -111,7 +110,7 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
         token: s.deployment.token,
         account: KeyPair::from_bytes(&user.secret_bytes()).unwrap(),
         gas_px: 3,
-        policy: Policy::default().with_simulation_authority(authority),
+        policy: enigma_node::devnet_policy().unwrap(),
         result_timeout: Duration::from_secs(30),
     })
     .await

@@ -15,7 +15,19 @@ pub enum Role {
     KeyManager,
 }
 
-/// The public identity an enclave attests to.
+impl Role {
+    /// `"worker"` or `"km"`: the name in simulated measurements.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Worker => "worker",
+            Self::KeyManager => "km",
+        }
+    }
+}
+
+/// The public identity an enclave attests to: what a quoting enclave (or, in simulation, the
+/// attestation authority) signs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnclaveReport {
     /// The enclave's role.
@@ -28,22 +40,81 @@ pub struct EnclaveReport {
     pub isv_prod_id: u16,
     /// Whether it runs in debug mode.
     pub debug: bool,
+    /// `signer ‖ H(operator, principal) ‖ issuedAt` (`enigma_types::messages::ReportData`).
+    #[serde(with = "bytes64")]
+    pub report_data: [u8; 64],
 }
 
-/// Starts a worker enclave.
+mod bytes64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let v = <Vec<u8>>::deserialize(d)?;
+        v.try_into().map_err(|_| serde::de::Error::custom("report data is 64 bytes"))
+    }
+}
+
+/// Attestation evidence as the host carries it across the boundary: its JSON. The enclave
+/// parses and verifies it itself; the host can only choose what to carry.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarriedEvidence(pub Vec<u8>);
+
+impl std::fmt::Debug for CarriedEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CarriedEvidence({} bytes)", self.0.len())
+    }
+}
+
+impl CarriedEvidence {
+    /// Wraps `evidence` for the boundary.
+    #[must_use]
+    pub fn new(evidence: &enigma_attestation::Evidence) -> Self {
+        Self(serde_json::to_vec(evidence).unwrap_or_default())
+    }
+
+    /// The evidence inside (enclave side).
+    pub(crate) fn parse(&self) -> Result<enigma_attestation::Evidence, String> {
+        if self.0.len() > crate::limits::MAX_EVIDENCE_BYTES {
+            return Err(format!(
+                "it is {} bytes, more than the limit of {}",
+                self.0.len(),
+                crate::limits::MAX_EVIDENCE_BYTES
+            ));
+        }
+        serde_json::from_slice(&self.0).map_err(|e| format!("it does not parse: {e}"))
+    }
+}
+
+/// Starts a worker enclave. Accepted once per enclave instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerInit {
     /// The sealed identity from a previous run, if any (a new one is created otherwise).
     pub sealed_identity: Option<Vec<u8>>,
-    /// The KM's signer address: state-key responses must be signed by it.
-    pub principal: Address,
+    /// The key manager's attestation evidence (what the chain's `PrincipalRegistered` event
+    /// carries). A new identity serves the KM it attests, and only state-key responses signed by
+    /// that KM are accepted; it is sealed into the identity. Required for a new identity; with a
+    /// sealed one it may be left out, and if given must attest the same KM.
+    pub principal_evidence: Option<CarriedEvidence>,
+    /// The account that operates this worker on chain (bound into its report data, and sealed:
+    /// an identity serves one operator).
+    pub operator: Address,
+    /// The host's clock (Unix seconds): to judge the KM's evidence and date the report.
+    pub time: u64,
 }
 
-/// Starts the KM enclave.
+/// Starts the KM enclave. Accepted once per enclave instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KmInit {
     /// The sealed state from a previous run, if any.
     pub sealed_state: Option<Vec<u8>>,
+    /// The account that submits its epochs (bound into its report data).
+    pub operator: Address,
+    /// The host's clock (Unix seconds), to date the report.
+    pub time: u64,
 }
 
 /// An initialized enclave.
@@ -122,7 +193,9 @@ pub struct ChainPosition {
     pub tip: DeltaHash,
 }
 
-/// A compute task as the worker received it, with its gas limit from the chain.
+/// A compute task as the worker received it, with its gas limit from the chain. The enclave
+/// runs only the module whose hash it computes to be `code_hash`, and only with the state key of
+/// `(contract, code_hash)`, so other code sent for the contract opens nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComputeTask {
     /// The task id.
@@ -131,7 +204,7 @@ pub struct ComputeTask {
     pub epoch: u64,
     /// The contract.
     pub contract: ContractAddress,
-    /// Its code hash (from the chain).
+    /// Its code hash (from the chain): the enclave checks the module against it.
     pub code_hash: CodeHash,
     /// The module, needed only when the enclave has not cached it.
     pub code: Option<Vec<u8>>,
@@ -206,10 +279,20 @@ pub struct TaskResult {
     pub logs: Vec<String>,
 }
 
-/// A worker's signed request for state keys (PROTOCOL.md section 7).
+/// A contract's state key is that of its address and its code hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ContractKeyId {
+    /// The contract.
+    pub contract: ContractAddress,
+    /// Its code hash.
+    pub code_hash: CodeHash,
+}
+
+/// A worker's signed request for state keys (docs/protocol.md section 7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateKeyRequest {
-    /// `enc("enigma-state-key-request-v1", ephemeralPubKey, id(12), u64 epochBlock, list(contract))`.
+    /// `enc("enigma-state-key-request-v2", ephemeralPubKey, id(12), u64 epochBlock,
+    /// operator(20), list(contract), list(codeHash))`.
     pub request: Vec<u8>,
     /// The worker enclave's signature over `H(enc(request))`.
     pub signature: Signature,
@@ -218,8 +301,8 @@ pub struct StateKeyRequest {
 /// The KM's signed answer: keys encrypted to the request's ephemeral key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateKeyResponse {
-    /// `enc("enigma-state-key-response-v1", id(12), kmEphemeralPubKey, u64 epochBlock,
-    /// list(contract), list(encrypted key))`.
+    /// `enc("enigma-state-key-response-v2", id(12), kmEphemeralPubKey, u64 epochBlock,
+    /// list(contract), list(codeHash), list(encrypted key))`.
     pub response: Vec<u8>,
     /// The KM enclave's signature over `H(enc(response))`.
     pub signature: Signature,
@@ -230,6 +313,10 @@ pub struct StateKeyResponse {
 pub struct EpochInput {
     /// The epoch counter the chain expects next.
     pub nonce: u64,
+    /// The block whose worker list this is (`setWorkersParams`'s `blockNumber`).
+    pub snapshot_block: u64,
+    /// Workers per contract (the chain's `groupSize`).
+    pub group_size: u64,
     /// Worker signer addresses, in the chain's order.
     pub workers: Vec<SignerAddress>,
     /// Their stakes (grains), same order.
@@ -243,36 +330,43 @@ pub struct EpochSeed {
     pub seed: [u8; 32],
     /// The epoch counter.
     pub nonce: u64,
-    /// The KM's signature over `epoch_digest(seed, nonce, workers, stakes)`.
+    /// The KM's signature over the epoch message (`enigma_types::messages::EpochMessage`).
     pub signature: Signature,
     /// The KM's sealed state to persist.
     pub sealed_state: Vec<u8>,
 }
 
-/// An epoch's parameters as committed on chain.
+/// An epoch's parameters as committed on chain: every field the KM's release check reads, all
+/// covered by the epoch message it signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EpochParams {
-    /// The block at which they took effect.
-    pub first_block: u64,
     /// The seed.
     pub seed: [u8; 32],
     /// The epoch counter.
     pub nonce: u64,
+    /// The block whose worker list it holds.
+    pub snapshot_block: u64,
     /// Worker signer addresses.
     pub workers: Vec<SignerAddress>,
     /// Their stakes.
     pub stakes: Vec<u128>,
     /// Workers per contract.
-    pub group_size: u16,
+    pub group_size: u64,
 }
 
-/// A state-key request and the epoch it names, for the KM's release check.
+/// A state-key request, the requesting enclave's evidence and the epoch it names, for the KM's
+/// release check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRequestInput {
     /// The worker's request.
     pub request: StateKeyRequest,
-    /// The epoch whose selection decides.
+    /// The requesting enclave's attestation evidence: the KM verifies it itself.
+    pub evidence: CarriedEvidence,
+    /// The epoch whose selection decides which attested enclave holds the keys.
     pub epoch: EpochParams,
+    /// The host's clock (Unix seconds), to judge the evidence (never earlier than the latest
+    /// time the KM has seen).
+    pub time: u64,
 }
 
 /// One task of a batch, with the single-receipt signature the enclave gave it.

@@ -23,6 +23,8 @@ pub mod limits {
     pub const MAX_WORKERS: usize = 10_000;
     /// Most deltas loaded in one call.
     pub const MAX_DELTAS_PER_CALL: usize = 100_000;
+    /// Largest attestation evidence (JSON; a DCAP quote with its collateral is about 20 KiB).
+    pub const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
 }
 
 /// Every call into an enclave: one variant per trait method.
@@ -30,6 +32,11 @@ pub mod limits {
 pub enum EnclaveCall {
     /// [`WorkerEnclave::init`].
     WorkerInit(WorkerInit),
+    /// [`WorkerEnclave::report`] and [`KmEnclave::report`].
+    Report {
+        /// The host's clock (Unix seconds).
+        time: u64,
+    },
     /// [`WorkerEnclave::rotate_io_key`].
     RotateIoKey {
         /// The epoch's first block.
@@ -44,8 +51,8 @@ pub enum EnclaveCall {
     RequestStateKeys {
         /// The epoch's first block.
         epoch: u64,
-        /// The contracts.
-        contracts: Vec<ContractAddress>,
+        /// The contracts and their code hashes.
+        contracts: Vec<ContractKeyId>,
     },
     /// [`WorkerEnclave::accept_state_keys`].
     AcceptStateKeys(StateKeyResponse),
@@ -69,6 +76,8 @@ pub enum EnclaveCall {
 pub enum EnclaveResponse {
     /// Identity and sealed blob.
     Initialized(Initialized),
+    /// A fresh report.
+    Report(EnclaveReport),
     /// A new IO key and the sealed identity.
     Rotated(RotatedKey),
     /// An IO key.
@@ -76,7 +85,7 @@ pub enum EnclaveResponse {
     /// A signed state-key request.
     StateKeyRequest(StateKeyRequest),
     /// The contracts whose keys were accepted.
-    StateKeysAccepted(Vec<ContractAddress>),
+    StateKeysAccepted(Vec<ContractKeyId>),
     /// A signed task result.
     TaskResult(Box<TaskResult>),
     /// A batch signature.
@@ -95,6 +104,14 @@ pub enum EnclaveError {
     /// The enclave has not been initialized.
     #[error("the enclave is not initialized: call init first")]
     NotInitialized,
+    /// A second init: an enclave is initialized once, for one key manager and operator.
+    #[error(
+        "the enclave is already initialized; an enclave is initialized once (restart it to load another identity)"
+    )]
+    AlreadyInitialized,
+    /// Init evidence or settings the enclave does not accept.
+    #[error("the enclave refuses to start: {0}")]
+    InitRefused(String),
     /// A call meant for the other kind of enclave.
     #[error("this is a {actual:?} enclave; the call is for a {wanted:?} enclave")]
     WrongRole {
@@ -128,13 +145,15 @@ pub enum EnclaveError {
         /// The epoch asked for.
         epoch: u64,
     },
-    /// No state key for the contract.
+    /// No state key for the contract and code.
     #[error(
-        "this worker holds no state key for contract {contract}; request it from the key manager"
+        "this worker holds no state key for contract {contract} with code {code_hash}; request it from the key manager"
     )]
     NoStateKey {
         /// The contract.
         contract: ContractAddress,
+        /// The code hash the key is for.
+        code_hash: CodeHash,
     },
     /// The enclave does not have the module cached: send the code.
     #[error("the enclave does not hold the code {code_hash}; send the code with the task")]
@@ -191,8 +210,11 @@ pub trait Backend {
 
 /// A worker enclave, as the host sees it.
 pub trait WorkerEnclave {
-    /// Loads (or creates and seals) the identity; sets the principal to trust.
+    /// Loads (or creates and seals) the identity, bound to the attested key manager and the
+    /// operator. Once per enclave.
     fn init(&mut self, init: WorkerInit) -> Result<Initialized, EnclaveError>;
+    /// A fresh report (report data dated `time`), to obtain new evidence.
+    fn report(&mut self, time: u64) -> Result<EnclaveReport, EnclaveError>;
     /// Creates the IO key of a new epoch.
     fn rotate_io_key(&mut self, epoch: u64) -> Result<RotatedKey, EnclaveError>;
     /// The signed IO key of an epoch.
@@ -201,13 +223,13 @@ pub trait WorkerEnclave {
     fn request_state_keys(
         &mut self,
         epoch: u64,
-        contracts: Vec<ContractAddress>,
+        contracts: Vec<ContractKeyId>,
     ) -> Result<StateKeyRequest, EnclaveError>;
     /// Verifies the KM's response and keeps the keys inside the enclave.
     fn accept_state_keys(
         &mut self,
         response: StateKeyResponse,
-    ) -> Result<Vec<ContractAddress>, EnclaveError>;
+    ) -> Result<Vec<ContractKeyId>, EnclaveError>;
     /// Runs a deployment.
     fn deploy(&mut self, task: DeployTask) -> Result<TaskResult, EnclaveError>;
     /// Runs a compute task.
@@ -218,11 +240,14 @@ pub trait WorkerEnclave {
 
 /// The key-management enclave, as the host sees it.
 pub trait KmEnclave {
-    /// Loads (or creates and seals) the master secret, signer and epoch counter.
+    /// Loads (or creates and seals) the master secret, signer and epochs. Once per enclave.
     fn init(&mut self, init: KmInit) -> Result<Initialized, EnclaveError>;
+    /// A fresh report (report data dated `time`), to obtain new evidence.
+    fn report(&mut self, time: u64) -> Result<EnclaveReport, EnclaveError>;
     /// Draws and signs a new epoch's seed.
     fn new_epoch(&mut self, input: EpochInput) -> Result<EpochSeed, EnclaveError>;
-    /// Checks a worker's request against the epoch's selection and releases the keys.
+    /// Verifies the requesting enclave's evidence and the epoch's selection, and releases the
+    /// keys encrypted to the requesting enclave.
     fn get_state_keys(&mut self, input: KeyRequestInput) -> Result<StateKeyResponse, EnclaveError>;
 }
 
@@ -270,6 +295,12 @@ impl Enclave {
         match (self, call) {
             (Self::Worker(w), EnclaveCall::WorkerInit(init)) => {
                 w.init(init).map(EnclaveResponse::Initialized)
+            }
+            (Self::Worker(w), EnclaveCall::Report { time }) => {
+                w.report(time).map(EnclaveResponse::Report)
+            }
+            (Self::Km(k), EnclaveCall::Report { time }) => {
+                k.report(time).map(EnclaveResponse::Report)
             }
             (Self::Worker(w), EnclaveCall::RotateIoKey { epoch }) => {
                 w.rotate_io_key(epoch).map(EnclaveResponse::Rotated)
@@ -377,6 +408,10 @@ impl<B: Backend> WorkerEnclave for EnclaveProxy<B> {
         expect!(self, EnclaveCall::WorkerInit(init), Initialized)
     }
 
+    fn report(&mut self, time: u64) -> Result<EnclaveReport, EnclaveError> {
+        expect!(self, EnclaveCall::Report { time }, Report)
+    }
+
     fn rotate_io_key(&mut self, epoch: u64) -> Result<RotatedKey, EnclaveError> {
         expect!(self, EnclaveCall::RotateIoKey { epoch }, Rotated)
     }
@@ -388,7 +423,7 @@ impl<B: Backend> WorkerEnclave for EnclaveProxy<B> {
     fn request_state_keys(
         &mut self,
         epoch: u64,
-        contracts: Vec<ContractAddress>,
+        contracts: Vec<ContractKeyId>,
     ) -> Result<StateKeyRequest, EnclaveError> {
         expect!(self, EnclaveCall::RequestStateKeys { epoch, contracts }, StateKeyRequest)
     }
@@ -396,7 +431,7 @@ impl<B: Backend> WorkerEnclave for EnclaveProxy<B> {
     fn accept_state_keys(
         &mut self,
         response: StateKeyResponse,
-    ) -> Result<Vec<ContractAddress>, EnclaveError> {
+    ) -> Result<Vec<ContractKeyId>, EnclaveError> {
         expect!(self, EnclaveCall::AcceptStateKeys(response), StateKeysAccepted)
     }
 
@@ -416,6 +451,10 @@ impl<B: Backend> WorkerEnclave for EnclaveProxy<B> {
 impl<B: Backend> KmEnclave for EnclaveProxy<B> {
     fn init(&mut self, init: KmInit) -> Result<Initialized, EnclaveError> {
         expect!(self, EnclaveCall::KmInit(init), Initialized)
+    }
+
+    fn report(&mut self, time: u64) -> Result<EnclaveReport, EnclaveError> {
+        expect!(self, EnclaveCall::Report { time }, Report)
     }
 
     fn new_epoch(&mut self, input: EpochInput) -> Result<EpochSeed, EnclaveError> {

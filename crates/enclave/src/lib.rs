@@ -10,12 +10,19 @@
 //! drop-in.
 //!
 //! ```no_run
-//! use enigma_enclave::{EnclaveProxy, SimulationBackend, WorkerEnclave, WorkerInit};
+//! use enigma_enclave::{CarriedEvidence, EnclaveProxy, SimulationBackend, WorkerEnclave, WorkerInit};
 //! use enigma_types::Address;
 //!
+//! # let km_evidence: enigma_attestation::Evidence = todo!();
 //! let backend = SimulationBackend::worker([7u8; 32], false);
 //! let mut worker = EnclaveProxy::new(backend);
-//! let init = worker.init(WorkerInit { sealed_identity: None, principal: Address::ZERO })?;
+//! let init = worker.init(WorkerInit {
+//!     sealed_identity: None,
+//!     // The key manager's evidence, as the chain's PrincipalRegistered event carries it.
+//!     principal_evidence: Some(CarriedEvidence::new(&km_evidence)),
+//!     operator: Address([1; 20]),
+//!     time: 1_700_000_000,
+//! })?;
 //! println!("worker enclave signer {}", init.report.signer);
 //! # Ok::<(), enigma_enclave::EnclaveError>(())
 //! ```
@@ -25,6 +32,7 @@
 
 mod api;
 mod boundary;
+mod build;
 mod km;
 mod seal;
 mod sim;
@@ -35,5 +43,6 @@ pub use boundary::{
     Backend, EnclaveCall, EnclaveError, EnclaveProxy, EnclaveResponse, KmEnclave, MAX_CALL_BYTES,
     WorkerEnclave, limits,
 };
+pub use build::{DEVNET_AUTHORITY_KEY, EnclaveBuild};
 pub use seal::{NodeSecret, Sealer};
 pub use sim::SimulationBackend;

@@ -4,6 +4,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::{
     boundary::{Backend, Enclave, EnclaveError, EnclaveResponse, encode_response},
+    build::EnclaveBuild,
     km::KmState,
     seal::NodeSecret,
     worker::WorkerState,
@@ -17,16 +18,30 @@ pub struct SimulationBackend {
 }
 
 impl SimulationBackend {
-    /// A worker enclave sealing with `secret` (see [`NodeSecret::load_or_create`]).
+    /// A worker enclave of `build` sealing with `secret` (see [`NodeSecret::load_or_create`]).
+    /// Choosing the build is choosing which enclave binary to load: it is part of the
+    /// enclave's measurement, and nothing changes it afterwards.
     #[must_use]
-    pub fn worker_with(secret: &NodeSecret, debug: bool) -> Self {
-        Self { enclave: Enclave::Worker(Box::new(WorkerState::new(secret, debug))) }
+    pub fn worker_built(build: EnclaveBuild, secret: &NodeSecret, debug: bool) -> Self {
+        Self { enclave: Enclave::Worker(Box::new(WorkerState::new(secret, debug, build))) }
     }
 
-    /// A key-management enclave sealing with `secret`.
+    /// A key-management enclave of `build` sealing with `secret`.
+    #[must_use]
+    pub fn km_built(build: EnclaveBuild, secret: &NodeSecret, debug: bool) -> Self {
+        Self { enclave: Enclave::Km(Box::new(KmState::new(secret, debug, build))) }
+    }
+
+    /// A worker enclave of the devnet build sealing with `secret`.
+    #[must_use]
+    pub fn worker_with(secret: &NodeSecret, debug: bool) -> Self {
+        Self::worker_built(EnclaveBuild::devnet(), secret, debug)
+    }
+
+    /// A key-management enclave of the devnet build sealing with `secret`.
     #[must_use]
     pub fn km_with(secret: &NodeSecret, debug: bool) -> Self {
-        Self { enclave: Enclave::Km(Box::new(KmState::new(secret, debug))) }
+        Self::km_built(EnclaveBuild::devnet(), secret, debug)
     }
 
     /// A worker enclave sealing with the given secret bytes.

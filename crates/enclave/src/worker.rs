@@ -1,33 +1,43 @@
 //! The worker enclave: identity and IO keys, state keys, deploy and compute, batch signing.
+//!
+//! What it decides for itself, whatever its host says: which key manager it serves (the one
+//! whose attestation it verified at its first start, sealed into its identity); which code runs
+//! on a contract's state (state keys are per contract *and* code hash, and the code hash is the
+//! one it computes over the module it runs); what a task's randomness is (a function of a
+//! secret of the contract and the task id, so re-running a task draws the same values).
 
 use std::collections::{HashMap, VecDeque};
 
-use enigma_attestation::{WORKER_PRODUCT_ID, simulation_measurement};
+use enigma_attestation::{WORKER_PRODUCT_ID, verify};
 use enigma_crypto::{KeyPair, PublicKey, Signature, SymmetricKey};
 use enigma_runtime::{ContractCode, ContractState, ExecError, Limits, Randomness, Runtime, Task};
 use enigma_types::{
-    Address, CodeHash, ContractAddress, DeltaHash, OutputHash, SignerAddress, code_hash,
+    Address, CodeHash, ContractAddress, DeltaHash, OutputHash, SignerAddress, TaskId, code_hash,
     delta::Delta,
     delta_hash,
     enc::{Decoder, Encoder},
     inputs_hash_compute, inputs_hash_deploy,
     messages::{
-        BatchEntry, ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, STATUS_FAILURE,
-        STATUS_SUCCESS, batch_digest, bytes_digest, worker_key_digest,
+        BatchEntry, ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, ReportData,
+        STATUS_FAILURE, STATUS_SUCCESS, batch_digest, bytes_digest, worker_key_digest,
     },
     output_hash,
+    padding::{Padding, pad, unpad},
 };
 use zeroize::Zeroizing;
 
 use crate::{
     api::*,
     boundary::{EnclaveError, limits},
+    build::EnclaveBuild,
     seal::{NodeSecret, Sealer},
 };
 
-const IDENTITY: &str = "worker-identity";
-pub(crate) const REQUEST_MAGIC: &[u8] = b"enigma-state-key-request-v1";
-pub(crate) const RESPONSE_MAGIC: &[u8] = b"enigma-state-key-response-v1";
+const IDENTITY: &str = "worker-identity-v2";
+pub(crate) const REQUEST_MAGIC: &[u8] = b"enigma-state-key-request-v2";
+pub(crate) const RESPONSE_MAGIC: &[u8] = b"enigma-state-key-response-v2";
+/// HKDF salt of a task's randomness key, derived from the contract's state key.
+const TASK_RAND_SALT: &[u8] = b"enigma-task-rand-v1";
 /// IO keys kept: the current epoch's and the two before (tasks of an epoch may still run after it).
 const IO_KEYS_KEPT: usize = 3;
 /// State-key requests awaiting an answer.
@@ -35,14 +45,47 @@ const PENDING_REQUESTS: usize = 16;
 /// Contracts whose decrypted state stays cached.
 const CACHED_STATES: usize = 256;
 
-/// The enclave's randomness: the operating system's (RDRAND inside SGX).
-pub(crate) struct EnclaveRng;
+/// A task's randomness: `H(enc("enigma-task-rand-v1", key, u64 block))` in 32-byte blocks,
+/// where `key = HKDF(stateKey, "enigma-task-rand-v1", taskId)`. Only the enclave holds the
+/// state key, and the task id is fixed by the task's record, so a host that runs a task again
+/// (to fish for a better coin flip or card) gets the same draws.
+struct TaskRng {
+    key: SymmetricKey,
+    block: u64,
+    buffer: Zeroizing<[u8; 32]>,
+    used: usize,
+}
 
-impl Randomness for EnclaveRng {
+impl TaskRng {
+    fn new(state_key: &SymmetricKey, task: &TaskId) -> Self {
+        Self {
+            key: SymmetricKey::derive_hkdf(
+                state_key.expose_secret(),
+                TASK_RAND_SALT,
+                task.as_bytes(),
+            ),
+            block: 0,
+            buffer: Zeroizing::new([0; 32]),
+            used: 32,
+        }
+    }
+}
+
+impl Randomness for TaskRng {
     fn fill(&mut self, buf: &mut [u8]) {
-        // An RNG failure is not survivable for an enclave; the boundary turns the panic into an
-        // error response and nothing is signed.
-        enigma_crypto::random_bytes(buf).unwrap_or_else(|e| panic!("the enclave RNG failed: {e}"));
+        for byte in buf {
+            if self.used == 32 {
+                *self.buffer = Encoder::hashing()
+                    .bytes(TASK_RAND_SALT)
+                    .bytes(self.key.expose_secret())
+                    .u64(self.block)
+                    .digest();
+                self.block += 1;
+                self.used = 0;
+            }
+            *byte = self.buffer[self.used];
+            self.used += 1;
+        }
     }
 }
 
@@ -55,12 +98,16 @@ struct IoKey {
 struct Identity {
     signing: KeyPair,
     io_keys: Vec<IoKey>,
+    /// The key manager it serves: verified from its evidence when the identity was created.
+    principal: Address,
+    /// The account that operates it.
+    operator: Address,
 }
 
 struct PendingRequest {
     id: [u8; 12],
     epoch: u64,
-    contracts: Vec<ContractAddress>,
+    contracts: Vec<ContractKeyId>,
     ephemeral: KeyPair,
 }
 
@@ -68,11 +115,13 @@ pub(crate) struct WorkerState {
     sealer: Sealer,
     mr_enclave: [u8; 32],
     debug: bool,
+    build: EnclaveBuild,
     identity: Option<Identity>,
-    principal: Address,
+    /// The latest time the host has told it: time never runs backwards for the enclave.
+    clock: u64,
     runtime: Runtime,
-    state_keys: HashMap<ContractAddress, SymmetricKey>,
-    states: HashMap<ContractAddress, (ContractState, u64)>,
+    state_keys: HashMap<ContractKeyId, SymmetricKey>,
+    states: HashMap<ContractKeyId, (ContractState, u64)>,
     state_clock: u64,
     pending: VecDeque<PendingRequest>,
 }
@@ -100,14 +149,15 @@ fn position(state: &ContractState) -> ChainPosition {
 }
 
 impl WorkerState {
-    pub(crate) fn new(secret: &NodeSecret, debug: bool) -> Self {
-        let mr_enclave = simulation_measurement("worker");
+    pub(crate) fn new(secret: &NodeSecret, debug: bool, build: EnclaveBuild) -> Self {
+        let mr_enclave = build.measurement(Role::Worker);
         Self {
             sealer: Sealer::new(secret, mr_enclave),
             mr_enclave,
             debug,
+            build,
             identity: None,
-            principal: Address::ZERO,
+            clock: 0,
             runtime: Runtime::new(Limits { debug_logs: debug, ..Limits::default() }),
             state_keys: HashMap::new(),
             states: HashMap::new(),
@@ -120,14 +170,30 @@ impl WorkerState {
         self.identity.as_ref().ok_or(EnclaveError::NotInitialized)
     }
 
-    fn report(&self, signing: &KeyPair) -> EnclaveReport {
+    fn tick(&mut self, time: u64) -> u64 {
+        self.clock = self.clock.max(time);
+        self.clock
+    }
+
+    fn padding(&self) -> Padding {
+        self.build.padding
+    }
+
+    fn report_of(&self, id: &Identity, time: u64) -> EnclaveReport {
+        let signer = SignerAddress::from(id.signing.address());
         EnclaveReport {
             role: Role::Worker,
-            signer: SignerAddress::from(signing.address()),
+            signer,
             mr_enclave: self.mr_enclave,
             isv_prod_id: WORKER_PRODUCT_ID,
             debug: self.debug,
+            report_data: ReportData::new(signer, &id.operator, &id.principal, time).to_bytes(),
         }
+    }
+
+    pub(crate) fn report(&mut self, time: u64) -> Result<EnclaveReport, EnclaveError> {
+        let time = self.tick(time);
+        Ok(self.report_of(self.identity()?, time))
     }
 
     fn seal_identity(&self) -> Result<Vec<u8>, EnclaveError> {
@@ -138,6 +204,8 @@ impl WorkerState {
         let payload = Zeroizing::new(
             Encoder::new()
                 .bytes(secret.as_ref())
+                .bytes(id.principal.as_bytes())
+                .bytes(id.operator.as_bytes())
                 .list(&io, |e, (epoch, key)| e.u64(*epoch).bytes(key.as_ref()))
                 .into_bytes(),
         );
@@ -152,6 +220,8 @@ impl WorkerState {
         let mut d = Decoder::new(&payload);
         let signing =
             KeyPair::from_bytes(&Zeroizing::new(d.fixed::<32>().map_err(bad)?)).map_err(crypto)?;
+        let principal = Address(d.fixed::<20>().map_err(bad)?);
+        let operator = Address(d.fixed::<20>().map_err(bad)?);
         let n = d.list_len(IO_KEYS_KEPT as u64).map_err(bad)?;
         let mut io_keys = Vec::with_capacity(n);
         for _ in 0..n {
@@ -162,20 +232,75 @@ impl WorkerState {
             io_keys.push(IoKey { epoch, pair, signature });
         }
         d.finish().map_err(bad)?;
-        Ok(Identity { signing, io_keys })
+        Ok(Identity { signing, io_keys, principal, operator })
+    }
+
+    /// Verifies the key manager's evidence against this build's policy; returns its signer.
+    fn verify_principal(
+        &self,
+        evidence: &CarriedEvidence,
+        at: u64,
+    ) -> Result<Address, EnclaveError> {
+        let refuse = |why: String| EnclaveError::InitRefused(why);
+        let evidence = evidence
+            .parse()
+            .map_err(|e| refuse(format!("the key manager's evidence is rejected: {e}")))?;
+        let verdict = verify(&evidence, &self.build.peer_policy(Role::KeyManager), at)
+            .map_err(|e| refuse(format!("the key manager's attestation is not accepted: {e}")))?;
+        ReportData::parse(&verdict.report_data).map_err(|e| {
+            refuse(format!("the key manager's attestation is not an enigma enclave's: {e}"))
+        })?;
+        Ok(Address::from(verdict.signer))
     }
 
     pub(crate) fn init(&mut self, init: WorkerInit) -> Result<Initialized, EnclaveError> {
-        let identity = match &init.sealed_identity {
-            Some(blob) => self.unseal_identity(blob)?,
-            None => Identity { signing: KeyPair::generate().map_err(crypto)?, io_keys: Vec::new() },
+        if self.identity.is_some() {
+            return Err(EnclaveError::AlreadyInitialized);
+        }
+        let time = self.tick(init.time);
+        let attested = match &init.principal_evidence {
+            Some(e) => Some(self.verify_principal(e, time)?),
+            None => None,
         };
-        let report = self.report(&identity.signing);
+        let (identity, fresh) = match &init.sealed_identity {
+            Some(blob) => {
+                let id = self.unseal_identity(blob)?;
+                if id.operator != init.operator {
+                    return Err(EnclaveError::InitRefused(format!(
+                        "this identity is bound to operator {}, not {}; start with a fresh identity to serve another operator",
+                        id.operator, init.operator
+                    )));
+                }
+                if let Some(p) = attested
+                    && p != id.principal
+                {
+                    return Err(EnclaveError::InitRefused(format!(
+                        "this identity serves the key manager {}; the evidence given is of {p}",
+                        id.principal
+                    )));
+                }
+                (id, false)
+            }
+            None => {
+                let principal = attested.ok_or_else(|| {
+                    EnclaveError::InitRefused(
+                        "a new identity needs the key manager's attestation evidence".into(),
+                    )
+                })?;
+                let identity = Identity {
+                    signing: KeyPair::generate().map_err(crypto)?,
+                    io_keys: Vec::new(),
+                    principal,
+                    operator: init.operator,
+                };
+                (identity, true)
+            }
+        };
+        let report = self.report_of(&identity, time);
         self.identity = Some(identity);
-        self.principal = init.principal;
         let sealed = match init.sealed_identity {
-            Some(blob) => blob,
-            None => self.seal_identity()?,
+            Some(blob) if !fresh => blob,
+            _ => self.seal_identity()?,
         };
         Ok(Initialized { report, sealed })
     }
@@ -212,10 +337,10 @@ impl WorkerState {
     pub(crate) fn request_state_keys(
         &mut self,
         epoch: u64,
-        contracts: Vec<ContractAddress>,
+        contracts: Vec<ContractKeyId>,
     ) -> Result<StateKeyRequest, EnclaveError> {
         cap("the contracts of a key request", contracts.len(), limits::MAX_CONTRACTS_PER_REQUEST)?;
-        let signing = &self.identity()?.signing;
+        let identity = self.identity()?;
         let ephemeral = KeyPair::generate().map_err(crypto)?;
         let mut id = [0u8; 12];
         enigma_crypto::random_bytes(&mut id).map_err(crypto)?;
@@ -224,9 +349,11 @@ impl WorkerState {
             .bytes(ephemeral.public_key().as_bytes())
             .bytes(&id)
             .u64(epoch)
-            .list(&contracts, |e, c| e.bytes(c.as_bytes()))
+            .bytes(identity.operator.as_bytes())
+            .list(&contracts, |e, c| e.bytes(c.contract.as_bytes()))
+            .list(&contracts, |e, c| e.bytes(c.code_hash.as_bytes()))
             .into_bytes();
-        let signature = signing.sign_digest(&bytes_digest(&request));
+        let signature = identity.signing.sign_digest(&bytes_digest(&request));
         self.pending.push_back(PendingRequest { id, epoch, contracts, ephemeral });
         while self.pending.len() > PENDING_REQUESTS {
             self.pending.pop_front();
@@ -237,17 +364,16 @@ impl WorkerState {
     pub(crate) fn accept_state_keys(
         &mut self,
         r: StateKeyResponse,
-    ) -> Result<Vec<ContractAddress>, EnclaveError> {
-        self.identity()?;
+    ) -> Result<Vec<ContractKeyId>, EnclaveError> {
+        let principal = self.identity()?.principal;
         let reject = |why: String| EnclaveError::KeyResponseRejected(why);
         let signer = r
             .signature
             .recover_address(&bytes_digest(&r.response))
             .map_err(|e| reject(e.to_string()))?;
-        if signer != self.principal {
+        if signer != principal {
             return Err(reject(format!(
-                "it is signed by {signer}, not by the key manager {}",
-                self.principal
+                "it is signed by {signer}, not by the key manager {principal}"
             )));
         }
         let mut d = Decoder::new(&r.response);
@@ -262,10 +388,22 @@ impl WorkerState {
             .map_err(|e| reject(e.to_string()))?;
         let epoch = d.u64().map_err(malformed)?;
         let max = limits::MAX_CONTRACTS_PER_REQUEST as u64;
-        let contracts: Vec<ContractAddress> = (0..d.list_len(max).map_err(malformed)?)
+        let addresses: Vec<ContractAddress> = (0..d.list_len(max).map_err(malformed)?)
             .map(|_| d.fixed::<32>().map(ContractAddress))
             .collect::<Result<_, _>>()
             .map_err(malformed)?;
+        let hashes: Vec<CodeHash> = (0..d.list_len(max).map_err(malformed)?)
+            .map(|_| d.fixed::<32>().map(CodeHash))
+            .collect::<Result<_, _>>()
+            .map_err(malformed)?;
+        if hashes.len() != addresses.len() {
+            return Err(reject("its contracts and code hashes differ in number".into()));
+        }
+        let contracts: Vec<ContractKeyId> = addresses
+            .into_iter()
+            .zip(hashes)
+            .map(|(contract, code_hash)| ContractKeyId { contract, code_hash })
+            .collect();
         let keys: Vec<&[u8]> = (0..d.list_len(max).map_err(malformed)?)
             .map(|_| d.bytes())
             .collect::<Result<_, _>>()
@@ -294,13 +432,29 @@ impl WorkerState {
             unwrapped.push(SymmetricKey::from_bytes(bytes));
         }
         self.pending.remove(at);
-        for (contract, key) in contracts.iter().zip(unwrapped) {
-            self.state_keys.insert(*contract, key);
+        for (id, key) in contracts.iter().zip(unwrapped) {
+            self.state_keys.insert(*id, key);
         }
         Ok(contracts)
     }
 
-    fn cache_state(&mut self, contract: ContractAddress, state: ContractState) {
+    fn state_key(&self, id: ContractKeyId) -> Result<&SymmetricKey, EnclaveError> {
+        self.state_keys
+            .get(&id)
+            .ok_or(EnclaveError::NoStateKey { contract: id.contract, code_hash: id.code_hash })
+    }
+
+    /// Encrypts a delta or snapshot under the contract's key, padded to its bucket.
+    fn seal_state(&self, key: &SymmetricKey, plain: &[u8]) -> Result<Vec<u8>, EnclaveError> {
+        key.encrypt(&Zeroizing::new(pad(plain, self.padding()))).map_err(crypto)
+    }
+
+    /// Encrypts an output or error text to the user, padded to its bucket.
+    fn seal_output(&self, user: &SymmetricKey, plain: &[u8]) -> Result<Vec<u8>, EnclaveError> {
+        user.encrypt(&Zeroizing::new(pad(plain, self.padding()))).map_err(crypto)
+    }
+
+    fn cache_state(&mut self, contract: ContractKeyId, state: ContractState) {
         self.state_clock += 1;
         if !self.states.contains_key(&contract) && self.states.len() >= CACHED_STATES {
             let oldest = self.states.iter().min_by_key(|(_, (_, used))| *used).map(|(c, _)| *c);
@@ -314,26 +468,28 @@ impl WorkerState {
     /// Makes the cached state of `contract` stand at `want`, loading `given` if needed.
     fn ensure_state(
         &mut self,
-        contract: ContractAddress,
+        id: ContractKeyId,
         want: ChainPosition,
         given: Option<EncryptedState>,
     ) -> Result<(), EnclaveError> {
-        let have = self.states.get(&contract).map(|(s, _)| position(s));
+        let contract = id.contract;
+        let have = self.states.get(&id).map(|(s, _)| position(s));
         if have == Some(want) {
             return Ok(());
         }
         let given = given.ok_or(EnclaveError::StateNotLoaded { contract, have, want })?;
         cap("the deltas of one call", given.deltas.len(), limits::MAX_DELTAS_PER_CALL)?;
-        let key = self.state_keys.get(&contract).ok_or(EnclaveError::NoStateKey { contract })?;
+        let key = self.state_key(id)?;
         let bad = |why: String| EnclaveError::BadState(why);
         let mut state = match &given.snapshot {
             Some(blob) => {
                 let plain = Zeroizing::new(key.decrypt(blob).map_err(|_| {
                     bad("the snapshot does not decrypt under the contract's key".into())
                 })?);
-                ContractState::decode_snapshot(&plain).map_err(|e| bad(e.to_string()))?
+                let plain = unpad(&plain).map_err(|e| bad(format!("the snapshot: {e}")))?;
+                ContractState::decode_snapshot(plain).map_err(|e| bad(e.to_string()))?
             }
-            None => match (self.states.get(&contract), given.deltas.first()) {
+            None => match (self.states.get(&id), given.deltas.first()) {
                 (Some((cached, _)), Some(first)) if cached.next_index() == first.index => {
                     cached.clone()
                 }
@@ -351,8 +507,8 @@ impl WorkerState {
             let plain = Zeroizing::new(key.decrypt(&d.bytes).map_err(|_| {
                 bad(format!("delta {} does not decrypt under the contract's key", d.index))
             })?);
-            let delta =
-                Delta::decode(&plain).map_err(|e| bad(format!("delta {}: {e}", d.index)))?;
+            let plain = unpad(&plain).map_err(|e| bad(format!("delta {}: {e}", d.index)))?;
+            let delta = Delta::decode(plain).map_err(|e| bad(format!("delta {}: {e}", d.index)))?;
             state
                 .apply(&delta, delta_hash(&d.bytes))
                 .map_err(|e| bad(format!("delta {}: {e}", d.index)))?;
@@ -366,7 +522,7 @@ impl WorkerState {
                 want.tip
             )));
         }
-        self.cache_state(contract, state);
+        self.cache_state(id, state);
         Ok(())
     }
 
@@ -428,7 +584,7 @@ impl WorkerState {
     #[allow(clippy::too_many_arguments)]
     fn failure(
         &self,
-        task_id: enigma_types::TaskId,
+        task_id: TaskId,
         contract: ContractAddress,
         user_key: &SymmetricKey,
         inputs_hash: enigma_types::InputsHash,
@@ -438,7 +594,7 @@ impl WorkerState {
         gas_used: u64,
         message: &str,
     ) -> Result<TaskResult, EnclaveError> {
-        let encrypted_output = user_key.encrypt(message.as_bytes()).map_err(crypto)?;
+        let encrypted_output = self.seal_output(user_key, message.as_bytes())?;
         let out_hash = output_hash(&encrypted_output);
         let receipt =
             FailureReceipt { inputs_hash, code_hash, output_hash: out_hash, gas_limit, gas_used };
@@ -467,8 +623,11 @@ impl WorkerState {
         Self::check_inputs(&t.encrypted_fn, &t.encrypted_args)?;
         let contract = ContractAddress::from(t.task_id);
         let user_key = self.user_key(t.epoch, &t.user_public_key, &t.encrypted_fn)?;
-        let key = self.state_keys.get(&contract).ok_or(EnclaveError::NoStateKey { contract })?;
+        // The code hash is computed here, over the bytes that will run: the key it selects opens
+        // this contract's state only for this code.
         let hash = code_hash(&t.code);
+        let id = ContractKeyId { contract, code_hash: hash };
+        self.state_key(id)?;
         let inputs_hash = inputs_hash_deploy(
             &t.encrypted_fn,
             &t.encrypted_args,
@@ -476,56 +635,46 @@ impl WorkerState {
             t.user_public_key.as_bytes(),
         );
         let base = enigma_runtime::gas::TASK_BASE.min(t.gas_limit);
+        let fail = |me: &Self, gas_used: u64, message: &str| {
+            me.failure(
+                t.task_id,
+                contract,
+                &user_key,
+                inputs_hash,
+                CodeHash::ZERO,
+                DeltaHash::ZERO,
+                t.gas_limit,
+                gas_used,
+                message,
+            )
+        };
 
         let (function, args) =
             match Self::decrypt_inputs(&user_key, &t.encrypted_fn, &t.encrypted_args, t.epoch) {
                 Ok(inputs) => inputs,
-                Err(message) => {
-                    return self.failure(
-                        t.task_id,
-                        contract,
-                        &user_key,
-                        inputs_hash,
-                        CodeHash::ZERO,
-                        DeltaHash::ZERO,
-                        t.gas_limit,
-                        base,
-                        &message,
-                    );
-                }
+                Err(message) => return fail(self, base, &message),
             };
         let code = ContractCode::with_hash(hash, &t.code);
+        let key = self.state_key(id)?;
+        let mut rng = TaskRng::new(key, &t.task_id);
         let outcome = self.runtime.execute(
             &code,
             Task::deploy(&function, &args, enigma_types::GasLimit(t.gas_limit)),
             &ContractState::new(),
-            &mut EnclaveRng,
+            &mut rng,
         );
         let success = match outcome.result {
             Ok(success) => success,
-            Err(error) => {
-                let message = error.to_string();
-                return self.failure(
-                    t.task_id,
-                    contract,
-                    &user_key,
-                    inputs_hash,
-                    CodeHash::ZERO,
-                    DeltaHash::ZERO,
-                    t.gas_limit,
-                    outcome.gas_used.0,
-                    &message,
-                );
-            }
+            Err(error) => return fail(self, outcome.gas_used.0, &error.to_string()),
         };
-        let plain_delta = Zeroizing::new(success.delta.encode());
-        let encrypted_delta = key.encrypt(&plain_delta).map_err(crypto)?;
+        let key = self.state_key(id)?;
+        let encrypted_delta = self.seal_state(key, &success.delta.encode())?;
         let init_delta_hash = delta_hash(&encrypted_delta);
         let mut state = ContractState::new();
         state
             .apply(&success.delta, init_delta_hash)
             .map_err(|e| EnclaveError::BadState(e.to_string()))?;
-        let encrypted_output = user_key.encrypt(&success.output).map_err(crypto)?;
+        let encrypted_output = self.seal_output(&user_key, &success.output)?;
         let eth_call = success.eth_call.map(|c| EthCall { address: c.address, payload: c.payload });
         let receipt = DeployReceipt {
             inputs_hash,
@@ -536,8 +685,8 @@ impl WorkerState {
             eth_call: eth_ref(eth_call.as_ref()),
         };
         let signature = self.identity()?.signing.sign_digest(&receipt.digest());
-        let snapshot = Some(key.encrypt(&Zeroizing::new(state.encode_snapshot())).map_err(crypto)?);
-        self.cache_state(contract, state);
+        let snapshot = Some(self.seal_state(key, &Zeroizing::new(state.encode_snapshot()))?);
+        self.cache_state(id, state);
         Ok(TaskResult {
             task_id: t.task_id,
             contract,
@@ -564,9 +713,10 @@ impl WorkerState {
             cap("the code", code.len(), limits::MAX_CODE_BYTES)?;
         }
         let contract = t.contract;
-        if !self.state_keys.contains_key(&contract) {
-            return Err(EnclaveError::NoStateKey { contract });
-        }
+        // The key of (contract, code hash): a module of the host's choosing, sent under this
+        // contract's address, gets a key that opens none of its state.
+        let id = ContractKeyId { contract, code_hash: t.code_hash };
+        self.state_key(id)?;
         let user_key = self.user_key(t.epoch, &t.user_public_key, &t.encrypted_fn)?;
         let inputs_hash = inputs_hash_compute(
             &t.encrypted_fn,
@@ -576,7 +726,21 @@ impl WorkerState {
         );
         let prev = t.position.tip;
         let base = enigma_runtime::gas::TASK_BASE.min(t.gas_limit);
+        let fail = |me: &Self, gas_used: u64, message: &str| {
+            me.failure(
+                t.task_id,
+                contract,
+                &user_key,
+                inputs_hash,
+                t.code_hash,
+                prev,
+                t.gas_limit,
+                gas_used,
+                message,
+            )
+        };
 
+        // A module is cached under the hash this enclave computed over its bytes.
         if !self.runtime.is_cached(&t.code_hash) {
             let code =
                 t.code.as_deref().ok_or(EnclaveError::CodeNotLoaded { code_hash: t.code_hash })?;
@@ -585,78 +749,42 @@ impl WorkerState {
                 return Err(EnclaveError::CodeHashMismatch { expected: t.code_hash, got });
             }
             if let Err(e) = self.runtime.prepare(&ContractCode::with_hash(got, code)) {
-                let message = ExecError::Module(e).to_string();
-                return self.failure(
-                    t.task_id,
-                    contract,
-                    &user_key,
-                    inputs_hash,
-                    t.code_hash,
-                    prev,
-                    t.gas_limit,
-                    base,
-                    &message,
-                );
+                return fail(self, base, &ExecError::Module(e).to_string());
             }
         }
-        self.ensure_state(contract, t.position, t.state)?;
+        self.ensure_state(id, t.position, t.state)?;
 
         let (function, args) =
             match Self::decrypt_inputs(&user_key, &t.encrypted_fn, &t.encrypted_args, t.epoch) {
                 Ok(inputs) => inputs,
-                Err(message) => {
-                    return self.failure(
-                        t.task_id,
-                        contract,
-                        &user_key,
-                        inputs_hash,
-                        t.code_hash,
-                        prev,
-                        t.gas_limit,
-                        base,
-                        &message,
-                    );
-                }
+                Err(message) => return fail(self, base, &message),
             };
-        let (state, _) = self.states.get(&contract).ok_or(EnclaveError::StateNotLoaded {
+        let (state, _) = self.states.get(&id).ok_or(EnclaveError::StateNotLoaded {
             contract,
             have: None,
             want: t.position,
         })?;
+        let mut rng = TaskRng::new(self.state_key(id)?, &t.task_id);
         let task = Task::call(&function, &args, enigma_types::GasLimit(t.gas_limit)).after(state);
-        let outcome = self.runtime.execute(
-            &ContractCode::with_hash(t.code_hash, &[]),
-            task,
-            state,
-            &mut EnclaveRng,
-        );
+        let outcome =
+            self.runtime.execute(&ContractCode::with_hash(t.code_hash, &[]), task, state, &mut rng);
         let success = match outcome.result {
             Ok(success) => success,
-            Err(error) => {
-                let message = error.to_string();
-                return self.failure(
-                    t.task_id,
-                    contract,
-                    &user_key,
-                    inputs_hash,
-                    t.code_hash,
-                    prev,
-                    t.gas_limit,
-                    outcome.gas_used.0,
-                    &message,
-                );
-            }
+            Err(error) => return fail(self, outcome.gas_used.0, &error.to_string()),
         };
 
-        let key = self.state_keys.get(&contract).ok_or(EnclaveError::NoStateKey { contract })?;
+        let key = self
+            .state_keys
+            .get(&id)
+            .ok_or(EnclaveError::NoStateKey { contract, code_hash: t.code_hash })?;
         let (delta, new_delta_hash) = if success.delta.is_empty() {
             (None, DeltaHash::ZERO)
         } else {
-            let encrypted = key.encrypt(&Zeroizing::new(success.delta.encode())).map_err(crypto)?;
+            let encrypted = self.seal_state(key, &Zeroizing::new(success.delta.encode()))?;
             let hash = delta_hash(&encrypted);
             (Some(EncryptedDelta { index: success.delta.index, bytes: encrypted }), hash)
         };
-        let encrypted_output = user_key.encrypt(&success.output).map_err(crypto)?;
+        let encrypted_output = self.seal_output(&user_key, &success.output)?;
         let out_hash = output_hash(&encrypted_output);
         let eth_call = success.eth_call.map(|c| EthCall { address: c.address, payload: c.payload });
         let receipt = ComputeReceipt {
@@ -671,15 +799,16 @@ impl WorkerState {
         };
         let signature = self.identity()?.signing.sign_digest(&receipt.digest());
         let mut snapshot = None;
-        if let Some((state, _)) = self.states.get_mut(&contract) {
+        let padding = self.padding();
+        if let Some((state, _)) = self.states.get_mut(&id) {
             if delta.is_some() {
                 state
                     .apply(&success.delta, new_delta_hash)
                     .map_err(|e| EnclaveError::BadState(e.to_string()))?;
             }
             if t.want_snapshot {
-                snapshot =
-                    Some(key.encrypt(&Zeroizing::new(state.encode_snapshot())).map_err(crypto)?);
+                let plain = Zeroizing::new(pad(&state.encode_snapshot(), padding));
+                snapshot = Some(key.encrypt(&plain).map_err(crypto)?);
             }
         }
         Ok(TaskResult {

@@ -33,7 +33,7 @@ fn deploy_millionaires() -> Deployed {
         result.status,
         TaskStatus::Success,
         "{:?}",
-        client.key.decrypt(&result.encrypted_output).map(String::from_utf8)
+        String::from_utf8(open(&client.key, &result.encrypted_output))
     );
     let digest = receipt_digest(&result, deploy_inputs_hash(&client, &code), true);
     assert_eq!(
@@ -84,7 +84,7 @@ impl Deployed {
             };
             self.deltas.push(d.clone());
         }
-        let output = client.key.decrypt(&result.encrypted_output).unwrap();
+        let output = open(&client.key, &result.encrypted_output);
         (result, output)
     }
 }
@@ -149,7 +149,7 @@ fn a_worker_the_epoch_does_not_select_is_refused_its_key() {
     let client = ClientTask::new(&key, net.workers[other].signer, "construct()", &[]);
     assert_eq!(
         net.workers[other].enclave.deploy(deploy_task(next_task(0), millionaires(), &client)),
-        Err(EnclaveError::NoStateKey { contract })
+        Err(EnclaveError::NoStateKey { contract, code_hash: millionaires_hash() })
     );
 }
 
@@ -158,31 +158,30 @@ fn the_km_refuses_epochs_it_did_not_draw() {
     let mut net = Net::new(&[100, 300]);
     let contract = ContractAddress::from(next_task(0));
     let w = net.selected(&contract);
-    let request = net.workers[w].enclave.request_state_keys(EPOCH, vec![contract]).unwrap();
-    // The KM's host lies about the stakes to get a different selection.
-    let mut forged = net.epoch.clone();
-    forged.stakes = vec![1, 1];
-    assert!(matches!(
-        net.km.enclave.get_state_keys(KeyRequestInput { request: request.clone(), epoch: forged }),
-        Err(EnclaveError::Refused(why)) if why.contains("did not draw")
-    ));
-    let mut wrong_block = net.epoch.clone();
-    wrong_block.first_block = 7;
-    assert!(matches!(
-        net.km
-            .enclave
-            .get_state_keys(KeyRequestInput { request: request.clone(), epoch: wrong_block }),
-        Err(EnclaveError::Refused(_))
-    ));
-    let mut tampered = request;
-    let last = tampered.request.len() - 1;
-    tampered.request[last] ^= 1;
-    assert!(matches!(
-        net.km
-            .enclave
-            .get_state_keys(KeyRequestInput { request: tampered, epoch: net.epoch.clone() }),
-        Err(EnclaveError::Refused(_))
-    ));
+    let id = ContractKeyId { contract, code_hash: millionaires_hash() };
+    let request = net.workers[w].enclave.request_state_keys(EPOCH, vec![id]).unwrap();
+    let input = net.key_input(w, request);
+    // The KM's host lies about any field of the epoch to get a different selection.
+    let lies: [fn(&mut EpochParams); 5] = [
+        |e| e.stakes = vec![1, 1],
+        |e| e.group_size = 2,
+        |e| e.snapshot_block = 7,
+        |e| e.seed[0] ^= 1,
+        |e| e.nonce = 5,
+    ];
+    for lie in lies {
+        let mut forged = input.clone();
+        lie(&mut forged.epoch);
+        assert!(matches!(
+            net.km.enclave.get_state_keys(forged),
+            Err(EnclaveError::Refused(why)) if why.contains("did not draw") || why.contains("not those the key manager signed")
+        ));
+    }
+    let mut tampered = input.clone();
+    let last = tampered.request.request.len() - 1;
+    tampered.request.request[last] ^= 1;
+    assert!(matches!(net.km.enclave.get_state_keys(tampered), Err(EnclaveError::Refused(_))));
+    assert!(net.km.enclave.get_state_keys(input).is_ok());
 }
 
 #[test]
@@ -190,32 +189,29 @@ fn a_key_response_under_the_wrong_key_or_altered_is_rejected() {
     let mut net = Net::new(&[100, 300]);
     let contract = ContractAddress::from(next_task(0));
     let w = net.selected(&contract);
-    let request = net.workers[w].enclave.request_state_keys(EPOCH, vec![contract]).unwrap();
-    let response = net
-        .km
-        .enclave
-        .get_state_keys(KeyRequestInput { request: request.clone(), epoch: net.epoch.clone() })
-        .unwrap();
+    let id = ContractKeyId { contract, code_hash: millionaires_hash() };
+    let request = net.workers[w].enclave.request_state_keys(EPOCH, vec![id]).unwrap();
+    let response = net.km.enclave.get_state_keys(net.key_input(w, request.clone())).unwrap();
 
-    // A second KM (not the principal) answers the same request.
+    // A second KM (not the principal) is asked the same request: the worker's attestation binds
+    // it to its own KM, so the rogue refuses.
     let mut rogue = km([9; 32]);
-    rogue
+    let seed = rogue
         .enclave
         .new_epoch(EpochInput {
             nonce: 0,
+            snapshot_block: net.epoch.snapshot_block,
+            group_size: 1,
             workers: net.epoch.workers.clone(),
             stakes: net.epoch.stakes.clone(),
         })
-        .ok();
-    let rogue_epoch = EpochParams { seed: [0; 32], ..net.epoch.clone() };
-    if let Ok(rogue_response) =
-        rogue.enclave.get_state_keys(KeyRequestInput { request, epoch: rogue_epoch })
-    {
-        assert!(matches!(
-            net.workers[w].enclave.accept_state_keys(rogue_response),
-            Err(EnclaveError::KeyResponseRejected(_))
-        ));
-    }
+        .unwrap();
+    let mut rogue_input = net.key_input(w, request);
+    rogue_input.epoch.seed = seed.seed;
+    assert!(matches!(
+        rogue.enclave.get_state_keys(rogue_input),
+        Err(EnclaveError::Refused(why)) if why.contains("not bound to this key manager")
+    ));
     // The rogue signs the genuine response bytes with its own key: rejected for the signer.
     let resigned = StateKeyResponse {
         response: response.response.clone(),
@@ -235,7 +231,7 @@ fn a_key_response_under_the_wrong_key_or_altered_is_rejected() {
         Err(EnclaveError::KeyResponseRejected(_))
     ));
     // The genuine one is accepted once; a replay answers no pending request.
-    assert_eq!(net.workers[w].enclave.accept_state_keys(response.clone()).unwrap(), vec![contract]);
+    assert_eq!(net.workers[w].enclave.accept_state_keys(response.clone()).unwrap(), vec![id]);
     assert!(
         matches!(net.workers[w].enclave.accept_state_keys(response), Err(EnclaveError::KeyResponseRejected(why)) if why.contains("no pending"))
     );
@@ -330,21 +326,7 @@ fn another_worker_takes_over_from_the_encrypted_deltas() {
     add(&mut d, 2, 30);
     // The other worker gets the key (as if a new epoch selected it) and the encrypted deltas.
     let other = 1 - d.worker;
-    let mut solo = d.net.epoch.clone();
-    solo.stakes = if other == 0 { vec![100, 0] } else { vec![0, 100] };
-    let seed = d
-        .net
-        .km
-        .enclave
-        .new_epoch(EpochInput {
-            nonce: 1,
-            workers: solo.workers.clone(),
-            stakes: solo.stakes.clone(),
-        })
-        .unwrap();
-    solo.seed = seed.seed;
-    solo.nonce = 1;
-    d.net.epoch = solo;
+    d.net.draw(1, if other == 0 { vec![100, 0] } else { vec![0, 100] });
     d.net.provision(other, d.contract).unwrap();
     d.worker = other;
     let key = d.net.workers[other].enclave.io_key(EPOCH).unwrap();
@@ -374,7 +356,7 @@ fn another_worker_takes_over_from_the_encrypted_deltas() {
     ));
     task.state = Some(EncryptedState { snapshot: None, deltas: d.deltas.clone() });
     let result = d.net.workers[other].enclave.compute(task).unwrap();
-    let output = client.key.decrypt(&result.encrypted_output).unwrap();
+    let output = open(&client.key, &result.encrypted_output);
     assert_eq!(
         <(AlloyAddress,)>::abi_decode_params(&output).unwrap().0,
         AlloyAddress::repeat_byte(2)
@@ -429,24 +411,35 @@ fn a_batch_of_its_own_results_is_signed_and_a_foreign_item_is_refused() {
     assert!(matches!(d.net.workers[w].enclave.sign_batch(batch), Err(EnclaveError::BadBatch(_))));
 }
 
+fn reload(secret: [u8; 32], sealed: &[u8], operator: Address) -> Result<Enclave, EnclaveError> {
+    let mut e = worker_enclave(secret);
+    WorkerEnclave::init(
+        &mut e,
+        WorkerInit {
+            sealed_identity: Some(sealed.to_vec()),
+            principal_evidence: None,
+            operator,
+            time: TIME,
+        },
+    )?;
+    Ok(e)
+}
+
 #[test]
 fn restarts_reload_sealed_keys() {
     let net = Net::new(&[100, 300]);
     let w = &net.workers[0];
-    let key_before = {
-        let mut e = EnclaveProxy::new(SimulationBackend::worker(w.secret, false));
-        WorkerEnclave::init(
-            &mut e,
-            WorkerInit { sealed_identity: Some(w.sealed.clone()), principal: net.km.signer.into() },
-        )
-        .unwrap();
-        e.io_key(EPOCH).unwrap()
-    };
+    let key_before = reload(w.secret, &w.sealed, w.operator).unwrap().io_key(EPOCH).unwrap();
     // Restart: a new enclave instance on the same node, with the sealed identity.
-    let mut restarted = EnclaveProxy::new(SimulationBackend::worker(w.secret, false));
+    let mut restarted = worker_enclave(w.secret);
     let init = WorkerEnclave::init(
         &mut restarted,
-        WorkerInit { sealed_identity: Some(w.sealed.clone()), principal: net.km.signer.into() },
+        WorkerInit {
+            sealed_identity: Some(w.sealed.clone()),
+            principal_evidence: Some(net.km.evidence.clone()),
+            operator: w.operator,
+            time: TIME,
+        },
     )
     .unwrap();
     assert_eq!(init.report.signer, w.signer);
@@ -456,18 +449,18 @@ fn restarts_reload_sealed_keys() {
         "the epoch's IO key survives a restart"
     );
     // Another node cannot unseal it.
-    let mut elsewhere = EnclaveProxy::new(SimulationBackend::worker([0xee; 32], false));
-    assert!(matches!(
-        WorkerEnclave::init(
-            &mut elsewhere,
-            WorkerInit { sealed_identity: Some(w.sealed.clone()), principal: Address::ZERO }
-        ),
-        Err(EnclaveError::Sealing(_))
-    ));
+    assert!(matches!(reload([0xee; 32], &w.sealed, w.operator), Err(EnclaveError::Sealing(_))));
     // A worker's blob is not a KM's.
-    let mut km_elsewhere = EnclaveProxy::new(SimulationBackend::km(w.secret, false));
+    let mut km_elsewhere = EnclaveProxy::new(SimulationBackend::km_built(
+        build(),
+        &NodeSecret::from_bytes(w.secret),
+        false,
+    ));
     assert!(matches!(
-        KmEnclave::init(&mut km_elsewhere, KmInit { sealed_state: Some(w.sealed.clone()) }),
+        KmEnclave::init(
+            &mut km_elsewhere,
+            KmInit { sealed_state: Some(w.sealed.clone()), operator: operator(0), time: TIME }
+        ),
         Err(EnclaveError::Sealing(_))
     ));
 }
@@ -478,23 +471,25 @@ fn a_restarted_km_keeps_its_secret_counter_and_epochs() {
     add(&mut d, 1, 10);
     // Restart the KM from its sealed state.
     let sealed = d.net.km.sealed.clone();
-    let mut km = EnclaveProxy::new(SimulationBackend::km(d.net.km.secret, false));
-    let init = KmEnclave::init(&mut km, KmInit { sealed_state: Some(sealed) }).unwrap();
+    let mut km = EnclaveProxy::new(SimulationBackend::km_built(
+        build(),
+        &NodeSecret::from_bytes(d.net.km.secret),
+        false,
+    ));
+    let init = KmEnclave::init(
+        &mut km,
+        KmInit { sealed_state: Some(sealed), operator: d.net.km.operator, time: TIME },
+    )
+    .unwrap();
     assert_eq!(init.report.signer, d.net.km.signer);
     d.net.km.enclave = km;
     // It still serves keys for the epoch drawn before the restart, and the key is the same one:
     // a fresh worker enclave with that key decrypts the existing state.
     let w = d.worker;
-    let mut enclave = EnclaveProxy::new(SimulationBackend::worker(d.net.workers[w].secret, false));
-    let sealed = d.net.workers[w].sealed.clone();
-    WorkerEnclave::init(
-        &mut enclave,
-        WorkerInit { sealed_identity: Some(sealed.clone()), principal: d.net.km.signer.into() },
-    )
-    .unwrap();
-    let fresh =
-        Node { enclave, signer: d.net.workers[w].signer, sealed, secret: d.net.workers[w].secret };
-    d.net.workers[w] = fresh;
+    let enclave =
+        reload(d.net.workers[w].secret, &d.net.workers[w].sealed, d.net.workers[w].operator)
+            .unwrap();
+    d.net.workers[w].enclave = enclave;
     d.net.provision(w, d.contract).unwrap();
     let key = d.net.workers[w].enclave.io_key(EPOCH).unwrap();
     let client = ClientTask::new(&key, d.net.workers[w].signer, "compute_richest()", &[]);
@@ -503,20 +498,33 @@ fn a_restarted_km_keeps_its_secret_counter_and_epochs() {
     task.state = Some(EncryptedState { snapshot: None, deltas: d.deltas.clone() });
     let result = d.net.workers[w].enclave.compute(task).unwrap();
     assert_eq!(result.status, TaskStatus::Success);
-    // The counter: an epoch before the last one drawn is refused; the same nonce gets the same seed.
+    // One seed and one list per nonce: the same epoch again gets the same seed and signature
+    // (a submission that did not land is retried), another list for it is refused, and an
+    // epoch before the last one drawn is refused.
+    let same = EpochInput {
+        nonce: 0,
+        snapshot_block: d.net.epoch.snapshot_block,
+        group_size: 1,
+        workers: d.net.epoch.workers.clone(),
+        stakes: d.net.epoch.stakes.clone(),
+    };
+    assert_eq!(d.net.km.enclave.new_epoch(same.clone()).unwrap().seed, d.net.epoch.seed);
+    let other_list = EpochInput { workers: vec![SignerAddress([1; 20])], stakes: vec![1], ..same };
     assert!(matches!(
-        d.net.km.enclave.new_epoch(EpochInput { nonce: 0, workers: vec![SignerAddress([1; 20])], stakes: vec![1] }).map(|s| s.seed),
-        Ok(seed) if seed == d.net.epoch.seed
+        d.net.km.enclave.new_epoch(other_list),
+        Err(EnclaveError::BadEpoch(why)) if why.contains("already drawn")
     ));
-    let next = d
-        .net
-        .km
-        .enclave
-        .new_epoch(EpochInput { nonce: 1, workers: vec![], stakes: vec![] })
-        .unwrap();
-    assert_ne!(next.seed, d.net.epoch.seed);
+    let first = d.net.epoch.seed;
+    let next = d.net.draw(1, d.net.epoch.stakes.clone());
+    assert_ne!(next.seed, first, "a new epoch draws a new seed");
     assert!(matches!(
-        d.net.km.enclave.new_epoch(EpochInput { nonce: 0, workers: vec![], stakes: vec![] }),
+        d.net.km.enclave.new_epoch(EpochInput {
+            nonce: 0,
+            snapshot_block: 1,
+            group_size: 1,
+            workers: vec![],
+            stakes: vec![]
+        }),
         Err(EnclaveError::BadEpoch(_))
     ));
 }
@@ -538,13 +546,30 @@ fn the_boundary_rejects_garbage_oversize_and_wrong_roles() {
     let mut proxy = EnclaveProxy::new(backend);
     assert_eq!(proxy.io_key(1), Err(EnclaveError::NotInitialized));
     assert_eq!(
-        KmEnclave::init(&mut proxy, KmInit { sealed_state: None }),
+        KmEnclave::init(
+            &mut proxy,
+            KmInit { sealed_state: None, operator: Address::ZERO, time: TIME }
+        ),
         Err(EnclaveError::WrongRole { wanted: Role::KeyManager, actual: Role::Worker })
     );
-    WorkerEnclave::init(&mut proxy, WorkerInit { sealed_identity: None, principal: Address::ZERO })
-        .unwrap();
+    let mut proxy = worker_enclave([1; 32]);
+    let km = km([2; 32]);
+    WorkerEnclave::init(
+        &mut proxy,
+        WorkerInit {
+            sealed_identity: None,
+            principal_evidence: Some(km.evidence),
+            operator: operator(1),
+            time: TIME,
+        },
+    )
+    .unwrap();
     assert_eq!(proxy.io_key(1), Err(EnclaveError::NoIoKey { epoch: 1 }));
-    let many = vec![ContractAddress::ZERO; limits::MAX_CONTRACTS_PER_REQUEST + 1];
+    let many =
+        vec![
+            ContractKeyId { contract: ContractAddress::ZERO, code_hash: millionaires_hash() };
+            limits::MAX_CONTRACTS_PER_REQUEST + 1
+        ];
     assert!(matches!(proxy.request_state_keys(1, many), Err(EnclaveError::TooLarge { .. })));
 }
 
@@ -560,7 +585,7 @@ fn inputs_encrypted_to_the_previous_epochs_key_still_run() {
     task.epoch = EPOCH + 50;
     task.code = Some(millionaires());
     let result = d.net.workers[w].enclave.compute(task).unwrap();
-    let output = String::from_utf8(client.key.decrypt(&result.encrypted_output).unwrap()).unwrap();
+    let output = String::from_utf8(open(&client.key, &result.encrypted_output)).unwrap();
     assert!(
         output.contains("no millionaires yet"),
         "it ran (and failed for the contract's own reason): {output}"

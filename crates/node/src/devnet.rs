@@ -4,23 +4,59 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use alloy::{node_bindings::AnvilInstance, providers::Provider as _};
-use enigma_attestation::simulation_measurement;
+use enigma_attestation::SimulationAuthority;
 use enigma_chain::{
     Chain, DeployConfig, Deployment, SimulationPolicy, deploy, ensure_anvil, provider,
 };
 use enigma_crypto::KeyPair;
+use enigma_enclave::{DEVNET_AUTHORITY_KEY, EnclaveBuild, Role};
 use enigma_types::Address;
 use serde::{Deserialize, Serialize};
 use tokio::{io::AsyncWriteExt, net::TcpListener};
 
 use crate::{
-    KmConfig, KmNode, NodeError, Result, WorkerConfig, WorkerNode, prepare_km, start_km,
-    start_worker,
+    AttestationService, KmConfig, KmNode, NodeError, Result, WorkerConfig, WorkerNode,
+    obtain_evidence, prepare_km, serve_attestation, start_km, start_worker,
 };
 
-/// The devnet's attestation authority key: public by design (devnets only; a hardware network's
-/// chain has no simulation authority).
-pub const DEVNET_AUTHORITY_KEY: [u8; 32] = [0xa7; 32];
+/// The enclave measurements a devnet allows: the devnet build's worker and key manager.
+#[must_use]
+pub fn devnet_measurements() -> (/* worker */ [u8; 32], /* km */ [u8; 32]) {
+    let build = EnclaveBuild::devnet();
+    (build.measurement(Role::Worker), build.measurement(Role::KeyManager))
+}
+
+/// The client policy a devnet's workers satisfy: its simulation authority, the devnet build's
+/// worker measurement and the worker product id.
+pub fn devnet_policy() -> Result<enigma_attestation::Policy> {
+    Ok(enigma_attestation::Policy::default()
+        .with_simulation_authority(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?.address())
+        .with_mr_enclaves(vec![devnet_measurements().0])
+        .with_product_id(enigma_attestation::WORKER_PRODUCT_ID))
+}
+
+/// The chain's simulation policy for a devnet: its authority and the devnet build's enclaves.
+pub fn devnet_simulation_policy() -> Result<SimulationPolicy> {
+    let (worker, km) = devnet_measurements();
+    Ok(SimulationPolicy {
+        authority: KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?.address(),
+        debug_allowed: false,
+        worker_enclaves: vec![worker],
+        km_enclaves: vec![km],
+    })
+}
+
+/// Starts the devnet's simulation attestation service on `listen` (port 0 picks one): the devnet
+/// authority, signing the devnet build's enclaves. For test networks assembled by hand.
+pub async fn serve_devnet_attestation(listen: SocketAddr) -> Result<AttestationService> {
+    let (worker, km) = devnet_measurements();
+    serve_attestation(
+        SimulationAuthority::new(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?),
+        vec![worker, km],
+        listen,
+    )
+    .await
+}
 
 /// How to run a devnet.
 #[derive(Debug, Clone)]
@@ -35,6 +71,9 @@ pub struct DevnetConfig {
     pub gateway: SocketAddr,
     /// The KM's `getStateKeys`.
     pub km: SocketAddr,
+    /// The simulation attestation service (it holds the devnet's authority key and attests the
+    /// nodes' enclaves).
+    pub attestation: SocketAddr,
     /// Serve the Enigma contract's address as plain text here (and the token's on the next port).
     pub address_port: Option<u16>,
     /// Blocks per epoch.
@@ -58,6 +97,7 @@ impl Default for DevnetConfig {
             chain_port: 8545,
             gateway: SocketAddr::from(([127, 0, 0, 1], 3346)),
             km: SocketAddr::from(([127, 0, 0, 1], 3040)),
+            attestation: SocketAddr::from(([127, 0, 0, 1], 3041)),
             address_port: Some(8080),
             epoch_size: 100,
             timeout_blocks: 1_000,
@@ -94,6 +134,10 @@ pub struct DevnetSummary {
     pub km_url: String,
     /// The key manager's enclave signer.
     pub km_signer: String,
+    /// The simulation attestation service, for nodes started outside the devnet
+    /// (`enigma worker --attestation-url`).
+    #[serde(default)]
+    pub attestation_url: String,
     /// The workers' enclave signers.
     pub worker_signers: Vec<String>,
     /// Where the addresses are served as plain text.
@@ -112,6 +156,7 @@ pub struct Devnet {
     anvil: AnvilInstance,
     km: KmNode,
     workers: Vec<WorkerNode>,
+    attestation: AttestationService,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -126,6 +171,7 @@ impl Devnet {
             w.stop().await;
         }
         self.km.stop().await;
+        self.attestation.stop().await;
         // SIGTERM lets anvil write its state; it is killed regardless when dropped.
         #[cfg(unix)]
         {
@@ -237,9 +283,12 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
     let p = provider(&chain_url, Some(&deployer))?;
     let km_dir = config.data_dir.join("km");
     let fresh = previous.is_none();
+    let attestation = serve_devnet_attestation(config.attestation).await?;
     let deployment = match &previous {
         Some(prev) => prev.deployment,
-        None => deploy_contracts(&p, &config, &km_dir, &mut progress).await?,
+        None => {
+            deploy_contracts(&p, &config, &km_dir, &key(9)?, &attestation, &mut progress).await?
+        }
     };
     let chain =
         Chain::new(p.clone(), deployment.enigma, deployment.token, Some(deployer.address()));
@@ -250,49 +299,60 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
             deployment.enigma
         )));
     }
-    start_nodes(config, anvil, chain_url, p, chain, deployment, km_dir, previous, progress).await
+    let nodes = Nodes { anvil, chain_url, p, chain, deployment, km_dir, attestation };
+    start_nodes(config, nodes, previous, progress).await
 }
 
+/// Deploys the contracts with the KM's enclave as principal, and records the KM's attestation
+/// (the devnet plays the attestation service, so it submits it; anyone may).
 async fn deploy_contracts(
     p: &alloy::providers::DynProvider,
     config: &DevnetConfig,
     km_dir: &std::path::Path,
+    km_operator: &KeyPair,
+    attestation: &AttestationService,
     progress: &mut impl FnMut(&str),
 ) -> Result<Deployment> {
     progress("deploying the contracts");
-    let principal = prepare_km(km_dir)?;
-    let authority = KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?;
-    Ok(deploy(
+    let km = prepare_km(km_dir, km_operator.address())?;
+    let deployment = deploy(
         p,
         &DeployConfig {
             epoch_size: config.epoch_size,
             timeout_blocks: config.timeout_blocks,
-            principal,
+            principal: km.signer,
             group_size: 1,
-            simulation: Some(SimulationPolicy {
-                authority: authority.address(),
-                debug_allowed: false,
-                worker_enclaves: vec![simulation_measurement("worker")],
-                km_enclaves: vec![simulation_measurement("km")],
-            }),
+            simulation: Some(devnet_simulation_policy()?),
             ias: None,
         },
     )
-    .await?)
+    .await?;
+    progress("attesting the key manager");
+    let evidence = obtain_evidence(&attestation.url, &km).await?;
+    Chain::new(p.clone(), deployment.enigma, deployment.token, None)
+        .register_principal(&evidence)
+        .await?;
+    Ok(deployment)
 }
 
-#[allow(clippy::too_many_arguments, reason = "the parts start_devnet has built so far")]
-async fn start_nodes(
-    config: DevnetConfig,
+/// What `start_devnet` has built when the nodes start.
+struct Nodes {
     anvil: AnvilInstance,
     chain_url: String,
     p: alloy::providers::DynProvider,
     chain: Chain,
     deployment: Deployment,
     km_dir: PathBuf,
+    attestation: AttestationService,
+}
+
+async fn start_nodes(
+    config: DevnetConfig,
+    nodes: Nodes,
     previous: Option<DevnetSummary>,
     mut progress: impl FnMut(&str),
 ) -> Result<Devnet> {
+    let Nodes { anvil, chain_url, p, chain, deployment, km_dir, attestation } = nodes;
     let key = |i: usize| KeyPair::from_slice(&anvil.keys()[i].to_bytes());
     let fresh = previous.is_none();
     // Workers register first, so the key manager's first epoch already selects them all.
@@ -319,7 +379,7 @@ async fn start_nodes(
             operator,
             km_url.clone(),
         );
-        w.simulation_authority = Some(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?);
+        w.attestation_url = Some(attestation.url.clone());
         w.stake = Some(config.stake);
         w.batch_wait = Duration::from_secs(1);
         w.bootstrap = workers.first().map(|w| w.p2p_addrs.clone()).unwrap_or_default();
@@ -338,7 +398,7 @@ async fn start_nodes(
         operator: key(9)?,
         rpc_listen: km_addr,
         poll_interval: Duration::from_millis(200),
-        simulation_authority: Some(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?),
+        attestation_url: Some(attestation.url.clone()),
     })
     .await?;
 
@@ -397,6 +457,7 @@ async fn start_nodes(
         ),
         km_url,
         km_signer: km.signer.to_string(),
+        attestation_url: attestation.url.clone(),
         worker_signers: workers.iter().map(|w| w.signer.to_string()).collect(),
         address_urls,
         accounts,
@@ -405,5 +466,5 @@ async fn start_nodes(
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| NodeError::Io(e.to_string()))?;
     std::fs::write(config.data_dir.join("devnet.json"), json)
         .map_err(|e| NodeError::Io(e.to_string()))?;
-    Ok(Devnet { summary, anvil, km, workers, background })
+    Ok(Devnet { summary, anvil, km, workers, attestation, background })
 }

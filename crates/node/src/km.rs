@@ -1,22 +1,25 @@
-//! The key-management node: runs epochs and serves state keys to selected workers.
+//! The key-management node: runs epochs and serves state keys to attested, selected workers.
 //!
 //! Every `poll_interval` it checks whether the next epoch is due; if so it reads the active
-//! workers at the current block, has its enclave draw and sign a seed, and submits
-//! `setWorkersParams`. It serves `getStateKeys {request, signature}` over JSON-RPC: the request's
-//! epoch is read from the chain, and the enclave releases the keys only if the chain's selection
-//! for that epoch names the requesting worker; otherwise the error says why.
+//! workers at the current block, has its enclave draw and sign a seed (the enclave signs one
+//! worker list per epoch, so a submission that fails is retried with the same snapshot block),
+//! and submits `setWorkersParams`. It serves `getStateKeys {request, signature, evidence}` over
+//! JSON-RPC: it hands its enclave the request, the requesting enclave's attestation evidence (as
+//! the worker sent it, or else as the chain recorded it) and the chain's parameters of the
+//! request's epoch; the enclave verifies the evidence and the epoch itself and releases the keys
+//! only to an attested worker enclave the epoch selects; otherwise the error says why.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use enigma_attestation::{Evidence, SimulationAuthority};
+use enigma_attestation::Evidence;
 use enigma_chain::Chain;
 use enigma_crypto::{KeyPair, Signature};
 use enigma_enclave::{
-    EnclaveProxy, EpochInput, EpochParams, KeyRequestInput, KmEnclave, KmInit, NodeSecret,
-    SimulationBackend, StateKeyRequest,
+    CarriedEvidence, EnclaveProxy, EnclaveReport, EpochInput, EpochParams, KeyRequestInput,
+    KmEnclave, KmInit, NodeSecret, SimulationBackend, StateKeyRequest,
 };
 use enigma_store::Store;
-use enigma_types::{Address, SignerAddress, enc::Decoder};
+use enigma_types::{Address, SignerAddress, enc::Decoder, messages::bytes_digest};
 use jsonrpsee::{
     RpcModule,
     server::{ServerBuilder, ServerConfig, ServerHandle},
@@ -28,6 +31,9 @@ use tokio::sync::Mutex;
 use crate::{NodeError, Result};
 
 const SEALED: &str = "km-state";
+/// The epoch being submitted: `u64be nonce ‖ u64be snapshot block`, so a retry signs (and
+/// submits) the same list.
+const PENDING_EPOCH: &str = "pending-epoch";
 
 /// How the KM node runs.
 #[derive(Debug)]
@@ -46,8 +52,9 @@ pub struct KmConfig {
     pub rpc_listen: SocketAddr,
     /// How often it checks whether an epoch is due.
     pub poll_interval: Duration,
-    /// On a devnet: the simulation authority that attests the KM enclave at start.
-    pub simulation_authority: Option<KeyPair>,
+    /// The simulation attestation service (a devnet's) that attests the KM enclave at start,
+    /// if the chain has no attestation of it yet.
+    pub attestation_url: Option<String>,
 }
 
 /// A running KM node.
@@ -95,6 +102,10 @@ pub struct StateKeysMessage {
     pub request: String,
     /// The signature.
     pub signature: String,
+    /// With a request: the requesting enclave's attestation evidence (JSON). Without it the KM
+    /// uses the evidence the chain recorded at the worker's registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<serde_json::Value>,
 }
 
 fn unhex(text: &str, what: &str) -> std::result::Result<Vec<u8>, ErrorObjectOwned> {
@@ -119,30 +130,36 @@ pub(crate) fn rpc_error(code: i32, message: String) -> ErrorObjectOwned {
 
 fn open_enclave(
     data_dir: &std::path::Path,
+    operator: Address,
 ) -> Result<(Store, EnclaveProxy<SimulationBackend>, enigma_enclave::Initialized)> {
     let store = Store::open(data_dir.join("km.redb"))?;
     let secret = NodeSecret::load_or_create(&data_dir.join("sealing.secret"))
         .map_err(|e| NodeError::Io(e.to_string()))?;
     let mut enclave = EnclaveProxy::new(SimulationBackend::km_with(&secret, false));
-    let init = enclave.init(KmInit { sealed_state: store.sealed(SEALED)? })?;
+    let init = enclave.init(KmInit {
+        sealed_state: store.sealed(SEALED)?,
+        operator,
+        time: crate::attest::now(),
+    })?;
     let mut batch = store.batch()?;
     batch.put_sealed(SEALED, &init.sealed)?;
     batch.commit()?;
     Ok((store, enclave, init))
 }
 
-/// Creates (or loads) the KM enclave's identity in `data_dir` and returns its signer: the
-/// `principal` the Enigma contract is deployed with.
-pub fn prepare_km(data_dir: &std::path::Path) -> Result<SignerAddress> {
-    Ok(open_enclave(data_dir)?.2.report.signer)
+/// Creates (or loads) the KM enclave's identity in `data_dir` and returns its report: its
+/// signer is the `principal` the Enigma contract is deployed with, and the report is what an
+/// attestation service turns into the evidence of `registerPrincipal`.
+pub fn prepare_km(data_dir: &std::path::Path, operator: Address) -> Result<EnclaveReport> {
+    Ok(open_enclave(data_dir, operator)?.2.report)
 }
 
 /// Starts the KM node (its enclave, the epoch loop and the RPC server).
 pub async fn start_km(config: KmConfig) -> Result<KmNode> {
-    let (store, enclave, init) = open_enclave(&config.data_dir)?;
+    let (store, enclave, init) = open_enclave(&config.data_dir, config.operator.address())?;
     let chain =
         Chain::connect(&config.chain_url, Some(&config.operator), config.enigma, config.token)?;
-    if let Some(authority) = &config.simulation_authority
+    if let Some(url) = &config.attestation_url
         && !chain
             .enigma()
             .principalRegistered()
@@ -150,14 +167,8 @@ pub async fn start_km(config: KmConfig) -> Result<KmNode> {
             .await
             .map_err(enigma_chain::ChainError::from)?
     {
-        let evidence = SimulationAuthority::new(KeyPair::from_bytes(&authority.secret_bytes())?)
-            .attest(
-                init.report.signer,
-                init.report.mr_enclave,
-                init.report.isv_prod_id,
-                init.report.debug,
-            );
-        chain.register_principal(&Evidence::Simulation(evidence)).await?;
+        let evidence = crate::attest::obtain_evidence(url, &init.report).await?;
+        chain.register_principal(&evidence).await?;
     }
     let km = Arc::new(Km { enclave: Mutex::new(enclave), store, chain });
 
@@ -200,18 +211,51 @@ impl Km {
         if block < next {
             return Ok(());
         }
-        let (workers, stakes) = self.chain.active_workers(block).await?;
         let nonce = self.chain.epoch_count().await?;
+        // A nonce gets one worker list: a retry (the last submission did not land) uses the
+        // snapshot block the enclave signed.
+        let pending = self.store.meta(PENDING_EPOCH)?.and_then(|b| {
+            let b: [u8; 16] = b.try_into().ok()?;
+            let (n, at) = b.split_at(8);
+            Some((u64::from_be_bytes(n.try_into().ok()?), u64::from_be_bytes(at.try_into().ok()?)))
+        });
+        let snapshot = match pending {
+            Some((n, at)) if n == nonce => at,
+            _ => {
+                let mut marker = [0u8; 16];
+                marker[..8].copy_from_slice(&nonce.to_be_bytes());
+                marker[8..].copy_from_slice(&block.to_be_bytes());
+                let mut batch = self.store.batch()?;
+                batch.put_meta(PENDING_EPOCH, &marker)?;
+                batch.commit()?;
+                block
+            }
+        };
+        let (workers, stakes) = self.chain.active_workers(snapshot).await?;
+        let group_size = self.group_size().await?;
         let seed = {
             let mut enclave = self.enclave.lock().await;
-            enclave.new_epoch(EpochInput { nonce, workers: workers.clone(), stakes })?
+            enclave.new_epoch(EpochInput {
+                nonce,
+                snapshot_block: snapshot,
+                group_size,
+                workers: workers.clone(),
+                stakes,
+            })?
         };
         let mut batch = self.store.batch()?;
         batch.put_sealed(SEALED, &seed.sealed_state)?;
         batch.commit()?;
-        self.chain.set_workers_params(block, seed.seed, &seed.signature).await?;
+        self.chain.set_workers_params(snapshot, seed.seed, &seed.signature).await?;
         tracing::info!(epoch = nonce, workers = workers.len(), "new epoch");
         Ok(())
+    }
+
+    async fn group_size(&self) -> Result<u64> {
+        Ok(enigma_chain::convert::u64_of(
+            self.chain.enigma().groupSize().call().await.map_err(enigma_chain::ChainError::from)?,
+            "group size",
+        )?)
     }
 
     async fn serve(
@@ -233,6 +277,28 @@ impl Km {
             d.u64()
         })()
         .map_err(|e| rpc_error(-32602, format!("malformed state-key request: {e}")))?;
+        let evidence = match m.evidence {
+            Some(value) => serde_json::from_value::<Evidence>(value).map_err(|e| {
+                rpc_error(-32602, format!("`evidence` is not attestation evidence: {e}"))
+            })?,
+            None => {
+                // The worker's evidence as the chain recorded it at its registration.
+                let signer = signature
+                    .recover_address(&bytes_digest(&request))
+                    .map_err(|e| rpc_error(-32602, format!("the signature is invalid: {e}")))?;
+                self.chain
+                    .worker_evidence(SignerAddress::from(signer))
+                    .await
+                    .map_err(|e| rpc_error(-32000, e.to_string()))?
+                    .ok_or_else(|| {
+                        rpc_error(
+                            -32002,
+                            format!("worker {signer} is not registered and sent no evidence"),
+                        )
+                    })?
+                    .evidence
+            }
+        };
         let epoch = self
             .chain
             .epoch_for_block(block)
@@ -245,32 +311,29 @@ impl Km {
                     format!("no epoch starts at block {block}; request keys for the current epoch"),
                 )
             })?;
-        let group_size = self
-            .chain
-            .enigma()
-            .groupSize()
-            .call()
-            .await
-            .map_err(|e| rpc_error(-32000, e.to_string()))?;
+        let group_size = self.group_size().await.map_err(|e| rpc_error(-32000, e.to_string()))?;
         let params = EpochParams {
-            first_block: epoch.first_block,
             seed: epoch.seed,
             nonce: epoch.nonce,
+            snapshot_block: epoch.snapshot_block,
             workers: epoch.workers,
             stakes: epoch.stakes,
-            group_size: u16::try_from(group_size).unwrap_or(u16::MAX),
+            group_size,
         };
         let response = {
             let mut enclave = self.enclave.lock().await;
             enclave.get_state_keys(KeyRequestInput {
                 request: StateKeyRequest { request, signature },
+                evidence: CarriedEvidence::new(&evidence),
                 epoch: params,
+                time: crate::attest::now(),
             })
         }
         .map_err(|e| rpc_error(-32002, e.to_string()))?;
         Ok(StateKeysMessage {
             request: format!("0x{}", hex::encode(response.response)),
             signature: response.signature.to_string(),
+            evidence: None,
         })
     }
 }

@@ -10,6 +10,7 @@
 //! - [`sync`]: state sync between nodes (`/enigma/sync/1`), checked against the chain.
 //! - [`start_devnet`]: anvil, the contracts, a KM, N workers and a gateway in one process.
 
+mod attest;
 pub mod core;
 mod devnet;
 mod gateway;
@@ -18,9 +19,12 @@ mod km;
 pub mod sync;
 mod worker;
 
+pub use attest::{AttestRequest, AttestationService, obtain_evidence, serve_attestation};
 pub use devnet::{
-    DEVNET_AUTHORITY_KEY, DevAccount, Devnet, DevnetConfig, DevnetSummary, start_devnet,
+    DevAccount, Devnet, DevnetConfig, DevnetSummary, devnet_measurements, devnet_policy,
+    devnet_simulation_policy, serve_devnet_attestation, start_devnet,
 };
+pub use enigma_enclave::DEVNET_AUTHORITY_KEY;
 pub use enigma_p2p::messages::ResultView as TaskResultView;
 pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES};
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};

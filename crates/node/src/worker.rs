@@ -9,16 +9,17 @@ use std::{
     time::Duration,
 };
 
-use enigma_attestation::{Evidence, SimulationAuthority};
+use enigma_attestation::Evidence;
 use enigma_chain::{
     BatchItemTx, Chain, ChainEvent, ComputeReceiptTx, DeployReceiptTx, EpochCache,
     TaskStatus as ChainStatus, Watcher,
 };
 use enigma_crypto::{KeyPair, PublicKey, Signature};
 use enigma_enclave::{
-    BatchItem, BatchRequest, ChainPosition, ComputeTask, DeployTask, EnclaveError, EnclaveProxy,
-    EncryptedDelta, EncryptedState, NodeSecret, SimulationBackend, StateKeyResponse, TaskResult,
-    TaskStatus, WorkerEnclave, WorkerInit, WorkerKey,
+    BatchItem, BatchRequest, CarriedEvidence, ChainPosition, ComputeTask, ContractKeyId,
+    DeployTask, EnclaveError, EnclaveProxy, EncryptedDelta, EncryptedState, NodeSecret,
+    SimulationBackend, StateKeyResponse, TaskResult, TaskStatus, WorkerEnclave, WorkerInit,
+    WorkerKey,
 };
 use enigma_p2p::{
     GossipMessage, Multiaddr, PeerId, ResultMessage, TaskRequest, TaskResponse, WorkerAnnouncement,
@@ -63,8 +64,9 @@ pub struct WorkerConfig {
     pub gateway_listen: Option<SocketAddr>,
     /// The key manager's JSON-RPC URL.
     pub km_url: String,
-    /// On a devnet: the simulation authority that attests the enclave at registration.
-    pub simulation_authority: Option<KeyPair>,
+    /// The simulation attestation service (a devnet's) that attests the enclave at
+    /// registration. Without it the worker can run once registered, but not register.
+    pub attestation_url: Option<String>,
     /// Register, stake this many grains and log in at start (if not registered yet).
     pub stake: Option<u128>,
     /// Receipts per batch.
@@ -103,7 +105,7 @@ impl WorkerConfig {
             bootstrap: Vec::new(),
             gateway_listen: None,
             km_url,
-            simulation_authority: None,
+            attestation_url: None,
             stake: None,
             batch_size: 16,
             batch_wait: Duration::from_secs(2),
@@ -134,6 +136,9 @@ pub(crate) struct Worker {
     committing: Mutex<()>,
     pub(crate) execution: Mutex<()>,
     km_url: String,
+    /// The enclave's attestation evidence as registered: sent with each state-key request, so the
+    /// key manager's enclave can verify who asks.
+    evidence: RwLock<Option<Evidence>>,
     record_wait: Duration,
     pub(crate) handover_wait: Duration,
     pub(crate) max_waiting: usize,
@@ -207,20 +212,35 @@ struct Opened {
     chain: Chain,
 }
 
-/// Opens a worker's store and enclave (creating its identity on first use).
+/// Opens a worker's store and enclave (creating its identity on first use, bound to the key
+/// manager whose attestation the chain recorded and to the operator).
 async fn open_worker(config: &WorkerConfig) -> Result<Opened> {
     let store = Store::open(config.data_dir.join("worker.redb"))?;
     let secret = NodeSecret::load_or_create(&config.data_dir.join("sealing.secret"))
         .map_err(|e| NodeError::Io(e.to_string()))?;
     let chain =
         Chain::connect(&config.chain_url, Some(&config.operator), config.enigma, config.token)?;
-    let principal: Address = enigma_chain::convert::address(
-        chain.enigma().principal().call().await.map_err(enigma_chain::ChainError::from)?,
-    );
+    let sealed_identity = store.sealed(IDENTITY)?;
+    let principal_evidence = match chain.principal_evidence().await? {
+        Some(recorded) => Some(CarriedEvidence::new(&recorded.evidence)),
+        None if sealed_identity.is_none() => {
+            return Err(NodeError::Config(
+                "the key manager has not registered its attestation on chain yet \
+                 (registerPrincipal); start the key manager first"
+                    .into(),
+            ));
+        }
+        None => None,
+    };
     let mut enclave = EnclaveProxy::new(SimulationBackend::worker_with(&secret, false));
     let init = WorkerEnclave::init(
         &mut enclave,
-        WorkerInit { sealed_identity: store.sealed(IDENTITY)?, principal },
+        WorkerInit {
+            sealed_identity,
+            principal_evidence,
+            operator: config.operator.address(),
+            time: crate::attest::now(),
+        },
     )?;
     let mut batch = store.batch()?;
     batch.put_sealed(IDENTITY, &init.sealed)?;
@@ -228,28 +248,23 @@ async fn open_worker(config: &WorkerConfig) -> Result<Opened> {
     Ok(Opened { store, enclave, init, chain })
 }
 
-/// Registers the enclave's signer under the operator, with evidence from the simulation
-/// authority (devnets; hardware attestation evidence is future work for this command).
+/// Registers the enclave's signer under the operator, with evidence from the attestation
+/// service (a devnet's simulation service; hardware evidence comes from Intel's services).
 async fn register(
     config: &WorkerConfig,
     chain: &Chain,
     init: &enigma_enclave::Initialized,
-) -> Result<()> {
-    let authority = config.simulation_authority.as_ref().ok_or_else(|| {
+) -> Result<Evidence> {
+    let url = config.attestation_url.as_ref().ok_or_else(|| {
         NodeError::Config(
-            "registering needs attestation evidence: give the simulation authority key on a devnet"
+            "registering needs attestation evidence: give the attestation service's URL \
+             (--attestation-url; a devnet prints it)"
                 .into(),
         )
     })?;
-    let evidence = SimulationAuthority::new(KeyPair::from_bytes(&authority.secret_bytes())?)
-        .attest(
-            init.report.signer,
-            init.report.mr_enclave,
-            init.report.isv_prod_id,
-            init.report.debug,
-        );
-    chain.register(init.report.signer, &Evidence::Simulation(evidence)).await?;
-    Ok(())
+    let evidence = crate::attest::obtain_evidence(url, &init.report).await?;
+    chain.register(init.report.signer, &evidence).await?;
+    Ok(evidence)
 }
 
 /// What `enigma worker register|login|logout` do to a worker's standing on chain.
@@ -278,7 +293,9 @@ pub async fn manage_worker(
     match action {
         WorkerAction::Register { stake } => {
             match &registered {
-                None => register(config, &chain, &init).await?,
+                None => {
+                    register(config, &chain, &init).await?;
+                }
                 Some(w) if w.signer != init.report.signer => {
                     return Err(NodeError::Config(format!(
                         "operator {operator} is registered with signer {}, not this data directory's {}",
@@ -314,13 +331,17 @@ pub async fn manage_worker(
 pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     let Opened { store, enclave, init, chain } = open_worker(&config).await?;
     let signer = init.report.signer;
+    let mut evidence = None;
     if let Some(stake) = config.stake
         && chain.worker(config.operator.address()).await?.is_none()
     {
-        register(&config, &chain, &init).await?;
+        evidence = Some(register(&config, &chain, &init).await?);
         chain.deposit_stake(stake).await?;
         chain.login().await?;
         tracing::info!(%signer, stake, "registered, staked and logged in");
+    }
+    if evidence.is_none() {
+        evidence = chain.worker_evidence(signer).await?.map(|r| r.evidence);
     }
 
     let (p2p, mut p2p_events) = enigma_p2p::spawn(enigma_p2p::Config {
@@ -353,6 +374,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         committing: Mutex::new(()),
         execution: Mutex::new(()),
         km_url: config.km_url.clone(),
+        evidence: RwLock::new(evidence),
         record_wait: config.record_wait,
         handover_wait: config.handover_wait,
         max_waiting: config.max_waiting_tasks,
@@ -769,7 +791,7 @@ impl Worker {
                 user_public_key: user_key,
                 gas_limit,
             };
-            let r = self.with_state_key(epoch, contract, |e| e.deploy(task.clone())).await?;
+            let r = self.with_state_key(epoch, |e| e.deploy(task.clone())).await?;
             self.persist(&r, epoch, true, Some(&code)).await?;
             if r.status == TaskStatus::Success {
                 if let Ok(mut ready) = self.ready.lock() {
@@ -820,8 +842,7 @@ impl Worker {
     async fn run_compute(&self, epoch: u64, mut task: ComputeTask) -> Result<TaskResult> {
         let mut use_snapshot = true;
         for _ in 0..5 {
-            let attempt =
-                self.with_state_key(epoch, task.contract, |e| e.compute(task.clone())).await;
+            let attempt = self.with_state_key(epoch, |e| e.compute(task.clone())).await;
             match attempt {
                 Err(NodeError::Enclave(EnclaveError::CodeNotLoaded { code_hash })) => {
                     task.code = Some(self.store.code(&code_hash)?.ok_or_else(|| {
@@ -892,32 +913,51 @@ impl Worker {
         })
     }
 
-    /// Runs an enclave call, obtaining the contract's state key from the KM first if needed.
+    /// Runs an enclave call, obtaining the state key it lacks (of the contract and the code
+    /// the enclave is about to run) from the KM first if needed.
     async fn with_state_key<T>(
         &self,
         epoch: u64,
-        contract: ContractAddress,
         call: impl Fn(&mut EnclaveProxy<SimulationBackend>) -> std::result::Result<T, EnclaveError>,
     ) -> Result<T> {
         let first = call(&mut *self.enclave.lock().await);
         match first {
-            Err(EnclaveError::NoStateKey { .. }) => {
-                self.fetch_state_key(epoch, contract).await?;
+            Err(EnclaveError::NoStateKey { contract, code_hash }) => {
+                self.fetch_state_key(epoch, ContractKeyId { contract, code_hash }).await?;
                 Ok(call(&mut *self.enclave.lock().await)?)
             }
             other => Ok(other?),
         }
     }
 
-    async fn fetch_state_key(&self, epoch: u64, contract: ContractAddress) -> Result<()> {
+    /// This worker's evidence as the chain recorded it at registration.
+    async fn own_evidence(&self) -> Result<Evidence> {
+        if let Some(e) = self.evidence.read().await.clone() {
+            return Ok(e);
+        }
+        let recorded = self.chain.worker_evidence(self.signer).await?.ok_or_else(|| {
+            NodeError::Refused(format!(
+                "worker {} is not registered (the chain has no attestation of it); register it first",
+                self.signer
+            ))
+        })?;
+        *self.evidence.write().await = Some(recorded.evidence.clone());
+        Ok(recorded.evidence)
+    }
+
+    async fn fetch_state_key(&self, epoch: u64, id: ContractKeyId) -> Result<()> {
         use jsonrpsee::core::client::ClientT;
-        let request = self.enclave.lock().await.request_state_keys(epoch, vec![contract])?;
+        let evidence = self.own_evidence().await?;
+        let request = self.enclave.lock().await.request_state_keys(epoch, vec![id])?;
         let client = jsonrpsee::http_client::HttpClientBuilder::default()
             .build(&self.km_url)
             .map_err(|e| NodeError::Rpc(format!("key manager at {}: {e}", self.km_url)))?;
         let params = StateKeysMessage {
             request: format!("0x{}", hex::encode(&request.request)),
             signature: request.signature.to_string(),
+            evidence: Some(
+                serde_json::to_value(&evidence).map_err(|e| NodeError::Io(e.to_string()))?,
+            ),
         };
         let answer: StateKeysMessage = client
             .request("getStateKeys", jsonrpsee::rpc_params![params])

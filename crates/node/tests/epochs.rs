@@ -15,11 +15,8 @@ use std::{collections::HashSet, path::PathBuf, sync::OnceLock, time::Duration};
 use alloy::providers::Provider as _;
 use alloy_primitives::U256;
 use alloy_sol_types::SolValue;
-use enigma_attestation::simulation_measurement;
-use enigma_chain::{
-    Chain, DeployConfig, SimulationPolicy, TaskStatus, deploy, provider, spawn_anvil,
-};
-use enigma_client::{Client, ClientConfig, ClientError, Policy};
+use enigma_chain::{Chain, DeployConfig, TaskStatus, deploy, provider, spawn_anvil};
+use enigma_client::{Client, ClientConfig, ClientError};
 use enigma_crypto::KeyPair;
 mod support;
 
@@ -46,10 +43,6 @@ fn ledger() -> Vec<u8> {
 
 fn key(anvil: &alloy::node_bindings::AnvilInstance, i: usize) -> KeyPair {
     KeyPair::from_slice(&anvil.keys()[i].to_bytes()).unwrap()
-}
-
-fn authority() -> KeyPair {
-    KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY).unwrap()
 }
 
 /// The same task sequence run directly on the runtime: what the contract's state must be.
@@ -112,6 +105,7 @@ struct Net {
     km: Option<KmNode>,
     km_dir: tempfile::TempDir,
     km_addr: std::net::SocketAddr,
+    attestation: AttestationService,
     workers: Vec<Option<WorkerNode>>,
     dirs: Vec<tempfile::TempDir>,
 }
@@ -122,7 +116,8 @@ impl Net {
         let url = anvil.endpoint_url().to_string();
         let deployer = key(&anvil, 0);
         let km_dir = tempfile::tempdir().unwrap();
-        let principal = prepare_km(km_dir.path()).unwrap();
+        let principal = prepare_km(km_dir.path(), key(&anvil, 9).address()).unwrap().signer;
+        let attestation = serve_devnet_attestation("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let p = provider(&url, Some(&deployer)).unwrap();
         let d = deploy(
             &p,
@@ -131,12 +126,7 @@ impl Net {
                 timeout_blocks: TIMEOUT_BLOCKS,
                 principal,
                 group_size: 1,
-                simulation: Some(SimulationPolicy {
-                    authority: authority().address(),
-                    debug_allowed: false,
-                    worker_enclaves: vec![simulation_measurement("worker")],
-                    km_enclaves: vec![simulation_measurement("km")],
-                }),
+                simulation: Some(devnet_simulation_policy().unwrap()),
                 ias: None,
             },
         )
@@ -152,6 +142,7 @@ impl Net {
             km: None,
             km_addr: "127.0.0.1:0".parse().unwrap(),
             km_dir,
+            attestation,
             workers: Vec::new(),
             dirs: Vec::new(),
         };
@@ -172,7 +163,7 @@ impl Net {
             operator: key(&self.anvil, 9),
             rpc_listen: self.km_addr,
             poll_interval: Duration::from_millis(100),
-            simulation_authority: Some(authority()),
+            attestation_url: Some(self.attestation.url.clone()),
         })
         .await
         .unwrap();
@@ -189,7 +180,7 @@ impl Net {
             key(&self.anvil, 1 + i),
             format!("http://{}", self.km_addr),
         );
-        config.simulation_authority = Some(authority());
+        config.attestation_url = Some(self.attestation.url.clone());
         config.stake = Some(stake);
         config.batch_size = 8;
         config.batch_wait = Duration::from_millis(1_500);
@@ -251,7 +242,7 @@ impl Net {
             token: self.token,
             account: KeyPair::from_bytes(&user.secret_bytes()).unwrap(),
             gas_px: 1,
-            policy: Policy::default().with_simulation_authority(authority().address()),
+            policy: devnet_policy().unwrap(),
             result_timeout: Duration::from_secs(30),
         })
         .await

@@ -9,10 +9,7 @@ use alloy::providers::Provider as _;
 use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
 use base64::Engine as _;
-use enigma_attestation::simulation_measurement;
-use enigma_chain::{
-    Chain, DeployConfig, SimulationPolicy, TaskStatus, deploy, provider, spawn_anvil,
-};
+use enigma_chain::{Chain, DeployConfig, TaskStatus, deploy, provider, spawn_anvil};
 use enigma_crypto::{KeyPair, PublicKey, Signature};
 use enigma_node::*;
 use enigma_types::{
@@ -65,9 +62,9 @@ async fn network() -> Net {
     let anvil = spawn_anvil().unwrap();
     let url = anvil.endpoint_url().to_string();
     let deployer = key(&anvil, 0);
-    let authority = KeyPair::from_bytes(&[0xa7; 32]).unwrap();
+    let attestation = serve_devnet_attestation("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let km_dir = tempfile::tempdir().unwrap();
-    let principal = prepare_km(km_dir.path()).unwrap();
+    let principal = prepare_km(km_dir.path(), key(&anvil, 9).address()).unwrap().signer;
     let p = provider(&url, Some(&deployer)).unwrap();
     let d = deploy(
         &p,
@@ -78,12 +75,7 @@ async fn network() -> Net {
             timeout_blocks: 200,
             principal,
             group_size: 1,
-            simulation: Some(SimulationPolicy {
-                authority: authority.address(),
-                debug_allowed: false,
-                worker_enclaves: vec![simulation_measurement("worker")],
-                km_enclaves: vec![simulation_measurement("km")],
-            }),
+            simulation: Some(devnet_simulation_policy().unwrap()),
             ias: None,
         },
     )
@@ -98,7 +90,7 @@ async fn network() -> Net {
         operator: key(&anvil, 9),
         rpc_listen: "127.0.0.1:0".parse().unwrap(),
         poll_interval: Duration::from_millis(200),
-        simulation_authority: Some(KeyPair::from_bytes(&[0xa7; 32]).unwrap()),
+        attestation_url: Some(attestation.url.clone()),
     })
     .await
     .unwrap();
@@ -115,7 +107,7 @@ async fn network() -> Net {
             key(&anvil, 1 + i),
             format!("http://{}", km.rpc_addr),
         );
-        config.simulation_authority = Some(KeyPair::from_bytes(&[0xa7; 32]).unwrap());
+        config.attestation_url = Some(attestation.url.clone());
         config.stake = Some(1_000 * ENG * (i as u128 + 1));
         config.batch_size = 4;
         config.batch_wait = Duration::from_millis(500);
@@ -248,7 +240,7 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
     .await;
     let deploy_output = shared
         .decrypt(&hex::decode(view.output.trim_start_matches("0x")).unwrap())
-        .map(|b| String::from_utf8_lossy(&b).into_owned());
+        .map(|b| String::from_utf8_lossy(enigma_types::padding::unpad(&b).unwrap()).into_owned());
     assert_eq!(view.status, "SUCCESS", "the deploy failed: {deploy_output:?}");
     eventually("the deployment receipt on chain", || async {
         net.chain.secret_contract(&contract).await.ok().flatten()
@@ -335,7 +327,8 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
             .recover_address(&message.receipt_digest())
             .unwrap();
         assert_eq!(SignerAddress::from(signer), selected);
-        outputs.push(shared.decrypt(&message.encrypted_output).unwrap());
+        let padded = shared.decrypt(&message.encrypted_output).unwrap();
+        outputs.push(enigma_types::padding::unpad(&padded).unwrap().to_vec());
         ids.push(id);
     }
     let richest = <(AlloyAddress,)>::abi_decode_params(&outputs[2]).unwrap().0;

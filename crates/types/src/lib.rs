@@ -41,6 +41,7 @@ mod gas;
 pub mod hash;
 mod ids;
 pub mod messages;
+pub mod padding;
 mod protocol;
 pub mod selection;
 

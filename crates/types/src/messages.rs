@@ -11,7 +11,10 @@ use crate::{
 pub const WORKER_KEY_PREFIX: &[u8] = b"Enigma User Message";
 
 /// The text that prefixes a simulation attestation.
-pub const SIM_ATTESTATION_PREFIX: &[u8] = b"enigma-sim-attestation-v1";
+pub const SIM_ATTESTATION_PREFIX: &[u8] = b"enigma-sim-attestation-v2";
+
+/// The text that prefixes the binding hash in an enclave's report data.
+pub const REPORT_BINDING_PREFIX: &[u8] = b"enigma-report-data-v1";
 
 /// A task's status byte in receipts.
 pub const STATUS_SUCCESS: u8 = 1;
@@ -175,42 +178,146 @@ pub fn batch_digest(
         .digest()
 }
 
-/// `H(enc(u256 seed, u256 nonce, list(worker signer addresses), list(u256 stakes)))`: the KM's
-/// signature over an epoch's parameters.
+/// An epoch as the key manager signs it: every field that selection and key release read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochMessage<'a> {
+    /// The random seed.
+    pub seed: &'a [u8; 32],
+    /// The epoch counter.
+    pub nonce: u64,
+    /// The block whose worker list the epoch holds (`setWorkersParams`'s `blockNumber`).
+    pub snapshot_block: u64,
+    /// Workers selected per contract (the chain's `groupSize`).
+    pub group_size: u64,
+    /// Worker signer addresses, in the chain's order.
+    pub workers: &'a [SignerAddress],
+    /// Their stakes (grains), same order.
+    pub stakes: &'a [u128],
+}
+
+impl EpochMessage<'_> {
+    /// `H(enc(u256 seed, u256 nonce, u256 snapshotBlock, u256 groupSize, list(signer(20)),
+    /// list(u256 stake)))`.
+    #[must_use]
+    pub fn digest(&self) -> [u8; 32] {
+        Encoder::hashing()
+            .u256(self.seed)
+            .u256(&u256_from_u64(self.nonce))
+            .u256(&u256_from_u64(self.snapshot_block))
+            .u256(&u256_from_u64(self.group_size))
+            .list(self.workers, |e, w| e.bytes(w.as_bytes()))
+            .list(self.stakes, |e, s| {
+                let mut wide = [0u8; 32];
+                wide[16..].copy_from_slice(&s.to_be_bytes());
+                e.u256(&wide)
+            })
+            .digest()
+    }
+}
+
+/// [`EpochMessage::digest`] of these fields.
 #[must_use]
 pub fn epoch_digest(
     seed: &[u8; 32],
     nonce: u64,
+    snapshot_block: u64,
+    group_size: u64,
     workers: &[SignerAddress],
     stakes: &[u128],
 ) -> [u8; 32] {
+    EpochMessage { seed, nonce, snapshot_block, group_size, workers, stakes }.digest()
+}
+
+/// `H(enc("enigma-report-data-v1", operator(20), principal(20)))`: what ties an enclave's
+/// attestation to the account that operates it and to the key manager it serves.
+#[must_use]
+pub fn report_binding(operator: &Address, principal: &Address) -> [u8; 32] {
     Encoder::hashing()
-        .u256(seed)
-        .u256(&u256_from_u64(nonce))
-        .list(workers, |e, w| e.bytes(w.as_bytes()))
-        .list(stakes, |e, s| {
-            let mut wide = [0u8; 32];
-            wide[16..].copy_from_slice(&s.to_be_bytes());
-            e.u256(&wide)
-        })
+        .bytes(REPORT_BINDING_PREFIX)
+        .bytes(operator.as_bytes())
+        .bytes(principal.as_bytes())
         .digest()
 }
 
-/// `H(enc("enigma-sim-attestation-v1", signer(20), mrEnclave(32), u16 isvProdId, u8 debug))`:
-/// what the devnet's simulation attestation authority signs.
+/// The 64 bytes an enigma enclave puts in its attestation report:
+/// `signer(20) ‖ binding(32) ‖ u64be issuedAt ‖ 0000`, where `binding` is [`report_binding`]
+/// and `issuedAt` the Unix time the report was made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportData {
+    /// The enclave's signing address.
+    pub signer: SignerAddress,
+    /// [`report_binding`] of its operator and principal.
+    pub binding: [u8; 32],
+    /// When the report was made (Unix seconds, as the enclave was told).
+    pub issued_at: u64,
+}
+
+/// Why 64 bytes of report data are not an enigma enclave's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotReportData;
+
+impl core::fmt::Display for NotReportData {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("the report data is not an enigma enclave's (its last 4 bytes must be zero)")
+    }
+}
+
+impl core::error::Error for NotReportData {}
+
+impl ReportData {
+    /// The report data of `signer`, operated by `operator`, serving `principal`.
+    #[must_use]
+    pub fn new(signer: SignerAddress, operator: &Address, principal: &Address, at: u64) -> Self {
+        Self { signer, binding: report_binding(operator, principal), issued_at: at }
+    }
+
+    /// The 64 bytes.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..20].copy_from_slice(self.signer.as_bytes());
+        out[20..52].copy_from_slice(&self.binding);
+        out[52..60].copy_from_slice(&self.issued_at.to_be_bytes());
+        out
+    }
+
+    /// Reads the layout; the last four bytes must be zero.
+    pub fn parse(bytes: &[u8; 64]) -> Result<Self, NotReportData> {
+        let (signer, rest) = bytes.split_at(20);
+        let (binding, rest) = rest.split_at(32);
+        let (at, pad) = rest.split_at(8);
+        if pad.iter().any(|b| *b != 0) {
+            return Err(NotReportData);
+        }
+        Ok(Self {
+            signer: SignerAddress(signer.try_into().map_err(|_| NotReportData)?),
+            binding: binding.try_into().map_err(|_| NotReportData)?,
+            issued_at: u64::from_be_bytes(at.try_into().map_err(|_| NotReportData)?),
+        })
+    }
+
+    /// Whether it binds `operator` and `principal`.
+    #[must_use]
+    pub fn binds(&self, operator: &Address, principal: &Address) -> bool {
+        self.binding == report_binding(operator, principal)
+    }
+}
+
+/// `H(enc("enigma-sim-attestation-v2", mrEnclave(32), u16 isvProdId, u8 debug,
+/// reportData(64)))`: what a simulation attestation authority signs (its stand-in for a quote).
 #[must_use]
 pub fn sim_attestation_digest(
-    signer: &SignerAddress,
     mr_enclave: &[u8; 32],
     isv_prod_id: u16,
     debug: bool,
+    report_data: &[u8; 64],
 ) -> [u8; 32] {
     Encoder::hashing()
         .bytes(SIM_ATTESTATION_PREFIX)
-        .bytes(signer.as_bytes())
         .bytes(mr_enclave)
         .u16(isv_prod_id)
         .u8(u8::from(debug))
+        .bytes(report_data)
         .digest()
 }
 
@@ -282,16 +389,54 @@ mod tests {
     }
 
     #[test]
-    fn epoch_stakes_are_u256() {
-        let d = epoch_digest(&[1; 32], 2, &[SignerAddress([3; 20])], &[5]);
+    fn epoch_digest_covers_every_field_release_reads() {
+        let workers = [SignerAddress([3; 20])];
+        let m = EpochMessage {
+            seed: &[1; 32],
+            nonce: 2,
+            snapshot_block: 40,
+            group_size: 1,
+            workers: &workers,
+            stakes: &[5],
+        };
         let mut stake = [0u8; 32];
         stake[31] = 5;
         let manual = Encoder::new()
             .bytes(&[1; 32])
             .u256_from_u64(2)
+            .u256_from_u64(40)
+            .u256_from_u64(1)
             .list([[3u8; 20]], |e, w| e.bytes(&w))
             .list([stake], |e, s| e.bytes(&s))
             .into_bytes();
-        assert_eq!(d, keccak256(manual));
+        assert_eq!(m.digest(), keccak256(manual));
+        let other = [SignerAddress([4; 20])];
+        for v in [
+            EpochMessage { seed: &[9; 32], ..m },
+            EpochMessage { nonce: 3, ..m },
+            EpochMessage { snapshot_block: 41, ..m },
+            EpochMessage { group_size: 2, ..m },
+            EpochMessage { workers: &other, ..m },
+            EpochMessage { stakes: &[6], ..m },
+        ] {
+            assert_ne!(v.digest(), m.digest(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn report_data_round_trips_and_binds_operator_and_principal() {
+        let operator = Address([1; 20]);
+        let principal = Address([2; 20]);
+        let r = ReportData::new(SignerAddress([3; 20]), &operator, &principal, 1_700_000_000);
+        let bytes = r.to_bytes();
+        assert_eq!(&bytes[..20], &[3; 20]);
+        assert_eq!(&bytes[60..], &[0; 4]);
+        assert_eq!(ReportData::parse(&bytes), Ok(r));
+        assert!(r.binds(&operator, &principal));
+        assert!(!r.binds(&principal, &operator));
+        assert!(!r.binds(&operator, &Address([9; 20])));
+        let mut dirty = bytes;
+        dirty[63] = 1;
+        assert_eq!(ReportData::parse(&dirty), Err(NotReportData));
     }
 }

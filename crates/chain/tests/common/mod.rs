@@ -9,7 +9,15 @@ use enigma_attestation::{
 };
 use enigma_chain::*;
 use enigma_crypto::KeyPair;
-use enigma_types::{Address, SignerAddress, messages::epoch_digest};
+use enigma_types::{
+    Address, SignerAddress,
+    messages::{ReportData, epoch_digest},
+};
+
+/// The simulated measurements these tests allow-list.
+pub fn measurement(role: &str) -> [u8; 32] {
+    simulation_measurement(role, &[0; 32])
+}
 
 pub const ENG: u128 = 100_000_000;
 pub const EPOCH_SIZE: u64 = 10;
@@ -34,6 +42,7 @@ pub struct TestNet {
     pub authority: SimulationAuthority,
     pub km: KeyPair,
     pub workers: Vec<Worker>,
+    pub group_size: u64,
     seed_counter: std::cell::Cell<u64>,
 }
 
@@ -61,8 +70,8 @@ impl TestNet {
             simulation: Some(SimulationPolicy {
                 authority: authority.address(),
                 debug_allowed: false,
-                worker_enclaves: vec![simulation_measurement("worker")],
-                km_enclaves: vec![simulation_measurement("km")],
+                worker_enclaves: vec![measurement("worker")],
+                km_enclaves: vec![measurement("km")],
             }),
             ias: None,
         };
@@ -70,10 +79,10 @@ impl TestNet {
         let deployer =
             Chain::new(provider, deployment.enigma, deployment.token, Some(deployer_key.address()));
         let evidence = authority.attest(
-            km.address().into(),
-            simulation_measurement("km"),
+            measurement("km"),
             KM_PRODUCT_ID,
             false,
+            ReportData::new(km.address().into(), &Address::ZERO, &km.address(), 0).to_bytes(),
         );
         deployer
             .register_principal(&Evidence::Simulation(evidence))
@@ -86,6 +95,7 @@ impl TestNet {
             authority,
             km,
             workers: Vec::new(),
+            group_size,
             seed_counter: std::cell::Cell::new(1),
         }
     }
@@ -114,13 +124,8 @@ impl TestNet {
         self.fund(i, stake).await;
         let chain = self.chain(i);
         let enclave = KeyPair::generate().unwrap();
-        let evidence = self.authority.attest(
-            enclave.address().into(),
-            simulation_measurement("worker"),
-            WORKER_PRODUCT_ID,
-            false,
-        );
-        chain.register(enclave.address().into(), &Evidence::Simulation(evidence)).await.unwrap();
+        let evidence = self.worker_evidence(&enclave, self.address(i));
+        chain.register(enclave.address().into(), &evidence).await.unwrap();
         chain.deposit_stake(stake).await.unwrap();
         chain.login().await.unwrap();
         self.workers.push(Worker { account: i, chain, enclave });
@@ -148,17 +153,24 @@ impl TestNet {
         )
         .unwrap();
         let enclave = KeyPair::generate().unwrap();
-        let evidence = self.authority.attest(
-            enclave.address().into(),
-            simulation_measurement("worker"),
-            WORKER_PRODUCT_ID,
-            false,
-        );
-        chain.register(enclave.address().into(), &Evidence::Simulation(evidence)).await.unwrap();
+        let evidence = self.worker_evidence(&enclave, operator.address());
+        chain.register(enclave.address().into(), &evidence).await.unwrap();
         chain.deposit_stake(stake).await.unwrap();
         chain.login().await.unwrap();
         self.workers.push(Worker { account: usize::MAX, chain, enclave });
         self.workers.len() - 1
+    }
+
+    /// The authority's attestation of a (key pair) worker enclave operated by `operator`.
+    pub fn worker_evidence(&self, enclave: &KeyPair, operator: Address) -> Evidence {
+        let data =
+            ReportData::new(enclave.address().into(), &operator, &self.km.address(), 0).to_bytes();
+        Evidence::Simulation(self.authority.attest(
+            measurement("worker"),
+            WORKER_PRODUCT_ID,
+            false,
+            data,
+        ))
     }
 
     pub async fn mine(&self, blocks: u64) {
@@ -166,15 +178,16 @@ impl TestNet {
             self.deployer.provider().raw_request("anvil_mine".into(), (blocks,)).await.unwrap();
     }
 
-    /// Signs an epoch as the KM over `(seed, nonce, workers, stakes)`.
+    /// Signs an epoch as the KM over `(seed, nonce, snapshot, groupSize, workers, stakes)`.
     pub fn sign_epoch(
         &self,
         seed: [u8; 32],
         nonce: u64,
+        snapshot: u64,
         workers: &[SignerAddress],
         stakes: &[u128],
     ) -> enigma_crypto::Signature {
-        self.km.sign_digest(&epoch_digest(&seed, nonce, workers, stakes))
+        self.km.sign_digest(&epoch_digest(&seed, nonce, snapshot, self.group_size, workers, stakes))
     }
 
     /// Runs the KM's epoch round with `seed` (mining to the next epoch block first).
@@ -187,7 +200,7 @@ impl TestNet {
         let snapshot = self.deployer.block_number().await.unwrap();
         let (workers, stakes) = self.deployer.active_workers(snapshot).await.unwrap();
         let nonce = self.deployer.epoch_count().await.unwrap();
-        let signature = self.sign_epoch(seed, nonce, &workers, &stakes);
+        let signature = self.sign_epoch(seed, nonce, snapshot, &workers, &stakes);
         self.deployer
             .set_workers_params(snapshot, seed, &signature)
             .await

@@ -4,6 +4,7 @@
 
 use std::{path::PathBuf, sync::OnceLock};
 
+use enigma_attestation::{Evidence, SimulationAuthority};
 use enigma_crypto::{KeyPair, PublicKey, SymmetricKey};
 use enigma_enclave::*;
 use enigma_types::{
@@ -18,6 +19,8 @@ pub type Enclave = EnclaveProxy<SimulationBackend>;
 
 pub const EPOCH: u64 = 100;
 pub const GAS: u64 = 50_000_000;
+/// The hosts' clock in these tests (Unix seconds).
+pub const TIME: u64 = 1_800_000_000;
 
 pub fn millionaires() -> Vec<u8> {
     static WASM: OnceLock<Vec<u8>> = OnceLock::new();
@@ -31,31 +34,106 @@ pub fn millionaires() -> Vec<u8> {
     .clone()
 }
 
+pub fn millionaires_hash() -> CodeHash {
+    code_hash(&millionaires())
+}
+
+/// The test harness plays Intel: it holds the simulation authority's key. No enclave's host does.
+pub fn authority() -> SimulationAuthority {
+    SimulationAuthority::new(KeyPair::from_bytes(&[0x5a; 32]).unwrap())
+}
+
+/// What the enclaves in these tests are built to trust: the harness's authority.
+pub fn build() -> EnclaveBuild {
+    EnclaveBuild::simulation(Some(authority().address()))
+}
+
+/// The harness's attestation of an enclave's report (as IAS or a quoting enclave would give).
+pub fn attest(report: &EnclaveReport) -> Evidence {
+    Evidence::Simulation(authority().attest(
+        report.mr_enclave,
+        report.isv_prod_id,
+        report.debug,
+        report.report_data,
+    ))
+}
+
+pub fn carried(report: &EnclaveReport) -> CarriedEvidence {
+    CarriedEvidence::new(&attest(report))
+}
+
+/// Decrypts an output to the user and removes the enclave's length padding.
+pub fn open(key: &SymmetricKey, blob: &[u8]) -> Vec<u8> {
+    let padded = key.decrypt(blob).expect("the output decrypts with the task key");
+    enigma_types::padding::unpad(&padded).expect("the output is padded").to_vec()
+}
+
 pub struct Node {
     pub enclave: Enclave,
     pub signer: SignerAddress,
     pub sealed: Vec<u8>,
     pub secret: [u8; 32],
+    pub operator: Address,
+    /// Its attestation evidence, as it registered with.
+    pub evidence: CarriedEvidence,
+}
+
+pub fn operator(n: u8) -> Address {
+    Address([0xe0 ^ n; 20])
 }
 
 pub fn km(secret: [u8; 32]) -> Node {
-    let mut enclave = EnclaveProxy::new(SimulationBackend::km(secret, false));
-    let init = KmEnclave::init(&mut enclave, KmInit { sealed_state: None }).unwrap();
-    Node { enclave, signer: init.report.signer, sealed: init.sealed, secret }
+    let mut enclave = EnclaveProxy::new(SimulationBackend::km_built(
+        build(),
+        &NodeSecret::from_bytes(secret),
+        false,
+    ));
+    let op = operator(0);
+    let init =
+        KmEnclave::init(&mut enclave, KmInit { sealed_state: None, operator: op, time: TIME })
+            .unwrap();
+    Node {
+        enclave,
+        signer: init.report.signer,
+        sealed: init.sealed,
+        secret,
+        operator: op,
+        evidence: carried(&init.report),
+    }
 }
 
-pub fn worker(secret: [u8; 32], principal: SignerAddress) -> Node {
-    let mut enclave = EnclaveProxy::new(SimulationBackend::worker(secret, false));
+pub fn worker_enclave(secret: [u8; 32]) -> Enclave {
+    EnclaveProxy::new(SimulationBackend::worker_built(
+        build(),
+        &NodeSecret::from_bytes(secret),
+        false,
+    ))
+}
+
+pub fn worker(secret: [u8; 32], km: &Node, op: Address) -> Node {
+    let mut enclave = worker_enclave(secret);
     let init = WorkerEnclave::init(
         &mut enclave,
-        WorkerInit { sealed_identity: None, principal: principal.into() },
+        WorkerInit {
+            sealed_identity: None,
+            principal_evidence: Some(km.evidence.clone()),
+            operator: op,
+            time: TIME,
+        },
     )
     .unwrap();
     let rotated = enclave.rotate_io_key(EPOCH).unwrap();
-    Node { enclave, signer: init.report.signer, sealed: rotated.sealed_identity, secret }
+    Node {
+        enclave,
+        signer: init.report.signer,
+        sealed: rotated.sealed_identity,
+        secret,
+        operator: op,
+        evidence: carried(&init.report),
+    }
 }
 
-/// A KM with two workers and one epoch drawn.
+/// A KM with workers and one epoch drawn.
 pub struct Net {
     pub km: Node,
     pub workers: Vec<Node>,
@@ -64,24 +142,44 @@ pub struct Net {
 
 impl Net {
     pub fn new(stakes: &[u128]) -> Self {
-        let mut km = km([1; 32]);
-        let workers: Vec<Node> =
-            (0..stakes.len()).map(|i| worker([10 + i as u8; 32], km.signer)).collect();
+        let km = km([1; 32]);
+        let workers: Vec<Node> = (0..stakes.len())
+            .map(|i| worker([10 + i as u8; 32], &km, operator(1 + i as u8)))
+            .collect();
         let signers: Vec<SignerAddress> = workers.iter().map(|w| w.signer).collect();
-        let seed = km
-            .enclave
-            .new_epoch(EpochInput { nonce: 0, workers: signers.clone(), stakes: stakes.to_vec() })
-            .unwrap();
-        km.sealed = seed.sealed_state.clone();
         let epoch = EpochParams {
-            first_block: EPOCH,
-            seed: seed.seed,
+            seed: [0; 32],
             nonce: 0,
+            snapshot_block: EPOCH - 1,
             workers: signers,
             stakes: stakes.to_vec(),
             group_size: 1,
         };
-        Self { km, workers, epoch }
+        let mut net = Self { km, workers, epoch };
+        net.draw(0, stakes.to_vec());
+        net
+    }
+
+    /// The KM draws epoch `nonce` over the same workers with `stakes`; it becomes the net's epoch.
+    pub fn draw(&mut self, nonce: u64, stakes: Vec<u128>) -> EpochSeed {
+        let input = EpochInput {
+            nonce,
+            snapshot_block: EPOCH - 1 + nonce,
+            group_size: 1,
+            workers: self.epoch.workers.clone(),
+            stakes: stakes.clone(),
+        };
+        let seed = self.km.enclave.new_epoch(input.clone()).unwrap();
+        self.km.sealed = seed.sealed_state.clone();
+        self.epoch = EpochParams {
+            seed: seed.seed,
+            nonce,
+            snapshot_block: input.snapshot_block,
+            workers: input.workers,
+            stakes,
+            group_size: 1,
+        };
+        seed
     }
 
     pub fn selected(&self, contract: &ContractAddress) -> usize {
@@ -90,19 +188,37 @@ impl Net {
         self.workers.iter().position(|w| w.signer == s).unwrap()
     }
 
-    /// The selected worker obtains the contract's key from the KM.
+    /// The key request input a worker's host would hand its KM.
+    pub fn key_input(&self, worker: usize, request: StateKeyRequest) -> KeyRequestInput {
+        KeyRequestInput {
+            request,
+            evidence: self.workers[worker].evidence.clone(),
+            epoch: self.epoch.clone(),
+            time: TIME,
+        }
+    }
+
+    /// The worker obtains the key of the contract with the millionaires code from the KM.
     pub fn provision(
         &mut self,
         worker: usize,
         contract: ContractAddress,
     ) -> Result<(), EnclaveError> {
-        let request = self.workers[worker].enclave.request_state_keys(EPOCH, vec![contract])?;
-        let response = self
-            .km
-            .enclave
-            .get_state_keys(KeyRequestInput { request, epoch: self.epoch.clone() })?;
+        self.provision_code(worker, contract, millionaires_hash())
+    }
+
+    /// The worker obtains the key of `(contract, code_hash)` from the KM.
+    pub fn provision_code(
+        &mut self,
+        worker: usize,
+        contract: ContractAddress,
+        code_hash: CodeHash,
+    ) -> Result<(), EnclaveError> {
+        let id = ContractKeyId { contract, code_hash };
+        let request = self.workers[worker].enclave.request_state_keys(EPOCH, vec![id])?;
+        let response = self.km.enclave.get_state_keys(self.key_input(worker, request))?;
         let accepted = self.workers[worker].enclave.accept_state_keys(response)?;
-        assert_eq!(accepted, vec![contract]);
+        assert_eq!(accepted, vec![id]);
         Ok(())
     }
 }
