@@ -172,8 +172,11 @@ async function startAnvil() {
 // ---------------------------------------------------------------------------------------------
 // Protocol helpers (the JavaScript mirror)
 
-function epochDigest(seed, nonce, signers, stakes) {
-  return keccak(enc(u256(seed)) + enc(u256(nonce)) + encList(signers) + encList(stakes.map(u256)));
+function epochDigest(seed, nonce, snapshotBlock, groupSize, signers, stakes) {
+  return keccak(
+    enc(u256(seed)) + enc(u256(nonce)) + enc(u256(snapshotBlock)) + enc(u256(groupSize)) +
+      encList(signers) + encList(stakes.map(u256)),
+  );
 }
 
 /// The selection of docs/api.md, computed here from the epoch's lists.
@@ -291,14 +294,17 @@ function loadIasVectors(keyOf) {
   });
 }
 
-/// Simulation evidence: the authority's signature over
-/// enc("enigma-sim-attestation-v1", signer, mrEnclave, u16be(isvProdId), debug).
+/// Simulation evidence: the authority's signature over enc("enigma-sim-attestation-v2",
+/// mrEnclave, u16be(isvProdId), debug, reportData(64)); the report data starts with the signer
+/// (its binding of operator and key manager is not checked on chain).
 function simEvidence(signer, mrEnclave, product, debug, key = SIM_AUTHORITY_KEY) {
+  const reportData = strip(signer).padEnd(128, '0');
   const digest = keccak(
-    enc(Buffer.from('enigma-sim-attestation-v1').toString('hex')) + enc(signer) + enc(mrEnclave) +
-      enc(product.toString(16).padStart(4, '0')) + enc(debug ? '01' : '00'),
+    enc(Buffer.from('enigma-sim-attestation-v2').toString('hex')) + enc(mrEnclave) +
+      enc(product.toString(16).padStart(4, '0')) + enc(debug ? '01' : '00') + enc(reportData),
   );
-  return cast('abi-encode', 'f(bytes32,uint16,bool,bytes)', mrEnclave, product, debug, signDigest(key, digest));
+  return cast('abi-encode', 'f(bytes32,uint16,bool,bytes32,bytes32,bytes)', mrEnclave, product, debug,
+    `0x${reportData.slice(0, 64)}`, `0x${reportData.slice(64)}`, signDigest(key, digest));
 }
 
 function flipByte(hex, at) {
@@ -403,7 +409,7 @@ async function main() {
     simEvidence(simSigner, SIM_KM_MR, 2, false));
   simRejects('EnclaveNotAllowed(uint16,bytes32)', 'simulation evidence for an unknown MRENCLAVE',
     simEvidence(simSigner, ZERO32, 1, false));
-  simRejects('InvalidAuthoritySignature(address)', 'simulation evidence for another signer',
+  simRejects('ReportDataMismatch(address,address)', 'simulation evidence for another signer',
     simEvidence(op5, SIM_WORKER_MR, 1, false));
   simRejects('MalformedEvidence()', 'garbage simulation evidence', '0x1234');
   const noDebug = deploy(DEPLOYER, 'SimulationVerifier', 'address,bool,bytes32[],bytes32[]',
@@ -435,7 +441,7 @@ async function main() {
     const [signers, weights] = view('getActiveWorkers', b);
     const nonce = Number(call(enigma, 'epochCount()(uint256)')[0]);
     const seed = BigInt(rand32('seed'));
-    const sig = signDigest(keyOf.get(principal), epochDigest(seed, nonce, signers, weights));
+    const sig = signDigest(keyOf.get(principal), epochDigest(seed, nonce, b, 1, signers, weights));
     meanwhile();
     const receipt = measured(label, tx(DEPLOYER, 'setWorkersParams', b, seed, sig));
     return { seed, nonce, signers, stakes: weights, firstBlock: Number(BigInt(receipt.blockNumber)) };
@@ -669,7 +675,7 @@ async function main() {
     const [signers, weights] = call(enigma2, SIG.getActiveWorkers, b);
     // The known-answer vector of docs/api.md ("Selection"): this seed, these workers and stakes.
     const seed = BigInt(keccak(Buffer.from('enigma selection vector').toString('hex')));
-    const digest = epochDigest(seed, 0, signers, weights);
+    const digest = epochDigest(seed, 0, b, 2, signers, weights);
     const sig = signDigest(keyOf.get(principal), digest);
     const first = Number(BigInt(send(DEPLOYER, enigma2, SIG.setWorkersParams, b, seed, sig).blockNumber));
     const vector = [0, 1, 2, 3].map((i) => {

@@ -123,6 +123,10 @@ async fn the_real_reports_register_and_their_signers_sign_accepted_receipts() {
             .unwrap_or_else(|e| panic!("{}: {e}", r.role));
         let info = chain.worker_by_signer(r.signer).await.unwrap().unwrap();
         assert_eq!((info.evidence_kind, info.mr_enclave), (EVIDENCE_IAS, r.mr_enclave));
+        // The event carries the report, its signature and Intel's certificate: a client
+        // re-verifies it all the way to Intel's root.
+        let recorded = chain.worker_evidence(r.signer).await.unwrap().unwrap();
+        assert_eq!(recorded.evidence, Evidence::Ias(r.evidence.clone()));
         chain.transfer_token(account.account().unwrap(), 100 * ENG).await.unwrap();
         account.deposit_stake(100 * ENG).await.unwrap();
         account.login().await.unwrap();

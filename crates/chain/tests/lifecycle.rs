@@ -561,3 +561,77 @@ async fn the_watcher_reports_events_in_order_with_confirmations() {
     assert!(events.windows(2).all(|p| (p[0].block, p[0].log_index) < (p[1].block, p[1].log_index)));
     assert!(watcher.poll().await.unwrap().events.is_empty(), "nothing is reported twice");
 }
+
+#[tokio::test]
+async fn simulation_registration_checks_authority_product_measurement_and_report_data() {
+    use enigma_attestation::{Evidence, SimulationAuthority, WORKER_PRODUCT_ID};
+    use enigma_crypto::KeyPair;
+    use enigma_types::messages::ReportData;
+
+    let net = TestNet::new(1).await;
+    net.fund(3, 100 * ENG).await;
+    let chain = net.chain(3);
+    let enclave = KeyPair::generate().unwrap();
+    let signer = enclave.address().into();
+    let data = |who: enigma_types::SignerAddress| {
+        ReportData::new(who, &net.address(3), &net.km.address(), 0).to_bytes()
+    };
+    let sim = |authority: &SimulationAuthority, mr, product, report| {
+        Evidence::Simulation(authority.attest(mr, product, false, report))
+    };
+    let other_authority = SimulationAuthority::new(KeyPair::from_bytes(&[0x31; 32]).unwrap());
+    let cases = [
+        // Report data naming another enclave: the evidence is not of this signer.
+        (
+            sim(&net.authority, measurement("worker"), WORKER_PRODUCT_ID, data([7; 20].into())),
+            "ReportDataMismatch",
+        ),
+        (
+            sim(&other_authority, measurement("worker"), WORKER_PRODUCT_ID, data(signer)),
+            "InvalidAuthoritySignature",
+        ),
+        (sim(&net.authority, measurement("km"), 2, data(signer)), "WrongProductId"),
+        (sim(&net.authority, [9; 32], WORKER_PRODUCT_ID, data(signer)), "EnclaveNotAllowed"),
+    ];
+    for (evidence, error) in cases {
+        assert_rejected(chain.register(signer, &evidence).await, error);
+    }
+    let garbage = chain
+        .enigma()
+        .register(convert::eth_signer(signer), EVIDENCE_SIMULATION, vec![1, 2, 3].into())
+        .send()
+        .await;
+    assert!(garbage.is_err(), "malformed evidence is refused");
+    let good = sim(&net.authority, measurement("worker"), WORKER_PRODUCT_ID, data(signer));
+    chain.register(signer, &good).await.unwrap();
+    // The event gives the evidence back, whole, for clients and the key manager to judge.
+    let recorded = chain.worker_evidence(signer).await.unwrap().unwrap();
+    assert_eq!(recorded.evidence, good);
+    assert!(net.deployer.principal_evidence().await.unwrap().unwrap().block > 0);
+}
+
+#[tokio::test]
+async fn the_epoch_signature_covers_the_snapshot_block_and_the_group_size() {
+    let mut net = TestNet::new(1).await;
+    net.add_worker(1, 100 * ENG).await;
+    net.mine(EPOCH_SIZE).await;
+    let snapshot = net.deployer.block_number().await.unwrap();
+    let (workers, stakes) = net.deployer.active_workers(snapshot).await.unwrap();
+    let nonce = net.deployer.epoch_count().await.unwrap();
+    let seed = [5; 32];
+    let sign = |snapshot: u64, group: u64| {
+        net.km.sign_digest(&enigma_types::messages::epoch_digest(
+            &seed, nonce, snapshot, group, &workers, &stakes,
+        ))
+    };
+    // Signed for another group size (a KM host that widens the selection) or another snapshot.
+    assert_rejected(
+        net.deployer.set_workers_params(snapshot, seed, &sign(snapshot, 2)).await,
+        "InvalidPrincipalSignature",
+    );
+    assert_rejected(
+        net.deployer.set_workers_params(snapshot, seed, &sign(snapshot - 1, 1)).await,
+        "InvalidPrincipalSignature",
+    );
+    net.deployer.set_workers_params(snapshot, seed, &sign(snapshot, 1)).await.unwrap();
+}

@@ -141,6 +141,9 @@ struct DevnetArgs {
     /// The key manager's address.
     #[arg(long, default_value = "127.0.0.1:3040")]
     km: SocketAddr,
+    /// The simulation attestation service's address (it holds the devnet's authority key).
+    #[arg(long, default_value = "127.0.0.1:3041")]
+    attestation: SocketAddr,
     /// Blocks per epoch.
     #[arg(long, default_value_t = 100)]
     epoch_size: u64,
@@ -473,6 +476,7 @@ async fn devnet(a: DevnetArgs) -> Result<()> {
         chain_port: a.chain_port,
         gateway: a.gateway,
         km: a.km,
+        attestation: a.attestation,
         epoch_size: a.epoch_size,
         keep: a.keep,
         ..enigma_node::DevnetConfig::default()
@@ -494,6 +498,16 @@ async fn devnet(a: DevnetArgs) -> Result<()> {
             s.gateway_url.trim_start_matches("http")
         );
         say!("  key manager {}  (signer {})", s.km_url, s.km_signer);
+        say!(
+            "  attestation {}  (simulation authority {})",
+            s.attestation_url,
+            s.simulation_authority
+        );
+        say!(
+            "  enclaves    worker {}  key manager {}",
+            short(&s.worker_measurement),
+            short(&s.km_measurement)
+        );
         say!("  Enigma      {}", s.deployment.enigma);
         say!("  ENG token   {}", s.deployment.token);
         for url in &s.address_urls {
@@ -523,6 +537,11 @@ async fn devnet(a: DevnetArgs) -> Result<()> {
     shutdown_signal().await?;
     devnet.stop().await;
     Ok(())
+}
+
+/// `0x1234abcd…ef01` for a long hex string.
+fn short(hex: &str) -> String {
+    if hex.len() > 16 { format!("{}…{}", &hex[..10], &hex[hex.len() - 4..]) } else { hex.into() }
 }
 
 /// Builds the millionaires example and runs it against the devnet, printing each step.

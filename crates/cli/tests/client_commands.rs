@@ -34,6 +34,7 @@ async fn the_millionaires_example_runs_from_the_command_line() {
             chain_port: 0,
             gateway: "127.0.0.1:0".parse().unwrap(),
             km: "127.0.0.1:0".parse().unwrap(),
+            attestation: "127.0.0.1:0".parse().unwrap(),
             address_port: None,
             epoch_size: 10_000,
             ..DevnetConfig::default()

@@ -45,6 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             chain_port: 0,
             gateway: "127.0.0.1:0".parse()?,
             km: "127.0.0.1:0".parse()?,
+            attestation: "127.0.0.1:0".parse()?,
             address_port: None,
             epoch_size: 100_000,
             ..DevnetConfig::default()

@@ -184,29 +184,45 @@ pub struct Client {
 }
 
 /// A worker whose evidence verified: until it registers again or its evidence ages out.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Attested {
     registered_at: u64,
     expires_at: Option<u64>,
 }
 
+impl Attested {
+    /// Whether the verification still stands for a worker registered at `registered_at`, at
+    /// `now`.
+    fn holds(&self, registered_at: u64, now: u64) -> bool {
+        self.registered_at == registered_at && self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
 /// Judges a worker's registered evidence as a client must before sending it secrets: the
-/// evidence verifies under `policy` at `at` (Unix seconds), vouches for `signer`, and its report
-/// data binds the worker's `operator` and the network's key manager `principal` (so the worker's
-/// enclave takes state keys from that key manager only). Returns the verdict; the error says which
-/// check failed.
+/// evidence verifies under `policy` at `at` (Unix seconds) and vouches for `signer`. Returns the
+/// verdict; the error names the check that failed. [`check_binding`] then checks whom the
+/// enclave serves.
 pub fn check_worker_evidence(
     evidence: &Evidence,
     policy: &Policy,
     signer: SignerAddress,
-    operator: Address,
-    principal: Address,
     at: u64,
 ) -> std::result::Result<Verdict, String> {
     let verdict = verify(evidence, policy, at).map_err(|e| e.to_string())?;
     if verdict.signer != signer {
         return Err(format!("the evidence vouches for {}, not for {signer}", verdict.signer));
     }
+    Ok(verdict)
+}
+
+/// Checks that a verified enclave's report data binds the worker's `operator` and the network's
+/// key manager `principal`: its enclave takes state keys from that key manager only, so a
+/// genuine enclave its host pointed at a key manager of its own is refused here.
+pub fn check_binding(
+    verdict: &Verdict,
+    operator: Address,
+    principal: Address,
+) -> std::result::Result<(), String> {
     let data = ReportData::parse(&verdict.report_data)
         .map_err(|e| format!("{e}: it is not an enigma worker enclave's"))?;
     if !data.binds(&operator, &principal) {
@@ -214,7 +230,7 @@ pub fn check_worker_evidence(
             "its report data does not bind operator {operator} and this network's key manager {principal}: the enclave serves another key manager or operator"
         ));
     }
-    Ok(verdict)
+    Ok(())
 }
 
 fn now_secs() -> u64 {
@@ -350,8 +366,7 @@ impl Client {
         }
         let now = now_secs();
         if let Some(a) = self.attested.lock().await.get(&worker)
-            && a.registered_at == info.registered_at
-            && a.expires_at.is_none_or(|t| now < t)
+            && a.holds(info.registered_at, now)
         {
             return Ok(());
         }
@@ -361,15 +376,9 @@ impl Client {
             .await?
             .ok_or_else(|| not("the chain has no registration event for it".into()))?;
         let principal = self.principal().await?;
-        let verdict = check_worker_evidence(
-            &recorded.evidence,
-            &self.config.policy,
-            worker,
-            info.operator,
-            principal,
-            now,
-        )
-        .map_err(not)?;
+        let verdict = check_worker_evidence(&recorded.evidence, &self.config.policy, worker, now)
+            .map_err(&not)?;
+        check_binding(&verdict, info.operator, principal).map_err(not)?;
         let expires_at = self
             .config
             .policy
@@ -918,5 +927,20 @@ impl TaskHandle<'_> {
             output_hash: message.output_hash,
             delta_hash: message.delta_hash,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verified_attestation_expires_with_its_age_and_a_new_registration() {
+        let a = Attested { registered_at: 10, expires_at: Some(1_000) };
+        assert!(a.holds(10, 999));
+        assert!(!a.holds(10, 1_000), "aged out");
+        assert!(!a.holds(11, 5), "the worker registered again");
+        let forever = Attested { registered_at: 10, expires_at: None };
+        assert!(forever.holds(10, u64::MAX));
     }
 }

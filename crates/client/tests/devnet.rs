@@ -25,6 +25,7 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
             chain_port: 0,
             gateway: "127.0.0.1:0".parse().unwrap(),
             km: "127.0.0.1:0".parse().unwrap(),
+            attestation: "127.0.0.1:0".parse().unwrap(),
             address_port: None,
             epoch_size: 10_000,
             ..DevnetConfig::default()
@@ -105,6 +106,20 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
         pinned.compute(contract, "compute_richest()", &[], 50_000_000).await,
         Err(ClientError::NotAttested { reason, .. }) if reason.contains("allow-list")
     ));
+    // Nor once the worker's evidence is older than the policy allows (it was made at start).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let other = KeyPair::from_slice(
+        &hex::decode(s.accounts[1].private_key.trim_start_matches("0x")).unwrap(),
+    )
+    .unwrap();
+    let aged =
+        Client::connect(config(other, enigma_node::devnet_policy().unwrap().with_max_age(1)))
+            .await
+            .unwrap();
+    assert!(matches!(
+        aged.compute(contract, "compute_richest()", &[], 50_000_000).await,
+        Err(ClientError::NotAttested { reason, .. }) if reason.contains("older than the allowed")
+    ));
     devnet.stop().await;
 }
 
@@ -116,6 +131,7 @@ async fn a_devnet_started_with_keep_resumes_its_chain_contracts_and_state() {
         chain_port: 0,
         gateway: "127.0.0.1:0".parse().unwrap(),
         km: "127.0.0.1:0".parse().unwrap(),
+        attestation: "127.0.0.1:0".parse().unwrap(),
         address_port: None,
         epoch_size: 10_000,
         keep,

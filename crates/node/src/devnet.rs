@@ -138,6 +138,16 @@ pub struct DevnetSummary {
     /// (`enigma worker --attestation-url`).
     #[serde(default)]
     pub attestation_url: String,
+    /// What a client's policy pins: the simulation authority, and the measurements of the
+    /// devnet build's worker and key-manager enclaves (hex).
+    #[serde(default)]
+    pub simulation_authority: String,
+    /// The worker enclave's measurement.
+    #[serde(default)]
+    pub worker_measurement: String,
+    /// The key-manager enclave's measurement.
+    #[serde(default)]
+    pub km_measurement: String,
     /// The workers' enclave signers.
     pub worker_signers: Vec<String>,
     /// Where the addresses are served as plain text.
@@ -458,6 +468,9 @@ async fn start_nodes(
         km_url,
         km_signer: km.signer.to_string(),
         attestation_url: attestation.url.clone(),
+        simulation_authority: KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?.address().to_string(),
+        worker_measurement: format!("0x{}", hex::encode(devnet_measurements().0)),
+        km_measurement: format!("0x{}", hex::encode(devnet_measurements().1)),
         worker_signers: workers.iter().map(|w| w.signer.to_string()).collect(),
         address_urls,
         accounts,

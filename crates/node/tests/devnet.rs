@@ -22,6 +22,7 @@ async fn a_devnet_starts_ready_and_says_where_everything_is() {
             chain_port: 0,
             gateway: "127.0.0.1:0".parse().unwrap(),
             km: "127.0.0.1:0".parse().unwrap(),
+            attestation: "127.0.0.1:0".parse().unwrap(),
             address_port: Some(address_port),
             block_interval: Duration::from_millis(200),
             ..DevnetConfig::default()

@@ -1,7 +1,8 @@
 //! One KM and three workers as separate node instances (each its own store, p2p port and
 //! enclave) on loopback, with real anvil: tasks sent to a gateway that is not the selected worker
 //! reach the selected one, results come back by HTTP poll and WebSocket push, receipts land on
-//! chain and settle fees, and malformed RPC requests get errors while the node keeps serving.
+//! chain and settle fees, malformed RPC requests get errors while the node keeps serving, and a
+//! host without an attested enclave gets no state key from the key manager.
 
 use std::{future::Future, path::PathBuf, sync::OnceLock, time::Duration};
 
@@ -404,4 +405,68 @@ async fn malformed_and_oversized_rpc_requests_get_errors_and_the_node_keeps_serv
     let http = HttpClientBuilder::default().build(&url).unwrap();
     let info: serde_json::Value = http.request("getInfo", rpc_params![]).await.unwrap();
     assert_eq!(info["signer"], net.workers[0].signer.to_string());
+}
+
+/// A state-key request for `contract` signed by `signer`, as a host with a plain key pair (no
+/// enclave) would make it.
+fn plain_request(
+    signer: &KeyPair,
+    epoch_block: u64,
+    contract: ContractAddress,
+) -> (String, String) {
+    let eph = KeyPair::generate().unwrap();
+    let request = enigma_types::enc::Encoder::new()
+        .bytes(b"enigma-state-key-request-v2")
+        .bytes(eph.public_key().as_bytes())
+        .bytes(&[1; 12])
+        .u64(epoch_block)
+        .bytes(signer.address().as_bytes())
+        .list([contract], |e, c| e.bytes(c.as_bytes()))
+        .list([code_hash(&millionaires())], |e, h| e.bytes(h.as_bytes()))
+        .into_bytes();
+    let signature = signer.sign_digest(&enigma_types::messages::bytes_digest(&request));
+    (hexed(&request), signature.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_without_an_attested_enclave_gets_no_state_key_from_the_key_manager() {
+    let net = network().await;
+    let epoch = net.chain.current_epoch().await.unwrap().unwrap();
+    let km = HttpClientBuilder::default().build(format!("http://{}", net._km.rpc_addr)).unwrap();
+    let host = KeyPair::from_bytes(&[0x71; 32]).unwrap();
+    // Whichever contract the host is after, and whether or not any worker is selected for it.
+    let contract = ContractAddress::from(task_id(&host.address(), 0));
+    let (request, signature) = plain_request(&host, epoch.first_block, contract);
+    let genuine = net.chain.worker_evidence(net.workers[0].signer).await.unwrap().unwrap();
+    let forged = enigma_attestation::Evidence::Simulation(
+        enigma_attestation::SimulationAuthority::new(KeyPair::from_bytes(&[0x72; 32]).unwrap())
+            .attest(
+                devnet_measurements().0,
+                1,
+                false,
+                enigma_types::messages::ReportData::new(
+                    host.address().into(),
+                    &host.address(),
+                    &net._km.signer.into(),
+                    0,
+                )
+                .to_bytes(),
+            ),
+    );
+    let attempts = [
+        (None, "is not registered and sent no evidence"),
+        (Some(serde_json::to_value(&genuine.evidence).unwrap()), "but the request is signed by"),
+        (Some(serde_json::to_value(&forged).unwrap()), "not by the configured authority"),
+        (Some(serde_json::json!({"kind": "simulation"})), "is not attestation evidence"),
+    ];
+    for (evidence, why) in attempts {
+        let mut params = serde_json::json!({"request": request, "signature": signature});
+        if let Some(e) = evidence {
+            params["evidence"] = e;
+        }
+        let answer: Result<serde_json::Value, _> =
+            km.request("getStateKeys", rpc_params![params]).await;
+        let error = answer.expect_err("no key for a host without an attested enclave");
+        assert!(error.to_string().contains(why), "expected `{why}`: {error}");
+    }
 }

@@ -423,6 +423,37 @@ mod tests {
         }
     }
 
+    /// The known answers of docs/api.md section 4.
+    #[test]
+    fn known_answers_of_the_epoch_report_data_and_simulation_digests() {
+        let mut seed = [0u8; 32];
+        seed[24..].copy_from_slice(&12345u64.to_be_bytes());
+        let w = [SignerAddress([0x11; 20]), SignerAddress([0x22; 20])];
+        let hex = |d: [u8; 32]| hex::encode(d);
+        assert_eq!(
+            hex(epoch_digest(&seed, 0, 100, 1, &w, &[100_000_000_000, 200_000_000_000])),
+            "73d5c2fa07bf5293d5e09ce4247c62f00711a149748c6d113a0b7debc6bc766e"
+        );
+        assert_eq!(
+            hex(epoch_digest(&seed, 7, 100, 1, &[], &[])),
+            "1c83fe78c930deda31f94973e82844a3c6629f89d17f6bb1bc94bc78244c48f9"
+        );
+        let rd = ReportData::new(
+            SignerAddress([0x11; 20]),
+            &Address([0x22; 20]),
+            &Address([0x33; 20]),
+            1_700_000_000,
+        );
+        assert_eq!(
+            hex(rd.binding),
+            "1b77f854c5abff7f45ac5ea5c8278929d11cc0fb306d4e82887f38d0b4e50f7e"
+        );
+        assert_eq!(
+            hex(sim_attestation_digest(&[0xaa; 32], 1, false, &rd.to_bytes())),
+            "d15d086332104901bba67493ef7ececa3ed1828a2cca2005b9bcc6c9166a8455"
+        );
+    }
+
     #[test]
     fn report_data_round_trips_and_binds_operator_and_principal() {
         let operator = Address([1; 20]);
