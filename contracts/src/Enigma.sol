@@ -74,7 +74,9 @@ contract Enigma {
         uint64 taskNonce;
     }
 
-    /// Three slots: what a receipt needs to check and settle a task, read once.
+    /// Three slots: what a receipt needs to check and settle a task, read once. `seq` is the
+    /// task's place in its contract's order, `scTag` the first 12 bytes of the contract's address
+    /// (the record names its contract; receipts are accepted only in `seq` order).
     struct Task {
         address sender;
         TaskStatus status;
@@ -84,6 +86,8 @@ contract Enigma {
         bytes32 inputsHash;
         uint64 gasLimit;
         uint64 gasPx;
+        uint32 seq;
+        bytes12 scTag;
     }
 
     /// Delta hashes committed by one batch, stored as the code of a data contract ("SSTORE2"):
@@ -97,6 +101,10 @@ contract Enigma {
     struct SecretContract {
         address owner;
         uint32 deltaCount;
+        // Tasks recorded for the contract, and the sequence number its next receipt needs at
+        // least (receipts land in record order; a task skipped is only refundable).
+        uint32 taskCount;
+        uint32 nextReceiptSeq;
         bytes32 codeHash;
         bytes32 lastDeltaHash;
         // Delta hashes committed one at a time (or in small batches) by index; a zero entry
@@ -139,6 +147,8 @@ contract Enigma {
         uint256 epoch;
         uint256 firstBlockNumber;
         uint256 createdAt;
+        uint256 seq;
+        bytes12 scTag;
     }
 
     /// View of a secret contract.
@@ -147,6 +157,8 @@ contract Enigma {
         bytes32 codeHash;
         uint256 deltaCount;
         bytes32 lastDeltaHash;
+        uint256 taskCount;
+        uint256 nextReceiptSeq;
     }
 
     // =============================================================================================
@@ -161,6 +173,9 @@ contract Enigma {
     uint256 private constant CALLBACK_GAS = 1_000_000;
     /// Gas kept back across a callback to record its failure.
     uint256 private constant CALLBACK_RESERVE = 50_000;
+    /// The most workers in the active set (logged in, or logged out and not yet pruned by an
+    /// epoch): bounds the epoch's worker loop, so setWorkersParams stays under a block's gas.
+    uint256 public constant MAX_ACTIVE_WORKERS = 500;
     /// Selection draws at most this many rounds per group member (see getWorkerGroup).
     uint256 private constant SELECTION_ROUNDS_PER_MEMBER = 32;
     /// A batch appending fewer deltas than this stores them in slots; more go into a chunk.
@@ -185,6 +200,13 @@ contract Enigma {
     // =============================================================================================
     // State
 
+    /// May change the task limits below and hand this role on.
+    address public owner;
+    /// The lowest gas price a task may offer (grains per unit of gas).
+    uint64 public minGasPrice;
+    /// The highest gas limit a task may ask for: bounds the work one record can demand.
+    uint64 public maxGasLimit;
+
     /// Whether the principal's attestation has been verified (required before any epoch).
     bool public principalRegistered;
     bytes32 public principalMrEnclave;
@@ -196,6 +218,10 @@ contract Enigma {
     /// Operating addresses in registration order (entries are never removed; re-registering
     /// keeps the position).
     address[] private workerList;
+    /// The active set: operators logged in, or logged out and not yet pruned (in the order they
+    /// joined it; an epoch lists its workers in this order). `activeIndex` is position + 1.
+    address[] private activeList;
+    mapping(address => uint256) private activeIndex;
 
     Epoch[] private epochs;
     mapping(address => Account) private accounts;
@@ -230,21 +256,27 @@ contract Enigma {
     event BalanceWithdrawn(address indexed user, uint256 amount, uint256 balance);
     event TaskRecordCreated(
         bytes32 indexed taskId,
+        bytes32 indexed scAddr,
         bytes32 inputsHash,
         uint64 gasLimit,
         uint64 gasPx,
         address indexed sender,
         uint256 firstBlockNumber,
-        bool isDeploy
+        bool isDeploy,
+        uint256 seq
     );
     event TaskRecordsCreated(
         bytes32[] taskIds,
+        bytes32[] scAddrs,
+        uint256[] seqs,
         bytes32[] inputsHashes,
         uint64[] gasLimits,
         uint64 gasPx,
         address indexed sender,
         uint256 firstBlockNumber
     );
+    event TaskLimitsSet(uint64 minGasPrice, uint64 maxGasLimit);
+    event OwnerChanged(address owner);
     event SecretContractDeployed(
         bytes32 indexed scAddr, bytes32 codeHash, bytes32 initDeltaHash, bytes32 preCodeHash
     );
@@ -295,6 +327,19 @@ contract Enigma {
     // Errors
 
     error InvalidConfiguration(string reason);
+    error NotOwner();
+    error GasPriceTooLow(uint64 gasPx, uint64 minGasPrice);
+    error GasLimitTooHigh(uint64 gasLimit, uint64 maxGasLimit);
+    error ActiveSetFull(uint256 max);
+    /// The report data of the evidence does not bind the caller (the operator) and the
+    /// principal: the evidence was made for another operator (e.g. copied from a pending
+    /// registration).
+    error OperatorNotBound(address operator);
+    /// The receipt's task has a sequence number below its contract's next one (a receipt of an
+    /// earlier-recorded task landed first, or it was replayed).
+    error ReceiptOutOfOrder(bytes32 taskId, uint256 seq, uint256 nextReceiptSeq);
+    /// The task was recorded for another contract.
+    error TaskOfAnotherContract(bytes32 taskId, bytes32 scAddr);
     error ReentrantCall();
     error TokenTransferFailed();
     error PermitFailed();
@@ -358,7 +403,9 @@ contract Enigma {
         address principal_,
         uint256 groupSize_,
         address simulationVerifier_,
-        address iasVerifier_
+        address iasVerifier_,
+        uint64 minGasPrice_,
+        uint64 maxGasLimit_
     ) {
         if (token_ == address(0)) revert InvalidConfiguration("token is the zero address");
         if (epochSize_ == 0) revert InvalidConfiguration("epochSize is zero");
@@ -372,6 +419,33 @@ contract Enigma {
         groupSize = groupSize_;
         simulationVerifier = IAttestationVerifier(simulationVerifier_);
         iasVerifier = IAttestationVerifier(iasVerifier_);
+        owner = msg.sender;
+        _setTaskLimits(minGasPrice_, maxGasLimit_);
+    }
+
+    // =============================================================================================
+    // Owner: task limits
+
+    /// Sets the lowest gas price and the highest gas limit a task record may carry. A task that
+    /// pays nothing, or asks for unbounded work, is refused when recorded.
+    function setTaskLimits(uint64 minGasPrice_, uint64 maxGasLimit_) external {
+        if (msg.sender != owner) revert NotOwner();
+        _setTaskLimits(minGasPrice_, maxGasLimit_);
+    }
+
+    /// Hands the owner's role to `owner_` (the zero address renounces it: the limits are then
+    /// fixed).
+    function setOwner(address owner_) external {
+        if (msg.sender != owner) revert NotOwner();
+        owner = owner_;
+        emit OwnerChanged(owner_);
+    }
+
+    function _setTaskLimits(uint64 minGasPrice_, uint64 maxGasLimit_) private {
+        if (maxGasLimit_ == 0) revert InvalidConfiguration("maxGasLimit is zero");
+        minGasPrice = minGasPrice_;
+        maxGasLimit = maxGasLimit_;
+        emit TaskLimitsSet(minGasPrice_, maxGasLimit_);
     }
 
     // =============================================================================================
@@ -379,7 +453,8 @@ contract Enigma {
 
     /// Registers the caller (the operating address) as a worker whose enclave signs with
     /// `signer`, after `evidence` of kind `evidenceKind` (0 simulation, 1 IAS) proves that
-    /// `signer` belongs to an allowed worker enclave (product id 1).
+    /// `signer` belongs to an allowed worker enclave (product id 1) whose report data binds the
+    /// caller and this network's principal (so copied evidence registers nobody else).
     function register(address signer, uint8 evidenceKind, bytes calldata evidence)
         external
         nonReentrant
@@ -391,7 +466,11 @@ contract Enigma {
         address bound = operatorOf[signer];
         if (bound != address(0) && bound != msg.sender) revert SignerTaken(signer, bound);
 
-        bytes32 mrEnclave = _verifier(evidenceKind).verify(signer, WORKER_PRODUCT_ID, evidence);
+        (bytes32 mrEnclave, bytes32 binding) =
+            _verifier(evidenceKind).verify(signer, WORKER_PRODUCT_ID, evidence);
+        if (binding != Digests.reportBinding(msg.sender, principal)) {
+            revert OperatorNotBound(msg.sender);
+        }
 
         operatorOf[signer] = msg.sender;
         w.signer = signer;
@@ -410,7 +489,7 @@ contract Enigma {
     /// an allowed key-manager enclave (product id 2). Anyone may submit it (the evidence is the
     /// proof); epochs can be set only after it.
     function registerPrincipal(uint8 evidenceKind, bytes calldata evidence) external nonReentrant {
-        bytes32 mrEnclave =
+        (bytes32 mrEnclave,) =
             _verifier(evidenceKind).verify(principal, KEY_MANAGER_PRODUCT_ID, evidence);
         principalRegistered = true;
         principalMrEnclave = mrEnclave;
@@ -455,6 +534,11 @@ contract Enigma {
         Worker storage w = workers[msg.sender];
         if (w.status == WorkerStatus.Unregistered) revert NotRegistered();
         if (w.status == WorkerStatus.LoggedIn) revert AlreadyLoggedIn();
+        if (activeIndex[msg.sender] == 0) {
+            if (activeList.length >= MAX_ACTIVE_WORKERS) revert ActiveSetFull(MAX_ACTIVE_WORKERS);
+            activeList.push(msg.sender);
+            activeIndex[msg.sender] = activeList.length;
+        }
         w.status = WorkerStatus.LoggedIn;
         _checkpoint(w, w.balance);
         emit LoggedIn(msg.sender, w.signer);
@@ -551,6 +635,7 @@ contract Enigma {
             cumulative += stakes[i];
             e.members.push(Member(signers[i], uint96(cumulative)));
         }
+        _pruneActive(blockNumber);
         emit WorkersParameterized(seed, block.number, nonce, signers, stakes);
     }
 
@@ -569,57 +654,77 @@ contract Enigma {
     ) external nonReentrant returns (bytes32 taskId) {
         Account storage a = accounts[msg.sender];
         if (nonce != a.taskNonce) revert WrongTaskNonce(a.taskNonce, nonce);
-        return _createTask(a, inputsHash, gasLimit, gasPx, firstBlockNumber, true);
+        uint32 epoch = _currentEpochFor(firstBlockNumber);
+        _checkLimits(gasLimit, gasPx);
+        taskId = keccak256(abi.encodePacked(msg.sender, nonce));
+        _storeTask(taskId, inputsHash, gasLimit, gasPx, epoch, true, taskId, 0);
+        a.taskNonce = uint64(nonce + 1);
+        _escrow(a, uint256(gasLimit) * gasPx);
+        emit TaskRecordCreated(
+            taskId, taskId, inputsHash, gasLimit, gasPx, msg.sender, firstBlockNumber, true, 0
+        );
     }
 
-    /// Records a compute task; its id is keccak256(abi.encodePacked(sender, uint256(nonce))) with
-    /// the caller's task counter.
+    /// Records a compute task on contract `scAddr` (deployed); its id is
+    /// keccak256(abi.encodePacked(sender, uint256(nonce))), where `nonce` must be the caller's
+    /// task counter (the client binds its encrypted inputs to the id), and it takes the
+    /// contract's next sequence number: its receipt must land after those of the contract's
+    /// tasks recorded before it.
     function createTaskRecord(
+        bytes32 scAddr,
         bytes32 inputsHash,
         uint64 gasLimit,
         uint64 gasPx,
-        uint256 firstBlockNumber
+        uint256 firstBlockNumber,
+        uint256 nonce
     ) external nonReentrant returns (bytes32 taskId) {
-        return
-            _createTask(accounts[msg.sender], inputsHash, gasLimit, gasPx, firstBlockNumber, false);
+        uint32 epoch = _currentEpochFor(firstBlockNumber);
+        _checkLimits(gasLimit, gasPx);
+        Account storage a = accounts[msg.sender];
+        if (nonce != a.taskNonce) revert WrongTaskNonce(a.taskNonce, nonce);
+        taskId = keccak256(abi.encodePacked(msg.sender, nonce));
+        uint256 seq = _nextSeq(scAddr);
+        _storeTask(taskId, inputsHash, gasLimit, gasPx, epoch, false, scAddr, seq);
+        a.taskNonce = uint64(nonce + 1);
+        _escrow(a, uint256(gasLimit) * gasPx);
+        emit TaskRecordCreated(
+            taskId, scAddr, inputsHash, gasLimit, gasPx, msg.sender, firstBlockNumber, false, seq
+        );
     }
 
-    /// Records several compute tasks with consecutive nonces, escrowing their fees together.
+    /// Records several compute tasks (each on its contract, in the order given) with consecutive
+    /// nonces from `nonce` (the caller's task counter), escrowing their fees together.
     function createTaskRecords(
+        bytes32[] calldata scAddrs,
         bytes32[] calldata inputsHashes,
         uint64[] calldata gasLimits,
         uint64 gasPx,
-        uint256 firstBlockNumber
+        uint256 firstBlockNumber,
+        uint256 nonce
     ) external nonReentrant returns (bytes32[] memory taskIds) {
         uint256 n = inputsHashes.length;
         if (n == 0) revert EmptyBatch();
-        if (gasLimits.length != n) revert LengthMismatch();
+        if (gasLimits.length != n || scAddrs.length != n) revert LengthMismatch();
         uint32 epoch = _currentEpochFor(firstBlockNumber);
         Account storage a = accounts[msg.sender];
-        uint256 nonce = a.taskNonce;
+        if (nonce != a.taskNonce) revert WrongTaskNonce(a.taskNonce, nonce);
         uint256 fee;
         taskIds = new bytes32[](n);
+        uint256[] memory seqs = new uint256[](n);
         for (uint256 i; i < n; ++i) {
             uint64 gasLimit = gasLimits[i];
-            if (gasLimit == 0) revert ZeroGasLimit();
+            _checkLimits(gasLimit, gasPx);
             bytes32 taskId = keccak256(abi.encodePacked(msg.sender, nonce + i));
-            tasks[taskId] = Task({
-                sender: msg.sender,
-                status: TaskStatus.RecordCreated,
-                isDeploy: false,
-                epoch: epoch,
-                createdAt: uint40(block.number),
-                inputsHash: inputsHashes[i],
-                gasLimit: gasLimit,
-                gasPx: gasPx
-            });
+            uint256 seq = _nextSeq(scAddrs[i]);
+            _storeTask(taskId, inputsHashes[i], gasLimit, gasPx, epoch, false, scAddrs[i], seq);
             taskIds[i] = taskId;
+            seqs[i] = seq;
             fee += uint256(gasLimit) * gasPx;
         }
         a.taskNonce = uint64(nonce + n);
         _escrow(a, fee);
         emit TaskRecordsCreated(
-            taskIds, inputsHashes, gasLimits, gasPx, msg.sender, firstBlockNumber
+            taskIds, scAddrs, seqs, inputsHashes, gasLimits, gasPx, msg.sender, firstBlockNumber
         );
     }
 
@@ -659,7 +764,14 @@ contract Enigma {
         Task memory task = t;
         if (gasUsed > task.gasLimit) revert GasUsedAboveLimit(taskId, gasUsed, task.gasLimit);
         bytes32 digest = Digests.deploySuccess(
-            task.inputsHash, codeHash, initDeltaHash, task.gasLimit, gasUsed, ethPayload, ethAddress
+            taskId,
+            task.inputsHash,
+            codeHash,
+            initDeltaHash,
+            task.gasLimit,
+            gasUsed,
+            ethPayload,
+            ethAddress
         );
         address signer = _selectedSigner(task.epoch, taskId, digest, sig);
 
@@ -707,10 +819,14 @@ contract Enigma {
         Task memory task = t;
         if (gasUsed > task.gasLimit) revert GasUsedAboveLimit(taskId, gasUsed, task.gasLimit);
         SecretContract storage sc = _deployed(scAddr);
+        _inOrder(sc, task, taskId, scAddr);
         bytes32 prevDeltaHash = sc.lastDeltaHash;
         bytes32 digest = Digests.computeSuccess(
+            taskId,
+            scAddr,
             sc.codeHash,
             task.inputsHash,
+            sc.deltaCount,
             prevDeltaHash,
             stateDeltaHash,
             outputHash,
@@ -763,10 +879,13 @@ contract Enigma {
         if (task.isDeploy) {
             if (scAddr != taskId) revert DeployAddressMismatch(scAddr, taskId);
         } else {
-            codeHash = _deployed(scAddr).codeHash;
+            SecretContract storage sc = _deployed(scAddr);
+            _inOrder(sc, task, taskId, scAddr);
+            codeHash = sc.codeHash;
         }
-        bytes32 digest =
-            Digests.failure(task.inputsHash, codeHash, outputHash, task.gasLimit, gasUsed);
+        bytes32 digest = Digests.failure(
+            taskId, scAddr, task.inputsHash, codeHash, outputHash, task.gasLimit, gasUsed
+        );
         address signer = _selectedSigner(task.epoch, scAddr, digest, sig);
 
         t.status = TaskStatus.ReceiptFailed;
@@ -794,7 +913,8 @@ contract Enigma {
                 || statuses.length != n
         ) revert LengthMismatch();
         SecretContract storage sc = _deployed(scAddr);
-        bytes memory message = Digests.newBatch(n, sc.codeHash, sc.lastDeltaHash);
+        bytes memory message =
+            Digests.newBatch(n, scAddr, sc.codeHash, sc.deltaCount, sc.lastDeltaHash);
         bytes32[] memory appended = new bytes32[](n);
         uint256 appendedCount;
         uint256 epoch;
@@ -806,6 +926,7 @@ contract Enigma {
             Task memory task = t;
             if (task.status != TaskStatus.RecordCreated) revert TaskNotOpen(taskId, task.status);
             if (task.isDeploy) revert NotAComputeTask(taskId);
+            _inOrder(sc, task, taskId, scAddr);
             if (i == 0) epoch = task.epoch;
             else if (task.epoch != epoch) revert BatchSpansEpochs(taskId);
             uint64 used = gasUsed[i];
@@ -825,6 +946,7 @@ contract Enigma {
                 message,
                 n,
                 i,
+                taskId,
                 task.inputsHash,
                 deltaHash,
                 outputHashes[i],
@@ -955,7 +1077,9 @@ contract Enigma {
             gasPx: t.gasPx,
             epoch: t.epoch,
             firstBlockNumber: epochs[t.epoch].firstBlockNumber,
-            createdAt: t.createdAt
+            createdAt: t.createdAt,
+            seq: t.seq,
+            scTag: t.scTag
         });
     }
 
@@ -970,7 +1094,9 @@ contract Enigma {
 
     function getSecretContract(bytes32 scAddr) external view returns (SecretContractInfo memory) {
         SecretContract storage sc = contracts[scAddr];
-        return SecretContractInfo(sc.owner, sc.codeHash, sc.deltaCount, sc.lastDeltaHash);
+        return SecretContractInfo(
+            sc.owner, sc.codeHash, sc.deltaCount, sc.lastDeltaHash, sc.taskCount, sc.nextReceiptSeq
+        );
     }
 
     function secretContractCount() external view returns (uint256) {
@@ -1048,18 +1174,18 @@ contract Enigma {
         return low == 0 ? 0 : cps[low - 1].weight;
     }
 
-    /// The documented worker loop: one pass over every registered operator.
+    /// The documented worker loop: one pass over the active set (at most MAX_ACTIVE_WORKERS).
     function _activeWorkers(uint256 blockNumber)
         private
         view
         returns (address[] memory signers, uint256[] memory stakes)
     {
-        uint256 n = workerList.length;
+        uint256 n = activeList.length;
         signers = new address[](n);
         stakes = new uint256[](n);
         uint256 k;
         for (uint256 i; i < n; ++i) {
-            Worker storage w = workers[workerList[i]];
+            Worker storage w = workers[activeList[i]];
             uint256 weight = _weightAt(w, blockNumber);
             if (weight != 0) {
                 signers[k] = w.signer;
@@ -1070,6 +1196,26 @@ contract Enigma {
         assembly ("memory-safe") {
             mstore(signers, k)
             mstore(stakes, k)
+        }
+    }
+
+    /// Drops from the active set the workers logged out with no weight at `blockNumber`: every
+    /// later snapshot (they are never older than the current epoch) would list them with none.
+    /// Removal swaps the last member in, after the epoch's list was taken.
+    function _pruneActive(uint256 blockNumber) private {
+        uint256 i;
+        while (i < activeList.length) {
+            address operator = activeList[i];
+            Worker storage w = workers[operator];
+            if (w.status != WorkerStatus.LoggedIn && _weightAt(w, blockNumber) == 0) {
+                address last = activeList[activeList.length - 1];
+                activeList[i] = last;
+                activeIndex[last] = i + 1;
+                activeList.pop();
+                delete activeIndex[operator];
+            } else {
+                ++i;
+            }
         }
     }
 
@@ -1137,18 +1283,29 @@ contract Enigma {
     // =============================================================================================
     // Internals: tasks, receipts, fees
 
-    function _createTask(
-        Account storage a,
+    function _checkLimits(uint64 gasLimit, uint64 gasPx) private view {
+        if (gasLimit == 0) revert ZeroGasLimit();
+        if (gasLimit > maxGasLimit) revert GasLimitTooHigh(gasLimit, maxGasLimit);
+        if (gasPx < minGasPrice) revert GasPriceTooLow(gasPx, minGasPrice);
+    }
+
+    /// The next sequence number of deployed contract `scAddr`.
+    function _nextSeq(bytes32 scAddr) private returns (uint256 seq) {
+        SecretContract storage sc = _deployed(scAddr);
+        seq = sc.taskCount;
+        sc.taskCount = uint32(seq + 1);
+    }
+
+    function _storeTask(
+        bytes32 taskId,
         bytes32 inputsHash,
         uint64 gasLimit,
         uint64 gasPx,
-        uint256 firstBlockNumber,
-        bool isDeploy
-    ) private returns (bytes32 taskId) {
-        uint32 epoch = _currentEpochFor(firstBlockNumber);
-        if (gasLimit == 0) revert ZeroGasLimit();
-        uint256 nonce = a.taskNonce;
-        taskId = keccak256(abi.encodePacked(msg.sender, nonce));
+        uint32 epoch,
+        bool isDeploy,
+        bytes32 scAddr,
+        uint256 seq
+    ) private {
         tasks[taskId] = Task({
             sender: msg.sender,
             status: TaskStatus.RecordCreated,
@@ -1157,13 +1314,21 @@ contract Enigma {
             createdAt: uint40(block.number),
             inputsHash: inputsHash,
             gasLimit: gasLimit,
-            gasPx: gasPx
+            gasPx: gasPx,
+            seq: uint32(seq),
+            scTag: bytes12(scAddr)
         });
-        a.taskNonce = uint64(nonce + 1);
-        _escrow(a, uint256(gasLimit) * gasPx);
-        emit TaskRecordCreated(
-            taskId, inputsHash, gasLimit, gasPx, msg.sender, firstBlockNumber, isDeploy
-        );
+    }
+
+    /// Requires a compute task's receipt to be of a task recorded for `scAddr`, at or after the
+    /// contract's next sequence number; then moves that number past it.
+    function _inOrder(SecretContract storage sc, Task memory task, bytes32 taskId, bytes32 scAddr)
+        private
+    {
+        if (task.scTag != bytes12(scAddr)) revert TaskOfAnotherContract(taskId, scAddr);
+        uint256 next = sc.nextReceiptSeq;
+        if (task.seq < next) revert ReceiptOutOfOrder(taskId, task.seq, next);
+        sc.nextReceiptSeq = task.seq + 1;
     }
 
     function _openTask(bytes32 taskId) private view returns (Task storage t) {

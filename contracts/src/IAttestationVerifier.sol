@@ -7,13 +7,14 @@ pragma solidity ^0.8.28;
 /// than in `Enigma`, so a deployment picks its evidence kinds and policies by deploying verifiers,
 /// and `Enigma` stays small and policy-free.
 interface IAttestationVerifier {
-    /// Returns the MRENCLAVE of the attested enclave if `evidence` proves that `signer` is the
-    /// signing key of an allowed enclave of product `productId` (1 = worker, 2 = key manager);
-    /// otherwise reverts with an error below that names the failed check.
+    /// Returns the MRENCLAVE of the attested enclave and bytes 20..52 of its report data (the
+    /// binding of its operator and key manager) if `evidence` proves that `signer` is the signing
+    /// key of an allowed enclave of product `productId` (1 = worker, 2 = key manager); otherwise
+    /// reverts with an error below that names the failed check.
     function verify(address signer, uint16 productId, bytes calldata evidence)
         external
         view
-        returns (bytes32 mrEnclave);
+        returns (bytes32 mrEnclave, bytes32 binding);
 }
 
 /// The evidence bytes do not decode as this verifier's format.

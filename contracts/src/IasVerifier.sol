@@ -120,7 +120,7 @@ contract IasVerifier is IAttestationVerifier {
     function verify(address signer, uint16 productId, bytes calldata evidence)
         external
         view
-        returns (bytes32 mrEnclave)
+        returns (bytes32 mrEnclave, bytes32 binding)
     {
         bytes calldata report = _dynamicField(evidence, 0);
         bytes calldata signature = _dynamicField(evidence, 1);
@@ -142,6 +142,7 @@ contract IasVerifier is IAttestationVerifier {
             mrEnclave := mload(add(body, MR_ENCLAVE))
             quoteMrSigner := mload(add(body, MR_SIGNER))
             reportSigner := shr(96, mload(add(body, REPORT_DATA)))
+            binding := mload(add(body, add(REPORT_DATA, 20)))
             flags := byte(0, mload(add(body, ATTRIBUTES_FLAGS)))
         }
 

@@ -55,7 +55,7 @@ contract SimulationVerifier is IAttestationVerifier {
     function verify(address signer, uint16 productId, bytes calldata evidence)
         external
         view
-        returns (bytes32 mrEnclave)
+        returns (bytes32 mrEnclave, bytes32 binding)
     {
         // The ABI encoding of (bytes32, uint16, bool, bytes32, bytes32, bytes65) is exactly 320
         // bytes with the signature's offset at 0xc0; checking the layout here turns a malformed
@@ -90,5 +90,6 @@ contract SimulationVerifier is IAttestationVerifier {
         if (debug && !debugAllowed) revert DebugEnclaveNotAllowed();
         address reportSigner = address(bytes20(reportData0));
         if (reportSigner != signer) revert ReportDataMismatch(signer, reportSigner);
+        binding = bytes32(evidence[116:148]);
     }
 }

@@ -39,6 +39,13 @@ pub fn quote_tee(quote: &[u8]) -> Result<Tee, Rejection> {
     Ok(if parsed.report.is_sgx() { Tee::Sgx } else { Tee::Tdx })
 }
 
+/// Whether a TD's attributes mark it a debug TD: bit 0 (TUD.DEBUG) of the little-endian
+/// TD attributes (its memory is then readable by the host).
+#[must_use]
+pub fn td_attributes_debug(attributes: [u8; 8]) -> bool {
+    attributes[0] & 0x01 != 0
+}
+
 pub(crate) fn verify(e: &DcapEvidence, allow_debug: bool, at: u64) -> Result<Verdict, Rejection> {
     let verified = QuoteVerifier::new_prod()
         .allow_debug(allow_debug)
@@ -64,8 +71,7 @@ pub(crate) fn verify(e: &DcapEvidence, allow_debug: bool, at: u64) -> Result<Ver
                     mr_td: td.mr_td,
                     rtmr: [td.rt_mr0, td.rt_mr1, td.rt_mr2, td.rt_mr3].map(TdRegister),
                 };
-                // TD attributes are little-endian; bit 0 (TUD.DEBUG) marks a debug TD.
-                let debug = td.td_attributes[0] & 0x01 != 0;
+                let debug = td_attributes_debug(td.td_attributes);
                 (
                     Tee::Tdx,
                     measurement.digest(),

@@ -28,7 +28,7 @@ mod ias;
 mod sim;
 mod time;
 
-pub use dcap::{DcapEvidence, quote_tee};
+pub use dcap::{DcapEvidence, quote_tee, td_attributes_debug};
 pub use enigma_types::SignerAddress;
 pub use ias::{IasEvidence, intel_root_certificate};
 pub use sim::{SimulationAuthority, SimulationEvidence, simulation_measurement};

@@ -282,6 +282,15 @@ fn the_tdx_quote_verifies_with_its_whole_measurement() {
         assert_eq!(&r.0[..], &body[rtmr_at + 48 * i..rtmr_at + 48 * (i + 1)], "RTMR{i}");
     }
     assert_eq!(verdict.mr_enclave, td.digest());
+    assert_eq!(
+        hex::encode(verdict.mr_enclave),
+        "a8ae609a0a7e82e306a02f2b04cdeb621d1e27a57dad680150f49b3b2492de0b",
+        "the known answer (cast keccak of MRTD ‖ RTMR0..3)"
+    );
+    // The debug bit is bit 0 of the TD attributes; the sample's attributes set only
+    // SEPT_VE_DISABLE (bit 28).
+    assert!(!enigma_attestation::td_attributes_debug([0, 0, 0, 0x10, 0, 0, 0, 0]));
+    assert!(enigma_attestation::td_attributes_debug([1, 0, 0, 0x10, 0, 0, 0, 0]));
     // Changing any of the 240 measured bytes changes the digest, even past MRTD's first 32.
     let mut other = td.clone();
     other.mr_td[40] ^= 1;

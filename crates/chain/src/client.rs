@@ -110,6 +110,27 @@ pub struct TaskRecord {
     pub first_block: u64,
     /// The block it was created in.
     pub created_at: u64,
+    /// Its place in its contract's order (0 for a deployment).
+    pub seq: u64,
+    /// The first 12 bytes of the contract it names (the task id for a deployment).
+    pub contract_tag: [u8; 12],
+}
+
+impl TaskRecord {
+    /// Whether the record names `contract`.
+    #[must_use]
+    pub fn names(&self, contract: &ContractAddress) -> bool {
+        contract.as_bytes()[..12] == self.contract_tag
+    }
+}
+
+/// The chain's limits on what a task may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskLimits {
+    /// The lowest gas price accepted (grains per gas).
+    pub min_gas_price: u64,
+    /// The highest gas limit accepted.
+    pub max_gas_limit: u64,
 }
 
 /// A deployed secret contract.
@@ -123,6 +144,10 @@ pub struct SecretContract {
     pub delta_count: u64,
     /// The last delta's hash.
     pub last_delta_hash: DeltaHash,
+    /// Tasks recorded for it (the next task's sequence number).
+    pub task_count: u64,
+    /// The lowest sequence number its next receipt may have.
+    pub next_receipt_seq: u64,
 }
 
 /// A worker's registration status.
@@ -444,7 +469,17 @@ impl Chain {
             epoch: u64_of(r.epoch, "task epoch")?,
             first_block: u64_of(r.firstBlockNumber, "task epoch block")?,
             created_at: u64_of(r.createdAt, "task block")?,
+            seq: u64_of(r.seq, "task sequence number")?,
+            contract_tag: r.scTag.0,
         }))
+    }
+
+    /// The limits on a task's gas price and gas limit.
+    pub async fn task_limits(&self) -> Result<TaskLimits> {
+        Ok(TaskLimits {
+            min_gas_price: self.enigma.minGasPrice().call().await?,
+            max_gas_limit: self.enigma.maxGasLimit().call().await?,
+        })
     }
 
     /// The nonce of `user`'s next task.
@@ -476,6 +511,8 @@ impl Chain {
             code_hash: CodeHash(r.codeHash.0),
             delta_count: u64_of(r.deltaCount, "delta count")?,
             last_delta_hash: DeltaHash(r.lastDeltaHash.0),
+            task_count: u64_of(r.taskCount, "task count")?,
+            next_receipt_seq: u64_of(r.nextReceiptSeq, "next receipt sequence number")?,
         }))
     }
 
@@ -660,40 +697,61 @@ impl Chain {
         Ok((Self::first_task_id(&r)?.remove(0), m))
     }
 
-    /// Records a compute task.
+    /// Records a compute task on `contract_address` (its next sequence number is the task's);
+    /// `nonce` must be the sender's task counter (the task id is `task_id(sender, nonce)`).
     pub async fn create_task_record(
         &self,
+        contract_address: ContractAddress,
         inputs_hash: InputsHash,
         gas_limit: u64,
         gas_px: u64,
         first_block: u64,
+        nonce: u64,
     ) -> Result<(TaskId, Mined)> {
         let (m, r) = send!(
             self,
             self.enigma.createTaskRecord(
+                b256(contract_address),
                 b256(inputs_hash),
                 gas_limit,
                 gas_px,
-                U256::from(first_block)
+                U256::from(first_block),
+                U256::from(nonce)
             )
         )?;
         Ok((Self::first_task_id(&r)?.remove(0), m))
     }
 
-    /// Records several compute tasks in one transaction.
+    /// Records several compute tasks `(contract, inputs hash, gas limit)` in one transaction,
+    /// in the order given, with consecutive nonces from `nonce` (the sender's task counter).
     pub async fn create_task_records(
         &self,
-        tasks: &[(InputsHash, u64)],
+        tasks: &[(ContractAddress, InputsHash, u64)],
         gas_px: u64,
         first_block: u64,
+        nonce: u64,
     ) -> Result<(Vec<TaskId>, Mined)> {
-        let hashes = tasks.iter().map(|(h, _)| b256(*h)).collect();
-        let limits = tasks.iter().map(|(_, g)| *g).collect();
+        let contracts = tasks.iter().map(|(c, _, _)| b256(*c)).collect();
+        let hashes = tasks.iter().map(|(_, h, _)| b256(*h)).collect();
+        let limits = tasks.iter().map(|(_, _, g)| *g).collect();
         let (m, r) = send!(
             self,
-            self.enigma.createTaskRecords(hashes, limits, gas_px, U256::from(first_block))
+            self.enigma.createTaskRecords(
+                contracts,
+                hashes,
+                limits,
+                gas_px,
+                U256::from(first_block),
+                U256::from(nonce)
+            )
         )?;
         Ok((Self::first_task_id(&r)?, m))
+    }
+
+    /// Sets the task limits (the Enigma contract's owner only).
+    pub async fn set_task_limits(&self, limits: TaskLimits) -> Result<Mined> {
+        send!(self, self.enigma.setTaskLimits(limits.min_gas_price, limits.max_gas_limit))
+            .map(|(m, _)| m)
     }
 
     /// Commits a deployment receipt.

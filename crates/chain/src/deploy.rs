@@ -8,7 +8,7 @@ use enigma_types::{Address, SignerAddress};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ChainError, Result,
+    ChainError, Result, TaskLimits,
     bindings::{Enigma, EnigmaToken, IasVerifier, SimulationVerifier, VotingETH},
     convert::{address, eth, eth_signer},
 };
@@ -79,7 +79,14 @@ pub struct DeployConfig {
     pub simulation: Option<SimulationPolicy>,
     /// Accept IAS evidence under this policy.
     pub ias: Option<IasPolicy>,
+    /// The lowest gas price and highest gas limit a task may carry (the owner, the deployer,
+    /// may change them later).
+    pub task_limits: TaskLimits,
 }
+
+/// A devnet's task limits: at least 1 grain per gas, at most 1,000,000,000 gas per task.
+pub const DEFAULT_TASK_LIMITS: TaskLimits =
+    TaskLimits { min_gas_price: 1, max_gas_limit: 1_000_000_000 };
 
 /// Where the contracts are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +113,11 @@ pub async fn deploy(provider: &DynProvider, config: &DeployConfig) -> Result<Dep
     if config.epoch_size == 0 || config.timeout_blocks == 0 || config.group_size == 0 {
         return Err(ChainError::Config(
             "epoch size, timeout and group size must be at least 1".into(),
+        ));
+    }
+    if config.task_limits.max_gas_limit == 0 {
+        return Err(ChainError::Config(
+            "the maximum gas limit of a task must be at least 1".into(),
         ));
     }
     let token = EnigmaToken::deploy(provider.clone()).await?;
@@ -150,6 +162,8 @@ pub async fn deploy(provider: &DynProvider, config: &DeployConfig) -> Result<Dep
         U256::from(config.group_size),
         simulation.unwrap_or_default(),
         ias.unwrap_or_default(),
+        config.task_limits.min_gas_price,
+        config.task_limits.max_gas_limit,
     )
     .await?;
     let block = provider.get_block_number().await?;

@@ -35,9 +35,12 @@ mod watcher;
 pub use anvil::{ensure_anvil, find_anvil, spawn_anvil};
 pub use client::{
     BatchItemTx, Chain, ComputeReceiptTx, DeployReceiptTx, EpochInfo, Mined, SecretContract,
-    TaskRecord, TaskStatus, WorkerInfo, WorkerStatus, describe_revert, provider,
+    TaskLimits, TaskRecord, TaskStatus, WorkerInfo, WorkerStatus, describe_revert, provider,
 };
-pub use deploy::{DeployConfig, Deployment, IasPolicy, SimulationPolicy, deploy, deploy_voting};
+pub use deploy::{
+    DEFAULT_TASK_LIMITS, DeployConfig, Deployment, IasPolicy, SimulationPolicy, deploy,
+    deploy_voting,
+};
 pub use epochs::{EPOCHS_LOADED, EpochCache};
 pub use error::{ChainError, Result};
 pub use evidence::{

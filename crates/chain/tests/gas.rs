@@ -55,6 +55,7 @@ async fn deploy_contract(
     let code_hash = CodeHash(h("code".into()));
     let init = DeltaHash(h("delta 0".into()));
     let digest = DeployReceipt {
+        task_id: id,
         inputs_hash: inputs,
         code_hash,
         init_delta_hash: init,
@@ -93,14 +94,18 @@ async fn single_compute(
     with_delta: bool,
 ) -> (u64, u64) {
     let inputs = InputsHash(h(format!("inputs {label}")));
-    let (id, record) = user.create_task_record(inputs, LIMIT, PX, epoch.first_block).await.unwrap();
-    let prev = net.deployer.secret_contract(&contract).await.unwrap().unwrap().last_delta_hash;
+    let (id, recorded) =
+        record(user, contract, inputs, LIMIT, PX, epoch.first_block).await.unwrap();
+    let sc = net.deployer.secret_contract(&contract).await.unwrap().unwrap();
     let delta = if with_delta { DeltaHash(h(format!("delta {label}"))) } else { DeltaHash::ZERO };
     let output = OutputHash(h(format!("output {label}")));
     let digest = ComputeReceipt {
+        task_id: id,
+        contract,
         code_hash,
         inputs_hash: inputs,
-        prev_delta_hash: prev,
+        delta_count: sc.delta_count,
+        prev_delta_hash: sc.last_delta_hash,
         delta_hash: delta,
         output_hash: output,
         gas_limit: LIMIT,
@@ -118,7 +123,7 @@ async fn single_compute(
         eth_address: Address::ZERO,
         signature: net.workers[w].enclave.sign_digest(&digest),
     };
-    (record.gas_used, net.workers[w].chain.commit_receipt(&receipt).await.unwrap().gas_used)
+    (recorded.gas_used, net.workers[w].chain.commit_receipt(&receipt).await.unwrap().gas_used)
 }
 
 async fn batch(
@@ -130,15 +135,18 @@ async fn batch(
     w: usize,
     n: usize,
 ) -> (u64, u64) {
-    let tasks: Vec<(InputsHash, u64)> =
-        (0..n).map(|i| (InputsHash(h(format!("batch {n} task {i}"))), LIMIT)).collect();
+    let tasks: Vec<(ContractAddress, InputsHash, u64)> =
+        (0..n).map(|i| (contract, InputsHash(h(format!("batch {n} task {i}"))), LIMIT)).collect();
+    let nonce = user.task_nonce(user.account().unwrap()).await.unwrap();
     let (ids, records): (Vec<TaskId>, Mined) =
-        user.create_task_records(&tasks, PX, epoch.first_block).await.unwrap();
-    let prev = net.deployer.secret_contract(&contract).await.unwrap().unwrap().last_delta_hash;
+        user.create_task_records(&tasks, PX, epoch.first_block, nonce).await.unwrap();
+    let sc = net.deployer.secret_contract(&contract).await.unwrap().unwrap();
     let entries: Vec<BatchEntry> = tasks
         .iter()
+        .zip(&ids)
         .enumerate()
-        .map(|(i, (inputs, _))| BatchEntry {
+        .map(|(i, ((_, inputs, _), id))| BatchEntry {
+            task_id: *id,
             inputs_hash: *inputs,
             delta_hash: DeltaHash(h(format!("batch {n} delta {i}"))),
             output_hash: OutputHash(h(format!("batch {n} output {i}"))),
@@ -147,7 +155,13 @@ async fn batch(
             status: 1,
         })
         .collect();
-    let signature = net.workers[w].enclave.sign_digest(&batch_digest(&code_hash, &prev, &entries));
+    let signature = net.workers[w].enclave.sign_digest(&batch_digest(
+        &contract,
+        &code_hash,
+        sc.delta_count,
+        &sc.last_delta_hash,
+        &entries,
+    ));
     let items: Vec<BatchItemTx> = ids
         .iter()
         .zip(&entries)
@@ -193,18 +207,20 @@ async fn gas_of_every_operation_and_the_batching_target() {
     );
 
     let (contract, code_hash, w) = deploy_contract(&net, &user, &epoch, &mut m).await;
-    let (record, with_delta) =
+    let (recorded, with_delta) =
         single_compute(&net, &user, &epoch, contract, code_hash, w, "a", true).await;
-    m.add("createTaskRecord", record);
+    m.add("createTaskRecord", recorded);
     m.add("commitReceipt (with a delta)", with_delta);
     let (_, without) =
         single_compute(&net, &user, &epoch, contract, code_hash, w, "b", false).await;
     m.add("commitReceipt (no delta)", without);
 
     let inputs = InputsHash(h("failing".into()));
-    let (id, _) = user.create_task_record(inputs, LIMIT, PX, epoch.first_block).await.unwrap();
+    let (id, _) = record(&user, contract, inputs, LIMIT, PX, epoch.first_block).await.unwrap();
     let output = OutputHash(h("error".into()));
     let digest = FailureReceipt {
+        task_id: id,
+        contract,
         inputs_hash: inputs,
         code_hash,
         output_hash: output,

@@ -1,24 +1,21 @@
-//! Registration with Discovery's real Intel IAS reports (testdata/ias): each registers with the
-//! signer beside it — and that signer's key then signs receipts the chain accepts — and any
-//! changed byte, another MRENCLAVE or MRSIGNER, or the wrong product id is refused.
+//! Registration with Discovery's real Intel IAS reports (testdata/ias): the on-chain verifier
+//! accepts Intel's signature, the report and the quote, and the principal's report registers the
+//! key manager; a worker's report registers only the operator its report data binds (Discovery's
+//! bind none); any changed byte, another MRENCLAVE or MRSIGNER, or the wrong product id is
+//! refused.
 
 mod common;
 
 use alloy::node_bindings::AnvilInstance;
-use common::{ENG, account_key, assert_rejected};
+use common::{account_key, assert_rejected};
 use enigma_attestation::{Evidence, IasEvidence, Policy, parse_ias_timestamp, verify};
 use enigma_chain::*;
-use enigma_crypto::KeyPair;
-use enigma_types::{
-    Address, CodeHash, ContractAddress, DeltaHash, InputsHash, SignerAddress, keccak256,
-    messages::{DeployReceipt, EthCallRef, epoch_digest},
-};
+use enigma_types::SignerAddress;
 use serde_json::Value;
 
 struct Report {
     role: String,
     signer: SignerAddress,
-    key: KeyPair,
     evidence: IasEvidence,
     mr_enclave: [u8; 32],
     mr_signer: [u8; 32],
@@ -52,13 +49,6 @@ fn reports() -> Vec<Report> {
             Report {
                 role: v["role"].as_str().unwrap().into(),
                 signer: v["signer_address"].as_str().unwrap().parse().unwrap(),
-                key: KeyPair::from_slice(
-                    &hex::decode(
-                        v["signer_private_key"].as_str().unwrap().trim_start_matches("0x"),
-                    )
-                    .unwrap(),
-                )
-                .unwrap(),
                 evidence,
                 mr_enclave: verdict.mr_enclave,
                 mr_signer: verdict.mr_signer,
@@ -92,6 +82,7 @@ async fn chain_with(policy: IasPolicy, principal: SignerAddress) -> (AnvilInstan
         group_size: 1,
         simulation: None,
         ias: Some(policy),
+        task_limits: DEFAULT_TASK_LIMITS,
     };
     let d = deploy(&provider, &config).await.unwrap();
     let chain = Chain::new(provider, d.enigma, d.token, Some(key.address()));
@@ -109,78 +100,34 @@ fn as_account(anvil: &AnvilInstance, chain: &Chain, i: usize) -> Chain {
 }
 
 #[tokio::test]
-async fn the_real_reports_register_and_their_signers_sign_accepted_receipts() {
+async fn the_real_reports_verify_on_chain_and_register_only_the_operator_they_bind() {
     let reports = reports();
     assert_eq!(reports[0].role, "principal");
     let (anvil, chain) = chain_with(policy(&reports), reports[0].signer).await;
     chain.register_principal(&Evidence::Ias(reports[0].evidence.clone())).await.unwrap();
-    let mut workers = Vec::new();
+    assert!(chain.enigma().principalRegistered().call().await.unwrap());
+    let verifier = bindings::IasVerifier::new(
+        chain.enigma().iasVerifier().call().await.unwrap(),
+        chain.provider().clone(),
+    );
     for (i, r) in reports[1..].iter().enumerate() {
-        let account = as_account(&anvil, &chain, i + 1);
-        account
-            .register(r.signer, &Evidence::Ias(r.evidence.clone()))
+        // Intel's signature, the JSON and the quote check out on chain...
+        let (_, bytes) = encode_evidence(&Evidence::Ias(r.evidence.clone())).unwrap();
+        let verdict = verifier
+            .verify(convert::eth_signer(r.signer), 1, bytes.into())
+            .call()
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", r.role));
-        let info = chain.worker_by_signer(r.signer).await.unwrap().unwrap();
-        assert_eq!((info.evidence_kind, info.mr_enclave), (EVIDENCE_IAS, r.mr_enclave));
-        // The event carries the report, its signature and Intel's certificate: a client
-        // re-verifies it all the way to Intel's root.
-        let recorded = chain.worker_evidence(r.signer).await.unwrap().unwrap();
-        assert_eq!(recorded.evidence, Evidence::Ias(r.evidence.clone()));
-        chain.transfer_token(account.account().unwrap(), 100 * ENG).await.unwrap();
-        account.deposit_stake(100 * ENG).await.unwrap();
-        account.login().await.unwrap();
-        workers.push(account);
+        assert_eq!(verdict.mrEnclave.0, r.mr_enclave);
+        // ...but Discovery's enclaves bound no operator or key manager into their report data,
+        // so the evidence registers nobody: a copy of a pending registration is worth nothing.
+        assert_eq!(verdict.binding.0, [0; 32], "{}", r.role);
+        let account = as_account(&anvil, &chain, i + 1);
+        assert_rejected(
+            account.register(r.signer, &Evidence::Ias(r.evidence.clone())).await,
+            "OperatorNotBound",
+        );
     }
-    // The principal's test key signs the epoch; a worker's test key signs a deploy receipt.
-    let snapshot = chain.block_number().await.unwrap();
-    let (signers, stakes) = chain.active_workers(snapshot).await.unwrap();
-    let seed = keccak256(b"ias epoch");
-    let signature =
-        reports[0].key.sign_digest(&epoch_digest(&seed, 0, snapshot, 1, &signers, &stakes));
-    chain.set_workers_params(snapshot, seed, &signature).await.unwrap();
-    let epoch = chain.current_epoch().await.unwrap().unwrap();
-    let user = chain.account().unwrap();
-    chain.deposit_balance(10 * ENG).await.unwrap();
-    let inputs = InputsHash(keccak256(b"inputs"));
-    let (id, _) = chain
-        .create_deployment_task_record(
-            inputs,
-            100_000,
-            1,
-            epoch.first_block,
-            chain.task_nonce(user).await.unwrap(),
-        )
-        .await
-        .unwrap();
-    let contract = ContractAddress::from(id);
-    let selected = chain.worker_group(epoch.first_block, &contract).await.unwrap()[0];
-    let report = reports.iter().find(|r| r.signer == selected).unwrap();
-    let code_hash = CodeHash(keccak256(b"code"));
-    let init = DeltaHash(keccak256(b"delta"));
-    let digest = DeployReceipt {
-        inputs_hash: inputs,
-        code_hash,
-        init_delta_hash: init,
-        gas_limit: 100_000,
-        gas_used: 5_000,
-        eth_call: EthCallRef::default(),
-    }
-    .digest();
-    chain
-        .commit_deploy(&DeployReceiptTx {
-            task_id: id,
-            pre_code_hash: code_hash,
-            code_hash,
-            init_delta_hash: init,
-            gas_used: 5_000,
-            eth_payload: vec![],
-            eth_address: Address::ZERO,
-            signature: report.key.sign_digest(&digest),
-        })
-        .await
-        .unwrap();
-    assert!(chain.secret_contract(&contract).await.unwrap().is_some());
 }
 
 #[tokio::test]

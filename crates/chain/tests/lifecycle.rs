@@ -69,6 +69,7 @@ async fn scenario() -> Scenario {
     let init = DeltaHash(h("delta 0"));
     let gas_used = 123_456;
     let digest = DeployReceipt {
+        task_id: id,
         inputs_hash: inputs,
         code_hash,
         init_delta_hash: init,
@@ -124,13 +125,20 @@ impl Scenario {
 
     async fn record(&self, label: &str) -> (enigma_types::TaskId, InputsHash) {
         let inputs = InputsHash(h(label));
-        let (id, _) =
-            self.user.create_task_record(inputs, LIMIT, PX, self.epoch.first_block).await.unwrap();
+        let (id, _) = record(&self.user, self.contract, inputs, LIMIT, PX, self.epoch.first_block)
+            .await
+            .unwrap();
         (id, inputs)
     }
 
     async fn tip(&self) -> DeltaHash {
         self.net.deployer.secret_contract(&self.contract).await.unwrap().unwrap().last_delta_hash
+    }
+
+    /// The contract's delta count and tip: what a receipt builds on.
+    async fn base(&self) -> (u64, DeltaHash) {
+        let sc = self.net.deployer.secret_contract(&self.contract).await.unwrap().unwrap();
+        (sc.delta_count, sc.last_delta_hash)
     }
 
     async fn prepaid(&self) -> u128 {
@@ -153,16 +161,19 @@ impl Scenario {
         w: usize,
         id: enigma_types::TaskId,
         inputs: InputsHash,
-        prev: DeltaHash,
+        base: (u64, DeltaHash),
         delta: DeltaHash,
         gas_used: u64,
         eth: (Vec<u8>, Address),
     ) -> ComputeReceiptTx {
         let output = OutputHash(h(&format!("output {id}")));
         let digest = ComputeReceipt {
+            task_id: id,
+            contract: self.contract,
             code_hash: self.code_hash,
             inputs_hash: inputs,
-            prev_delta_hash: prev,
+            delta_count: base.0,
+            prev_delta_hash: base.1,
             delta_hash: delta,
             output_hash: output,
             gas_limit: LIMIT,
@@ -198,7 +209,7 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
             w,
             id,
             inputs,
-            s.tip().await,
+            s.base().await,
             delta1,
             40_000,
             (vec![], Address::ZERO),
@@ -211,24 +222,27 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
     assert_eq!(s.stake(w).await, stake + u128::from(40_000 * PX));
 
     // A batch of three: success with a delta, a failure, a success without a delta.
+    let nonce = s.user.task_nonce(s.net.address(USER)).await.unwrap();
     let (ids, _) = s
         .user
         .create_task_records(
             &[
-                (InputsHash(h("b1")), LIMIT),
-                (InputsHash(h("b2")), LIMIT),
-                (InputsHash(h("b3")), LIMIT),
+                (s.contract, InputsHash(h("b1")), LIMIT),
+                (s.contract, InputsHash(h("b2")), LIMIT),
+                (s.contract, InputsHash(h("b3")), LIMIT),
             ],
             PX,
             s.epoch.first_block,
+            nonce,
         )
         .await
         .unwrap();
     assert_eq!(ids.len(), 3);
     let (prepaid, stake) = (s.prepaid().await, s.stake(w).await);
-    let prev = s.tip().await;
+    let (count, prev) = s.base().await;
     let entries = vec![
         BatchEntry {
+            task_id: ids[0],
             inputs_hash: InputsHash(h("b1")),
             delta_hash: DeltaHash(h("delta 2")),
             output_hash: OutputHash(h("o1")),
@@ -237,6 +251,7 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
             status: 1,
         },
         BatchEntry {
+            task_id: ids[1],
             inputs_hash: InputsHash(h("b2")),
             delta_hash: DeltaHash::ZERO,
             output_hash: OutputHash(h("o2")),
@@ -245,6 +260,7 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
             status: 0,
         },
         BatchEntry {
+            task_id: ids[2],
             inputs_hash: InputsHash(h("b3")),
             delta_hash: DeltaHash::ZERO,
             output_hash: OutputHash(h("o3")),
@@ -253,8 +269,13 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
             status: 1,
         },
     ];
-    let signature =
-        s.net.workers[w].enclave.sign_digest(&batch_digest(&s.code_hash, &prev, &entries));
+    let signature = s.net.workers[w].enclave.sign_digest(&batch_digest(
+        &s.contract,
+        &s.code_hash,
+        count,
+        &prev,
+        &entries,
+    ));
     let items: Vec<BatchItemTx> = ids
         .iter()
         .zip(&entries)
@@ -284,6 +305,8 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
     let (prepaid, stake) = (s.prepaid().await, s.stake(w).await);
     let output = OutputHash(h("error text"));
     let digest = FailureReceipt {
+        task_id: id,
+        contract: s.contract,
         inputs_hash: inputs,
         code_hash: s.code_hash,
         output_hash: output,
@@ -334,7 +357,8 @@ async fn callbacks_run_after_verification_and_their_failure_is_recorded() {
     let payload =
         VotingETH::finalizePollCall { pollId: poll, talliedQuorum: U256::from(75) }.abi_encode();
     let delta = DeltaHash(h("tally delta"));
-    let receipt = s.compute_receipt(w, id, inputs, s.tip().await, delta, 50_000, (payload, voting));
+    let receipt =
+        s.compute_receipt(w, id, inputs, s.base().await, delta, 50_000, (payload, voting));
     s.net.workers[w].chain.commit_receipt(&receipt).await.unwrap();
     assert_eq!(s.net.deployer.task(&id).await.unwrap().unwrap().status, TaskStatus::Verified);
     let tallied = v.getPoll(poll).call().await.unwrap();
@@ -349,7 +373,7 @@ async fn callbacks_run_after_verification_and_their_failure_is_recorded() {
         w,
         id,
         inputs,
-        s.tip().await,
+        s.base().await,
         DeltaHash(h("lost delta")),
         50_000,
         (payload, voting),
@@ -397,16 +421,19 @@ async fn forged_wrong_replayed_and_late_receipts_are_rejected() {
     let w = s.selected();
     let other = 1 - w;
     let (id, inputs) = s.record("target").await;
-    let prev = s.tip().await;
+    let prev = s.base().await;
     let delta = DeltaHash(h("d"));
 
     // Signed by a key that is no registered enclave.
     let mut forged = s.compute_receipt(w, id, inputs, prev, delta, 1, (vec![], Address::ZERO));
     let stranger = enigma_crypto::KeyPair::from_bytes(&[0x33; 32]).unwrap();
     let digest = ComputeReceipt {
+        task_id: id,
+        contract: s.contract,
         code_hash: s.code_hash,
         inputs_hash: inputs,
-        prev_delta_hash: prev,
+        delta_count: prev.0,
+        prev_delta_hash: prev.1,
         delta_hash: delta,
         output_hash: forged.output_hash,
         gas_limit: LIMIT,
@@ -432,6 +459,8 @@ async fn forged_wrong_replayed_and_late_receipts_are_rejected() {
     assert_rejected(s.net.workers[w].chain.commit_receipt(&good).await, "TaskNotOpen");
     let output = OutputHash(h("late failure"));
     let digest = FailureReceipt {
+        task_id: id,
+        contract: s.contract,
         inputs_hash: inputs,
         code_hash: s.code_hash,
         output_hash: output,
@@ -455,7 +484,7 @@ async fn forged_wrong_replayed_and_late_receipts_are_rejected() {
 
     // A record naming an epoch that is not the current one.
     assert_rejected(
-        s.user.create_task_record(InputsHash(h("x")), LIMIT, PX, s.epoch.first_block + 1).await,
+        record(&s.user, s.contract, InputsHash(h("x")), LIMIT, PX, s.epoch.first_block + 1).await,
         "WrongEpoch",
     );
     // A deployment record with the wrong nonce.
@@ -501,14 +530,14 @@ async fn only_the_principal_sets_epochs_and_a_receipt_is_judged_in_its_own_epoch
     let next = s.net.new_epoch().await;
     assert_eq!(next.nonce, s.epoch.nonce + 1);
     assert_rejected(
-        s.user.create_task_record(InputsHash(h("stale")), LIMIT, PX, s.epoch.first_block).await,
+        record(&s.user, s.contract, InputsHash(h("stale")), LIMIT, PX, s.epoch.first_block).await,
         "WrongEpoch",
     );
     let receipt = s.compute_receipt(
         w,
         id,
         inputs,
-        s.tip().await,
+        s.base().await,
         DeltaHash::ZERO,
         7,
         (vec![], Address::ZERO),

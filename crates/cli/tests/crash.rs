@@ -24,7 +24,8 @@ use enigma_node::{
 };
 use enigma_types::{
     ContractAddress, TaskId, code_hash, inputs_hash_compute, inputs_hash_deploy,
-    messages::worker_key_digest, task_id,
+    messages::{TaskField, task_field_ad, worker_key_digest},
+    task_id,
 };
 use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
 
@@ -110,6 +111,31 @@ fn hexed(b: &[u8]) -> String {
     format!("0x{}", hex::encode(b))
 }
 
+/// Encrypts a task's field as the client does: bound to the task and contract.
+fn seal(
+    shared: &enigma_crypto::SymmetricKey,
+    contract: &ContractAddress,
+    task: &TaskId,
+    field: TaskField,
+    plain: &[u8],
+) -> Vec<u8> {
+    shared.encrypt_with_ad(plain, &task_field_ad(contract, task, field)).unwrap()
+}
+
+/// Decrypts a task's output and removes its padding.
+fn open(
+    shared: &enigma_crypto::SymmetricKey,
+    contract: &ContractAddress,
+    task: &TaskId,
+    hex_output: &str,
+) -> Vec<u8> {
+    let blob = hex::decode(hex_output.trim_start_matches("0x")).unwrap();
+    let padded = shared
+        .decrypt_with_ad(&blob, &task_field_ad(contract, task, TaskField::Output))
+        .expect("the output decrypts");
+    enigma_types::padding::unpad(&padded).unwrap().to_vec()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_nothing() {
     let anvil = spawn_anvil().unwrap();
@@ -129,6 +155,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         group_size: 1,
         simulation: Some(devnet_simulation_policy().unwrap()),
         ias: None,
+        task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
     };
     let d = deploy(&p, &config).await.unwrap();
     let chain = Chain::new(p, d.enigma, d.token, Some(account(0).address()));
@@ -196,7 +223,10 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
     let code = millionaires();
     let t = KeyPair::generate().unwrap();
     let shared = t.derive_key(&worker_key);
-    let (f, a) = (shared.encrypt(b"construct()").unwrap(), shared.encrypt(&[]).unwrap());
+    let deploy = task_id(&user.address(), 0);
+    let at = ContractAddress::from(deploy);
+    let f = seal(&shared, &at, &deploy, TaskField::Callable, b"construct()");
+    let a = seal(&shared, &at, &deploy, TaskField::Arguments, &[]);
     let inputs = inputs_hash_deploy(&f, &a, &code_hash(&code), t.public_key().as_bytes());
     let (deploy_id, _) = user_chain
         .create_deployment_task_record(inputs, 50_000_000, 1, epoch.first_block, 0)
@@ -228,9 +258,8 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         }
     })
     .await;
-    let text = shared
-        .decrypt(&hex::decode(view.output.trim_start_matches("0x")).unwrap())
-        .map(|b| String::from_utf8_lossy(enigma_types::padding::unpad(&b).unwrap()).into_owned());
+    let text =
+        String::from_utf8_lossy(&open(&shared, &contract, &deploy_id, &view.output)).into_owned();
     assert_eq!(view.status, "SUCCESS", "the deploy failed: {text:?}");
     eventually("the deployment on chain", || async {
         chain.secret_contract(&contract).await.ok().flatten()
@@ -241,13 +270,18 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
     for (who, worth) in [(1u8, 100u64), (2, 900)] {
         let t = KeyPair::generate().unwrap();
         let shared = t.derive_key(&worker_key);
-        let f = shared.encrypt(b"add_millionaire(address,uint256)").unwrap();
-        let a = shared
-            .encrypt(&(AlloyAddress::repeat_byte(who), U256::from(worth)).abi_encode_params())
-            .unwrap();
+        let nonce = user_chain.task_nonce(user.address()).await.unwrap();
+        let id = task_id(&user.address(), nonce);
+        let f =
+            seal(&shared, &contract, &id, TaskField::Callable, b"add_millionaire(address,uint256)");
+        let args = (AlloyAddress::repeat_byte(who), U256::from(worth)).abi_encode_params();
+        let a = seal(&shared, &contract, &id, TaskField::Arguments, &args);
         let inputs = inputs_hash_compute(&f, &a, &contract, t.public_key().as_bytes());
-        let (id, _) =
-            user_chain.create_task_record(inputs, 50_000_000, 1, epoch.first_block).await.unwrap();
+        let (recorded, _) = user_chain
+            .create_task_record(contract, inputs, 50_000_000, 1, epoch.first_block, nonce)
+            .await
+            .unwrap();
+        assert_eq!(recorded, id);
         let _: serde_json::Value = http
             .request(
                 "sendTaskInput",
@@ -343,10 +377,15 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
     // Nothing lost: the state carries on from the stored deltas.
     let t = KeyPair::generate().unwrap();
     let shared = t.derive_key(&worker_key);
-    let (f, a) = (shared.encrypt(b"compute_richest()").unwrap(), shared.encrypt(&[]).unwrap());
+    let nonce = user_chain.task_nonce(user.address()).await.unwrap();
+    let id = task_id(&user.address(), nonce);
+    let f = seal(&shared, &contract, &id, TaskField::Callable, b"compute_richest()");
+    let a = seal(&shared, &contract, &id, TaskField::Arguments, &[]);
     let inputs = inputs_hash_compute(&f, &a, &contract, t.public_key().as_bytes());
-    let (id, _) =
-        user_chain.create_task_record(inputs, 50_000_000, 1, epoch.first_block).await.unwrap();
+    let (id, _) = user_chain
+        .create_task_record(contract, inputs, 50_000_000, 1, epoch.first_block, nonce)
+        .await
+        .unwrap();
     let _: serde_json::Value = http
         .request(
             "sendTaskInput",
@@ -370,11 +409,9 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         }
     })
     .await;
-    let padded =
-        shared.decrypt(&hex::decode(view.output.trim_start_matches("0x")).unwrap()).unwrap();
-    let output = enigma_types::padding::unpad(&padded).unwrap();
+    let output = open(&shared, &contract, &id, &view.output);
     assert_eq!(
-        <(AlloyAddress,)>::abi_decode_params(output).unwrap().0,
+        <(AlloyAddress,)>::abi_decode_params(&output).unwrap().0,
         AlloyAddress::repeat_byte(2)
     );
     worker.kill().unwrap();

@@ -29,9 +29,9 @@ pub use enigma_contract_build as build;
 use enigma_crypto::{KeyPair, PublicKey, Signature};
 use enigma_p2p::{ResultMessage, messages::ResultView};
 use enigma_types::{
-    Address, ContractAddress, SignerAddress, TaskId, code_hash, inputs_hash_compute,
+    Address, CodeHash, ContractAddress, SignerAddress, TaskId, code_hash, inputs_hash_compute,
     inputs_hash_deploy,
-    messages::{ReportData, worker_key_digest},
+    messages::{ReportData, TaskField, task_field_ad, worker_key_digest},
     padding::unpad,
     selection::select_workers,
     task_id,
@@ -107,6 +107,20 @@ pub enum ClientError {
         /// Why, as the gateway or worker said.
         reason: String,
     },
+    /// The chain refuses tasks at this gas price or limit (its owner's task limits).
+    #[error(
+        "the chain accepts tasks with a gas price of at least {min_gas_price} and a gas limit of at most {max_gas_limit}; this one has {gas_px} and {gas_limit}"
+    )]
+    OutsideTaskLimits {
+        /// The gas price asked.
+        gas_px: u64,
+        /// The gas limit asked.
+        gas_limit: u64,
+        /// The chain's minimum price.
+        min_gas_price: u64,
+        /// The chain's maximum limit.
+        max_gas_limit: u64,
+    },
     /// The prepaid balance does not cover the fee.
     #[error(
         "the prepaid balance is {have} grains but the task's fee is {need}; deposit more with `Client::deposit` (the token approval is included)"
@@ -157,6 +171,19 @@ pub struct TaskOutcome {
     pub output_hash: enigma_types::OutputHash,
     /// The state delta's hash (zero if the task changed nothing).
     pub delta_hash: enigma_types::DeltaHash,
+    /// Whether the chain has the task's receipt yet.
+    pub finality: Finality,
+}
+
+/// How final a result is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finality {
+    /// Signed by the enclave of the selected worker, over this task, this contract and a state
+    /// the chain has not moved past; its receipt is not on chain yet (receipts are committed in
+    /// batches, so this is the normal case at first). [`Client::confirm`] waits for it.
+    Provisional,
+    /// The chain holds the task's receipt.
+    Confirmed,
 }
 
 /// A task's receipt as the chain recorded it.
@@ -391,6 +418,54 @@ impl Client {
         Ok(())
     }
 
+    /// Refuses, before anything is recorded, a task the chain's limits would refuse.
+    async fn check_limits(&self, gas_limit: u64) -> Result<()> {
+        let limits = self.chain.task_limits().await?;
+        let gas_px = self.config.gas_px;
+        if gas_px < limits.min_gas_price || gas_limit > limits.max_gas_limit || gas_limit == 0 {
+            return Err(ClientError::OutsideTaskLimits {
+                gas_px,
+                gas_limit,
+                min_gas_price: limits.min_gas_price,
+                max_gas_limit: limits.max_gas_limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Where a verified result stands against the chain. The state it was computed on must be
+    /// the chain's, or ahead of it (built on receipts the worker has not committed yet); one on
+    /// a state the chain has moved past — a rolled-back or forked copy — is rejected, since its
+    /// receipt can never land. Returns whether the receipt is on chain already.
+    async fn check_state(&self, m: &ResultMessage) -> Result<Finality> {
+        // The contract first, then the record: a receipt landing in between shows as final.
+        let on_chain =
+            if m.is_deploy { None } else { self.chain.secret_contract(&m.contract).await? };
+        let record = self.chain.task(&m.task_id).await?.ok_or_else(|| {
+            ClientError::BadResult(format!("task {} has no record on chain", m.task_id))
+        })?;
+        if record.status.is_final() {
+            return Ok(Finality::Confirmed);
+        }
+        if m.is_deploy {
+            return Ok(Finality::Provisional);
+        }
+        let on_chain = on_chain.ok_or(ClientError::UnknownContract(m.contract))?;
+        let (count, base) = (on_chain.delta_count, m.prev_delta_count);
+        let moved_past = match base.cmp(&count) {
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => m.prev_delta_hash != on_chain.last_delta_hash,
+            std::cmp::Ordering::Less => true,
+        };
+        if moved_past {
+            return Err(ClientError::BadResult(format!(
+                "it was computed on delta {} of contract {} (hash {}), but the chain stands at delta {count} with tip {} and has not taken the task's receipt: the state was rolled back or forked, and this result can never be committed",
+                base, m.contract, m.prev_delta_hash, on_chain.last_delta_hash
+            )));
+        }
+        Ok(Finality::Provisional)
+    }
+
     async fn ensure_funds(&self, gas_limit: u64) -> Result<()> {
         let need = u128::from(gas_limit) * u128::from(self.config.gas_px);
         let have = self.chain.prepaid_balance(self.config.account.address()).await?;
@@ -436,6 +511,7 @@ impl Client {
         options: &TaskOptions,
     ) -> Result<RecordedTask> {
         self.ensure_funds(gas_limit).await?;
+        self.check_limits(gas_limit).await?;
         let user = self.config.account.address();
         let mut turns = 0;
         loop {
@@ -444,7 +520,8 @@ impl Client {
             let (epoch, worker, key) = self.target(&contract, options).await?;
             let task_key = KeyPair::generate()?;
             let shared = task_key.derive_key(&key);
-            let (f, a) = (shared.encrypt(constructor.as_bytes())?, shared.encrypt(args)?);
+            let id = task_id(&user, nonce);
+            let (f, a) = encrypt_inputs(&shared, &contract, &id, constructor, args)?;
             let inputs =
                 inputs_hash_deploy(&f, &a, &code_hash(wasm), task_key.public_key().as_bytes());
             match self
@@ -464,6 +541,8 @@ impl Client {
                     return Ok(RecordedTask {
                         id,
                         contract,
+                        code_hash: code_hash(wasm),
+                        is_deploy: true,
                         worker,
                         epoch_block: epoch,
                         inputs,
@@ -533,18 +612,29 @@ impl Client {
         gas_limit: u64,
         options: &TaskOptions,
     ) -> Result<RecordedTask> {
-        if self.chain.secret_contract(&contract).await?.is_none() {
-            return Err(ClientError::UnknownContract(contract));
-        }
+        let on_chain = self
+            .chain
+            .secret_contract(&contract)
+            .await?
+            .ok_or(ClientError::UnknownContract(contract))?;
         self.ensure_funds(gas_limit).await?;
+        self.check_limits(gas_limit).await?;
+        let user = self.config.account.address();
         let mut turns = 0;
         loop {
             let (epoch, worker, key) = self.target(&contract, options).await?;
             let task_key = KeyPair::generate()?;
             let shared = task_key.derive_key(&key);
-            let (f, a) = (shared.encrypt(callable.as_bytes())?, shared.encrypt(args)?);
+            // The task id is fixed before the record (the chain checks the nonce), so the inputs
+            // are sealed as this task's fields: they open as nothing else.
+            let nonce = self.chain.task_nonce(user).await?;
+            let id = task_id(&user, nonce);
+            let (f, a) = encrypt_inputs(&shared, &contract, &id, callable, args)?;
             let inputs = inputs_hash_compute(&f, &a, &contract, task_key.public_key().as_bytes());
-            match self.chain.create_task_record(inputs, gas_limit, self.config.gas_px, epoch).await
+            match self
+                .chain
+                .create_task_record(contract, inputs, gas_limit, self.config.gas_px, epoch, nonce)
+                .await
             {
                 Ok((id, _)) => {
                     let params = serde_json::json!({
@@ -556,6 +646,8 @@ impl Client {
                     return Ok(RecordedTask {
                         id,
                         contract,
+                        code_hash: on_chain.code_hash,
+                        is_deploy: false,
                         worker,
                         epoch_block: epoch,
                         inputs,
@@ -566,7 +658,11 @@ impl Client {
                 }
                 Err(e) => {
                     turns += 1;
-                    if turns >= 3 || !self.epoch_turned(epoch).await? {
+                    // The epoch turned, or another task of this account took the nonce first:
+                    // prepare the task again.
+                    let raced =
+                        matches!(&e, ChainError::Reverted(why) if why.contains("WrongTaskNonce"));
+                    if turns >= 3 || !(raced || self.epoch_turned(epoch).await?) {
                         return Err(e.into());
                     }
                 }
@@ -576,7 +672,7 @@ impl Client {
 
     /// Sends a recorded task to the gateway; the handle awaits its result.
     pub async fn send(&self, task: RecordedTask) -> Result<TaskHandle<'_>> {
-        self.start(task.id, task.worker, task.inputs, task.shared, task.method, task.params).await
+        self.start(task).await
     }
 
     /// A task's status on chain.
@@ -758,15 +854,19 @@ impl Client {
         Ok(self.chain.current_epoch().await?.is_some_and(|e| e.first_block != first_block))
     }
 
-    async fn start(
-        &self,
-        id: TaskId,
-        worker: SignerAddress,
-        inputs: enigma_types::InputsHash,
-        shared: enigma_crypto::SymmetricKey,
-        method: &str,
-        params: serde_json::Value,
-    ) -> Result<TaskHandle<'_>> {
+    async fn start(&self, task: RecordedTask) -> Result<TaskHandle<'_>> {
+        let RecordedTask {
+            id,
+            contract,
+            code_hash,
+            is_deploy,
+            worker,
+            inputs,
+            shared,
+            method,
+            params,
+            ..
+        } = task;
         // Subscribe before sending, so the push cannot be missed.
         let ws = WsClientBuilder::default().build(&self.ws_url).await.ok();
         let sub = match &ws {
@@ -785,7 +885,18 @@ impl Client {
             .request(method, rpc_params![params])
             .await
             .map_err(|e| ClientError::NotExecuted { task_id: id, reason: e.to_string() })?;
-        Ok(TaskHandle { client: self, id, worker, inputs, shared, _ws: ws, sub })
+        Ok(TaskHandle {
+            client: self,
+            id,
+            contract,
+            code_hash,
+            is_deploy,
+            worker,
+            inputs,
+            shared,
+            _ws: ws,
+            sub,
+        })
     }
 }
 
@@ -795,6 +906,8 @@ impl Client {
 pub struct RecordedTask {
     id: TaskId,
     contract: ContractAddress,
+    code_hash: CodeHash,
+    is_deploy: bool,
     worker: SignerAddress,
     epoch_block: u64,
     inputs: enigma_types::InputsHash,
@@ -844,6 +957,9 @@ impl RecordedTask {
 pub struct TaskHandle<'a> {
     client: &'a Client,
     id: TaskId,
+    contract: ContractAddress,
+    code_hash: CodeHash,
+    is_deploy: bool,
     worker: SignerAddress,
     inputs: enigma_types::InputsHash,
     shared: enigma_crypto::SymmetricKey,
@@ -900,13 +1016,31 @@ impl TaskHandle<'_> {
         if message.task_id != id || message.inputs_hash != inputs {
             return Err(ClientError::BadResult("it answers another task".into()));
         }
-        if message.signer() != Some(worker) {
+        // The contract the task was for (a gateway that relabels a deploy's address would send
+        // the user's next inputs to a look-alike), the code it ran and its kind.
+        if message.contract != self.contract || message.is_deploy != self.is_deploy {
             return Err(ClientError::BadResult(format!(
-                "it is not signed by the selected worker {worker}"
+                "it names contract {}, but the task was for {}",
+                message.contract, self.contract
             )));
         }
+        if message.success && message.code_hash != self.code_hash {
+            return Err(ClientError::BadResult(format!(
+                "it ran code {}, but the contract's code is {}",
+                message.code_hash, self.code_hash
+            )));
+        }
+        // The enclave signed over the task id, the contract and the inputs: a result relabelled
+        // for another task or contract does not verify.
+        if message.signer() != Some(worker) {
+            return Err(ClientError::BadResult(format!(
+                "it is not signed by the selected worker {worker} over this task and contract"
+            )));
+        }
+        let finality = client.check_state(&message).await?;
+        let ad = task_field_ad(&self.contract, &id, TaskField::Output);
         let padded = shared
-            .decrypt(&message.encrypted_output)
+            .decrypt_with_ad(&message.encrypted_output, &ad)
             .map_err(|e| ClientError::BadResult(format!("the output does not decrypt: {e}")))?;
         let output = unpad(&padded)
             .map_err(|e| ClientError::BadResult(format!("the output: {e}")))?
@@ -926,8 +1060,24 @@ impl TaskHandle<'_> {
             worker,
             output_hash: message.output_hash,
             delta_hash: message.delta_hash,
+            finality,
         })
     }
+}
+
+/// Encrypts a task's callable and arguments to `shared`, as the fields of task `id` of
+/// `contract` (a deploy's contract is its task id).
+fn encrypt_inputs(
+    shared: &enigma_crypto::SymmetricKey,
+    contract: &ContractAddress,
+    id: &TaskId,
+    callable: &str,
+    args: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let f = shared
+        .encrypt_with_ad(callable.as_bytes(), &task_field_ad(contract, id, TaskField::Callable))?;
+    let a = shared.encrypt_with_ad(args, &task_field_ad(contract, id, TaskField::Arguments))?;
+    Ok((f, a))
 }
 
 #[cfg(test)]

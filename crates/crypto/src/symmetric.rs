@@ -62,9 +62,15 @@ impl SymmetricKey {
 
     /// Encrypts `plaintext` under a random IV from the operating system.
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.encrypt_with_ad(plaintext, &[])
+    }
+
+    /// Encrypts `plaintext` bound to associated data `ad`: the envelope opens only with the
+    /// same `ad` ([`decrypt_with_ad`](Self::decrypt_with_ad)). The wire format is unchanged.
+    pub fn encrypt_with_ad(&self, plaintext: &[u8], ad: &[u8]) -> Result<Vec<u8>> {
         let mut iv = [0u8; IV_LEN];
         crate::random_bytes(&mut iv)?;
-        self.seal(plaintext, &iv)
+        self.seal(plaintext, &iv, ad)
     }
 
     /// Encrypts `plaintext` under a random IV drawn from `rng`.
@@ -75,22 +81,22 @@ impl SymmetricKey {
     ) -> Result<Vec<u8>> {
         let mut iv = [0u8; IV_LEN];
         rng.fill_bytes(&mut iv);
-        self.seal(plaintext, &iv)
+        self.seal(plaintext, &iv, &[])
     }
 
     /// Encrypts under a caller-chosen IV, for known-answer tests only: reusing an IV under one
     /// key destroys the confidentiality and integrity of both messages.
     #[cfg(any(test, feature = "test-utils"))]
     pub fn encrypt_with_iv(&self, plaintext: &[u8], iv: &[u8; IV_LEN]) -> Result<Vec<u8>> {
-        self.seal(plaintext, iv)
+        self.seal(plaintext, iv, &[])
     }
 
-    fn seal(&self, plaintext: &[u8], iv: &[u8; IV_LEN]) -> Result<Vec<u8>> {
+    fn seal(&self, plaintext: &[u8], iv: &[u8; IV_LEN], ad: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
         out.extend_from_slice(plaintext);
         let tag = self
             .cipher()
-            .encrypt_inout_detached(&Nonce::from(*iv), &[], InOutBuf::from(out.as_mut_slice()))
+            .encrypt_inout_detached(&Nonce::from(*iv), ad, InOutBuf::from(out.as_mut_slice()))
             .map_err(|_| Error::PlaintextTooLong { len: plaintext.len() })?;
         out.extend_from_slice(&tag);
         out.extend_from_slice(iv);
@@ -99,6 +105,12 @@ impl SymmetricKey {
 
     /// Decrypts an envelope made by [`encrypt`](Self::encrypt) under this key.
     pub fn decrypt(&self, blob: &[u8]) -> Result<Vec<u8>> {
+        self.decrypt_with_ad(blob, &[])
+    }
+
+    /// Decrypts an envelope made by [`encrypt_with_ad`](Self::encrypt_with_ad) with the same
+    /// associated data; any other `ad` fails as [`Error::Decryption`].
+    pub fn decrypt_with_ad(&self, blob: &[u8], ad: &[u8]) -> Result<Vec<u8>> {
         let too_short = Error::BlobTooShort { len: blob.len() };
         let body_len = blob.len().checked_sub(OVERHEAD).ok_or(too_short)?;
         let (ciphertext, rest) = blob.split_at(body_len);
@@ -108,7 +120,7 @@ impl SymmetricKey {
         let mut out = ciphertext.to_vec();
         match self.cipher().decrypt_inout_detached(
             &iv,
-            &[],
+            ad,
             InOutBuf::from(out.as_mut_slice()),
             &tag,
         ) {
@@ -162,6 +174,17 @@ mod tests {
     fn wrong_key_fails() {
         let blob = SymmetricKey::from_bytes([1; 32]).encrypt(b"secret").unwrap();
         assert_eq!(SymmetricKey::from_bytes([2; 32]).decrypt(&blob), Err(Error::Decryption));
+    }
+
+    #[test]
+    fn associated_data_must_match() {
+        let key = SymmetricKey::from_bytes([1; 32]);
+        let blob = key.encrypt_with_ad(b"secret", b"task 1 callable").unwrap();
+        assert_eq!(key.decrypt_with_ad(&blob, b"task 1 callable").unwrap(), b"secret");
+        assert_eq!(key.decrypt_with_ad(&blob, b"task 2 callable"), Err(Error::Decryption));
+        assert_eq!(key.decrypt(&blob), Err(Error::Decryption));
+        let plain = key.encrypt(b"secret").unwrap();
+        assert_eq!(key.decrypt_with_ad(&plain, b"x"), Err(Error::Decryption));
     }
 
     #[test]

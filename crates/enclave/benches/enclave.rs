@@ -25,7 +25,11 @@ fn boundary(c: &mut Criterion) {
     let code = millionaires();
     let deployed = net.workers[0]
         .enclave
-        .deploy(deploy_task(id, code.clone(), &ClientTask::new(&key, signer, "construct()", &[])))
+        .deploy(deploy_task(
+            id,
+            code.clone(),
+            &ClientTask::deploy(&key, signer, id, "construct()", &[]),
+        ))
         .unwrap();
     let code_hash = deployed.code_hash;
     let mut position =
@@ -36,9 +40,16 @@ fn boundary(c: &mut Criterion) {
         (AlloyAddress::repeat_byte(who), U256::from(u64::from(who) * 1000)).abi_encode_params()
     };
     for i in 0..10u8 {
-        let client = ClientTask::new(&key, signer, "add_millionaire(address,uint256)", &add(i));
-        let mut task =
-            compute_task(next_task(1 + u64::from(i)), contract, code_hash, position, &client);
+        let id = next_task(1 + u64::from(i));
+        let client = ClientTask::new(
+            &key,
+            signer,
+            contract,
+            id,
+            "add_millionaire(address,uint256)",
+            &add(i),
+        );
+        let mut task = compute_task(id, contract, code_hash, position, &client);
         task.code = Some(code.clone());
         let r = worker.compute(task).unwrap();
         position = ChainPosition {
@@ -55,7 +66,14 @@ fn boundary(c: &mut Criterion) {
                     contract,
                     code_hash,
                     position,
-                    &ClientTask::new(&key, signer, "compute_richest()", &[]),
+                    &ClientTask::new(
+                        &key,
+                        signer,
+                        contract,
+                        next_task(99),
+                        "compute_richest()",
+                        &[],
+                    ),
                 )
             },
             |task| black_box(worker.compute(task).unwrap()),
@@ -67,7 +85,14 @@ fn boundary(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let tasks: Vec<ClientTask> = (0..iters)
                 .map(|i| {
-                    ClientTask::new(&key, signer, "add_millionaire(address,uint256)", &add(i as u8))
+                    ClientTask::new(
+                        &key,
+                        signer,
+                        contract,
+                        next_task(1000 + i),
+                        "add_millionaire(address,uint256)",
+                        &add(i as u8),
+                    )
                 })
                 .collect();
             let start = Instant::now();

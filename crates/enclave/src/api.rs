@@ -138,6 +138,20 @@ pub struct WorkerKey {
     pub signature: Signature,
 }
 
+/// What a worker announces on the network, for its enclave to sign (with the epoch's IO key,
+/// which the enclave supplies itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnouncementInput {
+    /// The libp2p peer id (bytes).
+    pub peer_id: Vec<u8>,
+    /// Where it listens (multiaddrs as text).
+    pub addresses: Vec<String>,
+    /// The epoch (first block) whose IO key it announces.
+    pub epoch: u64,
+    /// When (Unix milliseconds, the host's clock).
+    pub issued_at: u64,
+}
+
 /// A new IO key and the sealed identity that now includes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RotatedKey {
@@ -156,9 +170,10 @@ pub struct DeployTask {
     pub epoch: u64,
     /// The wasm module as uploaded.
     pub code: Vec<u8>,
-    /// The constructor's callable, encrypted to the worker's IO key.
+    /// The constructor's callable, encrypted to the worker's IO key, with associated data
+    /// `task_field_ad(taskId as the contract, taskId, Callable)`.
     pub encrypted_fn: Vec<u8>,
-    /// The constructor's ABI arguments, encrypted.
+    /// The constructor's ABI arguments, encrypted (field `Arguments`).
     pub encrypted_args: Vec<u8>,
     /// The user's per-task public key.
     pub user_public_key: PublicKey,
@@ -212,9 +227,10 @@ pub struct ComputeTask {
     pub position: ChainPosition,
     /// State to load, needed only when the enclave does not hold the contract at `position`.
     pub state: Option<EncryptedState>,
-    /// The callable, encrypted to the worker's IO key.
+    /// The callable, encrypted to the worker's IO key, with associated data
+    /// `task_field_ad(contract, taskId, Callable)`.
     pub encrypted_fn: Vec<u8>,
-    /// The ABI arguments, encrypted.
+    /// The ABI arguments, encrypted (field `Arguments`).
     pub encrypted_args: Vec<u8>,
     /// The user's per-task public key.
     pub user_public_key: PublicKey,
@@ -259,6 +275,8 @@ pub struct TaskResult {
     pub encrypted_output: Vec<u8>,
     /// `H(encrypted_output)`; for a successful deploy, the code hash.
     pub output_hash: OutputHash,
+    /// The number of the contract's deltas before this task (0 for a deploy).
+    pub prev_delta_count: u64,
     /// The contract's last delta hash before this task.
     pub prev_delta_hash: DeltaHash,
     /// The new encrypted delta, if state changed (always for a successful deploy).
@@ -372,6 +390,8 @@ pub struct KeyRequestInput {
 /// One task of a batch, with the single-receipt signature the enclave gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchItem {
+    /// The task.
+    pub task_id: TaskId,
     /// The task's inputs hash.
     pub inputs_hash: InputsHash,
     /// Success or failure.
@@ -391,8 +411,12 @@ pub struct BatchItem {
 /// A batch of one contract's receipts to sign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchRequest {
+    /// The contract.
+    pub contract: ContractAddress,
     /// The contract's code hash.
     pub code_hash: CodeHash,
+    /// The chain's delta count when the batch starts.
+    pub delta_count: u64,
     /// The chain's delta tip when the batch starts.
     pub prev_delta_hash: DeltaHash,
     /// The tasks, in execution order.

@@ -23,6 +23,10 @@ pub mod limits {
     pub const MAX_WORKERS: usize = 10_000;
     /// Most deltas loaded in one call.
     pub const MAX_DELTAS_PER_CALL: usize = 100_000;
+    /// Most addresses in an announcement, and the longest address or peer id.
+    pub const MAX_ANNOUNCED_ADDRESSES: usize = 16;
+    /// The longest announced address or peer id, in bytes.
+    pub const MAX_ANNOUNCED_FIELD_BYTES: usize = 256;
     /// Largest attestation evidence (JSON; a DCAP quote with its collateral is about 20 KiB).
     pub const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
 }
@@ -47,6 +51,8 @@ pub enum EnclaveCall {
         /// The epoch's first block.
         epoch: u64,
     },
+    /// [`WorkerEnclave::sign_announcement`].
+    SignAnnouncement(AnnouncementInput),
     /// [`WorkerEnclave::request_state_keys`].
     RequestStateKeys {
         /// The epoch's first block.
@@ -90,6 +96,8 @@ pub enum EnclaveResponse {
     TaskResult(Box<TaskResult>),
     /// A batch signature.
     BatchSignature(Signature),
+    /// An announcement's signature.
+    AnnouncementSignature(Signature),
     /// A signed epoch seed.
     EpochSeed(EpochSeed),
     /// Encrypted state keys.
@@ -219,6 +227,8 @@ pub trait WorkerEnclave {
     fn rotate_io_key(&mut self, epoch: u64) -> Result<RotatedKey, EnclaveError>;
     /// The signed IO key of an epoch.
     fn io_key(&mut self, epoch: u64) -> Result<WorkerKey, EnclaveError>;
+    /// Signs an announcement of where the worker is and its IO key of the epoch.
+    fn sign_announcement(&mut self, input: AnnouncementInput) -> Result<Signature, EnclaveError>;
     /// A signed request for contracts' state keys.
     fn request_state_keys(
         &mut self,
@@ -301,6 +311,9 @@ impl Enclave {
             }
             (Self::Km(k), EnclaveCall::Report { time }) => {
                 k.report(time).map(EnclaveResponse::Report)
+            }
+            (Self::Worker(w), EnclaveCall::SignAnnouncement(input)) => {
+                w.sign_announcement(input).map(EnclaveResponse::AnnouncementSignature)
             }
             (Self::Worker(w), EnclaveCall::RotateIoKey { epoch }) => {
                 w.rotate_io_key(epoch).map(EnclaveResponse::Rotated)
@@ -418,6 +431,10 @@ impl<B: Backend> WorkerEnclave for EnclaveProxy<B> {
 
     fn io_key(&mut self, epoch: u64) -> Result<WorkerKey, EnclaveError> {
         expect!(self, EnclaveCall::IoKey { epoch }, WorkerKey)
+    }
+
+    fn sign_announcement(&mut self, input: AnnouncementInput) -> Result<Signature, EnclaveError> {
+        expect!(self, EnclaveCall::SignAnnouncement(input), AnnouncementSignature)
     }
 
     fn request_state_keys(

@@ -93,7 +93,13 @@ fn epoch_digest(seed: &[u8; 32], p: &EpochInput) -> [u8; 32] {
 impl KmState {
     pub(crate) fn new(secret: &NodeSecret, debug: bool, build: EnclaveBuild) -> Self {
         let mr_enclave = build.measurement(Role::KeyManager);
-        Self { sealer: Sealer::new(secret, mr_enclave), mr_enclave, debug, build, inner: None }
+        Self {
+            sealer: Sealer::new(secret, mr_enclave, debug),
+            mr_enclave,
+            debug,
+            build,
+            inner: None,
+        }
     }
 
     fn inner(&self) -> Result<&Inner, EnclaveError> {
@@ -215,12 +221,13 @@ impl KmState {
                 sealed_state: self.seal()?,
             });
         }
-        if let Some(last) = inner.epochs.back()
-            && input.nonce < last.nonce
-        {
+        // Epochs come one after the other: the host cannot skip ahead to draw an epoch the
+        // chain will not reach (and so take the "newest" place with a list of its own).
+        let expected = inner.epochs.back().map_or(0, |last| last.nonce.saturating_add(1));
+        if input.nonce != expected {
             return Err(EnclaveError::BadEpoch(format!(
-                "epoch {} is before the last drawn epoch {}",
-                input.nonce, last.nonce
+                "epoch {} is not the next one: the key manager expects epoch {expected}",
+                input.nonce
             )));
         }
         let mut seed = [0u8; 32];

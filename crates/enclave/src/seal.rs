@@ -1,9 +1,11 @@
 //! Sealing: encrypting an enclave's secrets so only the same enclave on the same machine can
 //! read them back.
 //!
-//! In hardware the sealing key comes from the CPU (EGETKEY, bound to MRENCLAVE). In simulation it
-//! is derived from a per-node secret file, created with mode 0600, and the enclave's measurement:
-//! `key = HKDF-SHA256(nodeSecret, salt = "enigma-seal-v1", info = mrEnclave)`. A sealed blob is
+//! In hardware the sealing key comes from the CPU (EGETKEY, bound to MRENCLAVE and to the
+//! enclave's attributes, DEBUG among them). In simulation it is derived from a per-node secret
+//! file, created with mode 0600, the enclave's measurement and its debug flag:
+//! `key = HKDF-SHA256(nodeSecret, salt = "enigma-seal-v1", info = mrEnclave ‖ debug)`, so a debug
+//! instance (whose host may read its memory) cannot load a production identity. A sealed blob is
 //! the AES-GCM envelope of `enc("enigma-sealed-v1", mrEnclave, purpose, payload)`, so a blob is
 //! bound to the enclave identity and to what it is for.
 
@@ -88,11 +90,15 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    /// The sealer of the enclave with measurement `mr_enclave` on the node with `secret`.
+    /// The sealer of the enclave with measurement `mr_enclave`, in debug mode or not, on the
+    /// node with `secret`.
     #[must_use]
-    pub fn new(secret: &NodeSecret, mr_enclave: [u8; 32]) -> Self {
+    pub fn new(secret: &NodeSecret, mr_enclave: [u8; 32], debug: bool) -> Self {
+        let mut info = [0u8; 33];
+        info[..32].copy_from_slice(&mr_enclave);
+        info[32] = u8::from(debug);
         Self {
-            key: SymmetricKey::derive_hkdf(secret.expose(), b"enigma-seal-v1", &mr_enclave),
+            key: SymmetricKey::derive_hkdf(secret.expose(), b"enigma-seal-v1", &info),
             mr_enclave,
         }
     }
@@ -144,13 +150,17 @@ mod tests {
     #[test]
     fn seal_round_trip_is_bound_to_identity_purpose_and_node() {
         let node = NodeSecret::from_bytes([1; 32]);
-        let sealer = Sealer::new(&node, [2; 32]);
+        let sealer = Sealer::new(&node, [2; 32], false);
         let blob = sealer.seal("identity", b"secret").unwrap();
         assert_eq!(sealer.unseal("identity", &blob).unwrap().as_slice(), b"secret");
         assert!(sealer.unseal("other", &blob).is_err());
-        assert!(Sealer::new(&node, [3; 32]).unseal("identity", &blob).is_err());
+        assert!(Sealer::new(&node, [3; 32], false).unseal("identity", &blob).is_err());
         assert!(
-            Sealer::new(&NodeSecret::from_bytes([9; 32]), [2; 32])
+            Sealer::new(&node, [2; 32], true).unseal("identity", &blob).is_err(),
+            "a debug instance cannot unseal a production enclave's data"
+        );
+        assert!(
+            Sealer::new(&NodeSecret::from_bytes([9; 32]), [2; 32], false)
                 .unseal("identity", &blob)
                 .is_err()
         );

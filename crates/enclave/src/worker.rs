@@ -19,7 +19,8 @@ use enigma_types::{
     inputs_hash_compute, inputs_hash_deploy,
     messages::{
         BatchEntry, ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, ReportData,
-        STATUS_FAILURE, STATUS_SUCCESS, batch_digest, bytes_digest, worker_key_digest,
+        STATUS_FAILURE, STATUS_SUCCESS, TaskField, batch_digest, bytes_digest, task_field_ad,
+        worker_key_digest,
     },
     output_hash,
     padding::{Padding, pad, unpad},
@@ -46,9 +47,13 @@ const PENDING_REQUESTS: usize = 16;
 const CACHED_STATES: usize = 256;
 
 /// A task's randomness: `H(enc("enigma-task-rand-v1", key, u64 block))` in 32-byte blocks,
-/// where `key = HKDF(stateKey, "enigma-task-rand-v1", taskId)`. Only the enclave holds the
-/// state key, and the task id is fixed by the task's record, so a host that runs a task again
-/// (to fish for a better coin flip or card) gets the same draws.
+/// where `key = HKDF(stateKey, "enigma-task-rand-v1", taskId ‖ inputsHash ‖ prevDeltaHash)`.
+/// Only the enclave holds the state key; the task id and inputs hash are fixed by the task's
+/// record (a receipt under another id or with other inputs is not committable), and the previous
+/// delta hash by the contract's chain. So a host that runs a task again (to fish for a better
+/// coin flip or card) gets the same draws, and one that runs its own inputs under the task's id
+/// (to read the draw in advance) gets other draws. IVs for the contract's `encrypt` come from
+/// the enclave's RNG: an IV must never repeat.
 struct TaskRng {
     key: SymmetricKey,
     block: u64,
@@ -57,13 +62,18 @@ struct TaskRng {
 }
 
 impl TaskRng {
-    fn new(state_key: &SymmetricKey, task: &TaskId) -> Self {
+    fn new(
+        state_key: &SymmetricKey,
+        task: &TaskId,
+        inputs: &enigma_types::InputsHash,
+        prev_delta: &DeltaHash,
+    ) -> Self {
+        let mut info = [0u8; 96];
+        info[..32].copy_from_slice(task.as_bytes());
+        info[32..64].copy_from_slice(inputs.as_bytes());
+        info[64..].copy_from_slice(prev_delta.as_bytes());
         Self {
-            key: SymmetricKey::derive_hkdf(
-                state_key.expose_secret(),
-                TASK_RAND_SALT,
-                task.as_bytes(),
-            ),
+            key: SymmetricKey::derive_hkdf(state_key.expose_secret(), TASK_RAND_SALT, &info),
             block: 0,
             buffer: Zeroizing::new([0; 32]),
             used: 32,
@@ -86,6 +96,12 @@ impl Randomness for TaskRng {
             *byte = self.buffer[self.used];
             self.used += 1;
         }
+    }
+
+    fn fill_iv(&mut self, buf: &mut [u8]) {
+        // An RNG failure is not survivable for an enclave; the boundary turns the panic into an
+        // error response and nothing is signed.
+        enigma_crypto::random_bytes(buf).unwrap_or_else(|e| panic!("the enclave RNG failed: {e}"));
     }
 }
 
@@ -152,7 +168,7 @@ impl WorkerState {
     pub(crate) fn new(secret: &NodeSecret, debug: bool, build: EnclaveBuild) -> Self {
         let mr_enclave = build.measurement(Role::Worker);
         Self {
-            sealer: Sealer::new(secret, mr_enclave),
+            sealer: Sealer::new(secret, mr_enclave, debug),
             mr_enclave,
             debug,
             build,
@@ -258,13 +274,17 @@ impl WorkerState {
             return Err(EnclaveError::AlreadyInitialized);
         }
         let time = self.tick(init.time);
-        let attested = match &init.principal_evidence {
-            Some(e) => Some(self.verify_principal(e, time)?),
-            None => None,
-        };
         let (identity, fresh) = match &init.sealed_identity {
             Some(blob) => {
                 let id = self.unseal_identity(blob)?;
+                // The sealed principal was verified when the identity was created. Evidence given
+                // now only catches a restart against another network: a key manager it verifies
+                // must be the sealed one; evidence that no longer verifies (aged past the policy)
+                // does not stop a restart.
+                let attested = match &init.principal_evidence {
+                    Some(e) => self.verify_principal(e, time).ok(),
+                    None => None,
+                };
                 if id.operator != init.operator {
                     return Err(EnclaveError::InitRefused(format!(
                         "this identity is bound to operator {}, not {}; start with a fresh identity to serve another operator",
@@ -282,11 +302,12 @@ impl WorkerState {
                 (id, false)
             }
             None => {
-                let principal = attested.ok_or_else(|| {
+                let evidence = init.principal_evidence.as_ref().ok_or_else(|| {
                     EnclaveError::InitRefused(
                         "a new identity needs the key manager's attestation evidence".into(),
                     )
                 })?;
+                let principal = self.verify_principal(evidence, time)?;
                 let identity = Identity {
                     signing: KeyPair::generate().map_err(crypto)?,
                     io_keys: Vec::new(),
@@ -332,6 +353,28 @@ impl WorkerState {
     pub(crate) fn io_key(&self, epoch: u64) -> Result<WorkerKey, EnclaveError> {
         let k = self.io_pair(epoch)?;
         Ok(WorkerKey { epoch, public_key: *k.pair.public_key(), signature: k.signature })
+    }
+
+    pub(crate) fn sign_announcement(
+        &self,
+        a: AnnouncementInput,
+    ) -> Result<Signature, EnclaveError> {
+        cap("the announced addresses", a.addresses.len(), limits::MAX_ANNOUNCED_ADDRESSES)?;
+        cap("the announced peer id", a.peer_id.len(), limits::MAX_ANNOUNCED_FIELD_BYTES)?;
+        for address in &a.addresses {
+            cap("an announced address", address.len(), limits::MAX_ANNOUNCED_FIELD_BYTES)?;
+        }
+        let id = self.identity()?;
+        let key = self.io_pair(a.epoch)?;
+        let digest = enigma_types::messages::announcement_digest(
+            &SignerAddress::from(id.signing.address()),
+            &a.peer_id,
+            &a.addresses,
+            a.epoch,
+            key.pair.public_key().as_bytes(),
+            a.issued_at,
+        );
+        Ok(id.signing.sign_digest(&digest))
     }
 
     pub(crate) fn request_state_keys(
@@ -449,9 +492,17 @@ impl WorkerState {
         key.encrypt(&Zeroizing::new(pad(plain, self.padding()))).map_err(crypto)
     }
 
-    /// Encrypts an output or error text to the user, padded to its bucket.
-    fn seal_output(&self, user: &SymmetricKey, plain: &[u8]) -> Result<Vec<u8>, EnclaveError> {
-        user.encrypt(&Zeroizing::new(pad(plain, self.padding()))).map_err(crypto)
+    /// Encrypts an output or error text to the user, padded to its bucket and bound to the
+    /// task's output field.
+    fn seal_output(
+        &self,
+        user: &SymmetricKey,
+        plain: &[u8],
+        contract: &ContractAddress,
+        task: &TaskId,
+    ) -> Result<Vec<u8>, EnclaveError> {
+        let ad = task_field_ad(contract, task, TaskField::Output);
+        user.encrypt_with_ad(&Zeroizing::new(pad(plain, self.padding())), &ad).map_err(crypto)
     }
 
     fn cache_state(&mut self, contract: ContractKeyId, state: ContractState) {
@@ -539,42 +590,51 @@ impl WorkerState {
         epoch: u64,
         user: &PublicKey,
         encrypted_fn: &[u8],
+        fn_ad: &[u8; 32],
     ) -> Result<SymmetricKey, EnclaveError> {
         let id = self.identity()?;
         let primary = id.io_keys.iter().find(|k| k.epoch == epoch);
         if let Some(k) = primary {
             let key = k.pair.derive_key(user);
-            if key.decrypt(encrypted_fn).is_ok() {
+            if key.decrypt_with_ad(encrypted_fn, fn_ad).is_ok() {
                 return Ok(key);
             }
         }
         for k in id.io_keys.iter().rev().filter(|k| k.epoch != epoch) {
             let key = k.pair.derive_key(user);
-            if key.decrypt(encrypted_fn).is_ok() {
+            if key.decrypt_with_ad(encrypted_fn, fn_ad).is_ok() {
                 return Ok(key);
             }
         }
         primary.map(|k| k.pair.derive_key(user)).ok_or(EnclaveError::NoIoKey { epoch })
     }
 
-    /// Decrypts the callable and arguments with the key shared with the user.
+    /// Decrypts the callable and arguments with the key shared with the user; each opens only
+    /// as its own field of this task of this contract.
     fn decrypt_inputs(
         user_key: &SymmetricKey,
         encrypted_fn: &[u8],
         encrypted_args: &[u8],
         epoch: u64,
+        contract: &ContractAddress,
+        task: &TaskId,
     ) -> Result<(String, Zeroizing<Vec<u8>>), String> {
         let wrong_key = || {
             format!(
-                "the task's inputs do not decrypt with this worker's encryption key for epoch {epoch}; \
-                 encrypt them to the selected worker's current key (getWorkerEncryptionKey)"
+                "the task's inputs do not decrypt with this worker's encryption key for epoch {epoch} \
+                 as the callable and arguments of task {task} on contract {contract}; encrypt them \
+                 to the selected worker's current key (getWorkerEncryptionKey), bound to this task"
             )
         };
-        let function = Zeroizing::new(user_key.decrypt(encrypted_fn).map_err(|_| wrong_key())?);
+        let fn_ad = task_field_ad(contract, task, TaskField::Callable);
+        let args_ad = task_field_ad(contract, task, TaskField::Arguments);
+        let function = Zeroizing::new(
+            user_key.decrypt_with_ad(encrypted_fn, &fn_ad).map_err(|_| wrong_key())?,
+        );
         let args = Zeroizing::new(if encrypted_args.is_empty() {
             Vec::new()
         } else {
-            user_key.decrypt(encrypted_args).map_err(|_| wrong_key())?
+            user_key.decrypt_with_ad(encrypted_args, &args_ad).map_err(|_| wrong_key())?
         });
         let function = String::from_utf8(function.to_vec())
             .map_err(|_| "the callable is not UTF-8 text".to_string())?;
@@ -589,15 +649,23 @@ impl WorkerState {
         user_key: &SymmetricKey,
         inputs_hash: enigma_types::InputsHash,
         code_hash: CodeHash,
-        prev_delta_hash: DeltaHash,
+        prev: ChainPosition,
         gas_limit: u64,
         gas_used: u64,
         message: &str,
     ) -> Result<TaskResult, EnclaveError> {
-        let encrypted_output = self.seal_output(user_key, message.as_bytes())?;
+        let encrypted_output =
+            self.seal_output(user_key, message.as_bytes(), &contract, &task_id)?;
         let out_hash = output_hash(&encrypted_output);
-        let receipt =
-            FailureReceipt { inputs_hash, code_hash, output_hash: out_hash, gas_limit, gas_used };
+        let receipt = FailureReceipt {
+            task_id,
+            contract,
+            inputs_hash,
+            code_hash,
+            output_hash: out_hash,
+            gas_limit,
+            gas_used,
+        };
         Ok(TaskResult {
             task_id,
             contract,
@@ -606,7 +674,8 @@ impl WorkerState {
             code_hash,
             encrypted_output,
             output_hash: out_hash,
-            prev_delta_hash,
+            prev_delta_count: prev.next_index,
+            prev_delta_hash: prev.tip,
             delta: None,
             delta_hash: DeltaHash::ZERO,
             gas_limit,
@@ -622,7 +691,8 @@ impl WorkerState {
         cap("the code", t.code.len(), limits::MAX_CODE_BYTES)?;
         Self::check_inputs(&t.encrypted_fn, &t.encrypted_args)?;
         let contract = ContractAddress::from(t.task_id);
-        let user_key = self.user_key(t.epoch, &t.user_public_key, &t.encrypted_fn)?;
+        let fn_ad = task_field_ad(&contract, &t.task_id, TaskField::Callable);
+        let user_key = self.user_key(t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
         // The code hash is computed here, over the bytes that will run: the key it selects opens
         // this contract's state only for this code.
         let hash = code_hash(&t.code);
@@ -642,21 +712,27 @@ impl WorkerState {
                 &user_key,
                 inputs_hash,
                 CodeHash::ZERO,
-                DeltaHash::ZERO,
+                ChainPosition::default(),
                 t.gas_limit,
                 gas_used,
                 message,
             )
         };
 
-        let (function, args) =
-            match Self::decrypt_inputs(&user_key, &t.encrypted_fn, &t.encrypted_args, t.epoch) {
-                Ok(inputs) => inputs,
-                Err(message) => return fail(self, base, &message),
-            };
+        let (function, args) = match Self::decrypt_inputs(
+            &user_key,
+            &t.encrypted_fn,
+            &t.encrypted_args,
+            t.epoch,
+            &contract,
+            &t.task_id,
+        ) {
+            Ok(inputs) => inputs,
+            Err(message) => return fail(self, base, &message),
+        };
         let code = ContractCode::with_hash(hash, &t.code);
         let key = self.state_key(id)?;
-        let mut rng = TaskRng::new(key, &t.task_id);
+        let mut rng = TaskRng::new(key, &t.task_id, &inputs_hash, &DeltaHash::ZERO);
         let outcome = self.runtime.execute(
             &code,
             Task::deploy(&function, &args, enigma_types::GasLimit(t.gas_limit)),
@@ -674,9 +750,11 @@ impl WorkerState {
         state
             .apply(&success.delta, init_delta_hash)
             .map_err(|e| EnclaveError::BadState(e.to_string()))?;
-        let encrypted_output = self.seal_output(&user_key, &success.output)?;
+        let encrypted_output =
+            self.seal_output(&user_key, &success.output, &contract, &t.task_id)?;
         let eth_call = success.eth_call.map(|c| EthCall { address: c.address, payload: c.payload });
         let receipt = DeployReceipt {
+            task_id: t.task_id,
             inputs_hash,
             code_hash: hash,
             init_delta_hash,
@@ -695,6 +773,7 @@ impl WorkerState {
             code_hash: hash,
             encrypted_output,
             output_hash: OutputHash(hash.0),
+            prev_delta_count: 0,
             prev_delta_hash: DeltaHash::ZERO,
             delta: Some(EncryptedDelta { index: 0, bytes: encrypted_delta }),
             delta_hash: init_delta_hash,
@@ -717,7 +796,8 @@ impl WorkerState {
         // contract's address, gets a key that opens none of its state.
         let id = ContractKeyId { contract, code_hash: t.code_hash };
         self.state_key(id)?;
-        let user_key = self.user_key(t.epoch, &t.user_public_key, &t.encrypted_fn)?;
+        let fn_ad = task_field_ad(&contract, &t.task_id, TaskField::Callable);
+        let user_key = self.user_key(t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
         let inputs_hash = inputs_hash_compute(
             &t.encrypted_fn,
             &t.encrypted_args,
@@ -733,7 +813,7 @@ impl WorkerState {
                 &user_key,
                 inputs_hash,
                 t.code_hash,
-                prev,
+                t.position,
                 t.gas_limit,
                 gas_used,
                 message,
@@ -754,17 +834,23 @@ impl WorkerState {
         }
         self.ensure_state(id, t.position, t.state)?;
 
-        let (function, args) =
-            match Self::decrypt_inputs(&user_key, &t.encrypted_fn, &t.encrypted_args, t.epoch) {
-                Ok(inputs) => inputs,
-                Err(message) => return fail(self, base, &message),
-            };
+        let (function, args) = match Self::decrypt_inputs(
+            &user_key,
+            &t.encrypted_fn,
+            &t.encrypted_args,
+            t.epoch,
+            &contract,
+            &t.task_id,
+        ) {
+            Ok(inputs) => inputs,
+            Err(message) => return fail(self, base, &message),
+        };
         let (state, _) = self.states.get(&id).ok_or(EnclaveError::StateNotLoaded {
             contract,
             have: None,
             want: t.position,
         })?;
-        let mut rng = TaskRng::new(self.state_key(id)?, &t.task_id);
+        let mut rng = TaskRng::new(self.state_key(id)?, &t.task_id, &inputs_hash, &prev);
         let task = Task::call(&function, &args, enigma_types::GasLimit(t.gas_limit)).after(state);
         let outcome =
             self.runtime.execute(&ContractCode::with_hash(t.code_hash, &[]), task, state, &mut rng);
@@ -784,12 +870,16 @@ impl WorkerState {
             let hash = delta_hash(&encrypted);
             (Some(EncryptedDelta { index: success.delta.index, bytes: encrypted }), hash)
         };
-        let encrypted_output = self.seal_output(&user_key, &success.output)?;
+        let encrypted_output =
+            self.seal_output(&user_key, &success.output, &contract, &t.task_id)?;
         let out_hash = output_hash(&encrypted_output);
         let eth_call = success.eth_call.map(|c| EthCall { address: c.address, payload: c.payload });
         let receipt = ComputeReceipt {
+            task_id: t.task_id,
+            contract,
             code_hash: t.code_hash,
             inputs_hash,
+            delta_count: t.position.next_index,
             prev_delta_hash: prev,
             delta_hash: new_delta_hash,
             output_hash: out_hash,
@@ -819,6 +909,7 @@ impl WorkerState {
             code_hash: t.code_hash,
             encrypted_output,
             output_hash: out_hash,
+            prev_delta_count: t.position.next_index,
             prev_delta_hash: prev,
             delta,
             delta_hash: new_delta_hash,
@@ -839,12 +930,16 @@ impl WorkerState {
         let signing = &self.identity()?.signing;
         let me = signing.address();
         let mut prev = b.prev_delta_hash;
+        let mut count = b.delta_count;
         let mut entries = Vec::with_capacity(b.items.len());
         for (i, item) in b.items.iter().enumerate() {
             let digest = match item.status {
                 TaskStatus::Success => ComputeReceipt {
+                    task_id: item.task_id,
+                    contract: b.contract,
                     code_hash: b.code_hash,
                     inputs_hash: item.inputs_hash,
+                    delta_count: count,
                     prev_delta_hash: prev,
                     delta_hash: item.delta_hash,
                     output_hash: item.output_hash,
@@ -860,6 +955,8 @@ impl WorkerState {
                         )));
                     }
                     FailureReceipt {
+                        task_id: item.task_id,
+                        contract: b.contract,
                         inputs_hash: item.inputs_hash,
                         code_hash: b.code_hash,
                         output_hash: item.output_hash,
@@ -876,8 +973,10 @@ impl WorkerState {
             }
             if item.status == TaskStatus::Success && !item.delta_hash.is_zero() {
                 prev = item.delta_hash;
+                count += 1;
             }
             entries.push(BatchEntry {
+                task_id: item.task_id,
                 inputs_hash: item.inputs_hash,
                 delta_hash: item.delta_hash,
                 output_hash: item.output_hash,
@@ -890,7 +989,13 @@ impl WorkerState {
                 },
             });
         }
-        Ok(signing.sign_digest(&batch_digest(&b.code_hash, &b.prev_delta_hash, &entries)))
+        Ok(signing.sign_digest(&batch_digest(
+            &b.contract,
+            &b.code_hash,
+            b.delta_count,
+            &b.prev_delta_hash,
+            &entries,
+        )))
     }
 }
 

@@ -74,7 +74,7 @@ fn victim() -> Victim {
     let w = net.selected(&contract);
     net.provision(w, contract).unwrap();
     let key = net.workers[w].enclave.io_key(EPOCH).unwrap();
-    let c = ClientTask::new(&key, net.workers[w].signer, "construct()", &[]);
+    let c = ClientTask::deploy(&key, net.workers[w].signer, id, "construct()", &[]);
     let deployed = net.workers[w].enclave.deploy(deploy_task(id, millionaires(), &c)).unwrap();
     assert_eq!(deployed.status, TaskStatus::Success);
     let d0 = deployed.delta.unwrap();
@@ -96,7 +96,14 @@ impl Victim {
     fn honest(&mut self, function: &str, args: &[u8], n: u64) -> TaskResult {
         let w = self.worker;
         let key = self.net.workers[w].enclave.io_key(EPOCH).unwrap();
-        let c = ClientTask::new(&key, self.net.workers[w].signer, function, args);
+        let c = ClientTask::new(
+            &key,
+            self.net.workers[w].signer,
+            self.contract,
+            next_task(n),
+            function,
+            args,
+        );
         let mut task =
             compute_task(next_task(n), self.contract, millionaires_hash(), self.position, &c);
         task.code = Some(millionaires());
@@ -113,12 +120,19 @@ impl Victim {
     fn richest(&mut self, n: u64) -> AlloyAddress {
         let w = self.worker;
         let key = self.net.workers[w].enclave.io_key(EPOCH).unwrap();
-        let c = ClientTask::new(&key, self.net.workers[w].signer, "compute_richest()", &[]);
+        let c = ClientTask::new(
+            &key,
+            self.net.workers[w].signer,
+            self.contract,
+            next_task(n),
+            "compute_richest()",
+            &[],
+        );
         let task =
             compute_task(next_task(n), self.contract, millionaires_hash(), self.position, &c);
         let r = self.net.workers[w].enclave.compute(task).unwrap();
         assert_eq!(r.status, TaskStatus::Success);
-        <(AlloyAddress,)>::abi_decode_params(&open(&c.key, &r.encrypted_output)).unwrap().0
+        <(AlloyAddress,)>::abi_decode_params(&c.open(&r.encrypted_output)).unwrap().0
     }
 }
 
@@ -154,7 +168,9 @@ fn code_the_host_sends_for_a_contract_opens_none_of_its_state() {
     let mut seen = Seen::default();
     // The host encrypts its own inputs to the worker's key, as any user can.
     let key = v.net.workers[w].enclave.io_key(EPOCH).unwrap();
-    let host_user = ClientTask::new(&key, v.net.workers[w].signer, "steal()", &[]);
+    let signer = v.net.workers[w].signer;
+    let as_user = |n: u64| ClientTask::new(&key, signer, v.contract, next_task(n), "steal()", &[]);
+    let host_user = as_user(90);
 
     // 1. Its module under the contract's own code hash. A warm enclave runs the module it
     // cached under that hash (the genuine one, which knows no `steal`); a cold one (restarted
@@ -166,7 +182,7 @@ fn code_the_host_sends_for_a_contract_opens_none_of_its_state() {
     seen.result(&r);
     let r = r.unwrap();
     assert_eq!(r.status, TaskStatus::Failure);
-    seen.bytes(&open(&host_user.key, &r.encrypted_output));
+    seen.bytes(&host_user.open(&r.encrypted_output));
     let mut cold = worker_enclave(v.net.workers[w].secret);
     WorkerEnclave::init(
         &mut cold,
@@ -187,6 +203,7 @@ fn code_the_host_sends_for_a_contract_opens_none_of_its_state() {
     v.net.workers[w].enclave = warm;
 
     // 2. Its module under its own hash, with the victim's state: no key for that pair.
+    let host_user = as_user(91);
     let mut task = compute_task(next_task(91), v.contract, evil_hash, v.position, &host_user);
     task.code = Some(evil.clone());
     task.state = Some(EncryptedState { snapshot: None, deltas: v.deltas.clone() });
@@ -220,13 +237,12 @@ fn code_the_host_sends_for_a_contract_opens_none_of_its_state() {
     seen.result(&r);
     let r = r.unwrap();
     assert_eq!(r.status, TaskStatus::Success);
-    assert!(open(&host_user.key, &r.encrypted_output).is_empty());
-    seen.bytes(&open(&host_user.key, &r.encrypted_output));
+    assert!(host_user.open(&r.encrypted_output).is_empty());
+    seen.bytes(&host_user.open(&r.encrypted_output));
 
     // 6. A deploy of its module at the victim's address gets a key of its own, and fresh state.
-    let mut deploy = deploy_task(next_task(0), evil, &host_user);
-    deploy.encrypted_fn = host_user.key.encrypt(b"construct()").unwrap();
-    let r = v.net.workers[w].enclave.deploy(deploy);
+    let deployer = ClientTask::deploy(&key, signer, next_task(0), "construct()", &[]);
+    let r = v.net.workers[w].enclave.deploy(deploy_task(next_task(0), evil, &deployer));
     seen.result(&r);
 
     seen.assert_no_secret();
@@ -647,20 +663,21 @@ fn re_running_a_task_draws_the_same_randomness() {
     net.provision_code(0, contract, hash).unwrap();
     let key = net.workers[0].enclave.io_key(EPOCH).unwrap();
     let signer = net.workers[0].signer;
-    let c = ClientTask::new(&key, signer, "construct()", &[]);
+    let c = ClientTask::deploy(&key, signer, id, "construct()", &[]);
     let d = net.workers[0].enclave.deploy(deploy_task(id, coin, &c)).unwrap();
     assert_eq!(
         d.status,
         TaskStatus::Success,
         "{}",
-        String::from_utf8_lossy(&open(&c.key, &d.encrypted_output))
+        String::from_utf8_lossy(&c.open(&d.encrypted_output))
     );
     let mut position = ChainPosition { next_index: 1, tip: d.delta_hash };
     let mut deltas = vec![d.delta.unwrap()];
     // 40 games, each committed with a guess of heads.
     for n in 1..=40 {
         let args = (AlloyAddress::repeat_byte(1), true).abi_encode_params();
-        let c = ClientTask::new(&key, signer, "commit(address,bool)", &args);
+        let c =
+            ClientTask::new(&key, signer, contract, next_task(n), "commit(address,bool)", &args);
         let r = net.workers[0]
             .enclave
             .compute(compute_task(next_task(n), contract, hash, position, &c))
@@ -670,22 +687,71 @@ fn re_running_a_task_draws_the_same_randomness() {
         deltas.push(r.delta.unwrap());
     }
     // Each flip runs on the state after the commits: the host feeds it again each time.
-    let flip = |net: &mut Net, game: u64, task: u64, position: ChainPosition| {
+    let flip_inputs = |game: u64, task: u64| {
         let args = (U256::from(game), AlloyAddress::repeat_byte(2)).abi_encode_params();
-        let c = ClientTask::new(&key, signer, "flip(uint256,address)", &args);
-        let mut t = compute_task(next_task(task), contract, hash, position, &c);
+        ClientTask::new(&key, signer, contract, next_task(task), "flip(uint256,address)", &args)
+    };
+    let run = |net: &mut Net, c: &ClientTask| {
+        let mut t = compute_task(c.task, contract, hash, position, c);
         t.state = Some(EncryptedState { snapshot: None, deltas: deltas.clone() });
         let r = net.workers[0].enclave.compute(t).unwrap();
         assert_eq!(r.status, TaskStatus::Success);
-        <(AlloyAddress, bool)>::abi_decode_params(&open(&c.key, &r.encrypted_output)).unwrap().1
+        <(AlloyAddress, bool)>::abi_decode_params(&c.open(&r.encrypted_output)).unwrap().1
     };
-    // The host re-runs the flip of game 0 (same task, same state) twenty times, fishing for
-    // tails: every run shows the same coin.
-    let coins: Vec<bool> = (0..20).map(|_| flip(&mut net, 0, 500, position)).collect();
+    // The host re-runs the user's flip of game 0 (the same task, the same inputs, the same state)
+    // twenty times, fishing for tails: every run shows the same coin.
+    let users_flip = flip_inputs(0, 500);
+    let coins: Vec<bool> = (0..20).map(|_| run(&mut net, &users_flip)).collect();
     assert!(coins.iter().all(|c| *c == coins[0]), "re-runs drew different coins: {coins:?}");
+    // The host encrypts inputs of its own under the user's task id, to read the user's coin in
+    // advance: its runs draw other coins (40 runs all showing the user's coin: 2^-40).
+    let own: Vec<bool> = (0..40).map(|_| run(&mut net, &flip_inputs(0, 500))).collect();
+    assert!(own.contains(&!coins[0]), "the host's own inputs draw the user's coin: {own:?}");
     // Different tasks do draw different coins (40 flips all alike: probability 2^-39).
-    let many: Vec<bool> = (0..40).map(|g| flip(&mut net, g, 600 + g, position)).collect();
+    let many: Vec<bool> = (0..40).map(|g| run(&mut net, &flip_inputs(g, 600 + g))).collect();
     assert!(many.contains(&true) && many.contains(&false), "{many:?}");
+}
+
+#[test]
+fn a_debug_instance_cannot_load_a_production_identity() {
+    let net = Net::new(&[100]);
+    let w = &net.workers[0];
+    let mut debug = EnclaveProxy::new(SimulationBackend::worker_built(
+        build(),
+        &NodeSecret::from_bytes(w.secret),
+        true,
+    ));
+    let r = WorkerEnclave::init(
+        &mut debug,
+        WorkerInit {
+            sealed_identity: Some(w.sealed.clone()),
+            principal_evidence: None,
+            operator: w.operator,
+            time: TIME,
+        },
+    );
+    assert!(matches!(r, Err(EnclaveError::Sealing(_))), "{r:?}");
+}
+
+#[test]
+fn the_km_draws_epochs_only_in_order() {
+    let mut v = victim();
+    let last = v.net.epoch.clone();
+    for nonce in [5, 2, u64::MAX] {
+        let r = v.net.km.enclave.new_epoch(EpochInput {
+            nonce,
+            snapshot_block: last.snapshot_block,
+            group_size: 1,
+            workers: last.workers.clone(),
+            stakes: last.stakes.clone(),
+        });
+        assert!(
+            matches!(&r, Err(EnclaveError::BadEpoch(why)) if why.contains("expects epoch 1")),
+            "{nonce}: {r:?}"
+        );
+    }
+    v.net.draw(1, last.stakes);
+    assert_eq!(v.richest(97), AlloyAddress::repeat_byte(0x11));
 }
 
 fn coin_flip() -> Vec<u8> {

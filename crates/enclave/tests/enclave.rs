@@ -26,16 +26,16 @@ fn deploy_millionaires() -> Deployed {
     let w = net.selected(&contract);
     net.provision(w, contract).unwrap();
     let key = net.workers[w].enclave.io_key(EPOCH).unwrap();
-    let client = ClientTask::new(&key, net.workers[w].signer, "construct()", &[]);
+    let client = ClientTask::deploy(&key, net.workers[w].signer, id, "construct()", &[]);
     let code = millionaires();
     let result = net.workers[w].enclave.deploy(deploy_task(id, code.clone(), &client)).unwrap();
     assert_eq!(
         result.status,
         TaskStatus::Success,
         "{:?}",
-        String::from_utf8(open(&client.key, &result.encrypted_output))
+        String::from_utf8(client.open(&result.encrypted_output))
     );
-    let digest = receipt_digest(&result, deploy_inputs_hash(&client, &code), true);
+    let digest = receipt_digest(&result, &client, deploy_inputs_hash(&client, &code), true);
     assert_eq!(
         result.signature.recover_address(&digest).unwrap(),
         Address::from(net.workers[w].signer)
@@ -59,9 +59,10 @@ impl Deployed {
     fn call(&mut self, function: &str, args: &[u8]) -> (TaskResult, Vec<u8>) {
         let w = self.worker;
         let key = self.net.workers[w].enclave.io_key(EPOCH).unwrap();
-        let client = ClientTask::new(&key, self.net.workers[w].signer, function, args);
         let id = next_task(self.nonce);
         self.nonce += 1;
+        let client =
+            ClientTask::new(&key, self.net.workers[w].signer, self.contract, id, function, args);
         let mut task = compute_task(id, self.contract, self.code_hash, self.position, &client);
         let result = match self.net.workers[w].enclave.compute(task.clone()) {
             Err(EnclaveError::CodeNotLoaded { .. }) => {
@@ -70,7 +71,8 @@ impl Deployed {
             }
             other => other.unwrap(),
         };
-        let digest = receipt_digest(&result, compute_inputs_hash(&client, &self.contract), false);
+        let digest =
+            receipt_digest(&result, &client, compute_inputs_hash(&client, &self.contract), false);
         assert_eq!(
             result.signature.recover_address(&digest).unwrap(),
             Address::from(self.net.workers[w].signer),
@@ -84,7 +86,7 @@ impl Deployed {
             };
             self.deltas.push(d.clone());
         }
-        let output = open(&client.key, &result.encrypted_output);
+        let output = client.open(&result.encrypted_output);
         (result, output)
     }
 }
@@ -146,7 +148,8 @@ fn a_worker_the_epoch_does_not_select_is_refused_its_key() {
     }
     // And the unselected worker cannot deploy without the key.
     let key = net.workers[other].enclave.io_key(EPOCH).unwrap();
-    let client = ClientTask::new(&key, net.workers[other].signer, "construct()", &[]);
+    let client =
+        ClientTask::deploy(&key, net.workers[other].signer, next_task(0), "construct()", &[]);
     assert_eq!(
         net.workers[other].enclave.deploy(deploy_task(next_task(0), millionaires(), &client)),
         Err(EnclaveError::NoStateKey { contract, code_hash: millionaires_hash() })
@@ -243,15 +246,21 @@ fn changing_any_signed_field_breaks_the_receipt_signature() {
     let w = d.worker;
     let key = d.net.workers[w].enclave.io_key(EPOCH).unwrap();
     let args = (AlloyAddress::repeat_byte(4), U256::from(5u64)).abi_encode_params();
-    let client =
-        ClientTask::new(&key, d.net.workers[w].signer, "add_millionaire(address,uint256)", &args);
+    let client = ClientTask::new(
+        &key,
+        d.net.workers[w].signer,
+        d.contract,
+        next_task(9),
+        "add_millionaire(address,uint256)",
+        &args,
+    );
     let mut task = compute_task(next_task(9), d.contract, d.code_hash, d.position, &client);
     task.code = Some(millionaires());
     let result = d.net.workers[w].enclave.compute(task).unwrap();
     let signer = Address::from(d.net.workers[w].signer);
     let inputs = compute_inputs_hash(&client, &d.contract);
     assert_eq!(
-        result.signature.recover_address(&receipt_digest(&result, inputs, false)).unwrap(),
+        result.signature.recover_address(&receipt_digest(&result, &client, inputs, false)).unwrap(),
         signer
     );
     let mut variants = Vec::new();
@@ -275,16 +284,35 @@ fn changing_any_signed_field_breaks_the_receipt_signature() {
     variants.push(r);
     for v in variants {
         assert_ne!(
-            v.signature.recover_address(&receipt_digest(&v, inputs, false)).ok(),
+            v.signature.recover_address(&receipt_digest(&v, &client, inputs, false)).ok(),
             Some(signer)
         );
     }
     let mut other_inputs = inputs;
     other_inputs.0[0] ^= 1;
     assert_ne!(
-        result.signature.recover_address(&receipt_digest(&result, other_inputs, false)).ok(),
+        result
+            .signature
+            .recover_address(&receipt_digest(&result, &client, other_inputs, false))
+            .ok(),
         Some(signer)
     );
+    // Nor does it stand for another task or contract (a relabelled result).
+    for (task, contract) in [(next_task(10), d.contract), (next_task(9), ContractAddress([3; 32]))]
+    {
+        let relabelled = ClientTask {
+            task,
+            contract,
+            ..ClientTask::new(&key, d.net.workers[w].signer, d.contract, next_task(9), "x", &[])
+        };
+        assert_ne!(
+            result
+                .signature
+                .recover_address(&receipt_digest(&result, &relabelled, inputs, false))
+                .ok(),
+            Some(signer)
+        );
+    }
 }
 
 #[test]
@@ -292,13 +320,20 @@ fn inputs_encrypted_to_another_key_end_in_a_signed_failure() {
     let mut d = deploy_millionaires();
     let w = d.worker;
     let other_key = d.net.workers[1 - w].enclave.io_key(EPOCH).unwrap();
-    let client = ClientTask::new(&other_key, d.net.workers[1 - w].signer, "compute_richest()", &[]);
+    let client = ClientTask::new(
+        &other_key,
+        d.net.workers[1 - w].signer,
+        d.contract,
+        next_task(9),
+        "compute_richest()",
+        &[],
+    );
     let mut task = compute_task(next_task(9), d.contract, d.code_hash, d.position, &client);
     task.code = Some(millionaires());
     let result = d.net.workers[w].enclave.compute(task).unwrap();
     assert_eq!(result.status, TaskStatus::Failure);
     assert!(result.delta.is_none());
-    let digest = receipt_digest(&result, compute_inputs_hash(&client, &d.contract), false);
+    let digest = receipt_digest(&result, &client, compute_inputs_hash(&client, &d.contract), false);
     assert_eq!(
         result.signature.recover_address(&digest).unwrap(),
         Address::from(d.net.workers[w].signer)
@@ -330,7 +365,14 @@ fn another_worker_takes_over_from_the_encrypted_deltas() {
     d.net.provision(other, d.contract).unwrap();
     d.worker = other;
     let key = d.net.workers[other].enclave.io_key(EPOCH).unwrap();
-    let client = ClientTask::new(&key, d.net.workers[other].signer, "compute_richest()", &[]);
+    let client = ClientTask::new(
+        &key,
+        d.net.workers[other].signer,
+        d.contract,
+        next_task(50),
+        "compute_richest()",
+        &[],
+    );
     let mut task = compute_task(next_task(50), d.contract, d.code_hash, d.position, &client);
     task.code = Some(millionaires());
     assert!(matches!(
@@ -356,7 +398,7 @@ fn another_worker_takes_over_from_the_encrypted_deltas() {
     ));
     task.state = Some(EncryptedState { snapshot: None, deltas: d.deltas.clone() });
     let result = d.net.workers[other].enclave.compute(task).unwrap();
-    let output = open(&client.key, &result.encrypted_output);
+    let output = client.open(&result.encrypted_output);
     assert_eq!(
         <(AlloyAddress,)>::abi_decode_params(&output).unwrap().0,
         AlloyAddress::repeat_byte(2)
@@ -367,10 +409,12 @@ fn another_worker_takes_over_from_the_encrypted_deltas() {
 fn a_batch_of_its_own_results_is_signed_and_a_foreign_item_is_refused() {
     let mut d = deploy_millionaires();
     let start = d.position.tip;
+    let start_count = d.position.next_index;
     let items: Vec<BatchItem> = (0..4u8)
         .map(|i| {
             let r = add(&mut d, i + 1, u64::from(i) * 100);
             BatchItem {
+                task_id: r.task_id,
                 inputs_hash: r.inputs_hash,
                 status: r.status,
                 delta_hash: r.delta_hash,
@@ -382,12 +426,18 @@ fn a_batch_of_its_own_results_is_signed_and_a_foreign_item_is_refused() {
         })
         .collect();
     let w = d.worker;
-    let batch =
-        BatchRequest { code_hash: d.code_hash, prev_delta_hash: start, items: items.clone() };
+    let batch = BatchRequest {
+        contract: d.contract,
+        code_hash: d.code_hash,
+        delta_count: start_count,
+        prev_delta_hash: start,
+        items: items.clone(),
+    };
     let signature = d.net.workers[w].enclave.sign_batch(batch).unwrap();
     let entries: Vec<_> = items
         .iter()
         .map(|i| enigma_types::messages::BatchEntry {
+            task_id: i.task_id,
             inputs_hash: i.inputs_hash,
             delta_hash: i.delta_hash,
             output_hash: i.output_hash,
@@ -396,18 +446,36 @@ fn a_batch_of_its_own_results_is_signed_and_a_foreign_item_is_refused() {
             status: 1,
         })
         .collect();
-    let digest = enigma_types::messages::batch_digest(&d.code_hash, &start, &entries);
+    let digest = enigma_types::messages::batch_digest(
+        &d.contract,
+        &d.code_hash,
+        start_count,
+        &start,
+        &entries,
+    );
     assert_eq!(signature.recover_address(&digest).unwrap(), Address::from(d.net.workers[w].signer));
 
     let mut forged = items.clone();
     forged[2].gas_used += 1;
-    let batch = BatchRequest { code_hash: d.code_hash, prev_delta_hash: start, items: forged };
+    let batch = BatchRequest {
+        contract: d.contract,
+        code_hash: d.code_hash,
+        delta_count: start_count,
+        prev_delta_hash: start,
+        items: forged,
+    };
     assert!(
         matches!(d.net.workers[w].enclave.sign_batch(batch), Err(EnclaveError::BadBatch(why)) if why.contains("item 2"))
     );
     let mut reordered = items;
     reordered.swap(0, 1);
-    let batch = BatchRequest { code_hash: d.code_hash, prev_delta_hash: start, items: reordered };
+    let batch = BatchRequest {
+        contract: d.contract,
+        code_hash: d.code_hash,
+        delta_count: start_count,
+        prev_delta_hash: start,
+        items: reordered,
+    };
     assert!(matches!(d.net.workers[w].enclave.sign_batch(batch), Err(EnclaveError::BadBatch(_))));
 }
 
@@ -492,7 +560,14 @@ fn a_restarted_km_keeps_its_secret_counter_and_epochs() {
     d.net.workers[w].enclave = enclave;
     d.net.provision(w, d.contract).unwrap();
     let key = d.net.workers[w].enclave.io_key(EPOCH).unwrap();
-    let client = ClientTask::new(&key, d.net.workers[w].signer, "compute_richest()", &[]);
+    let client = ClientTask::new(
+        &key,
+        d.net.workers[w].signer,
+        d.contract,
+        next_task(70),
+        "compute_richest()",
+        &[],
+    );
     let mut task = compute_task(next_task(70), d.contract, d.code_hash, d.position, &client);
     task.code = Some(millionaires());
     task.state = Some(EncryptedState { snapshot: None, deltas: d.deltas.clone() });
@@ -580,12 +655,19 @@ fn inputs_encrypted_to_the_previous_epochs_key_still_run() {
     let old_key = d.net.workers[w].enclave.io_key(EPOCH).unwrap();
     // The epoch turns; the client had fetched the key just before.
     d.net.workers[w].enclave.rotate_io_key(EPOCH + 50).unwrap();
-    let client = ClientTask::new(&old_key, d.net.workers[w].signer, "compute_richest()", &[]);
+    let client = ClientTask::new(
+        &old_key,
+        d.net.workers[w].signer,
+        d.contract,
+        next_task(80),
+        "compute_richest()",
+        &[],
+    );
     let mut task = compute_task(next_task(80), d.contract, d.code_hash, d.position, &client);
     task.epoch = EPOCH + 50;
     task.code = Some(millionaires());
     let result = d.net.workers[w].enclave.compute(task).unwrap();
-    let output = String::from_utf8(open(&client.key, &result.encrypted_output)).unwrap();
+    let output = String::from_utf8(client.open(&result.encrypted_output)).unwrap();
     assert!(
         output.contains("no millionaires yet"),
         "it ran (and failed for the contract's own reason): {output}"

@@ -134,6 +134,13 @@ pub async fn obtain_evidence(url: &str, report: &EnclaveReport) -> Result<Eviden
     })
 }
 
+/// The host's clock, in Unix milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The host's clock, in Unix seconds (what it tells its enclave: the enclave never lets it run
 /// backwards).
 pub(crate) fn now() -> u64 {

@@ -36,6 +36,14 @@ pub enum Refusal {
     /// A deploy sent as a compute or the reverse.
     #[error("task {0} is recorded as a {1}, not as what was sent")]
     WrongKind(TaskId, &'static str),
+    /// The record names another contract.
+    #[error("task {task} is recorded for another contract than {contract}")]
+    OtherContract {
+        /// The task.
+        task: TaskId,
+        /// The contract it was sent for.
+        contract: ContractAddress,
+    },
     /// The epoch of the record is not known.
     #[error("the epoch starting at block {0} is not known to this worker yet; retry shortly")]
     UnknownEpoch(u64),
@@ -73,6 +81,9 @@ pub fn check_task(
             if record.is_deploy { "deployment" } else { "compute task" },
         ));
     }
+    if !record.names(&contract) {
+        return Err(Refusal::OtherContract { task, contract });
+    }
     if record.inputs_hash != computed {
         return Err(Refusal::InputsMismatch { computed, recorded: record.inputs_hash });
     }
@@ -104,6 +115,9 @@ pub enum ReceiptKind {
 pub struct Pending {
     /// Execution order on this worker.
     pub seq: u64,
+    /// The task's sequence number in its contract's records (0 for a deployment).
+    #[serde(default)]
+    pub record_seq: u64,
     /// The contract.
     pub contract: ContractAddress,
     /// The task.
@@ -209,6 +223,7 @@ mod tests {
     fn p(seq: u64, contract: u8, epoch: u64, kind: ReceiptKind) -> Pending {
         Pending {
             seq,
+            record_seq: seq,
             contract: ContractAddress([contract; 32]),
             task: TaskId([seq as u8; 32]),
             epoch,
@@ -276,6 +291,8 @@ mod tests {
             epoch: 0,
             first_block: 100,
             created_at: 101,
+            seq: 0,
+            contract_tag: [3; 12],
         };
         let c = ContractAddress([3; 32]);
         let t = TaskId([4; 32]);
@@ -299,6 +316,18 @@ mod tests {
             check_task(t, c, false, InputsHash([5; 32]), Some(&record), &epochs, other),
             Err(Refusal::NotSelected { .. })
         ));
+        assert_eq!(
+            check_task(
+                t,
+                ContractAddress([7; 32]),
+                false,
+                InputsHash([5; 32]),
+                Some(&record),
+                &epochs,
+                me
+            ),
+            Err(Refusal::OtherContract { task: t, contract: ContractAddress([7; 32]) })
+        );
         let done = TaskRecord { status: TaskStatus::Verified, ..record };
         assert!(matches!(
             check_task(t, c, false, InputsHash([5; 32]), Some(&done), &epochs, me),

@@ -334,6 +334,7 @@ async fn deploy_contracts(
             group_size: 1,
             simulation: Some(devnet_simulation_policy()?),
             ias: None,
+            task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
         },
     )
     .await?;

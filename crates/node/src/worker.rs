@@ -16,10 +16,10 @@ use enigma_chain::{
 };
 use enigma_crypto::{KeyPair, PublicKey, Signature};
 use enigma_enclave::{
-    BatchItem, BatchRequest, CarriedEvidence, ChainPosition, ComputeTask, ContractKeyId,
-    DeployTask, EnclaveError, EnclaveProxy, EncryptedDelta, EncryptedState, NodeSecret,
-    SimulationBackend, StateKeyResponse, TaskResult, TaskStatus, WorkerEnclave, WorkerInit,
-    WorkerKey,
+    AnnouncementInput, BatchItem, BatchRequest, CarriedEvidence, ChainPosition, ComputeTask,
+    ContractKeyId, DeployTask, EnclaveError, EnclaveProxy, EncryptedDelta, EncryptedState,
+    NodeSecret, SimulationBackend, StateKeyResponse, TaskResult, TaskStatus, WorkerEnclave,
+    WorkerInit, WorkerKey,
 };
 use enigma_p2p::{
     GossipMessage, Multiaddr, PeerId, ResultMessage, TaskRequest, TaskResponse, WorkerAnnouncement,
@@ -40,6 +40,14 @@ use crate::{
 };
 
 const IDENTITY: &str = "worker-identity";
+/// A worker's announcement is signed again this often (milliseconds).
+const ANNOUNCEMENT_REFRESH_MS: u64 = 30_000;
+/// Announcements older than this are ignored (workers announce every second; milliseconds).
+const ANNOUNCEMENT_MAX_AGE_MS: u64 = 120_000;
+/// The most workers whose announcements are remembered.
+const MAX_KNOWN_WORKERS: usize = 10_000;
+/// The most gossiped results kept for the gateway.
+const MAX_CACHED_RESULTS: usize = 100_000;
 const CHAIN_CURSOR: &str = "chain-cursor";
 const SEQ: &str = "receipt-seq";
 
@@ -82,6 +90,9 @@ pub struct WorkerConfig {
     pub handover_wait: Duration,
     /// Tasks that may wait for contracts being synced; beyond it tasks are refused as busy.
     pub max_waiting_tasks: usize,
+    /// How long a task waits for its contract's tasks recorded before it to arrive (the chain
+    /// takes a contract's receipts in record order); after it, those are skipped (refunded).
+    pub order_wait: Duration,
 }
 
 impl WorkerConfig {
@@ -113,12 +124,42 @@ impl WorkerConfig {
             record_wait: Duration::from_secs(10),
             handover_wait: Duration::from_secs(10),
             max_waiting_tasks: 256,
+            order_wait: Duration::from_secs(5),
         }
     }
 }
 
 /// A task result as the gateway serves it.
 pub(crate) type PublishedResult = ResultMessage;
+
+/// Verified results for the gateway, first come first kept, the oldest evicted beyond
+/// [`MAX_CACHED_RESULTS`] (the worker that ran a task also keeps its result in its store).
+#[derive(Debug, Default)]
+pub(crate) struct ResultCache {
+    by_task: HashMap<TaskId, PublishedResult>,
+    order: std::collections::VecDeque<TaskId>,
+}
+
+impl ResultCache {
+    pub(crate) fn get(&self, task: &TaskId) -> Option<&PublishedResult> {
+        self.by_task.get(task)
+    }
+
+    /// Keeps `r` unless a result of its task is kept already; returns whether it was new.
+    fn insert_new(&mut self, r: &PublishedResult) -> bool {
+        if self.by_task.contains_key(&r.task_id) {
+            return false;
+        }
+        while self.order.len() >= MAX_CACHED_RESULTS {
+            if let Some(old) = self.order.pop_front() {
+                self.by_task.remove(&old);
+            }
+        }
+        self.order.push_back(r.task_id);
+        self.by_task.insert(r.task_id, r.clone());
+        true
+    }
+}
 
 pub(crate) struct Worker {
     pub(crate) signer: SignerAddress,
@@ -129,13 +170,19 @@ pub(crate) struct Worker {
     pub(crate) epochs: RwLock<EpochCache>,
     pub(crate) p2p: enigma_p2p::Handle,
     pub(crate) workers: RwLock<HashMap<SignerAddress, (PeerId, WorkerKey)>>,
-    pub(crate) results: RwLock<HashMap<TaskId, PublishedResult>>,
+    pub(crate) results: RwLock<ResultCache>,
+    /// This worker's last signed announcement.
+    announcement: Mutex<Option<WorkerAnnouncement>>,
+    /// The newest announcement time seen per worker.
+    announced_at: Mutex<HashMap<SignerAddress, u64>>,
     pub(crate) result_events: broadcast::Sender<PublishedResult>,
     receipts: Mutex<ReceiptQueue>,
     /// One committer at a time: receipts of a contract must reach the chain in order.
     committing: Mutex<()>,
     pub(crate) execution: Mutex<()>,
     km_url: String,
+    /// How long a task waits for the contract's tasks recorded before it.
+    order_wait: Duration,
     /// The enclave's attestation evidence as registered: sent with each state-key request, so the
     /// key manager's enclave can verify who asks.
     evidence: RwLock<Option<Evidence>>,
@@ -198,6 +245,10 @@ impl WorkerNode {
         }
         tracing::warn!("the worker's store is still in use after stopping");
     }
+}
+
+fn seq_key(contract: &ContractAddress) -> String {
+    format!("executed-seq/{contract}")
 }
 
 fn seq_next(store: &Store) -> Result<u64> {
@@ -368,12 +419,15 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         epochs: RwLock::new(epochs),
         p2p: p2p.clone(),
         workers: RwLock::new(HashMap::new()),
-        results: RwLock::new(HashMap::new()),
+        results: RwLock::new(ResultCache::default()),
+        announcement: Mutex::new(None),
+        announced_at: Mutex::new(HashMap::new()),
         result_events,
         receipts: Mutex::new(queue),
         committing: Mutex::new(()),
         execution: Mutex::new(()),
         km_url: config.km_url.clone(),
+        order_wait: config.order_wait,
         evidence: RwLock::new(evidence),
         record_wait: config.record_wait,
         handover_wait: config.handover_wait,
@@ -541,6 +595,7 @@ fn to_message(r: &TaskResult, is_deploy: bool) -> ResultMessage {
         code_hash: r.code_hash,
         encrypted_output: r.encrypted_output.clone(),
         output_hash: r.output_hash,
+        prev_delta_count: r.prev_delta_count,
         prev_delta_hash: r.prev_delta_hash,
         delta_hash: r.delta_hash,
         gas_limit: r.gas_limit,
@@ -562,18 +617,49 @@ impl Worker {
         Ok(())
     }
 
+    /// Publishes this worker's announcement, signed by its enclave over every field. It is
+    /// signed again when the epoch or the addresses change, and every
+    /// [`ANNOUNCEMENT_REFRESH_MS`] (peers ignore announcements older than
+    /// [`ANNOUNCEMENT_MAX_AGE_MS`], and any not newer than the last they kept of the worker).
     async fn announce(&self, epoch: u64) -> Result<()> {
-        let key = self.enclave.lock().await.io_key(epoch)?;
-        let addrs = self.p2p.listen_addrs().await?;
-        let message = GossipMessage::Worker(WorkerAnnouncement {
-            signer: self.signer,
-            peer_id: self.peer_id.to_bytes(),
-            addresses: addrs.iter().map(ToString::to_string).collect(),
-            epoch,
-            io_public_key: key.public_key.as_bytes().to_vec(),
-            signature: key.signature.as_bytes().to_vec(),
+        let addresses: Vec<String> =
+            self.p2p.listen_addrs().await?.iter().take(16).map(ToString::to_string).collect();
+        let previous = self.announcement.lock().await.clone();
+        // Milliseconds, and always later than the last: a new epoch's key announced within the
+        // same millisecond as the last announcement still supersedes it.
+        let now = crate::attest::now_ms().max(previous.as_ref().map_or(0, |a| a.issued_at + 1));
+        let cached = previous.filter(|a| {
+            a.epoch == epoch
+                && a.addresses == addresses
+                && a.issued_at + ANNOUNCEMENT_REFRESH_MS > now
         });
-        self.p2p.publish(&message).await?;
+        let announcement = match cached {
+            Some(a) => a,
+            None => {
+                let mut enclave = self.enclave.lock().await;
+                let key = enclave.io_key(epoch)?;
+                let signature = enclave.sign_announcement(AnnouncementInput {
+                    peer_id: self.peer_id.to_bytes(),
+                    addresses: addresses.clone(),
+                    epoch,
+                    issued_at: now,
+                })?;
+                drop(enclave);
+                let a = WorkerAnnouncement {
+                    signer: self.signer,
+                    peer_id: self.peer_id.to_bytes(),
+                    addresses,
+                    epoch,
+                    io_public_key: key.public_key.as_bytes().to_vec(),
+                    signature: key.signature.as_bytes().to_vec(),
+                    issued_at: now,
+                    announcement_signature: signature.as_bytes().to_vec(),
+                };
+                *self.announcement.lock().await = Some(a.clone());
+                a
+            }
+        };
+        self.p2p.publish(&GossipMessage::Worker(announcement)).await?;
         Ok(())
     }
 
@@ -587,11 +673,32 @@ impl Worker {
                 ) else {
                     return;
                 };
-                // Only keys signed by the announced enclave signer are kept.
-                if signature.recover_address(&worker_key_digest(public_key.as_bytes())).ok()
-                    != Some(a.signer.into())
+                // Only announcements the named enclave signed whole (peer id, addresses, epoch,
+                // key, time), with a key it signed, are kept: no peer can announce itself in
+                // another worker's name.
+                if !a.is_signed()
+                    || signature.recover_address(&worker_key_digest(public_key.as_bytes())).ok()
+                        != Some(a.signer.into())
                 {
                     return;
+                }
+                // Stale or replayed: older than the newest seen for the signer, or than the
+                // allowed age, or from the future.
+                let now = crate::attest::now_ms();
+                if a.issued_at.saturating_add(ANNOUNCEMENT_MAX_AGE_MS) < now
+                    || a.issued_at > now.saturating_add(300_000)
+                {
+                    return;
+                }
+                {
+                    let mut seen = self.announced_at.lock().await;
+                    if seen.get(&a.signer).is_some_and(|t| *t >= a.issued_at) {
+                        return;
+                    }
+                    if seen.len() >= MAX_KNOWN_WORKERS && !seen.contains_key(&a.signer) {
+                        return;
+                    }
+                    seen.insert(a.signer, a.issued_at);
                 }
                 let known =
                     self.workers.read().await.get(&a.signer).is_some_and(|(p, _)| *p == peer);
@@ -609,19 +716,32 @@ impl Worker {
                     .insert(a.signer, (peer, WorkerKey { epoch: a.epoch, public_key, signature }));
             }
             GossipMessage::Result(r) => {
-                if self.verify_result(&r).await {
-                    self.results.write().await.insert(r.task_id, (*r).clone());
+                // A verified result is never replaced: a relabelled or replayed copy of another
+                // result can neither displace it nor reach its subscribers.
+                if self.results.read().await.get(&r.task_id).is_some() {
+                    return;
+                }
+                if self.verify_result(&r).await && self.results.write().await.insert_new(&r) {
                     let _ = self.result_events.send(*r);
                 }
             }
         }
     }
 
-    /// A result is served only if the worker selected for its task signed it.
+    /// A result is served only if it answers its task's record (inputs hash, contract, kind)
+    /// and the worker its epoch selects signed it, over the task id and contract.
     async fn verify_result(&self, r: &ResultMessage) -> bool {
         let Ok(signature) = Signature::from_bytes(&r.signature) else { return false };
         let Ok(signer) = signature.recover_address(&r.receipt_digest()) else { return false };
         let Ok(Some(record)) = self.chain.task(&r.task_id).await else { return false };
+        let contract_ok = if r.is_deploy {
+            r.contract == ContractAddress::from(r.task_id)
+        } else {
+            record.names(&r.contract)
+        };
+        if record.inputs_hash != r.inputs_hash || record.is_deploy != r.is_deploy || !contract_ok {
+            return false;
+        }
         let mut epochs = self.epochs.write().await;
         if epochs.by_first_block(record.first_block).is_none() {
             let _ = epochs.refresh(&self.chain).await;
@@ -750,12 +870,14 @@ impl Worker {
             )
             .map_err(|e| NodeError::Refused(e.to_string()))?
         };
-        let gas_limit = record.map_or(0, |r| r.gas_limit);
+        let (gas_limit, seq) = record.as_ref().map_or((0, 0), |r| (r.gas_limit, r.seq));
         // Execution is serial per contract's delta chain: a compute runs only on a copy checked
-        // against the chain and, after an epoch change, handed over by the previous holder.
+        // against the chain and, after an epoch change, handed over by the previous holder; and
+        // in the chain's order of the contract's records (a task waits, up to `order_wait`, for
+        // those recorded before it; one that arrives after a later one ran is refused).
         let mut attempts = 0;
+        let order_deadline = tokio::time::Instant::now() + self.order_wait;
         let (_serial, current) = loop {
-            attempts += 1;
             let current = self.current_epoch().await.unwrap_or(epoch);
             if !is_deploy {
                 if epoch != current && !self.group(current, &contract).await.contains(&self.signer)
@@ -765,6 +887,24 @@ impl Worker {
                 self.ensure_ready(contract, current).await?;
             }
             let serial = self.execution.lock().await;
+            if !is_deploy {
+                let next = self.next_seq(&contract).await?;
+                if seq < next {
+                    return Err(NodeError::Refused(format!(
+                        "task {task_id} is number {seq} of contract {contract}, but number {} already ran: \
+                         the chain takes a contract's receipts in record order, so this one is not executed \
+                         and its fee returns after the chain's timeout",
+                        next - 1
+                    )));
+                }
+                if seq > next && tokio::time::Instant::now() < order_deadline {
+                    // Tasks recorded before it have not arrived (yet): let them go first.
+                    drop(serial);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            }
+            attempts += 1;
             // The epoch may have turned, or the copy been found stale, while the task waited.
             if is_deploy
                 || (self.current_epoch().await == Some(current)
@@ -792,7 +932,7 @@ impl Worker {
                 gas_limit,
             };
             let r = self.with_state_key(epoch, |e| e.deploy(task.clone())).await?;
-            self.persist(&r, epoch, true, Some(&code)).await?;
+            self.persist(&r, epoch, true, Some(&code), 0).await?;
             if r.status == TaskStatus::Success {
                 if let Ok(mut ready) = self.ready.lock() {
                     ready.insert(contract, current);
@@ -832,7 +972,7 @@ impl Worker {
                 want_snapshot: position.next_index.is_multiple_of(64),
             };
             let r = self.run_compute(epoch, task).await?;
-            self.persist(&r, epoch, false, None).await?;
+            self.persist(&r, epoch, false, None, seq).await?;
             r
         };
         tracing::info!(me = %self.signer, task = %task_id, epoch, current, status = ?result.status, gas = result.gas_used, "executed");
@@ -913,6 +1053,18 @@ impl Worker {
         })
     }
 
+    /// The lowest record sequence number of `contract` this worker may still execute: past the
+    /// last it executed, and past what the chain has committed.
+    async fn next_seq(&self, contract: &ContractAddress) -> Result<u64> {
+        let local = self
+            .store
+            .meta(&seq_key(contract))?
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes);
+        let chain = self.chain.secret_contract(contract).await?.map_or(0, |c| c.next_receipt_seq);
+        Ok(local.map_or(chain, |l| chain.max(l + 1)))
+    }
+
     /// Runs an enclave call, obtaining the state key it lacks (of the contract and the code
     /// the enclave is about to run) from the KM first if needed.
     async fn with_state_key<T>(
@@ -981,6 +1133,7 @@ impl Worker {
         epoch: u64,
         is_deploy: bool,
         code: Option<&[u8]>,
+        record_seq: u64,
     ) -> Result<()> {
         let message = to_message(r, is_deploy);
         let seq = seq_next(&self.store)?;
@@ -992,6 +1145,7 @@ impl Worker {
         };
         let pending = Pending {
             seq,
+            record_seq,
             contract: r.contract,
             task: r.task_id,
             epoch,
@@ -1006,6 +1160,9 @@ impl Worker {
             &serde_json::to_vec(&pending).map_err(|e| NodeError::Io(e.to_string()))?,
         )?;
         b.put_meta(SEQ, &(seq + 1).to_be_bytes())?;
+        if !is_deploy {
+            b.put_meta(&seq_key(&r.contract), &record_seq.to_be_bytes())?;
+        }
         if let Some(code) = code
             && r.status == TaskStatus::Success
         {
@@ -1029,7 +1186,7 @@ impl Worker {
         // The delta and the result are durable before anything is published.
         b.commit()?;
         self.receipts.lock().await.push(pending);
-        self.results.write().await.insert(r.task_id, message.clone());
+        self.results.write().await.insert_new(&message);
         let _ = self.result_events.send(message.clone());
         if let Err(e) = self.p2p.publish(&GossipMessage::Result(Box::new(message))).await {
             tracing::debug!(error = %e, "no peer to publish the result to yet");
@@ -1104,9 +1261,18 @@ impl Worker {
             return Ok(Some(rebuild(list)));
         };
         let mut expected = on_chain.last_delta_hash;
+        let mut next_seq = on_chain.next_receipt_seq;
         let (mut keep, mut dropped) = (Vec::new(), Vec::new());
         for p in list {
             let m = Self::decode(&p)?;
+            // The chain takes a contract's receipts in record order: one whose task was recorded
+            // before a receipt already on chain can never land.
+            if p.record_seq < next_seq {
+                tracing::debug!(me = %self.signer, task = %p.task, seq = p.record_seq, next_seq, "out of order");
+                dropped.push(p);
+                continue;
+            }
+            next_seq = p.record_seq + 1;
             if m.success && m.prev_delta_hash != expected {
                 tracing::debug!(me = %self.signer, task = %p.task, epoch = p.epoch, prev = %m.prev_delta_hash, %expected, "uncommittable");
                 dropped.push(p);
@@ -1200,6 +1366,7 @@ impl Worker {
             .iter()
             .map(|m| {
                 Ok(BatchItem {
+                    task_id: m.task_id,
                     inputs_hash: m.inputs_hash,
                     status: if m.success { TaskStatus::Success } else { TaskStatus::Failure },
                     delta_hash: m.delta_hash,
@@ -1211,7 +1378,9 @@ impl Worker {
             })
             .collect::<Result<_>>()?;
         let signature = self.enclave.lock().await.sign_batch(BatchRequest {
+            contract,
             code_hash: on_chain.code_hash,
+            delta_count: on_chain.delta_count,
             prev_delta_hash: on_chain.last_delta_hash,
             items,
         })?;

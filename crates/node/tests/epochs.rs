@@ -58,6 +58,10 @@ impl enigma_runtime::Randomness for NoRandomness {
     fn fill(&mut self, buf: &mut [u8]) {
         buf.fill(0);
     }
+
+    fn fill_iv(&mut self, buf: &mut [u8]) {
+        buf.fill(0);
+    }
 }
 
 impl Reference {
@@ -128,6 +132,7 @@ impl Net {
                 group_size: 1,
                 simulation: Some(devnet_simulation_policy().unwrap()),
                 ias: None,
+                task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
             },
         )
         .await

@@ -15,7 +15,9 @@ use enigma_crypto::{KeyPair, PublicKey, Signature};
 use enigma_node::*;
 use enigma_types::{
     ContractAddress, SignerAddress, code_hash, inputs_hash_compute, inputs_hash_deploy,
-    messages::worker_key_digest, selection::select_worker, task_id,
+    messages::{TaskField, task_field_ad, worker_key_digest},
+    selection::select_worker,
+    task_id,
 };
 use jsonrpsee::{
     core::client::{ClientT, SubscriptionClientT},
@@ -78,6 +80,7 @@ async fn network() -> Net {
             group_size: 1,
             simulation: Some(devnet_simulation_policy().unwrap()),
             ias: None,
+            task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
         },
     )
     .await
@@ -162,6 +165,30 @@ fn hexed(b: &[u8]) -> String {
     format!("0x{}", hex::encode(b))
 }
 
+/// Encrypts a task's field as the client does: bound to the task and contract.
+fn seal(
+    shared: &enigma_crypto::SymmetricKey,
+    contract: &ContractAddress,
+    task: &enigma_types::TaskId,
+    field: TaskField,
+    plain: &[u8],
+) -> Vec<u8> {
+    shared.encrypt_with_ad(plain, &task_field_ad(contract, task, field)).unwrap()
+}
+
+/// Decrypts a task's output and removes its padding.
+fn open(
+    shared: &enigma_crypto::SymmetricKey,
+    contract: &ContractAddress,
+    task: &enigma_types::TaskId,
+    blob: &[u8],
+) -> Vec<u8> {
+    let padded = shared
+        .decrypt_with_ad(blob, &task_field_ad(contract, task, TaskField::Output))
+        .expect("the output decrypts");
+    enigma_types::padding::unpad(&padded).unwrap().to_vec()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain() {
     let net = network().await;
@@ -200,8 +227,9 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
     let code = millionaires();
     let task_key = KeyPair::generate().unwrap();
     let shared = task_key.derive_key(&worker_key);
-    let enc_fn = shared.encrypt(b"construct()").unwrap();
-    let enc_args = shared.encrypt(&[]).unwrap();
+    let deploy = task_id(&user_key.address(), nonce);
+    let enc_fn = seal(&shared, &contract, &deploy, TaskField::Callable, b"construct()");
+    let enc_args = seal(&shared, &contract, &deploy, TaskField::Arguments, &[]);
     let inputs =
         inputs_hash_deploy(&enc_fn, &enc_args, &code_hash(&code), task_key.public_key().as_bytes());
     let (id, _) = client
@@ -239,9 +267,13 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
         }
     })
     .await;
-    let deploy_output = shared
-        .decrypt(&hex::decode(view.output.trim_start_matches("0x")).unwrap())
-        .map(|b| String::from_utf8_lossy(enigma_types::padding::unpad(&b).unwrap()).into_owned());
+    let deploy_output = String::from_utf8_lossy(&open(
+        &shared,
+        &contract,
+        &id,
+        &hex::decode(view.output.trim_start_matches("0x")).unwrap(),
+    ))
+    .into_owned();
     assert_eq!(view.status, "SUCCESS", "the deploy failed: {deploy_output:?}");
     eventually("the deployment receipt on chain", || async {
         net.chain.secret_contract(&contract).await.ok().flatten()
@@ -268,13 +300,15 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
     ] {
         let task_key = KeyPair::generate().unwrap();
         let shared = task_key.derive_key(&worker_key);
-        let enc_fn = shared.encrypt(function.as_bytes()).unwrap();
-        let enc_args = shared.encrypt(&args).unwrap();
+        let nonce = client.chain.task_nonce(user_key.address()).await.unwrap();
+        let id = task_id(&user_key.address(), nonce);
+        let enc_fn = seal(&shared, &contract, &id, TaskField::Callable, function.as_bytes());
+        let enc_args = seal(&shared, &contract, &id, TaskField::Arguments, &args);
         let inputs =
             inputs_hash_compute(&enc_fn, &enc_args, &contract, task_key.public_key().as_bytes());
         let (id, _) = client
             .chain
-            .create_task_record(inputs, 50_000_000, 1, epoch.first_block)
+            .create_task_record(contract, inputs, 50_000_000, 1, epoch.first_block, nonce)
             .await
             .unwrap();
         let mut sub = ws
@@ -315,6 +349,7 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
             code_hash: pushed.code_hash.parse().unwrap(),
             encrypted_output: hex::decode(pushed.output.trim_start_matches("0x")).unwrap(),
             output_hash: pushed.output_hash.parse().unwrap(),
+            prev_delta_count: pushed.prev_delta_count,
             prev_delta_hash: pushed.prev_delta_hash.parse().unwrap(),
             delta_hash: pushed.delta_hash.parse().unwrap(),
             gas_limit: pushed.gas_limit,
@@ -328,8 +363,7 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
             .recover_address(&message.receipt_digest())
             .unwrap();
         assert_eq!(SignerAddress::from(signer), selected);
-        let padded = shared.decrypt(&message.encrypted_output).unwrap();
-        outputs.push(enigma_types::padding::unpad(&padded).unwrap().to_vec());
+        outputs.push(open(&shared, &contract, &id, &message.encrypted_output));
         ids.push(id);
     }
     let richest = <(AlloyAddress,)>::abi_decode_params(&outputs[2]).unwrap().0;

@@ -6,7 +6,7 @@ use enigma_types::{
 use serde::{Deserialize, Serialize};
 
 /// The wire version of every message; a node drops (and counts against the sender) any other.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// The largest gossip message.
 pub const MAX_GOSSIP_BYTES: usize = 2 * 1024 * 1024;
@@ -20,7 +20,8 @@ pub const WORKERS_TOPIC: &str = "enigma/workers/1";
 /// Gossip topic of task results.
 pub const RESULTS_TOPIC: &str = "enigma/results/1";
 
-/// A worker's announcement: who it is on the network and its current encryption key.
+/// A worker's announcement: who it is on the network and its current encryption key, signed by
+/// its enclave over every field (`enigma_types::messages::announcement_digest`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerAnnouncement {
     /// The worker enclave's signer address.
@@ -35,6 +36,38 @@ pub struct WorkerAnnouncement {
     pub io_public_key: Vec<u8>,
     /// The enclave's signature over `H(enc("Enigma User Message", key))`.
     pub signature: Vec<u8>,
+    /// When the announcement was made (Unix milliseconds): peers keep the newest per signer and
+    /// ignore stale ones.
+    pub issued_at: u64,
+    /// The enclave's signature over the whole announcement.
+    pub announcement_signature: Vec<u8>,
+}
+
+impl WorkerAnnouncement {
+    /// The digest its enclave signs.
+    #[must_use]
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        let key: [u8; 64] = self.io_public_key.as_slice().try_into().ok()?;
+        Some(enigma_types::messages::announcement_digest(
+            &self.signer,
+            &self.peer_id,
+            &self.addresses,
+            self.epoch,
+            &key,
+            self.issued_at,
+        ))
+    }
+
+    /// Whether the announcement is signed, whole, by the enclave it names.
+    #[must_use]
+    pub fn is_signed(&self) -> bool {
+        let (Some(digest), Ok(signature)) =
+            (self.digest(), enigma_crypto::Signature::from_bytes(&self.announcement_signature))
+        else {
+            return false;
+        };
+        signature.recover_address(&digest).ok() == Some(self.signer.into())
+    }
 }
 
 /// A task's signed result as published (only hashes and ciphertext).
@@ -56,6 +89,8 @@ pub struct ResultMessage {
     pub encrypted_output: Vec<u8>,
     /// Its hash (for a deploy: the code hash).
     pub output_hash: OutputHash,
+    /// The number of the contract's deltas before the task.
+    pub prev_delta_count: u64,
     /// The contract's delta hash before the task.
     pub prev_delta_hash: DeltaHash,
     /// The new delta's hash, zero if none.
@@ -83,6 +118,7 @@ impl ResultMessage {
             EthCallRef { payload: &m.eth_payload, address: enigma_types::Address(m.eth_address) };
         match (m.success, m.is_deploy) {
             (true, true) => DeployReceipt {
+                task_id: m.task_id,
                 inputs_hash: m.inputs_hash,
                 code_hash: m.code_hash,
                 init_delta_hash: m.delta_hash,
@@ -92,8 +128,11 @@ impl ResultMessage {
             }
             .digest(),
             (true, false) => ComputeReceipt {
+                task_id: m.task_id,
+                contract: m.contract,
                 code_hash: m.code_hash,
                 inputs_hash: m.inputs_hash,
+                delta_count: m.prev_delta_count,
                 prev_delta_hash: m.prev_delta_hash,
                 delta_hash: m.delta_hash,
                 output_hash: m.output_hash,
@@ -103,6 +142,8 @@ impl ResultMessage {
             }
             .digest(),
             (false, _) => FailureReceipt {
+                task_id: m.task_id,
+                contract: m.contract,
                 inputs_hash: m.inputs_hash,
                 code_hash: m.code_hash,
                 output_hash: m.output_hash,
@@ -137,6 +178,9 @@ pub struct ResultView {
     pub delta_hash: String,
     /// The previous delta hash, hex.
     pub prev_delta_hash: String,
+    /// The number of the contract's deltas before the task.
+    #[serde(default)]
+    pub prev_delta_count: u64,
     /// The inputs hash, hex.
     pub inputs_hash: String,
     /// The code hash, hex.
@@ -166,6 +210,7 @@ impl From<&ResultMessage> for ResultView {
             output: hexed(&m.encrypted_output),
             delta_hash: m.delta_hash.to_string(),
             prev_delta_hash: m.prev_delta_hash.to_string(),
+            prev_delta_count: m.prev_delta_count,
             inputs_hash: m.inputs_hash.to_string(),
             code_hash: m.code_hash.to_string(),
             output_hash: m.output_hash.to_string(),
@@ -204,6 +249,7 @@ impl TryFrom<&ResultView> for ResultMessage {
             encrypted_output: bytes(&v.output, "output")?,
             output_hash: OutputHash(parse(&v.output_hash, "outputHash")?),
             prev_delta_hash: DeltaHash(parse(&v.prev_delta_hash, "prevDeltaHash")?),
+            prev_delta_count: v.prev_delta_count,
             delta_hash: DeltaHash(parse(&v.delta_hash, "deltaHash")?),
             gas_limit: v.gas_limit,
             gas_used: v.gas_used,
@@ -408,7 +454,7 @@ mod tests {
         other[0] = 9;
         assert_eq!(decode::<TaskResponse>(&other, 100), Err(DecodeError::Version(9)));
         assert!(matches!(
-            decode::<TaskResponse>(&[1, 0xff, 0xff], 100),
+            decode::<TaskResponse>(&[VERSION, 0xff, 0xff], 100),
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(decode::<TaskResponse>(&[], 100), Err(DecodeError::Malformed(_))));

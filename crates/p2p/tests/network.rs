@@ -104,6 +104,8 @@ async fn three_nodes_gossip_and_route_tasks() {
         epoch: 7,
         io_public_key: vec![4; 64],
         signature: vec![5; 65],
+        issued_at: 1,
+        announcement_signature: vec![6; 65],
     });
     publish_until_delivered(&b.handle, &announcement).await;
     let got = wait_for(&mut c.events, "the announcement reaches c through a", |e| {
@@ -142,9 +144,10 @@ async fn a_peer_sending_garbage_is_banned_while_honest_peers_are_served() {
     assert!(matches!(answer, TaskResponse::Rejected(why) if why.contains("malformed")));
     // A message of another protocol version.
     let mut future = encode(&compute(1));
-    future[0] = 2;
+    future[0] = messages::VERSION + 1;
     let answer = mallory.handle.send_raw_task(victim_id, future).await.unwrap();
-    assert!(matches!(answer, TaskResponse::Rejected(why) if why.contains("version 2")));
+    let other = format!("version {}", messages::VERSION + 1);
+    assert!(matches!(answer, TaskResponse::Rejected(why) if why.contains(&other)));
     // Garbage gossip.
     for _ in 0..50 {
         if mallory.handle.publish_raw(true, vec![0xff; 100]).await.is_ok() {

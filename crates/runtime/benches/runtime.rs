@@ -24,6 +24,10 @@ impl Randomness for Rng {
     fn fill(&mut self, buf: &mut [u8]) {
         buf.fill(3);
     }
+
+    fn fill_iv(&mut self, buf: &mut [u8]) {
+        buf.fill(3);
+    }
 }
 
 fn modules() -> Vec<enigma_contract_build::Built> {

@@ -226,7 +226,7 @@ fn rand(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32) -> HostResult {
     write_bytes(&mut caller, ptr, &bytes, "rand")
 }
 
-/// Lets the host's [`Randomness`] supply AES-GCM IVs.
+/// Lets the host's [`Randomness`] supply AES-GCM IVs (its `fill_iv`).
 struct RngAdapter<'r>(&'r mut dyn Randomness);
 
 impl rand_core::TryRng for RngAdapter<'_> {
@@ -234,18 +234,18 @@ impl rand_core::TryRng for RngAdapter<'_> {
 
     fn try_next_u32(&mut self) -> Result<u32, Infallible> {
         let mut b = [0u8; 4];
-        self.0.fill(&mut b);
+        self.0.fill_iv(&mut b);
         Ok(u32::from_le_bytes(b))
     }
 
     fn try_next_u64(&mut self) -> Result<u64, Infallible> {
         let mut b = [0u8; 8];
-        self.0.fill(&mut b);
+        self.0.fill_iv(&mut b);
         Ok(u64::from_le_bytes(b))
     }
 
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        self.0.fill(dst);
+        self.0.fill_iv(dst);
         Ok(())
     }
 }

@@ -9,7 +9,7 @@
 //! use enigma_runtime::{ContractCode, ContractState, Entry, Limits, Runtime, Task};
 //! use enigma_types::GasLimit;
 //!
-//! # fn rng() -> impl enigma_runtime::Randomness { struct R; impl enigma_runtime::Randomness for R { fn fill(&mut self, b: &mut [u8]) { b.fill(4) } } R }
+//! # fn rng() -> impl enigma_runtime::Randomness { struct R; impl enigma_runtime::Randomness for R { fn fill(&mut self, b: &mut [u8]) { b.fill(4) } fn fill_iv(&mut self, b: &mut [u8]) { b.fill(5) } } R }
 //! let wasm: Vec<u8> = std::fs::read("millionaires.wasm")?;
 //! let mut runtime = Runtime::new(Limits::default());
 //! let code = ContractCode::new(&wasm);

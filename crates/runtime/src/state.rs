@@ -15,11 +15,16 @@ pub trait StateReader {
     fn read(&self, key: &[u8]) -> Option<&[u8]>;
 }
 
-/// A source of randomness for the contract's `rand` and the IVs of its `encrypt` calls. Inside
-/// the enclave this is the enclave's RNG; in tests it may be seeded.
+/// The randomness of a task: the contract's `rand`, and the IVs of its `encrypt` calls. Inside
+/// the enclave `rand` is a function of the task (re-running a task draws the same values), while
+/// IVs come from the enclave's RNG (an IV must never repeat under a key); in tests both may be
+/// seeded.
 pub trait Randomness {
-    /// Fill `buf` with random bytes.
+    /// Fills `buf` with the contract's random bytes (`rand`).
     fn fill(&mut self, buf: &mut [u8]);
+    /// Fills `buf` with a fresh IV for the contract's `encrypt`: it must not repeat, even when
+    /// the task runs again.
+    fn fill_iv(&mut self, buf: &mut [u8]);
 }
 
 /// A contract's decrypted state: the map, and the position of its last applied delta.

@@ -13,6 +13,10 @@ impl Randomness for Fixed {
     fn fill(&mut self, buf: &mut [u8]) {
         buf.fill(7);
     }
+
+    fn fill_iv(&mut self, buf: &mut [u8]) {
+        buf.fill(7);
+    }
 }
 
 /// A module with the given extra imports and a `call` body; `deploy` does nothing.

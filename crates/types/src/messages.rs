@@ -3,9 +3,47 @@
 //! compute them here and nowhere else.
 
 use crate::{
-    Address, CodeHash, DeltaHash, InputsHash, OutputHash, SignerAddress,
+    Address, CodeHash, ContractAddress, DeltaHash, InputsHash, OutputHash, SignerAddress, TaskId,
     enc::{Encoder, u256_from_u64},
 };
+
+/// The text that prefixes the associated data of a task's encrypted fields.
+pub const TASK_FIELD_PREFIX: &[u8] = b"enigma-task-field-v1";
+
+/// A field of a task encrypted between the user and the enclave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskField {
+    /// The callable (function signature).
+    Callable,
+    /// The ABI-encoded arguments.
+    Arguments,
+    /// The output (or error text).
+    Output,
+}
+
+impl TaskField {
+    fn name(self) -> &'static [u8] {
+        match self {
+            Self::Callable => b"callable",
+            Self::Arguments => b"arguments",
+            Self::Output => b"output",
+        }
+    }
+}
+
+/// `H(enc("enigma-task-field-v1", contract(32), taskId(32), field))`: the associated data a
+/// task's encrypted callable, arguments and output are sealed with (AES-GCM), so a ciphertext
+/// opens only as that field of that task of that contract (for a deployment, the contract is the
+/// task id).
+#[must_use]
+pub fn task_field_ad(contract: &ContractAddress, task: &TaskId, field: TaskField) -> [u8; 32] {
+    Encoder::hashing()
+        .bytes(TASK_FIELD_PREFIX)
+        .bytes(contract.as_bytes())
+        .bytes(task.as_bytes())
+        .bytes(field.name())
+        .digest()
+}
 
 /// The text that prefixes a worker's signed encryption key.
 pub const WORKER_KEY_PREFIX: &[u8] = b"Enigma User Message";
@@ -20,6 +58,32 @@ pub const REPORT_BINDING_PREFIX: &[u8] = b"enigma-report-data-v1";
 pub const STATUS_SUCCESS: u8 = 1;
 /// A failed task's status byte.
 pub const STATUS_FAILURE: u8 = 0;
+
+/// The text that prefixes a worker's signed announcement.
+pub const ANNOUNCEMENT_PREFIX: &[u8] = b"enigma-worker-announcement-v1";
+
+/// `H(enc("enigma-worker-announcement-v1", signer(20), peerId, list(address), u64 epoch,
+/// ioPubKey(64), u64 issuedAt))`: what a worker enclave signs to announce where it is on the
+/// network, so no peer can announce itself (or an old key) in its name.
+#[must_use]
+pub fn announcement_digest(
+    signer: &SignerAddress,
+    peer_id: &[u8],
+    addresses: &[alloc::string::String],
+    epoch: u64,
+    io_public_key: &[u8; 64],
+    issued_at: u64,
+) -> [u8; 32] {
+    Encoder::hashing()
+        .bytes(ANNOUNCEMENT_PREFIX)
+        .bytes(signer.as_bytes())
+        .bytes(peer_id)
+        .list(addresses, |e, a| e.bytes(a.as_bytes()))
+        .u64(epoch)
+        .bytes(io_public_key)
+        .u64(issued_at)
+        .digest()
+}
 
 /// `H(enc("Enigma User Message", ioPubKey64))`: a worker's announcement of its encryption key.
 #[must_use]
@@ -39,6 +103,8 @@ pub struct EthCallRef<'a> {
 /// The signed fields of a successful deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeployReceipt<'a> {
+    /// The deploy's task id: the new contract's address.
+    pub task_id: TaskId,
     /// The deploy's inputs hash.
     pub inputs_hash: InputsHash,
     /// The hash of the deployed code.
@@ -54,10 +120,12 @@ pub struct DeployReceipt<'a> {
 }
 
 impl DeployReceipt<'_> {
-    /// `H(enc(inputsHash, codeHash, initDeltaHash, u64 gasLimit, u64 gasUsed, ethPayload, ethAddress, 0x01))`.
+    /// `H(enc(taskId, inputsHash, codeHash, initDeltaHash, u64 gasLimit, u64 gasUsed,
+    /// ethPayload, ethAddress, 0x01))`.
     #[must_use]
     pub fn digest(&self) -> [u8; 32] {
         Encoder::hashing()
+            .bytes(self.task_id.as_bytes())
             .bytes(self.inputs_hash.as_bytes())
             .bytes(self.code_hash.as_bytes())
             .bytes(self.init_delta_hash.as_bytes())
@@ -73,10 +141,16 @@ impl DeployReceipt<'_> {
 /// The signed fields of a successful compute task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ComputeReceipt<'a> {
+    /// The task.
+    pub task_id: TaskId,
+    /// The contract it ran on.
+    pub contract: ContractAddress,
     /// The contract's code hash.
     pub code_hash: CodeHash,
     /// The task's inputs hash.
     pub inputs_hash: InputsHash,
+    /// The number of the contract's deltas before this task (the previous delta is the last).
+    pub delta_count: u64,
     /// The contract's last delta hash before this task.
     pub prev_delta_hash: DeltaHash,
     /// `H(encrypted delta)`, zero when the task changed no state.
@@ -92,13 +166,16 @@ pub struct ComputeReceipt<'a> {
 }
 
 impl ComputeReceipt<'_> {
-    /// `H(enc(codeHash, inputsHash, prevDeltaHash, deltaHash, outputHash, u64 gasLimit,
-    /// u64 gasUsed, ethPayload, ethAddress, 0x01))`.
+    /// `H(enc(taskId, contract, codeHash, inputsHash, u64 deltaCount, prevDeltaHash, deltaHash,
+    /// outputHash, u64 gasLimit, u64 gasUsed, ethPayload, ethAddress, 0x01))`.
     #[must_use]
     pub fn digest(&self) -> [u8; 32] {
         Encoder::hashing()
+            .bytes(self.task_id.as_bytes())
+            .bytes(self.contract.as_bytes())
             .bytes(self.code_hash.as_bytes())
             .bytes(self.inputs_hash.as_bytes())
+            .u64(self.delta_count)
             .bytes(self.prev_delta_hash.as_bytes())
             .bytes(self.delta_hash.as_bytes())
             .bytes(self.output_hash.as_bytes())
@@ -114,6 +191,10 @@ impl ComputeReceipt<'_> {
 /// The signed fields of a failed task (deploy or compute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureReceipt {
+    /// The task.
+    pub task_id: TaskId,
+    /// The contract (the task id for a deploy).
+    pub contract: ContractAddress,
     /// The task's inputs hash.
     pub inputs_hash: InputsHash,
     /// The contract's code hash; zero for a deploy.
@@ -127,10 +208,13 @@ pub struct FailureReceipt {
 }
 
 impl FailureReceipt {
-    /// `H(enc(inputsHash, codeHash, outputHash, u64 gasLimit, u64 gasUsed, 0x00))`.
+    /// `H(enc(taskId, contract, inputsHash, codeHash, outputHash, u64 gasLimit, u64 gasUsed,
+    /// 0x00))`.
     #[must_use]
     pub fn digest(&self) -> [u8; 32] {
         Encoder::hashing()
+            .bytes(self.task_id.as_bytes())
+            .bytes(self.contract.as_bytes())
             .bytes(self.inputs_hash.as_bytes())
             .bytes(self.code_hash.as_bytes())
             .bytes(self.output_hash.as_bytes())
@@ -144,6 +228,8 @@ impl FailureReceipt {
 /// One task of a receipt batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchEntry {
+    /// The task.
+    pub task_id: TaskId,
     /// The task's inputs hash.
     pub inputs_hash: InputsHash,
     /// `H(encrypted delta)`, zero if none (always zero for a failure).
@@ -158,17 +244,23 @@ pub struct BatchEntry {
     pub status: u8,
 }
 
-/// `H(enc(codeHash, prevDeltaHash, list(inputsHash), list(deltaHash), list(outputHash),
-/// list(u64 gasLimit), list(u64 gasUsed), list(status)))`: a batch of one contract's receipts.
+/// `H(enc(contract, codeHash, u64 deltaCount, prevDeltaHash, list(taskId), list(inputsHash),
+/// list(deltaHash), list(outputHash), list(u64 gasLimit), list(u64 gasUsed), list(status)))`: a
+/// batch of one contract's receipts, starting on its first `deltaCount` deltas.
 #[must_use]
 pub fn batch_digest(
+    contract: &ContractAddress,
     code_hash: &CodeHash,
+    delta_count: u64,
     prev_delta_hash: &DeltaHash,
     entries: &[BatchEntry],
 ) -> [u8; 32] {
     Encoder::hashing()
+        .bytes(contract.as_bytes())
         .bytes(code_hash.as_bytes())
+        .u64(delta_count)
         .bytes(prev_delta_hash.as_bytes())
+        .list(entries, |e, x| e.bytes(x.task_id.as_bytes()))
         .list(entries, |e, x| e.bytes(x.inputs_hash.as_bytes()))
         .list(entries, |e, x| e.bytes(x.delta_hash.as_bytes()))
         .list(entries, |e, x| e.bytes(x.output_hash.as_bytes()))
@@ -339,6 +431,8 @@ mod tests {
         assert_eq!(worker_key_digest(&key), keccak256(manual));
 
         let f = FailureReceipt {
+            task_id: TaskId([8; 32]),
+            contract: ContractAddress([9; 32]),
             inputs_hash: InputsHash([1; 32]),
             code_hash: CodeHash::ZERO,
             output_hash: OutputHash([2; 32]),
@@ -346,6 +440,8 @@ mod tests {
             gas_used: 3,
         };
         let manual = Encoder::new()
+            .bytes(&[8; 32])
+            .bytes(&[9; 32])
             .bytes(&[1; 32])
             .bytes(&[0; 32])
             .bytes(&[2; 32])
@@ -359,8 +455,11 @@ mod tests {
     #[test]
     fn every_field_of_a_compute_receipt_matters() {
         let base = ComputeReceipt {
+            task_id: TaskId([10; 32]),
+            contract: ContractAddress([11; 32]),
             code_hash: CodeHash([1; 32]),
             inputs_hash: InputsHash([2; 32]),
+            delta_count: 12,
             prev_delta_hash: DeltaHash([3; 32]),
             delta_hash: DeltaHash([4; 32]),
             output_hash: OutputHash([5; 32]),
@@ -370,9 +469,12 @@ mod tests {
         };
         let d = base.digest();
         let variants = [
+            ComputeReceipt { task_id: TaskId([9; 32]), ..base },
+            ComputeReceipt { contract: ContractAddress([9; 32]), ..base },
             ComputeReceipt { code_hash: CodeHash([9; 32]), ..base },
             ComputeReceipt { inputs_hash: InputsHash([9; 32]), ..base },
             ComputeReceipt { prev_delta_hash: DeltaHash([9; 32]), ..base },
+            ComputeReceipt { delta_count: 13, ..base },
             ComputeReceipt { delta_hash: DeltaHash([9; 32]), ..base },
             ComputeReceipt { output_hash: OutputHash([9; 32]), ..base },
             ComputeReceipt { gas_limit: 9, ..base },

@@ -74,6 +74,7 @@ impl TestNet {
                 km_enclaves: vec![measurement("km")],
             }),
             ias: None,
+            task_limits: DEFAULT_TASK_LIMITS,
         };
         let deployment = deploy(&provider, &config).await.expect("the contracts deploy");
         let deployer =
@@ -220,6 +221,19 @@ impl TestNet {
     pub fn worker_of(&self, signer: SignerAddress) -> usize {
         self.workers.iter().position(|w| w.signer() == signer).expect("a known worker")
     }
+}
+
+/// Records a compute task of the user `chain` signs as (its next nonce).
+pub async fn record(
+    chain: &Chain,
+    contract: enigma_types::ContractAddress,
+    inputs: enigma_types::InputsHash,
+    gas_limit: u64,
+    gas_px: u64,
+    first_block: u64,
+) -> Result<(enigma_types::TaskId, Mined)> {
+    let nonce = chain.task_nonce(chain.account().unwrap()).await?;
+    chain.create_task_record(contract, inputs, gas_limit, gas_px, first_block, nonce).await
 }
 
 /// Asserts a chain error names `what`.

@@ -10,7 +10,10 @@ use enigma_enclave::*;
 use enigma_types::{
     Address, CodeHash, ContractAddress, SignerAddress, TaskId, code_hash, delta_hash,
     inputs_hash_compute, inputs_hash_deploy,
-    messages::{ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, worker_key_digest},
+    messages::{
+        ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, TaskField, task_field_ad,
+        worker_key_digest,
+    },
     selection::select_worker,
     task_id,
 };
@@ -60,12 +63,6 @@ pub fn attest(report: &EnclaveReport) -> Evidence {
 
 pub fn carried(report: &EnclaveReport) -> CarriedEvidence {
     CarriedEvidence::new(&attest(report))
-}
-
-/// Decrypts an output to the user and removes the enclave's length padding.
-pub fn open(key: &SymmetricKey, blob: &[u8]) -> Vec<u8> {
-    let padded = key.decrypt(blob).expect("the output decrypts with the task key");
-    enigma_types::padding::unpad(&padded).expect("the output is padded").to_vec()
 }
 
 pub struct Node {
@@ -223,10 +220,13 @@ impl Net {
     }
 }
 
-/// The client side of one task: a fresh key, the worker's verified key, the encrypted inputs.
+/// The client side of one task: a fresh key, the worker's verified key, the inputs encrypted as
+/// the fields of this task of this contract.
 pub struct ClientTask {
     pub user: KeyPair,
     pub key: SymmetricKey,
+    pub contract: ContractAddress,
+    pub task: TaskId,
     pub encrypted_fn: Vec<u8>,
     pub encrypted_args: Vec<u8>,
 }
@@ -235,6 +235,8 @@ impl ClientTask {
     pub fn new(
         worker_key: &WorkerKey,
         worker_signer: SignerAddress,
+        contract: ContractAddress,
+        task: TaskId,
         function: &str,
         args: &[u8],
     ) -> Self {
@@ -246,17 +248,38 @@ impl ClientTask {
         );
         let user = KeyPair::generate().unwrap();
         let key = user.derive_key(&worker_key.public_key);
-        let encrypted_fn = key.encrypt(function.as_bytes()).unwrap();
-        let encrypted_args = key.encrypt(args).unwrap();
-        Self { user, key, encrypted_fn, encrypted_args }
+        let ad = |field| task_field_ad(&contract, &task, field);
+        let encrypted_fn =
+            key.encrypt_with_ad(function.as_bytes(), &ad(TaskField::Callable)).unwrap();
+        let encrypted_args = key.encrypt_with_ad(args, &ad(TaskField::Arguments)).unwrap();
+        Self { user, key, contract, task, encrypted_fn, encrypted_args }
+    }
+
+    /// A deploy: the contract is the task id.
+    pub fn deploy(
+        worker_key: &WorkerKey,
+        worker_signer: SignerAddress,
+        task: TaskId,
+        function: &str,
+        args: &[u8],
+    ) -> Self {
+        Self::new(worker_key, worker_signer, ContractAddress::from(task), task, function, args)
     }
 
     pub fn public_key(&self) -> PublicKey {
         *self.user.public_key()
     }
+
+    /// Decrypts the task's output and removes the enclave's length padding.
+    pub fn open(&self, blob: &[u8]) -> Vec<u8> {
+        let ad = task_field_ad(&self.contract, &self.task, TaskField::Output);
+        let padded = self.key.decrypt_with_ad(blob, &ad).expect("the output decrypts");
+        enigma_types::padding::unpad(&padded).expect("the output is padded").to_vec()
+    }
 }
 
 pub fn deploy_task(id: TaskId, code: Vec<u8>, c: &ClientTask) -> DeployTask {
+    assert_eq!(id, c.task, "the inputs are bound to the task they are for");
     DeployTask {
         task_id: id,
         epoch: EPOCH,
@@ -291,9 +314,11 @@ pub fn compute_task(
     }
 }
 
-/// What a verifier (client or chain) recomputes from public data: the receipt digest.
+/// What a verifier (client or chain) recomputes from public data — the task it asked for, the
+/// inputs it sent — and the result: the receipt digest.
 pub fn receipt_digest(
     r: &TaskResult,
+    c: &ClientTask,
     client_inputs_hash: enigma_types::InputsHash,
     deploy: bool,
 ) -> [u8; 32] {
@@ -303,6 +328,7 @@ pub fn receipt_digest(
         .map_or(EthCallRef::default(), |c| EthCallRef { payload: &c.payload, address: c.address });
     match (r.status, deploy) {
         (TaskStatus::Success, true) => DeployReceipt {
+            task_id: c.task,
             inputs_hash: client_inputs_hash,
             code_hash: r.code_hash,
             init_delta_hash: r.delta.as_ref().map(|d| delta_hash(&d.bytes)).unwrap(),
@@ -312,8 +338,11 @@ pub fn receipt_digest(
         }
         .digest(),
         (TaskStatus::Success, false) => ComputeReceipt {
+            task_id: c.task,
+            contract: c.contract,
             code_hash: r.code_hash,
             inputs_hash: client_inputs_hash,
+            delta_count: r.prev_delta_count,
             prev_delta_hash: r.prev_delta_hash,
             delta_hash: r
                 .delta
@@ -326,6 +355,8 @@ pub fn receipt_digest(
         }
         .digest(),
         (TaskStatus::Failure, _) => FailureReceipt {
+            task_id: c.task,
+            contract: c.contract,
             inputs_hash: client_inputs_hash,
             code_hash: r.code_hash,
             output_hash: enigma_types::output_hash(&r.encrypted_output),

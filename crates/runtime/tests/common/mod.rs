@@ -39,6 +39,10 @@ impl Randomness for TestRng {
             chunk.copy_from_slice(&block[..chunk.len()]);
         }
     }
+
+    fn fill_iv(&mut self, buf: &mut [u8]) {
+        self.fill(buf);
+    }
 }
 
 pub(crate) const GAS: u64 = 200_000_000;
