@@ -605,8 +605,8 @@ contract Enigma {
     /// Starts a new epoch with the key manager's `seed`. The workers and stakes are the active
     /// workers as of block `blockNumber` (getActiveWorkers(blockNumber)), which must lie in the
     /// current epoch and not in the future; `signature` is the principal's over
-    /// keccak256(enc(u256(seed), u256(nonce), list(signers), list(u256 stakes))) with `nonce`
-    /// the new epoch's index. Anyone may submit it: the signature is the authorization.
+    /// Digests.epoch(seed, nonce, blockNumber, groupSize, signers, stakes) with `nonce` the new
+    /// epoch's index (docs/api.md §4). Anyone may submit it: the signature is the authorization.
     function setWorkersParams(uint256 blockNumber, uint256 seed, bytes calldata signature)
         external
         nonReentrant
@@ -1000,9 +1000,9 @@ contract Enigma {
         return workerList[index];
     }
 
-    /// The workers and stakes an epoch snapshotted at `blockNumber` would hold: every worker in
-    /// registration order whose selection weight at the end of that block is non-zero, with that
-    /// weight. This is exactly what the key manager signs for setWorkersParams(blockNumber, ..).
+    /// The workers and stakes an epoch snapshotted at `blockNumber` would hold: every member of
+    /// the active set (in the set's own order) whose selection weight at the end of that block
+    /// is non-zero, with that weight. This is exactly what the key manager signs for setWorkersParams(blockNumber, ..).
     function getActiveWorkers(uint256 blockNumber)
         external
         view

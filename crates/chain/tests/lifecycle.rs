@@ -664,3 +664,230 @@ async fn the_epoch_signature_covers_the_snapshot_block_and_the_group_size() {
     );
     net.deployer.set_workers_params(snapshot, seed, &sign(snapshot, 1)).await.unwrap();
 }
+
+impl Scenario {
+    /// Deploys another contract (same code) with the selected worker's receipt.
+    async fn deploy_another(&self, label: &str) -> ContractAddress {
+        let nonce = self.user.task_nonce(self.net.address(USER)).await.unwrap();
+        let inputs = InputsHash(h(label));
+        let (id, _) = self
+            .user
+            .create_deployment_task_record(inputs, LIMIT, PX, self.epoch.first_block, nonce)
+            .await
+            .unwrap();
+        let contract = ContractAddress::from(id);
+        let group =
+            self.net.deployer.worker_group(self.epoch.first_block, &contract).await.unwrap();
+        let w = self.net.worker_of(group[0]);
+        let init = DeltaHash(h(&format!("{label} delta 0")));
+        let digest = DeployReceipt {
+            task_id: id,
+            inputs_hash: inputs,
+            code_hash: self.code_hash,
+            init_delta_hash: init,
+            gas_limit: LIMIT,
+            gas_used: 1,
+            eth_call: EthCallRef::default(),
+        }
+        .digest();
+        self.net.workers[w]
+            .chain
+            .commit_deploy(&DeployReceiptTx {
+                task_id: id,
+                pre_code_hash: self.code_hash,
+                code_hash: self.code_hash,
+                init_delta_hash: init,
+                gas_used: 1,
+                eth_payload: vec![],
+                eth_address: Address::ZERO,
+                signature: self.net.workers[w].enclave.sign_digest(&digest),
+            })
+            .await
+            .unwrap();
+        contract
+    }
+}
+
+#[tokio::test]
+async fn receipts_land_in_record_order_and_only_under_the_recorded_contract() {
+    let s = scenario().await;
+    let w = s.selected();
+    let (first, first_inputs) = s.record("first").await;
+    let (second, second_inputs) = s.record("second").await;
+    let records = [
+        s.net.deployer.task(&first).await.unwrap().unwrap(),
+        s.net.deployer.task(&second).await.unwrap().unwrap(),
+    ];
+    assert_eq!((records[0].seq, records[1].seq), (0, 1), "the contract's own order");
+    assert!(records[0].names(&s.contract));
+    // The second's receipt lands first (the first was never delivered: it is skipped)...
+    let receipt = s.compute_receipt(
+        w,
+        second,
+        second_inputs,
+        s.base().await,
+        DeltaHash::ZERO,
+        9,
+        (vec![], Address::ZERO),
+    );
+    s.net.workers[w].chain.commit_receipt(&receipt).await.unwrap();
+    let sc = s.net.deployer.secret_contract(&s.contract).await.unwrap().unwrap();
+    assert_eq!((sc.task_count, sc.next_receipt_seq), (2, 2));
+    // ...and then the first's can never land: it is refunded after the timeout.
+    let late = s.compute_receipt(
+        w,
+        first,
+        first_inputs,
+        s.base().await,
+        DeltaHash::ZERO,
+        9,
+        (vec![], Address::ZERO),
+    );
+    assert_rejected(s.net.workers[w].chain.commit_receipt(&late).await, "ReceiptOutOfOrder");
+
+    // A task recorded for one contract cannot be committed under another, even by an enclave
+    // selected for both, and even as a failure.
+    let other = s.deploy_another("other").await;
+    let (third, inputs) = s.record("third").await;
+    let group = s.net.deployer.worker_group(s.epoch.first_block, &other).await.unwrap();
+    let wo = s.net.worker_of(group[0]);
+    let sc_other = s.net.deployer.secret_contract(&other).await.unwrap().unwrap();
+    let output = OutputHash(h("spliced"));
+    let digest = FailureReceipt {
+        task_id: third,
+        contract: other,
+        inputs_hash: inputs,
+        code_hash: sc_other.code_hash,
+        output_hash: output,
+        gas_limit: LIMIT,
+        gas_used: 3,
+    }
+    .digest();
+    assert_rejected(
+        s.net.workers[wo]
+            .chain
+            .commit_failure(
+                other,
+                third,
+                output,
+                3,
+                &s.net.workers[wo].enclave.sign_digest(&digest),
+            )
+            .await,
+        "TaskOfAnotherContract",
+    );
+    // Records of several contracts in one batch each take their own contract's next number.
+    let nonce = s.user.task_nonce(s.net.address(USER)).await.unwrap();
+    let (ids, _) = s
+        .user
+        .create_task_records(
+            &[
+                (s.contract, InputsHash(h("m1")), LIMIT),
+                (other, InputsHash(h("m2")), LIMIT),
+                (s.contract, InputsHash(h("m3")), LIMIT),
+            ],
+            PX,
+            s.epoch.first_block,
+            nonce,
+        )
+        .await
+        .unwrap();
+    let mut seqs = Vec::new();
+    for id in &ids {
+        seqs.push(s.net.deployer.task(id).await.unwrap().unwrap().seq);
+    }
+    assert_eq!(seqs, vec![3, 0, 4]);
+    // A record's nonce must be the sender's counter (its id binds the encrypted inputs).
+    assert_rejected(
+        s.user
+            .create_task_record(
+                s.contract,
+                InputsHash(h("n")),
+                LIMIT,
+                PX,
+                s.epoch.first_block,
+                nonce,
+            )
+            .await,
+        "WrongTaskNonce",
+    );
+    // And a record needs a deployed contract.
+    assert_rejected(
+        record(
+            &s.user,
+            ContractAddress([5; 32]),
+            InputsHash(h("nowhere")),
+            LIMIT,
+            PX,
+            s.epoch.first_block,
+        )
+        .await,
+        "UnknownSecretContract",
+    );
+}
+
+#[tokio::test]
+async fn the_owners_task_limits_refuse_free_and_unbounded_tasks() {
+    let s = scenario().await;
+    let limits = TaskLimits { min_gas_price: PX, max_gas_limit: LIMIT };
+    assert_rejected(s.user.set_task_limits(limits).await, "NotOwner");
+    s.net.deployer.set_task_limits(limits).await.unwrap();
+    assert_eq!(s.net.deployer.task_limits().await.unwrap(), limits);
+    let first = s.epoch.first_block;
+    assert_rejected(
+        record(&s.user, s.contract, InputsHash(h("free")), LIMIT, PX - 1, first).await,
+        "GasPriceTooLow",
+    );
+    assert_rejected(
+        record(&s.user, s.contract, InputsHash(h("endless")), LIMIT + 1, PX, first).await,
+        "GasLimitTooHigh",
+    );
+    let nonce = s.user.task_nonce(s.net.address(USER)).await.unwrap();
+    assert_rejected(
+        s.user.create_deployment_task_record(InputsHash(h("d")), u64::MAX, PX, first, nonce).await,
+        "GasLimitTooHigh",
+    );
+    assert_rejected(
+        s.user
+            .create_task_records(&[(s.contract, InputsHash(h("b")), LIMIT)], 0, first, nonce)
+            .await,
+        "GasPriceTooLow",
+    );
+    assert!(record(&s.user, s.contract, InputsHash(h("fine")), LIMIT, PX, first).await.is_ok());
+    assert_rejected(
+        s.net.deployer.set_task_limits(TaskLimits { min_gas_price: 0, max_gas_limit: 0 }).await,
+        "maxGasLimit is zero",
+    );
+}
+
+#[tokio::test]
+async fn a_copied_registration_registers_nobody_else_and_the_active_set_is_pruned() {
+    let mut net = TestNet::new(1).await;
+    net.fund(3, 100 * ENG).await;
+    net.fund(4, 100 * ENG).await;
+    // Account 3's enclave evidence, bound to account 3, front-run by account 4.
+    let enclave = enigma_crypto::KeyPair::generate().unwrap();
+    let evidence = net.worker_evidence(&enclave, net.address(3));
+    assert_rejected(
+        net.chain(4).register(enclave.address().into(), &evidence).await,
+        "OperatorNotBound",
+    );
+    net.chain(3).register(enclave.address().into(), &evidence).await.unwrap();
+
+    // Active set: a worker that logs out leaves it at the next epoch; its old epochs still list it.
+    let a = net.add_worker(5, 100 * ENG).await;
+    let b = net.add_worker(6, 100 * ENG).await;
+    let first = net.new_epoch().await;
+    assert_eq!(first.workers.len(), 2);
+    net.workers[a].chain.logout().await.unwrap();
+    let second = net.new_epoch().await;
+    assert_eq!(second.workers, vec![net.workers[b].signer()]);
+    let third = net.new_epoch().await;
+    assert_eq!(third.workers, vec![net.workers[b].signer()]);
+    assert_eq!(net.deployer.epoch(first.nonce).await.unwrap().workers.len(), 2);
+    // It comes back by logging in again.
+    net.workers[a].chain.login().await.unwrap();
+    let fourth = net.new_epoch().await;
+    assert_eq!(fourth.workers.len(), 2);
+    assert!(fourth.workers.contains(&net.workers[a].signer()));
+}

@@ -141,25 +141,22 @@ pub(crate) enum AccountCommand {
     },
 }
 
-/// The policy a devnet's worker enclaves satisfy: its simulation authority and the devnet
-/// build's worker measurement.
-pub(crate) fn devnet_policy() -> Result<Policy> {
-    Ok(enigma_node::devnet_policy()?)
-}
-
 impl Connection {
     /// What a worker's attestation must show: with a devnet (or a simulation authority), the
     /// devnet build's worker; plus any measurement or MRSIGNER given.
-    fn policy(&self, devnet: bool) -> Result<Policy> {
-        let mut policy = if devnet {
-            devnet_policy()?
-        } else {
-            Policy::default().with_product_id(enigma_attestation::WORKER_PRODUCT_ID)
+    fn policy(&self, devnet: Option<&DevnetSummary>) -> Result<Policy> {
+        let mut policy = match devnet {
+            Some(s) => enigma_node::devnet_policy(
+                s.simulation_authority
+                    .parse()
+                    .context("the devnet summary's simulation_authority")?,
+            ),
+            None => Policy::default().with_product_id(enigma_attestation::WORKER_PRODUCT_ID),
         };
         if let Some(a) = self.sim_authority {
             policy = policy.with_simulation_authority(a);
             let mut allowed = policy.mr_enclaves.take().unwrap_or_default();
-            allowed.push(devnet_measurements().0);
+            allowed.push(devnet_measurements(a).0);
             policy.mr_enclaves = Some(allowed);
         }
         for m in &self.measurements {
@@ -218,7 +215,7 @@ impl Connection {
             )?,
             (None, None) => return Err(missing("key")),
         };
-        let policy = self.policy(s.is_some())?;
+        let policy = self.policy(s)?;
         let config = ClientConfig {
             gateway_url: self
                 .gateway_url

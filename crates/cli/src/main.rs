@@ -202,6 +202,10 @@ struct NodeArgs {
     /// (a devnet prints it as `attestation`); hardware nodes are attested by Intel instead.
     #[arg(long, env = "ENIGMA_ATTESTATION_URL")]
     attestation_url: Option<String>,
+    /// The simulation attestation authority the enclave is built to trust (a devnet's
+    /// `simulation_authority` in devnet.json): part of the enclave's measurement.
+    #[arg(long, env = "ENIGMA_SIM_AUTHORITY")]
+    sim_authority: Option<String>,
     /// Worker: register, stake this many grains and log in at start if not registered.
     #[arg(long)]
     stake: Option<u128>,
@@ -238,6 +242,7 @@ impl NodeArgs {
             km_url: self.km_url.or(file.km_url),
             rpc_listen: self.rpc_listen.or(file.rpc_listen),
             attestation_url: self.attestation_url.or(file.attestation_url),
+            sim_authority: self.sim_authority.or(file.sim_authority),
             stake: self.stake.or(file.stake),
             batch_size: self.batch_size.or(file.batch_size),
             batch_wait_ms: self.batch_wait_ms.or(file.batch_wait_ms),
@@ -382,6 +387,7 @@ fn worker_config(a: NodeArgs, run: bool) -> Result<WorkerConfig> {
         .collect::<Result<_>>()?;
     config.gateway_listen = a.gateway_listen;
     config.attestation_url = a.attestation_url;
+    config.simulation_authority = address(a.sim_authority, "sim-authority")?;
     config.stake = a.stake;
     if let Some(n) = a.batch_size {
         if n == 0 {
@@ -457,6 +463,7 @@ async fn km(a: NodeArgs) -> Result<()> {
         rpc_listen: a.rpc_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3040))),
         poll_interval: Duration::from_millis(500),
         attestation_url: a.attestation_url,
+        simulation_authority: address(a.sim_authority, "sim-authority")?,
     };
     let node = start_km(config).await.context("starting the key manager")?;
     say!("key manager {} ready: getStateKeys at http://{}", node.signer, node.rpc_addr);
@@ -575,7 +582,9 @@ async fn millionaires_example(s: &enigma_node::DevnetSummary) -> Result<()> {
         token: s.deployment.token,
         account: key(&SecretArg(account.private_key.clone()), "dev account key")?,
         gas_px: 1,
-        policy: client_cmds::devnet_policy()?,
+        policy: enigma_node::devnet_policy(
+            s.simulation_authority.parse().context("the devnet summary's simulation_authority")?,
+        ),
         result_timeout: Duration::from_secs(60),
     })
     .await?;

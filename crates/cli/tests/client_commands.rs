@@ -168,6 +168,8 @@ async fn the_millionaires_example_runs_from_the_command_line() {
             operator.private_key.clone(),
             "--attestation-url".into(),
             s.attestation_url.clone(),
+            "--sim-authority".into(),
+            s.simulation_authority.clone(),
             "--json".into(),
         ];
         if action == "register" {

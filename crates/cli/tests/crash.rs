@@ -59,6 +59,7 @@ struct Setup {
     token: String,
     operator: String,
     attestation_url: String,
+    authority: String,
     km_url: String,
     gateway_port: u16,
 }
@@ -73,6 +74,8 @@ fn start(s: &Setup, batch_wait_ms: u64) -> Child {
             &s.operator,
             "--attestation-url",
             &s.attestation_url,
+            "--sim-authority",
+            &s.authority,
             "--km-url",
             &s.km_url,
         ])
@@ -143,8 +146,13 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
     let account = |i: usize| KeyPair::from_slice(&anvil.keys()[i].to_bytes()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // The test plays Intel: it runs the attestation service with the authority's key.
-    let attestation = serve_devnet_attestation("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let principal = prepare_km(&dir.path().join("km"), account(9).address()).unwrap().signer;
+    let attestation =
+        serve_devnet_attestation("127.0.0.1:0".parse().unwrap(), KeyPair::generate().unwrap())
+            .await
+            .unwrap();
+    let principal = prepare_km(&dir.path().join("km"), account(9).address(), attestation.authority)
+        .unwrap()
+        .signer;
     let p = provider(&url, Some(&account(0))).unwrap();
     let config = DeployConfig {
         // Long epochs: the test's own transactions must not rotate the worker's IO key between
@@ -153,7 +161,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         timeout_blocks: 500,
         principal,
         group_size: 1,
-        simulation: Some(devnet_simulation_policy().unwrap()),
+        simulation: Some(devnet_simulation_policy(attestation.authority)),
         ias: None,
         task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
     };
@@ -168,6 +176,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         rpc_listen: "127.0.0.1:0".parse().unwrap(),
         poll_interval: Duration::from_millis(200),
         attestation_url: Some(attestation.url.clone()),
+        simulation_authority: attestation.authority,
     })
     .await
     .unwrap();
@@ -179,6 +188,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         token: d.token.to_string(),
         operator: write_key(dir.path(), "operator.key", &account(1)),
         attestation_url: attestation.url.clone(),
+        authority: attestation.authority.to_string(),
         km_url: format!("http://{}", km.rpc_addr),
         gateway_port: free_port(),
     };

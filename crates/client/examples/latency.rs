@@ -63,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         token: s.deployment.token,
         account,
         gas_px: 1,
-        policy: enigma_node::devnet_policy()?,
+        policy: enigma_node::devnet_policy(s.simulation_authority.parse()?),
         result_timeout: Duration::from_secs(30),
     })
     .await?;

@@ -49,8 +49,12 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
         policy,
         result_timeout: Duration::from_secs(30),
     };
-    let client =
-        Client::connect(config(account, enigma_node::devnet_policy().unwrap())).await.unwrap();
+    let client = Client::connect(config(
+        account,
+        enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()),
+    ))
+    .await
+    .unwrap();
 
     let wasm = millionaires();
     assert!(matches!(
@@ -86,8 +90,7 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
         &hex::decode(s.accounts[1].private_key.trim_start_matches("0x")).unwrap(),
     )
     .unwrap();
-    let other_authority = enigma_node::devnet_policy()
-        .unwrap()
+    let other_authority = enigma_node::devnet_policy(s.simulation_authority.parse().unwrap())
         .with_simulation_authority(KeyPair::from_bytes(&[0x31; 32]).unwrap().address());
     let strict = Client::connect(config(other, other_authority)).await.unwrap();
     strict.deposit(1_000 * 100_000_000).await.unwrap();
@@ -96,7 +99,8 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
         Err(ClientError::NotAttested { reason, .. }) if reason.contains("not by the configured authority")
     ));
     // Nor to a worker of another enclave build (the measurement is pinned).
-    let other_build = enigma_node::devnet_policy().unwrap().with_mr_enclaves(vec![[7; 32]]);
+    let other_build = enigma_node::devnet_policy(s.simulation_authority.parse().unwrap())
+        .with_mr_enclaves(vec![[7; 32]]);
     let other = KeyPair::from_slice(
         &hex::decode(s.accounts[1].private_key.trim_start_matches("0x")).unwrap(),
     )
@@ -112,10 +116,12 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
         &hex::decode(s.accounts[1].private_key.trim_start_matches("0x")).unwrap(),
     )
     .unwrap();
-    let aged =
-        Client::connect(config(other, enigma_node::devnet_policy().unwrap().with_max_age(1)))
-            .await
-            .unwrap();
+    let aged = Client::connect(config(
+        other,
+        enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()).with_max_age(1),
+    ))
+    .await
+    .unwrap();
     assert!(matches!(
         aged.compute(contract, "compute_richest()", &[], 50_000_000).await,
         Err(ClientError::NotAttested { reason, .. }) if reason.contains("older than the allowed")
@@ -149,7 +155,7 @@ async fn a_devnet_started_with_keep_resumes_its_chain_contracts_and_state() {
             token: s.deployment.token,
             account,
             gas_px: 1,
-            policy: enigma_node::devnet_policy().unwrap(),
+            policy: enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()),
             result_timeout: Duration::from_secs(30),
         })
     };

@@ -111,7 +111,7 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
         token: s.deployment.token,
         account: KeyPair::from_bytes(&user.secret_bytes()).unwrap(),
         gas_px: 3,
-        policy: enigma_node::devnet_policy().unwrap(),
+        policy: enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()),
         result_timeout: Duration::from_secs(30),
     })
     .await

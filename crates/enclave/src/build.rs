@@ -12,10 +12,6 @@ use enigma_types::{Address, enc::Encoder, padding::Padding};
 
 use crate::api::Role;
 
-/// The devnet's simulation attestation authority key: public by design, so anyone can run a
-/// devnet. A network with real hardware has no simulation authority (its builds set none).
-pub const DEVNET_AUTHORITY_KEY: [u8; 32] = [0xa7; 32];
-
 /// The policy and settings compiled into an enclave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnclaveBuild {
@@ -40,16 +36,9 @@ pub struct EnclaveBuild {
 }
 
 impl EnclaveBuild {
-    /// The devnet build: trusts the devnet's simulation authority and the simulated enclaves of
-    /// this build, pads with Padmé buckets of at least 64 bytes.
-    #[must_use]
-    pub fn devnet() -> Self {
-        let authority =
-            enigma_crypto::KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY).ok().map(|k| k.address());
-        Self::simulation(authority)
-    }
-
-    /// A simulation build trusting `authority` (a devnet or test harness's).
+    /// A simulation build trusting `authority` (a devnet's or a test harness's, whose key only
+    /// it holds) and the simulated enclaves of the same build; it pads with Padmé buckets of at
+    /// least 64 bytes. With `None` it trusts no peer evidence at all.
     #[must_use]
     pub fn simulation(authority: Option<Address>) -> Self {
         Self {
@@ -120,9 +109,13 @@ impl EnclaveBuild {
 mod tests {
     use super::*;
 
+    fn devnet() -> EnclaveBuild {
+        EnclaveBuild::simulation(Some(Address([0xa7; 20])))
+    }
+
     #[test]
     fn every_setting_changes_the_measurement() {
-        let base = EnclaveBuild::devnet();
+        let base = devnet();
         let m = base.measurement(Role::Worker);
         assert_ne!(m, base.measurement(Role::KeyManager));
         let variants = [
@@ -142,16 +135,12 @@ mod tests {
 
     #[test]
     fn peer_policies_pin_the_role_and_the_build() {
-        let b = EnclaveBuild::devnet();
+        let b = devnet();
         let p = b.peer_policy(Role::KeyManager);
         assert_eq!(p.isv_prod_id, Some(KM_PRODUCT_ID));
         assert_eq!(p.mr_enclaves, Some(vec![b.measurement(Role::KeyManager)]));
         assert!(!p.allow_debug);
-        let hw = EnclaveBuild {
-            simulation_authority: None,
-            mr_signer: Some([3; 32]),
-            ..EnclaveBuild::devnet()
-        };
+        let hw = EnclaveBuild { simulation_authority: None, mr_signer: Some([3; 32]), ..devnet() };
         let p = hw.peer_policy(Role::Worker);
         assert_eq!((p.mr_enclaves, p.mr_signer), (None, Some([3; 32])));
     }

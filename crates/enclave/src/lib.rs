@@ -43,6 +43,6 @@ pub use boundary::{
     Backend, EnclaveCall, EnclaveError, EnclaveProxy, EnclaveResponse, KmEnclave, MAX_CALL_BYTES,
     WorkerEnclave, limits,
 };
-pub use build::{DEVNET_AUTHORITY_KEY, EnclaveBuild};
+pub use build::EnclaveBuild;
 pub use seal::{NodeSecret, Sealer};
 pub use sim::SimulationBackend;

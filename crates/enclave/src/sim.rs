@@ -32,28 +32,18 @@ impl SimulationBackend {
         Self { enclave: Enclave::Km(Box::new(KmState::new(secret, debug, build))) }
     }
 
-    /// A worker enclave of the devnet build sealing with `secret`.
-    #[must_use]
-    pub fn worker_with(secret: &NodeSecret, debug: bool) -> Self {
-        Self::worker_built(EnclaveBuild::devnet(), secret, debug)
-    }
-
-    /// A key-management enclave of the devnet build sealing with `secret`.
-    #[must_use]
-    pub fn km_with(secret: &NodeSecret, debug: bool) -> Self {
-        Self::km_built(EnclaveBuild::devnet(), secret, debug)
-    }
-
-    /// A worker enclave sealing with the given secret bytes.
+    /// A worker enclave of a build that trusts no peer evidence, sealing with the given secret
+    /// bytes (for tests of the boundary itself).
     #[must_use]
     pub fn worker(secret: [u8; 32], debug: bool) -> Self {
-        Self::worker_with(&NodeSecret::from_bytes(secret), debug)
+        Self::worker_built(EnclaveBuild::simulation(None), &NodeSecret::from_bytes(secret), debug)
     }
 
-    /// A key-management enclave sealing with the given secret bytes.
+    /// A key-management enclave of a build that trusts no peer evidence, sealing with the given
+    /// secret bytes (for tests of the boundary itself).
     #[must_use]
     pub fn km(secret: [u8; 32], debug: bool) -> Self {
-        Self::km_with(&NodeSecret::from_bytes(secret), debug)
+        Self::km_built(EnclaveBuild::simulation(None), &NodeSecret::from_bytes(secret), debug)
     }
 }
 

@@ -66,6 +66,8 @@ fn fixed<const N: usize>(text: &str, what: &str) -> std::result::Result<[u8; N],
 pub struct AttestationService {
     /// Its URL (`http://ip:port`).
     pub url: String,
+    /// The authority whose key signs its evidence (what enclave builds and policies trust).
+    pub authority: enigma_types::Address,
     handle: ServerHandle,
 }
 
@@ -83,6 +85,7 @@ pub async fn serve_attestation(
     allowed: Vec<[u8; 32]>,
     listen: SocketAddr,
 ) -> Result<AttestationService> {
+    let address = authority.address();
     let mut module = RpcModule::new((authority, allowed));
     module
         .register_method("attest", |params, state, _| {
@@ -117,7 +120,11 @@ pub async fn serve_attestation(
         .await
         .map_err(|e| NodeError::Rpc(format!("cannot serve attestation on {listen}: {e}")))?;
     let addr = server.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
-    Ok(AttestationService { url: format!("http://{addr}"), handle: server.start(module) })
+    Ok(AttestationService {
+        url: format!("http://{addr}"),
+        authority: address,
+        handle: server.start(module),
+    })
 }
 
 /// Asks the attestation service at `url` for evidence of `report`.

@@ -9,7 +9,7 @@ use enigma_chain::{
     Chain, DeployConfig, Deployment, SimulationPolicy, deploy, ensure_anvil, provider,
 };
 use enigma_crypto::KeyPair;
-use enigma_enclave::{DEVNET_AUTHORITY_KEY, EnclaveBuild, Role};
+use enigma_enclave::{EnclaveBuild, Role};
 use enigma_types::Address;
 use serde::{Deserialize, Serialize};
 use tokio::{io::AsyncWriteExt, net::TcpListener};
@@ -19,43 +19,69 @@ use crate::{
     obtain_evidence, prepare_km, serve_attestation, start_km, start_worker,
 };
 
-/// The enclave measurements a devnet allows: the devnet build's worker and key manager.
+/// The enclave measurements of a simulated network whose attestation authority is `authority`:
+/// the worker and key manager of the simulation build trusting it.
 #[must_use]
-pub fn devnet_measurements() -> (/* worker */ [u8; 32], /* km */ [u8; 32]) {
-    let build = EnclaveBuild::devnet();
+pub fn devnet_measurements(authority: Address) -> (/* worker */ [u8; 32], /* km */ [u8; 32]) {
+    let build = EnclaveBuild::simulation(Some(authority));
     (build.measurement(Role::Worker), build.measurement(Role::KeyManager))
 }
 
-/// The client policy a devnet's workers satisfy: its simulation authority, the devnet build's
-/// worker measurement and the worker product id.
-pub fn devnet_policy() -> Result<enigma_attestation::Policy> {
-    Ok(enigma_attestation::Policy::default()
-        .with_simulation_authority(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?.address())
-        .with_mr_enclaves(vec![devnet_measurements().0])
-        .with_product_id(enigma_attestation::WORKER_PRODUCT_ID))
+/// The client policy the workers of a simulated network with attestation authority `authority`
+/// satisfy: that authority, the build's worker measurement and the worker product id.
+#[must_use]
+pub fn devnet_policy(authority: Address) -> enigma_attestation::Policy {
+    enigma_attestation::Policy::default()
+        .with_simulation_authority(authority)
+        .with_mr_enclaves(vec![devnet_measurements(authority).0])
+        .with_product_id(enigma_attestation::WORKER_PRODUCT_ID)
 }
 
-/// The chain's simulation policy for a devnet: its authority and the devnet build's enclaves.
-pub fn devnet_simulation_policy() -> Result<SimulationPolicy> {
-    let (worker, km) = devnet_measurements();
-    Ok(SimulationPolicy {
-        authority: KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?.address(),
+/// The chain's simulation policy for such a network: its authority and the build's enclaves.
+#[must_use]
+pub fn devnet_simulation_policy(authority: Address) -> SimulationPolicy {
+    let (worker, km) = devnet_measurements(authority);
+    SimulationPolicy {
+        authority,
         debug_allowed: false,
         worker_enclaves: vec![worker],
         km_enclaves: vec![km],
-    })
+    }
 }
 
-/// Starts the devnet's simulation attestation service on `listen` (port 0 picks one): the devnet
-/// authority, signing the devnet build's enclaves. For test networks assembled by hand.
-pub async fn serve_devnet_attestation(listen: SocketAddr) -> Result<AttestationService> {
-    let (worker, km) = devnet_measurements();
-    serve_attestation(
-        SimulationAuthority::new(KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?),
-        vec![worker, km],
-        listen,
-    )
-    .await
+/// Starts a simulation attestation service on `listen` (port 0 picks one) with the authority
+/// `key`, signing the reports of the simulation build that trusts it. The key stays with the
+/// caller (a devnet or a test harness); nodes get the service's URL and the authority's address.
+pub async fn serve_devnet_attestation(
+    listen: SocketAddr,
+    key: KeyPair,
+) -> Result<AttestationService> {
+    let authority = key.address();
+    let (worker, km) = devnet_measurements(authority);
+    serve_attestation(SimulationAuthority::new(key), vec![worker, km], listen).await
+}
+
+/// The devnet's authority key: created at random for a fresh devnet, read back when resuming
+/// one (0600 file in the data directory, read by the devnet process only).
+fn authority_key(data_dir: &std::path::Path) -> Result<KeyPair> {
+    use std::io::Write as _;
+    let path = data_dir.join("attestation-authority.key");
+    let io = |e: std::io::Error| NodeError::Io(format!("{}: {e}", path.display()));
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(KeyPair::from_slice(&zeroize::Zeroizing::new(bytes))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = KeyPair::generate()?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path).map_err(io)?;
+            file.write_all(key.secret_bytes().as_ref()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            Ok(key)
+        }
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// How to run a devnet.
@@ -293,7 +319,8 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
     let p = provider(&chain_url, Some(&deployer))?;
     let km_dir = config.data_dir.join("km");
     let fresh = previous.is_none();
-    let attestation = serve_devnet_attestation(config.attestation).await?;
+    let attestation =
+        serve_devnet_attestation(config.attestation, authority_key(&config.data_dir)?).await?;
     let deployment = match &previous {
         Some(prev) => prev.deployment,
         None => {
@@ -324,7 +351,7 @@ async fn deploy_contracts(
     progress: &mut impl FnMut(&str),
 ) -> Result<Deployment> {
     progress("deploying the contracts");
-    let km = prepare_km(km_dir, km_operator.address())?;
+    let km = prepare_km(km_dir, km_operator.address(), attestation.authority)?;
     let deployment = deploy(
         p,
         &DeployConfig {
@@ -332,7 +359,7 @@ async fn deploy_contracts(
             timeout_blocks: config.timeout_blocks,
             principal: km.signer,
             group_size: 1,
-            simulation: Some(devnet_simulation_policy()?),
+            simulation: Some(devnet_simulation_policy(attestation.authority)),
             ias: None,
             task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
         },
@@ -391,6 +418,7 @@ async fn start_nodes(
             km_url.clone(),
         );
         w.attestation_url = Some(attestation.url.clone());
+        w.simulation_authority = attestation.authority;
         w.stake = Some(config.stake);
         w.batch_wait = Duration::from_secs(1);
         w.bootstrap = workers.first().map(|w| w.p2p_addrs.clone()).unwrap_or_default();
@@ -410,6 +438,7 @@ async fn start_nodes(
         rpc_listen: km_addr,
         poll_interval: Duration::from_millis(200),
         attestation_url: Some(attestation.url.clone()),
+        simulation_authority: attestation.authority,
     })
     .await?;
 
@@ -469,9 +498,12 @@ async fn start_nodes(
         km_url,
         km_signer: km.signer.to_string(),
         attestation_url: attestation.url.clone(),
-        simulation_authority: KeyPair::from_bytes(&DEVNET_AUTHORITY_KEY)?.address().to_string(),
-        worker_measurement: format!("0x{}", hex::encode(devnet_measurements().0)),
-        km_measurement: format!("0x{}", hex::encode(devnet_measurements().1)),
+        simulation_authority: attestation.authority.to_string(),
+        worker_measurement: format!(
+            "0x{}",
+            hex::encode(devnet_measurements(attestation.authority).0)
+        ),
+        km_measurement: format!("0x{}", hex::encode(devnet_measurements(attestation.authority).1)),
         worker_signers: workers.iter().map(|w| w.signer.to_string()).collect(),
         address_urls,
         accounts,

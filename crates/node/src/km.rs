@@ -15,8 +15,8 @@ use enigma_attestation::Evidence;
 use enigma_chain::Chain;
 use enigma_crypto::{KeyPair, Signature};
 use enigma_enclave::{
-    CarriedEvidence, EnclaveProxy, EnclaveReport, EpochInput, EpochParams, KeyRequestInput,
-    KmEnclave, KmInit, NodeSecret, SimulationBackend, StateKeyRequest,
+    CarriedEvidence, EnclaveBuild, EnclaveProxy, EnclaveReport, EpochInput, EpochParams,
+    KeyRequestInput, KmEnclave, KmInit, NodeSecret, SimulationBackend, StateKeyRequest,
 };
 use enigma_store::Store;
 use enigma_types::{Address, SignerAddress, enc::Decoder, messages::bytes_digest};
@@ -55,6 +55,9 @@ pub struct KmConfig {
     /// The simulation attestation service (a devnet's) that attests the KM enclave at start,
     /// if the chain has no attestation of it yet.
     pub attestation_url: Option<String>,
+    /// The simulation attestation authority the enclave build trusts (a devnet's; part of the
+    /// enclave's measurement).
+    pub simulation_authority: Address,
 }
 
 /// A running KM node.
@@ -131,11 +134,13 @@ pub(crate) fn rpc_error(code: i32, message: String) -> ErrorObjectOwned {
 fn open_enclave(
     data_dir: &std::path::Path,
     operator: Address,
+    authority: Address,
 ) -> Result<(Store, EnclaveProxy<SimulationBackend>, enigma_enclave::Initialized)> {
     let store = Store::open(data_dir.join("km.redb"))?;
     let secret = NodeSecret::load_or_create(&data_dir.join("sealing.secret"))
         .map_err(|e| NodeError::Io(e.to_string()))?;
-    let mut enclave = EnclaveProxy::new(SimulationBackend::km_with(&secret, false));
+    let build = EnclaveBuild::simulation(Some(authority));
+    let mut enclave = EnclaveProxy::new(SimulationBackend::km_built(build, &secret, false));
     let init = enclave.init(KmInit {
         sealed_state: store.sealed(SEALED)?,
         operator,
@@ -150,13 +155,18 @@ fn open_enclave(
 /// Creates (or loads) the KM enclave's identity in `data_dir` and returns its report: its
 /// signer is the `principal` the Enigma contract is deployed with, and the report is what an
 /// attestation service turns into the evidence of `registerPrincipal`.
-pub fn prepare_km(data_dir: &std::path::Path, operator: Address) -> Result<EnclaveReport> {
-    Ok(open_enclave(data_dir, operator)?.2.report)
+pub fn prepare_km(
+    data_dir: &std::path::Path,
+    operator: Address,
+    authority: Address,
+) -> Result<EnclaveReport> {
+    Ok(open_enclave(data_dir, operator, authority)?.2.report)
 }
 
 /// Starts the KM node (its enclave, the epoch loop and the RPC server).
 pub async fn start_km(config: KmConfig) -> Result<KmNode> {
-    let (store, enclave, init) = open_enclave(&config.data_dir, config.operator.address())?;
+    let (store, enclave, init) =
+        open_enclave(&config.data_dir, config.operator.address(), config.simulation_authority)?;
     let chain =
         Chain::connect(&config.chain_url, Some(&config.operator), config.enigma, config.token)?;
     if let Some(url) = &config.attestation_url

@@ -24,7 +24,6 @@ pub use devnet::{
     DevAccount, Devnet, DevnetConfig, DevnetSummary, devnet_measurements, devnet_policy,
     devnet_simulation_policy, serve_devnet_attestation, start_devnet,
 };
-pub use enigma_enclave::DEVNET_AUTHORITY_KEY;
 pub use enigma_p2p::messages::ResultView as TaskResultView;
 pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES};
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};

@@ -75,6 +75,9 @@ pub struct WorkerConfig {
     /// The simulation attestation service (a devnet's) that attests the enclave at
     /// registration. Without it the worker can run once registered, but not register.
     pub attestation_url: Option<String>,
+    /// The simulation attestation authority the enclave build trusts (a devnet's; part of the
+    /// enclave's measurement). Zero trusts none, and the worker cannot verify its key manager.
+    pub simulation_authority: Address,
     /// Register, stake this many grains and log in at start (if not registered yet).
     pub stake: Option<u128>,
     /// Receipts per batch.
@@ -117,6 +120,7 @@ impl WorkerConfig {
             gateway_listen: None,
             km_url,
             attestation_url: None,
+            simulation_authority: Address::ZERO,
             stake: None,
             batch_size: 16,
             batch_wait: Duration::from_secs(2),
@@ -283,7 +287,10 @@ async fn open_worker(config: &WorkerConfig) -> Result<Opened> {
         }
         None => None,
     };
-    let mut enclave = EnclaveProxy::new(SimulationBackend::worker_with(&secret, false));
+    let authority =
+        (config.simulation_authority != Address::ZERO).then_some(config.simulation_authority);
+    let build = enigma_enclave::EnclaveBuild::simulation(authority);
+    let mut enclave = EnclaveProxy::new(SimulationBackend::worker_built(build, &secret, false));
     let init = WorkerEnclave::init(
         &mut enclave,
         WorkerInit {

@@ -58,6 +58,7 @@ struct Net {
     chain: Chain,
     workers: Vec<WorkerNode>,
     _km: KmNode,
+    attestation: AttestationService,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -65,9 +66,14 @@ async fn network() -> Net {
     let anvil = spawn_anvil().unwrap();
     let url = anvil.endpoint_url().to_string();
     let deployer = key(&anvil, 0);
-    let attestation = serve_devnet_attestation("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    // The test plays Intel: it holds the authority's key and runs the attestation service.
+    let attestation =
+        serve_devnet_attestation("127.0.0.1:0".parse().unwrap(), KeyPair::generate().unwrap())
+            .await
+            .unwrap();
     let km_dir = tempfile::tempdir().unwrap();
-    let principal = prepare_km(km_dir.path(), key(&anvil, 9).address()).unwrap().signer;
+    let principal =
+        prepare_km(km_dir.path(), key(&anvil, 9).address(), attestation.authority).unwrap().signer;
     let p = provider(&url, Some(&deployer)).unwrap();
     let d = deploy(
         &p,
@@ -78,7 +84,7 @@ async fn network() -> Net {
             timeout_blocks: 200,
             principal,
             group_size: 1,
-            simulation: Some(devnet_simulation_policy().unwrap()),
+            simulation: Some(devnet_simulation_policy(attestation.authority)),
             ias: None,
             task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
         },
@@ -95,6 +101,7 @@ async fn network() -> Net {
         rpc_listen: "127.0.0.1:0".parse().unwrap(),
         poll_interval: Duration::from_millis(200),
         attestation_url: Some(attestation.url.clone()),
+        simulation_authority: attestation.authority,
     })
     .await
     .unwrap();
@@ -112,6 +119,7 @@ async fn network() -> Net {
             format!("http://{}", km.rpc_addr),
         );
         config.attestation_url = Some(attestation.url.clone());
+        config.simulation_authority = attestation.authority;
         config.stake = Some(1_000 * ENG * (i as u128 + 1));
         config.batch_size = 4;
         config.batch_wait = Duration::from_millis(500);
@@ -129,7 +137,7 @@ async fn network() -> Net {
         chain.current_epoch().await.ok().flatten().filter(|e| e.workers.len() == 3).map(|_| ())
     })
     .await;
-    Net { anvil, chain, workers, _km: km, _dirs: dirs }
+    Net { anvil, chain, workers, _km: km, attestation, _dirs: dirs }
 }
 
 /// The client side of one task, through the gateway.
@@ -475,7 +483,7 @@ async fn a_host_without_an_attested_enclave_gets_no_state_key_from_the_key_manag
     let forged = enigma_attestation::Evidence::Simulation(
         enigma_attestation::SimulationAuthority::new(KeyPair::from_bytes(&[0x72; 32]).unwrap())
             .attest(
-                devnet_measurements().0,
+                devnet_measurements(net.attestation.authority).0,
                 1,
                 false,
                 enigma_types::messages::ReportData::new(

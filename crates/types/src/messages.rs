@@ -556,6 +556,107 @@ mod tests {
         );
     }
 
+    /// The receipt, field and announcement known answers of docs/api.md section 4.
+    #[test]
+    fn known_answers_of_the_receipts_fields_and_announcements() {
+        let h = |t: &str| keccak256(t.as_bytes());
+        let (i, i2, c) = (InputsHash(h("inputs")), InputsHash(h("inputs 2")), CodeHash(h("code")));
+        let (d0, d1, p) = (DeltaHash(h("delta 0")), DeltaHash(h("delta 1")), DeltaHash(h("prev")));
+        let (o, o2) = (OutputHash(h("output")), OutputHash(h("output 2")));
+        let (t, t2, s) = (TaskId(h("task")), TaskId(h("task 2")), ContractAddress(h("contract")));
+        let hex = |d: [u8; 32]| hex::encode(d);
+        let deploy = DeployReceipt {
+            task_id: t,
+            inputs_hash: i,
+            code_hash: c,
+            init_delta_hash: d0,
+            gas_limit: 1_000_000,
+            gas_used: 123_456,
+            eth_call: EthCallRef::default(),
+        };
+        assert_eq!(
+            hex(deploy.digest()),
+            "e88091331e9e24dfd907aa35ad28d9ac26a17fe171e067e7440ad32badedb8a3"
+        );
+        let compute = ComputeReceipt {
+            task_id: t,
+            contract: s,
+            code_hash: c,
+            inputs_hash: i,
+            delta_count: 7,
+            prev_delta_hash: p,
+            delta_hash: d1,
+            output_hash: o,
+            gas_limit: 1_000_000,
+            gas_used: 50_000,
+            eth_call: EthCallRef::default(),
+        };
+        assert_eq!(
+            hex(compute.digest()),
+            "c4793e643e9cf59a7de808fcd26c4df290b5cd55ac38e5b5e1416c3746cb3c7a"
+        );
+        let failure = FailureReceipt {
+            task_id: t,
+            contract: s,
+            inputs_hash: i,
+            code_hash: c,
+            output_hash: o,
+            gas_limit: 1_000_000,
+            gas_used: 1_000_000,
+        };
+        assert_eq!(
+            hex(failure.digest()),
+            "7f1e4d7ae66ff99703ce999e12de97064d1758db4755872efe5322673b6f1f78"
+        );
+        let entries = [
+            BatchEntry {
+                task_id: t,
+                inputs_hash: i,
+                delta_hash: d1,
+                output_hash: o,
+                gas_limit: 1_000_000,
+                gas_used: 40_000,
+                status: 1,
+            },
+            BatchEntry {
+                task_id: t2,
+                inputs_hash: i2,
+                delta_hash: DeltaHash::ZERO,
+                output_hash: o2,
+                gas_limit: 1_000_000,
+                gas_used: 40_001,
+                status: 0,
+            },
+        ];
+        assert_eq!(
+            hex(batch_digest(&s, &c, 7, &p, &entries)),
+            "9c1db5544d33204bf42d42e55c1b551dffc4e945df24d8f1d1bcdc65cc975266"
+        );
+        assert_eq!(
+            hex(task_field_ad(&s, &t, TaskField::Callable)),
+            "7e7877bec2c7245b1252e9ce9062b0289cb2a5998249040ae7f20beeaec22855"
+        );
+        assert_ne!(
+            task_field_ad(&s, &t, TaskField::Arguments),
+            task_field_ad(&s, &t, TaskField::Callable)
+        );
+        assert_ne!(
+            task_field_ad(&s, &t2, TaskField::Callable),
+            task_field_ad(&s, &t, TaskField::Callable)
+        );
+        assert_eq!(
+            hex(announcement_digest(
+                &SignerAddress([0x11; 20]),
+                b"peer",
+                &["/ip4/127.0.0.1/tcp/1".into()],
+                100,
+                &[4; 64],
+                1_700_000_000_000
+            )),
+            "935632cced1756b0a35da8581bff060d116d36cd580a55dc6367d4fedbc47b8b"
+        );
+    }
+
     #[test]
     fn report_data_round_trips_and_binds_operator_and_principal() {
         let operator = Address([1; 20]);
