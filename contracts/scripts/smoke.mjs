@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // End-to-end smoke test of the compiled contracts on a throwaway anvil, driven through `cast`
 // (both from the pinned npm packages, offline). It deploys the token, both attestation
-// verifiers, Enigma and VotingETH, then walks the whole lifecycle: IAS registration with the
-// real Intel reports (and their rejections), simulation registration, stakes, epochs, worker
-// selection (checked against a JavaScript mirror of the documented algorithm), task records,
-// every receipt kind, batches, callbacks, timeouts and withdrawals, and prints the gas of each
-// step. The digests are built here independently from the Solidity code, byte by byte as
-// docs/api.md describes them.
+// verifiers, Enigma and VotingETH, then walks the whole lifecycle: IAS verification of the real
+// Intel reports (and their rejections; the principal registers with its report, the workers'
+// reports bind no operator and are refused), simulation registration bound to each operator
+// (and a copied registration refused), stakes, epochs, worker selection (checked against a
+// JavaScript mirror of the documented algorithm), the owner's task limits, task records with
+// their per-contract order, every receipt kind (and one out of order), batches, callbacks,
+// timeouts and withdrawals, and prints the gas of each step. The digests are built here
+// independently from the Solidity code, byte by byte as docs/api.md describes them, and checked
+// against the known answers of docs/api.md section 4 first.
 //
 //   node build.mjs && node scripts/smoke.mjs
 //
@@ -39,6 +42,9 @@ const SIM_KM_MR = '0x' + 'bb'.repeat(32);
 
 const EPOCH_SIZE = 10;
 const TIMEOUT_BLOCKS = 20;
+// The task limits the deployer sets (and may change as owner).
+const MIN_GAS_PRICE = 2n;
+const MAX_GAS_LIMIT = 10_000_000n;
 const ZERO32 = '0x' + '00'.repeat(32);
 const ZERO_ADDRESS = '0x' + '00'.repeat(20);
 
@@ -202,30 +208,37 @@ function selectWorkers(seed, scAddr, signers, stakes, groupSize) {
 }
 
 const taskIdOf = (sender, nonce) => keccak(strip(sender) + u256(nonce));
+const text = (s) => Buffer.from(s).toString('hex');
+const hashText = (s) => keccak(text(s));
 
-function deployDigest(inputsHash, codeHash, initDeltaHash, gasLimit, gasUsed, ethPayload, ethAddress) {
+function deployDigest(taskId, inputsHash, codeHash, initDeltaHash, gasLimit, gasUsed, ethPayload, ethAddress) {
   return keccak(
-    enc(inputsHash) + enc(codeHash) + enc(initDeltaHash) + enc(u64(gasLimit)) + enc(u64(gasUsed)) +
-      enc(ethPayload) + enc(ethAddress) + enc('01'),
-  );
-}
-
-function computeDigest(codeHash, inputsHash, prev, delta, output, gasLimit, gasUsed, ethPayload, ethAddress) {
-  return keccak(
-    enc(codeHash) + enc(inputsHash) + enc(prev) + enc(delta) + enc(output) + enc(u64(gasLimit)) +
+    enc(taskId) + enc(inputsHash) + enc(codeHash) + enc(initDeltaHash) + enc(u64(gasLimit)) +
       enc(u64(gasUsed)) + enc(ethPayload) + enc(ethAddress) + enc('01'),
   );
 }
 
-function failureDigest(inputsHash, codeHash, output, gasLimit, gasUsed) {
+/// `deltaCount` is the number of deltas before the task, `prev` the last of them.
+function computeDigest(taskId, scAddr, codeHash, inputsHash, deltaCount, prev, delta, output, gasLimit, gasUsed,
+  ethPayload, ethAddress) {
   return keccak(
-    enc(inputsHash) + enc(codeHash) + enc(output) + enc(u64(gasLimit)) + enc(u64(gasUsed)) + enc('00'),
+    enc(taskId) + enc(scAddr) + enc(codeHash) + enc(inputsHash) + enc(u64(deltaCount)) + enc(prev) + enc(delta) +
+      enc(output) + enc(u64(gasLimit)) + enc(u64(gasUsed)) + enc(ethPayload) + enc(ethAddress) + enc('01'),
   );
 }
 
-function batchDigest(codeHash, prev, entries) {
+/// For a deploy, `scAddr` is the task id and `codeHash` zero.
+function failureDigest(taskId, scAddr, inputsHash, codeHash, output, gasLimit, gasUsed) {
   return keccak(
-    enc(codeHash) + enc(prev) +
+    enc(taskId) + enc(scAddr) + enc(inputsHash) + enc(codeHash) + enc(output) + enc(u64(gasLimit)) +
+      enc(u64(gasUsed)) + enc('00'),
+  );
+}
+
+function batchDigest(scAddr, codeHash, deltaCount, prev, entries) {
+  return keccak(
+    enc(scAddr) + enc(codeHash) + enc(u64(deltaCount)) + enc(prev) +
+      encList(entries.map((e) => e.taskId)) +
       encList(entries.map((e) => e.inputsHash)) +
       encList(entries.map((e) => e.delta)) +
       encList(entries.map((e) => e.output)) +
@@ -235,6 +248,25 @@ function batchDigest(codeHash, prev, entries) {
   );
 }
 
+/// `H(enc("enigma-report-data-v1", operator(20), principal(20)))`: what an enclave puts in bytes
+/// 20..52 of its report data.
+const reportBinding = (operator, principal) =>
+  keccak(enc(text('enigma-report-data-v1')) + enc(operator) + enc(principal));
+
+/// An enclave's 64 bytes of report data (hex without 0x): signer(20) ‖ binding(32) ‖
+/// u64be(issuedAt) ‖ 0000 (issuedAt is not checked on chain).
+const ISSUED_AT = Math.floor(Date.now() / 1000);
+const reportData = (signer, operator, principal, issuedAt = ISSUED_AT) =>
+  strip(signer) + strip(reportBinding(operator, principal)) + u64(issuedAt) + '00000000';
+
+/// What the simulation authority signs: enc("enigma-sim-attestation-v2", mrEnclave,
+/// u16be(isvProdId), debug, reportData(64)).
+const simDigest = (mrEnclave, product, debug, data) =>
+  keccak(
+    enc(text('enigma-sim-attestation-v2')) + enc(mrEnclave) + enc(product.toString(16).padStart(4, '0')) +
+      enc(debug ? '01' : '00') + enc(data),
+  );
+
 const rand32 = (() => {
   let counter = 0;
   return (tag) => keccak(Buffer.from(`${tag}-${counter++}`).toString('hex'));
@@ -243,7 +275,7 @@ const rand32 = (() => {
 // ---------------------------------------------------------------------------------------------
 
 const SIG = {
-  verify: 'verify(address,uint16,bytes)(bytes32)',
+  verify: 'verify(address,uint16,bytes)(bytes32,bytes32)',
   register: 'register(address,uint8,bytes)',
   registerPrincipal: 'registerPrincipal(uint8,bytes)',
   deposit: 'deposit(uint256)',
@@ -252,8 +284,10 @@ const SIG = {
   depositBalanceWithPermit: 'depositBalanceWithPermit(uint256,uint256,uint8,bytes32,bytes32)',
   setWorkersParams: 'setWorkersParams(uint256,uint256,bytes)',
   createDeploymentTaskRecord: 'createDeploymentTaskRecord(bytes32,uint64,uint64,uint256,uint256)',
-  createTaskRecord: 'createTaskRecord(bytes32,uint64,uint64,uint256)',
-  createTaskRecords: 'createTaskRecords(bytes32[],uint64[],uint64,uint256)',
+  createTaskRecord: 'createTaskRecord(bytes32,bytes32,uint64,uint64,uint256,uint256)',
+  createTaskRecords: 'createTaskRecords(bytes32[],bytes32[],uint64[],uint64,uint256,uint256)',
+  setTaskLimits: 'setTaskLimits(uint64,uint64)',
+  setOwner: 'setOwner(address)',
   returnFeesForTask: 'returnFeesForTask(bytes32)',
   deploySecretContract: 'deploySecretContract(bytes32,bytes32,bytes32,bytes32,uint64,bytes,address,bytes)',
   commitReceipt: 'commitReceipt(bytes32,bytes32,bytes32,bytes32,uint64,bytes,address,bytes)',
@@ -265,8 +299,9 @@ const SIG = {
     'getWorkerBySigner(address)((address,address,uint8,uint8,bytes32,uint256,uint256,uint256,uint256))',
   getEpoch: 'getEpoch(uint256)((uint256,uint256,uint256,uint256,address[],uint256[]))',
   getEpochForBlock: 'getEpochForBlock(uint256)((uint256,uint256,uint256,uint256,address[],uint256[]))',
-  getTaskRecord: 'getTaskRecord(bytes32)((address,bool,uint8,bytes32,uint64,uint64,uint256,uint256,uint256))',
-  getSecretContract: 'getSecretContract(bytes32)((address,bytes32,uint256,bytes32))',
+  getTaskRecord:
+    'getTaskRecord(bytes32)((address,bool,uint8,bytes32,uint64,uint64,uint256,uint256,uint256,uint256,bytes12))',
+  getSecretContract: 'getSecretContract(bytes32)((address,bytes32,uint256,bytes32,uint256,uint256))',
   getDeltaHash: 'getDeltaHash(bytes32,uint256)(bytes32)',
   getDeltaHashes: 'getDeltaHashes(bytes32,uint256,uint256)(bytes32[])',
 };
@@ -294,17 +329,46 @@ function loadIasVectors(keyOf) {
   });
 }
 
-/// Simulation evidence: the authority's signature over enc("enigma-sim-attestation-v2",
-/// mrEnclave, u16be(isvProdId), debug, reportData(64)); the report data starts with the signer
-/// (its binding of operator and key manager is not checked on chain).
-function simEvidence(signer, mrEnclave, product, debug, key = SIM_AUTHORITY_KEY) {
-  const reportData = strip(signer).padEnd(128, '0');
-  const digest = keccak(
-    enc(Buffer.from('enigma-sim-attestation-v2').toString('hex')) + enc(mrEnclave) +
-      enc(product.toString(16).padStart(4, '0')) + enc(debug ? '01' : '00') + enc(reportData),
-  );
+/// Simulation evidence (320 bytes): the authority's signature over simDigest of the enclave's
+/// report data `data` (reportData(signer, operator, principal): the verifier checks the signer,
+/// Enigma.register the binding of operator and principal).
+function simEvidence(data, mrEnclave, product, debug, key = SIM_AUTHORITY_KEY) {
   return cast('abi-encode', 'f(bytes32,uint16,bool,bytes32,bytes32,bytes)', mrEnclave, product, debug,
-    `0x${reportData.slice(0, 64)}`, `0x${reportData.slice(64)}`, signDigest(key, digest));
+    `0x${data.slice(0, 64)}`, `0x${data.slice(64)}`, signDigest(key, simDigest(mrEnclave, product, debug, data)));
+}
+
+/// The known answers of docs/api.md section 4, recomputed by the mirror above (the selection
+/// vector of section 6 is checked on chain, in the groupSize-2 step).
+function knownAnswers() {
+  const [I, I2, C, D0, D1, O, O2, P, T, T2, S] = ['inputs', 'inputs 2', 'code', 'delta 0', 'delta 1', 'output',
+    'output 2', 'prev', 'task', 'task 2', 'contract'].map(hashText);
+  const A = '0x' + '11'.repeat(20);
+  const answers = [
+    ['deploy success', deployDigest(T, I, C, D0, 1_000_000, 123_456, '0x', ZERO_ADDRESS),
+      '0xe88091331e9e24dfd907aa35ad28d9ac26a17fe171e067e7440ad32badedb8a3'],
+    ['deploy success with a callback', deployDigest(T, I, C, D0, 1_000_000, 123_456, '0xdeadbeef', A),
+      '0x57d53ed311c5767d229876d52baa3d3dff55a33c751cb59a8440cddedf274872'],
+    ['compute success', computeDigest(T, S, C, I, 7, P, D1, O, 1_000_000, 50_000, '0x', ZERO_ADDRESS),
+      '0xc4793e643e9cf59a7de808fcd26c4df290b5cd55ac38e5b5e1416c3746cb3c7a'],
+    ['compute failure', failureDigest(T, S, I, C, O, 1_000_000, 1_000_000),
+      '0x7f1e4d7ae66ff99703ce999e12de97064d1758db4755872efe5322673b6f1f78'],
+    ['deploy failure', failureDigest(T, T, I, ZERO32, O, 1_000_000, 777),
+      '0x66018939312736d20fa6a655a82f210f2f7358a68a2d5359038a34ca8af6f00c'],
+    ['receipt batch', batchDigest(S, C, 7, P, [
+      { taskId: T, inputsHash: I, delta: D1, output: O, gasLimit: 1_000_000, gasUsed: 40_000, status: 1 },
+      { taskId: T2, inputsHash: I2, delta: ZERO32, output: O2, gasLimit: 1_000_000, gasUsed: 40_001, status: 0 },
+    ]), '0x9c1db5544d33204bf42d42e55c1b551dffc4e945df24d8f1d1bcdc65cc975266'],
+    ['epoch', epochDigest(12345, 0, 100, 1, ['11'.repeat(20), '22'.repeat(20)], [10n ** 11n, 2n * 10n ** 11n]),
+      '0x73d5c2fa07bf5293d5e09ce4247c62f00711a149748c6d113a0b7debc6bc766e'],
+    ['epoch without workers', epochDigest(12345, 7, 100, 1, [], []),
+      '0x1c83fe78c930deda31f94973e82844a3c6629f89d17f6bb1bc94bc78244c48f9'],
+    ['report binding', reportBinding('22'.repeat(20), '33'.repeat(20)),
+      '0x1b77f854c5abff7f45ac5ea5c8278929d11cc0fb306d4e82887f38d0b4e50f7e'],
+    ['simulation attestation', simDigest('aa'.repeat(32), 1, false,
+      reportData('11'.repeat(20), '22'.repeat(20), '33'.repeat(20), 1_700_000_000)),
+    '0xd15d086332104901bba67493ef7ececa3ed1828a2cca2005b9bcc6c9166a8455'],
+  ];
+  for (const [what, got, want] of answers) check(got === want, `${what} digest = ${want.slice(0, 10)}…`);
 }
 
 function flipByte(hex, at) {
@@ -315,9 +379,11 @@ function flipByte(hex, at) {
 
 async function main() {
   if (!existsSync(join(ROOT, 'artifacts', 'Enigma.json'))) throw new Error('run `node build.mjs` first');
+  step('known answers of the digest mirror (docs/api.md section 4)');
+  knownAnswers();
   await startAnvil();
   const [DEPLOYER, OP1, OP2, OP3, USER, OP5] = KEYS;
-  const [, op1, , , user, op5] = KEYS.map(address);
+  const [deployer, op1, , , user, op5] = KEYS.map(address);
   const keyOf = new Map(); // enclave signer address => its test private key
   const ias = loadIasVectors(keyOf);
   const [principalIas, ...workerIas] = ias;
@@ -346,20 +412,24 @@ async function main() {
       intelKey.modulus, intelKey.exponent, p.mrSigner, p.minSvn, p.debug, p.statuses, p.workers, p.keyManagers);
   };
   const iasVerifier = iasVerifierWith();
-  const enigmaArgs = 'address,uint256,uint256,address,uint256,address,address';
+  const enigmaArgs = 'address,uint256,uint256,address,uint256,address,address,uint64,uint64';
   const enigma = deploy(DEPLOYER, 'Enigma', enigmaArgs,
-    token, EPOCH_SIZE, TIMEOUT_BLOCKS, principal, 1, simVerifier, iasVerifier);
+    token, EPOCH_SIZE, TIMEOUT_BLOCKS, principal, 1, simVerifier, iasVerifier, MIN_GAS_PRICE, MAX_GAS_LIMIT);
   const voting = deploy(DEPLOYER, 'VotingETH', 'address', enigma);
   check(call(token, 'totalSupply()(uint256)')[0] === '15000000000000000', 'ENG supply is 150,000,000 ENG in grains');
   check(call(token, 'decimals()(uint8)')[0] === '8', 'ENG has 8 decimals');
+  const limits = () => [call(enigma, 'minGasPrice()(uint64)')[0], call(enigma, 'maxGasLimit()(uint64)')[0]].join();
+  check(call(enigma, 'owner()(address)')[0] === deployer && limits() === `${MIN_GAS_PRICE},${MAX_GAS_LIMIT}`,
+    'the deployer owns Enigma, with the task limits of the constructor');
   const tx = (key, name, ...args) => send(key, enigma, SIG[name], ...args);
   const view = (name, ...args) => call(enigma, SIG[name], ...args);
 
   step('IAS attestation with the real Intel reports');
   for (const v of ias) {
     const product = v.role === 'principal' ? 2 : 1;
-    check(call(iasVerifier, SIG.verify, v.signer, product, v.evidence)[0] === v.mrEnclave,
-      `${v.role} report verifies (product ${product})`);
+    const [mrEnclave, binding] = call(iasVerifier, SIG.verify, v.signer, product, v.evidence);
+    check(mrEnclave === v.mrEnclave && binding === ZERO32,
+      `${v.role} report verifies (product ${product}); its report data binds nothing`);
   }
   const rejects = (error, what, verifier, signer, product, evidence) =>
     expectRevert(error, what, () => call(verifier, SIG.verify, signer, product, evidence));
@@ -388,40 +458,63 @@ async function main() {
     rejects(error, `policy "${policy}" rejects worker0`, iasVerifierWith(overrides), w0.signer, 1, w0.evidence);
   }
 
-  step('register the principal (IAS) and three IAS workers');
+  step('register the principal (IAS) and three workers (simulation; their IAS reports bind no operator)');
   expectRevert('PrincipalNotRegistered()', 'an epoch before the principal registers', () =>
     tx(DEPLOYER, 'setWorkersParams', 0, 1, '0x'));
   measured('registerPrincipal (IAS)', tx(DEPLOYER, 'registerPrincipal', 1, principalIas.evidence));
   check(call(enigma, 'principalRegistered()(bool)')[0] === true, 'principal registered');
   const workerKeys = [OP1, OP2, OP3];
+  const workerOps = workerKeys.map(address);
   for (let i = 0; i < 3; i++) {
-    measured(`register worker${i} (IAS)`, tx(workerKeys[i], 'register', workerIas[i].signer, 1, workerIas[i].evidence));
+    expectRevert('OperatorNotBound(address)', `worker${i}'s IAS report (it binds no operator)`, () =>
+      tx(workerKeys[i], 'register', workerIas[i].signer, 1, workerIas[i].evidence));
+  }
+  // The Discovery enclaves' signers (their keys are in testdata) attested by the simulation
+  // authority, each report binding its operator and this network's principal.
+  const workerSim = workerIas.map((v, i) =>
+    simEvidence(reportData(v.signer, workerOps[i], principal), SIM_WORKER_MR, 1, true));
+  expectRevert('OperatorNotBound(address)', 'worker0\'s pending registration copied by another sender', () =>
+    tx(USER, 'register', w0.signer, 0, workerSim[0]));
+  expectRevert('OperatorNotBound(address)', 'a report binding another principal', () =>
+    tx(OP1, 'register', w0.signer, 0,
+      simEvidence(reportData(w0.signer, op1, simAuthority), SIM_WORKER_MR, 1, true)));
+  for (let i = 0; i < 3; i++) {
+    measured(i === 0 ? 'register (simulation)' : null, tx(workerKeys[i], 'register', workerIas[i].signer, 0, workerSim[i]));
   }
   expectRevert('SignerTaken(address,address)', 'a second operator for worker0\'s signer', () =>
-    tx(USER, 'register', w0.signer, 1, w0.evidence));
-  expectRevert('AlreadyRegistered()', 'registering twice', () => tx(OP1, 'register', w0.signer, 1, w0.evidence));
+    tx(USER, 'register', w0.signer, 0, simEvidence(reportData(w0.signer, user, principal), SIM_WORKER_MR, 1, true)));
+  expectRevert('AlreadyRegistered()', 'registering twice', () => tx(OP1, 'register', w0.signer, 0, workerSim[0]));
 
   step('simulation attestation');
+  const simData = reportData(simSigner, op5, principal);
   const simRejects = (error, what, evidence) => expectRevert(error, what, () => tx(OP5, 'register', simSigner, 0, evidence));
   simRejects('InvalidAuthoritySignature(address)', 'simulation evidence signed by another key',
-    simEvidence(simSigner, SIM_WORKER_MR, 1, false, SIM_WORKER_KEY));
+    simEvidence(simData, SIM_WORKER_MR, 1, false, SIM_WORKER_KEY));
   simRejects('WrongProductId(uint16,uint16)', 'simulation evidence for the key-manager product',
-    simEvidence(simSigner, SIM_KM_MR, 2, false));
+    simEvidence(simData, SIM_KM_MR, 2, false));
   simRejects('EnclaveNotAllowed(uint16,bytes32)', 'simulation evidence for an unknown MRENCLAVE',
-    simEvidence(simSigner, ZERO32, 1, false));
+    simEvidence(simData, ZERO32, 1, false));
   simRejects('ReportDataMismatch(address,address)', 'simulation evidence for another signer',
-    simEvidence(op5, SIM_WORKER_MR, 1, false));
+    simEvidence(reportData(op5, op5, principal), SIM_WORKER_MR, 1, false));
   simRejects('MalformedEvidence()', 'garbage simulation evidence', '0x1234');
+  simRejects('MalformedEvidence()', 'simulation evidence one byte short',
+    simEvidence(simData, SIM_WORKER_MR, 1, false).slice(0, -2));
   const noDebug = deploy(DEPLOYER, 'SimulationVerifier', 'address,bool,bytes32[],bytes32[]',
     simAuthority, false, list([SIM_WORKER_MR]), '[]');
   rejects('DebugEnclaveNotAllowed()', 'a debug enclave under a no-debug policy',
-    noDebug, simSigner, 1, simEvidence(simSigner, SIM_WORKER_MR, 1, true));
-  measured('register (simulation)', tx(OP5, 'register', simSigner, 0, simEvidence(simSigner, SIM_WORKER_MR, 1, true)));
+    noDebug, simSigner, 1, simEvidence(simData, SIM_WORKER_MR, 1, true));
+  {
+    const [mrEnclave, binding] = call(simVerifier, SIG.verify, simSigner, 1, simEvidence(simData, SIM_WORKER_MR, 1, true));
+    check(mrEnclave === SIM_WORKER_MR && binding === reportBinding(op5, principal),
+      'the simulation verifier returns MRENCLAVE and report data bytes 20..52');
+  }
+  measured(null, tx(OP5, 'register', simSigner, 0, simEvidence(simData, SIM_WORKER_MR, 1, true)));
   measured('registerPrincipal (simulation)',
-    tx(DEPLOYER, 'registerPrincipal', 0, simEvidence(principal, SIM_KM_MR, 2, false)));
+    tx(DEPLOYER, 'registerPrincipal', 0, simEvidence(reportData(principal, deployer, principal), SIM_KM_MR, 2, false)));
   const info = view('getWorkerBySigner', simSigner)[0];
   check(info[0] === op5 && info[1] === simSigner && info[2] === '2' && info[3] === '0' && info[4] === SIM_WORKER_MR,
     'worker by signer: operator, signer, LoggedOut, simulation evidence, MRENCLAVE');
+  check(view('getWorkerBySigner', w0.signer)[0][0] === op1, 'worker0\'s signer belongs to the operator its report binds');
 
   step('stakes and login');
   const stakes = [1000n * ENG, 2000n * ENG, 3000n * ENG, 500n * ENG];
@@ -450,7 +543,7 @@ async function main() {
     tx(DEPLOYER, 'setWorkersParams', blockNumber(), 7, signDigest(SIM_WORKER_KEY, ZERO32)));
   let epoch = setEpoch('setWorkersParams (4 workers)');
   check(epoch.signers.length === 4 && epoch.signers.join() === [...workerIas.map((v) => v.signer), simSigner].join(),
-    'epoch lists the active workers in registration order');
+    'epoch lists the active set (in login order)');
   check(epoch.stakes.join() === stakes.join(), 'epoch stakes are the deposits');
   expectRevert('EpochNotOver(uint256)', 'a second epoch too early', () =>
     tx(DEPLOYER, 'setWorkersParams', blockNumber(), 1, '0x'));
@@ -464,13 +557,19 @@ async function main() {
 
   // Task helpers: the user's records (nonces tracked here) and the selected workers' receipts.
   const selected = (scAddr) => view('getWorkerGroup', epoch.firstBlock, scAddr)[0][0];
-  const status = (taskId) => Number(view('getTaskRecord', taskId)[0][2]);
+  const record = (taskId) => view('getTaskRecord', taskId)[0];
+  const status = (taskId) => Number(record(taskId)[2]);
   const prepaid = () => BigInt(call(enigma, 'prepaidBalance(address)(uint256)', user)[0]);
   const stakeOf = (signer) => BigInt(view('getWorkerBySigner', signer)[0][5]);
   const contractInfo = (scAddr) => {
-    const [owner, codeHash, deltaCount, lastDeltaHash] = view('getSecretContract', scAddr)[0];
-    return { owner, codeHash, deltaCount: Number(deltaCount), lastDeltaHash };
+    const [owner, codeHash, deltaCount, lastDeltaHash, taskCount, nextReceiptSeq] = view('getSecretContract', scAddr)[0];
+    return {
+      owner, codeHash, deltaCount: Number(deltaCount), lastDeltaHash,
+      taskCount: Number(taskCount), nextReceiptSeq: Number(nextReceiptSeq),
+    };
   };
+  // A contract as tracked here: `chain` its delta hashes (deltaCount = chain.length), `seq` the
+  // sequence number its next task record takes.
   const tip = (c) => c.chain[c.chain.length - 1];
   let userNonce = 0;
   const createDeploy = () => {
@@ -481,18 +580,19 @@ async function main() {
     if (!receipt.logs.some((l) => l.topics[1] === taskId)) throw new Error('unexpected deployment task id');
     return { taskId, inputsHash };
   };
-  const createTask = (label = 'createTaskRecord') => {
+  const createTask = (c, label = 'createTaskRecord') => {
     const inputsHash = rand32('inputs');
-    measured(label, tx(USER, 'createTaskRecord', inputsHash, GAS_LIMIT, GAS_PX, epoch.firstBlock));
-    return { taskId: taskIdOf(user, userNonce++), inputsHash };
+    measured(label, tx(USER, 'createTaskRecord', c.scAddr, inputsHash, GAS_LIMIT, GAS_PX, epoch.firstBlock, userNonce));
+    return { taskId: taskIdOf(user, userNonce++), inputsHash, seq: c.seq++ };
   };
-  const createBatch = (n) => {
+  const createBatch = (c, n) => {
     const hashes = Array.from({ length: n }, () => rand32('inputs'));
     const first = userNonce;
-    const receipt = tx(USER, 'createTaskRecords', list(hashes), list(Array(n).fill(GAS_LIMIT)), GAS_PX, epoch.firstBlock);
+    const receipt = tx(USER, 'createTaskRecords', list(Array(n).fill(c.scAddr)), list(hashes),
+      list(Array(n).fill(GAS_LIMIT)), GAS_PX, epoch.firstBlock, userNonce);
     measured(n === 16 ? 'createTaskRecords (16)' : null, receipt, n);
     userNonce += n;
-    return hashes.map((inputsHash, i) => ({ taskId: taskIdOf(user, first + i), inputsHash }));
+    return hashes.map((inputsHash, i) => ({ taskId: taskIdOf(user, first + i), inputsHash, seq: c.seq++ }));
   };
   const deployContract = (label, ethPayload = '0x', ethAddress = ZERO_ADDRESS) => {
     const { taskId, inputsHash } = createDeploy();
@@ -500,17 +600,18 @@ async function main() {
     const initDelta = rand32('delta');
     const gasUsed = 123_456n;
     const signer = selected(taskId);
-    const digest = deployDigest(inputsHash, codeHash, initDelta, GAS_LIMIT, gasUsed, ethPayload, ethAddress);
+    const digest = deployDigest(taskId, inputsHash, codeHash, initDelta, GAS_LIMIT, gasUsed, ethPayload, ethAddress);
     measured(label, tx(DEPLOYER, 'deploySecretContract',
       taskId, codeHash, codeHash, initDelta, gasUsed, ethPayload, ethAddress, signDigest(keyOf.get(signer), digest)));
-    return { scAddr: taskId, codeHash, signer, chain: [initDelta] };
+    return { scAddr: taskId, codeHash, signer, chain: [initDelta], seq: 0 };
   };
   const commitCompute = (c, label, options = {}) => {
     const { delta = rand32('delta'), ethPayload = '0x', ethAddress = ZERO_ADDRESS, signerKey } = options;
-    const { taskId, inputsHash } = options.task ?? createTask();
+    const { taskId, inputsHash } = options.task ?? createTask(c);
     const output = rand32('output');
     const gasUsed = 50_000n;
-    const digest = computeDigest(c.codeHash, inputsHash, tip(c), delta, output, GAS_LIMIT, gasUsed, ethPayload, ethAddress);
+    const digest = computeDigest(taskId, c.scAddr, c.codeHash, inputsHash, c.chain.length, tip(c), delta, output,
+      GAS_LIMIT, gasUsed, ethPayload, ethAddress);
     const sig = signDigest(signerKey ?? keyOf.get(c.signer), digest);
     measured(label, tx(DEPLOYER, 'commitReceipt', c.scAddr, taskId, delta, output, gasUsed, ethPayload, ethAddress, sig));
     return { taskId, delta };
@@ -521,7 +622,7 @@ async function main() {
       const delta = s && withDelta ? rand32('delta') : ZERO32;
       return { ...t, status: s, delta, output: rand32('output'), gasLimit: GAS_LIMIT, gasUsed: 40_000n + BigInt(i) };
     });
-    const sig = signDigest(keyOf.get(c.signer), batchDigest(c.codeHash, tip(c), entries));
+    const sig = signDigest(keyOf.get(c.signer), batchDigest(c.scAddr, c.codeHash, c.chain.length, tip(c), entries));
     const field = (f) => list(entries.map(f));
     measured(label, tx(DEPLOYER, 'commitReceipts', c.scAddr, field((e) => e.taskId), field((e) => e.delta),
       field((e) => e.output), field((e) => e.gasUsed), field((e) => e.status), sig), entries.length);
@@ -540,6 +641,30 @@ async function main() {
     'contract registered: owner, code hash, delta 0');
   check(balanceBefore - prepaid() === 123_456n * GAS_PX, 'user paid gasUsed·gasPx, the rest refunded to the prepaid balance');
 
+  step('task limits (owner)');
+  expectRevert('GasPriceTooLow(uint64,uint64)', 'a record offering less than the minimum gas price', () =>
+    tx(USER, 'createTaskRecord', c1.scAddr, rand32('inputs'), GAS_LIMIT, MIN_GAS_PRICE - 1n, epoch.firstBlock, userNonce));
+  expectRevert('GasPriceTooLow(uint64,uint64)', 'a batch of records under the minimum gas price', () =>
+    tx(USER, 'createTaskRecords', list([c1.scAddr]), list([rand32('inputs')]), list([GAS_LIMIT]), MIN_GAS_PRICE - 1n,
+      epoch.firstBlock, userNonce));
+  expectRevert('GasLimitTooHigh(uint64,uint64)', 'a deployment asking for more than the maximum gas limit', () =>
+    tx(USER, 'createDeploymentTaskRecord', rand32('inputs'), MAX_GAS_LIMIT + 1n, GAS_PX, epoch.firstBlock, userNonce));
+  expectRevert('ZeroGasLimit()', 'a record with no gas', () =>
+    tx(USER, 'createTaskRecord', c1.scAddr, rand32('inputs'), 0, GAS_PX, epoch.firstBlock, userNonce));
+  expectRevert('UnknownSecretContract(bytes32)', 'a record on a contract never deployed', () =>
+    tx(USER, 'createTaskRecord', rand32('contract'), rand32('inputs'), GAS_LIMIT, GAS_PX, epoch.firstBlock, userNonce));
+  expectRevert('NotOwner()', 'task limits set by someone else', () => tx(USER, 'setTaskLimits', 1, 1));
+  measured('setTaskLimits', tx(DEPLOYER, 'setTaskLimits', GAS_PX + 1n, MAX_GAS_LIMIT));
+  expectRevert('GasPriceTooLow(uint64,uint64)', 'a record at the old minimum once the owner raised it', () =>
+    tx(USER, 'createTaskRecord', c1.scAddr, rand32('inputs'), GAS_LIMIT, GAS_PX, epoch.firstBlock, userNonce));
+  expectRevert('InvalidConfiguration(string)', 'a zero maximum gas limit', () => tx(DEPLOYER, 'setTaskLimits', 0, 0));
+  measured('setOwner', tx(DEPLOYER, 'setOwner', user));
+  expectRevert('NotOwner()', 'the former owner', () => tx(DEPLOYER, 'setTaskLimits', MIN_GAS_PRICE, MAX_GAS_LIMIT));
+  tx(USER, 'setTaskLimits', MIN_GAS_PRICE, MAX_GAS_LIMIT);
+  tx(USER, 'setOwner', deployer);
+  check(call(enigma, 'owner()(address)')[0] === deployer && limits() === `${MIN_GAS_PRICE},${MAX_GAS_LIMIT}`,
+    'the owner hands the role on and back; the limits are restored');
+
   step('compute receipts');
   const stakeBefore = stakeOf(c1.signer);
   let r = commitCompute(c1, 'commitReceipt (with delta)');
@@ -549,17 +674,32 @@ async function main() {
   r = commitCompute(c1, 'commitReceipt (no delta)', { delta: ZERO32 });
   check(contractInfo(c1.scAddr).deltaCount === 2, 'a zero delta hash does not extend the chain');
   const other = epoch.signers.find((s) => s !== c1.signer);
-  const pending = createTask(null);
+  const pending = createTask(c1, null);
   expectRevert('WorkerNotSelected(address)', 'a receipt signed by a worker not selected', () =>
     commitCompute(c1, null, { task: pending, signerKey: keyOf.get(other) }));
   expectRevert('TaskNotOpen(bytes32,uint8)', 'committing the same task twice', () =>
     commitCompute(c1, null, { task: { taskId: r.taskId, inputsHash: ZERO32 } }));
+  {
+    const early = createTask(c1, null);
+    const late = createTask(c1, null);
+    const [, , , , , , , , , seq, scTag] = record(late.taskId);
+    check(Number(seq) === late.seq && late.seq === early.seq + 1 && scTag === c1.scAddr.slice(0, 26),
+      `records take the contract's next sequence number (${seq}) and name the contract`);
+    r = commitCompute(c1, null, { task: late });
+    c1.chain.push(r.delta);
+    expectRevert('ReceiptOutOfOrder(bytes32,uint256,uint256)', 'a receipt landing after a later-recorded task\'s', () =>
+      commitCompute(c1, null, { task: early }));
+    const info = contractInfo(c1.scAddr);
+    check(info.taskCount === c1.seq && info.nextReceiptSeq === late.seq + 1,
+      'the contract counts its records and moved its next receipt sequence past the later task');
+  }
 
   step('failures');
   {
-    const { taskId, inputsHash } = createTask();
+    const { taskId, inputsHash } = createTask(c1);
     const output = rand32('error');
-    const sig = signDigest(keyOf.get(c1.signer), failureDigest(inputsHash, c1.codeHash, output, GAS_LIMIT, GAS_LIMIT));
+    const sig = signDigest(keyOf.get(c1.signer),
+      failureDigest(taskId, c1.scAddr, inputsHash, c1.codeHash, output, GAS_LIMIT, GAS_LIMIT));
     measured('commitTaskFailure (compute)', tx(DEPLOYER, 'commitTaskFailure', c1.scAddr, taskId, output, GAS_LIMIT, sig));
     check(status(taskId) === 3, 'failed compute task is ReceiptFailed');
     expectRevert('GasUsedAboveLimit(bytes32,uint64,uint64)', 'gasUsed above the limit', () =>
@@ -568,7 +708,8 @@ async function main() {
   {
     const { taskId, inputsHash } = createDeploy();
     const output = rand32('error');
-    const sig = signDigest(keyOf.get(selected(taskId)), failureDigest(inputsHash, ZERO32, output, GAS_LIMIT, 777n));
+    const sig = signDigest(keyOf.get(selected(taskId)),
+      failureDigest(taskId, taskId, inputsHash, ZERO32, output, GAS_LIMIT, 777n));
     measured('commitTaskFailure (deploy)', tx(DEPLOYER, 'commitTaskFailure', taskId, taskId, output, 777, sig));
     check(status(taskId) === 3, 'failed deployment is ReceiptFailed');
     check(contractInfo(taskId).owner === ZERO_ADDRESS, 'a failed deployment registers no contract');
@@ -599,13 +740,26 @@ async function main() {
 
   step('batches');
   const c2 = deployContract(null);
-  let entries = commitBatch(c2, [createTask(null)], 'commitReceipts (1 task)');
+  const firstOfC2 = createTask(c2, null);
+  expectRevert('TaskOfAnotherContract(bytes32,bytes32)', 'a receipt of c2\'s task committed on c1', () =>
+    commitCompute(c1, null, { task: firstOfC2 }));
+  let entries = commitBatch(c2, [firstOfC2], 'commitReceipts (1 task)');
   check(status(entries[0].taskId) === 2, 'a batch of one verifies');
-  commitBatch(c2, createBatch(16), 'commitReceipts (16 tasks)');
-  entries = commitBatch(c2, createBatch(64), 'commitReceipts (64 tasks)');
+  commitBatch(c2, createBatch(c2, 16), 'commitReceipts (16 tasks)');
+  entries = commitBatch(c2, createBatch(c2, 64), 'commitReceipts (64 tasks)');
   check(entries.every((e) => status(e.taskId) === 2), 'all 64 tasks ReceiptVerified');
-  commitBatch(c2, createBatch(64), 'commitReceipts (64 tasks, no deltas)', () => 1, false);
-  entries = commitBatch(c2, createBatch(10), null, (i) => (i % 3 === 0 ? 0 : 1));
+  commitBatch(c2, createBatch(c2, 64), 'commitReceipts (64 tasks, no deltas)', () => 1, false);
+  {
+    const [a, b] = createBatch(c2, 2);
+    const entry = (t) => ({ ...t, status: 1, delta: ZERO32, output: rand32('o'), gasLimit: GAS_LIMIT, gasUsed: 1n });
+    const swapped = [entry(b), entry(a)];
+    const sig = signDigest(keyOf.get(c2.signer), batchDigest(c2.scAddr, c2.codeHash, c2.chain.length, tip(c2), swapped));
+    expectRevert('ReceiptOutOfOrder(bytes32,uint256,uint256)', 'a batch whose entries are not in record order', () =>
+      tx(DEPLOYER, 'commitReceipts', c2.scAddr, list([b.taskId, a.taskId]), list([ZERO32, ZERO32]),
+        list(swapped.map((e) => e.output)), '[1,1]', '[1,1]', sig));
+    commitBatch(c2, [a, b], null, () => 1, false);
+  }
+  entries = commitBatch(c2, createBatch(c2, 10), null, (i) => (i % 3 === 0 ? 0 : 1));
   check(entries.every((e) => status(e.taskId) === (e.status ? 2 : 3)),
     'mixed batch: successes verified, failures ReceiptFailed');
   const hashes = view('getDeltaHashes', c2.scAddr, 0, 10_000)[0];
@@ -615,9 +769,9 @@ async function main() {
   expectRevert('DeltaIndexOutOfRange(uint256,uint256)', 'getDeltaHash past the chain', () =>
     view('getDeltaHash', c2.scAddr, c2.chain.length));
   {
-    const tasks = createBatch(2);
+    const tasks = createBatch(c2, 2);
     const stale = tasks.map((t) => ({ ...t, status: 1, delta: rand32('d'), output: rand32('o'), gasLimit: GAS_LIMIT, gasUsed: 1n }));
-    const sig = signDigest(keyOf.get(c2.signer), batchDigest(c2.codeHash, ZERO32, stale));
+    const sig = signDigest(keyOf.get(c2.signer), batchDigest(c2.scAddr, c2.codeHash, c2.chain.length, ZERO32, stale));
     const field = (f) => list(stale.map(f));
     expectRevert('WorkerNotSelected(address)', 'a batch signed over a stale prevDeltaHash', () =>
       tx(DEPLOYER, 'commitReceipts', c2.scAddr, field((e) => e.taskId), field((e) => e.delta),
@@ -627,7 +781,7 @@ async function main() {
   step('timeout');
   {
     const before = prepaid();
-    const { taskId } = createTask();
+    const { taskId } = createTask(c1);
     expectRevert('TaskNotTimedOut(bytes32,uint256)', 'returning fees before the timeout', () =>
       tx(USER, 'returnFeesForTask', taskId));
     mine(TIMEOUT_BLOCKS);
@@ -638,7 +792,7 @@ async function main() {
   step('logout, next epochs, withdraw');
   const previous = epoch;
   // Recorded in epoch 0, committed after two epoch changes: verified against epoch 0's selection.
-  const lateTask = createTask(null);
+  const lateTask = createTask(c1, null);
   mine(EPOCH_SIZE);
   // The simulation worker logs out after the key manager read the list: it is in epoch 1.
   epoch = setEpoch(null, () => measured('logout', send(OP5, enigma, 'logout()')));
@@ -655,7 +809,7 @@ async function main() {
   measured('withdraw', tx(OP5, 'withdraw', stakes[3]));
   measured('unregister', send(OP5, enigma, 'unregister()'));
   expectRevert('WrongEpoch(uint256,uint256)', 'a record naming the previous epoch', () =>
-    tx(USER, 'createTaskRecord', ZERO32, 1, 1, previous.firstBlock));
+    tx(USER, 'createTaskRecord', c1.scAddr, ZERO32, 1, GAS_PX, previous.firstBlock, userNonce));
   r = commitCompute(c1, null, { task: lateTask });
   c1.chain.push(r.delta);
   check(status(lateTask.taskId) === 2, 'a task of epoch 0 commits after the epoch changed, under epoch 0\'s selection');
@@ -663,10 +817,12 @@ async function main() {
 
   step('selection with groupSize 2 (a second Enigma)');
   {
-    const enigma2 = deploy(DEPLOYER, 'Enigma', enigmaArgs, token, EPOCH_SIZE, TIMEOUT_BLOCKS, principal, 2, simVerifier, iasVerifier);
+    const enigma2 = deploy(DEPLOYER, 'Enigma', enigmaArgs, token, EPOCH_SIZE, TIMEOUT_BLOCKS, principal, 2, simVerifier,
+      iasVerifier, MIN_GAS_PRICE, MAX_GAS_LIMIT);
     send(DEPLOYER, enigma2, SIG.registerPrincipal, 1, principalIas.evidence);
     for (let i = 0; i < 3; i++) {
-      send(workerKeys[i], enigma2, SIG.register, workerIas[i].signer, 1, workerIas[i].evidence);
+      // The same operators and principal: the evidence of the first Enigma binds them here too.
+      send(workerKeys[i], enigma2, SIG.register, workerIas[i].signer, 0, workerSim[i]);
       send(workerKeys[i], token, 'approve(address,uint256)', enigma2, stakes[i]);
       send(workerKeys[i], enigma2, SIG.deposit, stakes[i]);
       send(workerKeys[i], enigma2, 'login()');
@@ -684,6 +840,13 @@ async function main() {
     });
     process.stdout.write(`  vector: seed ${seed}\n  vector: epoch digest ${digest}\n`);
     for (const line of vector) process.stdout.write(`  vector: ${line}\n`);
+    // docs/api.md section 6: the epoch digest at snapshot block 42 and the groups of the table.
+    check(epochDigest(seed, 0, 42, 2, signers, weights) === '0x199a12ca8abcc13489619425193fef2be33ceea65315acf5da7f3f41e0b460ac',
+      'the documented epoch digest of the selection vector (snapshot block 42)');
+    const [wa, wb, wc] = ['0xfa17e89ee497e8a0796f6a6c7e657c1d31c6d437', '0x069e2ab5182f8e46ac7fd3a1d279549fbc016a10',
+      '0x624565ebc4916b70e91cf368f324efe5549aae33'];
+    const documented = [[wa, wc], [wb, wc], [wa, wb], [wb, wa]];
+    check(vector.every((line, i) => line.endsWith(documented[i].join(', '))), 'the documented groups of the selection vector');
     for (let i = 0; i < 12; i++) {
       const scAddr = rand32('contract');
       const onChain = call(enigma2, SIG.getWorkerGroup, first, scAddr)[0];

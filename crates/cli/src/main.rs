@@ -219,6 +219,10 @@ struct NodeArgs {
     /// contract to commit its receipts before taking over from the chain (milliseconds).
     #[arg(long)]
     handover_wait_ms: Option<u64>,
+    /// Worker: stop a contract run that takes longer than this, a fence second to its gas
+    /// limit; the task gets no result and is refunded (milliseconds, default 20000).
+    #[arg(long)]
+    task_time_budget_ms: Option<u64>,
 }
 
 impl NodeArgs {
@@ -247,6 +251,7 @@ impl NodeArgs {
             batch_size: self.batch_size.or(file.batch_size),
             batch_wait_ms: self.batch_wait_ms.or(file.batch_wait_ms),
             handover_wait_ms: self.handover_wait_ms.or(file.handover_wait_ms),
+            task_time_budget_ms: self.task_time_budget_ms.or(file.task_time_budget_ms),
         })
     }
 }
@@ -400,6 +405,12 @@ fn worker_config(a: NodeArgs, run: bool) -> Result<WorkerConfig> {
     }
     if let Some(ms) = a.handover_wait_ms {
         config.handover_wait = Duration::from_millis(ms);
+    }
+    if let Some(ms) = a.task_time_budget_ms {
+        if ms == 0 {
+            bail!("--task-time-budget-ms must be at least 1");
+        }
+        config.task_time_budget = Duration::from_millis(ms);
     }
     Ok(config)
 }

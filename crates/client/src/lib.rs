@@ -65,6 +65,10 @@ pub struct ClientConfig {
     pub result_timeout: Duration,
 }
 
+/// The gateway's error code for a task request its worker received but did not answer in
+/// time: the task may still run.
+const UNANSWERED: i32 = -32012;
+
 /// Why a task did not give a result. Each variant is something a dApp can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -880,11 +884,17 @@ impl Client {
                 .ok(),
             None => None,
         };
-        let _: serde_json::Value = self
-            .http
-            .request(method, rpc_params![params])
-            .await
-            .map_err(|e| ClientError::NotExecuted { task_id: id, reason: e.to_string() })?;
+        let sent: Result<serde_json::Value, _> =
+            self.http.request(method, rpc_params![params]).await;
+        match sent {
+            Ok(_) => {}
+            // Delivered, but the worker did not answer in time: it may be running; the result
+            // (or its absence) decides.
+            Err(jsonrpsee::core::ClientError::Call(e)) if e.code() == UNANSWERED => {
+                tracing::debug!(task = %id, reason = e.message(), "the worker has not answered yet; waiting for the result");
+            }
+            Err(e) => return Err(ClientError::NotExecuted { task_id: id, reason: e.to_string() }),
+        }
         Ok(TaskHandle {
             client: self,
             id,

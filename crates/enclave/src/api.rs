@@ -179,6 +179,10 @@ pub struct DeployTask {
     pub user_public_key: PublicKey,
     /// From the task record on chain.
     pub gas_limit: u64,
+    /// The host's wall-clock budget for the run in milliseconds (0: none), a fence second to the
+    /// gas limit. Time is the host's to give (it could stop the enclave anyway): a run that
+    /// passes it ends with [`crate::EnclaveError::TimeBudgetExceeded`] and no result.
+    pub time_budget_ms: u64,
 }
 
 /// A contract's encrypted state: an optional snapshot, then deltas in order.
@@ -236,6 +240,10 @@ pub struct ComputeTask {
     pub user_public_key: PublicKey,
     /// From the task record on chain.
     pub gas_limit: u64,
+    /// The host's wall-clock budget for the run in milliseconds (0: none), a fence second to the
+    /// gas limit. Time is the host's to give (it could stop the enclave anyway): a run that
+    /// passes it ends with [`crate::EnclaveError::TimeBudgetExceeded`] and no result.
+    pub time_budget_ms: u64,
     /// Return an encrypted snapshot of the new state.
     pub want_snapshot: bool,
 }

@@ -205,6 +205,17 @@ pub enum EnclaveError {
     /// A cryptographic operation failed.
     #[error("a cryptographic operation failed: {0}")]
     Crypto(String),
+    /// The contract ran past the host's time budget without finishing: no result and no
+    /// receipt (another machine might have finished it), the task can be refunded.
+    #[error(
+        "the task ran past the worker's time budget of {budget_ms} ms after {gas_used} gas without finishing; it has no result and can be refunded"
+    )]
+    TimeBudgetExceeded {
+        /// The budget.
+        budget_ms: u64,
+        /// Gas used when it stopped.
+        gas_used: u64,
+    },
     /// The enclave code panicked; the call had no effect that escaped.
     #[error("the enclave panicked while handling the call; this is a bug, please report it")]
     Panicked,

@@ -733,12 +733,19 @@ impl WorkerState {
         let code = ContractCode::with_hash(hash, &t.code);
         let key = self.state_key(id)?;
         let mut rng = TaskRng::new(key, &t.task_id, &inputs_hash, &DeltaHash::ZERO);
-        let outcome = self.runtime.execute(
-            &code,
-            Task::deploy(&function, &args, enigma_types::GasLimit(t.gas_limit)),
-            &ContractState::new(),
-            &mut rng,
-        );
+        let outcome = self
+            .runtime
+            .execute_within(
+                &code,
+                Task::deploy(&function, &args, enigma_types::GasLimit(t.gas_limit)),
+                &ContractState::new(),
+                &mut rng,
+                &mut TimeBudget::new(t.time_budget_ms),
+            )
+            .map_err(|stopped| EnclaveError::TimeBudgetExceeded {
+                budget_ms: t.time_budget_ms,
+                gas_used: stopped.gas_used.0,
+            })?;
         let success = match outcome.result {
             Ok(success) => success,
             Err(error) => return fail(self, outcome.gas_used.0, &error.to_string()),
@@ -852,8 +859,19 @@ impl WorkerState {
         })?;
         let mut rng = TaskRng::new(self.state_key(id)?, &t.task_id, &inputs_hash, &prev);
         let task = Task::call(&function, &args, enigma_types::GasLimit(t.gas_limit)).after(state);
-        let outcome =
-            self.runtime.execute(&ContractCode::with_hash(t.code_hash, &[]), task, state, &mut rng);
+        let outcome = self
+            .runtime
+            .execute_within(
+                &ContractCode::with_hash(t.code_hash, &[]),
+                task,
+                state,
+                &mut rng,
+                &mut TimeBudget::new(t.time_budget_ms),
+            )
+            .map_err(|stopped| EnclaveError::TimeBudgetExceeded {
+                budget_ms: t.time_budget_ms,
+                gas_used: stopped.gas_used.0,
+            })?;
         let success = match outcome.result {
             Ok(success) => success,
             Err(error) => return fail(self, outcome.gas_used.0, &error.to_string()),
@@ -1004,4 +1022,27 @@ fn eth_ref(call: Option<&EthCall>) -> EthCallRef<'_> {
         payload: &c.payload,
         address: c.address,
     })
+}
+
+/// The host's wall-clock budget of a run. Under SGX the clock is an OCALL, untrusted: time only
+/// decides liveness, which the host controls anyway.
+struct TimeBudget {
+    until: Option<std::time::Instant>,
+}
+
+impl TimeBudget {
+    fn new(budget_ms: u64) -> Self {
+        let until = (budget_ms > 0)
+            .then(|| {
+                std::time::Instant::now().checked_add(std::time::Duration::from_millis(budget_ms))
+            })
+            .flatten();
+        Self { until }
+    }
+}
+
+impl enigma_runtime::Deadline for TimeBudget {
+    fn passed(&mut self) -> bool {
+        self.until.is_some_and(|until| std::time::Instant::now() >= until)
+    }
 }

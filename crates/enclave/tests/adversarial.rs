@@ -787,3 +787,37 @@ fn outputs_and_deltas_are_padded_to_buckets() {
     // And the state stays readable through the padding.
     assert_eq!(v.richest(14), AlloyAddress::repeat_byte(0x11));
 }
+
+#[test]
+fn a_run_past_the_hosts_time_budget_has_no_result_and_the_enclave_goes_on() {
+    let mut net = Net::new(&[100, 300]);
+    let id = next_task(0);
+    let contract = ContractAddress::from(id);
+    let w = net.selected(&contract);
+    let endless = wat::parse_str(
+        r#"(module (memory (export "memory") 1)
+             (func (export "deploy") (loop $l (br $l)))
+             (func (export "call")))"#,
+    )
+    .unwrap();
+    net.provision_code(w, contract, code_hash(&endless)).unwrap();
+    let key = net.workers[w].enclave.io_key(EPOCH).unwrap();
+    let c = ClientTask::deploy(&key, net.workers[w].signer, id, "construct()", &[]);
+    // All the gas there is: only the wall clock stops it.
+    let mut task = deploy_task(id, endless, &c);
+    task.gas_limit = u64::MAX;
+    task.time_budget_ms = 200;
+    let r = net.workers[w].enclave.deploy(task);
+    match r {
+        Err(EnclaveError::TimeBudgetExceeded { budget_ms: 200, gas_used }) => {
+            assert!(gas_used > 0, "it ran before it was stopped");
+        }
+        other => panic!("expected the time budget to stop the run, got {other:?}"),
+    }
+    // Nothing of the stopped run remains: the same contract deploys honestly afterwards.
+    net.provision(w, contract).unwrap();
+    let mut honest = deploy_task(id, millionaires(), &c);
+    honest.time_budget_ms = 60_000;
+    let r = net.workers[w].enclave.deploy(honest).unwrap();
+    assert_eq!(r.status, TaskStatus::Success);
+}

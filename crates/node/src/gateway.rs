@@ -91,9 +91,20 @@ async fn result_of(w: &Worker, task: &TaskId) -> Option<ResultMessage> {
         .and_then(|b| enigma_p2p::messages::decode(&b, usize::MAX).ok())
 }
 
+/// A task was not executed and will not be (-32010), or it may be running and its result is
+/// to be awaited ([`UNANSWERED`]).
 fn refused(e: NodeError) -> ErrorObjectOwned {
-    rpc_error(-32010, e.to_string())
+    match e {
+        NodeError::P2p(enigma_p2p::Error::Unanswered { .. }) => {
+            rpc_error(UNANSWERED, e.to_string())
+        }
+        e => rpc_error(-32010, e.to_string()),
+    }
 }
+
+/// The error code of a task request its worker received but did not answer in time: the task
+/// may still run, so the client waits for its result instead of reporting "not executed".
+pub const UNANSWERED: i32 = -32012;
 
 pub(crate) async fn serve(
     worker: Arc<Worker>,

@@ -25,7 +25,7 @@ pub use devnet::{
     devnet_simulation_policy, serve_devnet_attestation, start_devnet,
 };
 pub use enigma_p2p::messages::ResultView as TaskResultView;
-pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES};
+pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES, UNANSWERED};
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
 pub use worker::{WorkerAction, WorkerConfig, WorkerNode, manage_worker, start_worker};
 

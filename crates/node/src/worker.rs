@@ -96,6 +96,13 @@ pub struct WorkerConfig {
     /// How long a task waits for its contract's tasks recorded before it to arrive (the chain
     /// takes a contract's receipts in record order); after it, those are skipped (refunded).
     pub order_wait: Duration,
+    /// Wall-clock budget of one contract run, a fence second to the gas limit: a run that
+    /// passes it is stopped with no result (the task is refunded after the chain's timeout).
+    pub task_time_budget: Duration,
+    /// How long a task request waits for its task to finish before it is answered "accepted"
+    /// (the result follows by subscription); below the peers' request timeout (30 s), so a
+    /// gateway never reports "not executed" for a task that is running.
+    pub answer_within: Duration,
 }
 
 impl WorkerConfig {
@@ -129,6 +136,8 @@ impl WorkerConfig {
             handover_wait: Duration::from_secs(10),
             max_waiting_tasks: 256,
             order_wait: Duration::from_secs(5),
+            task_time_budget: Duration::from_secs(20),
+            answer_within: Duration::from_secs(20),
         }
     }
 }
@@ -168,7 +177,8 @@ impl ResultCache {
 pub(crate) struct Worker {
     pub(crate) signer: SignerAddress,
     pub(crate) peer_id: PeerId,
-    enclave: Mutex<EnclaveProxy<SimulationBackend>>,
+    /// The enclave, called from blocking threads (a contract run must not stall the runtime).
+    enclave: Arc<Mutex<EnclaveProxy<SimulationBackend>>>,
     pub(crate) store: Store,
     pub(crate) chain: Chain,
     pub(crate) epochs: RwLock<EpochCache>,
@@ -187,6 +197,8 @@ pub(crate) struct Worker {
     km_url: String,
     /// How long a task waits for the contract's tasks recorded before it.
     order_wait: Duration,
+    task_time_budget: Duration,
+    answer_within: Duration,
     /// The enclave's attestation evidence as registered: sent with each state-key request, so the
     /// key manager's enclave can verify who asks.
     evidence: RwLock<Option<Evidence>>,
@@ -420,7 +432,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     let worker = Arc::new(Worker {
         signer,
         peer_id: p2p.peer_id(),
-        enclave: Mutex::new(enclave),
+        enclave: Arc::new(Mutex::new(enclave)),
         store,
         chain,
         epochs: RwLock::new(epochs),
@@ -435,6 +447,8 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         execution: Mutex::new(()),
         km_url: config.km_url.clone(),
         order_wait: config.order_wait,
+        task_time_budget: config.task_time_budget,
+        answer_within: config.answer_within,
         evidence: RwLock::new(evidence),
         record_wait: config.record_wait,
         handover_wait: config.handover_wait,
@@ -806,8 +820,26 @@ impl Worker {
         Ok(())
     }
 
+    /// Takes a task request: runs it (in its own task, which finishes even when the requester
+    /// stops waiting) and answers with its outcome, or "accepted" once it has run for
+    /// `answer_within` (the result then follows by subscription). A refusal thus always means
+    /// the task did not and will not run here.
+    pub(crate) async fn handle_task(self: &Arc<Self>, request: TaskRequest) -> Result<()> {
+        let w = self.clone();
+        let mut running = tokio::spawn(async move { w.run_task(request).await });
+        if let Ok(mut v) = self.spawned.lock() {
+            v.retain(|h| !h.is_finished());
+            v.push(running.abort_handle());
+        }
+        match tokio::time::timeout(self.answer_within, &mut running).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => Err(NodeError::Io(format!("the task stopped: {e}"))),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Validates and executes a task, persists its result and publishes it.
-    pub(crate) async fn handle_task(&self, request: TaskRequest) -> Result<()> {
+    async fn run_task(&self, request: TaskRequest) -> Result<()> {
         let (task_id, contract, is_deploy, encrypted_fn, encrypted_args, user_key, code) =
             match request {
                 TaskRequest::Deploy {
@@ -937,8 +969,9 @@ impl Worker {
                 encrypted_args,
                 user_public_key: user_key,
                 gas_limit,
+                time_budget_ms: self.time_budget_ms(),
             };
-            let r = self.with_state_key(epoch, |e| e.deploy(task.clone())).await?;
+            let r = self.with_state_key(epoch, move |e| e.deploy(task.clone())).await?;
             self.persist(&r, epoch, true, Some(&code), 0).await?;
             if r.status == TaskStatus::Success {
                 if let Ok(mut ready) = self.ready.lock() {
@@ -976,6 +1009,7 @@ impl Worker {
                 encrypted_args,
                 user_public_key: user_key,
                 gas_limit,
+                time_budget_ms: self.time_budget_ms(),
                 want_snapshot: position.next_index.is_multiple_of(64),
             };
             let r = self.run_compute(epoch, task).await?;
@@ -989,7 +1023,10 @@ impl Worker {
     async fn run_compute(&self, epoch: u64, mut task: ComputeTask) -> Result<TaskResult> {
         let mut use_snapshot = true;
         for _ in 0..5 {
-            let attempt = self.with_state_key(epoch, |e| e.compute(task.clone())).await;
+            let attempt = {
+                let task = task.clone();
+                self.with_state_key(epoch, move |e| e.compute(task.clone())).await
+            };
             match attempt {
                 Err(NodeError::Enclave(EnclaveError::CodeNotLoaded { code_hash })) => {
                     task.code = Some(self.store.code(&code_hash)?.ok_or_else(|| {
@@ -1074,19 +1111,42 @@ impl Worker {
 
     /// Runs an enclave call, obtaining the state key it lacks (of the contract and the code
     /// the enclave is about to run) from the KM first if needed.
-    async fn with_state_key<T>(
+    async fn with_state_key<T: Send + 'static>(
         &self,
         epoch: u64,
-        call: impl Fn(&mut EnclaveProxy<SimulationBackend>) -> std::result::Result<T, EnclaveError>,
+        call: impl Fn(&mut EnclaveProxy<SimulationBackend>) -> std::result::Result<T, EnclaveError>
+        + Send
+        + Sync
+        + 'static,
     ) -> Result<T> {
-        let first = call(&mut *self.enclave.lock().await);
+        let call = Arc::new(call);
+        let first = {
+            let call = call.clone();
+            self.in_enclave(move |e| call(e)).await?
+        };
         match first {
             Err(EnclaveError::NoStateKey { contract, code_hash }) => {
                 self.fetch_state_key(epoch, ContractKeyId { contract, code_hash }).await?;
-                Ok(call(&mut *self.enclave.lock().await)?)
+                Ok(self.in_enclave(move |e| call(e)).await??)
             }
             other => Ok(other?),
         }
+    }
+
+    /// Runs `call` on the enclave from a blocking thread: a contract run takes as long as its
+    /// gas and time budget allow, and must not hold up the async runtime meanwhile.
+    async fn in_enclave<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&mut EnclaveProxy<SimulationBackend>) -> T + Send + 'static,
+    ) -> Result<T> {
+        let enclave = self.enclave.clone();
+        tokio::task::spawn_blocking(move || call(&mut enclave.blocking_lock()))
+            .await
+            .map_err(|e| NodeError::Io(format!("an enclave call did not complete: {e}")))
+    }
+
+    fn time_budget_ms(&self) -> u64 {
+        u64::try_from(self.task_time_budget.as_millis()).unwrap_or(u64::MAX).max(1)
     }
 
     /// This worker's evidence as the chain recorded it at registration.
@@ -1411,7 +1471,11 @@ impl Worker {
     }
 
     /// Routes a task to the selected worker (itself, or a peer).
-    pub(crate) async fn route(&self, signer: SignerAddress, request: TaskRequest) -> Result<()> {
+    pub(crate) async fn route(
+        self: &Arc<Self>,
+        signer: SignerAddress,
+        request: TaskRequest,
+    ) -> Result<()> {
         if signer == self.signer {
             return self.handle_task(request).await;
         }

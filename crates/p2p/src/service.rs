@@ -74,6 +74,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A task request reached the peer (or may have), but no answer came back in time: the
+    /// task may still run.
+    #[error("the task request to {peer} got no answer in time ({reason}); the task may still run")]
+    Unanswered {
+        /// The peer.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// How the service runs.
@@ -678,9 +687,16 @@ impl Service {
                 request_response::Event::OutboundFailure { peer, request_id, error, .. },
             )) => {
                 if let Some((_, tx)) = self.outbound.remove(&request_id) {
-                    let _ = tx.send(Err(Error::Request {
-                        peer: peer.to_string(),
-                        reason: error.to_string(),
+                    let (peer, reason) = (peer.to_string(), error.to_string());
+                    let delivered = matches!(
+                        error,
+                        request_response::OutboundFailure::Timeout
+                            | request_response::OutboundFailure::ConnectionClosed
+                    );
+                    let _ = tx.send(Err(if delivered {
+                        Error::Unanswered { peer, reason }
+                    } else {
+                        Error::Request { peer, reason }
                     }));
                 }
             }

@@ -177,7 +177,13 @@ pub enum ExecError {
         /// The limit in 64 KiB pages.
         max_pages: u32,
     },
-    /// A size limit was exceeded: arguments, output, a state key or value, an Ethereum payload.
+    /// The task wrote more distinct state keys than the limit.
+    TooManyStateWrites {
+        /// The limit.
+        max: usize,
+    },
+    /// A size limit was exceeded: arguments, output, a state key or value, the task's state
+    /// writes, an Ethereum payload.
     TooLarge {
         /// What was too large.
         what: &'static str,
@@ -222,6 +228,10 @@ impl fmt::Display for ExecError {
                 f,
                 "the contract tried to grow its memory past the limit of {max_pages} pages ({} MiB)",
                 u64::from(*max_pages) * 64 / 1024
+            ),
+            Self::TooManyStateWrites { max } => write!(
+                f,
+                "the task writes more than {max} state keys; spread the writes over several tasks"
             ),
             Self::TooLarge { what, len, max } => {
                 write!(f, "{what} is {len} bytes, more than the limit of {max}")

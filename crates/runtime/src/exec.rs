@@ -8,6 +8,7 @@ use enigma_types::{
 };
 use wasmi::{
     CompilationMode, Config, Engine, Memory, MemoryType, Store, StoreLimitsBuilder, TrapCode,
+    TypedResumableCall,
 };
 
 use crate::{
@@ -145,6 +146,51 @@ pub struct Outcome {
     pub result: Result<Success, ExecError>,
 }
 
+/// Fuel handed to the engine at a time by default ([`Limits::fuel_slice`]): between slices the
+/// runtime asks the [`Deadline`] whether to go on. Slicing changes nothing a task can observe,
+/// nor the gas it uses.
+pub const FUEL_SLICE: u64 = 1 << 22;
+
+/// A wall-clock fence around a task, second to its gas limit. Asked between fuel slices (every
+/// [`Limits::fuel_slice`] units of gas): when it has passed, the task stops unfinished.
+///
+/// Wall-clock time differs between machines, so a task stopped this way has no result at all
+/// (nothing to sign: another worker might have finished it), unlike running out of gas.
+pub trait Deadline {
+    /// Whether the task must stop now.
+    fn passed(&mut self) -> bool;
+}
+
+/// No wall-clock fence: the task runs until it finishes or its gas runs out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDeadline;
+
+impl Deadline for NoDeadline {
+    fn passed(&mut self) -> bool {
+        false
+    }
+}
+
+/// A task stopped by its [`Deadline`] before it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted {
+    /// The gas it had used when it stopped.
+    pub gas_used: GasUsed,
+}
+
+impl core::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "the task ran past the worker's time budget after {} gas without finishing; \
+             give it a lower gas limit or split the work",
+            self.gas_used.0
+        )
+    }
+}
+
+impl core::error::Error for Interrupted {}
+
 /// The engine, its limits and the cache of compiled modules.
 #[derive(Debug)]
 pub struct Runtime {
@@ -200,8 +246,8 @@ impl Runtime {
         self.cache.get_or_compile(&self.engine, &code.hash, code.wasm, &self.limits).map(|_| ())
     }
 
-    /// Runs `task` on `code` with the contract's `state`. Never panics on anything the module,
-    /// the arguments or the state contain.
+    /// Runs `task` on `code` with the contract's `state`, with no wall-clock fence. Never
+    /// panics on anything the module, the arguments or the state contain.
     pub fn execute(
         &mut self,
         code: &ContractCode<'_>,
@@ -209,6 +255,31 @@ impl Runtime {
         state: &dyn StateReader,
         rng: &mut dyn Randomness,
     ) -> Outcome {
+        match self.execute_within(code, task, state, rng, &mut NoDeadline) {
+            Ok(outcome) => outcome,
+            // NoDeadline never passes.
+            Err(stopped) => Outcome {
+                gas_used: stopped.gas_used,
+                result: Err(ExecError::OutOfGas { limit: task.gas_limit.0 }),
+            },
+        }
+    }
+
+    /// Runs `task` like [`execute`](Self::execute), stopping it unfinished when `deadline`
+    /// passes. The outcome (and the gas) of a task that finishes is the same with or without a
+    /// deadline.
+    ///
+    /// # Errors
+    ///
+    /// [`Interrupted`] when the deadline passed first.
+    pub fn execute_within(
+        &mut self,
+        code: &ContractCode<'_>,
+        task: Task<'_>,
+        state: &dyn StateReader,
+        rng: &mut dyn Randomness,
+        deadline: &mut dyn Deadline,
+    ) -> Result<Outcome, Interrupted> {
         let limit = task.gas_limit.0;
         let mut base = gas::TASK_BASE;
         if task.entry == Entry::Deploy {
@@ -220,7 +291,7 @@ impl Runtime {
             result: Err(error),
         };
         let Some(fuel) = limit.checked_sub(base) else {
-            return fail(limit, ExecError::OutOfGas { limit });
+            return Ok(fail(limit, ExecError::OutOfGas { limit }));
         };
         if task.args.len() > self.limits.max_args_bytes {
             let e = ExecError::TooLarge {
@@ -228,12 +299,12 @@ impl Runtime {
                 len: task.args.len(),
                 max: self.limits.max_args_bytes,
             };
-            return fail(base, e);
+            return Ok(fail(base, e));
         }
         let (module, memory_source) =
             match self.cache.get_or_compile(&self.engine, &code.hash, code.wasm, &self.limits) {
                 Ok(found) => found,
-                Err(e) => return fail(base, e.into()),
+                Err(e) => return Ok(fail(base, e.into())),
             };
 
         let name = task.function.split('(').next().unwrap_or_default();
@@ -250,6 +321,8 @@ impl Runtime {
                 .trap_on_grow_failure(true)
                 .build(),
             writes: BTreeMap::new(),
+            written_bytes: 0,
+            reserve: 0,
             output: Vec::new(),
             eth_call: None,
             logs: Vec::new(),
@@ -257,11 +330,11 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, host);
         store.limiter(store_limits);
-        let map = |e: wasmi::Error, store: &Store<Host<'_>>| {
-            let error = map_error(&e, &self.limits);
+        let map = |e: &wasmi::Error, store: &Store<Host<'_>>| {
+            let error = map_error(e, &self.limits);
             let used = match error {
                 ExecError::OutOfGas { .. } => limit,
-                _ => limit - store.get_fuel().unwrap_or(0),
+                _ => limit - left(store),
             };
             let error = match error {
                 ExecError::OutOfGas { .. } => ExecError::OutOfGas { limit },
@@ -270,22 +343,22 @@ impl Runtime {
             Outcome { gas_used: GasUsed(used), result: Err(error) }
         };
         if let Err(e) = store.set_fuel(fuel) {
-            return map(e, &store);
+            return Ok(map(&e, &store));
         }
 
         let mut linker = match host::linker(&self.engine) {
             Ok(linker) => linker,
-            Err(e) => return map(e, &store),
+            Err(e) => return Ok(map(&e, &store)),
         };
         let imported = match memory_source {
             MemorySource::Imported { initial_pages, maximum } => {
                 let memory = match Memory::new(&mut store, MemoryType::new(initial_pages, maximum))
                 {
                     Ok(memory) => memory,
-                    Err(e) => return map(e, &store),
+                    Err(e) => return Ok(map(&e, &store)),
                 };
                 if let Err(e) = linker.define("env", "memory", memory) {
-                    return map(e.into(), &store);
+                    return Ok(map(&e.into(), &store));
                 }
                 Some(memory)
             }
@@ -293,7 +366,7 @@ impl Runtime {
         };
         let instance = match linker.instantiate_and_start(&mut store, &module) {
             Ok(instance) => instance,
-            Err(e) => return map(e, &store),
+            Err(e) => return Ok(map(&e, &store)),
         };
         let memory = imported.or_else(|| instance.get_memory(&store, "memory"));
         store.data_mut().memory = memory;
@@ -304,13 +377,50 @@ impl Runtime {
         };
         let func = match instance.get_typed_func::<(), ()>(&store, export) {
             Ok(func) => func,
-            Err(_) => return fail(base, ModuleError::MissingExport(export).into()),
+            Err(_) => return Ok(fail(base, ModuleError::MissingExport(export).into())),
         };
-        if let Err(e) = func.call(&mut store, ()) {
-            return map(e, &store);
+        // Run in slices of fuel, the rest held in the host's reserve (host functions draw on it
+        // too), and look at the deadline between slices.
+        let slice = self.limits.fuel_slice.max(1);
+        let have = store.get_fuel().unwrap_or(0);
+        if have > slice {
+            store.data_mut().reserve = have - slice;
+            if let Err(e) = store.set_fuel(slice) {
+                return Ok(map(&e, &store));
+            }
+        }
+        let mut call = func.call_resumable(&mut store, ());
+        loop {
+            match call {
+                Ok(TypedResumableCall::Finished(())) => break,
+                Ok(TypedResumableCall::HostTrap(trapped)) => {
+                    return Ok(map(trapped.host_error(), &store));
+                }
+                Ok(TypedResumableCall::OutOfFuel(paused)) => {
+                    let have = store.get_fuel().unwrap_or(0);
+                    let reserve = store.data().reserve;
+                    let need = paused.required_fuel();
+                    if have.saturating_add(reserve) < need {
+                        return Ok(Outcome {
+                            gas_used: GasUsed(limit),
+                            result: Err(ExecError::OutOfGas { limit }),
+                        });
+                    }
+                    if deadline.passed() {
+                        return Err(Interrupted { gas_used: GasUsed(limit - left(&store)) });
+                    }
+                    let give = need.saturating_sub(have).max(slice).min(reserve);
+                    store.data_mut().reserve = reserve - give;
+                    if let Err(e) = store.set_fuel(have + give) {
+                        return Ok(map(&e, &store));
+                    }
+                    call = paused.resume(&mut store);
+                }
+                Err(e) => return Ok(map(&e, &store)),
+            }
         }
 
-        let gas_used = limit - store.get_fuel().unwrap_or(0);
+        let gas_used = limit - left(&store);
         let host = store.into_data();
         let changes = host
             .writes
@@ -318,7 +428,7 @@ impl Runtime {
             .filter(|(key, value)| value.as_deref() != host.state.read(key))
             .map(|(key, value)| Change { key, value })
             .collect();
-        Outcome {
+        Ok(Outcome {
             gas_used: GasUsed(gas_used),
             result: Ok(Success {
                 output: host.output,
@@ -326,8 +436,13 @@ impl Runtime {
                 eth_call: host.eth_call,
                 logs: host.logs,
             }),
-        }
+        })
     }
+}
+
+/// The task's fuel not yet used: the store's slice and the reserve.
+fn left(store: &Store<Host<'_>>) -> u64 {
+    store.get_fuel().unwrap_or(0).saturating_add(store.data().reserve)
 }
 
 /// The store's resource limiter (a fn item, so it is `'static` whatever `Host`'s lifetime).

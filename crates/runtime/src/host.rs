@@ -18,6 +18,10 @@ pub(crate) struct Host<'a> {
     pub(crate) memory: Option<Memory>,
     pub(crate) store_limits: StoreLimits,
     pub(crate) writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Bytes of keys and values in `writes`.
+    pub(crate) written_bytes: usize,
+    /// Fuel of the task not yet handed to the store (execution runs in slices).
+    pub(crate) reserve: u64,
     pub(crate) output: Vec<u8>,
     pub(crate) eth_call: Option<EthCall>,
     pub(crate) logs: Vec<String>,
@@ -31,6 +35,27 @@ impl Host<'_> {
             Some(written) => written.as_deref(),
             None => self.state.read(key),
         }
+    }
+
+    /// Records a write (`Some`) or removal (`None`) of `key`, within the task's write limits.
+    fn record_write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> HostResult {
+        let size =
+            |key: &[u8], value: &Option<Vec<u8>>| key.len() + value.as_ref().map_or(0, Vec::len);
+        let replaced = self.writes.get(&key).map(|old| size(&key, old));
+        if replaced.is_none() && self.writes.len() >= self.limits.max_state_writes {
+            return Err(trap(ExecError::TooManyStateWrites { max: self.limits.max_state_writes }));
+        }
+        let bytes = self.written_bytes - replaced.unwrap_or(0) + size(&key, &value);
+        if bytes > self.limits.max_state_write_bytes {
+            return Err(trap(ExecError::TooLarge {
+                what: "the task's state writes",
+                len: bytes,
+                max: self.limits.max_state_write_bytes,
+            }));
+        }
+        self.written_bytes = bytes;
+        self.writes.insert(key, value);
+        Ok(())
     }
 }
 
@@ -53,16 +78,18 @@ fn trap(error: ExecError) -> wasmi::Error {
 type HostCaller<'c, 'a> = Caller<'c, Host<'a>>;
 type HostResult<T = ()> = Result<T, wasmi::Error>;
 
-/// Takes `amount` gas from the task's remaining fuel, failing the task when it is not there.
+/// Takes `amount` gas from the task's remaining fuel (the store's slice, then the reserve),
+/// failing the task when it is not there.
 fn charge(caller: &mut HostCaller<'_, '_>, amount: u64) -> HostResult {
     let fuel = caller.get_fuel()?;
-    match fuel.checked_sub(amount) {
-        Some(left) => caller.set_fuel(left),
-        None => {
-            caller.set_fuel(0)?;
-            Err(trap(ExecError::OutOfGas { limit: 0 }))
-        }
+    let reserve = caller.data().reserve;
+    if fuel.saturating_add(reserve) < amount {
+        caller.set_fuel(0)?;
+        caller.data_mut().reserve = 0;
+        return Err(trap(ExecError::OutOfGas { limit: 0 }));
     }
+    caller.data_mut().reserve = reserve - amount.saturating_sub(fuel);
+    caller.set_fuel(fuel.saturating_sub(amount))
 }
 
 fn bad_pointer(function: &'static str) -> wasmi::Error {
@@ -181,8 +208,7 @@ fn write_state(
     };
     charge(&mut caller, gas::copy(vlen) + grown as u64 * gas::WRITE_PER_GROWN_BYTE)?;
     let value = read_bytes(&caller, vptr, vlen, "write_state")?;
-    caller.data_mut().writes.insert(key, Some(value));
-    Ok(())
+    caller.data_mut().record_write(key, Some(value))
 }
 
 fn read_state_len(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32) -> HostResult<i32> {
@@ -199,8 +225,7 @@ fn read_state(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32, out: i32) ->
 
 fn remove_from_state(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32) -> HostResult {
     let key = read_key(&mut caller, kptr, klen, "remove_from_state")?;
-    caller.data_mut().writes.insert(key, None);
-    Ok(())
+    caller.data_mut().record_write(key, None)
 }
 
 fn write_eth_bridge(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32, addr: i32) -> HostResult {

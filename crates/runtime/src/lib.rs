@@ -44,6 +44,9 @@ mod module;
 mod state;
 
 pub use error::{ExecError, ModuleError, TrapKind};
-pub use exec::{ContractCode, Entry, EthCall, Outcome, Runtime, Success, Task};
+pub use exec::{
+    ContractCode, Deadline, Entry, EthCall, FUEL_SLICE, Interrupted, NoDeadline, Outcome, Runtime,
+    Success, Task,
+};
 pub use limits::Limits;
 pub use state::{ContractState, Randomness, StateError, StateReader};

@@ -16,6 +16,11 @@ pub struct Limits {
     pub max_state_key_bytes: usize,
     /// Largest state value.
     pub max_state_value_bytes: usize,
+    /// Most distinct state keys one task may write or remove.
+    pub max_state_writes: usize,
+    /// Most bytes (keys and values) one task may leave written; a key written twice counts once,
+    /// at its last value.
+    pub max_state_write_bytes: usize,
     /// Largest Ethereum call payload.
     pub max_eth_payload_bytes: usize,
     /// Whether `eprint` output is kept (it is always charged for).
@@ -24,6 +29,9 @@ pub struct Limits {
     pub max_log_bytes: usize,
     /// Most compiled modules kept in the cache.
     pub max_cached_modules: usize,
+    /// Gas run between two looks at a task's deadline ([`crate::Deadline`]); it changes
+    /// neither outcomes nor gas.
+    pub fuel_slice: u64,
 }
 
 impl Default for Limits {
@@ -36,10 +44,13 @@ impl Default for Limits {
             max_output_bytes: 1024 * 1024,
             max_state_key_bytes: 1024,
             max_state_value_bytes: 1024 * 1024,
+            max_state_writes: 65_536,
+            max_state_write_bytes: 16 * 1024 * 1024,
             max_eth_payload_bytes: 64 * 1024,
             debug_logs: false,
             max_log_bytes: 16 * 1024,
             max_cached_modules: 64,
+            fuel_slice: crate::FUEL_SLICE,
         }
     }
 }

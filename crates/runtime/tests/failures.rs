@@ -397,3 +397,126 @@ fn eprint_is_kept_only_in_debug_mode() {
         vec!["hi".to_string()]
     );
 }
+
+/// A module whose `call` runs `iterations` rounds, each charging 3 gas through the host and
+/// writing key `k` (so host calls fall across slice boundaries).
+fn busy_module(iterations: u32) -> Vec<u8> {
+    let imports = r#"
+        (import "env" "gas" (func $g (param i32)))
+        (import "env" "write_state" (func $w (param i32 i32 i32 i32)))
+        (data (i32.const 0) "k\"1\"")"#;
+    let body = format!(
+        "(local i32) (loop $l (call $g (i32.const 3)) \
+         (call $w (i32.const 0) (i32.const 1) (i32.const 1) (i32.const 3)) \
+         (local.set 0 (i32.add (local.get 0) (i32.const 1))) \
+         (br_if $l (i32.lt_u (local.get 0) (i32.const {iterations}))))"
+    );
+    module(imports, &body)
+}
+
+#[test]
+fn slicing_the_fuel_changes_neither_the_outcome_nor_the_gas() {
+    let wasm = busy_module(20_000);
+    let whole = Limits { fuel_slice: u64::MAX, ..Limits::default() };
+    let reference = run_with(&mut Runtime::new(whole.clone()), &wasm, "f", &[], 50_000_000);
+    assert!(reference.result.is_ok(), "{:?}", reference.result);
+    let spent = reference.gas_used.0;
+    for slice in [1, 7, 1_000, 65_536] {
+        let limits = Limits { fuel_slice: slice, ..Limits::default() };
+        let sliced = run_with(&mut Runtime::new(limits.clone()), &wasm, "f", &[], 50_000_000);
+        assert_eq!(sliced, reference, "slices of {slice}");
+        // Running out part-way: the same error and the whole limit, sliced or not.
+        let short = run_with(&mut Runtime::new(limits), &wasm, "f", &[], spent / 2);
+        let short_whole = run_with(&mut Runtime::new(whole.clone()), &wasm, "f", &[], spent / 2);
+        assert_eq!(short, short_whole, "slices of {slice}, out of gas");
+        assert_eq!(short.result, Err(ExecError::OutOfGas { limit: spent / 2 }));
+    }
+}
+
+/// A deadline that passes at its `n`th look.
+struct AfterLooks {
+    looks: u32,
+    n: u32,
+}
+
+impl enigma_runtime::Deadline for AfterLooks {
+    fn passed(&mut self) -> bool {
+        self.looks += 1;
+        self.looks >= self.n
+    }
+}
+
+#[test]
+fn a_deadline_stops_an_endless_task_unfinished_and_a_finished_task_never_sees_it() {
+    let limits = Limits { fuel_slice: 10_000, ..Limits::default() };
+    let mut rt = Runtime::new(limits);
+    let state = ContractState::new();
+    let endless = module("", "(loop $l (br $l))");
+    let mut deadline = AfterLooks { looks: 0, n: 5 };
+    let stopped = rt.execute_within(
+        &ContractCode::new(&endless),
+        Task::call("f", &[], GasLimit(u64::MAX)),
+        &state,
+        &mut Fixed,
+        &mut deadline,
+    );
+    let stopped =
+        stopped.expect_err("an endless loop with all the gas there is stops at the deadline");
+    assert_eq!(deadline.looks, 5, "the deadline is asked between slices until it passes");
+    assert!(stopped.gas_used.0 >= 4 * 10_000 && stopped.gas_used.0 < 6 * 10_000, "{stopped:?}");
+    assert!(stopped.to_string().contains("time budget"), "{stopped}");
+
+    // A task that finishes within its deadline has exactly the outcome it has without one.
+    let wasm = busy_module(1_000);
+    let free = run_with(&mut rt, &wasm, "f", &[], 10_000_000);
+    let mut far = AfterLooks { looks: 0, n: u32::MAX };
+    let fenced = rt
+        .execute_within(
+            &ContractCode::new(&wasm),
+            Task::call("f", &[], GasLimit(10_000_000)),
+            &state,
+            &mut Fixed,
+            &mut far,
+        )
+        .unwrap();
+    assert_eq!(fenced, free);
+    assert!(far.looks > 0, "the task spanned several slices");
+}
+
+#[test]
+fn state_writes_are_bounded_in_keys_and_bytes() {
+    let imports = r#"(import "env" "write_state" (func $w (param i32 i32 i32 i32)))
+        (import "env" "remove_from_state" (func $rm (param i32 i32)))
+        (data (i32.const 100) "\"123456\"")"#;
+    // Writes keys 0..n, each the 4 bytes of the counter, with a 8-byte value.
+    let writes = |n: u32| {
+        format!(
+            "(local i32) (loop $l (i32.store (i32.const 0) (local.get 0)) \
+             (call $w (i32.const 0) (i32.const 4) (i32.const 100) (i32.const 8)) \
+             (local.set 0 (i32.add (local.get 0) (i32.const 1))) \
+             (br_if $l (i32.lt_u (local.get 0) (i32.const {n}))))"
+        )
+    };
+    let mut rt = Runtime::new(Limits { max_state_writes: 10, ..Limits::default() });
+    assert!(run_with(&mut rt, &module(imports, &writes(10)), "f", &[], 10_000_000).result.is_ok());
+    let outcome = run_with(&mut rt, &module(imports, &writes(11)), "f", &[], 10_000_000);
+    assert_eq!(outcome.result, Err(ExecError::TooManyStateWrites { max: 10 }));
+    assert!(outcome.gas_used.0 < 10_000_000, "a refused write costs its gas, not the limit");
+    // Writing one key many times counts once, and so does removing a key written before.
+    let same_key = "(local i32) (loop $l \
+         (call $w (i32.const 0) (i32.const 4) (i32.const 100) (i32.const 8)) \
+         (call $rm (i32.const 0) (i32.const 4)) \
+         (local.set 0 (i32.add (local.get 0) (i32.const 1))) \
+         (br_if $l (i32.lt_u (local.get 0) (i32.const 50))))";
+    let mut rt = Runtime::new(Limits { max_state_writes: 1, ..Limits::default() });
+    assert!(run_with(&mut rt, &module(imports, same_key), "f", &[], 10_000_000).result.is_ok());
+
+    // Bytes: each write leaves 4 + 8 = 12 bytes.
+    let mut rt = Runtime::new(Limits { max_state_write_bytes: 24, ..Limits::default() });
+    assert!(run_with(&mut rt, &module(imports, &writes(2)), "f", &[], 10_000_000).result.is_ok());
+    let outcome = run_with(&mut rt, &module(imports, &writes(3)), "f", &[], 10_000_000);
+    assert_eq!(
+        outcome.result,
+        Err(ExecError::TooLarge { what: "the task's state writes", len: 36, max: 24 })
+    );
+}

@@ -288,6 +288,7 @@ pub fn deploy_task(id: TaskId, code: Vec<u8>, c: &ClientTask) -> DeployTask {
         encrypted_args: c.encrypted_args.clone(),
         user_public_key: c.public_key(),
         gas_limit: GAS,
+        time_budget_ms: 0,
     }
 }
 
@@ -310,6 +311,7 @@ pub fn compute_task(
         encrypted_args: c.encrypted_args.clone(),
         user_public_key: c.public_key(),
         gas_limit: GAS,
+        time_budget_ms: 0,
         want_snapshot: false,
     }
 }
