@@ -395,6 +395,11 @@ impl Chain {
         Ok(self.provider.get_block_number().await?)
     }
 
+    /// The chain's id (31337 for anvil, the devnet's chain).
+    pub async fn chain_id(&self) -> Result<u64> {
+        Ok(self.provider.get_chain_id().await?)
+    }
+
     /// The number of epochs (the next epoch's nonce).
     pub async fn epoch_count(&self) -> Result<u64> {
         u64_of(self.enigma.epochCount().call().await?, "epoch count")

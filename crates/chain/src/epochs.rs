@@ -63,6 +63,12 @@ impl EpochCache {
         self.epochs.range(..=block).next_back().map(|(_, e)| e)
     }
 
+    /// Whether `signer` is a worker of any cached epoch.
+    #[must_use]
+    pub fn has_worker(&self, signer: &SignerAddress) -> bool {
+        self.epochs.values().any(|e| e.workers.contains(signer))
+    }
+
     /// The epoch whose first block is `first_block` (how task records name their epoch).
     #[must_use]
     pub fn by_first_block(&self, first_block: u64) -> Option<&EpochInfo> {

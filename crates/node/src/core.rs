@@ -1,7 +1,11 @@
 //! The worker's protocol decisions, without I/O: is a task valid for this worker, and when do
 //! receipts go to the chain. The shell feeds it facts and carries out what it returns.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    hash::Hash,
+    net::IpAddr,
+};
 
 use enigma_chain::{EpochCache, TaskRecord, TaskStatus};
 use enigma_types::{ContractAddress, InputsHash, SignerAddress, TaskId};
@@ -143,6 +147,9 @@ pub enum Commit {
 #[derive(Debug, Default)]
 pub struct ReceiptQueue {
     pending: BTreeMap<ContractAddress, Vec<Pending>>,
+    /// Sent to the chain at a block, kept until the chain confirms them (its events at the
+    /// confirmation depth) or shows them gone (a reorg), when they are queued again.
+    awaiting: BTreeMap<TaskId, (Pending, u64)>,
     batch_size: usize,
 }
 
@@ -150,7 +157,7 @@ impl ReceiptQueue {
     /// A queue that commits batches of up to `batch_size`.
     #[must_use]
     pub fn new(batch_size: usize) -> Self {
-        Self { pending: BTreeMap::new(), batch_size: batch_size.max(1) }
+        Self { pending: BTreeMap::new(), awaiting: BTreeMap::new(), batch_size: batch_size.max(1) }
     }
 
     /// Queues a receipt.
@@ -205,12 +212,282 @@ impl ReceiptQueue {
         out
     }
 
-    /// Forgets a receipt (committed by someone, or its task ended).
+    /// Forgets a receipt (its commit is confirmed, someone else's is, or its task ended).
     pub fn forget(&mut self, task: &TaskId) {
         for list in self.pending.values_mut() {
             list.retain(|p| p.task != *task);
         }
         self.pending.retain(|_, l| !l.is_empty());
+        self.awaiting.remove(task);
+    }
+
+    /// Records that `commit` reached the chain in block `block` (not yet confirmed).
+    pub fn sent(&mut self, commit: Commit, block: u64) {
+        let list = match commit {
+            Commit::Single(p) => vec![p],
+            Commit::Batch(ps) => ps,
+        };
+        for p in list {
+            self.awaiting.insert(p.task, (p, block));
+        }
+    }
+
+    /// Receipts sent at least `depth` blocks before `head` whose confirmation has not come:
+    /// the shell asks the chain whether each landed (then forgets it) or was reorged away
+    /// (then [`resend`](Self::resend)s it).
+    #[must_use]
+    pub fn overdue(&self, head: u64, depth: u64) -> Vec<TaskId> {
+        self.awaiting
+            .iter()
+            .filter(|(_, (_, block))| block.saturating_add(depth) <= head)
+            .map(|(task, _)| *task)
+            .collect()
+    }
+
+    /// Queues a sent receipt again: the block that held it was replaced.
+    pub fn resend(&mut self, task: &TaskId) {
+        if let Some((p, _)) = self.awaiting.remove(task) {
+            self.push(p);
+        }
+    }
+
+    /// Receipts sent and not yet confirmed.
+    #[must_use]
+    pub fn unconfirmed(&self) -> usize {
+        self.awaiting.len()
+    }
+}
+
+/// Keys remembered with the time they were last seen, the oldest forgotten beyond a cap.
+#[derive(Debug)]
+pub struct Recent<K> {
+    seen: HashMap<K, u64>,
+    order: VecDeque<K>,
+    cap: usize,
+}
+
+impl<K: Copy + Eq + Hash> Recent<K> {
+    /// Remembers at most `cap` keys.
+    #[must_use]
+    pub fn new(cap: usize) -> Self {
+        Self { seen: HashMap::new(), order: VecDeque::new(), cap: cap.max(1) }
+    }
+
+    /// Remembers `key` as seen at `now`.
+    pub fn insert(&mut self, key: K, now: u64) {
+        if self.seen.insert(key, now).is_none() {
+            self.order.push_back(key);
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.seen.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether `key` was seen at or after `since`.
+    #[must_use]
+    pub fn seen_since(&self, key: &K, since: u64) -> bool {
+        self.seen.get(key).is_some_and(|t| *t >= since)
+    }
+
+    /// How many keys are remembered.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether none is.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+/// Where a task request came from, for per-source limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A peer of the p2p network (a gateway forwarding a user's task).
+    Peer(enigma_p2p::PeerId),
+    /// A gateway client's IP address.
+    Ip(IpAddr),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Peer(p) => write!(f, "peer {p}"),
+            Self::Ip(ip) => write!(f, "address {ip}"),
+        }
+    }
+}
+
+/// Limits on task requests per source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionLimits {
+    /// Requests of one source in flight at once.
+    pub per_source: usize,
+    /// Requests in flight from all sources.
+    pub total: usize,
+    /// Bad requests (an unrecorded task, inputs that do not match their record) a source may
+    /// send within `window_ms` before it is banned.
+    pub strikes: u32,
+    /// The window strikes are counted in.
+    pub window_ms: u64,
+    /// How long a ban lasts.
+    pub ban_ms: u64,
+    /// Sources tracked at once (strikes and bans); beyond it the oldest entries go.
+    pub max_sources: usize,
+}
+
+impl AdmissionLimits {
+    /// A gateway's limits on its clients' IP addresses.
+    pub const GATEWAY: Self = Self {
+        per_source: 32,
+        total: 512,
+        strikes: 32,
+        window_ms: 60_000,
+        ban_ms: 600_000,
+        max_sources: 100_000,
+    };
+    /// A worker's limits on the peers that forward tasks to it (gateways: more traffic each).
+    pub const PEERS: Self = Self {
+        per_source: 128,
+        total: 512,
+        strikes: 256,
+        window_ms: 60_000,
+        ban_ms: 600_000,
+        max_sources: 10_000,
+    };
+}
+
+/// Why a request was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAdmitted {
+    /// The source sent too many bad requests.
+    #[error(
+        "{from} is banned for {seconds} s more after repeated requests for unrecorded or altered tasks"
+    )]
+    Banned {
+        /// Who.
+        from: Source,
+        /// Seconds left.
+        seconds: u64,
+    },
+    /// The source has too many requests in flight.
+    #[error("{from} has {limit} task requests in flight already; wait for their answers")]
+    SourceBusy {
+        /// Who.
+        from: Source,
+        /// The limit.
+        limit: usize,
+    },
+    /// The node has too many requests in flight.
+    #[error("the node is busy ({limit} task requests in flight); retry shortly")]
+    Busy {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Admission of task requests: per-source and total in-flight caps, and bans for sources
+/// that keep sending bad requests. Every map is bounded.
+#[derive(Debug)]
+pub struct Admission {
+    limits: AdmissionLimits,
+    in_flight: HashMap<Source, usize>,
+    total: usize,
+    /// Strikes in the current window: source → (window start, count).
+    strikes: HashMap<Source, (u64, u32)>,
+    banned: HashMap<Source, u64>,
+}
+
+impl Admission {
+    /// Admission under `limits`.
+    #[must_use]
+    pub fn new(limits: AdmissionLimits) -> Self {
+        Self {
+            limits,
+            in_flight: HashMap::new(),
+            total: 0,
+            strikes: HashMap::new(),
+            banned: HashMap::new(),
+        }
+    }
+
+    /// Admits a request of `source` at `now` (ms); [`release`](Self::release) it when answered.
+    ///
+    /// # Errors
+    ///
+    /// When the source is banned, or it or the node has too many requests in flight.
+    pub fn admit(&mut self, source: Source, now: u64) -> Result<(), NotAdmitted> {
+        if let Some(until) = self.banned.get(&source).copied() {
+            if until > now {
+                return Err(NotAdmitted::Banned {
+                    from: source,
+                    seconds: (until - now).div_ceil(1000),
+                });
+            }
+            self.banned.remove(&source);
+        }
+        let mine = self.in_flight.get(&source).copied().unwrap_or(0);
+        if mine >= self.limits.per_source {
+            return Err(NotAdmitted::SourceBusy { from: source, limit: self.limits.per_source });
+        }
+        if self.total >= self.limits.total {
+            return Err(NotAdmitted::Busy { limit: self.limits.total });
+        }
+        self.in_flight.insert(source, mine + 1);
+        self.total += 1;
+        Ok(())
+    }
+
+    /// Ends an admitted request.
+    pub fn release(&mut self, source: Source) {
+        if let Some(n) = self.in_flight.get_mut(&source) {
+            *n -= 1;
+            self.total = self.total.saturating_sub(1);
+            if *n == 0 {
+                self.in_flight.remove(&source);
+            }
+        }
+    }
+
+    /// Counts a bad request of `source`; returns whether it is now banned.
+    pub fn strike(&mut self, source: Source, now: u64) -> bool {
+        let window = self.limits.window_ms;
+        let entry = self.strikes.entry(source).or_insert((now, 0));
+        if now.saturating_sub(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        let banned = entry.1 >= self.limits.strikes;
+        if banned {
+            self.strikes.remove(&source);
+            self.banned.insert(source, now.saturating_add(self.limits.ban_ms));
+        }
+        // Bounded: drop expired windows and bans, then the oldest, beyond the cap.
+        if self.strikes.len() > self.limits.max_sources {
+            self.strikes.retain(|_, (start, _)| now.saturating_sub(*start) < window);
+            while self.strikes.len() > self.limits.max_sources {
+                let oldest = self.strikes.iter().min_by_key(|(_, (t, _))| *t).map(|(s, _)| *s);
+                oldest.map(|s| self.strikes.remove(&s));
+            }
+        }
+        if self.banned.len() > self.limits.max_sources {
+            self.banned.retain(|_, until| *until > now);
+            while self.banned.len() > self.limits.max_sources {
+                let first = self.banned.iter().min_by_key(|(_, t)| **t).map(|(s, _)| *s);
+                first.map(|s| self.banned.remove(&s));
+            }
+        }
+        banned
+    }
+
+    /// Requests in flight.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.total
     }
 }
 
@@ -266,6 +543,78 @@ mod tests {
         assert_eq!(q.len(), 1, "the next epoch's receipt waits for its batch");
         q.forget(&TaskId([4; 32]));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn sent_receipts_wait_for_confirmation_and_go_again_after_a_reorg() {
+        let mut q = ReceiptQueue::new(2);
+        q.push(p(1, 1, 10, ReceiptKind::Batchable));
+        q.push(p(2, 1, 10, ReceiptKind::Batchable));
+        let out = q.take(false);
+        assert_eq!(out.len(), 1);
+        q.sent(out.into_iter().next().unwrap(), 50);
+        assert!(q.is_empty());
+        assert_eq!(q.unconfirmed(), 2);
+        assert!(q.overdue(51, 2).is_empty(), "not yet deep enough to expect the confirmation");
+        assert_eq!(q.overdue(52, 2), vec![TaskId([1; 32]), TaskId([2; 32])]);
+        // Task 1's confirmation came; task 2's block was replaced: it goes again, in order.
+        q.forget(&TaskId([1; 32]));
+        q.resend(&TaskId([2; 32]));
+        assert_eq!(q.unconfirmed(), 0);
+        q.push(p(3, 1, 10, ReceiptKind::Batchable));
+        assert!(
+            matches!(&q.take(false)[..], [Commit::Batch(b)] if b.iter().map(|p| p.seq).collect::<Vec<_>>() == [2, 3])
+        );
+    }
+
+    #[test]
+    fn recent_keys_are_bounded_and_dated() {
+        let mut r = Recent::new(2);
+        r.insert(TaskId([1; 32]), 10);
+        r.insert(TaskId([2; 32]), 20);
+        r.insert(TaskId([3; 32]), 30);
+        assert_eq!(r.len(), 2);
+        assert!(!r.seen_since(&TaskId([1; 32]), 0), "the oldest went");
+        assert!(r.seen_since(&TaskId([2; 32]), 20));
+        assert!(!r.seen_since(&TaskId([2; 32]), 21));
+    }
+
+    #[test]
+    fn admission_caps_each_source_and_bans_repeat_offenders() {
+        let limits = AdmissionLimits {
+            per_source: 2,
+            total: 3,
+            strikes: 3,
+            window_ms: 1_000,
+            ban_ms: 5_000,
+            max_sources: 2,
+        };
+        let mut a = Admission::new(limits);
+        let ip = |n: u8| Source::Ip(IpAddr::from([10, 0, 0, n]));
+        assert_eq!(a.admit(ip(1), 0), Ok(()));
+        assert_eq!(a.admit(ip(1), 0), Ok(()));
+        assert_eq!(a.admit(ip(1), 0), Err(NotAdmitted::SourceBusy { from: ip(1), limit: 2 }));
+        assert_eq!(a.admit(ip(2), 0), Ok(()));
+        assert_eq!(a.admit(ip(3), 0), Err(NotAdmitted::Busy { limit: 3 }));
+        a.release(ip(1));
+        assert_eq!(a.admit(ip(3), 0), Ok(()), "a released slot is free again");
+        assert_eq!(a.in_flight(), 3);
+        for s in [ip(1), ip(1), ip(2), ip(3)] {
+            a.release(s);
+        }
+        assert_eq!(a.in_flight(), 0);
+        // Strikes within the window ban; spread over windows they do not.
+        assert!(!a.strike(ip(4), 0));
+        assert!(!a.strike(ip(4), 1_500));
+        assert!(!a.strike(ip(4), 1_600));
+        assert!(a.strike(ip(4), 1_700));
+        assert!(matches!(a.admit(ip(4), 2_000), Err(NotAdmitted::Banned { seconds: 5, .. })));
+        assert_eq!(a.admit(ip(4), 6_700), Ok(()), "the ban ends");
+        // Bounded: many offenders keep at most `max_sources` entries.
+        for n in 10..100 {
+            a.strike(ip(n), 7_000);
+        }
+        assert!(a.strikes.len() <= 2);
     }
 
     #[test]

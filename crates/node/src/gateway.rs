@@ -14,8 +14,9 @@ use serde::Deserialize;
 
 use crate::{
     NodeError, Result,
+    core::{NotAdmitted, Source},
     km::{one, rpc_error},
-    worker::Worker,
+    worker::{Worker, is_strike},
 };
 
 /// Largest accepted request body (a deploy carries the module, base64).
@@ -151,7 +152,7 @@ pub(crate) async fn serve(
         }))
     })
     .map_err(reg)?;
-    m.register_async_method("deploySecretContract", |params, w, _| async move {
+    m.register_async_method("deploySecretContract", |params, w, ext| async move {
         let p: DeployParams = one(&params)?;
         let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
         let contract: ContractAddress = parse(&p.contract_address, "contractAddress")?;
@@ -165,11 +166,11 @@ pub(crate) async fn serve(
             encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
             user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
         };
-        w.route(signer, request).await.map_err(refused)?;
+        submit(&w, &ext, signer, request).await?;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({ "deploySentResult": true }))
     })
     .map_err(reg)?;
-    m.register_async_method("sendTaskInput", |params, w, _| async move {
+    m.register_async_method("sendTaskInput", |params, w, ext| async move {
         let p: TaskParams = one(&params)?;
         let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
         let request = TaskRequest::Compute {
@@ -179,7 +180,7 @@ pub(crate) async fn serve(
             encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
             user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
         };
-        w.route(signer, request).await.map_err(refused)?;
+        submit(&w, &ext, signer, request).await?;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({ "sendTaskResult": true }))
     })
     .map_err(reg)?;
@@ -253,16 +254,98 @@ pub(crate) async fn serve(
     )
     .map_err(reg)?;
 
-    let server = ServerBuilder::default()
-        .set_config(
-            ServerConfig::builder()
-                .max_request_body_size(MAX_REQUEST_BYTES)
-                .max_connections(MAX_CONNECTIONS)
-                .build(),
-        )
-        .build(addr)
+    let config = ServerConfig::builder()
+        .max_request_body_size(MAX_REQUEST_BYTES)
+        .max_connections(MAX_CONNECTIONS)
+        .build();
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| NodeError::Rpc(format!("cannot serve the gateway on {addr}: {e}")))?;
-    let local = server.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
-    Ok((local, server.start(m)))
+    let local = listener.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let (stop, handle) = jsonrpsee::server::stop_channel();
+    let builder = ServerBuilder::default().set_config(config).to_service_builder();
+    let methods: jsonrpsee::Methods = m.into();
+    // Its own accept loop, so that each request carries its client's address (per-IP limits).
+    tokio::spawn(async move {
+        loop {
+            let (socket, remote) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accepting a gateway connection failed");
+                        continue;
+                    }
+                },
+                () = stop.clone().shutdown() => break,
+            };
+            let client = ClientIp(remote.ip());
+            let (builder, methods, stop2) = (builder.clone(), methods.clone(), stop.clone());
+            let service =
+                tower::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(client);
+                    let mut service = builder.clone().build(methods.clone(), stop2.clone());
+                    async move {
+                        tower::Service::call(&mut service, request)
+                            .await
+                            .map_err(|e| std::io::Error::other(e.to_string()))
+                    }
+                });
+            let stopped = stop.clone().shutdown();
+            tokio::spawn(async move {
+                let _ =
+                    jsonrpsee::server::serve_with_graceful_shutdown(socket, service, stopped).await;
+            });
+        }
+    });
+    Ok((local, handle))
+}
+
+/// The address of the client a gateway request came from.
+#[derive(Debug, Clone, Copy)]
+struct ClientIp(std::net::IpAddr);
+
+/// Admits a task request of the client that sent it (per-IP limits and bans), checks it
+/// against its record (so a request for an unrecorded or altered task costs no peer anything,
+/// and counts against its sender), and routes it to the selected worker.
+async fn submit(
+    w: &Arc<Worker>,
+    ext: &http::Extensions,
+    signer: SignerAddress,
+    request: TaskRequest,
+) -> std::result::Result<(), ErrorObjectOwned> {
+    let ip = ext.get::<ClientIp>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0);
+    let source = Source::Ip(ip);
+    let admitted = w
+        .gateway_admission
+        .lock()
+        .map_err(|_| NotAdmitted::Busy { limit: 0 })
+        .and_then(|mut a| a.admit(source, crate::attest::now_ms()));
+    if let Err(e) = admitted {
+        return Err(rpc_error(NOT_ADMITTED, e.to_string()));
+    }
+    let mut guard = Admitted { worker: w, source, strike: false };
+    let outcome = async {
+        w.precheck(&request, signer).await?;
+        w.route(signer, request).await
+    }
+    .await;
+    guard.strike = outcome.as_ref().err().is_some_and(is_strike);
+    drop(guard);
+    outcome.map_err(refused)
+}
+
+/// The error code of a request refused by the gateway's per-client limits.
+pub const NOT_ADMITTED: i32 = -32013;
+
+/// An admitted request: released when dropped (also when its client goes away mid-request).
+struct Admitted<'a> {
+    worker: &'a Worker,
+    source: Source,
+    strike: bool,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.worker.settle(&self.worker.gateway_admission, self.source, self.strike);
+    }
 }

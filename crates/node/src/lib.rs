@@ -25,9 +25,12 @@ pub use devnet::{
     devnet_simulation_policy, serve_devnet_attestation, start_devnet,
 };
 pub use enigma_p2p::messages::ResultView as TaskResultView;
-pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES, UNANSWERED};
+pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES, NOT_ADMITTED, UNANSWERED};
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
-pub use worker::{WorkerAction, WorkerConfig, WorkerNode, manage_worker, start_worker};
+pub use worker::{
+    DEFAULT_CONFIRMATIONS, DEVNET_CHAIN_ID, WorkerAction, WorkerConfig, WorkerNode, manage_worker,
+    start_worker,
+};
 
 /// A node failure.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,12 @@ pub enum NodeError {
     /// A task was refused, with the reason for the client.
     #[error("{0}")]
     Refused(String),
+    /// A task does not match its record or selection.
+    #[error(transparent)]
+    Task(#[from] core::Refusal),
+    /// A task request was not admitted (rate limits, bans).
+    #[error(transparent)]
+    NotAdmitted(#[from] core::NotAdmitted),
 }
 
 /// A result with [`NodeError`].

@@ -22,8 +22,8 @@ use enigma_enclave::{
     WorkerInit, WorkerKey,
 };
 use enigma_p2p::{
-    GossipMessage, Multiaddr, PeerId, ResultMessage, TaskRequest, TaskResponse, WorkerAnnouncement,
-    messages,
+    GossipMessage, Multiaddr, PeerId, ResultMessage, TaskRequest, TaskResponse, Verdict,
+    WorkerAnnouncement, messages,
 };
 use enigma_store::{ContractInfo, Store};
 use enigma_types::{
@@ -34,7 +34,10 @@ use tokio::sync::{Mutex, RwLock, broadcast};
 
 use crate::{
     NodeError, Result,
-    core::{Commit, Pending, ReceiptKind, ReceiptQueue, check_task},
+    core::{
+        Admission, AdmissionLimits, Commit, NotAdmitted, Pending, ReceiptKind, ReceiptQueue,
+        Recent, Refusal, Source, check_task,
+    },
     km::StateKeysMessage,
     sync::Verified,
 };
@@ -49,6 +52,18 @@ const MAX_KNOWN_WORKERS: usize = 10_000;
 /// The most gossiped results kept for the gateway.
 const MAX_CACHED_RESULTS: usize = 100_000;
 const CHAIN_CURSOR: &str = "chain-cursor";
+/// Blocks past the confirmation depth after which a sent receipt without a confirmed event is
+/// looked up on chain.
+const REORG_GRACE_BLOCKS: u64 = 2;
+/// Task ids of recent records remembered (from the chain's events), and of requests that
+/// named no record.
+const MAX_RECENT_RECORDS: usize = 100_000;
+/// How long a task id that had no record is refused at once.
+const MISS_MEMORY_MS: u64 = 60_000;
+/// Gossip messages waiting to be judged; beyond it they are dropped.
+const GOSSIP_QUEUE: usize = 1024;
+/// Dials to newly announced workers at once.
+const MAX_DIALS: usize = 8;
 const SEQ: &str = "receipt-seq";
 
 /// How a worker node runs.
@@ -103,7 +118,17 @@ pub struct WorkerConfig {
     /// (the result follows by subscription); below the peers' request timeout (30 s), so a
     /// gateway never reports "not executed" for a task that is running.
     pub answer_within: Duration,
+    /// Blocks a chain event or task record must be under before the worker acts on it, and
+    /// before it forgets a receipt it sent. `None`: 0 on a devnet chain (anvil's id 31337,
+    /// which mines only on transactions), [`DEFAULT_CONFIRMATIONS`] elsewhere, where 0 is refused.
+    pub confirmations: Option<u64>,
 }
+
+/// The confirmation depth outside a devnet when none is configured.
+pub const DEFAULT_CONFIRMATIONS: u64 = 2;
+
+/// The chain id of anvil, the devnet's chain.
+pub const DEVNET_CHAIN_ID: u64 = 31337;
 
 impl WorkerConfig {
     /// Defaults for a devnet worker.
@@ -138,6 +163,7 @@ impl WorkerConfig {
             order_wait: Duration::from_secs(5),
             task_time_budget: Duration::from_secs(20),
             answer_within: Duration::from_secs(20),
+            confirmations: None,
         }
     }
 }
@@ -199,6 +225,20 @@ pub(crate) struct Worker {
     order_wait: Duration,
     task_time_budget: Duration,
     answer_within: Duration,
+    /// Blocks a chain fact must be under before the worker acts on it.
+    confirmations: u64,
+    /// Tasks recorded in the blocks the watcher has read: intake waits on these, not on polls.
+    records: std::sync::Mutex<Recent<TaskId>>,
+    /// Task ids a request named that had no record within the wait.
+    misses: std::sync::Mutex<Recent<TaskId>>,
+    /// The watcher's cursor (next block to read), for intake to wait on.
+    chain_tick: tokio::sync::watch::Sender<u64>,
+    /// Task requests from peers, per peer.
+    pub(crate) admission: std::sync::Mutex<Admission>,
+    /// Task requests from gateway clients, per IP address.
+    pub(crate) gateway_admission: std::sync::Mutex<Admission>,
+    /// Dials to announced workers in progress.
+    dials: Arc<tokio::sync::Semaphore>,
     /// The enclave's attestation evidence as registered: sent with each state-key request, so the
     /// key manager's enclave can verify who asks.
     evidence: RwLock<Option<Evidence>>,
@@ -414,6 +454,19 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         evidence = chain.worker_evidence(signer).await?.map(|r| r.evidence);
     }
 
+    let chain_id = chain.chain_id().await?;
+    let confirmations = match config.confirmations {
+        Some(0) if chain_id != DEVNET_CHAIN_ID => {
+            return Err(NodeError::Config(format!(
+                "a confirmation depth of 0 is only for a devnet; chain {chain_id} can replace its \
+                 latest blocks, so give --confirmations 1 or more (default {DEFAULT_CONFIRMATIONS})"
+            )));
+        }
+        Some(n) => n,
+        None if chain_id == DEVNET_CHAIN_ID => 0,
+        None => DEFAULT_CONFIRMATIONS,
+    };
+
     let (p2p, mut p2p_events) = enigma_p2p::spawn(enigma_p2p::Config {
         listen: vec![config.p2p_listen.clone()],
         bootstrap: config.bootstrap.clone(),
@@ -449,6 +502,13 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         order_wait: config.order_wait,
         task_time_budget: config.task_time_budget,
         answer_within: config.answer_within,
+        confirmations,
+        records: std::sync::Mutex::new(Recent::new(MAX_RECENT_RECORDS)),
+        misses: std::sync::Mutex::new(Recent::new(MAX_RECENT_RECORDS)),
+        chain_tick: tokio::sync::watch::Sender::new(0),
+        admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::PEERS)),
+        gateway_admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::GATEWAY)),
+        dials: Arc::new(tokio::sync::Semaphore::new(MAX_DIALS)),
         evidence: RwLock::new(evidence),
         record_wait: config.record_wait,
         handover_wait: config.handover_wait,
@@ -478,12 +538,27 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     };
     let poll = config.poll_interval;
     tasks.push(tokio::spawn(async move {
-        let mut watcher =
-            Watcher::new(w.chain.provider().clone(), w.chain.enigma_address(), start_block, 0);
+        let mut watcher = Watcher::new(
+            w.chain.provider().clone(),
+            w.chain.enigma_address(),
+            start_block,
+            w.confirmations,
+        );
         loop {
             match watcher.poll().await {
                 Ok(found) => {
+                    if let Some(block) = found.rewound_to {
+                        tracing::warn!(
+                            block,
+                            "blocks this worker had read were replaced; reading again from there"
+                        );
+                    }
                     for e in found.events {
+                        if let ChainEvent::TaskRecordCreated { task_id, .. } = &e.event
+                            && let Ok(mut records) = w.records.lock()
+                        {
+                            records.insert(*task_id, crate::attest::now_ms());
+                        }
                         let new_epoch = match &e.event {
                             ChainEvent::WorkersParameterized { first_block, .. } => {
                                 Some(*first_block)
@@ -497,6 +572,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                             w.spawn(w.clone().take_over(epoch));
                         }
                     }
+                    w.chain_tick.send_replace(watcher.next_block());
                     let cursor = watcher.next_block().to_be_bytes();
                     if let Ok(mut b) = w.store.batch() {
                         let _ = b.put_meta(CHAIN_CURSOR, &cursor);
@@ -508,17 +584,42 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
             tokio::time::sleep(poll).await;
         }
     }));
+    let (gossip_tx, mut gossip_rx) =
+        tokio::sync::mpsc::channel::<(GossipMessage, enigma_p2p::GossipVerdict)>(GOSSIP_QUEUE);
+    let w = worker.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some((message, verdict)) = gossip_rx.recv().await {
+            verdict.report(w.judge(message).await);
+        }
+    }));
     let w = worker.clone();
     tasks.push(tokio::spawn(async move {
         while let Some(event) = p2p_events.recv().await {
             match event {
                 enigma_p2p::Event::Task { request, reply, from } => {
+                    let source = Source::Peer(from);
+                    let admitted = w
+                        .admission
+                        .lock()
+                        .map_err(|_| NotAdmitted::Busy { limit: 0 })
+                        .and_then(|mut a| a.admit(source, crate::attest::now_ms()));
                     let w2 = w.clone();
                     w.spawn(async move {
                         let w = w2;
-                        let answer = match w.handle_task(request).await {
-                            Ok(()) => TaskResponse::Accepted,
+                        let answer = match admitted {
                             Err(e) => TaskResponse::Rejected(e.to_string()),
+                            Ok(()) => {
+                                let outcome = w.handle_task(request).await;
+                                w.settle(
+                                    &w.admission,
+                                    source,
+                                    outcome.as_ref().err().is_some_and(is_strike),
+                                );
+                                match outcome {
+                                    Ok(()) => TaskResponse::Accepted,
+                                    Err(e) => TaskResponse::Rejected(e.to_string()),
+                                }
+                            }
                         };
                         tracing::debug!(%from, ?answer, "answered a routed task");
                         reply.send(answer).await;
@@ -528,7 +629,14 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                     let w2 = w.clone();
                     w.spawn(async move { reply.send(w2.serve_sync(request).await).await });
                 }
-                enigma_p2p::Event::Gossip { message, .. } => w.gossip(message).await,
+                // Judged off this loop, through a bounded queue: a flood fills the queue and
+                // is dropped (not forwarded), while tasks and syncs go on being served.
+                enigma_p2p::Event::Gossip { message, verdict, .. } => {
+                    let queued = gossip_tx.try_send((message, verdict));
+                    if queued.is_err() {
+                        tracing::debug!("gossip queue full; dropping a message");
+                    }
+                }
                 _ => {}
             }
         }
@@ -586,6 +694,52 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         gateway,
         p2p,
         worker: weak,
+    })
+}
+
+/// Whether a refusal counts against the requester: a task with no record, or inputs that do
+/// not hash to its record (what a flood of made-up or altered requests gets).
+pub(crate) fn is_strike(e: &NodeError) -> bool {
+    matches!(e, NodeError::Task(Refusal::NoRecord(_) | Refusal::InputsMismatch { .. }))
+}
+
+/// A task request's id, contract, kind and the inputs hash its inputs give.
+fn describe(
+    request: &TaskRequest,
+) -> Result<(TaskId, ContractAddress, bool, enigma_types::InputsHash)> {
+    let key = |bytes: &[u8]| {
+        PublicKey::from_bytes(bytes)
+            .map_err(|e| NodeError::Refused(format!("the user public key: {e}")))
+    };
+    Ok(match request {
+        TaskRequest::Deploy { task_id, code, encrypted_fn, encrypted_args, user_public_key } => (
+            *task_id,
+            ContractAddress::from(*task_id),
+            true,
+            inputs_hash_deploy(
+                encrypted_fn,
+                encrypted_args,
+                &code_hash(code),
+                key(user_public_key)?.as_bytes(),
+            ),
+        ),
+        TaskRequest::Compute {
+            task_id,
+            contract,
+            encrypted_fn,
+            encrypted_args,
+            user_public_key,
+        } => (
+            *task_id,
+            *contract,
+            false,
+            inputs_hash_compute(
+                encrypted_fn,
+                encrypted_args,
+                contract,
+                key(user_public_key)?.as_bytes(),
+            ),
+        ),
     })
 }
 
@@ -684,92 +838,120 @@ impl Worker {
         Ok(())
     }
 
-    async fn gossip(&self, message: GossipMessage) {
+    /// Judges a gossip message: only what checks out is kept, served and forwarded.
+    async fn judge(self: &Arc<Self>, message: GossipMessage) -> Verdict {
         match message {
-            GossipMessage::Worker(a) => {
-                let (Ok(public_key), Ok(signature), Ok(peer)) = (
-                    PublicKey::from_bytes(&a.io_public_key),
-                    Signature::from_bytes(&a.signature),
-                    PeerId::from_bytes(&a.peer_id),
-                ) else {
-                    return;
-                };
-                // Only announcements the named enclave signed whole (peer id, addresses, epoch,
-                // key, time), with a key it signed, are kept: no peer can announce itself in
-                // another worker's name.
-                if !a.is_signed()
-                    || signature.recover_address(&worker_key_digest(public_key.as_bytes())).ok()
-                        != Some(a.signer.into())
-                {
-                    return;
-                }
-                // Stale or replayed: older than the newest seen for the signer, or than the
-                // allowed age, or from the future.
-                let now = crate::attest::now_ms();
-                if a.issued_at.saturating_add(ANNOUNCEMENT_MAX_AGE_MS) < now
-                    || a.issued_at > now.saturating_add(300_000)
-                {
-                    return;
-                }
-                {
-                    let mut seen = self.announced_at.lock().await;
-                    if seen.get(&a.signer).is_some_and(|t| *t >= a.issued_at) {
-                        return;
-                    }
-                    if seen.len() >= MAX_KNOWN_WORKERS && !seen.contains_key(&a.signer) {
-                        return;
-                    }
-                    seen.insert(a.signer, a.issued_at);
-                }
-                let known =
-                    self.workers.read().await.get(&a.signer).is_some_and(|(p, _)| *p == peer);
-                if !known && peer != self.peer_id {
-                    // Learn how to reach it directly, for routing tasks to it.
-                    for addr in &a.addresses {
-                        if let Ok(addr) = addr.parse::<Multiaddr>() {
-                            let _ = self.p2p.dial(addr.with(enigma_p2p::Protocol::P2p(peer))).await;
-                        }
-                    }
-                }
-                self.workers
-                    .write()
-                    .await
-                    .insert(a.signer, (peer, WorkerKey { epoch: a.epoch, public_key, signature }));
-            }
+            GossipMessage::Worker(a) => self.judge_announcement(a).await,
             GossipMessage::Result(r) => {
                 // A verified result is never replaced: a relabelled or replayed copy of another
                 // result can neither displace it nor reach its subscribers.
                 if self.results.read().await.get(&r.task_id).is_some() {
-                    return;
+                    return Verdict::Ignore;
                 }
-                if self.verify_result(&r).await && self.results.write().await.insert_new(&r) {
+                let verdict = self.verify_result(&r).await;
+                if verdict == Verdict::Accept && self.results.write().await.insert_new(&r) {
                     let _ = self.result_events.send(*r);
                 }
+                verdict
             }
         }
     }
 
+    async fn judge_announcement(self: &Arc<Self>, a: WorkerAnnouncement) -> Verdict {
+        let (Ok(public_key), Ok(signature), Ok(peer)) = (
+            PublicKey::from_bytes(&a.io_public_key),
+            Signature::from_bytes(&a.signature),
+            PeerId::from_bytes(&a.peer_id),
+        ) else {
+            return Verdict::Reject;
+        };
+        // Only announcements the named enclave signed whole (peer id, addresses, epoch, key,
+        // time), with a key it signed, are kept: no peer can announce itself in another
+        // worker's name.
+        if !a.is_signed()
+            || signature.recover_address(&worker_key_digest(public_key.as_bytes())).ok()
+                != Some(a.signer.into())
+        {
+            return Verdict::Reject;
+        }
+        // Only workers of a known epoch take a place in the table (made-up signers cannot fill
+        // it); stale or replayed ones are ignored: older than the newest seen for the signer,
+        // or than the allowed age, or from the future.
+        if !self.epochs.read().await.has_worker(&a.signer) {
+            return Verdict::Ignore;
+        }
+        let now = crate::attest::now_ms();
+        if a.issued_at.saturating_add(ANNOUNCEMENT_MAX_AGE_MS) < now
+            || a.issued_at > now.saturating_add(300_000)
+        {
+            return Verdict::Ignore;
+        }
+        {
+            let mut seen = self.announced_at.lock().await;
+            if seen.get(&a.signer).is_some_and(|t| *t >= a.issued_at) {
+                return Verdict::Ignore;
+            }
+            if seen.len() >= MAX_KNOWN_WORKERS && !seen.contains_key(&a.signer) {
+                return Verdict::Ignore;
+            }
+            seen.insert(a.signer, a.issued_at);
+        }
+        let known = self.workers.read().await.get(&a.signer).is_some_and(|(p, _)| *p == peer);
+        if !known && peer != self.peer_id {
+            // Learn how to reach it directly, for routing tasks to it. Dials run on their own,
+            // bounded in number and time: unreachable addresses stall nothing.
+            let addrs: Vec<Multiaddr> = a
+                .addresses
+                .iter()
+                .filter_map(|s| s.parse::<Multiaddr>().ok())
+                .map(|addr| addr.with(enigma_p2p::Protocol::P2p(peer)))
+                .collect();
+            if let Ok(permit) = self.dials.clone().try_acquire_owned() {
+                let p2p = self.p2p.clone();
+                self.spawn(async move {
+                    for addr in addrs {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), p2p.dial(addr)).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
+        self.workers
+            .write()
+            .await
+            .insert(a.signer, (peer, WorkerKey { epoch: a.epoch, public_key, signature }));
+        Verdict::Accept
+    }
+
     /// A result is served only if it answers its task's record (inputs hash, contract, kind)
-    /// and the worker its epoch selects signed it, over the task id and contract.
-    async fn verify_result(&self, r: &ResultMessage) -> bool {
-        let Ok(signature) = Signature::from_bytes(&r.signature) else { return false };
-        let Ok(signer) = signature.recover_address(&r.receipt_digest()) else { return false };
-        let Ok(Some(record)) = self.chain.task(&r.task_id).await else { return false };
+    /// and the worker its epoch selects signed it, over the task id and contract. A signer
+    /// that is no known worker (what any altered copy of a signed result recovers to) is
+    /// rejected before the chain is asked.
+    async fn verify_result(&self, r: &ResultMessage) -> Verdict {
+        let Ok(signature) = Signature::from_bytes(&r.signature) else { return Verdict::Reject };
+        let Ok(signer) = signature.recover_address(&r.receipt_digest()) else {
+            return Verdict::Reject;
+        };
+        if !self.epochs.read().await.has_worker(&signer.into()) {
+            return Verdict::Reject;
+        }
+        let Ok(Some(record)) = self.chain.task(&r.task_id).await else { return Verdict::Ignore };
         let contract_ok = if r.is_deploy {
             r.contract == ContractAddress::from(r.task_id)
         } else {
             record.names(&r.contract)
         };
         if record.inputs_hash != r.inputs_hash || record.is_deploy != r.is_deploy || !contract_ok {
-            return false;
+            return Verdict::Reject;
         }
         let mut epochs = self.epochs.write().await;
         if epochs.by_first_block(record.first_block).is_none() {
             let _ = epochs.refresh(&self.chain).await;
         }
-        epochs
+        let selected = epochs
             .by_first_block(record.first_block)
-            .is_some_and(|e| epochs.group(e, &r.contract).contains(&signer.into()))
+            .is_some_and(|e| epochs.group(e, &r.contract).contains(&signer.into()));
+        if selected { Verdict::Accept } else { Verdict::Reject }
     }
 
     async fn chain_event(&self, event: ChainEvent) -> Result<()> {
@@ -838,84 +1020,108 @@ impl Worker {
         }
     }
 
-    /// Validates and executes a task, persists its result and publishes it.
-    async fn run_task(&self, request: TaskRequest) -> Result<()> {
-        let (task_id, contract, is_deploy, encrypted_fn, encrypted_args, user_key, code) =
-            match request {
-                TaskRequest::Deploy {
-                    task_id,
-                    code,
-                    encrypted_fn,
-                    encrypted_args,
-                    user_public_key,
-                } => (
-                    task_id,
-                    ContractAddress::from(task_id),
-                    true,
-                    encrypted_fn,
-                    encrypted_args,
-                    user_public_key,
-                    Some(code),
-                ),
-                TaskRequest::Compute {
-                    task_id,
-                    contract,
-                    encrypted_fn,
-                    encrypted_args,
-                    user_public_key,
-                } => {
-                    (task_id, contract, false, encrypted_fn, encrypted_args, user_public_key, None)
-                }
-            };
-        let user_key = PublicKey::from_bytes(&user_key)
-            .map_err(|e| NodeError::Refused(format!("the user public key: {e}")))?;
-        let computed = match &code {
-            Some(code) => inputs_hash_deploy(
-                &encrypted_fn,
-                &encrypted_args,
-                &code_hash(code),
-                user_key.as_bytes(),
-            ),
-            None => {
-                inputs_hash_compute(&encrypted_fn, &encrypted_args, &contract, user_key.as_bytes())
-            }
-        };
-        // Wait (bounded) for the record to be mined.
+    /// The task's record once it is `confirmations` blocks deep, waiting (up to `record_wait`)
+    /// for the watcher to read it from the chain's events: one chain read per request, however
+    /// long it waits. An id that had no record within the wait is refused at once for a while.
+    pub(crate) async fn await_record(
+        &self,
+        task: &TaskId,
+    ) -> Result<Option<enigma_chain::TaskRecord>> {
+        let now = crate::attest::now_ms();
+        if self.misses.lock().is_ok_and(|m| m.seen_since(task, now.saturating_sub(MISS_MEMORY_MS)))
+        {
+            return Ok(None);
+        }
+        let mut tick = self.chain_tick.subscribe();
         let deadline = tokio::time::Instant::now() + self.record_wait;
-        let record = loop {
-            if let Some(r) = self.chain.task(&task_id).await? {
-                break Some(r);
+        let mut found = self.chain.task(task).await?;
+        loop {
+            if let Some(r) = &found
+                && (self.confirmations == 0
+                    || r.created_at + self.confirmations <= self.chain.block_number().await?)
+            {
+                return Ok(found);
             }
-            if tokio::time::Instant::now() >= deadline {
-                break None;
+            // Wait for the watcher to read further; look again when it has seen the record (or,
+            // for a record already found, at each new block).
+            loop {
+                match tokio::time::timeout_at(deadline, tick.changed()).await {
+                    Ok(Ok(())) => {}
+                    _ => {
+                        if found.is_none()
+                            && let Ok(mut m) = self.misses.lock()
+                        {
+                            m.insert(*task, crate::attest::now_ms());
+                        }
+                        return Ok(None);
+                    }
+                }
+                let seen = self.records.lock().is_ok_and(|r| r.seen_since(task, 0));
+                if seen || found.is_some() {
+                    break;
+                }
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+            found = self.chain.task(task).await?;
+        }
+    }
+
+    /// Ends an admitted request of `source`; a `strike` counts against it (enough of them
+    /// ban the source).
+    pub(crate) fn settle(
+        &self,
+        admission: &std::sync::Mutex<Admission>,
+        source: Source,
+        strike: bool,
+    ) {
+        let Ok(mut a) = admission.lock() else { return };
+        a.release(source);
+        if strike && a.strike(source, crate::attest::now_ms()) {
+            tracing::warn!(%source, "banning a source of task requests for unrecorded or altered tasks");
+        }
+    }
+
+    /// Checks a task request against its record and the selection of `signer` (before it is
+    /// routed there, and by the worker itself). Returns the record's epoch and the record.
+    pub(crate) async fn precheck(
+        &self,
+        request: &TaskRequest,
+        signer: SignerAddress,
+    ) -> Result<(u64, enigma_chain::TaskRecord)> {
+        let (task_id, contract, is_deploy, computed) = describe(request)?;
+        let record = self.await_record(&task_id).await?;
         if let Some(r) = &record
             && self.epochs.read().await.by_first_block(r.first_block).is_none()
         {
             self.epochs.write().await.refresh(&self.chain).await?;
         }
-        let epoch = {
-            let epochs = self.epochs.read().await;
-            check_task(
-                task_id,
-                contract,
-                is_deploy,
-                computed,
-                record.as_ref(),
-                &epochs,
-                self.signer,
-            )
-            .map_err(|e| NodeError::Refused(e.to_string()))?
+        let epochs = self.epochs.read().await;
+        let epoch =
+            check_task(task_id, contract, is_deploy, computed, record.as_ref(), &epochs, signer)?;
+        Ok((epoch, record.ok_or(Refusal::NoRecord(task_id))?))
+    }
+
+    /// Validates and executes a task, persists its result and publishes it.
+    async fn run_task(&self, request: TaskRequest) -> Result<()> {
+        let (epoch, record) = self.precheck(&request, self.signer).await?;
+        let (task_id, contract, is_deploy, _) = describe(&request)?;
+        let (encrypted_fn, encrypted_args, user_key, code) = match request {
+            TaskRequest::Deploy { code, encrypted_fn, encrypted_args, user_public_key, .. } => {
+                (encrypted_fn, encrypted_args, user_public_key, Some(code))
+            }
+            TaskRequest::Compute { encrypted_fn, encrypted_args, user_public_key, .. } => {
+                (encrypted_fn, encrypted_args, user_public_key, None)
+            }
         };
-        let (gas_limit, seq) = record.as_ref().map_or((0, 0), |r| (r.gas_limit, r.seq));
+        let user_key = PublicKey::from_bytes(&user_key)
+            .map_err(|e| NodeError::Refused(format!("the user public key: {e}")))?;
+        let (gas_limit, seq) = (record.gas_limit, record.seq);
         // Execution is serial per contract's delta chain: a compute runs only on a copy checked
         // against the chain and, after an epoch change, handed over by the previous holder; and
         // in the chain's order of the contract's records (a task waits, up to `order_wait`, for
         // those recorded before it; one that arrives after a later one ran is refused).
         let mut attempts = 0;
         let order_deadline = tokio::time::Instant::now() + self.order_wait;
+        let mut chain_seq: Option<(u64, tokio::time::Instant)> = None;
         let (_serial, current) = loop {
             let current = self.current_epoch().await.unwrap_or(epoch);
             if !is_deploy {
@@ -927,7 +1133,21 @@ impl Worker {
             }
             let serial = self.execution.lock().await;
             if !is_deploy {
-                let next = self.next_seq(&contract).await?;
+                // The chain's count moves only with commits: read it at most every 500 ms while
+                // waiting, the local count at every look.
+                let on_chain = match chain_seq {
+                    Some((n, at)) if at.elapsed() < Duration::from_millis(500) => n,
+                    _ => {
+                        let n = self
+                            .chain
+                            .secret_contract(&contract)
+                            .await?
+                            .map_or(0, |c| c.next_receipt_seq);
+                        chain_seq = Some((n, tokio::time::Instant::now()));
+                        n
+                    }
+                };
+                let next = self.next_seq_after(&contract, on_chain)?;
                 if seq < next {
                     return Err(NodeError::Refused(format!(
                         "task {task_id} is number {seq} of contract {contract}, but number {} already ran: \
@@ -1098,14 +1318,13 @@ impl Worker {
     }
 
     /// The lowest record sequence number of `contract` this worker may still execute: past the
-    /// last it executed, and past what the chain has committed.
-    async fn next_seq(&self, contract: &ContractAddress) -> Result<u64> {
+    /// last it executed, and past what the chain has committed (its next receipt number `chain`).
+    fn next_seq_after(&self, contract: &ContractAddress, chain: u64) -> Result<u64> {
         let local = self
             .store
             .meta(&seq_key(contract))?
             .and_then(|b| b.try_into().ok())
             .map(u64::from_be_bytes);
-        let chain = self.chain.secret_contract(contract).await?.map_or(0, |c| c.next_receipt_seq);
         Ok(local.map_or(chain, |l| chain.max(l + 1)))
     }
 
@@ -1263,6 +1482,7 @@ impl Worker {
 
     async fn commit_receipts(&self, flush: bool) -> Result<()> {
         let _one = self.committing.lock().await;
+        self.check_sent().await?;
         let mut commits = self.receipts.lock().await.take(flush).into_iter();
         while let Some(commit) = commits.next() {
             let commit = match self.drop_uncommittable(commit).await {
@@ -1281,17 +1501,60 @@ impl Worker {
             };
             match result {
                 Ok(()) => {
-                    let mut b = self.store.batch()?;
-                    for (c, t) in &tasks {
-                        b.remove_pending_receipt(c, t)?;
-                    }
-                    b.commit()?;
+                    // Kept (in the store too) until the chain's event for it is confirmed: a
+                    // reorg that drops the block sends it again.
+                    let block = self.chain.block_number().await.unwrap_or(0);
+                    self.receipts.lock().await.sent(commit, block);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "a receipt commit failed; requeueing");
-                    self.requeue(std::iter::once(commit).chain(commits)).await;
+                    // A receipt the chain already holds (sent before a restart, or by a retry
+                    // whose answer was lost) is done, not retried forever.
+                    let mut done = Vec::new();
+                    for (_, task) in &tasks {
+                        if let Ok(Some(r)) = self.chain.task(task).await
+                            && r.status != enigma_chain::TaskStatus::Created
+                        {
+                            self.forget_receipt(task).await?;
+                            done.push(*task);
+                        }
+                    }
+                    let rest = std::iter::once(commit).chain(commits).filter_map(|c| match c {
+                        Commit::Single(p) if done.contains(&p.task) => None,
+                        Commit::Batch(ps) => {
+                            let ps: Vec<Pending> =
+                                ps.into_iter().filter(|p| !done.contains(&p.task)).collect();
+                            (!ps.is_empty()).then_some(Commit::Batch(ps))
+                        }
+                        other => Some(other),
+                    });
+                    let rest: Vec<Commit> = rest.collect();
+                    self.requeue(rest.into_iter()).await;
                     return Err(e);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Receipts sent a while ago whose confirmation has not come: landed (the event was missed
+    /// or is below the cursor) → forgotten; gone with a replaced block → sent again.
+    async fn check_sent(&self) -> Result<()> {
+        let overdue = {
+            let q = self.receipts.lock().await;
+            if q.unconfirmed() == 0 {
+                return Ok(());
+            }
+            let head = self.chain.block_number().await?;
+            q.overdue(head, self.confirmations + REORG_GRACE_BLOCKS)
+        };
+        for task in overdue {
+            match self.chain.task(&task).await? {
+                Some(r) if r.status == enigma_chain::TaskStatus::Created => {
+                    tracing::warn!(me = %self.signer, %task, "a sent receipt is no longer on chain (reorg); sending it again");
+                    self.receipts.lock().await.resend(&task);
+                }
+                _ => self.forget_receipt(&task).await?,
             }
         }
         Ok(())

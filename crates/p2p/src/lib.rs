@@ -33,4 +33,6 @@ pub use messages::{
     GossipMessage, ResultMessage, SyncRequest, SyncResponse, TaskRequest, TaskResponse,
     WorkerAnnouncement,
 };
-pub use service::{Config, Error, Event, Handle, SyncReply, TaskReply, spawn};
+pub use service::{
+    Config, Error, Event, GossipVerdict, Handle, SyncReply, TaskReply, Verdict, spawn,
+};

@@ -115,12 +115,15 @@ impl Default for Config {
 /// What the network delivers to the node.
 #[derive(Debug)]
 pub enum Event {
-    /// A valid gossip message.
+    /// A well-formed gossip message. It is forwarded to other peers only once the node
+    /// accepts it through `verdict` (a message never judged is not forwarded).
     Gossip {
         /// Who forwarded it.
         from: PeerId,
         /// The message.
         message: GossipMessage,
+        /// Where the node's judgement goes.
+        verdict: GossipVerdict,
     },
     /// A task for this node; answer it through `reply`.
     Task {
@@ -162,6 +165,35 @@ impl SyncReply {
     }
 }
 
+/// What the node decided about a gossip message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: keep forwarding it.
+    Accept,
+    /// Invalid (a forged signature, a result no selected worker signed): not forwarded, and the
+    /// peer that sent it gets a strike (honest peers forward only what they accepted).
+    Reject,
+    /// Not useful (stale, a duplicate, nothing to check it against yet): not forwarded, no
+    /// strike.
+    Ignore,
+}
+
+/// The way to report a gossip message's [`Verdict`].
+#[derive(Debug)]
+pub struct GossipVerdict {
+    id: gossipsub::MessageId,
+    from: PeerId,
+    commands: mpsc::Sender<Command>,
+}
+
+impl GossipVerdict {
+    /// Reports the verdict (without waiting: a full command queue drops it, and the message is
+    /// then not forwarded).
+    pub fn report(self, verdict: Verdict) {
+        let _ = self.commands.try_send(Command::Validate { id: self.id, from: self.from, verdict });
+    }
+}
+
 /// The way back to the peer that sent a task.
 #[derive(Debug)]
 pub struct TaskReply {
@@ -189,6 +221,7 @@ enum Command {
     Provide(ContractAddress),
     FindProviders(ContractAddress, oneshot::Sender<Vec<PeerId>>),
     Penalize(PeerId, String),
+    Validate { id: gossipsub::MessageId, from: PeerId, verdict: Verdict },
     Shutdown,
 }
 
@@ -541,6 +574,20 @@ impl Service {
                 self.provider_queries.insert(id, (HashSet::new(), tx));
             }
             Command::Penalize(peer, why) => self.strike(peer, &why),
+            Command::Validate { id, from, verdict } => {
+                let acceptance = match verdict {
+                    Verdict::Accept => gossipsub::MessageAcceptance::Accept,
+                    Verdict::Reject => {
+                        self.strike(from, "an invalid gossip message");
+                        gossipsub::MessageAcceptance::Reject
+                    }
+                    Verdict::Ignore => gossipsub::MessageAcceptance::Ignore,
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &from, acceptance);
+            }
             Command::Shutdown => {}
         }
     }
@@ -611,21 +658,26 @@ impl Service {
                             Err("message on the wrong topic".into())
                         }
                     });
-                let acceptance = match decoded {
-                    Ok(m) => {
-                        self.emit(Event::Gossip { from: propagation_source, message: m });
-                        gossipsub::MessageAcceptance::Accept
-                    }
+                match decoded {
+                    // The node judges it (signatures, the chain) and reports the verdict.
+                    Ok(m) => self.emit(Event::Gossip {
+                        from: propagation_source,
+                        message: m,
+                        verdict: GossipVerdict {
+                            id: message_id,
+                            from: propagation_source,
+                            commands: self.commands_tx.clone(),
+                        },
+                    }),
                     Err(why) => {
                         self.strike(propagation_source, &why);
-                        gossipsub::MessageAcceptance::Reject
+                        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            gossipsub::MessageAcceptance::Reject,
+                        );
                     }
-                };
-                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    acceptance,
-                );
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Tasks(request_response::Event::Message {
                 peer,
