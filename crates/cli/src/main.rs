@@ -223,6 +223,10 @@ struct NodeArgs {
     /// limit; the task gets no result and is refunded (milliseconds, default 20000).
     #[arg(long)]
     task_time_budget_ms: Option<u64>,
+    /// Worker: blocks a task record or chain event must be under before the worker acts on it
+    /// (default: 0 on a devnet chain, 2 elsewhere, where 0 is refused).
+    #[arg(long)]
+    confirmations: Option<u64>,
 }
 
 impl NodeArgs {
@@ -252,6 +256,7 @@ impl NodeArgs {
             batch_wait_ms: self.batch_wait_ms.or(file.batch_wait_ms),
             handover_wait_ms: self.handover_wait_ms.or(file.handover_wait_ms),
             task_time_budget_ms: self.task_time_budget_ms.or(file.task_time_budget_ms),
+            confirmations: self.confirmations.or(file.confirmations),
         })
     }
 }
@@ -412,6 +417,7 @@ fn worker_config(a: NodeArgs, run: bool) -> Result<WorkerConfig> {
         }
         config.task_time_budget = Duration::from_millis(ms);
     }
+    config.confirmations = a.confirmations;
     Ok(config)
 }
 

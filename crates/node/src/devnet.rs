@@ -176,6 +176,9 @@ pub struct DevnetSummary {
     pub km_measurement: String,
     /// The workers' enclave signers.
     pub worker_signers: Vec<String>,
+    /// Where a node joining the devnet's p2p network bootstraps from (`--bootstrap`).
+    #[serde(default)]
+    pub p2p_bootstrap: Vec<String>,
     /// Where the addresses are served as plain text.
     pub address_urls: Vec<String>,
     /// Funded accounts for users.
@@ -505,6 +508,10 @@ async fn start_nodes(
         ),
         km_measurement: format!("0x{}", hex::encode(devnet_measurements(attestation.authority).1)),
         worker_signers: workers.iter().map(|w| w.signer.to_string()).collect(),
+        p2p_bootstrap: workers
+            .first()
+            .map(|w| w.p2p_addrs.iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
         address_urls,
         accounts,
         epoch_size: config.epoch_size,

@@ -29,7 +29,7 @@ pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES, NOT_ADMITTED, UNANSWERED};
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
 pub use worker::{
     DEFAULT_CONFIRMATIONS, DEVNET_CHAIN_ID, WorkerAction, WorkerConfig, WorkerNode, manage_worker,
-    start_worker,
+    start_worker, to_message as result_message,
 };
 
 /// A node failure.

@@ -760,7 +760,9 @@ fn ended(task: TaskId, epoch: u64) -> NodeError {
     ))
 }
 
-fn to_message(r: &TaskResult, is_deploy: bool) -> ResultMessage {
+/// The result message a worker publishes for an enclave's task result.
+#[must_use]
+pub fn to_message(r: &TaskResult, is_deploy: bool) -> ResultMessage {
     ResultMessage {
         task_id: r.task_id,
         contract: r.contract,
