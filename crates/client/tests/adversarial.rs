@@ -1,0 +1,267 @@
+//! The client against a hostile gateway: a proxy in front of a real devnet's gateway that passes
+//! requests through and tampers with what comes back — another worker's key, a deployment
+//! result naming a look-alike contract, another task's (genuine, signed) result, an altered
+//! output, a result from a previous run of the same contract. The client refuses each before a
+//! dApp sees it, and the honest path through the same proxy still works.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use alloy_primitives::{Address as AlloyAddress, U256};
+use alloy_sol_types::SolValue;
+use enigma_client::{Client, ClientConfig, ClientError, Finality};
+use enigma_crypto::KeyPair;
+use enigma_node::{DevnetConfig, DevnetSummary, start_devnet};
+use enigma_p2p::messages::ResultView;
+use jsonrpsee::{
+    RpcModule, SubscriptionMessage,
+    core::client::ClientT,
+    http_client::{HttpClient, HttpClientBuilder},
+    server::ServerBuilder,
+    types::ErrorObjectOwned,
+};
+
+const GAS: u64 = 50_000_000;
+
+fn millionaires() -> Vec<u8> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let options = enigma_client::build::BuildOptions::examples(&root);
+    let built = enigma_client::build::build(&options).unwrap();
+    std::fs::read(&enigma_client::build::find(&built, "millionaires").unwrap().wasm).unwrap()
+}
+
+fn add(who: u8, worth: u64) -> Vec<u8> {
+    (AlloyAddress::repeat_byte(who), U256::from(worth)).abi_encode_params()
+}
+
+/// What the proxy does to the answers it passes on.
+#[derive(Clone, Default)]
+enum Tamper {
+    /// Nothing.
+    #[default]
+    Honest,
+    /// A deployment result names this contract instead.
+    Relabel(String),
+    /// Every result is this one (another task's, genuine and signed).
+    Serve(ResultView),
+    /// The output's last byte is flipped.
+    FlipOutput,
+    /// The worker key is another key, signed by another enclave.
+    ForeignKey(serde_json::Value),
+}
+
+struct Proxy {
+    upstream: HttpClient,
+    tamper: Mutex<Tamper>,
+}
+
+impl Proxy {
+    fn tamper(&self, view: ResultView) -> ResultView {
+        match self.tamper.lock().unwrap().clone() {
+            Tamper::Honest | Tamper::ForeignKey(_) => view,
+            Tamper::Relabel(contract) => ResultView { contract_address: contract, ..view },
+            Tamper::Serve(other) => other,
+            Tamper::FlipOutput => {
+                let mut bytes = hex::decode(view.output.trim_start_matches("0x")).unwrap();
+                if let Some(last) = bytes.last_mut() {
+                    *last ^= 1;
+                }
+                ResultView { output: format!("0x{}", hex::encode(bytes)), ..view }
+            }
+        }
+    }
+
+    async fn result(&self, params: &serde_json::Value) -> Option<ResultView> {
+        let found: Option<ResultView> = self
+            .upstream
+            .request("getTaskResult", jsonrpsee::rpc_params![params.clone()])
+            .await
+            .ok()
+            .flatten();
+        found.map(|v| self.tamper(v))
+    }
+}
+
+fn upstream_error(e: jsonrpsee::core::ClientError) -> ErrorObjectOwned {
+    match e {
+        jsonrpsee::core::ClientError::Call(e) => e,
+        other => ErrorObjectOwned::owned(-32000, other.to_string(), None::<()>),
+    }
+}
+
+/// Serves the gateway methods the client uses, forwarding to `upstream`.
+async fn hostile_gateway(upstream: &str) -> (String, Arc<Proxy>, jsonrpsee::server::ServerHandle) {
+    let proxy = Arc::new(Proxy {
+        upstream: HttpClientBuilder::default().build(upstream).unwrap(),
+        tamper: Mutex::new(Tamper::Honest),
+    });
+    let mut m = RpcModule::from_arc(proxy.clone());
+    for method in ["deploySecretContract", "sendTaskInput", "getTaskStatus"] {
+        m.register_async_method(method, move |params, p, _| async move {
+            let params: serde_json::Value = params.one()?;
+            p.upstream
+                .request::<serde_json::Value, _>(method, jsonrpsee::rpc_params![params])
+                .await
+                .map_err(upstream_error)
+        })
+        .unwrap();
+    }
+    m.register_async_method("getWorkerEncryptionKey", |params, p, _| async move {
+        let params: serde_json::Value = params.one()?;
+        let answer: serde_json::Value = p
+            .upstream
+            .request("getWorkerEncryptionKey", jsonrpsee::rpc_params![params])
+            .await
+            .map_err(upstream_error)?;
+        Ok::<_, ErrorObjectOwned>(match p.tamper.lock().unwrap().clone() {
+            Tamper::ForeignKey(mut other) => {
+                other["epochBlock"] = answer["epochBlock"].clone();
+                other
+            }
+            _ => answer,
+        })
+    })
+    .unwrap();
+    m.register_async_method("getTaskResult", |params, p, _| async move {
+        let params: serde_json::Value = params.one()?;
+        Ok::<_, ErrorObjectOwned>(p.result(&params).await)
+    })
+    .unwrap();
+    m.register_subscription(
+        "subscribeTaskResult",
+        "taskResult",
+        "unsubscribeTaskResult",
+        |params, pending, p, _| async move {
+            let params: serde_json::Value = params.one()?;
+            let sink = pending.accept().await?;
+            loop {
+                if let Some(view) = p.result(&params).await {
+                    let message =
+                        SubscriptionMessage::from(serde_json::value::to_raw_value(&view)?);
+                    sink.send(message).await?;
+                    return Ok(());
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    () = sink.closed() => return Ok(()),
+                }
+            }
+        },
+    )
+    .unwrap();
+    let server = ServerBuilder::default().build("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", server.local_addr().unwrap());
+    (url, proxy, server.start(m))
+}
+
+fn config(s: &DevnetSummary, gateway: &str, i: usize) -> ClientConfig {
+    ClientConfig {
+        gateway_url: gateway.to_string(),
+        chain_url: s.chain_url.clone(),
+        enigma: s.deployment.enigma,
+        token: s.deployment.token,
+        account: KeyPair::from_slice(
+            &hex::decode(s.accounts[i].private_key.trim_start_matches("0x")).unwrap(),
+        )
+        .unwrap(),
+        gas_px: 1,
+        policy: enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()),
+        result_timeout: Duration::from_secs(20),
+    }
+}
+
+fn bad(result: Result<impl std::fmt::Debug, ClientError>, what: &str) -> String {
+    match result {
+        Err(ClientError::BadResult(why)) => why,
+        other => panic!("{what}: expected the client to refuse the result, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = start_devnet(
+        DevnetConfig {
+            data_dir: dir.path().join("devnet"),
+            chain_port: 0,
+            gateway: "127.0.0.1:0".parse().unwrap(),
+            km: "127.0.0.1:0".parse().unwrap(),
+            attestation: "127.0.0.1:0".parse().unwrap(),
+            address_port: None,
+            epoch_size: 10_000,
+            ..DevnetConfig::default()
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let s = devnet.summary.clone();
+    let (gateway, proxy, _server) = hostile_gateway(&s.gateway_url).await;
+    let set = |t: Tamper| *proxy.tamper.lock().unwrap() = t;
+    let client = Client::connect(config(&s, &gateway, 0)).await.unwrap();
+    client.deposit(10_000 * 100_000_000).await.unwrap();
+    let wasm = millionaires();
+
+    // Honest through the proxy: the baseline.
+    let contract = client.deploy(&wasm, "construct()", &[], GAS).await.unwrap().contract;
+    let first = client
+        .compute(contract, "add_millionaire(address,uint256)", &add(1, 10), GAS)
+        .await
+        .unwrap();
+    assert_eq!(first.finality, Finality::Provisional, "receipts are batched: first provisional");
+
+    // 1. A deployment result naming a look-alike contract (where the user's next secrets
+    //    would go): refused, the client does not hand out the look-alike address.
+    set(Tamper::Relabel(format!("0x{}", "ab".repeat(32))));
+    let why = bad(client.deploy(&wasm, "construct()", &[], GAS).await, "a relabelled deployment");
+    assert!(why.contains("contract") || why.contains("signed"), "{why}");
+
+    // 2. Another task's genuine, signed result served for this one.
+    set(Tamper::Honest);
+    let other = ResultView::from(&client.task_result(first.task_id).await.unwrap().unwrap());
+    set(Tamper::Serve(other));
+    bad(
+        client.compute(contract, "add_millionaire(address,uint256)", &add(2, 30), GAS).await,
+        "another task's result",
+    );
+
+    // 3. An altered output: the enclave's signature no longer covers it.
+    set(Tamper::FlipOutput);
+    bad(client.compute(contract, "compute_richest()", &[], GAS).await, "an altered output");
+
+    // 4. A worker key signed by another enclave: no secret is encrypted to it.
+    let foreign = KeyPair::generate().unwrap();
+    let forged_key = KeyPair::generate().unwrap();
+    let signature = foreign.sign_digest(&enigma_types::messages::worker_key_digest(
+        forged_key.public_key().as_bytes(),
+    ));
+    set(Tamper::ForeignKey(serde_json::json!({
+        "workerEncryptionKey": forged_key.public_key().to_string(),
+        "workerSig": signature.to_string(),
+    })));
+    let fresh = Client::connect(config(&s, &gateway, 1)).await.unwrap();
+    fresh.deposit(1_000 * 100_000_000).await.unwrap();
+    match fresh.compute(contract, "compute_richest()", &[], GAS).await {
+        Err(ClientError::NotAttested { reason, .. }) => {
+            assert!(reason.contains("not by its enclave"), "{reason}")
+        }
+        other => panic!("a key signed by another enclave was used: {other:?}"),
+    }
+
+    // The honest path through the same proxy still gives the right, verified answer. (The
+    // tasks above ran: the gateway withheld their true answers, it could not change them; the
+    // second entry is in.)
+    set(Tamper::Honest);
+    let richest = client.compute(contract, "compute_richest()", &[], GAS).await.unwrap();
+    assert_eq!(
+        <(AlloyAddress,)>::abi_decode_params(&richest.output).unwrap().0,
+        AlloyAddress::repeat_byte(2)
+    );
+    let confirmed = client.confirm(&richest).await.unwrap();
+    assert_eq!(confirmed.status, enigma_chain::TaskStatus::Verified);
+    assert_eq!(confirmed.output_hash, richest.output_hash, "the chain took this very result");
+    devnet.stop().await;
+}

@@ -1,0 +1,211 @@
+//! A chain that replaces its latest blocks (anvil_reorg): a worker following the chain two
+//! blocks deep has a task's receipt taken out of the chain with the block that held it, notices,
+//! and commits it again — the task is neither lost nor committed twice — and the client waiting
+//! on it sees it confirmed.
+
+use std::{
+    future::Future,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use alloy::providers::Provider as _;
+use alloy_primitives::{Address as AlloyAddress, U256};
+use alloy_sol_types::SolValue;
+use enigma_chain::{Chain, DeployConfig, TaskStatus, deploy, provider, spawn_anvil};
+use enigma_client::{Client, ClientConfig};
+use enigma_crypto::KeyPair;
+use enigma_node::*;
+
+const ENG: u128 = 100_000_000;
+const GAS: u64 = 50_000_000;
+
+fn millionaires() -> Vec<u8> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let options = enigma_contract_build::BuildOptions::examples(&root);
+    let built = enigma_contract_build::build(&options).unwrap();
+    std::fs::read(&enigma_contract_build::find(&built, "millionaires").unwrap().wasm).unwrap()
+}
+
+fn key(anvil: &alloy::node_bindings::AnvilInstance, i: usize) -> KeyPair {
+    KeyPair::from_slice(&anvil.keys()[i].to_bytes()).unwrap()
+}
+
+fn add(who: u8, worth: u64) -> Vec<u8> {
+    (AlloyAddress::repeat_byte(who), U256::from(worth)).abi_encode_params()
+}
+
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
+    for _ in 0..600 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_dropped_by_a_reorg_is_committed_again_exactly_once() {
+    let anvil = spawn_anvil().unwrap();
+    let url = anvil.endpoint_url().to_string();
+    let deployer = key(&anvil, 0);
+    let attestation =
+        serve_devnet_attestation("127.0.0.1:0".parse().unwrap(), KeyPair::generate().unwrap())
+            .await
+            .unwrap();
+    let km_dir = tempfile::tempdir().unwrap();
+    let principal =
+        prepare_km(km_dir.path(), key(&anvil, 9).address(), attestation.authority).unwrap().signer;
+    let p = provider(&url, Some(&deployer)).unwrap();
+    let d = deploy(
+        &p,
+        &DeployConfig {
+            epoch_size: 1_000,
+            timeout_blocks: 5_000,
+            principal,
+            group_size: 1,
+            simulation: Some(devnet_simulation_policy(attestation.authority)),
+            ias: None,
+            task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
+        },
+    )
+    .await
+    .unwrap();
+    let chain = Chain::new(p, d.enigma, d.token, Some(deployer.address()));
+    let _km = start_km(KmConfig {
+        data_dir: km_dir.path().to_path_buf(),
+        chain_url: url.clone(),
+        enigma: d.enigma,
+        token: d.token,
+        operator: key(&anvil, 9),
+        rpc_listen: "127.0.0.1:0".parse().unwrap(),
+        poll_interval: Duration::from_millis(200),
+        attestation_url: Some(attestation.url.clone()),
+        simulation_authority: attestation.authority,
+    })
+    .await
+    .unwrap();
+    // Blocks keep coming (a chain that is not a devnet's), except while the test holds them.
+    let mining = Arc::new(AtomicBool::new(true));
+    let miner = {
+        let (chain, mining) = (chain.clone(), mining.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if mining.load(Ordering::SeqCst) {
+                    let _: Result<serde_json::Value, _> =
+                        chain.provider().raw_request("anvil_mine".into(), (1u64,)).await;
+                }
+            }
+        })
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    chain.transfer_token(key(&anvil, 1).address(), 10_000 * ENG).await.unwrap();
+    let mut config = WorkerConfig::devnet(
+        dir.path().to_path_buf(),
+        url.clone(),
+        d.enigma,
+        d.token,
+        key(&anvil, 1),
+        format!("http://{}", _km.rpc_addr),
+    );
+    config.attestation_url = Some(attestation.url.clone());
+    config.simulation_authority = attestation.authority;
+    config.stake = Some(1_000 * ENG);
+    config.gateway_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.confirmations = Some(2);
+    config.batch_size = 1;
+    config.poll_interval = Duration::from_millis(100);
+    let worker = start_worker(config).await.unwrap();
+    let _: serde_json::Value =
+        chain.provider().raw_request("anvil_mine".into(), (1_000u64,)).await.unwrap();
+    eventually("an epoch with the worker", || async {
+        chain.current_epoch().await.ok().flatten().filter(|e| e.workers.len() == 1).map(|_| ())
+    })
+    .await;
+
+    let user = key(&anvil, 4);
+    chain.transfer_token(user.address(), 10_000 * ENG).await.unwrap();
+    let client = Client::connect(ClientConfig {
+        gateway_url: format!("http://{}", worker.gateway_addr.unwrap()),
+        chain_url: url.clone(),
+        enigma: d.enigma,
+        token: d.token,
+        account: user,
+        gas_px: 1,
+        policy: devnet_policy(attestation.authority),
+        result_timeout: Duration::from_secs(60),
+    })
+    .await
+    .unwrap();
+    client.deposit(1_000 * ENG).await.unwrap();
+    let contract = client.deploy(&millionaires(), "construct()", &[], GAS).await.unwrap().contract;
+    for (who, worth) in [(1u8, 10u64), (2, 30)] {
+        let done = client
+            .compute(contract, "add_millionaire(address,uint256)", &add(who, worth), GAS)
+            .await
+            .unwrap();
+        client.wait_final(done.task_id).await.unwrap();
+    }
+
+    // The test holds the blocks: the task's record is mined, then two blocks confirm it, the
+    // worker runs it and commits its receipt in the next block.
+    mining.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let recorded = client
+        .record_compute(contract, "add_millionaire(address,uint256)", &add(3, 50), GAS)
+        .await
+        .unwrap();
+    let task = recorded.id();
+    let handle = client.send(recorded);
+    let confirm = async {
+        let _: serde_json::Value =
+            chain.provider().raw_request("anvil_mine".into(), (2u64,)).await.unwrap();
+        let kept = chain.provider().get_block_number().await.unwrap();
+        eventually("the receipt on chain", || async {
+            chain.task(&task).await.ok().flatten().filter(|r| r.status == TaskStatus::Verified)
+        })
+        .await;
+        kept
+    };
+    let (outcome, kept) = tokio::join!(async { handle.await.unwrap().result().await }, confirm);
+    let outcome = outcome.unwrap();
+    assert_eq!(chain.secret_contract(&contract).await.unwrap().unwrap().delta_count, 4);
+
+    // The blocks after the two confirmations are replaced by empty ones: the receipt is gone.
+    let head = chain.provider().get_block_number().await.unwrap();
+    assert!(head > kept, "the receipt is in a block after the confirmations");
+    let _: serde_json::Value = chain
+        .provider()
+        .raw_request("anvil_reorg".into(), (head - kept, serde_json::json!([])))
+        .await
+        .unwrap();
+    assert_eq!(chain.task(&task).await.unwrap().unwrap().status, TaskStatus::Created);
+    assert_eq!(chain.secret_contract(&contract).await.unwrap().unwrap().delta_count, 3);
+
+    // Blocks come again: the worker finds its receipt gone and commits it again, once.
+    mining.store(true, Ordering::SeqCst);
+    let receipt = client.confirm(&outcome).await.unwrap();
+    assert_eq!(receipt.status, TaskStatus::Verified);
+    assert_eq!(receipt.delta_hash, outcome.delta_hash, "the same result landed again");
+    assert_eq!(
+        chain.secret_contract(&contract).await.unwrap().unwrap().delta_count,
+        4,
+        "the task's delta is on chain once"
+    );
+
+    // The contract goes on from the state that includes the task.
+    let richest = client.compute(contract, "compute_richest()", &[], GAS).await.unwrap();
+    assert_eq!(
+        <(AlloyAddress,)>::abi_decode_params(&richest.output).unwrap().0,
+        AlloyAddress::repeat_byte(3)
+    );
+    miner.abort();
+    worker.stop().await;
+}
