@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 use alloy::dyn_abi::{DynSolType, DynSolValue};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use enigma_client::{Client, ClientConfig, Policy, TaskOutcome};
+use enigma_client::{Client, ClientConfig, Finality, Policy, TaskOutcome};
 use enigma_node::{DevnetSummary, devnet_measurements};
 use enigma_types::{Address, ContractAddress, TaskId};
 
@@ -89,6 +89,10 @@ pub(crate) struct CallArgs {
     /// The gas limit.
     #[arg(long, default_value_t = 50_000_000)]
     gas: u64,
+    /// Wait until the task's receipt is on chain (the result is then confirmed, not just
+    /// provisional: signed by the selected enclave, its receipt still in a batch).
+    #[arg(long)]
+    confirm: bool,
     #[command(flatten)]
     connection: Connection,
 }
@@ -314,7 +318,27 @@ fn outcome_json(o: &TaskOutcome, decoded: Option<&[String]>) -> serde_json::Valu
         "gas_used": o.gas_used,
         "output": format!("0x{}", hex::encode(&o.output)),
         "decoded": decoded,
+        "finality": finality(o.finality),
     })
+}
+
+/// How final a result is, as printed.
+fn finality(f: Finality) -> &'static str {
+    match f {
+        Finality::Provisional => "provisional",
+        Finality::Confirmed => "confirmed",
+    }
+}
+
+/// The line after a result: who ran it, its gas, and whether the chain holds its receipt.
+fn outcome_line(o: &TaskOutcome) -> String {
+    let how = match o.finality {
+        Finality::Provisional => {
+            "provisional: signed by the selected enclave, receipt not on chain yet"
+        }
+        Finality::Confirmed => "confirmed: its receipt is on chain",
+    };
+    format!("  task {}  worker {}  gas used {}  ({how})", o.task_id, o.worker, o.gas_used)
 }
 
 /// `enigma deploy`.
@@ -339,7 +363,7 @@ pub(crate) async fn deploy(a: DeployArgs) -> Result<()> {
         say!("{}", outcome_json(&o, None));
     } else {
         say!("deployed {}", o.contract);
-        say!("  task {}  worker {}  gas used {}", o.task_id, o.worker, o.gas_used);
+        say!("{}", outcome_line(&o));
     }
     Ok(())
 }
@@ -353,10 +377,19 @@ pub(crate) async fn call(a: CallArgs) -> Result<()> {
         })?;
     }
     let client = a.connection.connect().await?;
-    let o = client
+    let mut o = client
         .compute(a.contract, &a.signature, &args, a.gas)
         .await
         .with_context(|| format!("calling {} on {}", a.signature, a.contract))?;
+    if a.confirm && o.finality == Finality::Provisional {
+        client.confirm(&o).await.with_context(|| {
+            format!(
+                "waiting for the receipt of task {} (see `enigma task status {}`)",
+                o.task_id, o.task_id
+            )
+        })?;
+        o.finality = Finality::Confirmed;
+    }
     let decoded = a.returns.as_deref().map(|t| decode_output(t, &o.output)).transpose()?;
     if a.connection.json {
         say!("{}", outcome_json(&o, decoded.as_deref()));
@@ -366,7 +399,7 @@ pub(crate) async fn call(a: CallArgs) -> Result<()> {
             None if o.output.is_empty() => say!("(no output)"),
             None => say!("0x{}", hex::encode(&o.output)),
         }
-        say!("  task {}  worker {}  gas used {}", o.task_id, o.worker, o.gas_used);
+        say!("{}", outcome_line(&o));
     }
     Ok(())
 }
@@ -434,11 +467,23 @@ pub(crate) async fn task(command: TaskCommand) -> Result<()> {
                     "the gateway has no result for task {task} (yet); see `enigma task status {task}`"
                 )
             };
+            let on_chain = client.task_status(task).await?;
+            let confirmed = on_chain != enigma_chain::TaskStatus::Created;
             if connection.json {
                 let view = enigma_p2p::messages::ResultView::from(&m);
-                say!("{}", serde_json::to_string(&view)?);
+                let mut value = serde_json::to_value(&view)?;
+                value["finality"] = (if confirmed { "confirmed" } else { "provisional" }).into();
+                say!("{value}");
             } else {
-                say!("task {task}: {}", if m.success { "SUCCESS" } else { "FAILED" });
+                say!(
+                    "task {task}: {} ({})",
+                    if m.success { "SUCCESS" } else { "FAILED" },
+                    if confirmed {
+                        format!("confirmed: {on_chain:?} on chain")
+                    } else {
+                        "provisional: its receipt is not on chain yet".to_string()
+                    }
+                );
                 say!("  contract     {}", m.contract);
                 let signer = m.signer().map_or_else(|| "nobody".to_string(), |s| s.to_string());
                 say!("  signed by    {signer} (a worker selected for the task)");

@@ -70,6 +70,15 @@ async fn the_millionaires_example_runs_from_the_command_line() {
             .unwrap();
     assert_eq!(richest["decoded"][0], "0x2222222222222222222222222222222222222222");
     assert!(richest["gas_used"].as_u64().unwrap() > 0);
+    // Receipts go in batches: a result is usually provisional when it arrives.
+    assert!(["provisional", "confirmed"].contains(&richest["finality"].as_str().unwrap()));
+    let confirmed = enigma(
+        &summary,
+        &["call", &contract, "compute_richest()", "--returns", "(address)", "--confirm"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(confirmed["finality"], "confirmed", "--confirm waits for the receipt");
 
     // A wrong argument is refused before anything is recorded or paid: no task record.
     let s = &devnet.summary;

@@ -12,7 +12,7 @@ use std::{
 
 use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
-use enigma_client::{Client, ClientConfig, ClientError, Finality};
+use enigma_client::{Client, ClientConfig, ClientError};
 use enigma_crypto::KeyPair;
 use enigma_node::{DevnetConfig, DevnetSummary, start_devnet};
 use enigma_p2p::messages::ResultView;
@@ -46,7 +46,7 @@ enum Tamper {
     /// A deployment result names this contract instead.
     Relabel(String),
     /// Every result is this one (another task's, genuine and signed).
-    Serve(ResultView),
+    Serve(Box<ResultView>),
     /// The output's last byte is flipped.
     FlipOutput,
     /// The worker key is another key, signed by another enclave.
@@ -63,7 +63,7 @@ impl Proxy {
         match self.tamper.lock().unwrap().clone() {
             Tamper::Honest | Tamper::ForeignKey(_) => view,
             Tamper::Relabel(contract) => ResultView { contract_address: contract, ..view },
-            Tamper::Serve(other) => other,
+            Tamper::Serve(other) => *other,
             Tamper::FlipOutput => {
                 let mut bytes = hex::decode(view.output.trim_start_matches("0x")).unwrap();
                 if let Some(last) = bytes.last_mut() {
@@ -211,7 +211,6 @@ async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results() {
         .compute(contract, "add_millionaire(address,uint256)", &add(1, 10), GAS)
         .await
         .unwrap();
-    assert_eq!(first.finality, Finality::Provisional, "receipts are batched: first provisional");
 
     // 1. A deployment result naming a look-alike contract (where the user's next secrets
     //    would go): refused, the client does not hand out the look-alike address.
@@ -222,7 +221,7 @@ async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results() {
     // 2. Another task's genuine, signed result served for this one.
     set(Tamper::Honest);
     let other = ResultView::from(&client.task_result(first.task_id).await.unwrap().unwrap());
-    set(Tamper::Serve(other));
+    set(Tamper::Serve(Box::new(other)));
     bad(
         client.compute(contract, "add_millionaire(address,uint256)", &add(2, 30), GAS).await,
         "another task's result",
