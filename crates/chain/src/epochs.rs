@@ -63,6 +63,11 @@ impl EpochCache {
         self.epochs.range(..=block).next_back().map(|(_, e)| e)
     }
 
+    /// The cached epochs, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &EpochInfo> {
+        self.epochs.values()
+    }
+
     /// Whether `signer` is a worker of any cached epoch.
     #[must_use]
     pub fn has_worker(&self, signer: &SignerAddress) -> bool {

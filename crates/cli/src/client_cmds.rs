@@ -468,7 +468,9 @@ pub(crate) async fn task(command: TaskCommand) -> Result<()> {
                 )
             };
             let on_chain = client.task_status(task).await?;
-            let confirmed = on_chain != enigma_chain::TaskStatus::Created;
+            let confirmed = client.finality(&m).await.with_context(|| {
+                format!("the gateway's result of task {task} does not stand against the chain")
+            })? == Finality::Confirmed;
             if connection.json {
                 let view = enigma_p2p::messages::ResultView::from(&m);
                 let mut value = serde_json::to_value(&view)?;

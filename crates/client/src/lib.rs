@@ -440,8 +440,13 @@ impl Client {
     /// Where a verified result stands against the chain. The state it was computed on must be
     /// the chain's, or ahead of it (built on receipts the worker has not committed yet); one on
     /// a state the chain has moved past — a rolled-back or forked copy — is rejected, since its
-    /// receipt can never land. Returns whether the receipt is on chain already.
-    async fn check_state(&self, m: &ResultMessage) -> Result<Finality> {
+    /// receipt can never land. Returns whether the chain holds this result's receipt already.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::BadResult`] for a result that can never land, or that the chain's final
+    /// record contradicts.
+    pub async fn finality(&self, m: &ResultMessage) -> Result<Finality> {
         // The contract first, then the record: a receipt landing in between shows as final.
         let on_chain =
             if m.is_deploy { None } else { self.chain.secret_contract(&m.contract).await? };
@@ -449,11 +454,15 @@ impl Client {
             ClientError::BadResult(format!("task {} has no record on chain", m.task_id))
         })?;
         if record.status.is_final() {
-            return Ok(Finality::Confirmed);
+            return self.landed(m, record.status).await;
         }
         if m.is_deploy {
+            // A deployment has no state before it.
             return Ok(Finality::Provisional);
         }
+        // Failures too: the enclave sealed where the state stood, and a failure computed on a
+        // state the chain has left (a host failing a task on old state) is no honest answer,
+        // even though the chain takes failure receipts whatever the state.
         let on_chain = on_chain.ok_or(ClientError::UnknownContract(m.contract))?;
         let (count, base) = (on_chain.delta_count, m.prev_delta_count);
         let moved_past = match base.cmp(&count) {
@@ -468,6 +477,46 @@ impl Client {
             )));
         }
         Ok(Finality::Provisional)
+    }
+
+    /// A result whose task is final on chain is confirmed only if the chain took this very
+    /// result: a refunded task, or a receipt with other hashes, means it never landed.
+    async fn landed(
+        &self,
+        m: &ResultMessage,
+        status: enigma_chain::TaskStatus,
+    ) -> Result<Finality> {
+        use enigma_chain::TaskStatus::{Failed, FailedEth, FailedReturn, Verified};
+        let never = |why: String| {
+            Err(ClientError::BadResult(format!("task {} is final on chain, but {why}", m.task_id)))
+        };
+        match (status, m.success) {
+            (FailedReturn, _) => {
+                return never("its fee was returned: no result was committed".into());
+            }
+            (Verified | FailedEth, false) | (Failed, true) => {
+                return never(format!("the chain holds a {status:?} receipt, not this result"));
+            }
+            _ => {}
+        }
+        if m.is_deploy && m.success {
+            return match self.chain.secret_contract(&m.contract).await? {
+                Some(c) if c.code_hash == m.code_hash => Ok(Finality::Confirmed),
+                _ => never("the chain registered no contract of this code at its address".into()),
+            };
+        }
+        match self.receipt(m.task_id, m.contract, status).await? {
+            Some(r) if r.output_hash == m.output_hash && r.delta_hash == m.delta_hash => {
+                Ok(Finality::Confirmed)
+            }
+            Some(r) => never(format!(
+                "its receipt carries output hash {} and delta hash {}, this result {} and {}",
+                r.output_hash, r.delta_hash, m.output_hash, m.delta_hash
+            )),
+            // A failed deployment's receipt, or one the node's logs no longer reach.
+            None if m.is_deploy => Ok(Finality::Confirmed),
+            None => never("its receipt could not be found".into()),
+        }
     }
 
     async fn ensure_funds(&self, gas_limit: u64) -> Result<()> {
@@ -1047,7 +1096,7 @@ impl TaskHandle<'_> {
                 "it is not signed by the selected worker {worker} over this task and contract"
             )));
         }
-        let finality = client.check_state(&message).await?;
+        let finality = client.finality(&message).await?;
         let ad = task_field_ad(&self.contract, &id, TaskField::Output);
         let padded = shared
             .decrypt_with_ad(&message.encrypted_output, &ad)

@@ -299,6 +299,10 @@ pub struct TaskResult {
     pub eth_call: Option<EthCall>,
     /// The enclave's signature over the receipt (deploy, compute or failure digest).
     pub signature: Signature,
+    /// The enclave's seal for peers and clients: its signature over
+    /// `result_digest(receipt digest, encrypted output, contract, previous delta count and
+    /// hash, success, kind)`, which covers every published field the receipt leaves out.
+    pub result_signature: Signature,
     /// An encrypted snapshot of the new state, when asked for.
     pub snapshot: Option<Vec<u8>>,
     /// The contract's debug output, only from a debug enclave.

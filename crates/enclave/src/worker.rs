@@ -19,8 +19,8 @@ use enigma_types::{
     inputs_hash_compute, inputs_hash_deploy,
     messages::{
         BatchEntry, ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, ReportData,
-        STATUS_FAILURE, STATUS_SUCCESS, TaskField, batch_digest, bytes_digest, task_field_ad,
-        worker_key_digest,
+        STATUS_FAILURE, STATUS_SUCCESS, TaskField, batch_digest, bytes_digest, result_digest,
+        task_field_ad, worker_key_digest,
     },
     output_hash,
     padding::{Padding, pad, unpad},
@@ -653,6 +653,7 @@ impl WorkerState {
         gas_limit: u64,
         gas_used: u64,
         message: &str,
+        is_deploy: bool,
     ) -> Result<TaskResult, EnclaveError> {
         let encrypted_output =
             self.seal_output(user_key, message.as_bytes(), &contract, &task_id)?;
@@ -666,6 +667,16 @@ impl WorkerState {
             gas_limit,
             gas_used,
         };
+        let receipt = receipt.digest();
+        let result_signature = self.result_seal(
+            &receipt,
+            &encrypted_output,
+            &contract,
+            prev.next_index,
+            &prev.tip,
+            false,
+            is_deploy,
+        )?;
         Ok(TaskResult {
             task_id,
             contract,
@@ -681,10 +692,35 @@ impl WorkerState {
             gas_limit,
             gas_used,
             eth_call: None,
-            signature: self.identity()?.signing.sign_digest(&receipt.digest()),
+            signature: self.identity()?.signing.sign_digest(&receipt),
+            result_signature,
             snapshot: None,
             logs: Vec::new(),
         })
+    }
+
+    /// The seal over a result's receipt digest and the published fields it leaves out.
+    #[allow(clippy::too_many_arguments)]
+    fn result_seal(
+        &self,
+        receipt: &[u8; 32],
+        encrypted_output: &[u8],
+        contract: &ContractAddress,
+        prev_delta_count: u64,
+        prev_delta_hash: &DeltaHash,
+        success: bool,
+        is_deploy: bool,
+    ) -> Result<Signature, EnclaveError> {
+        let digest = result_digest(
+            receipt,
+            encrypted_output,
+            contract,
+            prev_delta_count,
+            prev_delta_hash,
+            success,
+            is_deploy,
+        );
+        Ok(self.identity()?.signing.sign_digest(&digest))
     }
 
     pub(crate) fn deploy(&mut self, t: DeployTask) -> Result<TaskResult, EnclaveError> {
@@ -716,6 +752,7 @@ impl WorkerState {
                 t.gas_limit,
                 gas_used,
                 message,
+                true,
             )
         };
 
@@ -770,6 +807,15 @@ impl WorkerState {
             eth_call: eth_ref(eth_call.as_ref()),
         };
         let signature = self.identity()?.signing.sign_digest(&receipt.digest());
+        let result_signature = self.result_seal(
+            &receipt.digest(),
+            &encrypted_output,
+            &contract,
+            0,
+            &DeltaHash::ZERO,
+            true,
+            true,
+        )?;
         let snapshot = Some(self.seal_state(key, &Zeroizing::new(state.encode_snapshot()))?);
         self.cache_state(id, state);
         Ok(TaskResult {
@@ -788,6 +834,7 @@ impl WorkerState {
             gas_used: outcome.gas_used.0,
             eth_call,
             signature,
+            result_signature,
             snapshot,
             logs: if self.debug { success.logs } else { Vec::new() },
         })
@@ -824,6 +871,7 @@ impl WorkerState {
                 t.gas_limit,
                 gas_used,
                 message,
+                false,
             )
         };
 
@@ -906,6 +954,15 @@ impl WorkerState {
             eth_call: eth_ref(eth_call.as_ref()),
         };
         let signature = self.identity()?.signing.sign_digest(&receipt.digest());
+        let result_signature = self.result_seal(
+            &receipt.digest(),
+            &encrypted_output,
+            &contract,
+            t.position.next_index,
+            &prev,
+            true,
+            false,
+        )?;
         let mut snapshot = None;
         let padding = self.padding();
         if let Some((state, _)) = self.states.get_mut(&id) {
@@ -935,6 +992,7 @@ impl WorkerState {
             gas_used: outcome.gas_used.0,
             eth_call,
             signature,
+            result_signature,
             snapshot,
             logs: if self.debug { success.logs } else { Vec::new() },
         })

@@ -352,7 +352,7 @@ impl AdmissionLimits {
     };
     /// A worker's limits on the peers that forward tasks to it (gateways: more traffic each).
     pub const PEERS: Self = Self {
-        per_source: 128,
+        per_source: 32,
         total: 512,
         strikes: 256,
         window_ms: 60_000,

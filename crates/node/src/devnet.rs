@@ -448,8 +448,20 @@ async fn start_nodes(
     progress("starting the first epoch with the workers");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if chain.current_epoch().await?.is_some_and(|e| e.workers.len() == config.workers) {
-            break;
+        // Ready once the chain has the epoch and every worker has entered it (its key for the
+        // epoch is made and announced).
+        if let Some(e) = chain.current_epoch().await?
+            && e.workers.len() == config.workers
+        {
+            let mut entered = 0;
+            for w in &workers {
+                if w.entered_epoch().await == Some(e.first_block) {
+                    entered += 1;
+                }
+            }
+            if entered == workers.len() {
+                break;
+            }
         }
         if tokio::time::Instant::now() > deadline {
             return Err(NodeError::Config(

@@ -1,6 +1,6 @@
 //! The gateway JSON-RPC (PROTOCOL.md section 9): HTTP and WebSocket on one port.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use base64::Engine as _;
 use enigma_p2p::{ResultMessage, TaskRequest, messages::ResultView as TaskResultView};
@@ -23,6 +23,8 @@ use crate::{
 pub const MAX_REQUEST_BYTES: u32 = 4 * 1024 * 1024;
 /// Most concurrent connections.
 pub const MAX_CONNECTIONS: u32 = 512;
+/// Most concurrent connections from one address (or IPv6 /64).
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 
 fn hexed(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
@@ -266,18 +268,55 @@ pub(crate) async fn serve(
     let builder = ServerBuilder::default().set_config(config).to_service_builder();
     let methods: jsonrpsee::Methods = m.into();
     // Its own accept loop, so that each request carries its client's address (per-IP limits).
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS as usize));
+    let per_client: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>> = Arc::default();
     tokio::spawn(async move {
         loop {
+            // At most MAX_CONNECTIONS open at once: beyond it, accepting waits.
+            let permit = tokio::select! {
+                permit = connections.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                () = stop.clone().shutdown() => break,
+            };
             let (socket, remote) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        tracing::debug!(error = %e, "accepting a gateway connection failed");
+                        // Out of file descriptors, say: back off instead of spinning.
+                        tracing::warn!(error = %e, "accepting a gateway connection failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
                 },
                 () = stop.clone().shutdown() => break,
             };
+            // At most MAX_CONNECTIONS_PER_CLIENT from one address (or IPv6 /64).
+            let network = client_network(remote.ip());
+            let admitted = per_client.lock().is_ok_and(|mut m| {
+                let n = m.entry(network).or_insert(0);
+                *n += 1;
+                *n <= MAX_CONNECTIONS_PER_CLIENT
+            });
+            let release = {
+                let per_client = per_client.clone();
+                move || {
+                    if let Ok(mut m) = per_client.lock()
+                        && let Some(n) = m.get_mut(&network)
+                    {
+                        *n -= 1;
+                        if *n == 0 {
+                            m.remove(&network);
+                        }
+                    }
+                }
+            };
+            if !admitted {
+                release();
+                drop(socket);
+                continue;
+            }
             let client = ClientIp(remote.ip());
             let (builder, methods, stop2) = (builder.clone(), methods.clone(), stop.clone());
             let service =
@@ -294,6 +333,8 @@ pub(crate) async fn serve(
             tokio::spawn(async move {
                 let _ =
                     jsonrpsee::server::serve_with_graceful_shutdown(socket, service, stopped).await;
+                release();
+                drop(permit);
             });
         }
     });
@@ -314,7 +355,7 @@ async fn submit(
     request: TaskRequest,
 ) -> std::result::Result<(), ErrorObjectOwned> {
     let ip = ext.get::<ClientIp>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0);
-    let source = Source::Ip(ip);
+    let source = Source::Ip(client_network(ip));
     let admitted = w
         .gateway_admission
         .lock()
@@ -323,15 +364,29 @@ async fn submit(
     if let Err(e) = admitted {
         return Err(rpc_error(NOT_ADMITTED, e.to_string()));
     }
-    let mut guard = Admitted { worker: w, source, strike: false };
+    // A request counts as a strike until it is known not to be one: a client that hangs up
+    // mid-request (dropping this future) is not spared.
+    let mut guard = Admitted { worker: w, source, strike: true };
     let outcome = async {
-        w.precheck(&request, signer).await?;
+        w.precheck(&request, signer, false).await?;
         w.route(signer, request).await
     }
     .await;
     guard.strike = outcome.as_ref().err().is_some_and(is_strike);
     drop(guard);
     outcome.map_err(refused)
+}
+
+/// Where a client's requests count against limits: its IPv4 address, or the /64 network of
+/// its IPv6 address (one subscriber holds a whole /64).
+fn client_network(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
 }
 
 /// The error code of a request refused by the gateway's per-client limits.

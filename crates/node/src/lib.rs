@@ -25,7 +25,9 @@ pub use devnet::{
     devnet_simulation_policy, serve_devnet_attestation, start_devnet,
 };
 pub use enigma_p2p::messages::ResultView as TaskResultView;
-pub use gateway::{MAX_CONNECTIONS, MAX_REQUEST_BYTES, NOT_ADMITTED, UNANSWERED};
+pub use gateway::{
+    MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MAX_REQUEST_BYTES, NOT_ADMITTED, UNANSWERED,
+};
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
 pub use worker::{
     DEFAULT_CONFIRMATIONS, DEVNET_CHAIN_ID, WorkerAction, WorkerConfig, WorkerNode, manage_worker,

@@ -58,12 +58,21 @@ const REORG_GRACE_BLOCKS: u64 = 2;
 /// Task ids of recent records remembered (from the chain's events), and of requests that
 /// named no record.
 const MAX_RECENT_RECORDS: usize = 100_000;
-/// How long a task id that had no record is refused at once.
+/// How long a task id that had no record skips its first chain read.
 const MISS_MEMORY_MS: u64 = 60_000;
+/// How long a worker waits for the record of a task routed to it to appear (the gateway saw it
+/// before routing; this covers a chain node that lags behind the gateway's).
+const FORWARDED_RECORD_WAIT: Duration = Duration::from_secs(3);
+/// How long a found record may take to become `confirmations` deep.
+const DEPTH_WAIT: Duration = Duration::from_secs(600);
 /// Gossip messages waiting to be judged; beyond it they are dropped.
 const GOSSIP_QUEUE: usize = 1024;
+/// The shortest time between two loads of epochs asked for by what peers send.
+const EPOCH_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 /// Dials to newly announced workers at once.
 const MAX_DIALS: usize = 8;
+/// Addresses of one announcement dialed (one after the other, 5 s each at most).
+const MAX_DIALED_ADDRESSES: usize = 4;
 const SEQ: &str = "receipt-seq";
 
 /// How a worker node runs.
@@ -239,6 +248,10 @@ pub(crate) struct Worker {
     pub(crate) gateway_admission: std::sync::Mutex<Admission>,
     /// Dials to announced workers in progress.
     dials: Arc<tokio::sync::Semaphore>,
+    /// The latest epoch entered (its IO key made and announced).
+    entered_epoch: Mutex<u64>,
+    /// When epochs were last loaded from the chain on demand.
+    epochs_refreshed: std::sync::Mutex<Option<std::time::Instant>>,
     /// The enclave's attestation evidence as registered: sent with each state-key request, so the
     /// key manager's enclave can verify who asks.
     evidence: RwLock<Option<Evidence>>,
@@ -274,6 +287,14 @@ pub struct WorkerNode {
 }
 
 impl WorkerNode {
+    /// The first block of the latest epoch this worker has entered (its key for the epoch made
+    /// and announced), if any.
+    pub async fn entered_epoch(&self) -> Option<u64> {
+        let worker = self.worker.upgrade()?;
+        let entered = *worker.entered_epoch.lock().await;
+        (entered > 0).then_some(entered)
+    }
+
     /// Stops the node at once, like a crash that loses no committed write: work in flight is
     /// dropped, what is committed to its store stays. Returns once the store is closed, so the
     /// same data directory can be opened again.
@@ -509,6 +530,8 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::PEERS)),
         gateway_admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::GATEWAY)),
         dials: Arc::new(tokio::sync::Semaphore::new(MAX_DIALS)),
+        entered_epoch: Mutex::new(0),
+        epochs_refreshed: std::sync::Mutex::new(None),
         evidence: RwLock::new(evidence),
         record_wait: config.record_wait,
         handover_wait: config.handover_wait,
@@ -526,6 +549,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     let current = worker.epochs.read().await.current().map(|e| e.first_block);
     if let Some(epoch) = current {
         worker.enter_epoch(epoch).await?;
+        *worker.entered_epoch.lock().await = epoch;
         // A restarted or late-joining worker catches up on what it is selected for.
         worker.spawn(worker.clone().take_over(epoch));
     }
@@ -559,20 +583,16 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                         {
                             records.insert(*task_id, crate::attest::now_ms());
                         }
-                        let new_epoch = match &e.event {
-                            ChainEvent::WorkersParameterized { first_block, .. } => {
-                                Some(*first_block)
-                            }
-                            _ => None,
-                        };
                         if let Err(err) = w.chain_event(e.event).await {
                             tracing::warn!(error = %err, "handling a chain event failed");
                         }
-                        if let Some(epoch) = new_epoch {
-                            w.spawn(w.clone().take_over(epoch));
-                        }
                     }
-                    w.chain_tick.send_replace(watcher.next_block());
+                    let next = watcher.next_block();
+                    w.chain_tick.send_if_modified(|cursor| {
+                        let moved = *cursor != next;
+                        *cursor = next;
+                        moved
+                    });
                     let cursor = watcher.next_block().to_be_bytes();
                     if let Ok(mut b) = w.store.batch() {
                         let _ = b.put_meta(CHAIN_CURSOR, &cursor);
@@ -780,6 +800,7 @@ pub fn to_message(r: &TaskResult, is_deploy: bool) -> ResultMessage {
         eth_address: r.eth_call.as_ref().map_or([0; 20], |c| c.address.0),
         eth_payload: r.eth_call.as_ref().map(|c| c.payload.clone()).unwrap_or_default(),
         signature: r.signature.as_bytes().to_vec(),
+        result_signature: r.result_signature.as_bytes().to_vec(),
     }
 }
 
@@ -906,6 +927,7 @@ impl Worker {
                 .addresses
                 .iter()
                 .filter_map(|s| s.parse::<Multiaddr>().ok())
+                .take(MAX_DIALED_ADDRESSES)
                 .map(|addr| addr.with(enigma_p2p::Protocol::P2p(peer)))
                 .collect();
             if let Ok(permit) = self.dials.clone().try_acquire_owned() {
@@ -930,12 +952,16 @@ impl Worker {
     /// that is no known worker (what any altered copy of a signed result recovers to) is
     /// rejected before the chain is asked.
     async fn verify_result(&self, r: &ResultMessage) -> Verdict {
-        let Ok(signature) = Signature::from_bytes(&r.signature) else { return Verdict::Reject };
-        let Ok(signer) = signature.recover_address(&r.receipt_digest()) else {
-            return Verdict::Reject;
-        };
-        if !self.epochs.read().await.has_worker(&signer.into()) {
-            return Verdict::Reject;
+        // Both signatures must recover to one signer: an altered field (the ciphertext, the
+        // state position, the contract) breaks one of them.
+        let Some(signer) = r.signer() else { return Verdict::Reject };
+        if !self.epochs.read().await.has_worker(&signer) {
+            // Perhaps a worker of an epoch this node has not read yet: look (at most every
+            // couple of seconds), then judge.
+            let _ = self.refresh_epochs(false).await;
+            if !self.epochs.read().await.has_worker(&signer) {
+                return Verdict::Reject;
+            }
         }
         let Ok(Some(record)) = self.chain.task(&r.task_id).await else { return Verdict::Ignore };
         let contract_ok = if r.is_deploy {
@@ -946,17 +972,41 @@ impl Worker {
         if record.inputs_hash != r.inputs_hash || record.is_deploy != r.is_deploy || !contract_ok {
             return Verdict::Reject;
         }
-        let mut epochs = self.epochs.write().await;
-        if epochs.by_first_block(record.first_block).is_none() {
-            let _ = epochs.refresh(&self.chain).await;
+        if self.epochs.read().await.by_first_block(record.first_block).is_none() {
+            let _ = self.refresh_epochs(true).await;
         }
+        let epochs = self.epochs.read().await;
         let selected = epochs
             .by_first_block(record.first_block)
-            .is_some_and(|e| epochs.group(e, &r.contract).contains(&signer.into()));
+            .is_some_and(|e| epochs.group(e, &r.contract).contains(&signer));
         if selected { Verdict::Accept } else { Verdict::Reject }
     }
 
-    async fn chain_event(&self, event: ChainEvent) -> Result<()> {
+    /// Loads the epochs the cache lacks from the chain, at most every
+    /// [`EPOCH_REFRESH_INTERVAL`] (what peers send can ask for it often), without holding the
+    /// cache's lock across the chain calls.
+    /// `always` skips the interval (for a task whose record names an epoch not cached: a
+    /// recorded task has paid for its look-up).
+    pub(crate) async fn refresh_epochs(&self, always: bool) -> Result<()> {
+        {
+            let Ok(mut last) = self.epochs_refreshed.lock() else { return Ok(()) };
+            if !always && last.is_some_and(|t| t.elapsed() < EPOCH_REFRESH_INTERVAL) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let mut copy = self.epochs.read().await.clone();
+        copy.refresh(&self.chain).await?;
+        let mut live = self.epochs.write().await;
+        for e in copy.iter() {
+            if live.by_first_block(e.first_block).is_none() {
+                live.insert(e.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn chain_event(self: &Arc<Self>, event: ChainEvent) -> Result<()> {
         match event {
             ChainEvent::WorkersParameterized { nonce, seed, first_block, workers, stakes } => {
                 self.epochs.write().await.insert(enigma_chain::EpochInfo {
@@ -967,9 +1017,26 @@ impl Worker {
                     workers,
                     stakes,
                 });
-                self.enter_epoch(first_block).await?;
-                // Receipts of the epoch that ended go now.
-                self.commit_receipts(true).await?;
+                // The enclave may be busy with a contract run: the watcher does not wait for
+                // it (it keeps reading the chain, which task intake waits on).
+                let w = self.clone();
+                self.spawn(async move {
+                    {
+                        let mut entered = w.entered_epoch.lock().await;
+                        if *entered > first_block {
+                            return; // a later epoch was entered meanwhile
+                        }
+                        if let Err(e) = w.enter_epoch(first_block).await {
+                            tracing::warn!(error = %e, "entering the epoch failed");
+                        }
+                        *entered = first_block;
+                    }
+                    // Receipts of the epoch that ended go now.
+                    if let Err(e) = w.commit_receipts(true).await {
+                        tracing::warn!(error = %e, "committing receipts failed; will retry");
+                    }
+                    w.take_over(first_block).await;
+                });
             }
             ChainEvent::ReceiptVerified { task_id, contract, .. } => {
                 self.mark_dirty([contract]);
@@ -1022,48 +1089,51 @@ impl Worker {
         }
     }
 
-    /// The task's record once it is `confirmations` blocks deep, waiting (up to `record_wait`)
-    /// for the watcher to read it from the chain's events: one chain read per request, however
-    /// long it waits. An id that had no record within the wait is refused at once for a while.
+    /// The task's record, waiting up to `appear_within` for it to show in the chain's events
+    /// (the watcher reads them; waiting costs no chain call) and, when `deep`, until it is
+    /// `confirmations` blocks deep (the watcher has read its block at that depth). An id that
+    /// had no record within the wait skips the first chain read for a while (a request naming
+    /// it waits on the watcher only, so it is still found once it is recorded).
     pub(crate) async fn await_record(
         &self,
         task: &TaskId,
+        deep: bool,
+        appear_within: Duration,
     ) -> Result<Option<enigma_chain::TaskRecord>> {
         let now = crate::attest::now_ms();
-        if self.misses.lock().is_ok_and(|m| m.seen_since(task, now.saturating_sub(MISS_MEMORY_MS)))
-        {
-            return Ok(None);
-        }
+        let start = tokio::time::Instant::now();
         let mut tick = self.chain_tick.subscribe();
-        let deadline = tokio::time::Instant::now() + self.record_wait;
-        let mut found = self.chain.task(task).await?;
+        let missed = self
+            .misses
+            .lock()
+            .is_ok_and(|m| m.seen_since(task, now.saturating_sub(MISS_MEMORY_MS)));
+        let seen = |w: &Self| w.records.lock().is_ok_and(|r| r.seen_since(task, 0));
+        let mut found = if missed && !seen(self) { None } else { self.chain.task(task).await? };
         loop {
-            if let Some(r) = &found
-                && (self.confirmations == 0
-                    || r.created_at + self.confirmations <= self.chain.block_number().await?)
-            {
-                return Ok(found);
+            match &found {
+                Some(r) if !deep || self.confirmations == 0 => return Ok(found),
+                // The watcher has read the record's block at the confirmation depth: check the
+                // record is still there (a replaced block takes it away).
+                Some(r) if *tick.borrow() > r.created_at => {
+                    return self.chain.task(task).await.map_err(Into::into);
+                }
+                _ => {}
             }
-            // Wait for the watcher to read further; look again when it has seen the record (or,
-            // for a record already found, at each new block).
-            loop {
-                match tokio::time::timeout_at(deadline, tick.changed()).await {
-                    Ok(Ok(())) => {}
-                    _ => {
-                        if found.is_none()
-                            && let Ok(mut m) = self.misses.lock()
-                        {
-                            m.insert(*task, crate::attest::now_ms());
-                        }
-                        return Ok(None);
+            let deadline = start + if found.is_some() { DEPTH_WAIT } else { appear_within };
+            match tokio::time::timeout_at(deadline, tick.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    if found.is_none()
+                        && let Ok(mut m) = self.misses.lock()
+                    {
+                        m.insert(*task, crate::attest::now_ms());
                     }
-                }
-                let seen = self.records.lock().is_ok_and(|r| r.seen_since(task, 0));
-                if seen || found.is_some() {
-                    break;
+                    return Ok(None);
                 }
             }
-            found = self.chain.task(task).await?;
+            if found.is_none() && seen(self) {
+                found = self.chain.task(task).await?;
+            }
         }
     }
 
@@ -1088,13 +1158,20 @@ impl Worker {
         &self,
         request: &TaskRequest,
         signer: SignerAddress,
+        deep: bool,
     ) -> Result<(u64, enigma_chain::TaskRecord)> {
         let (task_id, contract, is_deploy, computed) = describe(request)?;
-        let record = self.await_record(&task_id).await?;
+        // A gateway needs the record to be there; the worker waits until it is deep enough,
+        // giving it a short while to appear (a gateway forwarded it after seeing it).
+        let record = if deep {
+            self.await_record(&task_id, true, FORWARDED_RECORD_WAIT).await?
+        } else {
+            self.await_record(&task_id, false, self.record_wait).await?
+        };
         if let Some(r) = &record
             && self.epochs.read().await.by_first_block(r.first_block).is_none()
         {
-            self.epochs.write().await.refresh(&self.chain).await?;
+            self.refresh_epochs(true).await?;
         }
         let epochs = self.epochs.read().await;
         let epoch =
@@ -1104,7 +1181,7 @@ impl Worker {
 
     /// Validates and executes a task, persists its result and publishes it.
     async fn run_task(&self, request: TaskRequest) -> Result<()> {
-        let (epoch, record) = self.precheck(&request, self.signer).await?;
+        let (epoch, record) = self.precheck(&request, self.signer, true).await?;
         let (task_id, contract, is_deploy, _) = describe(&request)?;
         let (encrypted_fn, encrypted_args, user_key, code) = match request {
             TaskRequest::Deploy { code, encrypted_fn, encrypted_args, user_public_key, .. } => {

@@ -455,8 +455,12 @@ async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back
         }
     );
     first.unwrap();
-    let (rolled_back, stale) =
-        tokio::join!(alice.compute(victim, "compute_richest()", &[], GAS), async {
+    // The next entry, run on the state without the first: it succeeds there, and its receipt
+    // would drop the first entry from the contract.
+    let second = add(2, 30);
+    let (rolled_back, stale) = tokio::join!(
+        alice.compute(victim, "add_millionaire(address,uint256)", &second, GAS),
+        async {
             let request = rogue.next_task().await;
             rogue
                 .compute_at(
@@ -467,7 +471,8 @@ async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back
                     std::slice::from_ref(&d0),
                 )
                 .await
-        });
+        }
+    );
     match rolled_back {
         Err(ClientError::BadResult(why)) => {
             assert!(why.contains("rolled back"), "the client names the rollback: {why}")
@@ -475,6 +480,7 @@ async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back
         other => panic!("a result computed on rolled-back state was accepted: {other:?}"),
     }
     assert!(stale.prev_delta_count < 2, "the rogue did compute on the old state");
+    assert_eq!(stale.status, enigma_enclave::TaskStatus::Success);
     assert!(
         rogue.commit(&stale).await.is_err(),
         "the chain refuses the receipt of a task run on state it has moved past"

@@ -365,12 +365,15 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
             eth_address: [0; 20],
             eth_payload: Vec::new(),
             signature: hex::decode(pushed.signature.trim_start_matches("0x")).unwrap(),
+            result_signature: hex::decode(pushed.result_signature.trim_start_matches("0x"))
+                .unwrap(),
         };
         let signer = Signature::from_bytes(&message.signature)
             .unwrap()
             .recover_address(&message.receipt_digest())
             .unwrap();
         assert_eq!(SignerAddress::from(signer), selected);
+        assert_eq!(message.signer(), Some(selected), "the seal is the same enclave's");
         outputs.push(open(&shared, &contract, &id, &message.encrypted_output));
         ids.push(id);
     }

@@ -6,7 +6,7 @@ use enigma_types::{
 use serde::{Deserialize, Serialize};
 
 /// The wire version of every message; a node drops (and counts against the sender) any other.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// The largest gossip message.
 pub const MAX_GOSSIP_BYTES: usize = 2 * 1024 * 1024;
@@ -105,6 +105,9 @@ pub struct ResultMessage {
     pub eth_payload: Vec<u8>,
     /// The worker enclave's signature over the receipt digest.
     pub signature: Vec<u8>,
+    /// The same enclave's seal over [`result_digest`](Self::result_digest): the receipt digest
+    /// and every field above it leaves out.
+    pub result_signature: Vec<u8>,
 }
 
 impl ResultMessage {
@@ -154,11 +157,32 @@ impl ResultMessage {
         }
     }
 
-    /// The enclave signer who signed this result, if the signature is well formed.
+    /// The digest of the result's seal: the receipt digest and every published field it
+    /// leaves out (`enigma_types::messages::result_digest`).
+    #[must_use]
+    pub fn result_digest(&self) -> [u8; 32] {
+        enigma_types::messages::result_digest(
+            &self.receipt_digest(),
+            &self.encrypted_output,
+            &self.contract,
+            self.prev_delta_count,
+            &self.prev_delta_hash,
+            self.success,
+            self.is_deploy,
+        )
+    }
+
+    /// The enclave signer who signed this result: its receipt signature and its seal must both
+    /// be well formed and recover to the same signer, so no field of the message can have been
+    /// altered on the way.
     #[must_use]
     pub fn signer(&self) -> Option<SignerAddress> {
-        let signature = enigma_crypto::Signature::from_bytes(&self.signature).ok()?;
-        signature.recover_address(&self.receipt_digest()).ok().map(SignerAddress::from)
+        let recover = |signature: &[u8], digest: &[u8; 32]| {
+            enigma_crypto::Signature::from_bytes(signature).ok()?.recover_address(digest).ok()
+        };
+        let receipt = recover(&self.signature, &self.receipt_digest())?;
+        let seal = recover(&self.result_signature, &self.result_digest())?;
+        (receipt == seal).then_some(SignerAddress::from(receipt))
     }
 }
 
@@ -199,6 +223,9 @@ pub struct ResultView {
     pub is_deploy: bool,
     /// The worker enclave's signature, hex.
     pub signature: String,
+    /// Its seal over the fields the receipt leaves out, hex.
+    #[serde(default)]
+    pub result_signature: String,
 }
 
 impl From<&ResultMessage> for ResultView {
@@ -220,6 +247,7 @@ impl From<&ResultMessage> for ResultView {
             eth_payload: hexed(&m.eth_payload),
             is_deploy: m.is_deploy,
             signature: hexed(&m.signature),
+            result_signature: hexed(&m.result_signature),
         }
     }
 }
@@ -258,6 +286,7 @@ impl TryFrom<&ResultView> for ResultMessage {
                 .map_err(|_| "ethAddress is not 20 bytes".to_string())?,
             eth_payload: bytes(&v.eth_payload, "ethPayload")?,
             signature: bytes(&v.signature, "signature")?,
+            result_signature: bytes(&v.result_signature, "resultSignature")?,
         })
     }
 }
@@ -458,5 +487,61 @@ mod tests {
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(decode::<TaskResponse>(&[], 100), Err(DecodeError::Malformed(_))));
+    }
+
+    /// A compute result signed (receipt and seal) by `key`.
+    fn signed(key: &enigma_crypto::KeyPair) -> ResultMessage {
+        let mut m = ResultMessage {
+            task_id: TaskId([1; 32]),
+            contract: ContractAddress([2; 32]),
+            success: true,
+            is_deploy: false,
+            inputs_hash: InputsHash([3; 32]),
+            code_hash: CodeHash([4; 32]),
+            encrypted_output: vec![5; 40],
+            output_hash: OutputHash(enigma_types::messages::bytes_digest(&[5; 40])),
+            prev_delta_count: 7,
+            prev_delta_hash: DeltaHash([8; 32]),
+            delta_hash: DeltaHash([9; 32]),
+            gas_limit: 100,
+            gas_used: 10,
+            eth_address: [0; 20],
+            eth_payload: Vec::new(),
+            signature: Vec::new(),
+            result_signature: Vec::new(),
+        };
+        m.signature = key.sign_digest(&m.receipt_digest()).as_bytes().to_vec();
+        m.result_signature = key.sign_digest(&m.result_digest()).as_bytes().to_vec();
+        m
+    }
+
+    #[test]
+    fn no_published_field_of_a_result_can_be_altered() {
+        let key = enigma_crypto::KeyPair::generate().unwrap();
+        let genuine = signed(&key);
+        assert_eq!(genuine.signer(), Some(SignerAddress::from(key.address())));
+        type Alteration = (&'static str, fn(&mut ResultMessage));
+        let alterations: [Alteration; 7] = [
+            ("the ciphertext", |m| m.encrypted_output[0] ^= 1),
+            ("the state position", |m| m.prev_delta_count += 1),
+            ("the previous delta", |m| m.prev_delta_hash = DeltaHash([0; 32])),
+            ("the contract", |m| m.contract = ContractAddress([6; 32])),
+            ("the task", |m| m.task_id = TaskId([6; 32])),
+            ("the kind", |m| m.is_deploy = true),
+            ("the seal", |m| m.result_signature = m.signature.clone()),
+        ];
+        for (what, alter) in alterations {
+            let mut m = genuine.clone();
+            alter(&mut m);
+            assert_eq!(m.signer(), None, "altering {what} breaks a signature");
+        }
+        // A seal by another enclave than the receipt's.
+        let mut mixed = genuine.clone();
+        let other = enigma_crypto::KeyPair::generate().unwrap();
+        mixed.result_signature = other.sign_digest(&mixed.result_digest()).as_bytes().to_vec();
+        assert_eq!(mixed.signer(), None);
+        // Through the gateway's JSON view and back, nothing changes.
+        let view = ResultView::from(&genuine);
+        assert_eq!(ResultMessage::try_from(&view).unwrap(), genuine);
     }
 }

@@ -36,6 +36,12 @@ const EVENT_QUEUE: usize = 1024;
 const COMMAND_QUEUE: usize = 256;
 /// Inbound task requests awaiting the node's answer.
 const MAX_INBOUND_TASKS: usize = 256;
+/// The window strikes count in.
+const STRIKE_WINDOW: Duration = Duration::from_secs(600);
+/// How long a ban lasts.
+const BAN_DURATION: Duration = Duration::from_secs(3_600);
+/// Peers tracked for strikes and bans at once.
+const MAX_TRACKED_PEERS: usize = 10_000;
 /// Inbound sync requests awaiting the node's answer.
 const MAX_INBOUND_SYNC: usize = 64;
 /// Provider lookups in flight.
@@ -443,7 +449,7 @@ pub async fn spawn(config: Config) -> Result<(Handle, mpsc::Receiver<Event>), Er
         commands_tx: commands_tx.clone(),
         events: events_tx,
         strikes: HashMap::new(),
-        banned: HashSet::new(),
+        banned: HashMap::new(),
         max_strikes: config.max_strikes,
         inbound: HashMap::new(),
         next_inbound: 0,
@@ -462,8 +468,10 @@ struct Service {
     commands: mpsc::Receiver<Command>,
     commands_tx: mpsc::Sender<Command>,
     events: mpsc::Sender<Event>,
-    strikes: HashMap<PeerId, u32>,
-    banned: HashSet<PeerId>,
+    /// Strikes per peer: the count and when the first of the current window came.
+    strikes: HashMap<PeerId, (u32, std::time::Instant)>,
+    /// Banned peers and until when.
+    banned: HashMap<PeerId, std::time::Instant>,
     max_strikes: u32,
     inbound: HashMap<u64, ResponseChannel<Vec<u8>>>,
     next_inbound: u64,
@@ -497,13 +505,49 @@ impl Service {
     }
 
     fn strike(&mut self, peer: PeerId, why: &str) {
-        let count = self.strikes.entry(peer).or_insert(0);
-        *count += 1;
-        tracing::warn!(%peer, strikes = *count, why, "malformed message from peer");
-        if *count >= self.max_strikes && self.banned.insert(peer) {
-            tracing::warn!(%peer, "banning peer for repeated malformed messages");
+        let now = std::time::Instant::now();
+        let entry = self.strikes.entry(peer).or_insert((0, now));
+        // Strikes count within a window: an honest peer caught by a rare race is not banned
+        // for it later.
+        if now.duration_since(entry.1) > STRIKE_WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        let count = entry.0;
+        tracing::warn!(%peer, strikes = count, why, "bad message from peer");
+        if count >= self.max_strikes {
+            self.strikes.remove(&peer);
+            if self.banned.insert(peer, now + BAN_DURATION).is_none() {
+                tracing::warn!(%peer, "banning peer for repeated bad messages");
+            }
             let _ = self.swarm.disconnect_peer_id(peer);
             self.emit(Event::Banned(peer));
+        }
+        // Bounded: expired entries go first, then the oldest.
+        if self.strikes.len() > MAX_TRACKED_PEERS {
+            self.strikes.retain(|_, (_, first)| now.duration_since(*first) <= STRIKE_WINDOW);
+            while self.strikes.len() > MAX_TRACKED_PEERS {
+                let oldest = self.strikes.iter().min_by_key(|(_, (_, t))| *t).map(|(p, _)| *p);
+                oldest.map(|p| self.strikes.remove(&p));
+            }
+        }
+        if self.banned.len() > MAX_TRACKED_PEERS {
+            self.banned.retain(|_, until| *until > now);
+            while self.banned.len() > MAX_TRACKED_PEERS {
+                let first = self.banned.iter().min_by_key(|(_, t)| **t).map(|(p, _)| *p);
+                first.map(|p| self.banned.remove(&p));
+            }
+        }
+    }
+
+    fn is_banned(&mut self, peer: &PeerId) -> bool {
+        match self.banned.get(peer) {
+            Some(until) if *until > std::time::Instant::now() => true,
+            Some(_) => {
+                self.banned.remove(peer);
+                false
+            }
+            None => false,
         }
     }
 
@@ -595,7 +639,7 @@ impl Service {
     fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
-                if self.banned.contains(&peer_id) {
+                if self.is_banned(&peer_id) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }

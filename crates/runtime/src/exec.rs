@@ -316,10 +316,12 @@ impl Runtime {
             rng,
             limits: &self.limits,
             memory: None,
-            store_limits: StoreLimitsBuilder::new()
-                .memory_size(max_memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
+            store_limits: host::Limiter(
+                StoreLimitsBuilder::new()
+                    .memory_size(max_memory_bytes)
+                    .trap_on_grow_failure(true)
+                    .build(),
+            ),
             writes: BTreeMap::new(),
             written_bytes: 0,
             reserve: 0,

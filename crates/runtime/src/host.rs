@@ -16,7 +16,7 @@ pub(crate) struct Host<'a> {
     pub(crate) rng: &'a mut dyn Randomness,
     pub(crate) limits: &'a Limits,
     pub(crate) memory: Option<Memory>,
-    pub(crate) store_limits: StoreLimits,
+    pub(crate) store_limits: Limiter,
     pub(crate) writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Bytes of keys and values in `writes`.
     pub(crate) written_bytes: usize,
@@ -56,6 +56,64 @@ impl Host<'_> {
         self.written_bytes = bytes;
         self.writes.insert(key, value);
         Ok(())
+    }
+}
+
+/// The store's limits (memory and tables), with one change to wasmi's [`StoreLimits`]: a
+/// `memory.grow` or `table.grow` that runs short of the fuel slice in hand pauses the run for
+/// more fuel (or ends it out of gas) as in an unsliced run, instead of trapping as a denied
+/// allocation.
+pub(crate) struct Limiter(pub(crate) StoreLimits);
+
+impl wasmi::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        self.0.memory_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(
+        &mut self,
+        error: &wasmi::errors::MemoryError,
+    ) -> Result<(), wasmi_core::LimiterError> {
+        if matches!(error, wasmi::errors::MemoryError::OutOfFuel { .. }) {
+            return Ok(());
+        }
+        self.0.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        self.0.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(
+        &mut self,
+        error: &wasmi::errors::TableError,
+    ) -> Result<(), wasmi_core::LimiterError> {
+        if matches!(error, wasmi::errors::TableError::OutOfFuel { .. }) {
+            return Ok(());
+        }
+        self.0.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.0.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.0.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.0.memories()
     }
 }
 

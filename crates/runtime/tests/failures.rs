@@ -416,6 +416,22 @@ fn busy_module(iterations: u32) -> Vec<u8> {
 
 #[test]
 fn slicing_the_fuel_changes_neither_the_outcome_nor_the_gas() {
+    // Memory growth costs fuel too: a grow that needs more than the slice in hand waits for
+    // the next slice, it does not fail.
+    let grows = module(
+        "",
+        "(local i32) (loop $l (drop (memory.grow (i32.const 1))) \
+         (local.set 0 (i32.add (local.get 0) (i32.const 1))) \
+         (br_if $l (i32.lt_u (local.get 0) (i32.const 40))))",
+    );
+    let unsliced = Limits { fuel_slice: u64::MAX, ..Limits::default() };
+    let reference = run_with(&mut Runtime::new(unsliced), &grows, "f", &[], 50_000_000);
+    assert!(reference.result.is_ok(), "{:?}", reference.result);
+    for slice in [1, 7, 1_000] {
+        let limits = Limits { fuel_slice: slice, ..Limits::default() };
+        assert_eq!(run_with(&mut Runtime::new(limits), &grows, "f", &[], 50_000_000), reference);
+    }
+
     let wasm = busy_module(20_000);
     let whole = Limits { fuel_slice: u64::MAX, ..Limits::default() };
     let reference = run_with(&mut Runtime::new(whole.clone()), &wasm, "f", &[], 50_000_000);

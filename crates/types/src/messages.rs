@@ -85,6 +85,36 @@ pub fn announcement_digest(
         .digest()
 }
 
+/// The text that prefixes a result's seal.
+pub const RESULT_PREFIX: &[u8] = b"enigma-result-v1";
+
+/// What a worker enclave signs beside a receipt, for the peers, gateways and clients a result
+/// travels through: the receipt's digest and every published field the receipt leaves out (the
+/// ciphertext of the output, the contract, where the contract's state stood, the kind), so no
+/// relay can alter any of them: `H(enc("enigma-result-v1", receiptDigest, H(encryptedOutput),
+/// contract, u64 prevDeltaCount, prevDeltaHash, u8 success, u8 isDeploy))`.
+#[must_use]
+pub fn result_digest(
+    receipt_digest: &[u8; 32],
+    encrypted_output: &[u8],
+    contract: &ContractAddress,
+    prev_delta_count: u64,
+    prev_delta_hash: &DeltaHash,
+    success: bool,
+    is_deploy: bool,
+) -> [u8; 32] {
+    Encoder::hashing()
+        .bytes(RESULT_PREFIX)
+        .bytes(receipt_digest)
+        .bytes(&bytes_digest(encrypted_output))
+        .bytes(contract.as_bytes())
+        .u64(prev_delta_count)
+        .bytes(prev_delta_hash.as_bytes())
+        .u8(u8::from(success))
+        .u8(u8::from(is_deploy))
+        .digest()
+}
+
 /// `H(enc("Enigma User Message", ioPubKey64))`: a worker's announcement of its encryption key.
 #[must_use]
 pub fn worker_key_digest(io_public_key: &[u8; 64]) -> [u8; 32] {
@@ -423,6 +453,34 @@ pub fn bytes_digest(bytes: &[u8]) -> [u8; 32] {
 mod tests {
     use super::*;
     use crate::keccak256;
+
+    #[test]
+    fn the_result_seal_covers_what_the_receipt_leaves_out() {
+        let (receipt, contract, prev) = ([1u8; 32], ContractAddress([2; 32]), DeltaHash([3; 32]));
+        let digest = result_digest(&receipt, b"out", &contract, 5, &prev, true, false);
+        let manual = Encoder::new()
+            .bytes(b"enigma-result-v1")
+            .bytes(&receipt)
+            .bytes(&keccak256(Encoder::new().bytes(b"out").into_bytes()))
+            .bytes(contract.as_bytes())
+            .u64(5)
+            .bytes(prev.as_bytes())
+            .u8(1)
+            .u8(0)
+            .into_bytes();
+        assert_eq!(digest, keccak256(manual));
+        for other in [
+            result_digest(&[9; 32], b"out", &contract, 5, &prev, true, false),
+            result_digest(&receipt, b"ouT", &contract, 5, &prev, true, false),
+            result_digest(&receipt, b"out", &ContractAddress([9; 32]), 5, &prev, true, false),
+            result_digest(&receipt, b"out", &contract, 6, &prev, true, false),
+            result_digest(&receipt, b"out", &contract, 5, &DeltaHash([9; 32]), true, false),
+            result_digest(&receipt, b"out", &contract, 5, &prev, false, false),
+            result_digest(&receipt, b"out", &contract, 5, &prev, true, true),
+        ] {
+            assert_ne!(other, digest);
+        }
+    }
 
     #[test]
     fn digests_follow_the_listed_fields() {
