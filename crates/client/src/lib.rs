@@ -500,6 +500,11 @@ impl Client {
             _ => {}
         }
         if m.is_deploy && m.success {
+            if status == FailedEth {
+                // The deployment's receipt landed; its Ethereum callback failed, so the chain
+                // registered no contract.
+                return Ok(Finality::Confirmed);
+            }
             return match self.chain.secret_contract(&m.contract).await? {
                 Some(c) if c.code_hash == m.code_hash => Ok(Finality::Confirmed),
                 _ => never("the chain registered no contract of this code at its address".into()),

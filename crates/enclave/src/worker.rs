@@ -19,8 +19,8 @@ use enigma_types::{
     inputs_hash_compute, inputs_hash_deploy,
     messages::{
         BatchEntry, ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, ReportData,
-        STATUS_FAILURE, STATUS_SUCCESS, TaskField, batch_digest, bytes_digest, result_digest,
-        task_field_ad, worker_key_digest,
+        ResultFields, STATUS_FAILURE, STATUS_SUCCESS, TaskField, batch_digest, bytes_digest,
+        result_digest, task_field_ad, worker_key_digest,
     },
     output_hash,
     padding::{Padding, pad, unpad},
@@ -668,16 +668,8 @@ impl WorkerState {
             gas_used,
         };
         let receipt = receipt.digest();
-        let result_signature = self.result_seal(
-            &receipt,
-            &encrypted_output,
-            &contract,
-            prev.next_index,
-            &prev.tip,
-            false,
-            is_deploy,
-        )?;
-        Ok(TaskResult {
+        let signature = self.identity()?.signing.sign_digest(&receipt);
+        let mut r = TaskResult {
             task_id,
             contract,
             status: TaskStatus::Failure,
@@ -692,34 +684,35 @@ impl WorkerState {
             gas_limit,
             gas_used,
             eth_call: None,
-            signature: self.identity()?.signing.sign_digest(&receipt),
-            result_signature,
+            signature,
+            result_signature: signature,
             snapshot: None,
             logs: Vec::new(),
-        })
+        };
+        r.result_signature = self.seal_result(&r, &receipt, is_deploy)?;
+        Ok(r)
     }
 
-    /// The seal over a result's receipt digest and the published fields it leaves out.
-    #[allow(clippy::too_many_arguments)]
-    fn result_seal(
+    /// The seal over a result: its receipt digest and every published field.
+    fn seal_result(
         &self,
+        r: &TaskResult,
         receipt: &[u8; 32],
-        encrypted_output: &[u8],
-        contract: &ContractAddress,
-        prev_delta_count: u64,
-        prev_delta_hash: &DeltaHash,
-        success: bool,
         is_deploy: bool,
     ) -> Result<Signature, EnclaveError> {
-        let digest = result_digest(
-            receipt,
-            encrypted_output,
-            contract,
-            prev_delta_count,
-            prev_delta_hash,
-            success,
+        let eth = eth_ref(r.eth_call.as_ref());
+        let digest = result_digest(&ResultFields {
+            receipt_digest: receipt,
+            encrypted_output: &r.encrypted_output,
+            output_hash: &r.output_hash,
+            contract: &r.contract,
+            prev_delta_count: r.prev_delta_count,
+            prev_delta_hash: &r.prev_delta_hash,
+            delta_hash: &r.delta_hash,
+            eth_call: eth,
+            success: r.status == TaskStatus::Success,
             is_deploy,
-        );
+        });
         Ok(self.identity()?.signing.sign_digest(&digest))
     }
 
@@ -806,19 +799,11 @@ impl WorkerState {
             gas_used: outcome.gas_used.0,
             eth_call: eth_ref(eth_call.as_ref()),
         };
-        let signature = self.identity()?.signing.sign_digest(&receipt.digest());
-        let result_signature = self.result_seal(
-            &receipt.digest(),
-            &encrypted_output,
-            &contract,
-            0,
-            &DeltaHash::ZERO,
-            true,
-            true,
-        )?;
+        let receipt = receipt.digest();
+        let signature = self.identity()?.signing.sign_digest(&receipt);
         let snapshot = Some(self.seal_state(key, &Zeroizing::new(state.encode_snapshot()))?);
         self.cache_state(id, state);
-        Ok(TaskResult {
+        let mut r = TaskResult {
             task_id: t.task_id,
             contract,
             status: TaskStatus::Success,
@@ -834,10 +819,12 @@ impl WorkerState {
             gas_used: outcome.gas_used.0,
             eth_call,
             signature,
-            result_signature,
+            result_signature: signature,
             snapshot,
             logs: if self.debug { success.logs } else { Vec::new() },
-        })
+        };
+        r.result_signature = self.seal_result(&r, &receipt, true)?;
+        Ok(r)
     }
 
     pub(crate) fn compute(&mut self, t: ComputeTask) -> Result<TaskResult, EnclaveError> {
@@ -953,16 +940,8 @@ impl WorkerState {
             gas_used: outcome.gas_used.0,
             eth_call: eth_ref(eth_call.as_ref()),
         };
-        let signature = self.identity()?.signing.sign_digest(&receipt.digest());
-        let result_signature = self.result_seal(
-            &receipt.digest(),
-            &encrypted_output,
-            &contract,
-            t.position.next_index,
-            &prev,
-            true,
-            false,
-        )?;
+        let receipt = receipt.digest();
+        let signature = self.identity()?.signing.sign_digest(&receipt);
         let mut snapshot = None;
         let padding = self.padding();
         if let Some((state, _)) = self.states.get_mut(&id) {
@@ -976,7 +955,7 @@ impl WorkerState {
                 snapshot = Some(key.encrypt(&plain).map_err(crypto)?);
             }
         }
-        Ok(TaskResult {
+        let mut r = TaskResult {
             task_id: t.task_id,
             contract,
             status: TaskStatus::Success,
@@ -992,10 +971,12 @@ impl WorkerState {
             gas_used: outcome.gas_used.0,
             eth_call,
             signature,
-            result_signature,
+            result_signature: signature,
             snapshot,
             logs: if self.debug { success.logs } else { Vec::new() },
-        })
+        };
+        r.result_signature = self.seal_result(&r, &receipt, false)?;
+        Ok(r)
     }
 
     pub(crate) fn sign_batch(&self, b: BatchRequest) -> Result<Signature, EnclaveError> {

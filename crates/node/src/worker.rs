@@ -1026,10 +1026,10 @@ impl Worker {
                         if *entered > first_block {
                             return; // a later epoch was entered meanwhile
                         }
-                        if let Err(e) = w.enter_epoch(first_block).await {
-                            tracing::warn!(error = %e, "entering the epoch failed");
+                        match w.enter_epoch(first_block).await {
+                            Ok(()) => *entered = first_block,
+                            Err(e) => tracing::warn!(error = %e, "entering the epoch failed"),
                         }
-                        *entered = first_block;
                     }
                     // Receipts of the epoch that ended go now.
                     if let Err(e) = w.commit_receipts(true).await {

@@ -161,15 +161,22 @@ impl ResultMessage {
     /// leaves out (`enigma_types::messages::result_digest`).
     #[must_use]
     pub fn result_digest(&self) -> [u8; 32] {
-        enigma_types::messages::result_digest(
-            &self.receipt_digest(),
-            &self.encrypted_output,
-            &self.contract,
-            self.prev_delta_count,
-            &self.prev_delta_hash,
-            self.success,
-            self.is_deploy,
-        )
+        use enigma_types::messages::{EthCallRef, ResultFields, result_digest};
+        result_digest(&ResultFields {
+            receipt_digest: &self.receipt_digest(),
+            encrypted_output: &self.encrypted_output,
+            output_hash: &self.output_hash,
+            contract: &self.contract,
+            prev_delta_count: self.prev_delta_count,
+            prev_delta_hash: &self.prev_delta_hash,
+            delta_hash: &self.delta_hash,
+            eth_call: EthCallRef {
+                payload: &self.eth_payload,
+                address: enigma_types::Address(self.eth_address),
+            },
+            success: self.success,
+            is_deploy: self.is_deploy,
+        })
     }
 
     /// The enclave signer who signed this result: its receipt signature and its seal must both
@@ -521,7 +528,7 @@ mod tests {
         let genuine = signed(&key);
         assert_eq!(genuine.signer(), Some(SignerAddress::from(key.address())));
         type Alteration = (&'static str, fn(&mut ResultMessage));
-        let alterations: [Alteration; 7] = [
+        let alterations: [Alteration; 10] = [
             ("the ciphertext", |m| m.encrypted_output[0] ^= 1),
             ("the state position", |m| m.prev_delta_count += 1),
             ("the previous delta", |m| m.prev_delta_hash = DeltaHash([0; 32])),
@@ -529,6 +536,9 @@ mod tests {
             ("the task", |m| m.task_id = TaskId([6; 32])),
             ("the kind", |m| m.is_deploy = true),
             ("the seal", |m| m.result_signature = m.signature.clone()),
+            ("the output hash", |m| m.output_hash = OutputHash([0; 32])),
+            ("the new delta", |m| m.delta_hash = DeltaHash([0; 32])),
+            ("the Ethereum call", |m| m.eth_payload = vec![1]),
         ];
         for (what, alter) in alterations {
             let mut m = genuine.clone();

@@ -89,30 +89,53 @@ pub fn announcement_digest(
 pub const RESULT_PREFIX: &[u8] = b"enigma-result-v1";
 
 /// What a worker enclave signs beside a receipt, for the peers, gateways and clients a result
-/// travels through: the receipt's digest and every published field the receipt leaves out (the
-/// ciphertext of the output, the contract, where the contract's state stood, the kind), so no
-/// relay can alter any of them: `H(enc("enigma-result-v1", receiptDigest, H(encryptedOutput),
-/// contract, u64 prevDeltaCount, prevDeltaHash, u8 success, u8 isDeploy))`.
+/// travels through: the receipt's digest and every published field of the result (the
+/// ciphertext of the output and its hash, the contract, where the contract's state stood, the
+/// new delta, the Ethereum call, the kind), so no relay can alter any of them:
+/// `H(enc("enigma-result-v1", receiptDigest, H(encryptedOutput), outputHash, contract,
+/// u64 prevDeltaCount, prevDeltaHash, deltaHash, ethAddress, H(ethPayload), u8 success,
+/// u8 isDeploy))`.
 #[must_use]
-pub fn result_digest(
-    receipt_digest: &[u8; 32],
-    encrypted_output: &[u8],
-    contract: &ContractAddress,
-    prev_delta_count: u64,
-    prev_delta_hash: &DeltaHash,
-    success: bool,
-    is_deploy: bool,
-) -> [u8; 32] {
+pub fn result_digest(r: &ResultFields<'_>) -> [u8; 32] {
     Encoder::hashing()
         .bytes(RESULT_PREFIX)
-        .bytes(receipt_digest)
-        .bytes(&bytes_digest(encrypted_output))
-        .bytes(contract.as_bytes())
-        .u64(prev_delta_count)
-        .bytes(prev_delta_hash.as_bytes())
-        .u8(u8::from(success))
-        .u8(u8::from(is_deploy))
+        .bytes(r.receipt_digest)
+        .bytes(&bytes_digest(r.encrypted_output))
+        .bytes(r.output_hash.as_bytes())
+        .bytes(r.contract.as_bytes())
+        .u64(r.prev_delta_count)
+        .bytes(r.prev_delta_hash.as_bytes())
+        .bytes(r.delta_hash.as_bytes())
+        .bytes(r.eth_call.address.as_bytes())
+        .bytes(&bytes_digest(r.eth_call.payload))
+        .u8(u8::from(r.success))
+        .u8(u8::from(r.is_deploy))
         .digest()
+}
+
+/// The fields of a published result that [`result_digest`] seals.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultFields<'a> {
+    /// The receipt's digest (deploy, compute or failure).
+    pub receipt_digest: &'a [u8; 32],
+    /// The output (or error text), encrypted to the user.
+    pub encrypted_output: &'a [u8],
+    /// The output hash as published.
+    pub output_hash: &'a OutputHash,
+    /// The contract.
+    pub contract: &'a ContractAddress,
+    /// The number of the contract's deltas before the task.
+    pub prev_delta_count: u64,
+    /// The contract's last delta hash before the task.
+    pub prev_delta_hash: &'a DeltaHash,
+    /// The new delta's hash (zero if none).
+    pub delta_hash: &'a DeltaHash,
+    /// The Ethereum call (zero address and empty payload if none).
+    pub eth_call: EthCallRef<'a>,
+    /// Success or failure.
+    pub success: bool,
+    /// A deployment?
+    pub is_deploy: bool,
 }
 
 /// `H(enc("Enigma User Message", ioPubKey64))`: a worker's announcement of its encryption key.
@@ -457,28 +480,52 @@ mod tests {
     #[test]
     fn the_result_seal_covers_what_the_receipt_leaves_out() {
         let (receipt, contract, prev) = ([1u8; 32], ContractAddress([2; 32]), DeltaHash([3; 32]));
-        let digest = result_digest(&receipt, b"out", &contract, 5, &prev, true, false);
+        let (out_hash, delta) = (OutputHash([4; 32]), DeltaHash([5; 32]));
+        let eth = EthCallRef { payload: b"call", address: Address([6; 20]) };
+        let fields = ResultFields {
+            receipt_digest: &receipt,
+            encrypted_output: b"out",
+            output_hash: &out_hash,
+            contract: &contract,
+            prev_delta_count: 5,
+            prev_delta_hash: &prev,
+            delta_hash: &delta,
+            eth_call: eth,
+            success: true,
+            is_deploy: false,
+        };
+        let digest = result_digest(&fields);
         let manual = Encoder::new()
             .bytes(b"enigma-result-v1")
             .bytes(&receipt)
             .bytes(&keccak256(Encoder::new().bytes(b"out").into_bytes()))
+            .bytes(out_hash.as_bytes())
             .bytes(contract.as_bytes())
             .u64(5)
             .bytes(prev.as_bytes())
+            .bytes(delta.as_bytes())
+            .bytes(&[6; 20])
+            .bytes(&keccak256(Encoder::new().bytes(b"call").into_bytes()))
             .u8(1)
             .u8(0)
             .into_bytes();
         assert_eq!(digest, keccak256(manual));
+        let (other_contract, other_hash, other_out) =
+            (ContractAddress([9; 32]), DeltaHash([9; 32]), OutputHash([9; 32]));
         for other in [
-            result_digest(&[9; 32], b"out", &contract, 5, &prev, true, false),
-            result_digest(&receipt, b"ouT", &contract, 5, &prev, true, false),
-            result_digest(&receipt, b"out", &ContractAddress([9; 32]), 5, &prev, true, false),
-            result_digest(&receipt, b"out", &contract, 6, &prev, true, false),
-            result_digest(&receipt, b"out", &contract, 5, &DeltaHash([9; 32]), true, false),
-            result_digest(&receipt, b"out", &contract, 5, &prev, false, false),
-            result_digest(&receipt, b"out", &contract, 5, &prev, true, true),
+            ResultFields { receipt_digest: &[9; 32], ..fields },
+            ResultFields { encrypted_output: b"ouT", ..fields },
+            ResultFields { output_hash: &other_out, ..fields },
+            ResultFields { contract: &other_contract, ..fields },
+            ResultFields { prev_delta_count: 6, ..fields },
+            ResultFields { prev_delta_hash: &other_hash, ..fields },
+            ResultFields { delta_hash: &other_hash, ..fields },
+            ResultFields { eth_call: EthCallRef { payload: b"cal", ..eth }, ..fields },
+            ResultFields { eth_call: EthCallRef { address: Address([7; 20]), ..eth }, ..fields },
+            ResultFields { success: false, ..fields },
+            ResultFields { is_deploy: true, ..fields },
         ] {
-            assert_ne!(other, digest);
+            assert_ne!(result_digest(&other), digest);
         }
     }
 
