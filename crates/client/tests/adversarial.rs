@@ -51,6 +51,9 @@ enum Tamper {
     FlipOutput,
     /// The worker key is another key, signed by another enclave.
     ForeignKey(serde_json::Value),
+    /// Task requests are passed on, but answered at once with "no answer in time" (-32012),
+    /// as a gateway whose worker is slow to answer does.
+    LateAnswer,
 }
 
 struct Proxy {
@@ -61,7 +64,7 @@ struct Proxy {
 impl Proxy {
     fn tamper(&self, view: ResultView) -> ResultView {
         match self.tamper.lock().unwrap().clone() {
-            Tamper::Honest | Tamper::ForeignKey(_) => view,
+            Tamper::Honest | Tamper::ForeignKey(_) | Tamper::LateAnswer => view,
             Tamper::Relabel(contract) => ResultView { contract_address: contract, ..view },
             Tamper::Serve(other) => *other,
             Tamper::FlipOutput => {
@@ -102,10 +105,25 @@ async fn hostile_gateway(upstream: &str) -> (String, Arc<Proxy>, jsonrpsee::serv
     for method in ["deploySecretContract", "sendTaskInput", "getTaskStatus"] {
         m.register_async_method(method, move |params, p, _| async move {
             let params: serde_json::Value = params.one()?;
-            p.upstream
-                .request::<serde_json::Value, _>(method, jsonrpsee::rpc_params![params])
-                .await
-                .map_err(upstream_error)
+            let late = matches!(*p.tamper.lock().unwrap(), Tamper::LateAnswer);
+            let forward = {
+                let p = p.clone();
+                async move {
+                    p.upstream
+                        .request::<serde_json::Value, _>(method, jsonrpsee::rpc_params![params])
+                        .await
+                        .map_err(upstream_error)
+                }
+            };
+            if late && method != "getTaskStatus" {
+                tokio::spawn(forward);
+                return Err(ErrorObjectOwned::owned(
+                    enigma_node::UNANSWERED,
+                    "the worker got no answer in time; the task may still run",
+                    None::<()>,
+                ));
+            }
+            forward.await
         })
         .unwrap();
     }
@@ -181,7 +199,7 @@ fn bad(result: Result<impl std::fmt::Debug, ClientError>, what: &str) -> String 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results() {
+async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results_nor_fake_a_refusal() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = start_devnet(
         DevnetConfig {
@@ -249,6 +267,16 @@ async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results() {
         }
         other => panic!("a key signed by another enclave was used: {other:?}"),
     }
+
+    // 5. A gateway that says its worker did not answer in time (the task may still run): the
+    //    client does not report "not executed", it waits for the result, which comes.
+    set(Tamper::LateAnswer);
+    let entry = add(3, 20);
+    let late = client
+        .compute(contract, "add_millionaire(address,uint256)", &entry, GAS)
+        .await
+        .expect("a task whose request got no answer in time still gives its result");
+    assert!(late.output.is_empty());
 
     // The honest path through the same proxy still gives the right, verified answer. (The
     // tasks above ran: the gateway withheld their true answers, it could not change them; the

@@ -1,7 +1,8 @@
 //! A chain that replaces its latest blocks (anvil_reorg): a worker following the chain two
 //! blocks deep has a task's receipt taken out of the chain with the block that held it, notices,
 //! and commits it again — the task is neither lost nor committed twice — and the client waiting
-//! on it sees it confirmed.
+//! on it sees it confirmed. And a task waiting for its record's depth longer than the worker's
+//! answer window is answered "accepted" at once, its result following.
 
 use std::{
     future::Future,
@@ -50,7 +51,8 @@ async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut f: impl Fn
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receipt_dropped_by_a_reorg_is_committed_again_exactly_once() {
+async fn a_reorged_receipt_is_committed_again_once_and_a_task_waiting_for_depth_is_answered_at_once()
+ {
     let anvil = spawn_anvil().unwrap();
     let url = anvil.endpoint_url().to_string();
     let deployer = key(&anvil, 0);
@@ -121,6 +123,7 @@ async fn a_receipt_dropped_by_a_reorg_is_committed_again_exactly_once() {
     config.gateway_listen = Some("127.0.0.1:0".parse().unwrap());
     config.confirmations = Some(2);
     config.batch_size = 1;
+    config.answer_within = Duration::from_secs(1);
     config.poll_interval = Duration::from_millis(100);
     let worker = start_worker(config).await.unwrap();
     let _: serde_json::Value =
@@ -200,8 +203,27 @@ async fn a_receipt_dropped_by_a_reorg_is_committed_again_exactly_once() {
         "the task's delta is on chain once"
     );
 
-    // The contract goes on from the state that includes the task.
-    let richest = client.compute(contract, "compute_richest()", &[], GAS).await.unwrap();
+    // A task that cannot run yet (the test holds the blocks its record needs under it) is
+    // answered "accepted" once the worker's answer window (1 s here) passes, not held until it
+    // runs; its result reaches the client when it does. The contract goes on from the state
+    // that includes the reorged task.
+    mining.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let recorded = client.record_compute(contract, "compute_richest()", &[], GAS).await.unwrap();
+    let task = recorded.id();
+    let handle = tokio::time::timeout(Duration::from_secs(60), client.send(recorded))
+        .await
+        .expect("the gateway answers while the task waits for its record's depth")
+        .unwrap();
+    assert_eq!(
+        chain.task(&task).await.unwrap().unwrap().status,
+        TaskStatus::Created,
+        "answered before the task ran"
+    );
+    let _: serde_json::Value =
+        chain.provider().raw_request("anvil_mine".into(), (2u64,)).await.unwrap();
+    mining.store(true, Ordering::SeqCst);
+    let richest = handle.result().await.unwrap();
     assert_eq!(
         <(AlloyAddress,)>::abi_decode_params(&richest.output).unwrap().0,
         AlloyAddress::repeat_byte(3)
