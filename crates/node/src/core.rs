@@ -51,6 +51,22 @@ pub enum Refusal {
     /// The epoch of the record is not known.
     #[error("the epoch starting at block {0} is not known to this worker yet; retry shortly")]
     UnknownEpoch(u64),
+    /// The record's gas price or limit is outside the task limits this worker holds to.
+    #[error(
+        "task {task} pays {gas_px} per gas with a limit of {gas_limit}; this worker runs tasks at {min_gas_price} per gas or more with limits up to {max_gas_limit}"
+    )]
+    OutsideLimits {
+        /// The task.
+        task: TaskId,
+        /// Its gas price.
+        gas_px: u64,
+        /// Its gas limit.
+        gas_limit: u64,
+        /// The lowest price run.
+        min_gas_price: u64,
+        /// The highest limit run.
+        max_gas_limit: u64,
+    },
     /// Another worker is selected.
     #[error(
         "this worker ({me}) is not selected for contract {contract} in the task's epoch; selected: {selected:?}"
@@ -99,6 +115,25 @@ pub fn check_task(
         return Err(Refusal::NotSelected { me, contract, selected });
     }
     Ok(record.first_block)
+}
+
+/// Checks a record against the task limits this worker holds to (the chain's, as it read them
+/// at start): a second fence behind the chain's own check at recording.
+pub fn check_limits(
+    task: TaskId,
+    record: &TaskRecord,
+    limits: &enigma_chain::TaskLimits,
+) -> Result<(), Refusal> {
+    if record.gas_px < limits.min_gas_price || record.gas_limit > limits.max_gas_limit {
+        return Err(Refusal::OutsideLimits {
+            task,
+            gas_px: record.gas_px,
+            gas_limit: record.gas_limit,
+            min_gas_price: limits.min_gas_price,
+            max_gas_limit: limits.max_gas_limit,
+        });
+    }
+    Ok(())
 }
 
 /// How a receipt must be committed.
@@ -682,6 +717,12 @@ mod tests {
             check_task(t, c, false, InputsHash([5; 32]), Some(&done), &epochs, me),
             Err(Refusal::NotOpen { .. })
         ));
+        let limits = enigma_chain::TaskLimits { min_gas_price: 1, max_gas_limit: 1 };
+        assert_eq!(check_limits(t, &record, &limits), Ok(()));
+        let free = TaskRecord { gas_px: 0, ..record };
+        assert!(matches!(check_limits(t, &free, &limits), Err(Refusal::OutsideLimits { .. })));
+        let big = TaskRecord { gas_limit: 2, ..record };
+        assert!(matches!(check_limits(t, &big, &limits), Err(Refusal::OutsideLimits { .. })));
         let later = TaskRecord { first_block: 200, ..record };
         assert_eq!(
             check_task(t, c, false, InputsHash([5; 32]), Some(&later), &epochs, me),

@@ -36,7 +36,7 @@ use crate::{
     NodeError, Result,
     core::{
         Admission, AdmissionLimits, Commit, NotAdmitted, Pending, ReceiptKind, ReceiptQueue,
-        Recent, Refusal, Source, check_task,
+        Recent, Refusal, Source, check_limits, check_task,
     },
     km::StateKeysMessage,
     sync::Verified,
@@ -250,6 +250,8 @@ pub(crate) struct Worker {
     dials: Arc<tokio::sync::Semaphore>,
     /// The latest epoch entered (its IO key made and announced).
     entered_epoch: Mutex<u64>,
+    /// The chain's task limits as read at start: the worker holds to them too.
+    task_limits: enigma_chain::TaskLimits,
     /// When epochs were last loaded from the chain on demand.
     epochs_refreshed: std::sync::Mutex<Option<std::time::Instant>>,
     /// The enclave's attestation evidence as registered: sent with each state-key request, so the
@@ -476,6 +478,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     }
 
     let chain_id = chain.chain_id().await?;
+    let task_limits = chain.task_limits().await?;
     let confirmations = match config.confirmations {
         Some(0) if chain_id != DEVNET_CHAIN_ID => {
             return Err(NodeError::Config(format!(
@@ -531,6 +534,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         gateway_admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::GATEWAY)),
         dials: Arc::new(tokio::sync::Semaphore::new(MAX_DIALS)),
         entered_epoch: Mutex::new(0),
+        task_limits,
         epochs_refreshed: std::sync::Mutex::new(None),
         evidence: RwLock::new(evidence),
         record_wait: config.record_wait,
@@ -721,6 +725,13 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
 /// not hash to its record (what a flood of made-up or altered requests gets).
 pub(crate) fn is_strike(e: &NodeError) -> bool {
     matches!(e, NodeError::Task(Refusal::NoRecord(_) | Refusal::InputsMismatch { .. }))
+}
+
+/// A task request's id.
+fn record_task(request: &TaskRequest) -> TaskId {
+    match request {
+        TaskRequest::Deploy { task_id, .. } | TaskRequest::Compute { task_id, .. } => *task_id,
+    }
 }
 
 /// A task request's id, contract, kind and the inputs hash its inputs give.
@@ -1182,6 +1193,7 @@ impl Worker {
     /// Validates and executes a task, persists its result and publishes it.
     async fn run_task(&self, request: TaskRequest) -> Result<()> {
         let (epoch, record) = self.precheck(&request, self.signer, true).await?;
+        check_limits(record_task(&request), &record, &self.task_limits)?;
         let (task_id, contract, is_deploy, _) = describe(&request)?;
         let (encrypted_fn, encrypted_args, user_key, code) = match request {
             TaskRequest::Deploy { code, encrypted_fn, encrypted_args, user_public_key, .. } => {
