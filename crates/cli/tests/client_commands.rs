@@ -29,16 +29,7 @@ async fn the_millionaires_example_runs_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("devnet");
     let devnet = start_devnet(
-        DevnetConfig {
-            data_dir: data_dir.clone(),
-            chain_port: 0,
-            gateway: "127.0.0.1:0".parse().unwrap(),
-            km: "127.0.0.1:0".parse().unwrap(),
-            attestation: "127.0.0.1:0".parse().unwrap(),
-            address_port: None,
-            epoch_size: 10_000,
-            ..DevnetConfig::default()
-        },
+        DevnetConfig { epoch_size: 10_000, ..DevnetConfig::on_free_ports(data_dir.clone()) },
         |_| {},
     )
     .await

@@ -41,14 +41,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let devnet = start_devnet(
         DevnetConfig {
-            data_dir: dir.path().join("devnet"),
-            chain_port: 0,
-            gateway: "127.0.0.1:0".parse()?,
-            km: "127.0.0.1:0".parse()?,
-            attestation: "127.0.0.1:0".parse()?,
-            address_port: None,
             epoch_size: 100_000,
-            ..DevnetConfig::default()
+            ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
         },
         |_| {},
     )

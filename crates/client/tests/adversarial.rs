@@ -203,14 +203,8 @@ async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results_nor_fake_
     let dir = tempfile::tempdir().unwrap();
     let devnet = start_devnet(
         DevnetConfig {
-            data_dir: dir.path().join("devnet"),
-            chain_port: 0,
-            gateway: "127.0.0.1:0".parse().unwrap(),
-            km: "127.0.0.1:0".parse().unwrap(),
-            attestation: "127.0.0.1:0".parse().unwrap(),
-            address_port: None,
             epoch_size: 10_000,
-            ..DevnetConfig::default()
+            ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
         },
         |_| {},
     )

@@ -21,14 +21,8 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = start_devnet(
         DevnetConfig {
-            data_dir: dir.path().join("devnet"),
-            chain_port: 0,
-            gateway: "127.0.0.1:0".parse().unwrap(),
-            km: "127.0.0.1:0".parse().unwrap(),
-            attestation: "127.0.0.1:0".parse().unwrap(),
-            address_port: None,
             epoch_size: 10_000,
-            ..DevnetConfig::default()
+            ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
         },
         |_| {},
     )
@@ -133,15 +127,9 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
 async fn a_devnet_started_with_keep_resumes_its_chain_contracts_and_state() {
     let dir = tempfile::tempdir().unwrap();
     let config = |keep: bool| DevnetConfig {
-        data_dir: dir.path().join("devnet"),
-        chain_port: 0,
-        gateway: "127.0.0.1:0".parse().unwrap(),
-        km: "127.0.0.1:0".parse().unwrap(),
-        attestation: "127.0.0.1:0".parse().unwrap(),
-        address_port: None,
         epoch_size: 10_000,
         keep,
-        ..DevnetConfig::default()
+        ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
     };
     let connect = |s: &enigma_node::DevnetSummary| {
         let account = KeyPair::from_slice(

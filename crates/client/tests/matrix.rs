@@ -85,15 +85,9 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
     let dir = tempfile::tempdir().unwrap();
     let devnet = start_devnet(
         DevnetConfig {
-            data_dir: dir.path().join("devnet"),
-            chain_port: 0,
-            gateway: "127.0.0.1:0".parse().unwrap(),
-            km: "127.0.0.1:0".parse().unwrap(),
-            attestation: "127.0.0.1:0".parse().unwrap(),
-            address_port: None,
             epoch_size: 200,
             timeout_blocks: TIMEOUT_BLOCKS,
-            ..DevnetConfig::default()
+            ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
         },
         |_| {},
     )

@@ -134,6 +134,24 @@ impl Default for DevnetConfig {
     }
 }
 
+impl DevnetConfig {
+    /// A devnet in `data_dir` on free loopback ports (anvil, gateway, key manager, attestation
+    /// service), without the address pages: several can run side by side, as tests do.
+    #[must_use]
+    pub fn on_free_ports(data_dir: PathBuf) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            data_dir,
+            chain_port: 0,
+            gateway: any,
+            km: any,
+            attestation: any,
+            address_port: None,
+            ..Self::default()
+        }
+    }
+}
+
 /// A funded development account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DevAccount {

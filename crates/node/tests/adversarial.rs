@@ -4,17 +4,21 @@
 //! or the chain — and each test asserts that honest tasks still complete, verified, with the
 //! right output, and that the attacker gains nothing.
 
+#[path = "support/common.rs"]
+mod common;
+
+use common::*;
+
 #[path = "support/rogue.rs"]
 mod rogue;
 
 use std::{
     net::{IpAddr, SocketAddr},
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
 use alloy::providers::Provider as _;
-use alloy_primitives::{Address as AlloyAddress, U256};
+use alloy_primitives::Address as AlloyAddress;
 use alloy_sol_types::SolValue;
 use enigma_chain::{Chain, EpochInfo, TaskLimits};
 use enigma_client::{Client, ClientConfig, ClientError, TaskOutcome};
@@ -29,33 +33,13 @@ use rogue::{Rogue, publish};
 const ENG: u128 = 100_000_000;
 const GAS: u64 = 50_000_000;
 
-fn millionaires() -> Vec<u8> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let options = enigma_contract_build::BuildOptions::examples(&root);
-    let built = enigma_contract_build::build(&options).unwrap();
-    std::fs::read(&enigma_contract_build::find(&built, "millionaires").unwrap().wasm).unwrap()
-}
-
-fn add(who: u8, worth: u64) -> Vec<u8> {
-    (AlloyAddress::repeat_byte(who), U256::from(worth)).abi_encode_params()
-}
-
 fn richest(outcome: &TaskOutcome) -> AlloyAddress {
     <(AlloyAddress,)>::abi_decode_params(&outcome.output).unwrap().0
 }
 
 async fn devnet(dir: &tempfile::TempDir, epoch_size: u64) -> Devnet {
     start_devnet(
-        DevnetConfig {
-            data_dir: dir.path().join("devnet"),
-            chain_port: 0,
-            gateway: "127.0.0.1:0".parse().unwrap(),
-            km: "127.0.0.1:0".parse().unwrap(),
-            attestation: "127.0.0.1:0".parse().unwrap(),
-            address_port: None,
-            epoch_size,
-            ..DevnetConfig::default()
-        },
+        DevnetConfig { epoch_size, ..DevnetConfig::on_free_ports(dir.path().join("devnet")) },
         |_| {},
     )
     .await
@@ -226,6 +210,12 @@ async fn hostile_peers_gain_nothing_from_relabelled_results_replays_forgeries_an
         "gossip flood: {sent} junk results published in {:.2} s",
         started.elapsed().as_secs_f64()
     );
+    let gateway = gateway_peer(&s);
+    eventually("the gateway's worker to ban the flooding peer", || async {
+        let connected = flooder.connected().await.unwrap_or_default();
+        (!connected.contains(&gateway)).then_some(())
+    })
+    .await;
     still_works(&alice, contract).await;
 
     // 4. An unrecorded-id flood over p2p, straight at the gateway's worker: each request costs

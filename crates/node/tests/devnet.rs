@@ -17,15 +17,10 @@ async fn a_devnet_starts_ready_and_says_where_everything_is() {
     let mut steps = Vec::new();
     let devnet = start_devnet(
         DevnetConfig {
-            data_dir: dir.path().join("devnet"),
             workers: 3,
-            chain_port: 0,
-            gateway: "127.0.0.1:0".parse().unwrap(),
-            km: "127.0.0.1:0".parse().unwrap(),
-            attestation: "127.0.0.1:0".parse().unwrap(),
             address_port: Some(address_port),
             block_interval: Duration::from_millis(200),
-            ..DevnetConfig::default()
+            ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
         },
         |step| steps.push(step.to_string()),
     )

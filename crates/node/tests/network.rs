@@ -4,7 +4,12 @@
 //! chain and settle fees, malformed RPC requests get errors while the node keeps serving, and a
 //! host without an attested enclave gets no state key from the key manager.
 
-use std::{future::Future, path::PathBuf, sync::OnceLock, time::Duration};
+#[path = "support/common.rs"]
+mod common;
+
+use common::*;
+
+use std::time::Duration;
 
 use alloy::providers::Provider as _;
 use alloy_primitives::{Address as AlloyAddress, U256};
@@ -27,31 +32,6 @@ use jsonrpsee::{
 };
 
 const ENG: u128 = 100_000_000;
-
-fn millionaires() -> Vec<u8> {
-    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let options = enigma_contract_build::BuildOptions::examples(&root);
-        let built = enigma_contract_build::build(&options).unwrap();
-        std::fs::read(&enigma_contract_build::find(&built, "millionaires").unwrap().wasm).unwrap()
-    })
-    .clone()
-}
-
-fn key(anvil: &alloy::node_bindings::AnvilInstance, i: usize) -> KeyPair {
-    KeyPair::from_slice(&anvil.keys()[i].to_bytes()).unwrap()
-}
-
-async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
-    for _ in 0..300 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 struct Net {
     anvil: alloy::node_bindings::AnvilInstance,

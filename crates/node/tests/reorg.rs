@@ -4,9 +4,12 @@
 //! on it sees it confirmed. And a task waiting for its record's depth longer than the worker's
 //! answer window is answered "accepted" at once, its result following.
 
+#[path = "support/common.rs"]
+mod common;
+
+use common::*;
+
 use std::{
-    future::Future,
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -15,7 +18,7 @@ use std::{
 };
 
 use alloy::providers::Provider as _;
-use alloy_primitives::{Address as AlloyAddress, U256};
+use alloy_primitives::Address as AlloyAddress;
 use alloy_sol_types::SolValue;
 use enigma_chain::{Chain, DeployConfig, TaskStatus, deploy, provider, spawn_anvil};
 use enigma_client::{Client, ClientConfig};
@@ -24,31 +27,6 @@ use enigma_node::*;
 
 const ENG: u128 = 100_000_000;
 const GAS: u64 = 50_000_000;
-
-fn millionaires() -> Vec<u8> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let options = enigma_contract_build::BuildOptions::examples(&root);
-    let built = enigma_contract_build::build(&options).unwrap();
-    std::fs::read(&enigma_contract_build::find(&built, "millionaires").unwrap().wasm).unwrap()
-}
-
-fn key(anvil: &alloy::node_bindings::AnvilInstance, i: usize) -> KeyPair {
-    KeyPair::from_slice(&anvil.keys()[i].to_bytes()).unwrap()
-}
-
-fn add(who: u8, worth: u64) -> Vec<u8> {
-    (AlloyAddress::repeat_byte(who), U256::from(worth)).abi_encode_params()
-}
-
-async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
-    for _ in 0..600 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reorged_receipt_is_committed_again_once_and_a_task_waiting_for_depth_is_answered_at_once()
