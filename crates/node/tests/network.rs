@@ -15,7 +15,7 @@ use alloy::providers::Provider as _;
 use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
 use base64::Engine as _;
-use enigma_chain::{Chain, DeployConfig, TaskStatus, deploy, provider, spawn_anvil};
+use enigma_chain::{Chain, TaskStatus};
 use enigma_crypto::{KeyPair, PublicKey, Signature};
 use enigma_node::*;
 use enigma_types::{
@@ -43,48 +43,9 @@ struct Net {
 }
 
 async fn network() -> Net {
-    let anvil = spawn_anvil().unwrap();
-    let url = anvil.endpoint_url().to_string();
-    let deployer = key(&anvil, 0);
-    // The test plays Intel: it holds the authority's key and runs the attestation service.
-    let attestation =
-        serve_devnet_attestation("127.0.0.1:0".parse().unwrap(), KeyPair::generate().unwrap())
-            .await
-            .unwrap();
-    let km_dir = tempfile::tempdir().unwrap();
-    let principal =
-        prepare_km(km_dir.path(), key(&anvil, 9).address(), attestation.authority).unwrap().signer;
-    let p = provider(&url, Some(&deployer)).unwrap();
-    let d = deploy(
-        &p,
-        &DeployConfig {
-            // Long epochs: the test's own transactions must not start a new epoch (a new IO key)
-            // between fetching a worker's key and recording the task.
-            epoch_size: 1_000,
-            timeout_blocks: 200,
-            principal,
-            group_size: 1,
-            simulation: Some(devnet_simulation_policy(attestation.authority)),
-            ias: None,
-            task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
-        },
-    )
-    .await
-    .unwrap();
-    let chain = Chain::new(p, d.enigma, d.token, Some(deployer.address()));
-    let km = start_km(KmConfig {
-        data_dir: km_dir.path().to_path_buf(),
-        chain_url: url.clone(),
-        enigma: d.enigma,
-        token: d.token,
-        operator: key(&anvil, 9),
-        rpc_listen: "127.0.0.1:0".parse().unwrap(),
-        poll_interval: Duration::from_millis(200),
-        attestation_url: Some(attestation.url.clone()),
-        simulation_authority: attestation.authority,
-    })
-    .await
-    .unwrap();
+    // Long epochs: the test's own transactions must not start a new epoch (a new IO key) between
+    // fetching a worker's key and recording the task.
+    let Base { anvil, url, chain, deployment: d, attestation, km, km_dir } = base(1_000, 200).await;
     let mut dirs = vec![km_dir];
     let mut workers: Vec<WorkerNode> = Vec::new();
     for i in 0..3 {

@@ -20,9 +20,8 @@ use std::{
 use alloy::providers::Provider as _;
 use alloy_primitives::Address as AlloyAddress;
 use alloy_sol_types::SolValue;
-use enigma_chain::{Chain, DeployConfig, TaskStatus, deploy, provider, spawn_anvil};
+use enigma_chain::TaskStatus;
 use enigma_client::{Client, ClientConfig};
-use enigma_crypto::KeyPair;
 use enigma_node::*;
 
 const ENG: u128 = 100_000_000;
@@ -31,45 +30,8 @@ const GAS: u64 = 50_000_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reorged_receipt_is_committed_again_once_and_a_task_waiting_for_depth_is_answered_at_once()
  {
-    let anvil = spawn_anvil().unwrap();
-    let url = anvil.endpoint_url().to_string();
-    let deployer = key(&anvil, 0);
-    let attestation =
-        serve_devnet_attestation("127.0.0.1:0".parse().unwrap(), KeyPair::generate().unwrap())
-            .await
-            .unwrap();
-    let km_dir = tempfile::tempdir().unwrap();
-    let principal =
-        prepare_km(km_dir.path(), key(&anvil, 9).address(), attestation.authority).unwrap().signer;
-    let p = provider(&url, Some(&deployer)).unwrap();
-    let d = deploy(
-        &p,
-        &DeployConfig {
-            epoch_size: 1_000,
-            timeout_blocks: 5_000,
-            principal,
-            group_size: 1,
-            simulation: Some(devnet_simulation_policy(attestation.authority)),
-            ias: None,
-            task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
-        },
-    )
-    .await
-    .unwrap();
-    let chain = Chain::new(p, d.enigma, d.token, Some(deployer.address()));
-    let _km = start_km(KmConfig {
-        data_dir: km_dir.path().to_path_buf(),
-        chain_url: url.clone(),
-        enigma: d.enigma,
-        token: d.token,
-        operator: key(&anvil, 9),
-        rpc_listen: "127.0.0.1:0".parse().unwrap(),
-        poll_interval: Duration::from_millis(200),
-        attestation_url: Some(attestation.url.clone()),
-        simulation_authority: attestation.authority,
-    })
-    .await
-    .unwrap();
+    let Base { anvil, url, chain, deployment: d, attestation, km: _km, km_dir: _km_dir } =
+        base(1_000, 5_000).await;
     // Blocks keep coming (a chain that is not a devnet's), except while the test holds them.
     let mining = Arc::new(AtomicBool::new(true));
     let miner = {

@@ -44,3 +44,64 @@ pub(crate) async fn eventually<T, F: Future<Output = Option<T>>>(
     }
     panic!("timed out waiting for {what}");
 }
+
+/// A chain with the contracts deployed, the test's simulation attestation service (the test
+/// plays Intel: it holds the authority's key) and a running key manager — what a network of
+/// workers joins.
+pub(crate) struct Base {
+    pub(crate) anvil: alloy::node_bindings::AnvilInstance,
+    pub(crate) url: String,
+    /// The chain as the deployer (anvil's account 0), who holds the ENG.
+    pub(crate) chain: enigma_chain::Chain,
+    pub(crate) deployment: enigma_chain::Deployment,
+    pub(crate) attestation: enigma_node::AttestationService,
+    pub(crate) km: enigma_node::KmNode,
+    pub(crate) km_dir: tempfile::TempDir,
+}
+
+/// Starts a [`Base`] with epochs of `epoch_size` blocks and tasks refundable after
+/// `timeout_blocks`; one worker per contract.
+pub(crate) async fn base(epoch_size: u64, timeout_blocks: u64) -> Base {
+    use enigma_node::*;
+    let anvil = enigma_chain::spawn_anvil().unwrap();
+    let url = anvil.endpoint_url().to_string();
+    let deployer = key(&anvil, 0);
+    let attestation =
+        serve_devnet_attestation("127.0.0.1:0".parse().unwrap(), KeyPair::generate().unwrap())
+            .await
+            .unwrap();
+    let km_dir = tempfile::tempdir().unwrap();
+    let principal =
+        prepare_km(km_dir.path(), key(&anvil, 9).address(), attestation.authority).unwrap().signer;
+    let p = enigma_chain::provider(&url, Some(&deployer)).unwrap();
+    let deployment = enigma_chain::deploy(
+        &p,
+        &enigma_chain::DeployConfig {
+            epoch_size,
+            timeout_blocks,
+            principal,
+            group_size: 1,
+            simulation: Some(devnet_simulation_policy(attestation.authority)),
+            ias: None,
+            task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
+        },
+    )
+    .await
+    .unwrap();
+    let chain =
+        enigma_chain::Chain::new(p, deployment.enigma, deployment.token, Some(deployer.address()));
+    let km = start_km(KmConfig {
+        data_dir: km_dir.path().to_path_buf(),
+        chain_url: url.clone(),
+        enigma: deployment.enigma,
+        token: deployment.token,
+        operator: key(&anvil, 9),
+        rpc_listen: "127.0.0.1:0".parse().unwrap(),
+        poll_interval: Duration::from_millis(200),
+        attestation_url: Some(attestation.url.clone()),
+        simulation_authority: attestation.authority,
+    })
+    .await
+    .unwrap();
+    Base { anvil, url, chain, deployment, attestation, km, km_dir }
+}
