@@ -221,62 +221,64 @@ pub enum EnclaveError {
     Panicked,
 }
 
-/// Runs one call and returns its response bytes: the only entry into an enclave.
+/// Runs one call and returns its response bytes: the only entry into an enclave. Calls may
+/// come from several threads at once, as ECALLs do on an enclave with several thread control
+/// structures: a contract run does not hold up signing.
 pub trait Backend {
     /// Sends serialized `call` and returns the serialized response.
-    fn ecall(&mut self, call: &[u8]) -> Vec<u8>;
+    fn ecall(&self, call: &[u8]) -> Vec<u8>;
 }
 
 /// A worker enclave, as the host sees it.
 pub trait WorkerEnclave {
     /// Loads (or creates and seals) the identity, bound to the attested key manager and the
     /// operator. Once per enclave.
-    fn init(&mut self, init: WorkerInit) -> Result<Initialized, EnclaveError>;
+    fn init(&self, init: WorkerInit) -> Result<Initialized, EnclaveError>;
     /// A fresh report (report data dated `time`), to obtain new evidence.
-    fn report(&mut self, time: u64) -> Result<EnclaveReport, EnclaveError>;
+    fn report(&self, time: u64) -> Result<EnclaveReport, EnclaveError>;
     /// Creates the IO key of a new epoch.
-    fn rotate_io_key(&mut self, epoch: u64) -> Result<RotatedKey, EnclaveError>;
+    fn rotate_io_key(&self, epoch: u64) -> Result<RotatedKey, EnclaveError>;
     /// The signed IO key of an epoch.
-    fn io_key(&mut self, epoch: u64) -> Result<WorkerKey, EnclaveError>;
+    fn io_key(&self, epoch: u64) -> Result<WorkerKey, EnclaveError>;
     /// Signs an announcement of where the worker is and its IO key of the epoch.
-    fn sign_announcement(&mut self, input: AnnouncementInput) -> Result<Signature, EnclaveError>;
+    fn sign_announcement(&self, input: AnnouncementInput) -> Result<Signature, EnclaveError>;
     /// A signed request for contracts' state keys.
     fn request_state_keys(
-        &mut self,
+        &self,
         epoch: u64,
         contracts: Vec<ContractKeyId>,
     ) -> Result<StateKeyRequest, EnclaveError>;
     /// Verifies the KM's response and keeps the keys inside the enclave.
     fn accept_state_keys(
-        &mut self,
+        &self,
         response: StateKeyResponse,
     ) -> Result<Vec<ContractKeyId>, EnclaveError>;
     /// Runs a deployment.
-    fn deploy(&mut self, task: DeployTask) -> Result<TaskResult, EnclaveError>;
+    fn deploy(&self, task: DeployTask) -> Result<TaskResult, EnclaveError>;
     /// Runs a compute task.
-    fn compute(&mut self, task: ComputeTask) -> Result<TaskResult, EnclaveError>;
+    fn compute(&self, task: ComputeTask) -> Result<TaskResult, EnclaveError>;
     /// Signs a batch of receipts it produced.
-    fn sign_batch(&mut self, batch: BatchRequest) -> Result<Signature, EnclaveError>;
+    fn sign_batch(&self, batch: BatchRequest) -> Result<Signature, EnclaveError>;
 }
 
 /// The key-management enclave, as the host sees it.
 pub trait KmEnclave {
     /// Loads (or creates and seals) the master secret, signer and epochs. Once per enclave.
-    fn init(&mut self, init: KmInit) -> Result<Initialized, EnclaveError>;
+    fn init(&self, init: KmInit) -> Result<Initialized, EnclaveError>;
     /// A fresh report (report data dated `time`), to obtain new evidence.
-    fn report(&mut self, time: u64) -> Result<EnclaveReport, EnclaveError>;
+    fn report(&self, time: u64) -> Result<EnclaveReport, EnclaveError>;
     /// Draws and signs a new epoch's seed.
-    fn new_epoch(&mut self, input: EpochInput) -> Result<EpochSeed, EnclaveError>;
+    fn new_epoch(&self, input: EpochInput) -> Result<EpochSeed, EnclaveError>;
     /// Verifies the requesting enclave's evidence and the epoch's selection, and releases the
     /// keys encrypted to the requesting enclave.
-    fn get_state_keys(&mut self, input: KeyRequestInput) -> Result<StateKeyResponse, EnclaveError>;
+    fn get_state_keys(&self, input: KeyRequestInput) -> Result<StateKeyResponse, EnclaveError>;
 }
 
 /// The enclave side: one enclave's state and the dispatcher.
 #[derive(Debug)]
 pub(crate) enum Enclave {
     Worker(Box<WorkerState>),
-    Km(Box<KmState>),
+    Km(std::sync::Mutex<Box<KmState>>),
     /// An enclave whose every call panics, to test that a panic stays inside.
     #[cfg(test)]
     Panicking,
@@ -294,7 +296,7 @@ impl Enclave {
 
     /// Decodes a call, runs it, encodes the response. Never fails: every problem becomes
     /// [`EnclaveResponse::Error`].
-    pub(crate) fn dispatch(&mut self, call: &[u8]) -> Vec<u8> {
+    pub(crate) fn dispatch(&self, call: &[u8]) -> Vec<u8> {
         let response = if call.len() > MAX_CALL_BYTES {
             EnclaveResponse::Error(EnclaveError::TooLarge {
                 what: "the call".into(),
@@ -310,7 +312,7 @@ impl Enclave {
         encode_response(&response)
     }
 
-    fn handle(&mut self, call: EnclaveCall) -> Result<EnclaveResponse, EnclaveError> {
+    fn handle(&self, call: EnclaveCall) -> Result<EnclaveResponse, EnclaveError> {
         let role = self.role();
         let wrong = |wanted| EnclaveError::WrongRole { wanted, actual: role };
         match (self, call) {
@@ -321,7 +323,7 @@ impl Enclave {
                 w.report(time).map(EnclaveResponse::Report)
             }
             (Self::Km(k), EnclaveCall::Report { time }) => {
-                k.report(time).map(EnclaveResponse::Report)
+                km(k).report(time).map(EnclaveResponse::Report)
             }
             (Self::Worker(w), EnclaveCall::SignAnnouncement(input)) => {
                 w.sign_announcement(input).map(EnclaveResponse::AnnouncementSignature)
@@ -348,13 +350,13 @@ impl Enclave {
                 w.sign_batch(b).map(EnclaveResponse::BatchSignature)
             }
             (Self::Km(k), EnclaveCall::KmInit(init)) => {
-                k.init(init).map(EnclaveResponse::Initialized)
+                km(k).init(init).map(EnclaveResponse::Initialized)
             }
             (Self::Km(k), EnclaveCall::NewEpoch(input)) => {
-                k.new_epoch(input).map(EnclaveResponse::EpochSeed)
+                km(k).new_epoch(input).map(EnclaveResponse::EpochSeed)
             }
             (Self::Km(k), EnclaveCall::GetStateKeys(input)) => {
-                k.get_state_keys(input).map(EnclaveResponse::StateKeyResponse)
+                km(k).get_state_keys(input).map(EnclaveResponse::StateKeyResponse)
             }
             (Self::Worker(_), _) => Err(wrong(Role::KeyManager)),
             (Self::Km(_), _) => Err(wrong(Role::Worker)),
@@ -362,6 +364,13 @@ impl Enclave {
             (Self::Panicking, _) => panic!("a bug inside the enclave"),
         }
     }
+}
+
+/// The key manager runs one call at a time (its calls are short; none runs a contract). A lock
+/// whose holder panicked stays usable: the panic became an error response and the KM's updates
+/// are single inserts.
+fn km(k: &std::sync::Mutex<Box<KmState>>) -> std::sync::MutexGuard<'_, Box<KmState>> {
+    k.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(crate) fn encode_response(response: &EnclaveResponse) -> Vec<u8> {
@@ -391,7 +400,7 @@ impl<B: Backend> EnclaveProxy<B> {
     }
 
     /// Sends one call and decodes its response.
-    pub fn call(&mut self, call: &EnclaveCall) -> Result<EnclaveResponse, EnclaveError> {
+    pub fn call(&self, call: &EnclaveCall) -> Result<EnclaveResponse, EnclaveError> {
         let bytes =
             postcard::to_allocvec(call).map_err(|e| EnclaveError::BadCall(e.to_string()))?;
         if bytes.len() > MAX_CALL_BYTES {
@@ -428,28 +437,28 @@ macro_rules! expect {
 }
 
 impl<B: Backend> WorkerEnclave for EnclaveProxy<B> {
-    fn init(&mut self, init: WorkerInit) -> Result<Initialized, EnclaveError> {
+    fn init(&self, init: WorkerInit) -> Result<Initialized, EnclaveError> {
         expect!(self, EnclaveCall::WorkerInit(init), Initialized)
     }
 
-    fn report(&mut self, time: u64) -> Result<EnclaveReport, EnclaveError> {
+    fn report(&self, time: u64) -> Result<EnclaveReport, EnclaveError> {
         expect!(self, EnclaveCall::Report { time }, Report)
     }
 
-    fn rotate_io_key(&mut self, epoch: u64) -> Result<RotatedKey, EnclaveError> {
+    fn rotate_io_key(&self, epoch: u64) -> Result<RotatedKey, EnclaveError> {
         expect!(self, EnclaveCall::RotateIoKey { epoch }, Rotated)
     }
 
-    fn io_key(&mut self, epoch: u64) -> Result<WorkerKey, EnclaveError> {
+    fn io_key(&self, epoch: u64) -> Result<WorkerKey, EnclaveError> {
         expect!(self, EnclaveCall::IoKey { epoch }, WorkerKey)
     }
 
-    fn sign_announcement(&mut self, input: AnnouncementInput) -> Result<Signature, EnclaveError> {
+    fn sign_announcement(&self, input: AnnouncementInput) -> Result<Signature, EnclaveError> {
         expect!(self, EnclaveCall::SignAnnouncement(input), AnnouncementSignature)
     }
 
     fn request_state_keys(
-        &mut self,
+        &self,
         epoch: u64,
         contracts: Vec<ContractKeyId>,
     ) -> Result<StateKeyRequest, EnclaveError> {
@@ -457,39 +466,39 @@ impl<B: Backend> WorkerEnclave for EnclaveProxy<B> {
     }
 
     fn accept_state_keys(
-        &mut self,
+        &self,
         response: StateKeyResponse,
     ) -> Result<Vec<ContractKeyId>, EnclaveError> {
         expect!(self, EnclaveCall::AcceptStateKeys(response), StateKeysAccepted)
     }
 
-    fn deploy(&mut self, task: DeployTask) -> Result<TaskResult, EnclaveError> {
+    fn deploy(&self, task: DeployTask) -> Result<TaskResult, EnclaveError> {
         expect!(self, EnclaveCall::Deploy(task), TaskResult).map(|r| *r)
     }
 
-    fn compute(&mut self, task: ComputeTask) -> Result<TaskResult, EnclaveError> {
+    fn compute(&self, task: ComputeTask) -> Result<TaskResult, EnclaveError> {
         expect!(self, EnclaveCall::Compute(task), TaskResult).map(|r| *r)
     }
 
-    fn sign_batch(&mut self, batch: BatchRequest) -> Result<Signature, EnclaveError> {
+    fn sign_batch(&self, batch: BatchRequest) -> Result<Signature, EnclaveError> {
         expect!(self, EnclaveCall::SignBatch(batch), BatchSignature)
     }
 }
 
 impl<B: Backend> KmEnclave for EnclaveProxy<B> {
-    fn init(&mut self, init: KmInit) -> Result<Initialized, EnclaveError> {
+    fn init(&self, init: KmInit) -> Result<Initialized, EnclaveError> {
         expect!(self, EnclaveCall::KmInit(init), Initialized)
     }
 
-    fn report(&mut self, time: u64) -> Result<EnclaveReport, EnclaveError> {
+    fn report(&self, time: u64) -> Result<EnclaveReport, EnclaveError> {
         expect!(self, EnclaveCall::Report { time }, Report)
     }
 
-    fn new_epoch(&mut self, input: EpochInput) -> Result<EpochSeed, EnclaveError> {
+    fn new_epoch(&self, input: EpochInput) -> Result<EpochSeed, EnclaveError> {
         expect!(self, EnclaveCall::NewEpoch(input), EpochSeed)
     }
 
-    fn get_state_keys(&mut self, input: KeyRequestInput) -> Result<StateKeyResponse, EnclaveError> {
+    fn get_state_keys(&self, input: KeyRequestInput) -> Result<StateKeyResponse, EnclaveError> {
         expect!(self, EnclaveCall::GetStateKeys(input), StateKeyResponse)
     }
 }

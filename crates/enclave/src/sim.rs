@@ -29,7 +29,11 @@ impl SimulationBackend {
     /// A key-management enclave of `build` sealing with `secret`.
     #[must_use]
     pub fn km_built(build: EnclaveBuild, secret: &NodeSecret, debug: bool) -> Self {
-        Self { enclave: Enclave::Km(Box::new(KmState::new(secret, debug, build))) }
+        Self {
+            enclave: Enclave::Km(std::sync::Mutex::new(Box::new(KmState::new(
+                secret, debug, build,
+            )))),
+        }
     }
 
     /// A worker enclave of a build that trusts no peer evidence, sealing with the given secret
@@ -48,8 +52,8 @@ impl SimulationBackend {
 }
 
 impl Backend for SimulationBackend {
-    fn ecall(&mut self, call: &[u8]) -> Vec<u8> {
-        let enclave = &mut self.enclave;
+    fn ecall(&self, call: &[u8]) -> Vec<u8> {
+        let enclave = &self.enclave;
         catch_unwind(AssertUnwindSafe(|| enclave.dispatch(call)))
             .unwrap_or_else(|_| encode_response(&EnclaveResponse::Error(EnclaveError::Panicked)))
     }
@@ -62,10 +66,10 @@ mod tests {
 
     #[test]
     fn a_panic_inside_becomes_an_error_response() {
-        let mut proxy = EnclaveProxy::new(SimulationBackend { enclave: Enclave::Panicking });
+        let proxy = EnclaveProxy::new(SimulationBackend { enclave: Enclave::Panicking });
         assert_eq!(proxy.io_key(1), Err(EnclaveError::Panicked));
         let bytes = postcard::to_allocvec(&EnclaveCall::IoKey { epoch: 1 }).unwrap();
-        let mut backend = SimulationBackend { enclave: Enclave::Panicking };
+        let backend = SimulationBackend { enclave: Enclave::Panicking };
         let response: EnclaveResponse = postcard::from_bytes(&backend.ecall(&bytes)).unwrap();
         assert_eq!(response, EnclaveResponse::Error(EnclaveError::Panicked));
     }

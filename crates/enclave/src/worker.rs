@@ -6,7 +6,13 @@
 //! one it computes over the module it runs); what a task's randomness is (a function of a
 //! secret of the contract and the task id, so re-running a task draws the same values).
 
-use std::collections::{HashMap, VecDeque};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use enigma_attestation::{WORKER_PRODUCT_ID, verify};
 use enigma_crypto::{KeyPair, PublicKey, Signature, SymmetricKey};
@@ -111,9 +117,12 @@ struct IoKey {
     signature: Signature,
 }
 
+/// Cheap to clone (its keys are shared, never copied): a call takes its own handle and holds no
+/// lock while it runs.
+#[derive(Clone)]
 struct Identity {
-    signing: KeyPair,
-    io_keys: Vec<IoKey>,
+    signing: Arc<KeyPair>,
+    io_keys: Vec<Arc<IoKey>>,
     /// The key manager it serves: verified from its evidence when the identity was created.
     principal: Address,
     /// The account that operates it.
@@ -127,27 +136,47 @@ struct PendingRequest {
     ephemeral: KeyPair,
 }
 
+/// The worker enclave. Calls may come on several host threads at once (an SGX enclave has
+/// several thread control structures), and the state is split so that none waits on a contract
+/// run but another run: signing (announcements, batches, keys) takes the identity for an instant,
+/// state-key requests their own lock, and only deploy and compute hold the runtime.
 pub(crate) struct WorkerState {
     sealer: Sealer,
     mr_enclave: [u8; 32],
     debug: bool,
     build: EnclaveBuild,
-    identity: Option<Identity>,
+    identity: RwLock<Option<Identity>>,
     /// The latest time the host has told it: time never runs backwards for the enclave.
-    clock: u64,
+    clock: AtomicU64,
+    keys: Mutex<StateKeys>,
+    exec: Mutex<Exec>,
+}
+
+/// Contract state keys, and the requests for them awaiting the key manager's answer.
+#[derive(Default)]
+struct StateKeys {
+    keys: HashMap<ContractKeyId, Arc<SymmetricKey>>,
+    pending: VecDeque<PendingRequest>,
+}
+
+/// What a contract run needs to itself: the runtime and the decrypted states.
+struct Exec {
     runtime: Runtime,
-    state_keys: HashMap<ContractKeyId, SymmetricKey>,
     states: HashMap<ContractKeyId, (ContractState, u64)>,
     state_clock: u64,
-    pending: VecDeque<PendingRequest>,
+}
+
+/// A lock whose holder panicked stays usable: every update under these locks is a single insert
+/// or removal, so a panic leaves nothing half written (and the panic became an error response).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for WorkerState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerState")
-            .field("signer", &self.identity.as_ref().map(|i| i.signing.address()))
-            .field("state_keys", &self.state_keys.len())
-            .field("cached_states", &self.states.len())
+            .field("signer", &self.identity().ok().map(|i| i.signing.address()))
+            .field("state_keys", &lock(&self.keys).keys.len())
             .finish_non_exhaustive()
     }
 }
@@ -172,23 +201,28 @@ impl WorkerState {
             mr_enclave,
             debug,
             build,
-            identity: None,
-            clock: 0,
-            runtime: Runtime::new(Limits { debug_logs: debug, ..Limits::default() }),
-            state_keys: HashMap::new(),
-            states: HashMap::new(),
-            state_clock: 0,
-            pending: VecDeque::new(),
+            identity: RwLock::new(None),
+            clock: AtomicU64::new(0),
+            keys: Mutex::new(StateKeys::default()),
+            exec: Mutex::new(Exec {
+                runtime: Runtime::new(Limits { debug_logs: debug, ..Limits::default() }),
+                states: HashMap::new(),
+                state_clock: 0,
+            }),
         }
     }
 
-    fn identity(&self) -> Result<&Identity, EnclaveError> {
-        self.identity.as_ref().ok_or(EnclaveError::NotInitialized)
+    /// A handle on the identity, taken without holding any lock afterwards.
+    fn identity(&self) -> Result<Identity, EnclaveError> {
+        self.identity
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(EnclaveError::NotInitialized)
     }
 
-    fn tick(&mut self, time: u64) -> u64 {
-        self.clock = self.clock.max(time);
-        self.clock
+    fn tick(&self, time: u64) -> u64 {
+        self.clock.fetch_max(time, Ordering::SeqCst).max(time)
     }
 
     fn padding(&self) -> Padding {
@@ -207,13 +241,12 @@ impl WorkerState {
         }
     }
 
-    pub(crate) fn report(&mut self, time: u64) -> Result<EnclaveReport, EnclaveError> {
+    pub(crate) fn report(&self, time: u64) -> Result<EnclaveReport, EnclaveError> {
         let time = self.tick(time);
-        Ok(self.report_of(self.identity()?, time))
+        Ok(self.report_of(&self.identity()?, time))
     }
 
-    fn seal_identity(&self) -> Result<Vec<u8>, EnclaveError> {
-        let id = self.identity()?;
+    fn seal_identity(&self, id: &Identity) -> Result<Vec<u8>, EnclaveError> {
         let secret = id.signing.secret_bytes();
         let io: Vec<(u64, Zeroizing<[u8; 32]>)> =
             id.io_keys.iter().map(|k| (k.epoch, k.pair.secret_bytes())).collect();
@@ -245,10 +278,10 @@ impl WorkerState {
             let pair = KeyPair::from_bytes(&Zeroizing::new(d.fixed::<32>().map_err(bad)?))
                 .map_err(crypto)?;
             let signature = signing.sign_digest(&worker_key_digest(pair.public_key().as_bytes()));
-            io_keys.push(IoKey { epoch, pair, signature });
+            io_keys.push(Arc::new(IoKey { epoch, pair, signature }));
         }
         d.finish().map_err(bad)?;
-        Ok(Identity { signing, io_keys, principal, operator })
+        Ok(Identity { signing: Arc::new(signing), io_keys, principal, operator })
     }
 
     /// Verifies the key manager's evidence against this build's policy; returns its signer.
@@ -269,8 +302,10 @@ impl WorkerState {
         Ok(Address::from(verdict.signer))
     }
 
-    pub(crate) fn init(&mut self, init: WorkerInit) -> Result<Initialized, EnclaveError> {
-        if self.identity.is_some() {
+    pub(crate) fn init(&self, init: WorkerInit) -> Result<Initialized, EnclaveError> {
+        // Held throughout: two inits at once must not both succeed.
+        let mut slot = self.identity.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() {
             return Err(EnclaveError::AlreadyInitialized);
         }
         let time = self.tick(init.time);
@@ -309,7 +344,7 @@ impl WorkerState {
                 })?;
                 let principal = self.verify_principal(evidence, time)?;
                 let identity = Identity {
-                    signing: KeyPair::generate().map_err(crypto)?,
+                    signing: Arc::new(KeyPair::generate().map_err(crypto)?),
                     io_keys: Vec::new(),
                     principal,
                     operator: init.operator,
@@ -318,41 +353,50 @@ impl WorkerState {
             }
         };
         let report = self.report_of(&identity, time);
-        self.identity = Some(identity);
         let sealed = match init.sealed_identity {
             Some(blob) if !fresh => blob,
-            _ => self.seal_identity()?,
+            _ => self.seal_identity(&identity)?,
         };
+        *slot = Some(identity);
         Ok(Initialized { report, sealed })
     }
 
-    fn io_pair(&self, epoch: u64) -> Result<&IoKey, EnclaveError> {
-        self.identity()?
-            .io_keys
+    fn io_pair(id: &Identity, epoch: u64) -> Result<&IoKey, EnclaveError> {
+        id.io_keys
             .iter()
             .find(|k| k.epoch == epoch)
+            .map(|k| &**k)
             .ok_or(EnclaveError::NoIoKey { epoch })
     }
 
-    pub(crate) fn rotate_io_key(&mut self, epoch: u64) -> Result<RotatedKey, EnclaveError> {
-        let id = self.identity.as_mut().ok_or(EnclaveError::NotInitialized)?;
+    pub(crate) fn rotate_io_key(&self, epoch: u64) -> Result<RotatedKey, EnclaveError> {
+        let mut slot = self.identity.write().unwrap_or_else(PoisonError::into_inner);
+        let id = slot.as_mut().ok_or(EnclaveError::NotInitialized)?;
         if !id.io_keys.iter().any(|k| k.epoch == epoch) {
             let pair = KeyPair::generate().map_err(crypto)?;
             let signature =
                 id.signing.sign_digest(&worker_key_digest(pair.public_key().as_bytes()));
-            id.io_keys.push(IoKey { epoch, pair, signature });
+            id.io_keys.push(Arc::new(IoKey { epoch, pair, signature }));
             id.io_keys.sort_by_key(|k| k.epoch);
             while id.io_keys.len() > IO_KEYS_KEPT {
                 id.io_keys.remove(0);
             }
         }
-        let key = self.io_key(epoch)?;
-        Ok(RotatedKey { key, sealed_identity: self.seal_identity()? })
+        let id = id.clone();
+        drop(slot);
+        Ok(RotatedKey {
+            key: Self::worker_key(&id, epoch)?,
+            sealed_identity: self.seal_identity(&id)?,
+        })
+    }
+
+    fn worker_key(id: &Identity, epoch: u64) -> Result<WorkerKey, EnclaveError> {
+        let k = Self::io_pair(id, epoch)?;
+        Ok(WorkerKey { epoch, public_key: *k.pair.public_key(), signature: k.signature })
     }
 
     pub(crate) fn io_key(&self, epoch: u64) -> Result<WorkerKey, EnclaveError> {
-        let k = self.io_pair(epoch)?;
-        Ok(WorkerKey { epoch, public_key: *k.pair.public_key(), signature: k.signature })
+        Self::worker_key(&self.identity()?, epoch)
     }
 
     pub(crate) fn sign_announcement(
@@ -365,7 +409,7 @@ impl WorkerState {
             cap("an announced address", address.len(), limits::MAX_ANNOUNCED_FIELD_BYTES)?;
         }
         let id = self.identity()?;
-        let key = self.io_pair(a.epoch)?;
+        let key = Self::io_pair(&id, a.epoch)?;
         let digest = enigma_types::messages::announcement_digest(
             &SignerAddress::from(id.signing.address()),
             &a.peer_id,
@@ -378,7 +422,7 @@ impl WorkerState {
     }
 
     pub(crate) fn request_state_keys(
-        &mut self,
+        &self,
         epoch: u64,
         contracts: Vec<ContractKeyId>,
     ) -> Result<StateKeyRequest, EnclaveError> {
@@ -397,15 +441,16 @@ impl WorkerState {
             .list(&contracts, |e, c| e.bytes(c.code_hash.as_bytes()))
             .into_bytes();
         let signature = identity.signing.sign_digest(&bytes_digest(&request));
-        self.pending.push_back(PendingRequest { id, epoch, contracts, ephemeral });
-        while self.pending.len() > PENDING_REQUESTS {
-            self.pending.pop_front();
+        let mut keys = lock(&self.keys);
+        keys.pending.push_back(PendingRequest { id, epoch, contracts, ephemeral });
+        while keys.pending.len() > PENDING_REQUESTS {
+            keys.pending.pop_front();
         }
         Ok(StateKeyRequest { request, signature })
     }
 
     pub(crate) fn accept_state_keys(
-        &mut self,
+        &self,
         r: StateKeyResponse,
     ) -> Result<Vec<ContractKeyId>, EnclaveError> {
         let principal = self.identity()?.principal;
@@ -452,12 +497,13 @@ impl WorkerState {
             .collect::<Result<_, _>>()
             .map_err(malformed)?;
         d.finish().map_err(malformed)?;
-        let at = self
+        let mut held = lock(&self.keys);
+        let at = held
             .pending
             .iter()
             .position(|p| p.id == id)
             .ok_or_else(|| reject("it answers no pending request".into()))?;
-        let pending = &self.pending[at];
+        let pending = &held.pending[at];
         if pending.epoch != epoch || pending.contracts != contracts || keys.len() != contracts.len()
         {
             return Err(reject(
@@ -472,18 +518,20 @@ impl WorkerState {
             );
             let bytes: [u8; 32] =
                 plain.as_slice().try_into().map_err(|_| reject("a key is not 32 bytes".into()))?;
-            unwrapped.push(SymmetricKey::from_bytes(bytes));
+            unwrapped.push(Arc::new(SymmetricKey::from_bytes(bytes)));
         }
-        self.pending.remove(at);
+        held.pending.remove(at);
         for (id, key) in contracts.iter().zip(unwrapped) {
-            self.state_keys.insert(*id, key);
+            held.keys.insert(*id, key);
         }
         Ok(contracts)
     }
 
-    fn state_key(&self, id: ContractKeyId) -> Result<&SymmetricKey, EnclaveError> {
-        self.state_keys
+    fn state_key(&self, id: ContractKeyId) -> Result<Arc<SymmetricKey>, EnclaveError> {
+        lock(&self.keys)
+            .keys
             .get(&id)
+            .cloned()
             .ok_or(EnclaveError::NoStateKey { contract: id.contract, code_hash: id.code_hash })
     }
 
@@ -505,32 +553,34 @@ impl WorkerState {
         user.encrypt_with_ad(&Zeroizing::new(pad(plain, self.padding())), &ad).map_err(crypto)
     }
 
-    fn cache_state(&mut self, contract: ContractKeyId, state: ContractState) {
-        self.state_clock += 1;
-        if !self.states.contains_key(&contract) && self.states.len() >= CACHED_STATES {
-            let oldest = self.states.iter().min_by_key(|(_, (_, used))| *used).map(|(c, _)| *c);
+    fn cache_state(exec: &mut Exec, contract: ContractKeyId, state: ContractState) {
+        exec.state_clock += 1;
+        if !exec.states.contains_key(&contract) && exec.states.len() >= CACHED_STATES {
+            let oldest = exec.states.iter().min_by_key(|(_, (_, used))| *used).map(|(c, _)| *c);
             if let Some(oldest) = oldest {
-                self.states.remove(&oldest);
+                exec.states.remove(&oldest);
             }
         }
-        self.states.insert(contract, (state, self.state_clock));
+        let clock = exec.state_clock;
+        exec.states.insert(contract, (state, clock));
     }
 
     /// Makes the cached state of `contract` stand at `want`, loading `given` if needed.
     fn ensure_state(
-        &mut self,
+        &self,
+        exec: &mut Exec,
+        key: &SymmetricKey,
         id: ContractKeyId,
         want: ChainPosition,
         given: Option<EncryptedState>,
     ) -> Result<(), EnclaveError> {
         let contract = id.contract;
-        let have = self.states.get(&id).map(|(s, _)| position(s));
+        let have = exec.states.get(&id).map(|(s, _)| position(s));
         if have == Some(want) {
             return Ok(());
         }
         let given = given.ok_or(EnclaveError::StateNotLoaded { contract, have, want })?;
         cap("the deltas of one call", given.deltas.len(), limits::MAX_DELTAS_PER_CALL)?;
-        let key = self.state_key(id)?;
         let bad = |why: String| EnclaveError::BadState(why);
         let mut state = match &given.snapshot {
             Some(blob) => {
@@ -540,7 +590,7 @@ impl WorkerState {
                 let plain = unpad(&plain).map_err(|e| bad(format!("the snapshot: {e}")))?;
                 ContractState::decode_snapshot(plain).map_err(|e| bad(e.to_string()))?
             }
-            None => match (self.states.get(&id), given.deltas.first()) {
+            None => match (exec.states.get(&id), given.deltas.first()) {
                 (Some((cached, _)), Some(first)) if cached.next_index() == first.index => {
                     cached.clone()
                 }
@@ -573,7 +623,7 @@ impl WorkerState {
                 want.tip
             )));
         }
-        self.cache_state(id, state);
+        Self::cache_state(exec, id, state);
         Ok(())
     }
 
@@ -586,13 +636,12 @@ impl WorkerState {
     /// fetched the key just before an epoch turned may have used the previous one, so the other
     /// kept IO keys are tried when the epoch's does not open the callable.
     fn user_key(
-        &self,
+        id: &Identity,
         epoch: u64,
         user: &PublicKey,
         encrypted_fn: &[u8],
         fn_ad: &[u8; 32],
     ) -> Result<SymmetricKey, EnclaveError> {
-        let id = self.identity()?;
         let primary = id.io_keys.iter().find(|k| k.epoch == epoch);
         if let Some(k) = primary {
             let key = k.pair.derive_key(user);
@@ -644,6 +693,7 @@ impl WorkerState {
     #[allow(clippy::too_many_arguments)]
     fn failure(
         &self,
+        me: &Identity,
         task_id: TaskId,
         contract: ContractAddress,
         user_key: &SymmetricKey,
@@ -668,7 +718,7 @@ impl WorkerState {
             gas_used,
         };
         let receipt = receipt.digest();
-        let signature = self.identity()?.signing.sign_digest(&receipt);
+        let signature = me.signing.sign_digest(&receipt);
         let mut r = TaskResult {
             task_id,
             contract,
@@ -689,17 +739,17 @@ impl WorkerState {
             snapshot: None,
             logs: Vec::new(),
         };
-        r.result_signature = self.seal_result(&r, &receipt, is_deploy)?;
+        r.result_signature = Self::seal_result(me, &r, &receipt, is_deploy);
         Ok(r)
     }
 
     /// The seal over a result: its receipt digest and every published field.
     fn seal_result(
-        &self,
+        me: &Identity,
         r: &TaskResult,
         receipt: &[u8; 32],
         is_deploy: bool,
-    ) -> Result<Signature, EnclaveError> {
+    ) -> Signature {
         let eth = eth_ref(r.eth_call.as_ref());
         let digest = result_digest(&ResultFields {
             receipt_digest: receipt,
@@ -713,20 +763,21 @@ impl WorkerState {
             success: r.status == TaskStatus::Success,
             is_deploy,
         });
-        Ok(self.identity()?.signing.sign_digest(&digest))
+        me.signing.sign_digest(&digest)
     }
 
-    pub(crate) fn deploy(&mut self, t: DeployTask) -> Result<TaskResult, EnclaveError> {
+    pub(crate) fn deploy(&self, t: DeployTask) -> Result<TaskResult, EnclaveError> {
         cap("the code", t.code.len(), limits::MAX_CODE_BYTES)?;
         Self::check_inputs(&t.encrypted_fn, &t.encrypted_args)?;
         let contract = ContractAddress::from(t.task_id);
         let fn_ad = task_field_ad(&contract, &t.task_id, TaskField::Callable);
-        let user_key = self.user_key(t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
+        let me = self.identity()?;
+        let user_key = Self::user_key(&me, t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
         // The code hash is computed here, over the bytes that will run: the key it selects opens
         // this contract's state only for this code.
         let hash = code_hash(&t.code);
         let id = ContractKeyId { contract, code_hash: hash };
-        self.state_key(id)?;
+        let key = self.state_key(id)?;
         let inputs_hash = inputs_hash_deploy(
             &t.encrypted_fn,
             &t.encrypted_args,
@@ -734,8 +785,9 @@ impl WorkerState {
             t.user_public_key.as_bytes(),
         );
         let base = enigma_runtime::gas::TASK_BASE.min(t.gas_limit);
-        let fail = |me: &Self, gas_used: u64, message: &str| {
-            me.failure(
+        let fail = |gas_used: u64, message: &str| {
+            self.failure(
+                &me,
                 t.task_id,
                 contract,
                 &user_key,
@@ -758,12 +810,12 @@ impl WorkerState {
             &t.task_id,
         ) {
             Ok(inputs) => inputs,
-            Err(message) => return fail(self, base, &message),
+            Err(message) => return fail(base, &message),
         };
         let code = ContractCode::with_hash(hash, &t.code);
-        let key = self.state_key(id)?;
-        let mut rng = TaskRng::new(key, &t.task_id, &inputs_hash, &DeltaHash::ZERO);
-        let outcome = self
+        let mut rng = TaskRng::new(&key, &t.task_id, &inputs_hash, &DeltaHash::ZERO);
+        let mut exec = lock(&self.exec);
+        let outcome = exec
             .runtime
             .execute_within(
                 &code,
@@ -778,10 +830,9 @@ impl WorkerState {
             })?;
         let success = match outcome.result {
             Ok(success) => success,
-            Err(error) => return fail(self, outcome.gas_used.0, &error.to_string()),
+            Err(error) => return fail(outcome.gas_used.0, &error.to_string()),
         };
-        let key = self.state_key(id)?;
-        let encrypted_delta = self.seal_state(key, &success.delta.encode())?;
+        let encrypted_delta = self.seal_state(&key, &success.delta.encode())?;
         let init_delta_hash = delta_hash(&encrypted_delta);
         let mut state = ContractState::new();
         state
@@ -800,9 +851,10 @@ impl WorkerState {
             eth_call: eth_ref(eth_call.as_ref()),
         };
         let receipt = receipt.digest();
-        let signature = self.identity()?.signing.sign_digest(&receipt);
-        let snapshot = Some(self.seal_state(key, &Zeroizing::new(state.encode_snapshot()))?);
-        self.cache_state(id, state);
+        let signature = me.signing.sign_digest(&receipt);
+        let snapshot = Some(self.seal_state(&key, &Zeroizing::new(state.encode_snapshot()))?);
+        Self::cache_state(&mut exec, id, state);
+        drop(exec);
         let mut r = TaskResult {
             task_id: t.task_id,
             contract,
@@ -823,11 +875,11 @@ impl WorkerState {
             snapshot,
             logs: if self.debug { success.logs } else { Vec::new() },
         };
-        r.result_signature = self.seal_result(&r, &receipt, true)?;
+        r.result_signature = Self::seal_result(&me, &r, &receipt, true);
         Ok(r)
     }
 
-    pub(crate) fn compute(&mut self, t: ComputeTask) -> Result<TaskResult, EnclaveError> {
+    pub(crate) fn compute(&self, t: ComputeTask) -> Result<TaskResult, EnclaveError> {
         Self::check_inputs(&t.encrypted_fn, &t.encrypted_args)?;
         if let Some(code) = &t.code {
             cap("the code", code.len(), limits::MAX_CODE_BYTES)?;
@@ -836,9 +888,10 @@ impl WorkerState {
         // The key of (contract, code hash): a module of the host's choosing, sent under this
         // contract's address, gets a key that opens none of its state.
         let id = ContractKeyId { contract, code_hash: t.code_hash };
-        self.state_key(id)?;
+        let key = self.state_key(id)?;
+        let me = self.identity()?;
         let fn_ad = task_field_ad(&contract, &t.task_id, TaskField::Callable);
-        let user_key = self.user_key(t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
+        let user_key = Self::user_key(&me, t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
         let inputs_hash = inputs_hash_compute(
             &t.encrypted_fn,
             &t.encrypted_args,
@@ -847,8 +900,9 @@ impl WorkerState {
         );
         let prev = t.position.tip;
         let base = enigma_runtime::gas::TASK_BASE.min(t.gas_limit);
-        let fail = |me: &Self, gas_used: u64, message: &str| {
-            me.failure(
+        let fail = |gas_used: u64, message: &str| {
+            self.failure(
+                &me,
                 t.task_id,
                 contract,
                 &user_key,
@@ -862,19 +916,21 @@ impl WorkerState {
             )
         };
 
+        let mut exec = lock(&self.exec);
+        let exec = &mut *exec;
         // A module is cached under the hash this enclave computed over its bytes.
-        if !self.runtime.is_cached(&t.code_hash) {
+        if !exec.runtime.is_cached(&t.code_hash) {
             let code =
                 t.code.as_deref().ok_or(EnclaveError::CodeNotLoaded { code_hash: t.code_hash })?;
             let got = code_hash(code);
             if got != t.code_hash {
                 return Err(EnclaveError::CodeHashMismatch { expected: t.code_hash, got });
             }
-            if let Err(e) = self.runtime.prepare(&ContractCode::with_hash(got, code)) {
-                return fail(self, base, &ExecError::Module(e).to_string());
+            if let Err(e) = exec.runtime.prepare(&ContractCode::with_hash(got, code)) {
+                return fail(base, &ExecError::Module(e).to_string());
             }
         }
-        self.ensure_state(id, t.position, t.state)?;
+        self.ensure_state(exec, &key, id, t.position, t.state)?;
 
         let (function, args) = match Self::decrypt_inputs(
             &user_key,
@@ -885,16 +941,16 @@ impl WorkerState {
             &t.task_id,
         ) {
             Ok(inputs) => inputs,
-            Err(message) => return fail(self, base, &message),
+            Err(message) => return fail(base, &message),
         };
-        let (state, _) = self.states.get(&id).ok_or(EnclaveError::StateNotLoaded {
+        let (state, _) = exec.states.get(&id).ok_or(EnclaveError::StateNotLoaded {
             contract,
             have: None,
             want: t.position,
         })?;
-        let mut rng = TaskRng::new(self.state_key(id)?, &t.task_id, &inputs_hash, &prev);
+        let mut rng = TaskRng::new(&key, &t.task_id, &inputs_hash, &prev);
         let task = Task::call(&function, &args, enigma_types::GasLimit(t.gas_limit)).after(state);
-        let outcome = self
+        let outcome = exec
             .runtime
             .execute_within(
                 &ContractCode::with_hash(t.code_hash, &[]),
@@ -909,17 +965,13 @@ impl WorkerState {
             })?;
         let success = match outcome.result {
             Ok(success) => success,
-            Err(error) => return fail(self, outcome.gas_used.0, &error.to_string()),
+            Err(error) => return fail(outcome.gas_used.0, &error.to_string()),
         };
 
-        let key = self
-            .state_keys
-            .get(&id)
-            .ok_or(EnclaveError::NoStateKey { contract, code_hash: t.code_hash })?;
         let (delta, new_delta_hash) = if success.delta.is_empty() {
             (None, DeltaHash::ZERO)
         } else {
-            let encrypted = self.seal_state(key, &Zeroizing::new(success.delta.encode()))?;
+            let encrypted = self.seal_state(&key, &Zeroizing::new(success.delta.encode()))?;
             let hash = delta_hash(&encrypted);
             (Some(EncryptedDelta { index: success.delta.index, bytes: encrypted }), hash)
         };
@@ -941,10 +993,10 @@ impl WorkerState {
             eth_call: eth_ref(eth_call.as_ref()),
         };
         let receipt = receipt.digest();
-        let signature = self.identity()?.signing.sign_digest(&receipt);
+        let signature = me.signing.sign_digest(&receipt);
         let mut snapshot = None;
         let padding = self.padding();
-        if let Some((state, _)) = self.states.get_mut(&id) {
+        if let Some((state, _)) = exec.states.get_mut(&id) {
             if delta.is_some() {
                 state
                     .apply(&success.delta, new_delta_hash)
@@ -975,7 +1027,7 @@ impl WorkerState {
             snapshot,
             logs: if self.debug { success.logs } else { Vec::new() },
         };
-        r.result_signature = self.seal_result(&r, &receipt, false)?;
+        r.result_signature = Self::seal_result(&me, &r, &receipt, false);
         Ok(r)
     }
 
@@ -984,7 +1036,8 @@ impl WorkerState {
         if b.items.is_empty() {
             return Err(EnclaveError::BadBatch("it is empty".into()));
         }
-        let signing = &self.identity()?.signing;
+        let me = self.identity()?;
+        let signing = &me.signing;
         let me = signing.address();
         let mut prev = b.prev_delta_hash;
         let mut count = b.delta_count;

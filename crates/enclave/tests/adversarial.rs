@@ -183,9 +183,9 @@ fn code_the_host_sends_for_a_contract_opens_none_of_its_state() {
     let r = r.unwrap();
     assert_eq!(r.status, TaskStatus::Failure);
     seen.bytes(&host_user.open(&r.encrypted_output));
-    let mut cold = worker_enclave(v.net.workers[w].secret);
+    let cold = worker_enclave(v.net.workers[w].secret);
     WorkerEnclave::init(
-        &mut cold,
+        &cold,
         WorkerInit {
             sealed_identity: Some(v.net.workers[w].sealed.clone()),
             principal_evidence: None,
@@ -259,7 +259,7 @@ fn a_second_init_is_refused_and_no_foreign_state_key_can_be_injected() {
     let rogue_km = km([0x99; 32]);
     let (sealed, op) = (v.net.workers[w].sealed.clone(), v.net.workers[w].operator);
     let r = WorkerEnclave::init(
-        &mut v.net.workers[w].enclave,
+        &v.net.workers[w].enclave,
         WorkerInit {
             sealed_identity: None,
             principal_evidence: Some(rogue_km.evidence.clone()),
@@ -271,7 +271,7 @@ fn a_second_init_is_refused_and_no_foreign_state_key_can_be_injected() {
     seen.response(&r);
     // Or with its sealed identity and the rogue KM's evidence: refused too.
     let r = WorkerEnclave::init(
-        &mut v.net.workers[w].enclave,
+        &v.net.workers[w].enclave,
         WorkerInit {
             sealed_identity: Some(sealed.clone()),
             principal_evidence: Some(rogue_km.evidence.clone()),
@@ -283,9 +283,9 @@ fn a_second_init_is_refused_and_no_foreign_state_key_can_be_injected() {
     seen.response(&r);
     // A restart (a new instance) loading the sealed identity under the rogue KM: refused, since
     // the identity serves the KM it was created for.
-    let mut restarted = worker_enclave(v.net.workers[w].secret);
+    let restarted = worker_enclave(v.net.workers[w].secret);
     let r = WorkerEnclave::init(
-        &mut restarted,
+        &restarted,
         WorkerInit {
             sealed_identity: Some(sealed),
             principal_evidence: Some(rogue_km.evidence),
@@ -299,7 +299,7 @@ fn a_second_init_is_refused_and_no_foreign_state_key_can_be_injected() {
     );
     // Nor under another operator.
     let r = WorkerEnclave::init(
-        &mut restarted,
+        &restarted,
         WorkerInit {
             sealed_identity: Some(v.net.workers[w].sealed.clone()),
             principal_evidence: None,
@@ -315,7 +315,7 @@ fn a_second_init_is_refused_and_no_foreign_state_key_can_be_injected() {
     let request = v.net.workers[w].enclave.request_state_keys(EPOCH, vec![id]).unwrap();
     let mut rogue_input = v.net.key_input(w, request.clone());
     let rogue_seed = {
-        let mut k = km([0x98; 32]);
+        let k = km([0x98; 32]);
         let s = k
             .enclave
             .new_epoch(EpochInput {
@@ -370,9 +370,9 @@ fn forged_response(request: &StateKeyRequest, signer: &KeyPair) -> StateKeyRespo
 }
 
 fn init_under(evidence: Option<Evidence>) -> Result<Initialized, EnclaveError> {
-    let mut w = worker_enclave([0x55; 32]);
+    let w = worker_enclave([0x55; 32]);
     WorkerEnclave::init(
-        &mut w,
+        &w,
         WorkerInit {
             sealed_identity: None,
             principal_evidence: evidence.as_ref().map(CarriedEvidence::new),
@@ -429,9 +429,9 @@ fn a_genuine_worker_cannot_be_pointed_at_a_fake_key_manager() {
         );
     }
     // The genuine KM's evidence is accepted, and binds the worker to it.
-    let mut genuine = genuine;
+    let genuine = genuine;
     let init =
-        init_under(Some(attest(&KmEnclave::report(&mut genuine.enclave, TIME).unwrap()))).unwrap();
+        init_under(Some(attest(&KmEnclave::report(&genuine.enclave, TIME).unwrap()))).unwrap();
     let data = ReportData::parse(&init.report.report_data).unwrap();
     assert!(data.binds(&operator(9), &Address::from(genuine.signer)));
     assert_eq!(data.signer, init.report.signer);
@@ -581,7 +581,7 @@ fn a_km_host_cannot_turn_its_clock_back_to_pass_stale_evidence() {
     let secret = NodeSecret::from_bytes([0x21; 32]);
     let mut km = EnclaveProxy::new(SimulationBackend::km_built(strict.clone(), &secret, false));
     let init =
-        KmEnclave::init(&mut km, KmInit { sealed_state: None, operator: operator(0), time: TIME })
+        KmEnclave::init(&km, KmInit { sealed_state: None, operator: operator(0), time: TIME })
             .unwrap();
     let mut w = EnclaveProxy::new(SimulationBackend::worker_built(
         strict,
@@ -589,7 +589,7 @@ fn a_km_host_cannot_turn_its_clock_back_to_pass_stale_evidence() {
         false,
     ));
     let winit = WorkerEnclave::init(
-        &mut w,
+        &w,
         WorkerInit {
             sealed_identity: None,
             principal_evidence: Some(carried(&init.report)),
@@ -636,7 +636,7 @@ fn a_km_host_cannot_turn_its_clock_back_to_pass_stale_evidence() {
 
 #[test]
 fn replayed_or_misdirected_key_responses_are_rejected() {
-    let mut v = victim();
+    let v = victim();
     let w = v.worker;
     let id = ContractKeyId { contract: v.contract, code_hash: millionaires_hash() };
     let request = v.net.workers[w].enclave.request_state_keys(EPOCH, vec![id]).unwrap();
@@ -716,13 +716,13 @@ fn re_running_a_task_draws_the_same_randomness() {
 fn a_debug_instance_cannot_load_a_production_identity() {
     let net = Net::new(&[100]);
     let w = &net.workers[0];
-    let mut debug = EnclaveProxy::new(SimulationBackend::worker_built(
+    let debug = EnclaveProxy::new(SimulationBackend::worker_built(
         build(),
         &NodeSecret::from_bytes(w.secret),
         true,
     ));
     let r = WorkerEnclave::init(
-        &mut debug,
+        &debug,
         WorkerInit {
             sealed_identity: Some(w.sealed.clone()),
             principal_evidence: None,
@@ -820,4 +820,67 @@ fn a_run_past_the_hosts_time_budget_has_no_result_and_the_enclave_goes_on() {
     honest.time_budget_ms = 60_000;
     let r = net.workers[w].enclave.deploy(honest).unwrap();
     assert_eq!(r.status, TaskStatus::Success);
+}
+
+#[test]
+fn signing_and_keys_do_not_wait_behind_a_contract_run() {
+    // A contract run holds the enclave's runtime for as long as its budget allows. Signing an
+    // announcement, reading or rotating an IO key and fetching state keys must not wait for it:
+    // a host whose worker runs one slow task still announces, enters epochs and commits.
+    let mut net = Net::new(&[100, 300]);
+    let id = next_task(0);
+    let contract = ContractAddress::from(id);
+    let w = net.selected(&contract);
+    let endless = wat::parse_str(
+        r#"(module (memory (export "memory") 1)
+             (func (export "deploy") (loop $l (br $l)))
+             (func (export "call")))"#,
+    )
+    .unwrap();
+    net.provision_code(w, contract, code_hash(&endless)).unwrap();
+    let key = net.workers[w].enclave.io_key(EPOCH).unwrap();
+    let c = ClientTask::deploy(&key, net.workers[w].signer, id, "construct()", &[]);
+    let mut task = deploy_task(id, endless, &c);
+    task.gas_limit = u64::MAX;
+    task.time_budget_ms = 5_000;
+    let enclave = &net.workers[w].enclave;
+    let run_ended = std::sync::atomic::AtomicBool::new(false);
+    let started = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            started.wait();
+            let r = enclave.deploy(task);
+            run_ended.store(true, std::sync::atomic::Ordering::SeqCst);
+            r
+        });
+        started.wait();
+        // Give the run a moment to take the runtime, then use everything else.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let signature = enclave
+            .sign_announcement(AnnouncementInput {
+                peer_id: vec![1; 38],
+                addresses: vec!["/ip4/127.0.0.1/tcp/1".into()],
+                epoch: EPOCH,
+                issued_at: 1,
+            })
+            .unwrap();
+        assert_ne!(signature.as_bytes(), &[0u8; 65]);
+        let next = enclave.rotate_io_key(EPOCH + 100).unwrap();
+        assert_eq!(enclave.io_key(EPOCH + 100).unwrap(), next.key);
+        WorkerEnclave::report(enclave, TIME).unwrap();
+        enclave
+            .request_state_keys(
+                EPOCH,
+                vec![ContractKeyId { contract, code_hash: CodeHash([3; 32]) }],
+            )
+            .unwrap();
+        assert!(
+            !run_ended.load(std::sync::atomic::Ordering::SeqCst),
+            "the calls above returned only after the contract run ended"
+        );
+        match run.join().unwrap() {
+            Err(EnclaveError::TimeBudgetExceeded { budget_ms: 5_000, .. }) => {}
+            other => panic!("expected the time budget to stop the run, got {other:?}"),
+        }
+    });
 }

@@ -158,7 +158,7 @@ fn a_worker_the_epoch_does_not_select_is_refused_its_key() {
 
 #[test]
 fn the_km_refuses_epochs_it_did_not_draw() {
-    let mut net = Net::new(&[100, 300]);
+    let net = Net::new(&[100, 300]);
     let contract = ContractAddress::from(next_task(0));
     let w = net.selected(&contract);
     let id = ContractKeyId { contract, code_hash: millionaires_hash() };
@@ -189,7 +189,7 @@ fn the_km_refuses_epochs_it_did_not_draw() {
 
 #[test]
 fn a_key_response_under_the_wrong_key_or_altered_is_rejected() {
-    let mut net = Net::new(&[100, 300]);
+    let net = Net::new(&[100, 300]);
     let contract = ContractAddress::from(next_task(0));
     let w = net.selected(&contract);
     let id = ContractKeyId { contract, code_hash: millionaires_hash() };
@@ -198,7 +198,7 @@ fn a_key_response_under_the_wrong_key_or_altered_is_rejected() {
 
     // A second KM (not the principal) is asked the same request: the worker's attestation binds
     // it to its own KM, so the rogue refuses.
-    let mut rogue = km([9; 32]);
+    let rogue = km([9; 32]);
     let seed = rogue
         .enclave
         .new_epoch(EpochInput {
@@ -242,7 +242,7 @@ fn a_key_response_under_the_wrong_key_or_altered_is_rejected() {
 
 #[test]
 fn changing_any_signed_field_breaks_the_receipt_signature() {
-    let mut d = deploy_millionaires();
+    let d = deploy_millionaires();
     let w = d.worker;
     let key = d.net.workers[w].enclave.io_key(EPOCH).unwrap();
     let args = (AlloyAddress::repeat_byte(4), U256::from(5u64)).abi_encode_params();
@@ -317,7 +317,7 @@ fn changing_any_signed_field_breaks_the_receipt_signature() {
 
 #[test]
 fn inputs_encrypted_to_another_key_end_in_a_signed_failure() {
-    let mut d = deploy_millionaires();
+    let d = deploy_millionaires();
     let w = d.worker;
     let other_key = d.net.workers[1 - w].enclave.io_key(EPOCH).unwrap();
     let client = ClientTask::new(
@@ -480,9 +480,9 @@ fn a_batch_of_its_own_results_is_signed_and_a_foreign_item_is_refused() {
 }
 
 fn reload(secret: [u8; 32], sealed: &[u8], operator: Address) -> Result<Enclave, EnclaveError> {
-    let mut e = worker_enclave(secret);
+    let e = worker_enclave(secret);
     WorkerEnclave::init(
-        &mut e,
+        &e,
         WorkerInit {
             sealed_identity: Some(sealed.to_vec()),
             principal_evidence: None,
@@ -499,9 +499,9 @@ fn restarts_reload_sealed_keys() {
     let w = &net.workers[0];
     let key_before = reload(w.secret, &w.sealed, w.operator).unwrap().io_key(EPOCH).unwrap();
     // Restart: a new enclave instance on the same node, with the sealed identity.
-    let mut restarted = worker_enclave(w.secret);
+    let restarted = worker_enclave(w.secret);
     let init = WorkerEnclave::init(
-        &mut restarted,
+        &restarted,
         WorkerInit {
             sealed_identity: Some(w.sealed.clone()),
             principal_evidence: Some(net.km.evidence.clone()),
@@ -519,14 +519,14 @@ fn restarts_reload_sealed_keys() {
     // Another node cannot unseal it.
     assert!(matches!(reload([0xee; 32], &w.sealed, w.operator), Err(EnclaveError::Sealing(_))));
     // A worker's blob is not a KM's.
-    let mut km_elsewhere = EnclaveProxy::new(SimulationBackend::km_built(
+    let km_elsewhere = EnclaveProxy::new(SimulationBackend::km_built(
         build(),
         &NodeSecret::from_bytes(w.secret),
         false,
     ));
     assert!(matches!(
         KmEnclave::init(
-            &mut km_elsewhere,
+            &km_elsewhere,
             KmInit { sealed_state: Some(w.sealed.clone()), operator: operator(0), time: TIME }
         ),
         Err(EnclaveError::Sealing(_))
@@ -539,13 +539,13 @@ fn a_restarted_km_keeps_its_secret_counter_and_epochs() {
     add(&mut d, 1, 10);
     // Restart the KM from its sealed state.
     let sealed = d.net.km.sealed.clone();
-    let mut km = EnclaveProxy::new(SimulationBackend::km_built(
+    let km = EnclaveProxy::new(SimulationBackend::km_built(
         build(),
         &NodeSecret::from_bytes(d.net.km.secret),
         false,
     ));
     let init = KmEnclave::init(
-        &mut km,
+        &km,
         KmInit { sealed_state: Some(sealed), operator: d.net.km.operator, time: TIME },
     )
     .unwrap();
@@ -606,7 +606,7 @@ fn a_restarted_km_keeps_its_secret_counter_and_epochs() {
 
 #[test]
 fn the_boundary_rejects_garbage_oversize_and_wrong_roles() {
-    let mut backend = SimulationBackend::worker([1; 32], false);
+    let backend = SimulationBackend::worker([1; 32], false);
     let decode = |bytes: Vec<u8>| postcard::from_bytes::<EnclaveResponse>(&bytes).unwrap();
     assert!(matches!(
         decode(backend.ecall(b"\xff\xff\xff garbage")),
@@ -618,19 +618,16 @@ fn the_boundary_rejects_garbage_oversize_and_wrong_roles() {
         decode(backend.ecall(&big)),
         EnclaveResponse::Error(EnclaveError::TooLarge { .. })
     ));
-    let mut proxy = EnclaveProxy::new(backend);
+    let proxy = EnclaveProxy::new(backend);
     assert_eq!(proxy.io_key(1), Err(EnclaveError::NotInitialized));
     assert_eq!(
-        KmEnclave::init(
-            &mut proxy,
-            KmInit { sealed_state: None, operator: Address::ZERO, time: TIME }
-        ),
+        KmEnclave::init(&proxy, KmInit { sealed_state: None, operator: Address::ZERO, time: TIME }),
         Err(EnclaveError::WrongRole { wanted: Role::KeyManager, actual: Role::Worker })
     );
-    let mut proxy = worker_enclave([1; 32]);
+    let proxy = worker_enclave([1; 32]);
     let km = km([2; 32]);
     WorkerEnclave::init(
-        &mut proxy,
+        &proxy,
         WorkerInit {
             sealed_identity: None,
             principal_evidence: Some(km.evidence),
@@ -650,7 +647,7 @@ fn the_boundary_rejects_garbage_oversize_and_wrong_roles() {
 
 #[test]
 fn inputs_encrypted_to_the_previous_epochs_key_still_run() {
-    let mut d = deploy_millionaires();
+    let d = deploy_millionaires();
     let w = d.worker;
     let old_key = d.net.workers[w].enclave.io_key(EPOCH).unwrap();
     // The epoch turns; the client had fetched the key just before.

@@ -140,7 +140,7 @@ fn open_enclave(
     let secret = NodeSecret::load_or_create(&data_dir.join("sealing.secret"))
         .map_err(|e| NodeError::Io(e.to_string()))?;
     let build = EnclaveBuild::simulation(Some(authority));
-    let mut enclave = EnclaveProxy::new(SimulationBackend::km_built(build, &secret, false));
+    let enclave = EnclaveProxy::new(SimulationBackend::km_built(build, &secret, false));
     let init = enclave.init(KmInit {
         sealed_state: store.sealed(SEALED)?,
         operator,
@@ -244,7 +244,7 @@ impl Km {
         let (workers, stakes) = self.chain.active_workers(snapshot).await?;
         let group_size = self.group_size().await?;
         let seed = {
-            let mut enclave = self.enclave.lock().await;
+            let enclave = self.enclave.lock().await;
             enclave.new_epoch(EpochInput {
                 nonce,
                 snapshot_block: snapshot,
@@ -331,7 +331,7 @@ impl Km {
             group_size,
         };
         let response = {
-            let mut enclave = self.enclave.lock().await;
+            let enclave = self.enclave.lock().await;
             enclave.get_state_keys(KeyRequestInput {
                 request: StateKeyRequest { request, signature },
                 evidence: CarriedEvidence::new(&evidence),

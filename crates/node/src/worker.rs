@@ -213,7 +213,8 @@ pub(crate) struct Worker {
     pub(crate) signer: SignerAddress,
     pub(crate) peer_id: PeerId,
     /// The enclave, called from blocking threads (a contract run must not stall the runtime).
-    enclave: Arc<Mutex<EnclaveProxy<SimulationBackend>>>,
+    /// Calls may overlap: signing and key calls do not wait behind a contract run.
+    enclave: Arc<EnclaveProxy<SimulationBackend>>,
     pub(crate) store: Store,
     pub(crate) chain: Chain,
     pub(crate) epochs: RwLock<EpochCache>,
@@ -365,9 +366,9 @@ async fn open_worker(config: &WorkerConfig) -> Result<Opened> {
     let authority =
         (config.simulation_authority != Address::ZERO).then_some(config.simulation_authority);
     let build = enigma_enclave::EnclaveBuild::simulation(authority);
-    let mut enclave = EnclaveProxy::new(SimulationBackend::worker_built(build, &secret, false));
+    let enclave = EnclaveProxy::new(SimulationBackend::worker_built(build, &secret, false));
     let init = WorkerEnclave::init(
-        &mut enclave,
+        &enclave,
         WorkerInit {
             sealed_identity,
             principal_evidence,
@@ -509,7 +510,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     let worker = Arc::new(Worker {
         signer,
         peer_id: p2p.peer_id(),
-        enclave: Arc::new(Mutex::new(enclave)),
+        enclave: Arc::new(enclave),
         store,
         chain,
         epochs: RwLock::new(epochs),
@@ -817,7 +818,7 @@ pub fn to_message(r: &TaskResult, is_deploy: bool) -> ResultMessage {
 
 impl Worker {
     async fn enter_epoch(&self, first_block: u64) -> Result<()> {
-        let rotated = self.enclave.lock().await.rotate_io_key(first_block)?;
+        let rotated = self.enclave.rotate_io_key(first_block)?;
         let mut b = self.store.batch()?;
         b.put_sealed(IDENTITY, &rotated.sealed_identity)?;
         b.commit()?;
@@ -845,7 +846,7 @@ impl Worker {
         let announcement = match cached {
             Some(a) => a,
             None => {
-                let mut enclave = self.enclave.lock().await;
+                let enclave = &self.enclave;
                 let key = enclave.io_key(epoch)?;
                 let signature = enclave.sign_announcement(AnnouncementInput {
                     peer_id: self.peer_id.to_bytes(),
@@ -853,7 +854,6 @@ impl Worker {
                     epoch,
                     issued_at: now,
                 })?;
-                drop(enclave);
                 let a = WorkerAnnouncement {
                     signer: self.signer,
                     peer_id: self.peer_id.to_bytes(),
@@ -1028,8 +1028,8 @@ impl Worker {
                     workers,
                     stakes,
                 });
-                // The enclave may be busy with a contract run: the watcher does not wait for
-                // it (it keeps reading the chain, which task intake waits on).
+                // Entering the epoch (a new IO key, announced to peers) runs beside the watcher,
+                // which keeps reading the chain that task intake waits on.
                 let w = self.clone();
                 self.spawn(async move {
                     {
@@ -1424,7 +1424,7 @@ impl Worker {
     async fn with_state_key<T: Send + 'static>(
         &self,
         epoch: u64,
-        call: impl Fn(&mut EnclaveProxy<SimulationBackend>) -> std::result::Result<T, EnclaveError>
+        call: impl Fn(&EnclaveProxy<SimulationBackend>) -> std::result::Result<T, EnclaveError>
         + Send
         + Sync
         + 'static,
@@ -1447,10 +1447,10 @@ impl Worker {
     /// gas and time budget allow, and must not hold up the async runtime meanwhile.
     async fn in_enclave<T: Send + 'static>(
         &self,
-        call: impl FnOnce(&mut EnclaveProxy<SimulationBackend>) -> T + Send + 'static,
+        call: impl FnOnce(&EnclaveProxy<SimulationBackend>) -> T + Send + 'static,
     ) -> Result<T> {
         let enclave = self.enclave.clone();
-        tokio::task::spawn_blocking(move || call(&mut enclave.blocking_lock()))
+        tokio::task::spawn_blocking(move || call(&enclave))
             .await
             .map_err(|e| NodeError::Io(format!("an enclave call did not complete: {e}")))
     }
@@ -1477,7 +1477,7 @@ impl Worker {
     async fn fetch_state_key(&self, epoch: u64, id: ContractKeyId) -> Result<()> {
         use jsonrpsee::core::client::ClientT;
         let evidence = self.own_evidence().await?;
-        let request = self.enclave.lock().await.request_state_keys(epoch, vec![id])?;
+        let request = self.enclave.request_state_keys(epoch, vec![id])?;
         let client = jsonrpsee::http_client::HttpClientBuilder::default()
             .build(&self.km_url)
             .map_err(|e| NodeError::Rpc(format!("key manager at {}: {e}", self.km_url)))?;
@@ -1500,7 +1500,7 @@ impl Worker {
                 .parse()
                 .map_err(|e: enigma_crypto::Error| NodeError::Rpc(e.to_string()))?,
         };
-        self.enclave.lock().await.accept_state_keys(response)?;
+        self.enclave.accept_state_keys(response)?;
         Ok(())
     }
 
@@ -1798,7 +1798,7 @@ impl Worker {
                 })
             })
             .collect::<Result<_>>()?;
-        let signature = self.enclave.lock().await.sign_batch(BatchRequest {
+        let signature = self.enclave.sign_batch(BatchRequest {
             contract,
             code_hash: on_chain.code_hash,
             delta_count: on_chain.delta_count,

@@ -80,15 +80,14 @@ pub fn operator(n: u8) -> Address {
 }
 
 pub fn km(secret: [u8; 32]) -> Node {
-    let mut enclave = EnclaveProxy::new(SimulationBackend::km_built(
+    let enclave = EnclaveProxy::new(SimulationBackend::km_built(
         build(),
         &NodeSecret::from_bytes(secret),
         false,
     ));
     let op = operator(0);
     let init =
-        KmEnclave::init(&mut enclave, KmInit { sealed_state: None, operator: op, time: TIME })
-            .unwrap();
+        KmEnclave::init(&enclave, KmInit { sealed_state: None, operator: op, time: TIME }).unwrap();
     Node {
         enclave,
         signer: init.report.signer,
@@ -108,9 +107,9 @@ pub fn worker_enclave(secret: [u8; 32]) -> Enclave {
 }
 
 pub fn worker(secret: [u8; 32], km: &Node, op: Address) -> Node {
-    let mut enclave = worker_enclave(secret);
+    let enclave = worker_enclave(secret);
     let init = WorkerEnclave::init(
-        &mut enclave,
+        &enclave,
         WorkerInit {
             sealed_identity: None,
             principal_evidence: Some(km.evidence.clone()),

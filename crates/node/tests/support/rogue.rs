@@ -51,10 +51,10 @@ impl Rogue {
             &secret,
             false,
         );
-        let mut enclave = EnclaveProxy::new(backend);
+        let enclave = EnclaveProxy::new(backend);
         let principal = chain.principal_evidence().await.unwrap().unwrap();
         let init = WorkerEnclave::init(
-            &mut enclave,
+            &enclave,
             WorkerInit {
                 sealed_identity: None,
                 principal_evidence: Some(CarriedEvidence::new(&principal.evidence)),
