@@ -2,28 +2,111 @@
 //! against the chain, waits for the previous holder to commit its receipts, and syncs what it
 //! lacks. Tasks that arrive meanwhile wait (a bounded number); the rest are refused as busy.
 
-use std::{
-    collections::HashSet,
-    future::Future,
-    sync::{Arc, atomic::Ordering},
-    time::Duration,
-};
+use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
 
 use enigma_p2p::{PeerId, SyncRequest, SyncResponse};
 use enigma_store::ContractInfo;
 use enigma_types::{ContractAddress, DeltaHash, SignerAddress, delta_hash};
 use tokio::sync::Mutex;
 
-use crate::{NodeError, Result, sync, worker::Worker};
+use crate::{
+    NodeError, Result,
+    core::{Arrival, Contracts, Phase, Queued, Step},
+    sync,
+    worker::{Worker, ended},
+};
 
 /// Contracts read from the chain per call when listing them.
 const CONTRACT_PAGE: u64 = 500;
 
-struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+/// Times a task prepares its contract before giving up (the epoch kept turning meanwhile).
+const MAX_PREPARATIONS: u32 = 3;
+/// How often a waiting task reads the chain's receipt count of its contract.
+const CHAIN_SEQ_EVERY: Duration = Duration::from_millis(500);
 
-impl Drop for Waiting<'_> {
+/// A task's place in its contract's line. Dropping it without [`Turn::ran`] takes the task out
+/// of line (refused, failed, or stopped).
+pub(crate) struct Turn<'a> {
+    worker: &'a Worker,
+    contract: ContractAddress,
+    queued: Queued,
+    done: bool,
+}
+
+impl Turn<'_> {
+    /// Waits for the task's turn: the contract prepared for the current epoch, no other task of
+    /// it running, and the tasks recorded before it run (or waited for as long as
+    /// `order_wait`). Returns the current epoch; the task then holds the contract.
+    pub(crate) async fn wait(&self, epoch: u64) -> Result<u64> {
+        let w = self.worker;
+        let (contract, q) = (self.contract, self.queued);
+        let order_deadline = tokio::time::Instant::now() + w.order_wait;
+        let mut changed = w.contracts_changed.subscribe();
+        let mut chain_seq: Option<(u64, tokio::time::Instant)> = None;
+        let mut preparations = 0;
+        loop {
+            changed.borrow_and_update();
+            let current = w.current_epoch().await.unwrap_or(epoch);
+            if !q.deploy {
+                if epoch != current && !w.group(current, &contract).await.contains(&w.signer) {
+                    return Err(ended(q.task, epoch));
+                }
+                // The chain's count moves only with commits: read at most every 500 ms.
+                let on_chain = match chain_seq {
+                    Some((n, at)) if at.elapsed() < CHAIN_SEQ_EVERY => n,
+                    _ => {
+                        let n = w
+                            .chain
+                            .secret_contract(&contract)
+                            .await?
+                            .map_or(0, |c| c.next_receipt_seq);
+                        chain_seq = Some((n, tokio::time::Instant::now()));
+                        n
+                    }
+                };
+                let next = w.next_seq_after(&contract, on_chain)?;
+                w.contracts().observe_next(contract, next);
+            }
+            let waited_out = tokio::time::Instant::now() >= order_deadline;
+            let step = w.contracts().step(contract, q, current, waited_out);
+            match step {
+                Step::Run => return Ok(current),
+                Step::Refuse(why) => return Err(NodeError::Refused(why)),
+                Step::Prepare { epoch: e } => {
+                    preparations += 1;
+                    let prepared = if preparations > MAX_PREPARATIONS {
+                        Err(NodeError::Refused(format!(
+                            "contract {contract} is changing hands; retry shortly"
+                        )))
+                    } else {
+                        w.prepare(contract, e).await
+                    };
+                    w.contracts().prepared(contract, &q, e, prepared.is_ok());
+                    w.contracts_moved();
+                    prepared?;
+                }
+                Step::Wait(_) => {
+                    let _ = tokio::time::timeout(CHAIN_SEQ_EVERY, changed.changed()).await;
+                }
+            }
+        }
+    }
+
+    /// The task ran and its result is persisted; a deploy that succeeded made its contract
+    /// current for `deployed_in`.
+    pub(crate) fn ran(mut self, deployed_in: Option<u64>) {
+        self.worker.contracts().ran(self.contract, &self.queued, deployed_in);
+        self.done = true;
+        self.worker.contracts_moved();
+    }
+}
+
+impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        if !self.done {
+            self.worker.contracts().left(self.contract, &self.queued);
+            self.worker.contracts_moved();
+        }
     }
 }
 
@@ -73,44 +156,49 @@ impl Worker {
             .unwrap_or_default()
     }
 
-    pub(crate) fn is_ready(&self, contract: &ContractAddress, epoch: u64) -> bool {
-        self.ready.lock().is_ok_and(|r| r.get(contract) == Some(&epoch))
+    /// The contracts' lines, to decide on (never held across an await).
+    pub(crate) fn contracts(&self) -> std::sync::MutexGuard<'_, Contracts> {
+        self.contracts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Forgets that `contract` is ready: the next task prepares it again.
-    pub(crate) fn unready(&self, contract: &ContractAddress) {
-        if let Ok(mut r) = self.ready.lock() {
-            r.remove(contract);
+    /// Wakes the tasks waiting for their turn.
+    pub(crate) fn contracts_moved(&self) {
+        self.contracts_changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Puts a task in its contract's line. `None`: it is in line already (a retry).
+    pub(crate) fn join_line(
+        &self,
+        contract: ContractAddress,
+        queued: Queued,
+    ) -> Result<Option<Turn<'_>>> {
+        match self.contracts().arrive(contract, queued).map_err(NodeError::Refused)? {
+            Arrival::AlreadyHere => Ok(None),
+            Arrival::InLine => Ok(Some(Turn { worker: self, contract, queued, done: false })),
         }
     }
 
-    /// Makes sure this worker's copy of `contract` is complete and current for `epoch`,
-    /// waiting behind a preparation already under way.
-    pub(crate) async fn ensure_ready(&self, contract: ContractAddress, epoch: u64) -> Result<()> {
-        if self.is_ready(&contract, epoch) {
+    /// Prepares `contract` for `epoch` in the background (taking over at an epoch's start),
+    /// unless it is current or being prepared.
+    pub(crate) async fn prepare_in_background(
+        &self,
+        contract: ContractAddress,
+        epoch: u64,
+    ) -> Result<()> {
+        if !self.contracts().begin_preparing(contract, epoch) {
             return Ok(());
         }
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(NodeError::Refused(format!(
-                "the worker is taking over contract {contract} and already has {} tasks waiting; retry shortly",
-                self.max_waiting
-            )));
-        }
-        let _waiting = Waiting(&self.waiting);
+        let prepared = self.prepare(contract, epoch).await;
+        self.contracts().prepared_outside(contract, epoch, prepared.is_ok());
+        self.contracts_moved();
+        prepared
+    }
+
+    /// Checks the local copy of `contract` against the chain, waits for the previous holder's
+    /// hand-over and syncs what is missing, for `epoch`.
+    async fn prepare(&self, contract: ContractAddress, epoch: u64) -> Result<()> {
         let gate = self.gate(contract)?;
         let _gate = gate.lock().await;
-        if self.is_ready(&contract, epoch) {
-            return Ok(());
-        }
-        self.prepare(contract, epoch).await?;
-        if let Ok(mut r) = self.ready.lock() {
-            r.insert(contract, epoch);
-        }
-        Ok(())
-    }
-
-    async fn prepare(&self, contract: ContractAddress, epoch: u64) -> Result<()> {
         let previous = self.previous_group(epoch, &contract).await;
         tracing::debug!(me = %self.signer, %contract, epoch, ?previous, "preparing contract");
         let mut holders = Vec::new();
@@ -174,7 +262,7 @@ impl Worker {
         let _gate = gate.lock().await;
         if let Some(epoch) = self.current_epoch().await
             && (self.group(epoch, &contract).await.contains(&self.signer)
-                || self.is_ready(&contract, epoch))
+                || self.contracts().phase(&contract) == (Phase::Ready { epoch }))
         {
             return Ok(()); // selected: the task path keeps it current
         }
@@ -340,7 +428,7 @@ impl Worker {
             if self.current_epoch().await != Some(epoch) {
                 return;
             }
-            if let Err(e) = self.ensure_ready(contract, epoch).await {
+            if let Err(e) = self.prepare_in_background(contract, epoch).await {
                 tracing::warn!(%contract, error = %e, "taking over a contract failed; its next task retries");
             }
         }
@@ -368,11 +456,17 @@ impl Worker {
     /// Answers a sync request.
     pub(crate) async fn serve_sync(&self, request: SyncRequest) -> SyncResponse {
         if let SyncRequest::Status { contract } = request {
-            // Under the execution lock: no task of the contract is half done.
-            let _serial = self.execution.lock().await;
+            // A task of the contract under way counts as a pending receipt: its result is not
+            // persisted yet. Looked at before the store, so a run that ends in between is
+            // counted there.
+            let busy = self.contracts().busy(&contract);
             let epoch = self.current_epoch().await.unwrap_or(0);
             let local = self.store.contract(&contract).ok().flatten();
-            let pending = self.store.pending_for(&contract).unwrap_or(u64::MAX);
+            let pending = self
+                .store
+                .pending_for(&contract)
+                .unwrap_or(u64::MAX)
+                .saturating_add(u64::from(busy));
             return match local {
                 Some(l) => SyncResponse::Status {
                     epoch,

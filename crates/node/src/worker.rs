@@ -5,7 +5,7 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
-    sync::{Arc, Weak, atomic::AtomicUsize},
+    sync::{Arc, Weak},
     time::Duration,
 };
 
@@ -35,8 +35,8 @@ use tokio::sync::{Mutex, RwLock, broadcast};
 use crate::{
     NodeError, Result,
     core::{
-        Admission, AdmissionLimits, Commit, NotAdmitted, Pending, ReceiptKind, ReceiptQueue,
-        Recent, Refusal, Source, check_limits, check_task,
+        Admission, AdmissionLimits, Commit, Contracts, NotAdmitted, Pending, Queued, ReceiptKind,
+        ReceiptQueue, Recent, Refusal, Source, check_limits, check_task,
     },
     km::StateKeysMessage,
     sync::Verified,
@@ -229,10 +229,9 @@ pub(crate) struct Worker {
     receipts: Mutex<ReceiptQueue>,
     /// One committer at a time: receipts of a contract must reach the chain in order.
     committing: Mutex<()>,
-    pub(crate) execution: Mutex<()>,
     km_url: String,
     /// How long a task waits for the contract's tasks recorded before it.
-    order_wait: Duration,
+    pub(crate) order_wait: Duration,
     task_time_budget: Duration,
     answer_within: Duration,
     /// Blocks a chain fact must be under before the worker acts on it.
@@ -260,12 +259,13 @@ pub(crate) struct Worker {
     evidence: RwLock<Option<Evidence>>,
     record_wait: Duration,
     pub(crate) handover_wait: Duration,
-    pub(crate) max_waiting: usize,
-    /// Contracts checked against the chain and synced for an epoch: contract → epoch.
-    pub(crate) ready: std::sync::Mutex<HashMap<ContractAddress, u64>>,
-    /// One preparation at a time per contract; tasks queue behind it.
+    /// Where each contract stands here and whose turn it is (decisions without I/O).
+    pub(crate) contracts: std::sync::Mutex<Contracts>,
+    /// Bumped whenever a contract's line changes: waiting tasks look again.
+    pub(crate) contracts_changed: tokio::sync::watch::Sender<u64>,
+    /// One catch-up with the chain and peers at a time per contract (a task's preparation, a
+    /// take-over, a replication).
     pub(crate) gates: std::sync::Mutex<HashMap<ContractAddress, Arc<Mutex<()>>>>,
-    pub(crate) waiting: AtomicUsize,
     pub(crate) verified: Verified,
     pub(crate) spawned: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
     /// Contracts whose chain moved, to replicate (those this worker is not selected for).
@@ -522,7 +522,6 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         result_events,
         receipts: Mutex::new(queue),
         committing: Mutex::new(()),
-        execution: Mutex::new(()),
         km_url: config.km_url.clone(),
         order_wait: config.order_wait,
         task_time_budget: config.task_time_budget,
@@ -540,10 +539,9 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         evidence: RwLock::new(evidence),
         record_wait: config.record_wait,
         handover_wait: config.handover_wait,
-        max_waiting: config.max_waiting_tasks,
-        ready: std::sync::Mutex::new(HashMap::new()),
+        contracts: std::sync::Mutex::new(Contracts::new(config.max_waiting_tasks)),
+        contracts_changed: tokio::sync::watch::Sender::new(0),
         gates: std::sync::Mutex::new(HashMap::new()),
-        waiting: AtomicUsize::new(0),
         verified: Verified::default(),
         spawned: std::sync::Mutex::new(Vec::new()),
         dirty: std::sync::Mutex::new(std::collections::HashSet::new()),
@@ -784,7 +782,7 @@ fn rebuild(mut list: Vec<Pending>) -> Commit {
     Commit::Batch(list)
 }
 
-fn ended(task: TaskId, epoch: u64) -> NodeError {
+pub(crate) fn ended(task: TaskId, epoch: u64) -> NodeError {
     NodeError::Refused(format!(
         "task {task} belongs to the epoch that started at block {epoch}, which ended before it ran \
          and moved the contract to another worker; nothing was executed, and the fee returns to \
@@ -1042,6 +1040,7 @@ impl Worker {
                             Err(e) => tracing::warn!(error = %e, "entering the epoch failed"),
                         }
                     }
+                    w.turn_epoch(first_block).await;
                     // Receipts of the epoch that ended go now.
                     if let Err(e) = w.commit_receipts(true).await {
                         tracing::warn!(error = %e, "committing receipts failed; will retry");
@@ -1077,9 +1076,24 @@ impl Worker {
                 let mut b = self.store.batch()?;
                 b.remove_pending_receipt(&c, &t)?;
                 b.commit()?;
+                if self.store.pending_for(&c)? == 0 {
+                    self.contracts().receipts_settled(&c);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Tells the contracts' lines that the epoch starting at `first_block` began: those this
+    /// worker keeps are prepared again by their next task, those it leaves are handed over.
+    async fn turn_epoch(&self, first_block: u64) {
+        {
+            let epochs = self.epochs.read().await;
+            let Some(e) = epochs.by_first_block(first_block) else { return };
+            self.contracts()
+                .epoch_turned(first_block, |c| epochs.group(e, c).contains(&self.signer));
+        }
+        self.contracts_moved();
     }
 
     /// Takes a task request: runs it (in its own task, which finishes even when the requester
@@ -1205,69 +1219,22 @@ impl Worker {
         };
         let user_key = PublicKey::from_bytes(&user_key)
             .map_err(|e| NodeError::Refused(format!("the user public key: {e}")))?;
-        let (gas_limit, seq) = (record.gas_limit, record.seq);
-        // Execution is serial per contract's delta chain: a compute runs only on a copy checked
-        // against the chain and, after an epoch change, handed over by the previous holder; and
-        // in the chain's order of the contract's records (a task waits, up to `order_wait`, for
-        // those recorded before it; one that arrives after a later one ran is refused).
-        let mut attempts = 0;
-        let order_deadline = tokio::time::Instant::now() + self.order_wait;
-        let mut chain_seq: Option<(u64, tokio::time::Instant)> = None;
-        let (_serial, current) = loop {
-            let current = self.current_epoch().await.unwrap_or(epoch);
-            if !is_deploy {
-                if epoch != current && !self.group(current, &contract).await.contains(&self.signer)
-                {
-                    return Err(ended(task_id, epoch));
-                }
-                self.ensure_ready(contract, current).await?;
-            }
-            let serial = self.execution.lock().await;
-            if !is_deploy {
-                // The chain's count moves only with commits: read it at most every 500 ms while
-                // waiting, the local count at every look.
-                let on_chain = match chain_seq {
-                    Some((n, at)) if at.elapsed() < Duration::from_millis(500) => n,
-                    _ => {
-                        let n = self
-                            .chain
-                            .secret_contract(&contract)
-                            .await?
-                            .map_or(0, |c| c.next_receipt_seq);
-                        chain_seq = Some((n, tokio::time::Instant::now()));
-                        n
-                    }
-                };
-                let next = self.next_seq_after(&contract, on_chain)?;
-                if seq < next {
-                    return Err(NodeError::Refused(format!(
-                        "task {task_id} is number {seq} of contract {contract}, but number {} already ran: \
-                         the chain takes a contract's receipts in record order, so this one is not executed \
-                         and its fee returns after the chain's timeout",
-                        next - 1
-                    )));
-                }
-                if seq > next && tokio::time::Instant::now() < order_deadline {
-                    // Tasks recorded before it have not arrived (yet): let them go first.
-                    drop(serial);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            }
-            attempts += 1;
-            // The epoch may have turned, or the copy been found stale, while the task waited.
-            if is_deploy
-                || (self.current_epoch().await == Some(current)
-                    && self.is_ready(&contract, current))
-            {
-                break (serial, current);
-            }
-            if attempts >= 3 {
-                return Err(NodeError::Refused(format!(
-                    "contract {contract} is changing hands; retry shortly"
-                )));
-            }
+        let gas_limit = record.gas_limit;
+        // Execution is serial per contract's delta chain, in the chain's order of its records:
+        // the contract's line (`core::Contracts`) says when this task's turn is, after the copy
+        // is checked against the chain and handed over by the previous holder.
+        if self.store.result(&task_id)?.is_some() {
+            return Ok(()); // executed already (a retry): its result is published
+        }
+        let queued = Queued {
+            task: task_id,
+            seq: if is_deploy { 0 } else { record.seq },
+            deploy: is_deploy,
         };
+        let Some(turn) = self.join_line(contract, queued)? else {
+            return Ok(()); // a retry of a task in line: the first arrival carries it
+        };
+        let current = turn.wait(epoch).await?;
         if self.store.result(&task_id)?.is_some() {
             return Ok(()); // executed already (a retry): nothing runs twice
         }
@@ -1284,10 +1251,9 @@ impl Worker {
             };
             let r = self.with_state_key(epoch, move |e| e.deploy(task.clone())).await?;
             self.persist(&r, epoch, true, Some(&code), 0).await?;
-            if r.status == TaskStatus::Success {
-                if let Ok(mut ready) = self.ready.lock() {
-                    ready.insert(contract, current);
-                }
+            let deployed = r.status == TaskStatus::Success;
+            turn.ran(deployed.then_some(current));
+            if deployed {
                 self.p2p.provide(contract).await?;
             }
             r
@@ -1324,7 +1290,8 @@ impl Worker {
                 want_snapshot: position.next_index.is_multiple_of(64),
             };
             let r = self.run_compute(epoch, task).await?;
-            self.persist(&r, epoch, false, None, seq).await?;
+            self.persist(&r, epoch, false, None, queued.seq).await?;
+            turn.ran(None);
             r
         };
         tracing::info!(me = %self.signer, task = %task_id, epoch, current, status = ?result.status, gas = result.gas_used, "executed");
@@ -1410,7 +1377,7 @@ impl Worker {
 
     /// The lowest record sequence number of `contract` this worker may still execute: past the
     /// last it executed, and past what the chain has committed (its next receipt number `chain`).
-    fn next_seq_after(&self, contract: &ContractAddress, chain: u64) -> Result<u64> {
+    pub(crate) fn next_seq_after(&self, contract: &ContractAddress, chain: u64) -> Result<u64> {
         let local = self
             .store
             .meta(&seq_key(contract))?
@@ -1715,7 +1682,7 @@ impl Worker {
                 b.remove_pending_receipt(&p.contract, &p.task)?;
             }
             b.commit()?;
-            self.unready(&contract);
+            self.contracts().stale(&contract);
         }
         Ok((!keep.is_empty()).then(|| rebuild(keep)))
     }

@@ -1,5 +1,11 @@
-//! The worker's protocol decisions, without I/O: is a task valid for this worker, and when do
-//! receipts go to the chain. The shell feeds it facts and carries out what it returns.
+//! The worker's protocol decisions, without I/O: is a task valid for this worker, where each
+//! contract stands and which of its tasks runs next ([`Contracts`]), when receipts go to the
+//! chain ([`ReceiptQueue`]), who is admitted ([`Admission`]). The shell feeds it facts and
+//! carries out what it returns.
+
+mod contracts;
+
+pub use contracts::{Arrival, Contracts, Phase, Queued, Step, Waiting};
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
