@@ -2,7 +2,8 @@
 //! enclave) on loopback, with real anvil: tasks sent to a gateway that is not the selected worker
 //! reach the selected one, results come back by HTTP poll and WebSocket push, receipts land on
 //! chain and settle fees, malformed RPC requests get errors while the node keeps serving, and a
-//! host without an attested enclave gets no state key from the key manager.
+//! host without an attested enclave gets no state key from the key manager, and a contract's
+//! tasks run in their record order whatever order they arrive in.
 
 #[path = "support/common.rs"]
 mod common;
@@ -138,96 +139,175 @@ fn open(
     enigma_types::padding::unpad(&padded).unwrap().to_vec()
 }
 
+/// A millionaires contract deployed through worker 0's gateway, served by another worker.
+struct Deployed {
+    client: Client,
+    http: jsonrpsee::http_client::HttpClient,
+    user_key: KeyPair,
+    contract: ContractAddress,
+    selected: SignerAddress,
+    worker_key: PublicKey,
+    epoch: enigma_chain::EpochInfo,
+}
+
+/// A compute task recorded on chain, not yet sent.
+struct Recorded {
+    id: enigma_types::TaskId,
+    shared: enigma_crypto::SymmetricKey,
+    params: serde_json::Value,
+}
+
+impl Deployed {
+    async fn new(net: &Net) -> Self {
+        let gateway = format!("http://{}", net.workers[0].gateway_addr.unwrap());
+        let epoch = net.chain.current_epoch().await.unwrap().unwrap();
+
+        // A user whose next deployment is served by a worker other than the gateway.
+        let (user_index, nonce, contract, selected) = {
+            let mut found = None;
+            for i in 4..9 {
+                let user = key(&net.anvil, i).address();
+                let nonce = net.chain.task_nonce(user).await.unwrap();
+                let contract = ContractAddress::from(task_id(&user, nonce));
+                let s =
+                    select_worker(&epoch.seed, &contract, &epoch.workers, &epoch.stakes).unwrap();
+                if s != net.workers[0].signer {
+                    found = Some((i, nonce, contract, s));
+                    break;
+                }
+            }
+            found.expect("some user's contract lands on another worker")
+        };
+        let user_key = key(&net.anvil, user_index);
+        let user_chain = Chain::connect(
+            net.anvil.endpoint_url().as_ref(),
+            Some(&user_key),
+            net.chain.enigma_address(),
+            net.chain.token_address(),
+        )
+        .unwrap();
+        net.chain.transfer_token(user_key.address(), 10_000 * ENG).await.unwrap();
+        user_chain.deposit_balance(1_000 * ENG).await.unwrap();
+        let client = Client { chain: user_chain, gateway: gateway.clone() };
+        let worker_key = client.worker_key(selected).await;
+
+        // Deploy through the gateway.
+        let code = millionaires();
+        let task_key = KeyPair::generate().unwrap();
+        let shared = task_key.derive_key(&worker_key);
+        let deploy = task_id(&user_key.address(), nonce);
+        let enc_fn = seal(&shared, &contract, &deploy, TaskField::Callable, b"construct()");
+        let enc_args = seal(&shared, &contract, &deploy, TaskField::Arguments, &[]);
+        let inputs = inputs_hash_deploy(
+            &enc_fn,
+            &enc_args,
+            &code_hash(&code),
+            task_key.public_key().as_bytes(),
+        );
+        let (id, _) = client
+            .chain
+            .create_deployment_task_record(inputs, 50_000_000, 1, epoch.first_block, nonce)
+            .await
+            .unwrap();
+        assert_eq!(ContractAddress::from(id), contract);
+        let http = HttpClientBuilder::default().build(&gateway).unwrap();
+        let sent: serde_json::Value = http
+            .request(
+                "deploySecretContract",
+                rpc_params![serde_json::json!({
+                    "workerAddress": selected.to_string(),
+                    "preCode": base64::engine::general_purpose::STANDARD.encode(&code),
+                    "encryptedArgs": hexed(&enc_args),
+                    "encryptedFn": hexed(&enc_fn),
+                    "userDHKey": hexed(task_key.public_key().as_bytes()),
+                    "contractAddress": contract.to_string(),
+                })],
+            )
+            .await
+            .unwrap();
+        assert_eq!(sent["deploySentResult"], true);
+        let view = result_at(&http, &id).await;
+        let deploy_output = String::from_utf8_lossy(&open(
+            &shared,
+            &contract,
+            &id,
+            &hex::decode(view.output.trim_start_matches("0x")).unwrap(),
+        ))
+        .into_owned();
+        assert_eq!(view.status, "SUCCESS", "the deploy failed: {deploy_output:?}");
+        eventually("the deployment receipt on chain", || async {
+            net.chain.secret_contract(&contract).await.ok().flatten()
+        })
+        .await;
+        Self { client, http, user_key, contract, selected, worker_key, epoch }
+    }
+
+    /// Records a compute task on chain; it is sent with [`Deployed::send`].
+    async fn record(&self, function: &str, args: &[u8]) -> Recorded {
+        let (contract, user) = (self.contract, self.user_key.address());
+        let task_key = KeyPair::generate().unwrap();
+        let shared = task_key.derive_key(&self.worker_key);
+        let nonce = self.client.chain.task_nonce(user).await.unwrap();
+        let id = task_id(&user, nonce);
+        let enc_fn = seal(&shared, &contract, &id, TaskField::Callable, function.as_bytes());
+        let enc_args = seal(&shared, &contract, &id, TaskField::Arguments, args);
+        let inputs =
+            inputs_hash_compute(&enc_fn, &enc_args, &contract, task_key.public_key().as_bytes());
+        let (recorded, _) = self
+            .client
+            .chain
+            .create_task_record(contract, inputs, 50_000_000, 1, self.epoch.first_block, nonce)
+            .await
+            .unwrap();
+        assert_eq!(recorded, id);
+        let params = serde_json::json!({
+            "taskId": id.to_string(),
+            "workerAddress": self.selected.to_string(),
+            "encryptedFn": hexed(&enc_fn),
+            "encryptedArgs": hexed(&enc_args),
+            "contractAddress": contract.to_string(),
+            "userDHKey": hexed(task_key.public_key().as_bytes()),
+        });
+        Recorded { id, shared, params }
+    }
+
+    /// Sends a recorded task's inputs through the gateway.
+    async fn send(&self, task: &Recorded) -> Result<serde_json::Value, String> {
+        self.http
+            .request("sendTaskInput", rpc_params![task.params.clone()])
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The task's output, decrypted.
+    fn open(&self, task: &Recorded, view: &TaskResultView) -> Vec<u8> {
+        let blob = hex::decode(view.output.trim_start_matches("0x")).unwrap();
+        open(&task.shared, &self.contract, &task.id, &blob)
+    }
+}
+
+/// The task's result at the gateway, once it is there.
+async fn result_at(
+    http: &jsonrpsee::http_client::HttpClient,
+    id: &enigma_types::TaskId,
+) -> TaskResultView {
+    eventually("the result at the gateway", || async move {
+        http.request::<Option<TaskResultView>, _>(
+            "getTaskResult",
+            rpc_params![serde_json::json!({"taskId": id.to_string()})],
+        )
+        .await
+        .ok()
+        .flatten()
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain() {
     let net = network().await;
-    let gateway = format!("http://{}", net.workers[0].gateway_addr.unwrap());
-    let epoch = net.chain.current_epoch().await.unwrap().unwrap();
-
-    // A user whose next deployment is served by a worker other than the gateway.
-    let (user_index, nonce, contract, selected) = {
-        let mut found = None;
-        for i in 4..9 {
-            let user = key(&net.anvil, i).address();
-            let nonce = net.chain.task_nonce(user).await.unwrap();
-            let contract = ContractAddress::from(task_id(&user, nonce));
-            let s = select_worker(&epoch.seed, &contract, &epoch.workers, &epoch.stakes).unwrap();
-            if s != net.workers[0].signer {
-                found = Some((i, nonce, contract, s));
-                break;
-            }
-        }
-        found.expect("some user's contract lands on another worker")
-    };
-    let user_key = key(&net.anvil, user_index);
-    let user_chain = Chain::connect(
-        net.anvil.endpoint_url().as_ref(),
-        Some(&user_key),
-        net.chain.enigma_address(),
-        net.chain.token_address(),
-    )
-    .unwrap();
-    net.chain.transfer_token(user_key.address(), 10_000 * ENG).await.unwrap();
-    user_chain.deposit_balance(1_000 * ENG).await.unwrap();
-    let client = Client { chain: user_chain, gateway: gateway.clone() };
-    let worker_key = client.worker_key(selected).await;
-
-    // Deploy through the gateway.
-    let code = millionaires();
-    let task_key = KeyPair::generate().unwrap();
-    let shared = task_key.derive_key(&worker_key);
-    let deploy = task_id(&user_key.address(), nonce);
-    let enc_fn = seal(&shared, &contract, &deploy, TaskField::Callable, b"construct()");
-    let enc_args = seal(&shared, &contract, &deploy, TaskField::Arguments, &[]);
-    let inputs =
-        inputs_hash_deploy(&enc_fn, &enc_args, &code_hash(&code), task_key.public_key().as_bytes());
-    let (id, _) = client
-        .chain
-        .create_deployment_task_record(inputs, 50_000_000, 1, epoch.first_block, nonce)
-        .await
-        .unwrap();
-    assert_eq!(ContractAddress::from(id), contract);
-    let http = HttpClientBuilder::default().build(&gateway).unwrap();
-    let sent: serde_json::Value = http
-        .request(
-            "deploySecretContract",
-            rpc_params![serde_json::json!({
-                "workerAddress": selected.to_string(),
-                "preCode": base64::engine::general_purpose::STANDARD.encode(&code),
-                "encryptedArgs": hexed(&enc_args),
-                "encryptedFn": hexed(&enc_fn),
-                "userDHKey": hexed(task_key.public_key().as_bytes()),
-                "contractAddress": contract.to_string(),
-            })],
-        )
-        .await
-        .unwrap();
-    assert_eq!(sent["deploySentResult"], true);
-    let view: TaskResultView = eventually("the deploy result at the gateway", || {
-        let http = &http;
-        async move {
-            http.request::<Option<TaskResultView>, _>(
-                "getTaskResult",
-                rpc_params![serde_json::json!({"taskId": id.to_string()})],
-            )
-            .await
-            .ok()
-            .flatten()
-        }
-    })
-    .await;
-    let deploy_output = String::from_utf8_lossy(&open(
-        &shared,
-        &contract,
-        &id,
-        &hex::decode(view.output.trim_start_matches("0x")).unwrap(),
-    ))
-    .into_owned();
-    assert_eq!(view.status, "SUCCESS", "the deploy failed: {deploy_output:?}");
-    eventually("the deployment receipt on chain", || async {
-        net.chain.secret_contract(&contract).await.ok().flatten()
-    })
-    .await;
+    let d = Deployed::new(&net).await;
+    let (contract, selected) = (d.contract, d.selected);
 
     // Compute tasks: two additions (HTTP poll) and the richest (WebSocket push).
     let ws = WsClientBuilder::default()
@@ -247,19 +327,8 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
         ),
         ("compute_richest()", Vec::new()),
     ] {
-        let task_key = KeyPair::generate().unwrap();
-        let shared = task_key.derive_key(&worker_key);
-        let nonce = client.chain.task_nonce(user_key.address()).await.unwrap();
-        let id = task_id(&user_key.address(), nonce);
-        let enc_fn = seal(&shared, &contract, &id, TaskField::Callable, function.as_bytes());
-        let enc_args = seal(&shared, &contract, &id, TaskField::Arguments, &args);
-        let inputs =
-            inputs_hash_compute(&enc_fn, &enc_args, &contract, task_key.public_key().as_bytes());
-        let (id, _) = client
-            .chain
-            .create_task_record(contract, inputs, 50_000_000, 1, epoch.first_block, nonce)
-            .await
-            .unwrap();
+        let task = d.record(function, &args).await;
+        let id = task.id;
         let mut sub = ws
             .subscribe::<TaskResultView, _>(
                 "subscribeTaskResult",
@@ -268,20 +337,7 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
             )
             .await
             .unwrap();
-        let _: serde_json::Value = http
-            .request(
-                "sendTaskInput",
-                rpc_params![serde_json::json!({
-                    "taskId": id.to_string(),
-                    "workerAddress": selected.to_string(),
-                    "encryptedFn": hexed(&enc_fn),
-                    "encryptedArgs": hexed(&enc_args),
-                    "contractAddress": contract.to_string(),
-                    "userDHKey": hexed(task_key.public_key().as_bytes()),
-                })],
-            )
-            .await
-            .unwrap();
+        d.send(&task).await.unwrap();
         let pushed = tokio::time::timeout(Duration::from_secs(30), sub.next())
             .await
             .expect("pushed in time")
@@ -315,7 +371,7 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
             .unwrap();
         assert_eq!(SignerAddress::from(signer), selected);
         assert_eq!(message.signer(), Some(selected), "the seal is the same enclave's");
-        outputs.push(open(&shared, &contract, &id, &message.encrypted_output));
+        outputs.push(open(&task.shared, &contract, &id, &message.encrypted_output));
         ids.push(id);
     }
     let richest = <(AlloyAddress,)>::abi_decode_params(&outputs[2]).unwrap().0;
@@ -337,6 +393,67 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
     }
     let worker = net.chain.worker_by_signer(selected).await.unwrap().unwrap();
     assert!(worker.balance > worker.weight, "the worker earned fees beyond its stake");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contracts_tasks_run_in_record_order_and_one_sent_after_a_later_ran_is_refused() {
+    let net = network().await;
+    let d = Deployed::new(&net).await;
+    let add = |who: u8, amount: u64| {
+        (AlloyAddress::repeat_byte(who), U256::from(amount)).abi_encode_params()
+    };
+    let first = d.record("add_millionaire(address,uint256)", &add(1, 100)).await;
+    let second = d.record("add_millionaire(address,uint256)", &add(2, 900)).await;
+
+    // The second arrives first. It waits for the first (recorded before it), which then runs
+    // before it even though it arrived later.
+    let (sent_second, sent_first) = tokio::join!(d.send(&second), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        d.send(&first).await
+    });
+    sent_second.unwrap();
+    sent_first.unwrap();
+    let (a, b) = (result_at(&d.http, &first.id).await, result_at(&d.http, &second.id).await);
+    assert_eq!((a.status.as_str(), b.status.as_str()), ("SUCCESS", "SUCCESS"));
+    assert_eq!(
+        b.prev_delta_count,
+        a.prev_delta_count + 1,
+        "the second ran on the state the first left"
+    );
+    assert_eq!(b.prev_delta_hash, a.delta_hash);
+
+    // A task sent only after a later one has run (the later one waited for it as long as the
+    // worker waits, then went) is refused: the chain would not take its receipt.
+    let skipped = d.record("add_millionaire(address,uint256)", &add(3, 5_000)).await;
+    let later = d.record("compute_richest()", &[]).await;
+    d.send(&later).await.unwrap();
+    let richest = result_at(&d.http, &later.id).await;
+    assert_eq!(richest.status, "SUCCESS");
+    let output = d.open(&later, &richest);
+    assert_eq!(
+        <(AlloyAddress,)>::abi_decode_params(&output).unwrap().0,
+        AlloyAddress::repeat_byte(2),
+        "the richest without the skipped task's 5,000"
+    );
+    let refused = d.send(&skipped).await.expect_err("a task sent after a later one ran");
+    assert!(refused.contains("already ran"), "{refused}");
+
+    // The chain takes the receipts in the order they ran; the skipped task stays open (its fee
+    // returns after the timeout).
+    for id in [first.id, second.id, later.id] {
+        let status = eventually("the receipt on chain", || async {
+            net.chain
+                .task(&id)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.status)
+                .filter(|s| *s != TaskStatus::Created)
+        })
+        .await;
+        assert_eq!(status, TaskStatus::Verified);
+    }
+    assert_eq!(net.chain.task(&skipped.id).await.unwrap().unwrap().status, TaskStatus::Created);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
