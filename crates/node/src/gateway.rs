@@ -1,10 +1,12 @@
 //! The gateway JSON-RPC (PROTOCOL.md section 9): HTTP and WebSocket on one port.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc};
 
 use base64::Engine as _;
+use enigma_chain::TaskStatus;
+use enigma_enclave::WorkerKey;
 use enigma_p2p::{ResultMessage, TaskRequest, messages::ResultView as TaskResultView};
-use enigma_types::{ContractAddress, SignerAddress, TaskId};
+use enigma_types::{Address, ContractAddress, SignerAddress, TaskId};
 use jsonrpsee::{
     PendingSubscriptionSink, RpcModule, SubscriptionMessage,
     server::{ServerBuilder, ServerConfig, ServerHandle},
@@ -14,10 +16,97 @@ use serde::Deserialize;
 
 use crate::{
     NodeError, Result,
-    core::{NotAdmitted, Source},
+    core::{Admission, AdmissionLimits, NotAdmitted, Source},
     km::{one, rpc_error},
-    worker::{Worker, is_strike},
+    worker::{Worker, is_strike, settle},
 };
+
+/// Who a gateway's node is and where the network stands.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeInfo {
+    /// The node's enclave signer.
+    pub signer: SignerAddress,
+    /// Its p2p identity.
+    pub peer_id: String,
+    /// The current epoch: nonce and first block.
+    pub epoch: Option<(u64, u64)>,
+    /// The Enigma contract.
+    pub enigma: Address,
+    /// The ENG token.
+    pub token: Address,
+}
+
+/// What a gateway needs of the worker node it runs in, and nothing more: the gateway keeps its
+/// own per-client limits, and every task it takes goes through [`GatewayNode::submit`].
+pub(crate) trait GatewayNode: Send + Sync + 'static {
+    /// Who the node is and where the network stands.
+    fn info(&self) -> impl Future<Output = NodeInfo> + Send;
+    /// The signed IO key of `signer` for the current epoch, as announced.
+    fn worker_key(&self, signer: SignerAddress) -> impl Future<Output = Option<WorkerKey>> + Send;
+    /// A task's verified result, if the node has it.
+    fn result(&self, task: &TaskId) -> impl Future<Output = Option<ResultMessage>> + Send;
+    /// Verified results as they arrive.
+    fn watch_results(&self) -> tokio::sync::broadcast::Receiver<ResultMessage>;
+    /// A task's status on chain.
+    fn chain_status(
+        &self,
+        task: &TaskId,
+    ) -> impl Future<Output = Result<Option<TaskStatus>>> + Send;
+    /// Checks `request` against its record and the selection of `signer`, then hands it to
+    /// `signer` (the node itself or a peer). An error for which [`is_strike`] holds counts
+    /// against the client.
+    fn submit(
+        &self,
+        signer: SignerAddress,
+        request: TaskRequest,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl GatewayNode for Arc<Worker> {
+    async fn info(&self) -> NodeInfo {
+        NodeInfo {
+            signer: self.signer,
+            peer_id: self.peer_id.to_string(),
+            epoch: self.epochs.read().await.current().map(|e| (e.nonce, e.first_block)),
+            enigma: self.chain.enigma_address(),
+            token: self.chain.token_address(),
+        }
+    }
+
+    async fn worker_key(&self, signer: SignerAddress) -> Option<WorkerKey> {
+        Worker::worker_key(self, signer).await
+    }
+
+    async fn result(&self, task: &TaskId) -> Option<ResultMessage> {
+        if let Some(r) = self.results.read().await.get(task) {
+            return Some(r.clone());
+        }
+        self.store
+            .result(task)
+            .ok()
+            .flatten()
+            .and_then(|b| enigma_p2p::messages::decode(&b, usize::MAX).ok())
+    }
+
+    fn watch_results(&self) -> tokio::sync::broadcast::Receiver<ResultMessage> {
+        self.result_events.subscribe()
+    }
+
+    async fn chain_status(&self, task: &TaskId) -> Result<Option<TaskStatus>> {
+        Ok(self.chain.task(task).await?.map(|r| r.status))
+    }
+
+    async fn submit(&self, signer: SignerAddress, request: TaskRequest) -> Result<()> {
+        self.precheck(&request, signer, false).await?;
+        self.route(signer, request).await
+    }
+}
+
+/// A gateway: its node and its own per-client admission.
+struct Gateway<N> {
+    node: N,
+    admission: std::sync::Mutex<Admission>,
+}
 
 /// Largest accepted request body (a deploy carries the module, base64).
 pub const MAX_REQUEST_BYTES: u32 = 4 * 1024 * 1024;
@@ -83,17 +172,6 @@ struct TaskIdParams {
     task_id: String,
 }
 
-async fn result_of(w: &Worker, task: &TaskId) -> Option<ResultMessage> {
-    if let Some(r) = w.results.read().await.get(task) {
-        return Some(r.clone());
-    }
-    w.store
-        .result(task)
-        .ok()
-        .flatten()
-        .and_then(|b| enigma_p2p::messages::decode(&b, usize::MAX).ok())
-}
-
 /// A task was not executed and will not be (-32010), or it may be running and its result is
 /// to be awaited ([`UNANSWERED`]).
 fn refused(e: NodeError) -> ErrorObjectOwned {
@@ -109,37 +187,41 @@ fn refused(e: NodeError) -> ErrorObjectOwned {
 /// may still run, so the client waits for its result instead of reporting "not executed".
 pub const UNANSWERED: i32 = -32012;
 
-pub(crate) async fn serve(
-    worker: Arc<Worker>,
+pub(crate) async fn serve<N: GatewayNode>(
+    node: N,
     addr: SocketAddr,
 ) -> Result<(SocketAddr, ServerHandle)> {
-    let mut m = RpcModule::new(worker);
+    let gateway = Gateway {
+        node,
+        admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::GATEWAY)),
+    };
+    let mut m = RpcModule::new(gateway);
     let reg = |e: jsonrpsee::core::RegisterMethodError| NodeError::Rpc(e.to_string());
-    m.register_async_method("getInfo", |_, w, _| async move {
-        let epoch = w.epochs.read().await.current().map(|e| (e.nonce, e.first_block));
+    m.register_async_method("getInfo", |_, g, _| async move {
+        let info = g.node.info().await;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({
-            "signer": w.signer.to_string(),
-            "peerId": w.peer_id.to_string(),
-            "epoch": epoch.map(|e| e.0),
-            "epochBlock": epoch.map(|e| e.1),
+            "signer": info.signer.to_string(),
+            "peerId": info.peer_id,
+            "epoch": info.epoch.map(|e| e.0),
+            "epochBlock": info.epoch.map(|e| e.1),
             "version": env!("CARGO_PKG_VERSION"),
         }))
     })
     .map_err(reg)?;
-    m.register_async_method("getNetworkInfo", |_, w, _| async move {
-        let epoch = w.epochs.read().await.current().map(|e| (e.nonce, e.first_block));
+    m.register_async_method("getNetworkInfo", |_, g, _| async move {
+        let info = g.node.info().await;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({
-            "enigmaContract": w.chain.enigma_address().to_string(),
-            "tokenContract": w.chain.token_address().to_string(),
-            "epoch": epoch.map(|e| e.0),
-            "epochBlock": epoch.map(|e| e.1),
+            "enigmaContract": info.enigma.to_string(),
+            "tokenContract": info.token.to_string(),
+            "epoch": info.epoch.map(|e| e.0),
+            "epochBlock": info.epoch.map(|e| e.1),
         }))
     })
     .map_err(reg)?;
-    m.register_async_method("getWorkerEncryptionKey", |params, w, _| async move {
+    m.register_async_method("getWorkerEncryptionKey", |params, g, _| async move {
         let p: KeyParams = one(&params)?;
         let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
-        let key = w.worker_key(signer).await.ok_or_else(|| {
+        let key = g.node.worker_key(signer).await.ok_or_else(|| {
             rpc_error(
                 -32011,
                 format!(
@@ -154,7 +236,7 @@ pub(crate) async fn serve(
         }))
     })
     .map_err(reg)?;
-    m.register_async_method("deploySecretContract", |params, w, ext| async move {
+    m.register_async_method("deploySecretContract", |params, g, ext| async move {
         let p: DeployParams = one(&params)?;
         let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
         let contract: ContractAddress = parse(&p.contract_address, "contractAddress")?;
@@ -168,11 +250,11 @@ pub(crate) async fn serve(
             encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
             user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
         };
-        submit(&w, &ext, signer, request).await?;
+        submit(&g, &ext, signer, request).await?;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({ "deploySentResult": true }))
     })
     .map_err(reg)?;
-    m.register_async_method("sendTaskInput", |params, w, ext| async move {
+    m.register_async_method("sendTaskInput", |params, g, ext| async move {
         let p: TaskParams = one(&params)?;
         let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
         let request = TaskRequest::Compute {
@@ -182,32 +264,33 @@ pub(crate) async fn serve(
             encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
             user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
         };
-        submit(&w, &ext, signer, request).await?;
+        submit(&g, &ext, signer, request).await?;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({ "sendTaskResult": true }))
     })
     .map_err(reg)?;
-    m.register_async_method("getTaskStatus", |params, w, _| async move {
+    m.register_async_method("getTaskStatus", |params, g, _| async move {
         let p: TaskIdParams = one(&params)?;
         let task: TaskId = parse(&p.task_id, "taskId")?;
-        let record = w.chain.task(&task).await.map_err(|e| rpc_error(-32000, e.to_string()))?;
-        let result = result_of(&w, &task).await;
+        let status =
+            g.node.chain_status(&task).await.map_err(|e| rpc_error(-32000, e.to_string()))?;
+        let result = g.node.result(&task).await;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({
-            "chainStatus": record.map(|r| format!("{:?}", r.status)),
+            "chainStatus": status.map(|s| format!("{s:?}")),
             "result": result.map(|r| if r.success { "SUCCESS" } else { "FAILED" }),
         }))
     })
     .map_err(reg)?;
-    m.register_async_method("getTaskResult", |params, w, _| async move {
+    m.register_async_method("getTaskResult", |params, g, _| async move {
         let p: TaskIdParams = one(&params)?;
         let task: TaskId = parse(&p.task_id, "taskId")?;
-        Ok::<_, ErrorObjectOwned>(result_of(&w, &task).await.as_ref().map(TaskResultView::from))
+        Ok::<_, ErrorObjectOwned>(g.node.result(&task).await.as_ref().map(TaskResultView::from))
     })
     .map_err(reg)?;
     m.register_subscription(
         "subscribeTaskResult",
         "taskResult",
         "unsubscribeTaskResult",
-        |params, pending: PendingSubscriptionSink, w, _| async move {
+        |params, pending: PendingSubscriptionSink, g, _| async move {
             let p: TaskIdParams = match one(&params) {
                 Ok(p) => p,
                 Err(e) => {
@@ -223,17 +306,17 @@ pub(crate) async fn serve(
                 }
             };
             // Subscribe before looking, so a result arriving in between is not missed.
-            let mut events = w.result_events.subscribe();
+            let mut events = g.node.watch_results();
             let sink = pending.accept().await?;
             let wait = async {
-                if let Some(r) = result_of(&w, &task).await {
+                if let Some(r) = g.node.result(&task).await {
                     return Some(r);
                 }
                 loop {
                     match events.recv().await {
                         Ok(r) if r.task_id == task => return Some(r),
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            if let Some(r) = result_of(&w, &task).await {
+                            if let Some(r) = g.node.result(&task).await {
                                 return Some(r);
                             }
                         }
@@ -348,16 +431,16 @@ struct ClientIp(std::net::IpAddr);
 /// Admits a task request of the client that sent it (per-IP limits and bans), checks it
 /// against its record (so a request for an unrecorded or altered task costs no peer anything,
 /// and counts against its sender), and routes it to the selected worker.
-async fn submit(
-    w: &Arc<Worker>,
+async fn submit<N: GatewayNode>(
+    g: &Gateway<N>,
     ext: &http::Extensions,
     signer: SignerAddress,
     request: TaskRequest,
 ) -> std::result::Result<(), ErrorObjectOwned> {
     let ip = ext.get::<ClientIp>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0);
     let source = Source::Ip(client_network(ip));
-    let admitted = w
-        .gateway_admission
+    let admitted = g
+        .admission
         .lock()
         .map_err(|_| NotAdmitted::Busy { limit: 0 })
         .and_then(|mut a| a.admit(source, crate::attest::now_ms()));
@@ -366,12 +449,8 @@ async fn submit(
     }
     // A request counts as a strike until it is known not to be one: a client that hangs up
     // mid-request (dropping this future) is not spared.
-    let mut guard = Admitted { worker: w, source, strike: true };
-    let outcome = async {
-        w.precheck(&request, signer, false).await?;
-        w.route(signer, request).await
-    }
-    .await;
+    let mut guard = Admitted { admission: &g.admission, source, strike: true };
+    let outcome = g.node.submit(signer, request).await;
     guard.strike = outcome.as_ref().err().is_some_and(is_strike);
     drop(guard);
     outcome.map_err(refused)
@@ -394,13 +473,186 @@ pub const NOT_ADMITTED: i32 = -32013;
 
 /// An admitted request: released when dropped (also when its client goes away mid-request).
 struct Admitted<'a> {
-    worker: &'a Worker,
+    admission: &'a std::sync::Mutex<Admission>,
     source: Source,
     strike: bool,
 }
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
-        self.worker.settle(&self.worker.gateway_admission, self.source, self.strike);
+        settle(self.admission, self.source, self.strike);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The gateway over a stand-in node, on a real HTTP/WebSocket port: what it answers, how it
+    //! counts a client's strikes, and that results reach subscribers.
+
+    use std::sync::Mutex;
+
+    use jsonrpsee::{
+        core::client::{ClientT, SubscriptionClientT},
+        http_client::HttpClientBuilder,
+        rpc_params,
+        ws_client::WsClientBuilder,
+    };
+
+    use super::*;
+    use crate::core::Refusal;
+
+    /// A node that answers each task by the first byte of its id: 1 taken, 2 unrecorded (a
+    /// strike), 3 taken but unanswered by its worker.
+    struct Stand {
+        submitted: Mutex<Vec<TaskId>>,
+        results: tokio::sync::broadcast::Sender<ResultMessage>,
+    }
+
+    impl GatewayNode for Arc<Stand> {
+        async fn info(&self) -> NodeInfo {
+            NodeInfo {
+                signer: SignerAddress::from(Address([5; 20])),
+                peer_id: "peer".into(),
+                epoch: Some((3, 300)),
+                enigma: Address([6; 20]),
+                token: Address([7; 20]),
+            }
+        }
+
+        async fn worker_key(&self, _: SignerAddress) -> Option<WorkerKey> {
+            None
+        }
+
+        async fn result(&self, _: &TaskId) -> Option<ResultMessage> {
+            None
+        }
+
+        fn watch_results(&self) -> tokio::sync::broadcast::Receiver<ResultMessage> {
+            self.results.subscribe()
+        }
+
+        async fn chain_status(&self, _: &TaskId) -> Result<Option<TaskStatus>> {
+            Ok(Some(TaskStatus::Created))
+        }
+
+        async fn submit(&self, _: SignerAddress, request: TaskRequest) -> Result<()> {
+            let TaskRequest::Compute { task_id, .. } = request else { return Ok(()) };
+            self.submitted.lock().unwrap().push(task_id);
+            match task_id.0[0] {
+                1 => Ok(()),
+                2 => Err(Refusal::NoRecord(task_id).into()),
+                _ => Err(enigma_p2p::Error::Unanswered {
+                    peer: "a peer".into(),
+                    reason: "timed out".into(),
+                }
+                .into()),
+            }
+        }
+    }
+
+    fn task(first: u8) -> serde_json::Value {
+        serde_json::json!({
+            "taskId": TaskId([first; 32]).to_string(),
+            "workerAddress": SignerAddress::from(Address([5; 20])).to_string(),
+            "encryptedFn": "0x01",
+            "encryptedArgs": "0x02",
+            "contractAddress": ContractAddress([9; 32]).to_string(),
+            "userDHKey": "0x03",
+        })
+    }
+
+    fn code(e: jsonrpsee::core::client::Error) -> i32 {
+        match e {
+            jsonrpsee::core::client::Error::Call(e) => e.code(),
+            other => panic!("expected an error answer, got {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_gateway_answers_through_its_node_and_bans_a_client_that_keeps_striking() {
+        let (results, _) = tokio::sync::broadcast::channel(8);
+        let stand = Arc::new(Stand { submitted: Mutex::new(Vec::new()), results });
+        let (addr, handle) = serve(stand.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let http = HttpClientBuilder::default().build(format!("http://{addr}")).unwrap();
+
+        let info: serde_json::Value = http.request("getNetworkInfo", rpc_params![]).await.unwrap();
+        assert_eq!(info["epochBlock"], 300);
+        assert_eq!(info["enigmaContract"], Address([6; 20]).to_string());
+        let taken: serde_json::Value =
+            http.request("sendTaskInput", rpc_params![task(1)]).await.unwrap();
+        assert_eq!(taken["sendTaskResult"], true);
+        let unanswered = http
+            .request::<serde_json::Value, _>("sendTaskInput", rpc_params![task(3)])
+            .await
+            .unwrap_err();
+        assert_eq!(code(unanswered), UNANSWERED, "the client is told to wait for the result");
+
+        // A result published by the node reaches a subscriber of its task.
+        let ws = WsClientBuilder::default().build(format!("ws://{addr}")).await.unwrap();
+        let id = TaskId([1; 32]);
+        let mut sub = ws
+            .subscribe::<TaskResultView, _>(
+                "subscribeTaskResult",
+                rpc_params![serde_json::json!({"taskId": id.to_string()})],
+                "unsubscribeTaskResult",
+            )
+            .await
+            .unwrap();
+        let mut other = result(TaskId([8; 32]));
+        other.gas_used = 1;
+        stand.results.send(other).unwrap();
+        stand.results.send(result(id)).unwrap();
+        let pushed = sub.next().await.unwrap().unwrap();
+        assert_eq!(pushed.task_id, id.to_string(), "only its own task's result");
+
+        // Requests for unrecorded tasks count against the client: it is banned, and the node
+        // does not hear of its requests any more.
+        let strikes = AdmissionLimits::GATEWAY.strikes as usize;
+        for _ in 0..strikes {
+            let refused = http
+                .request::<serde_json::Value, _>("sendTaskInput", rpc_params![task(2)])
+                .await
+                .unwrap_err();
+            assert_eq!(code(refused), -32010);
+        }
+        let heard = stand.submitted.lock().unwrap().len();
+        let banned = http
+            .request::<serde_json::Value, _>("sendTaskInput", rpc_params![task(1)])
+            .await
+            .unwrap_err();
+        assert_eq!(code(banned), NOT_ADMITTED);
+        assert_eq!(stand.submitted.lock().unwrap().len(), heard);
+        // Malformed parameters never reach the node.
+        let malformed = http
+            .request::<serde_json::Value, _>(
+                "getTaskResult",
+                rpc_params![serde_json::json!({"taskId": "0xzz"})],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(code(malformed), -32602);
+        handle.stop().unwrap();
+    }
+
+    fn result(task_id: TaskId) -> ResultMessage {
+        ResultMessage {
+            task_id,
+            contract: ContractAddress([9; 32]),
+            success: true,
+            is_deploy: false,
+            inputs_hash: enigma_types::InputsHash([0; 32]),
+            code_hash: enigma_types::CodeHash([0; 32]),
+            encrypted_output: vec![1, 2, 3],
+            output_hash: enigma_types::OutputHash([0; 32]),
+            prev_delta_count: 0,
+            prev_delta_hash: enigma_types::DeltaHash::ZERO,
+            delta_hash: enigma_types::DeltaHash::ZERO,
+            gas_limit: 1,
+            gas_used: 0,
+            eth_address: [0; 20],
+            eth_payload: Vec::new(),
+            signature: Vec::new(),
+            result_signature: Vec::new(),
+        }
     }
 }

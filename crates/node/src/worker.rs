@@ -244,8 +244,6 @@ pub(crate) struct Worker {
     chain_tick: tokio::sync::watch::Sender<u64>,
     /// Task requests from peers, per peer.
     pub(crate) admission: std::sync::Mutex<Admission>,
-    /// Task requests from gateway clients, per IP address.
-    pub(crate) gateway_admission: std::sync::Mutex<Admission>,
     /// Dials to announced workers in progress.
     dials: Arc<tokio::sync::Semaphore>,
     /// The latest epoch entered (its IO key made and announced).
@@ -531,7 +529,6 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         misses: std::sync::Mutex::new(Recent::new(MAX_RECENT_RECORDS)),
         chain_tick: tokio::sync::watch::Sender::new(0),
         admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::PEERS)),
-        gateway_admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::GATEWAY)),
         dials: Arc::new(tokio::sync::Semaphore::new(MAX_DIALS)),
         entered_epoch: Mutex::new(0),
         task_limits,
@@ -633,7 +630,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                             Err(e) => TaskResponse::Rejected(e.to_string()),
                             Ok(()) => {
                                 let outcome = w.handle_task(request).await;
-                                w.settle(
+                                settle(
                                     &w.admission,
                                     source,
                                     outcome.as_ref().err().is_some_and(is_strike),
@@ -722,6 +719,16 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
 
 /// Whether a refusal counts against the requester: a task with no record, or inputs that do
 /// not hash to its record (what a flood of made-up or altered requests gets).
+/// Ends an admitted request of `source`; a `strike` counts against it (enough of them ban the
+/// source).
+pub(crate) fn settle(admission: &std::sync::Mutex<Admission>, source: Source, strike: bool) {
+    let Ok(mut a) = admission.lock() else { return };
+    a.release(source);
+    if strike && a.strike(source, crate::attest::now_ms()) {
+        tracing::warn!(%source, "banning a source of task requests for unrecorded or altered tasks");
+    }
+}
+
 pub(crate) fn is_strike(e: &NodeError) -> bool {
     matches!(e, NodeError::Task(Refusal::NoRecord(_) | Refusal::InputsMismatch { .. }))
 }
@@ -1159,21 +1166,6 @@ impl Worker {
             if found.is_none() && seen(self) {
                 found = self.chain.task(task).await?;
             }
-        }
-    }
-
-    /// Ends an admitted request of `source`; a `strike` counts against it (enough of them
-    /// ban the source).
-    pub(crate) fn settle(
-        &self,
-        admission: &std::sync::Mutex<Admission>,
-        source: Source,
-        strike: bool,
-    ) {
-        let Ok(mut a) = admission.lock() else { return };
-        a.release(source);
-        if strike && a.strike(source, crate::attest::now_ms()) {
-            tracing::warn!(%source, "banning a source of task requests for unrecorded or altered tasks");
         }
     }
 
