@@ -11,7 +11,22 @@ use serde::Deserialize;
 
 /// Enigma: secret contracts on Ethereum.
 #[derive(Debug, Parser)]
-#[command(name = "enigma", version, about, long_about = None)]
+#[command(
+    name = "enigma",
+    version,
+    about = "Secret contracts: computation over inputs, outputs and state that only enclaves see.\n\
+             Start a local network, write, deploy and call secret contracts, run worker and \
+             key-management nodes.",
+    long_about = None,
+    after_help = "Getting started:\n  \
+                  enigma devnet --example          start a local network and run the millionaires example\n  \
+                  enigma contract new counter      write a contract from the template\n  \
+                  enigma contract build counter    build it to WebAssembly\n  \
+                  enigma deploy counter/target/wasm32-unknown-unknown/release/counter.wasm \
+                  --constructor 'construct(uint256)' 5\n  \
+                  enigma call 0x3f…9a 'add(uint256)' 2 --returns '(uint256)'\n\n\
+                  Each command's --help has examples; --json makes output scriptable."
+)]
 struct Cli {
     /// Log as JSON lines (for log collectors) instead of text.
     #[arg(long, global = true)]

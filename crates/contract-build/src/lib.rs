@@ -14,8 +14,13 @@
 //!
 //! The settings applied on top of the manifest's own release profile: `opt-level = "z"`,
 //! `lto = true`, `codegen-units = 1`, `panic = "abort"`, `strip = true`, `debug = false`.
+//!
+//! A toolchain without the `wasm32-unknown-unknown` target gets it first: [`build`] asks the
+//! toolchain that will build the manifest where the target's libraries are, and if they are not
+//! there runs `rustup target add wasm32-unknown-unknown`, saying so in one line.
 
 use std::{
+    ffi::{OsStr, OsString},
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -35,10 +40,15 @@ pub enum Error {
         "no Cargo.toml at {0}; point to the contract crate's (or contracts workspace's) manifest"
     )]
     NoManifest(PathBuf),
+    /// The target is missing and rustup could not add it.
+    #[error(
+        "the Rust toolchain has no {TARGET} target and it could not be added ({0}); install it \
+         for the toolchain that builds contracts (with rustup: rustup target add {TARGET})"
+    )]
+    NoTarget(String),
     /// Compilation failed; cargo's diagnostics were printed to stderr.
     #[error(
-        "building {manifest} for {TARGET} failed (exit {status}); see the compiler errors above. \
-         If the target is missing: rustup target add {TARGET}"
+        "building {manifest} for {TARGET} failed (exit {status}); see the compiler errors above"
     )]
     Failed {
         /// The manifest built.
@@ -113,6 +123,14 @@ pub fn build(options: &BuildOptions) -> Result<Vec<Built>, Error> {
     if !options.manifest.is_file() {
         return Err(Error::NoManifest(options.manifest.clone()));
     }
+    let dir =
+        options.manifest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    ensure_target(
+        dir,
+        &std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()),
+        &std::env::var_os("RUSTUP").unwrap_or_else(|| "rustup".into()),
+        |line| eprintln!("{line}"),
+    )?;
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.arg("build")
         .arg("--release")
@@ -176,6 +194,54 @@ pub fn build(options: &BuildOptions) -> Result<Vec<Built>, Error> {
     Ok(built)
 }
 
+/// Makes sure the toolchain that builds in `dir` (its `rust-toolchain.toml`, if any, chooses it)
+/// has the wasm32 target, adding it with `rustup` if not. `say` gets one line when it installs.
+/// Returns whether it installed the target. When `rustc` cannot be asked, nothing is checked
+/// (the build then says what is wrong).
+pub fn ensure_target(
+    dir: &Path,
+    rustc: &OsStr,
+    rustup: &OsStr,
+    mut say: impl FnMut(&str),
+) -> Result<bool, Error> {
+    if target_installed(dir, rustc) != Some(false) {
+        return Ok(false);
+    }
+    say(&format!("the {TARGET} target is missing; adding it: rustup target add {TARGET}"));
+    let status = Command::new(rustup)
+        .args(["target", "add", TARGET])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .map_err(|e| {
+            Error::NoTarget(format!("rustup could not be run: {e}; is the toolchain from rustup?"))
+        })?;
+    if !status.success() {
+        return Err(Error::NoTarget(format!("rustup target add exited with {status}")));
+    }
+    if target_installed(dir, rustc) == Some(false) {
+        return Err(Error::NoTarget(
+            "rustup added it, but not to the toolchain that builds here".into(),
+        ));
+    }
+    Ok(true)
+}
+
+/// Whether the target's libraries are where `rustc` (run in `dir`) would look for them; `None`
+/// if it cannot be asked.
+fn target_installed(dir: &Path, rustc: &OsStr) -> Option<bool> {
+    let out = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let libdir = PathBuf::from(OsString::from(String::from_utf8(out.stdout).ok()?.trim()));
+    Some(libdir.read_dir().is_ok_and(|mut entries| entries.next().is_some()))
+}
+
 /// A `.wasm` artifact from one line of cargo's JSON messages.
 fn artifact(line: &str) -> Option<Built> {
     let message: serde_json::Value = serde_json::from_str(line).ok()?;
@@ -219,6 +285,76 @@ mod tests {
         assert_eq!(built.wasm, PathBuf::from("/t/calculator.wasm"));
         assert!(artifact(r#"{"reason":"build-finished","success":true}"#).is_none());
         assert!(artifact("not json").is_none());
+    }
+
+    /// A stand-in toolchain in `dir`: its `rustc` reports a target library directory, its
+    /// `rustup` logs its arguments and fills that directory.
+    fn stand_in(dir: &Path, rustup_works: bool) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let libdir = dir.join("sysroot/lib/rustlib/wasm32-unknown-unknown/lib");
+        let log = dir.join("rustup.log");
+        let rustc = dir.join("rustc");
+        let rustup = dir.join("rustup");
+        std::fs::write(&rustc, format!("#!/bin/sh\necho {}\n", libdir.display())).unwrap();
+        let fill = if rustup_works {
+            format!("mkdir -p {0} && touch {0}/libcore.rlib", libdir.display())
+        } else {
+            "exit 1".into()
+        };
+        std::fs::write(&rustup, format!("#!/bin/sh\necho \"$@\" >> {}\n{fill}\n", log.display()))
+            .unwrap();
+        for f in [&rustc, &rustup] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        (rustc, rustup, log, libdir)
+    }
+
+    #[test]
+    fn a_missing_target_is_added_once_and_said_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rustc, rustup, log, libdir) = stand_in(dir.path(), true);
+        let mut said = Vec::new();
+        let added = ensure_target(dir.path(), rustc.as_os_str(), rustup.as_os_str(), |l| {
+            said.push(l.to_string())
+        })
+        .unwrap();
+        assert!(added);
+        assert!(libdir.join("libcore.rlib").is_file());
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("target add {TARGET}\n"));
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("rustup target add wasm32-unknown-unknown"), "{said:?}");
+        // Present now: nothing to do, nothing said.
+        let again = ensure_target(dir.path(), rustc.as_os_str(), rustup.as_os_str(), |l| {
+            said.push(l.to_string())
+        })
+        .unwrap();
+        assert!(!again);
+        assert_eq!(said.len(), 1);
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+    }
+
+    #[test]
+    fn a_target_that_cannot_be_added_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rustc, rustup, _, _) = stand_in(dir.path(), false);
+        let failed = ensure_target(dir.path(), rustc.as_os_str(), rustup.as_os_str(), |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(failed.contains("rustup target add wasm32-unknown-unknown"), "{failed}");
+        let no_rustup =
+            ensure_target(dir.path(), rustc.as_os_str(), OsStr::new("/nonexistent/rustup"), |_| {})
+                .unwrap_err()
+                .to_string();
+        assert!(no_rustup.contains("rustup could not be run"), "{no_rustup}");
+    }
+
+    #[test]
+    fn the_real_toolchain_has_the_target_or_gets_it() {
+        // The toolchain building this test builds the example contracts too.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        ensure_target(&root, &rustc, OsStr::new("rustup"), |l| eprintln!("{l}")).unwrap();
+        assert_eq!(target_installed(&root, &rustc), Some(true));
     }
 
     #[test]
