@@ -129,6 +129,8 @@ pub fn build(options: &BuildOptions) -> Result<Vec<Built>, Error> {
         dir,
         &std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()),
         &std::env::var_os("RUSTUP").unwrap_or_else(|| "rustup".into()),
+        // Said where cargo's own progress goes (its stderr is this process's).
+        #[allow(clippy::print_stderr)]
         |line| eprintln!("{line}"),
     )?;
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
