@@ -259,6 +259,8 @@ pub struct Chain {
     enigma: Enigma::EnigmaInstance<DynProvider>,
     token: EnigmaToken::EnigmaTokenInstance<DynProvider>,
     from: Option<EthAddress>,
+    /// Held while a transaction is handed to the node (shared by clones of this handle).
+    sending: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A provider for `url`, signing with `key` if given.
@@ -321,10 +323,39 @@ async fn wait_receipt(provider: &DynProvider, hash: B256) -> Result<TransactionR
     }
 }
 
-/// Sends a contract call and waits for its receipt.
+/// How many times a transaction whose nonce another one took is sent again.
+const NONCE_RETRIES: u32 = 40;
+
+/// A pause before sending again after a nonce clash: growing, with jitter, so that processes
+/// sending from one account at once spread out.
+fn clash_pause(attempt: u32) -> std::time::Duration {
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) % 100);
+    std::time::Duration::from_millis((20 * u64::from(attempt)).min(500) + jitter)
+}
+
+/// Sends a contract call and waits for its receipt. Within a process, the handles of one
+/// account send one at a time (each reads the pending nonce after the one before is in the
+/// node's pool); a nonce taken by another process is retried with a fresh one.
 macro_rules! send {
     ($self:ident, $call:expr) => {{
-        let pending = $call.send().await?;
+        let call = $call;
+        let mut attempt = 0;
+        let pending = loop {
+            let sent = {
+                let _turn = $self.sending.lock().await;
+                call.send().await.map_err(ChainError::from)
+            };
+            match sent {
+                Ok(pending) => break pending,
+                Err(ChainError::NonceClash(_)) if attempt < NONCE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(clash_pause(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let receipt = wait_receipt(&$self.provider, *pending.tx_hash()).await?;
         mined(&receipt).map(|m| (m, receipt))
     }};
@@ -345,6 +376,7 @@ impl Chain {
             token: EnigmaToken::new(eth(token), provider.clone()),
             provider,
             from: from.map(eth),
+            sending: std::sync::Arc::default(),
         }
     }
 

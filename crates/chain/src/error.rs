@@ -15,6 +15,14 @@ pub enum ChainError {
     /// The node could not be reached or answered with an error.
     #[error("the Ethereum node failed: {0} (is it running, and is the RPC URL right?)")]
     Rpc(String),
+    /// Another transaction from the same account took the nonce (another process sending from
+    /// the account at the same time), even after retrying.
+    #[error(
+        "another transaction from this account took the same nonce ({0}); another process may be \
+         sending from this account at the same time. It was retried; try again, or send from one \
+         process"
+    )]
+    NonceClash(String),
     /// A transaction was mined but failed.
     #[error("transaction {0} was mined but reverted")]
     TransactionFailed(String),
@@ -49,11 +57,32 @@ pub(crate) fn revert_text(data: &[u8]) -> String {
     format!("0x{}", hex::encode(data))
 }
 
+/// Whether a node's error text says the transaction's nonce was taken (by a transaction sent
+/// at the same time from the same account), as geth, anvil, reth and erigon word it.
+fn nonce_taken(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    [
+        "nonce too low",
+        "already known",
+        "replacement transaction underpriced",
+        "nonce has already been used",
+        "transaction already imported",
+        "known transaction",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
+/// An error the node answered that is not a revert.
+fn node_error(text: String) -> ChainError {
+    if nonce_taken(&text) { ChainError::NonceClash(text) } else { ChainError::Rpc(text) }
+}
+
 impl From<ContractError> for ChainError {
     fn from(e: ContractError) -> Self {
         match e.as_revert_data() {
             Some(data) => Self::Reverted(revert_text(&data)),
-            None => Self::Rpc(e.to_string()),
+            None => node_error(e.to_string()),
         }
     }
 }
@@ -62,7 +91,7 @@ impl From<RpcError<TransportErrorKind>> for ChainError {
     fn from(e: RpcError<TransportErrorKind>) -> Self {
         match e.as_error_resp().and_then(|r| r.as_revert_data()) {
             Some(data) => Self::Reverted(revert_text(&data)),
-            None => Self::Rpc(e.to_string()),
+            None => node_error(e.to_string()),
         }
     }
 }
@@ -70,5 +99,24 @@ impl From<RpcError<TransportErrorKind>> for ChainError {
 impl From<alloy::providers::PendingTransactionError> for ChainError {
     fn from(e: alloy::providers::PendingTransactionError) -> Self {
         Self::Rpc(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_nonce_is_named_as_such_not_as_an_unreachable_node() {
+        for text in [
+            "server returned an error response: error code -32003: nonce too low",
+            "error code -32000: already known",
+            "replacement transaction underpriced",
+        ] {
+            let e = node_error(text.into());
+            assert!(matches!(e, ChainError::NonceClash(_)), "{text}");
+            assert!(!e.to_string().contains("is it running"), "{e}");
+        }
+        assert!(matches!(node_error("connection refused".into()), ChainError::Rpc(_)));
     }
 }

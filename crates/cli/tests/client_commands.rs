@@ -127,6 +127,24 @@ async fn the_millionaires_example_runs_from_the_command_line() {
             .unwrap();
     assert_eq!(added["decoded"][0], "12");
 
+    // Sixteen `enigma call`s at once from the same account: separate processes whose
+    // transactions and task records race for the account's nonces. Each gets through.
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (summary, counter) = (summary.clone(), counter.clone());
+        calls.spawn(async move {
+            enigma(&summary, &["call", &counter, "add(uint256)", "1", "--returns", "(uint256)"])
+                .await
+        });
+    }
+    while let Some(done) = calls.join_next().await {
+        let out = done.unwrap();
+        assert!(out.is_ok(), "a concurrent call failed: {}", out.unwrap_err());
+    }
+    let value =
+        enigma(&summary, &["call", &counter, "value()", "--returns", "(uint256)"]).await.unwrap();
+    assert_eq!(value["decoded"][0], "28", "12 and sixteen ones");
+
     // The task commands: its status on chain (once its receipt batch lands), its signed result,
     // and a refund refused for a task that has a receipt.
     let task = richest["task_id"].as_str().unwrap().to_string();

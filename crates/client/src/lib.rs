@@ -135,6 +135,19 @@ pub enum ClientError {
         /// The fee.
         need: u128,
     },
+    /// Other tasks from this account kept taking the task nonce this one read: another process
+    /// is recording tasks from the same account at the same time. Nothing was recorded or paid.
+    #[error(
+        "other tasks from this account took the task nonce {tries} times in {seconds} s: another \
+         process is recording tasks from this account at the same time; nothing was recorded, \
+         try again (or record from one process, which takes turns itself)"
+    )]
+    AccountBusy {
+        /// Tries made.
+        tries: u32,
+        /// Over how long.
+        seconds: u64,
+    },
     /// No secret contract at this address on chain (nothing was recorded or paid).
     #[error("no secret contract is deployed at {0}; check the address (nothing was recorded)")]
     UnknownContract(ContractAddress),
@@ -207,6 +220,9 @@ pub struct Receipt {
 #[derive(Debug)]
 pub struct Client {
     chain: Chain,
+    /// Held while a task of this account reads its task nonce and is recorded: the chain takes
+    /// an account's records in nonce order.
+    recording: Mutex<()>,
     http: HttpClient,
     ws_url: String,
     config: ClientConfig,
@@ -289,6 +305,7 @@ impl Client {
             ws_url,
             config,
             attested: Mutex::new(HashMap::new()),
+            recording: Mutex::new(()),
             principal: tokio::sync::OnceCell::new(),
         })
     }
@@ -571,8 +588,11 @@ impl Client {
         self.ensure_funds(gas_limit).await?;
         self.check_limits(gas_limit).await?;
         let user = self.config.account.address();
-        let mut turns = 0;
+        let mut tries = Tries::new();
         loop {
+            // The contract's address, hence its worker and key, follow from the task nonce: all
+            // of it is fixed under this account's recording turn.
+            let turn = self.recording.lock().await;
             let nonce = self.chain.task_nonce(user).await?;
             let contract = ContractAddress::from(task_id(&user, nonce));
             let (epoch, worker, key) = self.target(&contract, options).await?;
@@ -582,11 +602,12 @@ impl Client {
             let (f, a) = encrypt_inputs(&shared, &contract, &id, constructor, args)?;
             let inputs =
                 inputs_hash_deploy(&f, &a, &code_hash(wasm), task_key.public_key().as_bytes());
-            match self
+            let recorded = self
                 .chain
                 .create_deployment_task_record(inputs, gas_limit, self.config.gas_px, epoch, nonce)
-                .await
-            {
+                .await;
+            drop(turn);
+            match recorded {
                 Ok((id, _)) => {
                     use base64::Engine as _;
                     let params = serde_json::json!({
@@ -610,10 +631,10 @@ impl Client {
                     });
                 }
                 Err(e) => {
-                    turns += 1;
-                    if turns >= 3 || !self.epoch_turned(epoch).await? {
-                        return Err(e.into());
-                    }
+                    // Another process's record of this account may have taken the nonce between
+                    // the gas estimate and the block (the record then reverts when mined).
+                    let taken = self.chain.task_nonce(user).await.is_ok_and(|n| n != nonce);
+                    tries.again(self, e, epoch, taken).await?;
                 }
             }
         }
@@ -678,22 +699,25 @@ impl Client {
         self.ensure_funds(gas_limit).await?;
         self.check_limits(gas_limit).await?;
         let user = self.config.account.address();
-        let mut turns = 0;
+        let mut tries = Tries::new();
         loop {
             let (epoch, worker, key) = self.target(&contract, options).await?;
             let task_key = KeyPair::generate()?;
             let shared = task_key.derive_key(&key);
             // The task id is fixed before the record (the chain checks the nonce), so the inputs
-            // are sealed as this task's fields: they open as nothing else.
+            // are sealed as this task's fields: they open as nothing else. One task of this
+            // account at a time reads the nonce and records.
+            let turn = self.recording.lock().await;
             let nonce = self.chain.task_nonce(user).await?;
             let id = task_id(&user, nonce);
             let (f, a) = encrypt_inputs(&shared, &contract, &id, callable, args)?;
             let inputs = inputs_hash_compute(&f, &a, &contract, task_key.public_key().as_bytes());
-            match self
+            let recorded = self
                 .chain
                 .create_task_record(contract, inputs, gas_limit, self.config.gas_px, epoch, nonce)
-                .await
-            {
+                .await;
+            drop(turn);
+            match recorded {
                 Ok((id, _)) => {
                     let params = serde_json::json!({
                         "taskId": id.to_string(), "workerAddress": worker.to_string(),
@@ -715,14 +739,10 @@ impl Client {
                     });
                 }
                 Err(e) => {
-                    turns += 1;
-                    // The epoch turned, or another task of this account took the nonce first:
-                    // prepare the task again.
-                    let raced =
-                        matches!(&e, ChainError::Reverted(why) if why.contains("WrongTaskNonce"));
-                    if turns >= 3 || !(raced || self.epoch_turned(epoch).await?) {
-                        return Err(e.into());
-                    }
+                    // Another process's record of this account may have taken the nonce between
+                    // the gas estimate and the block (the record then reverts when mined).
+                    let taken = self.chain.task_nonce(user).await.is_ok_and(|n| n != nonce);
+                    tries.again(self, e, epoch, taken).await?;
                 }
             }
         }
@@ -908,7 +928,7 @@ impl Client {
 
     /// Whether the current epoch is no longer the one that started at `first_block` (a task
     /// record naming it is then refused, and the task is prepared again for the new epoch).
-    async fn epoch_turned(&self, first_block: u64) -> Result<bool> {
+    pub(crate) async fn epoch_turned(&self, first_block: u64) -> Result<bool> {
         Ok(self.chain.current_epoch().await?.is_some_and(|e| e.first_block != first_block))
     }
 
@@ -1142,6 +1162,59 @@ fn encrypt_inputs(
         .encrypt_with_ad(callable.as_bytes(), &task_field_ad(contract, id, TaskField::Callable))?;
     let a = shared.encrypt_with_ad(args, &task_field_ad(contract, id, TaskField::Arguments))?;
     Ok((f, a))
+}
+
+/// How long a task keeps trying when other processes record tasks from the same account at the
+/// same moment (each took the task nonce it read).
+const NONCE_RACE_WINDOW: Duration = Duration::from_secs(60);
+
+/// A task's attempts to be recorded: again after another process took its task nonce (within
+/// [`NONCE_RACE_WINDOW`]), or after the epoch turned under it (twice at most).
+struct Tries {
+    started: tokio::time::Instant,
+    raced: u32,
+    epoch_turns: u32,
+}
+
+impl Tries {
+    fn new() -> Self {
+        Self { started: tokio::time::Instant::now(), raced: 0, epoch_turns: 0 }
+    }
+
+    /// Whether to prepare the task again after `e`, recorded for the epoch at `epoch`
+    /// (`nonce_taken`: the account's task nonce moved meanwhile): waits a moment and returns
+    /// `Ok` if so, the error to report if not.
+    async fn again(
+        &mut self,
+        client: &Client,
+        e: ChainError,
+        epoch: u64,
+        nonce_taken: bool,
+    ) -> Result<()> {
+        if nonce_taken || matches!(&e, ChainError::Reverted(why) if why.contains("WrongTaskNonce"))
+        {
+            self.raced += 1;
+            let elapsed = self.started.elapsed();
+            if elapsed > NONCE_RACE_WINDOW {
+                return Err(ClientError::AccountBusy {
+                    tries: self.raced,
+                    seconds: elapsed.as_secs(),
+                });
+            }
+            // Spread out from the other processes: a growing pause with jitter.
+            let jitter = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::from(d.subsec_nanos()) % 150);
+            let pause = (25 * u64::from(self.raced)).min(500) + jitter;
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            return Ok(());
+        }
+        self.epoch_turns += 1;
+        if self.epoch_turns < 3 && client.epoch_turned(epoch).await? {
+            return Ok(());
+        }
+        Err(e.into())
+    }
 }
 
 #[cfg(test)]

@@ -71,6 +71,43 @@ async fn the_millionaires_example_runs_end_to_end_through_the_client() {
         AlloyAddress::repeat_byte(2)
     );
 
+    // Many tasks at once from one account: from one client (it takes turns recording them) and
+    // from a second client of the same account, as another process would be (their records race
+    // for the account's task nonce; the loser prepares its task again).
+    let account_again = KeyPair::from_slice(
+        &hex::decode(s.accounts[0].private_key.trim_start_matches("0x")).unwrap(),
+    )
+    .unwrap();
+    let client = std::sync::Arc::new(client);
+    let twin = std::sync::Arc::new(
+        Client::connect(config(
+            account_again,
+            enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()),
+        ))
+        .await
+        .unwrap(),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12u8 {
+        let c = if i % 3 == 0 { twin.clone() } else { client.clone() };
+        tasks.spawn(async move {
+            let args = (AlloyAddress::repeat_byte(0x40 + i), U256::from(1 + u64::from(i)))
+                .abi_encode_params();
+            c.compute(contract, "add_millionaire(address,uint256)", &args, 50_000_000).await
+        });
+    }
+    let mut ids = std::collections::HashSet::new();
+    while let Some(done) = tasks.join_next().await {
+        ids.insert(done.unwrap().expect("every concurrent task succeeds").task_id);
+    }
+    assert_eq!(ids.len(), 12, "twelve distinct tasks");
+    let richest = client.compute(contract, "compute_richest()", &[], 50_000_000).await.unwrap();
+    assert_eq!(
+        <(AlloyAddress,)>::abi_decode_params(&richest.output).unwrap().0,
+        AlloyAddress::repeat_byte(2),
+        "30 is still the most"
+    );
+
     // The contract's own failure comes back as text the dApp can show.
     match client.compute(contract, "no_such_function()", &[], 50_000_000).await {
         Err(ClientError::TaskFailed { message, .. }) => {
