@@ -203,6 +203,30 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
         .unwrap();
     assert_eq!(<(U256,)>::abi_decode_params(&tally.output).unwrap().0, U256::from(75u64));
     expect.ok("tally_poll with its callback", &tally);
+    // A task that calls Ethereum is a barrier: the next tasks of its contract run once the
+    // chain has taken its receipt and the callback's outcome is known, on the state it kept.
+    let next = client
+        .compute(
+            voting.contract,
+            "cast_vote(uint256,address,uint256)",
+            &args((U256::from(1u64), AlloyAddress::repeat_byte(1), U256::from(1u64))),
+            GAS,
+        )
+        .await
+        .unwrap();
+    expect.ok("cast_vote right after a callback that succeeded", &next);
+    expect.failed(
+        "a vote in the poll the callback closed",
+        client
+            .compute(
+                voting.contract,
+                "cast_vote(uint256,address,uint256)",
+                &args((U256::ZERO, AlloyAddress::repeat_byte(9), U256::from(1u64))),
+                GAS,
+            )
+            .await,
+        "poll 0 is closed",
+    );
     let receipt = client.confirm(&tally).await.unwrap();
     assert_eq!(receipt.status, TaskStatus::Verified, "the receipt matches the verified result");
     assert_eq!(client.confirm(&richest).await.unwrap().status, TaskStatus::Verified);
@@ -426,6 +450,18 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
         "callback to a wrong Ethereum address",
     ));
     assert_eq!(client.confirm(&tally).await.unwrap().status, TaskStatus::FailedEth);
+    // The chain did not keep the tally's delta (its callback failed): the poll is still open
+    // there, and the next task runs on that state, not on the one the worker ran ahead to.
+    let after = client
+        .compute(
+            blind.contract,
+            "cast_vote(uint256,address,uint256)",
+            &args((U256::ZERO, AlloyAddress::repeat_byte(2), U256::from(1u64))),
+            GAS,
+        )
+        .await
+        .unwrap();
+    expect.ok("cast_vote after a failed callback, in the poll the chain kept open", &after);
     let vote = client
         .compute(
             voting.contract,

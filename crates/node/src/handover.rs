@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     NodeError, Result,
-    core::{Arrival, Contracts, Phase, Queued, Step},
+    core::{Arrival, Contracts, Phase, Queued, Step, Waiting},
     sync,
     worker::{Worker, ended},
 };
@@ -21,6 +21,8 @@ const CONTRACT_PAGE: u64 = 500;
 
 /// Times a task prepares its contract before giving up (the epoch kept turning meanwhile).
 const MAX_PREPARATIONS: u32 = 3;
+/// How long a task waits for the receipt of a task before it that calls Ethereum.
+const CALLBACK_WAIT: Duration = Duration::from_secs(120);
 /// How often a waiting task reads the chain's receipt count of its contract.
 const CHAIN_SEQ_EVERY: Duration = Duration::from_millis(500);
 
@@ -44,6 +46,7 @@ impl Turn<'_> {
         let mut changed = w.contracts_changed.subscribe();
         let mut chain_seq: Option<(u64, tokio::time::Instant)> = None;
         let mut preparations = 0;
+        let mut callback_since: Option<tokio::time::Instant> = None;
         loop {
             changed.borrow_and_update();
             let current = w.current_epoch().await.unwrap_or(epoch);
@@ -85,7 +88,16 @@ impl Turn<'_> {
                     w.contracts_moved();
                     prepared?;
                 }
-                Step::Wait(_) => {
+                Step::Wait(waiting) => {
+                    if waiting == Waiting::Callback
+                        && callback_since.get_or_insert_with(tokio::time::Instant::now).elapsed()
+                            > CALLBACK_WAIT
+                    {
+                        return Err(NodeError::Refused(format!(
+                            "contract {contract} waits for the receipt of a task that calls \
+                             Ethereum to land on chain; retry shortly"
+                        )));
+                    }
                     let _ = tokio::time::timeout(CHAIN_SEQ_EVERY, changed.changed()).await;
                 }
             }
@@ -93,9 +105,10 @@ impl Turn<'_> {
     }
 
     /// The task ran and its result is persisted; a deploy that succeeded made its contract
-    /// current for `deployed_in`.
-    pub(crate) fn ran(mut self, deployed_in: Option<u64>) {
-        self.worker.contracts().ran(self.contract, &self.queued, deployed_in);
+    /// current for `deployed_in`; one that `calls_ethereum` holds back the contract's next
+    /// tasks until its receipt is settled.
+    pub(crate) fn ran(mut self, deployed_in: Option<u64>, calls_ethereum: bool) {
+        self.worker.contracts().ran(self.contract, &self.queued, deployed_in, calls_ethereum);
         self.done = true;
         self.worker.contracts_moved();
     }

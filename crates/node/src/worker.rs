@@ -499,8 +499,13 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     let p2p_addrs = p2p.dialable_addrs().await?;
     let epochs = EpochCache::load(&chain).await?;
     let mut queue = ReceiptQueue::new(config.batch_size);
+    let mut contracts = Contracts::new(config.max_waiting_tasks);
     for (_, _, bytes) in store.pending_receipts()? {
         if let Ok(p) = serde_json::from_slice::<Pending>(&bytes) {
+            // A task that calls Ethereum holds back its contract until its receipt settles.
+            if p.kind == ReceiptKind::Callback {
+                contracts.await_callback(p.contract, p.task);
+            }
             queue.push(p);
         }
     }
@@ -536,7 +541,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         evidence: RwLock::new(evidence),
         record_wait: config.record_wait,
         handover_wait: config.handover_wait,
-        contracts: std::sync::Mutex::new(Contracts::new(config.max_waiting_tasks)),
+        contracts: std::sync::Mutex::new(contracts),
         contracts_changed: tokio::sync::watch::Sender::new(0),
         gates: std::sync::Mutex::new(HashMap::new()),
         verified: Verified::default(),
@@ -1058,11 +1063,16 @@ impl Worker {
             ChainEvent::ReceiptVerified { task_id, contract, .. } => {
                 self.mark_dirty([contract]);
                 self.forget_receipt(&task_id).await?;
+                self.settle_callback(&task_id, true);
             }
             ChainEvent::SecretContractDeployed { contract, .. } => self.mark_dirty([contract]),
             ChainEvent::ReceiptFailed { task_id, .. }
             | ChainEvent::ReceiptFailedEth { task_id, .. }
-            | ChainEvent::TaskFeeReturned { task_id, .. } => self.forget_receipt(&task_id).await?,
+            | ChainEvent::TaskFeeReturned { task_id, .. } => {
+                self.forget_receipt(&task_id).await?;
+                // The chain kept no state of it: a contract that ran ahead goes back to it.
+                self.settle_callback(&task_id, false);
+            }
             ChainEvent::ReceiptsVerified { task_ids, contract, .. } => {
                 self.mark_dirty([contract]);
                 for t in task_ids {
@@ -1089,6 +1099,14 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// A receipt settled on chain (`kept`: its state with it): a contract whose next tasks
+    /// wait on it goes on.
+    fn settle_callback(&self, task: &TaskId, kept: bool) {
+        if self.contracts().receipt_settled(task, kept) {
+            self.contracts_moved();
+        }
     }
 
     /// Tells the contracts' lines that the epoch starting at `first_block` began: those this
@@ -1244,7 +1262,7 @@ impl Worker {
             let r = self.with_state_key(epoch, move |e| e.deploy(task.clone())).await?;
             self.persist(&r, epoch, true, Some(&code), 0).await?;
             let deployed = r.status == TaskStatus::Success;
-            turn.ran(deployed.then_some(current));
+            turn.ran(deployed.then_some(current), false);
             if deployed {
                 self.p2p.provide(contract).await?;
             }
@@ -1283,7 +1301,7 @@ impl Worker {
             };
             let r = self.run_compute(epoch, task).await?;
             self.persist(&r, epoch, false, None, queued.seq).await?;
-            turn.ran(None);
+            turn.ran(None, r.eth_call.is_some());
             r
         };
         tracing::info!(me = %self.signer, task = %task_id, epoch, current, status = ?result.status, gas = result.gas_used, "executed");
@@ -1674,7 +1692,14 @@ impl Worker {
                 b.remove_pending_receipt(&p.contract, &p.task)?;
             }
             b.commit()?;
-            self.contracts().stale(&contract);
+            let mut lines = self.contracts();
+            lines.stale(&contract);
+            // A dropped receipt will never settle: nothing waits on it.
+            for p in &dropped {
+                lines.receipt_settled(&p.task, false);
+            }
+            drop(lines);
+            self.contracts_moved();
         }
         Ok((!keep.is_empty()).then(|| rebuild(keep)))
     }

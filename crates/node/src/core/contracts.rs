@@ -67,6 +67,9 @@ pub enum Waiting {
     Run,
     /// A task recorded before it has not run yet.
     Order,
+    /// A task before it called Ethereum: its receipt, and so whether the chain kept its state,
+    /// is not settled yet.
+    Callback,
 }
 
 /// How a task's arrival went.
@@ -99,15 +102,21 @@ struct Line {
     queue: BTreeSet<(u64, TaskId)>,
     /// The task that holds the contract (running, or preparing it).
     holder: Option<TaskId>,
+    /// A task that ran and calls Ethereum, whose receipt is not settled: the next task runs
+    /// once the chain says whether it kept that task's state.
+    barrier: Option<TaskId>,
 }
 
 impl Line {
     fn new() -> Self {
-        Self { phase: Phase::Idle, next: 0, queue: BTreeSet::new(), holder: None }
+        Self { phase: Phase::Idle, next: 0, queue: BTreeSet::new(), holder: None, barrier: None }
     }
 
     fn idle(&self) -> bool {
-        self.phase == Phase::Idle && self.queue.is_empty() && self.holder.is_none()
+        self.phase == Phase::Idle
+            && self.queue.is_empty()
+            && self.holder.is_none()
+            && self.barrier.is_none()
     }
 }
 
@@ -202,6 +211,9 @@ impl Contracts {
                 Self::dequeue(&mut self.waiting, line, &t);
                 return Step::Refuse(refusal);
             }
+            if line.barrier.is_some() {
+                return Step::Wait(Waiting::Callback);
+            }
             match line.phase {
                 Phase::Ready { epoch } if epoch == current => {}
                 Phase::Syncing { epoch } if epoch == current => {
@@ -235,12 +247,22 @@ impl Contracts {
         }
     }
 
-    /// Task `t` ran (its result is persisted): the next one may go. A deploy that succeeded
+    /// Task `t` ran (its result is persisted): the next one may go — after its receipt is
+    /// settled if it `calls_ethereum` ([`Contracts::receipt_settled`]). A deploy that succeeded
     /// leaves its contract ready for `epoch`.
-    pub fn ran(&mut self, contract: ContractAddress, t: &Queued, deployed_in: Option<u64>) {
+    pub fn ran(
+        &mut self,
+        contract: ContractAddress,
+        t: &Queued,
+        deployed_in: Option<u64>,
+        calls_ethereum: bool,
+    ) {
         let Some(line) = self.lines.get_mut(&contract) else { return };
         if line.holder == Some(t.task) {
             line.holder = None;
+        }
+        if calls_ethereum && !t.deploy {
+            line.barrier = Some(t.task);
         }
         if !t.deploy {
             line.next = line.next.max(t.seq + 1);
@@ -327,6 +349,27 @@ impl Contracts {
         self.lines.retain(|_, l| !l.idle());
     }
 
+    /// The receipt of `contract`'s task `task` that calls Ethereum is pending (found at a
+    /// restart): its next task waits for it as for one that just ran.
+    pub fn await_callback(&mut self, contract: ContractAddress, task: TaskId) {
+        self.lines.entry(contract).or_insert_with(Line::new).barrier = Some(task);
+    }
+
+    /// `task`'s receipt is settled on chain: `kept` if the chain took its state (verified),
+    /// not if it did not (its Ethereum call failed, or the task timed out and was refunded). A
+    /// contract waiting on it goes on — prepared again first if the chain did not keep what
+    /// this worker ran ahead to. Returns whether a contract was waiting on it.
+    pub fn receipt_settled(&mut self, task: &TaskId, kept: bool) -> bool {
+        let Some(line) = self.lines.values_mut().find(|l| l.barrier == Some(*task)) else {
+            return false;
+        };
+        line.barrier = None;
+        if !kept && matches!(line.phase, Phase::Ready { .. }) {
+            line.phase = Phase::Idle;
+        }
+        true
+    }
+
     /// No receipt of `contract` is pending any more: a contract being handed over is done.
     pub fn receipts_settled(&mut self, contract: &ContractAddress) {
         if let Some(line) = self.lines.get_mut(contract)
@@ -400,9 +443,9 @@ mod tests {
         m.prepared(C, &a, E1, true);
         assert_eq!(m.step(C, a, E1, false), Step::Run);
         assert_eq!(m.step(C, b, E1, true), Step::Wait(Waiting::Run), "one run at a time");
-        m.ran(C, &a, None);
+        m.ran(C, &a, None, false);
         assert_eq!(m.step(C, b, E1, false), Step::Run);
-        m.ran(C, &b, None);
+        m.ran(C, &b, None, false);
         assert_eq!(m.waiting(), 0);
         assert_eq!(m.next(&C), Some(2));
     }
@@ -432,9 +475,9 @@ mod tests {
         // Number 0 never came: 1 runs once it has waited out, then 2.
         assert_eq!(m.step(C, t1, E1, false), Step::Wait(Waiting::Order));
         assert_eq!(m.step(C, t1, E1, true), Step::Run);
-        m.ran(C, &t1, None);
+        m.ran(C, &t1, None, false);
         assert_eq!(m.step(C, t2, E1, false), Step::Run);
-        m.ran(C, &t2, None);
+        m.ran(C, &t2, None, false);
         // Number 0 turns up after all: the chain would refuse its receipt.
         let late = m.arrive(C, t0).unwrap_err();
         assert!(late.contains("number 0") && late.contains("number 2 already ran"), "{late}");
@@ -506,10 +549,39 @@ mod tests {
         let d = Queued { task: TaskId([0xd; 32]), seq: 0, deploy: true };
         m.arrive(C, d).unwrap();
         assert_eq!(m.step(C, d, E1, false), Step::Run, "a deploy needs no preparation");
-        m.ran(C, &d, Some(E1));
+        m.ran(C, &d, Some(E1), false);
         assert_eq!(m.phase(&C), Phase::Ready { epoch: E1 });
         m.stale(&C);
         assert_eq!(m.phase(&C), Phase::Idle);
+    }
+
+    #[test]
+    fn a_task_that_calls_ethereum_holds_back_the_next_until_its_receipt_is_settled() {
+        let mut m = Contracts::new(16);
+        let (t0, t1, t2) = (task(0), task(1), task(2));
+        ready(&mut m, t0, E1);
+        m.arrive(C, t1).unwrap();
+        assert_eq!(m.step(C, t0, E1, false), Step::Run);
+        m.ran(C, &t0, None, true);
+        assert_eq!(m.step(C, t1, E1, true), Step::Wait(Waiting::Callback));
+        assert!(!m.receipt_settled(&t2.task, true), "another task's receipt changes nothing");
+        // The chain kept it: the next runs on the state as it is.
+        assert!(m.receipt_settled(&t0.task, true));
+        assert_eq!(m.step(C, t1, E1, false), Step::Run);
+        m.ran(C, &t1, None, true);
+        // The chain did not keep it (its call failed): the next prepares the contract again,
+        // which drops what this worker ran ahead to.
+        m.arrive(C, t2).unwrap();
+        assert_eq!(m.step(C, t2, E1, true), Step::Wait(Waiting::Callback));
+        assert!(m.receipt_settled(&t1.task, false));
+        assert_eq!(m.step(C, t2, E1, false), Step::Prepare { epoch: E1 });
+        // Found pending at a restart: the same.
+        let mut restarted = Contracts::new(16);
+        restarted.await_callback(C, t1.task);
+        restarted.arrive(C, t2).unwrap();
+        assert_eq!(restarted.step(C, t2, E1, true), Step::Wait(Waiting::Callback));
+        assert!(restarted.receipt_settled(&t1.task, true));
+        assert_eq!(restarted.step(C, t2, E1, true), Step::Prepare { epoch: E1 });
     }
 
     #[test]
