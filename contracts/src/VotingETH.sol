@@ -30,6 +30,8 @@ contract VotingETH {
 
     Poll[] private polls;
     mapping(uint256 => mapping(address => bool)) public hasVoted;
+    /// When a poll opened with a voting period closes (Unix seconds); 0 for the others.
+    mapping(uint256 => uint256) public closesAt;
 
     event PollCreated(
         uint256 indexed pollId, address indexed creator, uint256 quorumPercentage, string description
@@ -43,6 +45,8 @@ contract VotingETH {
     error PollNotInProgress(uint256 pollId, PollStatus status);
     error AlreadyVoted(uint256 pollId, address voter);
     error Requested(string reason);
+    error PollStillOpen(uint256 pollId, uint256 closesAt);
+    error PollExpired(uint256 pollId, uint256 closedAt);
 
     modifier onlyEnigma() {
         if (msg.sender != enigma) revert NotEnigma(msg.sender);
@@ -56,6 +60,40 @@ contract VotingETH {
     /// Opens a poll that passes when the tallied share of yes votes reaches `quorumPercentage`.
     function createPoll(uint256 quorumPercentage, string calldata description)
         external
+        returns (uint256 pollId)
+    {
+        pollId = _createPoll(quorumPercentage, description);
+    }
+
+    /// Discovery's `createPoll`: a poll open for `voteLength` seconds, which can be tallied only
+    /// once it has closed.
+    function createTimedPoll(
+        uint256 quorumPercentage,
+        string calldata description,
+        uint256 voteLength
+    ) external returns (uint256 pollId) {
+        pollId = _createPoll(quorumPercentage, description);
+        closesAt[pollId] = block.timestamp + voteLength;
+    }
+
+    /// Discovery's callback for a vote cast in secret: counts it while the poll is open.
+    function validateCastVote(uint256 pollId) external onlyEnigma {
+        Poll storage poll = _openPoll(pollId);
+        uint256 closes = closesAt[pollId];
+        if (closes != 0 && block.timestamp >= closes) revert PollExpired(pollId, closes);
+        ++poll.voteCount;
+        emit VoteValidated(pollId, address(0));
+    }
+
+    /// Discovery's callback for a tally: only once the poll's voting period is over.
+    function validateTallyPoll(uint256 pollId, uint256 talliedQuorum) external onlyEnigma {
+        uint256 closes = closesAt[pollId];
+        if (block.timestamp < closes) revert PollStillOpen(pollId, closes);
+        _finalize(pollId, talliedQuorum);
+    }
+
+    function _createPoll(uint256 quorumPercentage, string calldata description)
+        private
         returns (uint256 pollId)
     {
         if (quorumPercentage == 0 || quorumPercentage > 100) revert InvalidQuorum(quorumPercentage);
@@ -84,6 +122,10 @@ contract VotingETH {
 
     /// Closes a poll with the percentage of yes votes the secret contract tallied.
     function finalizePoll(uint256 pollId, uint256 talliedQuorum) external onlyEnigma {
+        _finalize(pollId, talliedQuorum);
+    }
+
+    function _finalize(uint256 pollId, uint256 talliedQuorum) private {
         Poll storage poll = _openPoll(pollId);
         PollStatus status =
             talliedQuorum >= poll.quorumPercentage ? PollStatus.Passed : PollStatus.Rejected;

@@ -269,16 +269,27 @@ fn write_state(
     caller.data_mut().record_write(key, Some(value))
 }
 
+/// What eng-wasm reads for a key that is not set: the JSON text `null`, as Discovery's host
+/// answered (eng-wasm's `read_state!` parses the bytes as JSON and gets `None`).
+const MISSING: &[u8] = b"null";
+
 fn read_state_len(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32) -> HostResult<i32> {
     let key = read_key(&mut caller, kptr, klen, "read_state_len")?;
-    Ok(caller.data().current(&key).map_or(0, |v| len_i32(v.len())))
+    Ok(len_i32(caller.data().current(&key).unwrap_or(MISSING).len()))
 }
 
 fn read_state(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32, out: i32) -> HostResult {
     let key = read_key(&mut caller, kptr, klen, "read_state")?;
-    let Some(value) = caller.data().current(&key).map(<[u8]>::to_vec) else { return Ok(()) };
+    let value = caller.data().current(&key).unwrap_or(MISSING).to_vec();
     charge(&mut caller, gas::copy(value.len()))?;
     write_bytes(&mut caller, out, &value, "read_state")
+}
+
+/// `enigma_state_len(k, klen) -> i32`: the length of the value under a key, -1 when it is not
+/// set (an extension to eng-wasm: `enigma-sdk` tells a missing key from any stored value).
+fn enigma_state_len(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32) -> HostResult<i32> {
+    let key = read_key(&mut caller, kptr, klen, "enigma_state_len")?;
+    Ok(caller.data().current(&key).map_or(-1, |v| len_i32(v.len())))
 }
 
 fn remove_from_state(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32) -> HostResult {
@@ -427,5 +438,6 @@ pub(crate) fn linker<'a>(engine: &Engine) -> Result<Linker<Host<'a>>, wasmi::Err
     l.func_wrap("env", "eprint", eprint)?;
     l.func_wrap("env", "gas", gas_import)?;
     l.func_wrap("env", "enigma_fail", enigma_fail)?;
+    l.func_wrap("env", "enigma_state_len", enigma_state_len)?;
     Ok(l)
 }

@@ -40,6 +40,7 @@ pub(crate) const HOST_FUNCTIONS: &[HostSig] = &[
     HostSig { name: "eprint", params: &[I, I], results: &[], text: "(i32, i32)" },
     HostSig { name: "gas", params: &[I], results: &[], text: "(i32)" },
     HostSig { name: "enigma_fail", params: &[I, I, I], results: &[], text: "(i32, i32, i32)" },
+    HostSig { name: "enigma_state_len", params: &[I, I], results: &[I], text: "(i32, i32) -> i32" },
 ];
 
 /// What validation learned about a module's memory.

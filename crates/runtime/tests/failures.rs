@@ -536,3 +536,39 @@ fn state_writes_are_bounded_in_keys_and_bytes() {
         Err(ExecError::TooLarge { what: "the task's state writes", len: 36, max: 24 })
     );
 }
+
+#[test]
+fn a_missing_key_reads_as_json_null_as_on_discovery_and_enigma_state_len_tells_it_apart() {
+    let imports = r#"
+        (import "env" "write_state" (func $w (param i32 i32 i32 i32)))
+        (import "env" "read_state_len" (func $len (param i32 i32) (result i32)))
+        (import "env" "read_state" (func $r (param i32 i32 i32)))
+        (import "env" "enigma_state_len" (func $slen (param i32 i32) (result i32)))
+        (import "env" "ret" (func $ret (param i32 i32)))
+        (data (i32.const 0) "me")"#;
+    // Output: eng-wasm's read of missing key "m" (length, then bytes), then enigma_state_len of
+    // "m" (missing) and of "e" after an empty value is written to it, as i32 little-endian.
+    let body = r#"
+        (i32.store (i32.const 200) (call $len (i32.const 0) (i32.const 1)))
+        (call $r (i32.const 0) (i32.const 1) (i32.const 204))
+        (i32.store (i32.const 208) (call $slen (i32.const 0) (i32.const 1)))
+        (call $w (i32.const 1) (i32.const 1) (i32.const 16) (i32.const 0))
+        (i32.store (i32.const 212) (call $slen (i32.const 1) (i32.const 1)))
+        (call $ret (i32.const 200) (i32.const 16))"#;
+    let wasm = module(imports, body);
+    let mut rt = Runtime::new(Limits::default());
+    let output = rt
+        .execute(
+            &ContractCode::new(&wasm),
+            Task::call("f", &[], GasLimit(1_000_000)),
+            &ContractState::new(),
+            &mut Fixed,
+        )
+        .result
+        .unwrap()
+        .output;
+    assert_eq!(&output[0..4], &4i32.to_le_bytes(), "eng-wasm reads 4 bytes");
+    assert_eq!(&output[4..8], b"null", "the JSON null that read_state! turns into None");
+    assert_eq!(&output[8..12], &(-1i32).to_le_bytes(), "enigma_state_len: missing");
+    assert_eq!(&output[12..16], &0i32.to_le_bytes(), "enigma_state_len: an empty value is set");
+}

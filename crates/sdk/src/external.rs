@@ -8,7 +8,6 @@ unsafe extern "C" {
     pub(crate) fn fetch_args(out: *mut u8);
     pub(crate) fn ret(ptr: *const u8, len: u32);
     pub(crate) fn write_state(key: *const u8, key_len: u32, value: *const u8, value_len: u32);
-    pub(crate) fn read_state_len(key: *const u8, key_len: u32) -> i32;
     pub(crate) fn read_state(key: *const u8, key_len: u32, out: *mut u8);
     pub(crate) fn remove_from_state(key: *const u8, key_len: u32);
     pub(crate) fn write_eth_bridge(payload: *const u8, payload_len: u32, address: *const u8);
@@ -18,4 +17,5 @@ unsafe extern "C" {
     pub(crate) fn eprint(ptr: *const u8, len: u32);
     pub(crate) fn gas(amount: u32);
     pub(crate) fn enigma_fail(kind: i32, ptr: *const u8, len: u32);
+    pub(crate) fn enigma_state_len(key: *const u8, key_len: u32) -> i32;
 }

@@ -12,8 +12,10 @@ use crate::{FailKind, external, fail_with};
 #[must_use]
 pub fn read_raw(key: &str) -> Option<Vec<u8>> {
     // SAFETY: the host reads `key_len` bytes and writes exactly `len` bytes to `buf`.
-    let len = unsafe { external::read_state_len(key.as_ptr(), key.len() as u32) };
-    let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
+    // `enigma_state_len` says -1 for a missing key (eng-wasm's `read_state_len` says 4, for the
+    // JSON `null` it reads then, which could also be a stored value).
+    let len = unsafe { external::enigma_state_len(key.as_ptr(), key.len() as u32) };
+    let len = usize::try_from(len).ok()?;
     let mut buf = vec![0u8; len];
     unsafe { external::read_state(key.as_ptr(), key.len() as u32, buf.as_mut_ptr()) };
     Some(buf)
