@@ -14,7 +14,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as Tokens};
 use quote::{format_ident, quote};
-use syn::{FnArg, ItemTrait, Pat, ReturnType, TraitItem, Type, parse_macro_input};
+use syn::{parse_macro_input, FnArg, ItemTrait, Pat, ReturnType, TraitItem, Type};
 
 /// The type an argument is decoded as, and how it becomes the parameter's type.
 fn decoded_as(ty: &Type) -> (Tokens, Tokens) {
@@ -160,7 +160,9 @@ pub fn eth_contract(attr: TokenStream, item: TokenStream) -> TokenStream {
         let mut types = Vec::new();
         let mut sol_types = Vec::new();
         let mut supported = true;
-        for (i, input) in f.get("inputs").and_then(|i| i.as_array()).into_iter().flatten().enumerate() {
+        for (i, input) in
+            f.get("inputs").and_then(|i| i.as_array()).into_iter().flatten().enumerate()
+        {
             let sol = input.get("type").and_then(|t| t.as_str()).unwrap_or_default();
             let Some(ty) = rust_type(sol) else {
                 supported = false;

@@ -17,15 +17,17 @@
 
 extern crate alloc;
 
-pub use alloc::{borrow::ToOwned, boxed::Box, format, string::String, string::ToString, vec, vec::Vec};
+pub use alloc::{
+    borrow::ToOwned, boxed::Box, format, string::String, string::ToString, vec, vec::Vec,
+};
 
-pub use alloy_primitives::{Address, Address as H160, B256 as H256, Bytes, U256, keccak256};
+pub use alloy_primitives::{keccak256, Address, Address as H160, Bytes, B256 as H256, U256};
 pub use alloy_sol_types::{self, SolValue};
 pub use eng_wasm_derive::{eth_contract, pub_interface};
 pub use serde;
 pub use serde_json;
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{de::DeserializeOwned, Serialize};
 
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
@@ -101,7 +103,9 @@ pub fn print(text: &str) -> i32 {
 pub fn write<T: Serialize>(key: &str, value: T) {
     let bytes = serde_json::to_vec(&value).expect("the value does not serialize to JSON");
     // SAFETY: the host reads the given lengths.
-    unsafe { external::write_state(key.as_ptr(), key.len() as u32, bytes.as_ptr(), bytes.len() as u32) }
+    unsafe {
+        external::write_state(key.as_ptr(), key.len() as u32, bytes.as_ptr(), bytes.len() as u32)
+    }
 }
 
 /// The JSON value under `key` as a `T`; `None` when the key is not set (the host then reads
