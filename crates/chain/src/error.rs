@@ -67,7 +67,6 @@ fn nonce_taken(text: &str) -> bool {
         "replacement transaction underpriced",
         "nonce has already been used",
         "transaction already imported",
-        "known transaction",
     ]
     .iter()
     .any(|m| text.contains(m))
@@ -118,5 +117,6 @@ mod tests {
             assert!(!e.to_string().contains("is it running"), "{e}");
         }
         assert!(matches!(node_error("connection refused".into()), ChainError::Rpc(_)));
+        assert!(matches!(node_error("unknown transaction type".into()), ChainError::Rpc(_)));
     }
 }

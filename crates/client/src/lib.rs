@@ -605,10 +605,12 @@ impl Client {
             let recorded = self
                 .chain
                 .create_deployment_task_record(inputs, gas_limit, self.config.gas_px, epoch, nonce)
-                .await;
+                .await
+                .map(|(id, _)| id);
+            let recorded = self.settle_record(recorded, &id, &inputs).await;
             drop(turn);
             match recorded {
-                Ok((id, _)) => {
+                Ok(id) => {
                     use base64::Engine as _;
                     let params = serde_json::json!({
                         "workerAddress": worker.to_string(),
@@ -630,12 +632,7 @@ impl Client {
                         params,
                     });
                 }
-                Err(e) => {
-                    // Another process's record of this account may have taken the nonce between
-                    // the gas estimate and the block (the record then reverts when mined).
-                    let taken = self.chain.task_nonce(user).await.is_ok_and(|n| n != nonce);
-                    tries.again(self, e, epoch, taken).await?;
-                }
+                Err((e, taken)) => tries.again(self, e, epoch, taken).await?,
             }
         }
     }
@@ -715,10 +712,12 @@ impl Client {
             let recorded = self
                 .chain
                 .create_task_record(contract, inputs, gas_limit, self.config.gas_px, epoch, nonce)
-                .await;
+                .await
+                .map(|(id, _)| id);
+            let recorded = self.settle_record(recorded, &id, &inputs).await;
             drop(turn);
             match recorded {
-                Ok((id, _)) => {
+                Ok(id) => {
                     let params = serde_json::json!({
                         "taskId": id.to_string(), "workerAddress": worker.to_string(),
                         "encryptedFn": hexed(&f), "encryptedArgs": hexed(&a),
@@ -738,12 +737,7 @@ impl Client {
                         params,
                     });
                 }
-                Err(e) => {
-                    // Another process's record of this account may have taken the nonce between
-                    // the gas estimate and the block (the record then reverts when mined).
-                    let taken = self.chain.task_nonce(user).await.is_ok_and(|n| n != nonce);
-                    tries.again(self, e, epoch, taken).await?;
-                }
+                Err((e, taken)) => tries.again(self, e, epoch, taken).await?,
             }
         }
     }
@@ -928,6 +922,32 @@ impl Client {
 
     /// Whether the current epoch is no longer the one that started at `first_block` (a task
     /// record naming it is then refused, and the task is prepared again for the new epoch).
+    /// What a task record's sending came to, judged by the chain (still under the account's
+    /// recording turn): an error after which the chain holds this very record (its receipt
+    /// poll failed, say) is a success — recording it again would pay twice; otherwise the error,
+    /// and whether another record took the task's nonce (its id holds other inputs, or the chain
+    /// said `WrongTaskNonce`).
+    async fn settle_record(
+        &self,
+        sent: std::result::Result<TaskId, ChainError>,
+        id: &TaskId,
+        inputs: &enigma_types::InputsHash,
+    ) -> std::result::Result<TaskId, (ChainError, bool)> {
+        let e = match sent {
+            Ok(id) => return Ok(id),
+            Err(e) => e,
+        };
+        match self.chain.task(id).await {
+            Ok(Some(r)) if r.inputs_hash == *inputs => Ok(*id),
+            Ok(Some(_)) => Err((e, true)),
+            _ => {
+                let raced =
+                    matches!(&e, ChainError::Reverted(why) if why.contains("WrongTaskNonce"));
+                Err((e, raced))
+            }
+        }
+    }
+
     pub(crate) async fn epoch_turned(&self, first_block: u64) -> Result<bool> {
         Ok(self.chain.current_epoch().await?.is_some_and(|e| e.first_block != first_block))
     }
@@ -1171,19 +1191,20 @@ const NONCE_RACE_WINDOW: Duration = Duration::from_secs(60);
 /// A task's attempts to be recorded: again after another process took its task nonce (within
 /// [`NONCE_RACE_WINDOW`]), or after the epoch turned under it (twice at most).
 struct Tries {
-    started: tokio::time::Instant,
+    /// When another process first took this task's nonce.
+    first_race: Option<tokio::time::Instant>,
     raced: u32,
     epoch_turns: u32,
 }
 
 impl Tries {
     fn new() -> Self {
-        Self { started: tokio::time::Instant::now(), raced: 0, epoch_turns: 0 }
+        Self { first_race: None, raced: 0, epoch_turns: 0 }
     }
 
     /// Whether to prepare the task again after `e`, recorded for the epoch at `epoch`
-    /// (`nonce_taken`: the account's task nonce moved meanwhile): waits a moment and returns
-    /// `Ok` if so, the error to report if not.
+    /// (`nonce_taken`: another record took the task's nonce): waits a moment and returns `Ok`
+    /// if so, the error to report if not.
     async fn again(
         &mut self,
         client: &Client,
@@ -1191,10 +1212,9 @@ impl Tries {
         epoch: u64,
         nonce_taken: bool,
     ) -> Result<()> {
-        if nonce_taken || matches!(&e, ChainError::Reverted(why) if why.contains("WrongTaskNonce"))
-        {
+        if nonce_taken {
             self.raced += 1;
-            let elapsed = self.started.elapsed();
+            let elapsed = self.first_race.get_or_insert_with(tokio::time::Instant::now).elapsed();
             if elapsed > NONCE_RACE_WINDOW {
                 return Err(ClientError::AccountBusy {
                     tries: self.raced,

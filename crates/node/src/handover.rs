@@ -73,7 +73,16 @@ impl Turn<'_> {
             let waited_out = tokio::time::Instant::now() >= order_deadline;
             let step = w.contracts().step(contract, q, current, waited_out);
             match step {
-                Step::Run => return Ok(current),
+                Step::Run => {
+                    // The epoch may have turned while this task looked: a worker that answered
+                    // the next holder's hand-over question meanwhile ("nothing pending") must
+                    // not run it now.
+                    if w.current_epoch().await.unwrap_or(epoch) == current {
+                        return Ok(current);
+                    }
+                    w.contracts().release(contract, &q);
+                    w.contracts_moved();
+                }
                 Step::Refuse(why) => return Err(NodeError::Refused(why)),
                 Step::Prepare { epoch: e } => {
                     preparations += 1;
@@ -89,14 +98,27 @@ impl Turn<'_> {
                     prepared?;
                 }
                 Step::Wait(waiting) => {
-                    if waiting == Waiting::Callback
-                        && callback_since.get_or_insert_with(tokio::time::Instant::now).elapsed()
+                    if waiting == Waiting::Callback {
+                        if callback_since.get_or_insert_with(tokio::time::Instant::now).elapsed()
                             > CALLBACK_WAIT
-                    {
-                        return Err(NodeError::Refused(format!(
-                            "contract {contract} waits for the receipt of a task that calls \
-                             Ethereum to land on chain; retry shortly"
-                        )));
+                        {
+                            return Err(NodeError::Refused(format!(
+                                "contract {contract} waits for the receipt of a task that calls \
+                                 Ethereum to land on chain; retry shortly"
+                            )));
+                        }
+                        // The chain's word settles it too, whatever events were missed.
+                        let barrier = w.contracts().barrier(&contract);
+                        if let Some(task) = barrier
+                            && let Some(r) = w.chain.task(&task).await?
+                            && r.status != enigma_chain::TaskStatus::Created
+                        {
+                            w.settle_callback(
+                                &task,
+                                r.status == enigma_chain::TaskStatus::Verified,
+                            );
+                            continue;
+                        }
                     }
                     let _ = tokio::time::timeout(CHAIN_SEQ_EVERY, changed.changed()).await;
                 }
@@ -472,8 +494,10 @@ impl Worker {
             // A task of the contract under way counts as a pending receipt: its result is not
             // persisted yet. Looked at before the store, so a run that ends in between is
             // counted there.
-            let busy = self.contracts().busy(&contract);
+            // The epoch first: a task that gets its turn after this read sees the new epoch
+            // (and lets go), one that got it before shows as busy.
             let epoch = self.current_epoch().await.unwrap_or(0);
+            let busy = self.contracts().busy(&contract);
             let local = self.store.contract(&contract).ok().flatten();
             let pending = self
                 .store

@@ -1103,7 +1103,7 @@ impl Worker {
 
     /// A receipt settled on chain (`kept`: its state with it): a contract whose next tasks
     /// wait on it goes on.
-    fn settle_callback(&self, task: &TaskId, kept: bool) {
+    pub(crate) fn settle_callback(&self, task: &TaskId, kept: bool) {
         if self.contracts().receipt_settled(task, kept) {
             self.contracts_moved();
         }
@@ -1117,6 +1117,13 @@ impl Worker {
             let Some(e) = epochs.by_first_block(first_block) else { return };
             self.contracts()
                 .epoch_turned(first_block, |c| epochs.group(e, c).contains(&self.signer));
+        }
+        // Contracts left with nothing pending are handed over at once.
+        let leaving = self.contracts().handing_over();
+        for contract in leaving {
+            if self.store.pending_for(&contract).is_ok_and(|n| n == 0) {
+                self.contracts().receipts_settled(&contract);
+            }
         }
         self.contracts_moved();
     }
@@ -1241,7 +1248,11 @@ impl Worker {
             seq: if is_deploy { 0 } else { record.seq },
             deploy: is_deploy,
         };
-        let Some(turn) = self.join_line(contract, queued)? else {
+        let joined = self.join_line(contract, queued);
+        if joined.is_err() && self.store.result(&task_id)?.is_some() {
+            return Ok(()); // it ran just now (a retry): its result is published
+        }
+        let Some(turn) = joined? else {
             return Ok(()); // a retry of a task in line: the first arrival carries it
         };
         let current = turn.wait(epoch).await?;
@@ -1697,6 +1708,9 @@ impl Worker {
             // A dropped receipt will never settle: nothing waits on it.
             for p in &dropped {
                 lines.receipt_settled(&p.task, false);
+            }
+            if self.store.pending_for(&contract).is_ok_and(|n| n == 0) {
+                lines.receipts_settled(&contract);
             }
             drop(lines);
             self.contracts_moved();

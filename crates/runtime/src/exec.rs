@@ -308,9 +308,13 @@ impl Runtime {
             };
 
         let name = task.function.split('(').next().unwrap_or_default();
+        // Modules of enigma's SDK (they import its extensions) read a missing key as nothing,
+        // as they always have; any other module is eng-wasm's and reads it as JSON `null`.
+        let sdk = module.imports().any(|i| matches!(i.name(), "enigma_fail" | "enigma_state_len"));
         let max_memory_bytes = self.limits.max_memory_pages as usize * 65536;
         let host = Host {
             function: name.as_bytes(),
+            missing: if sdk { b"" } else { host::MISSING },
             args: task.args,
             state,
             rng,

@@ -11,6 +11,8 @@ use crate::{ExecError, Limits, Randomness, StateReader, exec::EthCall, gas};
 /// The data of one execution, owned by the wasmi store.
 pub(crate) struct Host<'a> {
     pub(crate) function: &'a [u8],
+    /// What `read_state` gives for a key that is not set.
+    pub(crate) missing: &'static [u8],
     pub(crate) args: &'a [u8],
     pub(crate) state: &'a dyn StateReader,
     pub(crate) rng: &'a mut dyn Randomness,
@@ -271,16 +273,18 @@ fn write_state(
 
 /// What eng-wasm reads for a key that is not set: the JSON text `null`, as Discovery's host
 /// answered (eng-wasm's `read_state!` parses the bytes as JSON and gets `None`).
-const MISSING: &[u8] = b"null";
+pub(crate) const MISSING: &[u8] = b"null";
 
 fn read_state_len(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32) -> HostResult<i32> {
     let key = read_key(&mut caller, kptr, klen, "read_state_len")?;
-    Ok(len_i32(caller.data().current(&key).unwrap_or(MISSING).len()))
+    let host = caller.data();
+    Ok(len_i32(host.current(&key).unwrap_or(host.missing).len()))
 }
 
 fn read_state(mut caller: HostCaller<'_, '_>, kptr: i32, klen: i32, out: i32) -> HostResult {
     let key = read_key(&mut caller, kptr, klen, "read_state")?;
-    let value = caller.data().current(&key).unwrap_or(MISSING).to_vec();
+    let host = caller.data();
+    let value = host.current(&key).unwrap_or(host.missing).to_vec();
     charge(&mut caller, gas::copy(value.len()))?;
     write_bytes(&mut caller, out, &value, "read_state")
 }

@@ -538,37 +538,54 @@ fn state_writes_are_bounded_in_keys_and_bytes() {
 }
 
 #[test]
-fn a_missing_key_reads_as_json_null_as_on_discovery_and_enigma_state_len_tells_it_apart() {
-    let imports = r#"
-        (import "env" "write_state" (func $w (param i32 i32 i32 i32)))
+fn a_missing_key_reads_as_json_null_for_eng_wasm_and_as_nothing_for_the_sdk() {
+    let output = |wasm: &[u8]| {
+        Runtime::new(Limits::default())
+            .execute(
+                &ContractCode::new(wasm),
+                Task::call("f", &[], GasLimit(1_000_000)),
+                &ContractState::new(),
+                &mut Fixed,
+            )
+            .result
+            .unwrap()
+            .output
+    };
+    // A module of eng-wasm (no enigma extension imported) reads missing key "m" as Discovery's
+    // host answered: the 4 bytes `null`, which eng-wasm's read_state! turns into None.
+    let eng_wasm = module(
+        r#"
         (import "env" "read_state_len" (func $len (param i32 i32) (result i32)))
         (import "env" "read_state" (func $r (param i32 i32 i32)))
-        (import "env" "enigma_state_len" (func $slen (param i32 i32) (result i32)))
         (import "env" "ret" (func $ret (param i32 i32)))
-        (data (i32.const 0) "me")"#;
-    // Output: eng-wasm's read of missing key "m" (length, then bytes), then enigma_state_len of
-    // "m" (missing) and of "e" after an empty value is written to it, as i32 little-endian.
-    let body = r#"
+        (data (i32.const 0) "m")"#,
+        r#"
         (i32.store (i32.const 200) (call $len (i32.const 0) (i32.const 1)))
         (call $r (i32.const 0) (i32.const 1) (i32.const 204))
-        (i32.store (i32.const 208) (call $slen (i32.const 0) (i32.const 1)))
+        (call $ret (i32.const 200) (i32.const 8))"#,
+    );
+    let out = output(&eng_wasm);
+    assert_eq!(&out[0..4], &4i32.to_le_bytes());
+    assert_eq!(&out[4..8], b"null");
+
+    // A module of the SDK (it imports enigma_state_len) reads it as nothing, as before, and
+    // enigma_state_len tells a missing key (-1) from an empty value (0).
+    let sdk = module(
+        r#"
+        (import "env" "write_state" (func $w (param i32 i32 i32 i32)))
+        (import "env" "read_state_len" (func $len (param i32 i32) (result i32)))
+        (import "env" "enigma_state_len" (func $slen (param i32 i32) (result i32)))
+        (import "env" "ret" (func $ret (param i32 i32)))
+        (data (i32.const 0) "me")"#,
+        r#"
+        (i32.store (i32.const 200) (call $len (i32.const 0) (i32.const 1)))
+        (i32.store (i32.const 204) (call $slen (i32.const 0) (i32.const 1)))
         (call $w (i32.const 1) (i32.const 1) (i32.const 16) (i32.const 0))
-        (i32.store (i32.const 212) (call $slen (i32.const 1) (i32.const 1)))
-        (call $ret (i32.const 200) (i32.const 16))"#;
-    let wasm = module(imports, body);
-    let mut rt = Runtime::new(Limits::default());
-    let output = rt
-        .execute(
-            &ContractCode::new(&wasm),
-            Task::call("f", &[], GasLimit(1_000_000)),
-            &ContractState::new(),
-            &mut Fixed,
-        )
-        .result
-        .unwrap()
-        .output;
-    assert_eq!(&output[0..4], &4i32.to_le_bytes(), "eng-wasm reads 4 bytes");
-    assert_eq!(&output[4..8], b"null", "the JSON null that read_state! turns into None");
-    assert_eq!(&output[8..12], &(-1i32).to_le_bytes(), "enigma_state_len: missing");
-    assert_eq!(&output[12..16], &0i32.to_le_bytes(), "enigma_state_len: an empty value is set");
+        (i32.store (i32.const 208) (call $slen (i32.const 1) (i32.const 1)))
+        (call $ret (i32.const 200) (i32.const 12))"#,
+    );
+    let out = output(&sdk);
+    assert_eq!(&out[0..4], &0i32.to_le_bytes(), "the SDK's read of a missing key: nothing");
+    assert_eq!(&out[4..8], &(-1i32).to_le_bytes(), "enigma_state_len: missing");
+    assert_eq!(&out[8..12], &0i32.to_le_bytes(), "enigma_state_len: an empty value is set");
 }

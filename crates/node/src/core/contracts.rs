@@ -105,11 +105,21 @@ struct Line {
     /// A task that ran and calls Ethereum, whose receipt is not settled: the next task runs
     /// once the chain says whether it kept that task's state.
     barrier: Option<TaskId>,
+    /// The local copy was found off the chain while a preparation ran: that preparation may
+    /// have kept what the chain dropped, so it does not make the contract ready.
+    invalidated: bool,
 }
 
 impl Line {
     fn new() -> Self {
-        Self { phase: Phase::Idle, next: 0, queue: BTreeSet::new(), holder: None, barrier: None }
+        Self {
+            phase: Phase::Idle,
+            next: 0,
+            queue: BTreeSet::new(),
+            holder: None,
+            barrier: None,
+            invalidated: false,
+        }
     }
 
     fn idle(&self) -> bool {
@@ -221,6 +231,7 @@ impl Contracts {
                 }
                 _ => {
                     line.phase = Phase::Syncing { epoch: current };
+                    line.invalidated = false;
                     line.holder = Some(t.task);
                     return Step::Prepare { epoch: current };
                 }
@@ -242,9 +253,36 @@ impl Contracts {
                 line.holder = None;
             }
             if line.phase == (Phase::Syncing { epoch }) {
-                line.phase = if ok { Phase::Ready { epoch } } else { Phase::Idle };
+                line.phase =
+                    if ok && !line.invalidated { Phase::Ready { epoch } } else { Phase::Idle };
             }
         }
+    }
+
+    /// Task `t`, given [`Step::Run`], does not run after all (the epoch turned just then): it
+    /// lets go of the contract and stays in line.
+    pub fn release(&mut self, contract: ContractAddress, t: &Queued) {
+        if let Some(line) = self.lines.get_mut(&contract)
+            && line.holder == Some(t.task)
+        {
+            line.holder = None;
+        }
+    }
+
+    /// The task the contract's next task waits on (one that calls Ethereum), if any.
+    #[must_use]
+    pub fn barrier(&self, contract: &ContractAddress) -> Option<TaskId> {
+        self.lines.get(contract).and_then(|l| l.barrier)
+    }
+
+    /// Contracts being handed over.
+    #[must_use]
+    pub fn handing_over(&self) -> Vec<ContractAddress> {
+        self.lines
+            .iter()
+            .filter(|(_, l)| matches!(l.phase, Phase::HandingOver { .. }))
+            .map(|(c, _)| *c)
+            .collect()
     }
 
     /// Task `t` ran (its result is persisted): the next one may go — after its receipt is
@@ -314,6 +352,7 @@ impl Contracts {
             return false;
         }
         line.phase = Phase::Syncing { epoch };
+        line.invalidated = false;
         true
     }
 
@@ -322,7 +361,7 @@ impl Contracts {
         if let Some(line) = self.lines.get_mut(&contract)
             && line.phase == (Phase::Syncing { epoch })
         {
-            line.phase = if ok { Phase::Ready { epoch } } else { Phase::Idle };
+            line.phase = if ok && !line.invalidated { Phase::Ready { epoch } } else { Phase::Idle };
         }
     }
 
@@ -364,10 +403,20 @@ impl Contracts {
             return false;
         };
         line.barrier = None;
-        if !kept && matches!(line.phase, Phase::Ready { .. }) {
-            line.phase = Phase::Idle;
+        if !kept {
+            Self::invalidate(line);
         }
         true
+    }
+
+    /// The local copy is not the chain's any more: a ready contract is prepared again, and a
+    /// preparation under way does not make it ready.
+    fn invalidate(line: &mut Line) {
+        match line.phase {
+            Phase::Ready { .. } => line.phase = Phase::Idle,
+            Phase::Syncing { .. } => line.invalidated = true,
+            _ => {}
+        }
     }
 
     /// No receipt of `contract` is pending any more: a contract being handed over is done.
@@ -385,10 +434,8 @@ impl Contracts {
     /// The local copy of `contract` was found off the chain (receipts the chain would not take):
     /// its next task prepares it again.
     pub fn stale(&mut self, contract: &ContractAddress) {
-        if let Some(line) = self.lines.get_mut(contract)
-            && matches!(line.phase, Phase::Ready { .. })
-        {
-            line.phase = Phase::Idle;
+        if let Some(line) = self.lines.get_mut(contract) {
+            Self::invalidate(line);
         }
     }
 
@@ -582,6 +629,31 @@ mod tests {
         assert_eq!(restarted.step(C, t2, E1, true), Step::Wait(Waiting::Callback));
         assert!(restarted.receipt_settled(&t1.task, true));
         assert_eq!(restarted.step(C, t2, E1, true), Step::Prepare { epoch: E1 });
+    }
+
+    #[test]
+    fn a_copy_found_stale_during_a_preparation_is_not_made_ready_by_it() {
+        let mut m = Contracts::new(16);
+        let t = task(0);
+        m.arrive(C, t).unwrap();
+        assert_eq!(m.step(C, t, E1, false), Step::Prepare { epoch: E1 });
+        m.stale(&C);
+        m.prepared(C, &t, E1, true);
+        assert_eq!(m.phase(&C), Phase::Idle);
+        assert_eq!(m.step(C, t, E1, false), Step::Prepare { epoch: E1 }, "prepared again");
+        m.prepared(C, &t, E1, true);
+        assert_eq!(m.step(C, t, E1, false), Step::Run);
+        // A run given its turn just as the epoch turns lets go and stays in line.
+        m.release(C, &t);
+        assert!(!m.busy(&C));
+        assert_eq!(m.waiting(), 1);
+        // A contract handed over is listed until its receipts settle.
+        m.ran(C, &t, None, false);
+        m.epoch_turned(E2, |_| false);
+        assert_eq!(m.handing_over(), vec![C]);
+        m.receipts_settled(&C);
+        assert!(m.handing_over().is_empty());
+        assert!(m.lines.is_empty(), "nothing left of it");
     }
 
     #[test]
