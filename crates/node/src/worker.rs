@@ -1253,7 +1253,8 @@ impl Worker {
             return Ok(()); // it ran just now (a retry): its result is published
         }
         let Some(turn) = joined? else {
-            return Ok(()); // a retry of a task in line: the first arrival carries it
+            // A retry of a task in line: its outcome is the first arrival's.
+            return self.outcome_of_first(contract, task_id).await;
         };
         let current = turn.wait(epoch).await?;
         if self.store.result(&task_id)?.is_some() {
@@ -1317,6 +1318,26 @@ impl Worker {
         };
         tracing::info!(me = %self.signer, task = %task_id, epoch, current, status = ?result.status, gas = result.gas_used, "executed");
         Ok(())
+    }
+
+    /// Waits for the first arrival of a retried task to leave its contract's line: its result is
+    /// then stored, or it did not run (and the retry says so, as the first was told).
+    async fn outcome_of_first(&self, contract: ContractAddress, task: TaskId) -> Result<()> {
+        let mut changed = self.contracts_changed.subscribe();
+        loop {
+            changed.borrow_and_update();
+            if !self.contracts().holds(&contract, &task) {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), changed.changed()).await;
+        }
+        if self.store.result(&task)?.is_some() {
+            return Ok(());
+        }
+        Err(NodeError::Refused(format!(
+            "task {task} was not executed here: an earlier request for it was refused; its fee \
+             returns after the chain's timeout"
+        )))
     }
 
     async fn run_compute(&self, epoch: u64, mut task: ComputeTask) -> Result<TaskResult> {

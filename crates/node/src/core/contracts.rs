@@ -269,6 +269,14 @@ impl Contracts {
         }
     }
 
+    /// Whether task `task` of `contract` is in line or holds it.
+    #[must_use]
+    pub fn holds(&self, contract: &ContractAddress, task: &TaskId) -> bool {
+        self.lines
+            .get(contract)
+            .is_some_and(|l| l.holder == Some(*task) || l.queue.iter().any(|(_, t)| t == task))
+    }
+
     /// The task the contract's next task waits on (one that calls Ethereum), if any.
     #[must_use]
     pub fn barrier(&self, contract: &ContractAddress) -> Option<TaskId> {
@@ -548,9 +556,13 @@ mod tests {
         let t = task(0);
         ready(&mut m, t, E1);
         assert_eq!(m.arrive(C, t), Ok(Arrival::AlreadyHere));
+        assert!(m.holds(&C, &t.task));
         assert_eq!(m.step(C, t, E1, false), Step::Run);
         assert_eq!(m.arrive(C, t), Ok(Arrival::AlreadyHere), "and while it runs");
+        assert!(m.holds(&C, &t.task));
         assert_eq!(m.waiting(), 1);
+        m.ran(C, &t, None, false);
+        assert!(!m.holds(&C, &t.task), "the retry then looks for its result");
     }
 
     #[test]
