@@ -113,6 +113,10 @@ impl Turn<'_> {
                             && let Some(r) = w.chain.task(&task).await?
                             && r.status != enigma_chain::TaskStatus::Created
                         {
+                            // As their events would have: receipts the chain has settled go
+                            // first, so the preparation that follows drops a delta the chain did
+                            // not keep.
+                            w.forget_settled(&contract).await?;
                             w.settle_callback(
                                 &task,
                                 r.status == enigma_chain::TaskStatus::Verified,

@@ -1084,6 +1084,23 @@ impl Worker {
         Ok(())
     }
 
+    /// Forgets the pending receipts of `contract` that the chain has settled (verified, failed
+    /// or refunded), as their events would: for a decision that cannot wait for the watcher.
+    pub(crate) async fn forget_settled(&self, contract: &ContractAddress) -> Result<()> {
+        for (c, task, _) in self.store.pending_receipts()? {
+            if c == *contract
+                && self
+                    .chain
+                    .task(&task)
+                    .await?
+                    .is_some_and(|r| r.status != enigma_chain::TaskStatus::Created)
+            {
+                self.forget_receipt(&task).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn forget_receipt(&self, task: &TaskId) -> Result<()> {
         let mut q = self.receipts.lock().await;
         q.forget(task);

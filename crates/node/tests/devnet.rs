@@ -13,19 +13,29 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_devnet_starts_ready_and_says_where_everything_is() {
     let dir = tempfile::tempdir().unwrap();
-    let address_port = free_port();
-    let mut steps = Vec::new();
-    let devnet = start_devnet(
-        DevnetConfig {
-            workers: 3,
-            address_port: Some(address_port),
-            block_interval: Duration::from_millis(200),
-            ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
-        },
-        |step| steps.push(step.to_string()),
-    )
-    .await
-    .unwrap();
+    // The address pages take a port and the next; another test may take either between picking
+    // and binding them: pick again then.
+    let mut attempt = 0;
+    let (devnet, address_port, steps) = loop {
+        attempt += 1;
+        let address_port = free_port();
+        let mut steps = Vec::new();
+        let started = start_devnet(
+            DevnetConfig {
+                workers: 3,
+                address_port: Some(address_port),
+                block_interval: Duration::from_millis(200),
+                ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
+            },
+            |step| steps.push(step.to_string()),
+        )
+        .await;
+        match started {
+            Ok(devnet) => break (devnet, address_port, steps),
+            Err(e) if attempt < 5 && e.to_string().contains("in use") => continue,
+            Err(e) => panic!("the devnet did not start: {e}"),
+        }
+    };
     assert!(steps.iter().any(|s| s.contains("worker 3 of 3")), "{steps:?}");
     let s = &devnet.summary;
     assert_eq!(s.worker_signers.len(), 3);
