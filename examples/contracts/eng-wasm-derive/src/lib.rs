@@ -12,7 +12,7 @@
 //! for that Ethereum call through the bridge.
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as Tokens};
+use proc_macro2::TokenStream as Tokens;
 use quote::{format_ident, quote};
 use syn::{parse_macro_input, FnArg, ItemTrait, Pat, ReturnType, TraitItem, Type};
 
@@ -89,7 +89,6 @@ pub fn pub_interface(_attr: TokenStream, item: TokenStream) -> TokenStream {
             }
         });
     }
-    let _ = Span::call_site();
     quote! {
         #input
 
