@@ -4,6 +4,9 @@
 //! output, a result from a previous run of the same contract. The client refuses each before a
 //! dApp sees it, and the honest path through the same proxy still works.
 
+#[path = "support/common.rs"]
+mod common;
+
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex},
@@ -12,9 +15,8 @@ use std::{
 
 use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
-use enigma_client::{Client, ClientConfig, ClientError};
+use enigma_client::{Client, ClientError};
 use enigma_crypto::KeyPair;
-use enigma_node::{DevnetConfig, DevnetSummary, start_devnet};
 use enigma_p2p::messages::ResultView;
 use jsonrpsee::{
     RpcModule, SubscriptionMessage,
@@ -175,22 +177,6 @@ async fn hostile_gateway(upstream: &str) -> (String, Arc<Proxy>, jsonrpsee::serv
     (url, proxy, server.start(m))
 }
 
-fn config(s: &DevnetSummary, gateway: &str, i: usize) -> ClientConfig {
-    ClientConfig {
-        gateway_url: gateway.to_string(),
-        chain_url: s.chain_url.clone(),
-        enigma: s.deployment.enigma,
-        token: s.deployment.token,
-        account: KeyPair::from_slice(
-            &hex::decode(s.accounts[i].private_key.trim_start_matches("0x")).unwrap(),
-        )
-        .unwrap(),
-        gas_px: 1,
-        policy: enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()),
-        result_timeout: Duration::from_secs(20),
-    }
-}
-
 fn bad(result: Result<impl std::fmt::Debug, ClientError>, what: &str) -> String {
     match result {
         Err(ClientError::BadResult(why)) => why,
@@ -201,19 +187,11 @@ fn bad(result: Result<impl std::fmt::Debug, ClientError>, what: &str) -> String 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results_nor_fake_a_refusal() {
     let dir = tempfile::tempdir().unwrap();
-    let devnet = start_devnet(
-        DevnetConfig {
-            epoch_size: 10_000,
-            ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let devnet = common::devnet(dir.path()).await;
     let s = devnet.summary.clone();
     let (gateway, proxy, _server) = hostile_gateway(&s.gateway_url).await;
     let set = |t: Tamper| *proxy.tamper.lock().unwrap() = t;
-    let client = Client::connect(config(&s, &gateway, 0)).await.unwrap();
+    let client = Client::connect(common::config(&s, &gateway, 0)).await.unwrap();
     client.deposit(10_000 * 100_000_000).await.unwrap();
     let wasm = millionaires();
 
@@ -253,7 +231,7 @@ async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results_nor_fake_
         "workerEncryptionKey": forged_key.public_key().to_string(),
         "workerSig": signature.to_string(),
     })));
-    let fresh = Client::connect(config(&s, &gateway, 1)).await.unwrap();
+    let fresh = Client::connect(common::config(&s, &gateway, 1)).await.unwrap();
     fresh.deposit(1_000 * 100_000_000).await.unwrap();
     match fresh.compute(contract, "compute_richest()", &[], GAS).await {
         Err(ClientError::NotAttested { reason, .. }) => {

@@ -7,15 +7,17 @@
 //! contract), and the voting callback failing while the poll is open and succeeding once it
 //! has closed.
 
-use std::{path::PathBuf, time::Duration};
+#[path = "support/common.rs"]
+mod common;
+
+use std::path::PathBuf;
 
 use alloy::providers::Provider as _;
 use alloy_primitives::{Address as AlloyAddress, B256, U256};
 use alloy_sol_types::SolValue;
 use enigma_chain::{Chain, TaskStatus, bindings::VotingETH, deploy_voting};
-use enigma_client::{Client, ClientConfig, ClientError, TaskOutcome};
+use enigma_client::{Client, ClientError, TaskOutcome};
 use enigma_crypto::KeyPair;
-use enigma_node::{DevnetConfig, start_devnet};
 use enigma_types::ContractAddress;
 
 const GAS: u64 = 50_000_000;
@@ -63,34 +65,10 @@ fn sign(key: &KeyPair, fields: &[&[u8]]) -> Vec<u8> {
 async fn discoverys_example_contracts_run_unmodified_with_discoverys_integration_cases() {
     let wasm = discovery_wasm();
     let dir = tempfile::tempdir().unwrap();
-    let devnet = start_devnet(
-        DevnetConfig {
-            epoch_size: 10_000,
-            ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let devnet = common::devnet(dir.path()).await;
     let s = &devnet.summary;
-    let key = |i: usize| {
-        KeyPair::from_slice(
-            &hex::decode(s.accounts[i].private_key.trim_start_matches("0x")).unwrap(),
-        )
-        .unwrap()
-    };
-    let client = Client::connect(ClientConfig {
-        gateway_url: s.gateway_url.clone(),
-        chain_url: s.chain_url.clone(),
-        enigma: s.deployment.enigma,
-        token: s.deployment.token,
-        account: key(2),
-        gas_px: 1,
-        policy: enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()),
-        result_timeout: Duration::from_secs(30),
-    })
-    .await
-    .unwrap();
+    let key = |i: usize| common::account(s, i);
+    let client = Client::connect(common::config(s, &s.gateway_url, 2)).await.unwrap();
     client.deposit(100_000 * 100_000_000).await.unwrap();
     let uint = |v: &TaskOutcome| <(U256,)>::abi_decode_params(&v.output).unwrap().0;
 

@@ -789,8 +789,10 @@ fn outputs_and_deltas_are_padded_to_buckets() {
     assert_eq!(v.richest(14), AlloyAddress::repeat_byte(0x11));
 }
 
-#[test]
-fn a_run_past_the_hosts_time_budget_has_no_result_and_the_enclave_goes_on() {
+/// A network whose selected worker is about to deploy a module whose constructor never ends,
+/// with all the gas there is (only the wall clock stops it) and `budget_ms` to run: the net,
+/// the worker, the contract, the deploying user and the task.
+fn endless_deploy(budget_ms: u64) -> (Net, usize, ContractAddress, ClientTask, DeployTask) {
     let mut net = Net::new(&[100, 300]);
     let id = next_task(0);
     let contract = ContractAddress::from(id);
@@ -804,10 +806,16 @@ fn a_run_past_the_hosts_time_budget_has_no_result_and_the_enclave_goes_on() {
     net.provision_code(w, contract, code_hash(&endless)).unwrap();
     let key = net.workers[w].enclave.io_key(EPOCH).unwrap();
     let c = ClientTask::deploy(&key, net.workers[w].signer, id, "construct()", &[]);
-    // All the gas there is: only the wall clock stops it.
     let mut task = deploy_task(id, endless, &c);
     task.gas_limit = u64::MAX;
-    task.time_budget_ms = 200;
+    task.time_budget_ms = budget_ms;
+    (net, w, contract, c, task)
+}
+
+#[test]
+fn a_run_past_the_hosts_time_budget_has_no_result_and_the_enclave_goes_on() {
+    let (mut net, w, contract, c, task) = endless_deploy(200);
+    let id = task.task_id;
     let r = net.workers[w].enclave.deploy(task);
     match r {
         Err(EnclaveError::TimeBudgetExceeded { budget_ms: 200, gas_used }) => {
@@ -828,22 +836,7 @@ fn signing_and_keys_do_not_wait_behind_a_contract_run() {
     // A contract run holds the enclave's runtime for as long as its budget allows. Signing an
     // announcement, reading or rotating an IO key and fetching state keys must not wait for it:
     // a host whose worker runs one slow task still announces, enters epochs and commits.
-    let mut net = Net::new(&[100, 300]);
-    let id = next_task(0);
-    let contract = ContractAddress::from(id);
-    let w = net.selected(&contract);
-    let endless = wat::parse_str(
-        r#"(module (memory (export "memory") 1)
-             (func (export "deploy") (loop $l (br $l)))
-             (func (export "call")))"#,
-    )
-    .unwrap();
-    net.provision_code(w, contract, code_hash(&endless)).unwrap();
-    let key = net.workers[w].enclave.io_key(EPOCH).unwrap();
-    let c = ClientTask::deploy(&key, net.workers[w].signer, id, "construct()", &[]);
-    let mut task = deploy_task(id, endless, &c);
-    task.gas_limit = u64::MAX;
-    task.time_budget_ms = 5_000;
+    let (net, w, contract, _, task) = endless_deploy(5_000);
     let enclave = &net.workers[w].enclave;
     let run_ended = std::sync::atomic::AtomicBool::new(false);
     let started = std::sync::Barrier::new(2);

@@ -286,6 +286,23 @@ impl Deployed {
     }
 }
 
+/// Waits until each task's receipt is on chain and asserts it verified.
+async fn verified(chain: &Chain, ids: &[enigma_types::TaskId]) {
+    for id in ids {
+        let status = eventually("the receipt on chain", || async {
+            chain
+                .task(id)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.status)
+                .filter(|s| *s != TaskStatus::Created)
+        })
+        .await;
+        assert_eq!(status, TaskStatus::Verified, "task {id}");
+    }
+}
+
 /// The task's result at the gateway, once it is there.
 async fn result_at(
     http: &jsonrpsee::http_client::HttpClient,
@@ -378,19 +395,7 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
     assert_eq!(richest, AlloyAddress::repeat_byte(2));
 
     // The receipts land on chain (batched) and settle the fees.
-    for id in &ids {
-        let status = eventually("the receipt on chain", || async {
-            net.chain
-                .task(id)
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.status)
-                .filter(|s| *s != TaskStatus::Created)
-        })
-        .await;
-        assert_eq!(status, TaskStatus::Verified);
-    }
+    verified(&net.chain, &ids).await;
     let worker = net.chain.worker_by_signer(selected).await.unwrap().unwrap();
     assert!(worker.balance > worker.weight, "the worker earned fees beyond its stake");
 }
@@ -440,19 +445,7 @@ async fn a_contracts_tasks_run_in_record_order_and_one_sent_after_a_later_ran_is
 
     // The chain takes the receipts in the order they ran; the skipped task stays open (its fee
     // returns after the timeout).
-    for id in [first.id, second.id, later.id] {
-        let status = eventually("the receipt on chain", || async {
-            net.chain
-                .task(&id)
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.status)
-                .filter(|s| *s != TaskStatus::Created)
-        })
-        .await;
-        assert_eq!(status, TaskStatus::Verified);
-    }
+    verified(&net.chain, &[first.id, second.id, later.id]).await;
     assert_eq!(net.chain.task(&skipped.id).await.unwrap().unwrap().status, TaskStatus::Created);
 }
 
