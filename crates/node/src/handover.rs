@@ -23,6 +23,8 @@ const CONTRACT_PAGE: u64 = 500;
 const MAX_PREPARATIONS: u32 = 3;
 /// How long a task waits for the receipt of a task before it that calls Ethereum.
 const CALLBACK_WAIT: Duration = Duration::from_secs(120);
+/// How often a task waiting on a receipt of a task that calls Ethereum asks the chain for it.
+const CALLBACK_ASK_EVERY: Duration = Duration::from_secs(1);
 /// How often a waiting task reads the chain's receipt count of its contract.
 const CHAIN_SEQ_EVERY: Duration = Duration::from_millis(500);
 
@@ -47,6 +49,7 @@ impl Turn<'_> {
         let mut chain_seq: Option<(u64, tokio::time::Instant)> = None;
         let mut preparations = 0;
         let mut callback_since: Option<tokio::time::Instant> = None;
+        let mut last_asked: Option<tokio::time::Instant> = None;
         loop {
             changed.borrow_and_update();
             let current = w.current_epoch().await.unwrap_or(epoch);
@@ -107,8 +110,14 @@ impl Turn<'_> {
                                  Ethereum to land on chain; retry shortly"
                             )));
                         }
-                        // The chain's word settles it too, whatever events were missed.
-                        let barrier = w.contracts().barrier(&contract);
+                        // The chain's word settles it too, whatever events were missed: asked
+                        // now and then (the watcher's event usually comes first), not by every
+                        // waiting task at every look.
+                        let ask = last_asked.is_none_or(|at| at.elapsed() >= CALLBACK_ASK_EVERY);
+                        let barrier = w.contracts().barrier(&contract).filter(|_| ask);
+                        if barrier.is_some() {
+                            last_asked = Some(tokio::time::Instant::now());
+                        }
                         if let Some(task) = barrier
                             && let Some(r) = w.chain.task(&task).await?
                             && r.status != enigma_chain::TaskStatus::Created
