@@ -215,6 +215,8 @@ pub(crate) struct Worker {
     /// The enclave, called from blocking threads (a contract run must not stall the runtime).
     /// Calls may overlap: signing and key calls do not wait behind a contract run.
     enclave: Arc<EnclaveProxy<SimulationBackend>>,
+    /// Contract runs (deploy, compute) in the enclave, one at a time, first come first served.
+    runs: Mutex<()>,
     pub(crate) store: Store,
     pub(crate) chain: Chain,
     pub(crate) epochs: RwLock<EpochCache>,
@@ -514,6 +516,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         signer,
         peer_id: p2p.peer_id(),
         enclave: Arc::new(enclave),
+        runs: Mutex::new(()),
         store,
         chain,
         epochs: RwLock::new(epochs),
@@ -1456,13 +1459,17 @@ impl Worker {
         + 'static,
     ) -> Result<T> {
         let call = Arc::new(call);
+        // Runs wait for their turn here, in arrival order, rather than as blocked threads on
+        // the enclave's runtime lock (which wakes them in no order).
         let first = {
+            let _turn = self.runs.lock().await;
             let call = call.clone();
             self.in_enclave(move |e| call(e)).await?
         };
         match first {
             Err(EnclaveError::NoStateKey { contract, code_hash }) => {
                 self.fetch_state_key(epoch, ContractKeyId { contract, code_hash }).await?;
+                let _turn = self.runs.lock().await;
                 Ok(self.in_enclave(move |e| call(e)).await??)
             }
             other => Ok(other?),
