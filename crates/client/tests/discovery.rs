@@ -62,7 +62,7 @@ fn sign(key: &KeyPair, fields: &[&[u8]]) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn discoverys_example_contracts_run_unmodified_with_discoverys_integration_cases() {
+async fn discoverys_example_contracts_pass_discoverys_integration_cases() {
     let wasm = discovery_wasm();
     let dir = tempfile::tempdir().unwrap();
     let devnet = common::devnet(dir.path()).await;

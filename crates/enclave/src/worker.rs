@@ -824,10 +824,7 @@ impl WorkerState {
                 &mut rng,
                 &mut TimeBudget::new(t.time_budget_ms),
             )
-            .map_err(|stopped| EnclaveError::TimeBudgetExceeded {
-                budget_ms: t.time_budget_ms,
-                gas_used: stopped.gas_used.0,
-            })?;
+            .map_err(|stopped| out_of_time(t.time_budget_ms, &stopped))?;
         let success = match outcome.result {
             Ok(success) => success,
             Err(error) => return fail(outcome.gas_used.0, &error.to_string()),
@@ -959,10 +956,7 @@ impl WorkerState {
                 &mut rng,
                 &mut TimeBudget::new(t.time_budget_ms),
             )
-            .map_err(|stopped| EnclaveError::TimeBudgetExceeded {
-                budget_ms: t.time_budget_ms,
-                gas_used: stopped.gas_used.0,
-            })?;
+            .map_err(|stopped| out_of_time(t.time_budget_ms, &stopped))?;
         let success = match outcome.result {
             Ok(success) => success,
             Err(error) => return fail(outcome.gas_used.0, &error.to_string()),
@@ -1107,6 +1101,11 @@ impl WorkerState {
             &entries,
         )))
     }
+}
+
+/// A run the host's time budget stopped: no result, and the gas it had used.
+fn out_of_time(budget_ms: u64, stopped: &enigma_runtime::Interrupted) -> EnclaveError {
+    EnclaveError::TimeBudgetExceeded { budget_ms, gas_used: stopped.gas_used.0 }
 }
 
 fn eth_ref(call: Option<&EthCall>) -> EthCallRef<'_> {

@@ -15,9 +15,11 @@ use std::{collections::HashSet, path::PathBuf, sync::OnceLock, time::Duration};
 use alloy::providers::Provider as _;
 use alloy_primitives::U256;
 use alloy_sol_types::SolValue;
-use enigma_chain::{Chain, DeployConfig, TaskStatus, deploy, provider, spawn_anvil};
+use enigma_chain::{Chain, TaskStatus};
 use enigma_client::{Client, ClientConfig, ClientError};
 use enigma_crypto::KeyPair;
+#[path = "support/common.rs"]
+mod common;
 mod support;
 
 use enigma_node::*;
@@ -101,59 +103,26 @@ impl Reference {
 }
 
 struct Net {
-    anvil: alloy::node_bindings::AnvilInstance,
-    url: String,
-    chain: Chain,
+    /// The chain, the attestation service, the KM's data directory.
+    base: common::ChainBase,
     enigma: enigma_types::Address,
     token: enigma_types::Address,
     km: Option<KmNode>,
-    km_dir: tempfile::TempDir,
     km_addr: std::net::SocketAddr,
-    attestation: AttestationService,
     workers: Vec<Option<WorkerNode>>,
     dirs: Vec<tempfile::TempDir>,
 }
 
 impl Net {
     async fn start() -> Self {
-        let anvil = spawn_anvil().unwrap();
-        let url = anvil.endpoint_url().to_string();
-        let deployer = key(&anvil, 0);
-        let km_dir = tempfile::tempdir().unwrap();
-        // The test plays Intel: it holds the authority's key and runs the attestation service.
-        let attestation =
-            serve_devnet_attestation("127.0.0.1:0".parse().unwrap(), KeyPair::generate().unwrap())
-                .await
-                .unwrap();
-        let principal = prepare_km(km_dir.path(), key(&anvil, 9).address(), attestation.authority)
-            .unwrap()
-            .signer;
-        let p = provider(&url, Some(&deployer)).unwrap();
-        let d = deploy(
-            &p,
-            &DeployConfig {
-                epoch_size: EPOCH_BLOCKS,
-                timeout_blocks: TIMEOUT_BLOCKS,
-                principal,
-                group_size: 1,
-                simulation: Some(devnet_simulation_policy(attestation.authority)),
-                ias: None,
-                task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
-            },
-        )
-        .await
-        .unwrap();
-        let chain = Chain::new(p, d.enigma, d.token, Some(deployer.address()));
+        let base = common::chain_base(EPOCH_BLOCKS, TIMEOUT_BLOCKS).await;
+        let d = base.deployment;
         let mut net = Self {
-            anvil,
-            url,
-            chain,
-            enigma: d.enigma,
-            token: d.token,
             km: None,
             km_addr: "127.0.0.1:0".parse().unwrap(),
-            km_dir,
-            attestation,
+            enigma: d.enigma,
+            token: d.token,
+            base,
             workers: Vec::new(),
             dirs: Vec::new(),
         };
@@ -166,19 +135,7 @@ impl Net {
     }
 
     async fn start_km(&mut self) {
-        let km = start_km(KmConfig {
-            data_dir: self.km_dir.path().to_path_buf(),
-            chain_url: self.url.clone(),
-            enigma: self.enigma,
-            token: self.token,
-            operator: key(&self.anvil, 9),
-            rpc_listen: self.km_addr,
-            poll_interval: Duration::from_millis(100),
-            attestation_url: Some(self.attestation.url.clone()),
-            simulation_authority: self.attestation.authority,
-        })
-        .await
-        .unwrap();
+        let km = common::start_base_km(&self.base, self.km_addr, Duration::from_millis(100)).await;
         self.km_addr = km.rpc_addr;
         self.km = Some(km);
     }
@@ -186,14 +143,14 @@ impl Net {
     fn worker_config(&self, i: usize, stake: u128) -> WorkerConfig {
         let mut config = WorkerConfig::devnet(
             self.dirs[i].path().to_path_buf(),
-            self.url.clone(),
+            self.base.url.clone(),
             self.enigma,
             self.token,
-            key(&self.anvil, 1 + i),
+            key(&self.base.anvil, 1 + i),
             format!("http://{}", self.km_addr),
         );
-        config.attestation_url = Some(self.attestation.url.clone());
-        config.simulation_authority = self.attestation.authority;
+        config.attestation_url = Some(self.base.attestation.url.clone());
+        config.simulation_authority = self.base.attestation.authority;
         config.stake = Some(stake);
         config.batch_size = 8;
         config.batch_wait = Duration::from_millis(1_500);
@@ -206,7 +163,11 @@ impl Net {
     }
 
     async fn add_worker(&mut self, i: usize, stake: u128) {
-        self.chain.transfer_token(key(&self.anvil, 1 + i).address(), 10 * stake).await.unwrap();
+        self.base
+            .chain
+            .transfer_token(key(&self.base.anvil, 1 + i).address(), 10 * stake)
+            .await
+            .unwrap();
         self.dirs.push(tempfile::tempdir().unwrap());
         let node = start_worker(self.worker_config(i, stake)).await.unwrap();
         self.workers.push(Some(node));
@@ -214,11 +175,12 @@ impl Net {
 
     /// Mines up to the next epoch and waits until the KM has started one with `workers` workers.
     async fn next_epoch_with(&self, workers: usize) -> u64 {
-        let before = self.chain.epoch_count().await.unwrap();
-        let next = self.chain.next_epoch_block().await.unwrap();
-        let now = self.chain.block_number().await.unwrap();
+        let before = self.base.chain.epoch_count().await.unwrap();
+        let next = self.base.chain.next_epoch_block().await.unwrap();
+        let now = self.base.chain.block_number().await.unwrap();
         if next > now {
             let _: serde_json::Value = self
+                .base
                 .chain
                 .provider()
                 .raw_request("anvil_mine".into(), (next - now,))
@@ -226,7 +188,7 @@ impl Net {
                 .unwrap();
         }
         for _ in 0..300 {
-            if let Ok(Some(e)) = self.chain.current_epoch().await
+            if let Ok(Some(e)) = self.base.chain.current_epoch().await
                 && e.nonce >= before
                 && e.workers.len() == workers
             {
@@ -250,12 +212,12 @@ impl Net {
     async fn client(&self, user: &KeyPair, gateway: String) -> Client {
         Client::connect(ClientConfig {
             gateway_url: gateway,
-            chain_url: self.url.clone(),
+            chain_url: self.base.url.clone(),
             enigma: self.enigma,
             token: self.token,
             account: KeyPair::from_bytes(&user.secret_bytes()).unwrap(),
             gas_px: 1,
-            policy: devnet_policy(self.attestation.authority),
+            policy: devnet_policy(self.base.attestation.authority),
             result_timeout: Duration::from_secs(30),
         })
         .await
@@ -291,7 +253,7 @@ impl Net {
 
     /// Waits until every running worker holds all of `contract`'s deltas on chain.
     async fn replicated(&self, contract: ContractAddress) {
-        let count = self.chain.secret_contract(&contract).await.unwrap().unwrap().delta_count;
+        let count = self.base.chain.secret_contract(&contract).await.unwrap().unwrap().delta_count;
         for i in 0..self.workers.len() {
             for attempt in 0.. {
                 assert!(attempt < 200, "worker {i} never replicated the contract");
@@ -321,7 +283,7 @@ impl Net {
     }
 
     async fn holder(&self, contract: &ContractAddress) -> SignerAddress {
-        let epoch = self.chain.current_epoch().await.unwrap().unwrap();
+        let epoch = self.base.chain.current_epoch().await.unwrap().unwrap();
         enigma_types::selection::select_worker(&epoch.seed, contract, &epoch.workers, &epoch.stakes)
             .unwrap()
     }
@@ -422,8 +384,8 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
         .with_test_writer()
         .try_init();
     let mut net = Net::start().await;
-    let user = key(&net.anvil, 8);
-    net.chain.transfer_token(user.address(), 10_000 * ENG).await.unwrap();
+    let user = key(&net.base.anvil, 8);
+    net.base.chain.transfer_token(user.address(), 10_000 * ENG).await.unwrap();
     let client = net.client(&user, net.gateway(None)).await;
     client.deposit(5_000 * ENG).await.unwrap();
     let deployed = client.deploy(&ledger(), "construct()", &[], GAS).await.unwrap();
@@ -440,7 +402,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     // 1. Tasks through several epochs until the contract has moved between workers.
     while seen.total() < 220 || seen.workers.len() < 2 {
         assert!(seen.total() < 400, "the contract never moved to another worker");
-        let epoch = net.chain.current_epoch().await.unwrap().unwrap().first_block;
+        let epoch = net.base.chain.current_epoch().await.unwrap().unwrap().first_block;
         seen.epochs.insert(epoch);
         seen.record(&client, &mut reference, contract, next_amount()).await;
     }
@@ -458,7 +420,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     net.workers[holder].take().unwrap().stop().await;
     let mut open_at_kill = 0;
     for id in &seen.verified[before_kill..] {
-        if net.chain.task(id).await.unwrap().unwrap().status == TaskStatus::Created {
+        if net.base.chain.task(id).await.unwrap().unwrap().status == TaskStatus::Created {
             open_at_kill += 1;
         }
     }
@@ -470,12 +432,12 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     let config = net.worker_config(holder, 1_000 * ENG);
     net.workers[holder] = Some(start_worker(config).await.unwrap());
     // The restarted worker commits what it had pending, and serves from its store.
-    settled(&net.chain, &seen.verified[before_kill..]).await;
+    settled(&net.base.chain, &seen.verified[before_kill..]).await;
     for _ in 0..3 {
         seen.record(&client, &mut reference, contract, next_amount()).await;
     }
     assert_eq!(
-        net.chain.current_epoch().await.unwrap().unwrap().first_block,
+        net.base.chain.current_epoch().await.unwrap().unwrap().first_block,
         epoch_at_kill,
         "the kill and restart happened within one epoch"
     );
@@ -489,7 +451,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     net.next_epoch_with(3).await;
     // Every deployed delta is replicated before the holder goes down with more.
     let everything: Vec<TaskId> = seen.verified.iter().chain(&seen.failed).copied().collect();
-    settled(&net.chain, &everything).await;
+    settled(&net.base.chain, &everything).await;
     net.replicated(contract).await;
     let dead_signer = net.holder(&contract).await;
     let holder = net.index_of(dead_signer).unwrap();
@@ -509,7 +471,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     net.workers[holder].take().unwrap().stop().await;
     let mut lost = Vec::new();
     for id in &seen.verified[before_kill..] {
-        if net.chain.task(id).await.unwrap().unwrap().status == TaskStatus::Created {
+        if net.base.chain.task(id).await.unwrap().unwrap().status == TaskStatus::Created {
             lost.push(*id);
         }
     }
@@ -528,7 +490,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
         seen.record(&client, &mut reference, contract, next_amount()).await;
     }
     assert!(seen.verified.len() > before_takeover, "the next holder took over from the chain");
-    settled(&net.chain, &seen.verified[before_takeover..]).await;
+    settled(&net.base.chain, &seen.verified[before_takeover..]).await;
     let config = net.worker_config(dead, 1_000 * ENG);
     net.workers[dead] = Some(start_worker(config).await.unwrap());
     // When the contract comes back to it, it answers from a copy equal to the chain's.
@@ -598,9 +560,9 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     //    tampered is caught: a fresh node syncing from it and an honest worker gets every delta
     //    right, and the tamperer is penalized.
     let everything: Vec<TaskId> = seen.verified.iter().chain(&seen.failed).copied().collect();
-    settled(&net.chain, &everything).await;
+    settled(&net.base.chain, &everything).await;
     net.replicated(contract).await;
-    let chain = std::sync::Arc::new(net.chain.clone());
+    let chain = std::sync::Arc::new(net.base.chain.clone());
     let honest: Vec<_> = net.workers.iter().flatten().map(|w| w.peer_id).collect();
     let bootstrap: Vec<_> =
         net.workers.iter().flatten().flat_map(|w| w.p2p_addrs.clone()).collect();
@@ -611,7 +573,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
         sync::sync_contract(&copier, &copy, &*chain, &sync::Verified::default(), contract, &honest)
             .await
             .unwrap();
-    let on_chain = net.chain.secret_contract(&contract).await.unwrap().unwrap();
+    let on_chain = net.base.chain.secret_contract(&contract).await.unwrap().unwrap();
     assert_eq!(
         copied.next_index, on_chain.delta_count,
         "a plain copy from the workers is complete"
@@ -631,7 +593,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
             .unwrap();
     assert_eq!(report.rejected, vec![tamperer]);
     assert_eq!(report.next_index, on_chain.delta_count);
-    let hashes = net.chain.delta_hashes(&contract, 0, on_chain.delta_count).await.unwrap();
+    let hashes = net.base.chain.delta_hashes(&contract, 0, on_chain.delta_count).await.unwrap();
     let stored = fresh.deltas(&contract, 0, on_chain.delta_count, usize::MAX).unwrap();
     assert_eq!(stored.len() as u64, on_chain.delta_count);
     for ((i, d), h) in stored.iter().zip(&hashes) {
@@ -642,15 +604,20 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     // 8. Everything settles: receipts land, and after the timeout unexecuted tasks are refunded.
     let mut finished: Vec<TaskId> = seen.verified.clone();
     finished.extend(&seen.failed);
-    settled(&net.chain, &finished).await;
-    let _: serde_json::Value =
-        net.chain.provider().raw_request("anvil_mine".into(), (TIMEOUT_BLOCKS + 1,)).await.unwrap();
+    settled(&net.base.chain, &finished).await;
+    let _: serde_json::Value = net
+        .base
+        .chain
+        .provider()
+        .raw_request("anvil_mine".into(), (TIMEOUT_BLOCKS + 1,))
+        .await
+        .unwrap();
     for id in &seen.unexecuted {
-        net.chain.return_fees(*id).await.unwrap();
+        net.base.chain.return_fees(*id).await.unwrap();
     }
     let (mut verified, mut failed, mut refunded) = (0, 0, 0);
     for id in seen.verified.iter().chain(&seen.failed).chain(&seen.unexecuted) {
-        match net.chain.task(id).await.unwrap().unwrap().status {
+        match net.base.chain.task(id).await.unwrap().unwrap().status {
             TaskStatus::Verified => verified += 1,
             TaskStatus::Failed => failed += 1,
             TaskStatus::FailedReturn => refunded += 1,
@@ -663,7 +630,7 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
         "the chain agrees with what every task's sender saw"
     );
     // Every successful record appended one delta after the deployment's.
-    let on_chain = net.chain.secret_contract(&contract).await.unwrap().unwrap();
+    let on_chain = net.base.chain.secret_contract(&contract).await.unwrap().unwrap();
     assert_eq!(on_chain.delta_count, 1 + seen.verified.len() as u64);
     assert_eq!(on_chain.delta_count, reference.state.next_index());
     eprintln!(

@@ -46,7 +46,8 @@ struct Net {
 async fn network() -> Net {
     // Long epochs: the test's own transactions must not start a new epoch (a new IO key) between
     // fetching a worker's key and recording the task.
-    let Base { anvil, url, chain, deployment: d, attestation, km, km_dir } = base(1_000, 200).await;
+    let Base { base: ChainBase { anvil, url, chain, deployment: d, attestation, km_dir }, km } =
+        base(1_000, 200).await;
     let mut dirs = vec![km_dir];
     let mut workers: Vec<WorkerNode> = Vec::new();
     for i in 0..3 {

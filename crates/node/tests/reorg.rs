@@ -30,8 +30,10 @@ const GAS: u64 = 50_000_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reorged_receipt_is_committed_again_once_and_a_task_waiting_for_depth_is_answered_at_once()
  {
-    let Base { anvil, url, chain, deployment: d, attestation, km: _km, km_dir: _km_dir } =
-        base(1_000, 5_000).await;
+    let Base {
+        base: ChainBase { anvil, url, chain, deployment: d, attestation, km_dir: _km_dir },
+        km: _km,
+    } = base(1_000, 5_000).await;
     // Blocks keep coming (a chain that is not a devnet's), except while the test holds them.
     let mining = Arc::new(AtomicBool::new(true));
     let miner = {

@@ -45,23 +45,21 @@ pub(crate) async fn eventually<T, F: Future<Output = Option<T>>>(
     panic!("timed out waiting for {what}");
 }
 
-/// A chain with the contracts deployed, the test's simulation attestation service (the test
-/// plays Intel: it holds the authority's key) and a running key manager — what a network of
-/// workers joins.
-pub(crate) struct Base {
+/// A chain with the contracts deployed and the test's simulation attestation service (the test
+/// plays Intel: it holds the authority's key); the key manager prepared in `km_dir`, not started.
+pub(crate) struct ChainBase {
     pub(crate) anvil: alloy::node_bindings::AnvilInstance,
     pub(crate) url: String,
     /// The chain as the deployer (anvil's account 0), who holds the ENG.
     pub(crate) chain: enigma_chain::Chain,
     pub(crate) deployment: enigma_chain::Deployment,
     pub(crate) attestation: enigma_node::AttestationService,
-    pub(crate) km: enigma_node::KmNode,
     pub(crate) km_dir: tempfile::TempDir,
 }
 
-/// Starts a [`Base`] with epochs of `epoch_size` blocks and tasks refundable after
-/// `timeout_blocks`; one worker per contract.
-pub(crate) async fn base(epoch_size: u64, timeout_blocks: u64) -> Base {
+/// Starts a [`ChainBase`] with epochs of `epoch_size` blocks and tasks refundable after
+/// `timeout_blocks`; one worker per contract; the KM's operator is anvil's account 9.
+pub(crate) async fn chain_base(epoch_size: u64, timeout_blocks: u64) -> ChainBase {
     use enigma_node::*;
     let anvil = enigma_chain::spawn_anvil().unwrap();
     let url = anvil.endpoint_url().to_string();
@@ -90,18 +88,41 @@ pub(crate) async fn base(epoch_size: u64, timeout_blocks: u64) -> Base {
     .unwrap();
     let chain =
         enigma_chain::Chain::new(p, deployment.enigma, deployment.token, Some(deployer.address()));
-    let km = start_km(KmConfig {
-        data_dir: km_dir.path().to_path_buf(),
-        chain_url: url.clone(),
-        enigma: deployment.enigma,
-        token: deployment.token,
-        operator: key(&anvil, 9),
-        rpc_listen: "127.0.0.1:0".parse().unwrap(),
-        poll_interval: Duration::from_millis(200),
-        attestation_url: Some(attestation.url.clone()),
-        simulation_authority: attestation.authority,
+    ChainBase { anvil, url, chain, deployment, attestation, km_dir }
+}
+
+/// The key manager of `base`, started (its RPC on `rpc_listen`, following the chain every
+/// `poll_interval`).
+pub(crate) async fn start_base_km(
+    base: &ChainBase,
+    rpc_listen: std::net::SocketAddr,
+    poll_interval: Duration,
+) -> enigma_node::KmNode {
+    enigma_node::start_km(enigma_node::KmConfig {
+        data_dir: base.km_dir.path().to_path_buf(),
+        chain_url: base.url.clone(),
+        enigma: base.deployment.enigma,
+        token: base.deployment.token,
+        operator: key(&base.anvil, 9),
+        rpc_listen,
+        poll_interval,
+        attestation_url: Some(base.attestation.url.clone()),
+        simulation_authority: base.attestation.authority,
     })
     .await
-    .unwrap();
-    Base { anvil, url, chain, deployment, attestation, km, km_dir }
+    .unwrap()
+}
+
+/// A [`ChainBase`] and its key manager, running — what a network of workers joins.
+pub(crate) struct Base {
+    pub(crate) base: ChainBase,
+    pub(crate) km: enigma_node::KmNode,
+}
+
+/// Starts a [`Base`] with epochs of `epoch_size` blocks and tasks refundable after
+/// `timeout_blocks`; one worker per contract.
+pub(crate) async fn base(epoch_size: u64, timeout_blocks: u64) -> Base {
+    let base = chain_base(epoch_size, timeout_blocks).await;
+    let km = start_base_km(&base, "127.0.0.1:0".parse().unwrap(), Duration::from_millis(200)).await;
+    Base { base, km }
 }

@@ -1,7 +1,7 @@
 //! A reproduction of Enigma Discovery's `eng-wasm` crate: the same public contract API over the
-//! same host calls and conventions, so that Discovery's example contracts build against it
-//! with their sources unchanged in substance, and the modules they produce exercise this
-//! network's host exactly as Discovery-built modules do.
+//! same host calls and conventions, so that contracts written for Discovery build against it
+//! as they are, and the modules they produce exercise this network's host as Discovery-built
+//! modules do (no compiled Discovery module is in this repository to run instead).
 //!
 //! The conventions it keeps (from Discovery's `eng-wasm` and `enigma-runtime-t`):
 //! - state values are JSON (`serde_json`); a key that is not set reads as the JSON `null`
