@@ -34,32 +34,41 @@ library Digests {
         );
     }
 
+    /// The fields of a compute-success digest before the gas values.
+    struct ComputeHead {
+        bytes32 taskId;
+        bytes32 scAddr;
+        bytes32 codeHash;
+        bytes32 inputsHash;
+        uint64 deltaCount;
+        bytes32 prevDeltaHash;
+        bytes32 deltaHash;
+        bytes32 outputHash;
+    }
+
     /// Compute success: taskId, scAddr, codeHash, inputsHash, u64(deltaCount), prevDeltaHash,
-    /// deltaHash, outputHash, u64(gasLimit), u64(gasUsed), ethPayload, ethAddress(20), 0x01.
-    /// `deltaCount` is the number of deltas before the task (prevDeltaHash is the last of them).
+    /// deltaHash, outputHash, u64(gasLimit), u64(gasUsed), ethPayload, ethAddress(20),
+    /// u256(value), payouts, 0x01. `deltaCount` is the number of deltas before the task
+    /// (prevDeltaHash is the last of them); `value` is what the task record escrowed and
+    /// `payouts` the packed transfers (recipient(20) ‖ uint128 amount(16) each) the task made.
     function computeSuccess(
-        bytes32 taskId,
-        bytes32 scAddr,
-        bytes32 codeHash,
-        bytes32 inputsHash,
-        uint64 deltaCount,
-        bytes32 prevDeltaHash,
-        bytes32 deltaHash,
-        bytes32 outputHash,
+        ComputeHead memory h,
         uint64 gasLimit,
         uint64 gasUsed,
         bytes calldata ethPayload,
-        address ethAddress
+        address ethAddress,
+        uint256 value,
+        bytes calldata payouts
     ) internal pure returns (bytes32) {
         bytes memory head = abi.encodePacked(
-            uint64(32), taskId,
-            uint64(32), scAddr,
-            uint64(32), codeHash,
-            uint64(32), inputsHash,
-            uint64(8), deltaCount,
-            uint64(32), prevDeltaHash,
-            uint64(32), deltaHash,
-            uint64(32), outputHash
+            uint64(32), h.taskId,
+            uint64(32), h.scAddr,
+            uint64(32), h.codeHash,
+            uint64(32), h.inputsHash,
+            uint64(8), h.deltaCount,
+            uint64(32), h.prevDeltaHash,
+            uint64(32), h.deltaHash,
+            uint64(32), h.outputHash
         );
         return keccak256(
             abi.encodePacked(
@@ -68,6 +77,8 @@ library Digests {
                 uint64(8), gasUsed,
                 uint64(ethPayload.length), ethPayload,
                 uint64(20), ethAddress,
+                uint64(32), value,
+                uint64(payouts.length), payouts,
                 uint64(1), uint8(1)
             )
         );
@@ -158,22 +169,34 @@ library Digests {
 
     // -------------------------------------------------------------------------------------------
     // Receipt batch: scAddr, codeHash, u64 deltaCount, prevDeltaHash, list(taskId),
-    // list(inputsHash), list(deltaHash), list(outputHash), list(u64 gasLimit), list(u64 gasUsed),
-    // list(status byte).
+    // list(inputsHash), list(deltaHash), list(outputHash), list(u256 value), list(payoutsHash),
+    // list(u64 gasLimit), list(u64 gasUsed), list(status byte), where payoutsHash is the
+    // keccak256 of an entry's packed payouts.
     //
     // The message is laid out once for n entries and filled entry by entry, so the receipt loop
     // reads each task record once. Byte offsets for n entries:
     //   0 scAddr (8+32), 40 codeHash (8+32), 80 deltaCount (8+8), 96 prevDeltaHash (8+32),
-    //   T = 136           taskIds: count(8), entry i at T + 8 + 40 i
-    //   I = T + 8 + 40 n  inputs:  same shape
-    //   D = I + 8 + 40 n  deltas:  same shape
-    //   O = D + 8 + 40 n  outputs: same shape
-    //   L = O + 8 + 40 n  gasLimit: count(8), entry i at L + 8 + 16 i
-    //   U = L + 8 + 16 n  gasUsed:  same shape
-    //   S = U + 8 + 16 n  status:   count(8), entry i at S + 8 + 9 i
-    //   total = S + 8 + 9 n = 192 + 201 n
+    //   136 + k (8 + 40 n)   list k of 32-byte values (k = 0..5: taskIds, inputs, deltas,
+    //                        outputs, values, payout hashes): count(8), entry i at +8 + 40 i
+    //   G = 184 + 240 n      gasLimit: count(8), entry i at G + 8 + 16 i
+    //   G + 8 + 16 n         gasUsed:  same shape
+    //   S = G + 16 + 32 n    status:   count(8), entry i at S + 8 + 9 i
+    //   total = S + 8 + 9 n = 208 + 281 n
     // Entries are written with masked stores that touch only their own bytes, so the order in
     // which entries are filled does not matter.
+
+    /// One entry of a batch message.
+    struct BatchEntry {
+        bytes32 taskId;
+        bytes32 inputsHash;
+        bytes32 deltaHash;
+        bytes32 outputHash;
+        uint256 value;
+        bytes32 payoutsHash;
+        uint64 gasLimit;
+        uint64 gasUsed;
+        uint8 status;
+    }
 
     /// A zeroed batch message for `n` entries with its fixed fields and list counts written.
     function newBatch(
@@ -184,7 +207,7 @@ library Digests {
         bytes32 prevDeltaHash
     ) internal pure returns (bytes memory buf) {
         // 32 bytes of slack past the message so whole-word stores never leave the allocation.
-        buf = new bytes(192 + 201 * n + 32);
+        buf = new bytes(208 + 281 * n + 32);
         assembly ("memory-safe") {
             mstore(buf, sub(mload(buf), 32))
             let p := add(buf, 0x20)
@@ -198,55 +221,40 @@ library Digests {
             let count := shl(192, n)
             let mask := shr(64, not(0))
             let at := add(p, 136)
-            for { let k := 0 } lt(k, 7) { k := add(k, 1) } {
+            for { let k := 0 } lt(k, 9) { k := add(k, 1) } {
                 mstore(at, or(and(mload(at), mask), count))
                 let width := 40
-                if gt(k, 3) { width := 16 }
+                if gt(k, 5) { width := 16 }
                 at := add(at, add(8, mul(width, n)))
             }
         }
     }
 
     /// Writes entry `i` of an `n`-entry batch message.
-    function setBatchEntry(
-        bytes memory buf,
-        uint256 n,
-        uint256 i,
-        bytes32 taskId,
-        bytes32 inputsHash,
-        bytes32 deltaHash,
-        bytes32 outputHash,
-        uint64 gasLimit,
-        uint64 gasUsed,
-        uint8 status
-    ) internal pure {
+    function setBatchEntry(bytes memory buf, uint256 n, uint256 i, BatchEntry memory e)
+        internal
+        pure
+    {
         assembly ("memory-safe") {
             function put(ptr, value, width) {
                 mstore(ptr, or(and(mload(ptr), shr(mul(width, 8), not(0))), value))
             }
+            let p := add(buf, 0x20)
             let prefix32 := shl(192, 32)
-            let listHashes := add(8, mul(40, n))
-            let listGas := add(8, mul(16, n))
-            let at := add(add(buf, 0x20), add(144, mul(40, i))) // task id entry i
-            put(at, prefix32, 8)
-            mstore(add(at, 8), taskId)
-            at := add(at, listHashes)
-            put(at, prefix32, 8)
-            mstore(add(at, 8), inputsHash)
-            at := add(at, listHashes)
-            put(at, prefix32, 8)
-            mstore(add(at, 8), deltaHash)
-            at := add(at, listHashes)
-            put(at, prefix32, 8)
-            mstore(add(at, 8), outputHash)
-            // From the output entry to the gasLimit entry: the rest of the output list
-            // (n - i entries, this one included), the gasLimit count, i gas entries before.
-            at := add(add(at, mul(40, sub(n, i))), add(8, mul(16, i)))
-            put(at, or(shl(192, 8), shl(128, gasLimit)), 16)
-            at := add(at, listGas)
-            put(at, or(shl(192, 8), shl(128, gasUsed)), 16)
-            at := add(add(at, mul(16, sub(n, i))), add(8, mul(9, i)))
-            put(at, or(shl(192, 1), shl(184, status)), 9)
+            let list := add(8, mul(40, n))
+            let at := add(p, add(144, mul(40, i)))
+            // The six 32-byte fields are the struct's first six words.
+            for { let k := 0 } lt(k, 6) { k := add(k, 1) } {
+                put(at, prefix32, 8)
+                mstore(add(at, 8), mload(add(e, mul(k, 0x20))))
+                at := add(at, list)
+            }
+            let g := add(p, add(184, mul(240, n)))
+            put(add(g, add(8, mul(16, i))), or(shl(192, 8), shl(128, mload(add(e, 0xc0)))), 16)
+            g := add(g, add(8, mul(16, n)))
+            put(add(g, add(8, mul(16, i))), or(shl(192, 8), shl(128, mload(add(e, 0xe0)))), 16)
+            g := add(g, add(8, mul(16, n)))
+            put(add(g, add(8, mul(9, i))), or(shl(192, 1), shl(184, mload(add(e, 0x100)))), 9)
         }
     }
 

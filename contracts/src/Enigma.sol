@@ -83,6 +83,8 @@ contract Enigma {
         bool isDeploy;
         uint32 epoch;
         uint40 createdAt;
+        // Whether the task escrowed a value (kept in `taskValues`, read only when set).
+        bool paid;
         bytes32 inputsHash;
         uint64 gasLimit;
         uint64 gasPx;
@@ -107,6 +109,8 @@ contract Enigma {
         uint32 nextReceiptSeq;
         bytes32 codeHash;
         bytes32 lastDeltaHash;
+        // ENG the contract holds: the values of its successful tasks less what it paid out.
+        uint128 balance;
         // Delta hashes committed one at a time (or in small batches) by index; a zero entry
         // means "look in the chunks" (only delta 0 may be a zero hash).
         mapping(uint256 => bytes32) inlineDeltas;
@@ -149,6 +153,7 @@ contract Enigma {
         uint256 createdAt;
         uint256 seq;
         bytes12 scTag;
+        uint256 value;
     }
 
     /// View of a secret contract.
@@ -159,6 +164,7 @@ contract Enigma {
         bytes32 lastDeltaHash;
         uint256 taskCount;
         uint256 nextReceiptSeq;
+        uint256 balance;
     }
 
     // =============================================================================================
@@ -182,6 +188,8 @@ contract Enigma {
     uint256 private constant CHUNK_MIN = 4;
     /// At most this many delta hashes per chunk (16 KiB + 1 byte of code, under the 24 KiB limit).
     uint256 private constant CHUNK_MAX = 512;
+    /// A payout in a receipt: recipient (20 bytes) and uint128 amount (16 bytes).
+    uint256 private constant PAYOUT_SIZE = 36;
 
     IEnigmaToken public immutable token;
     /// Minimum number of blocks between two epochs.
@@ -226,6 +234,7 @@ contract Enigma {
     Epoch[] private epochs;
     mapping(address => Account) private accounts;
     mapping(bytes32 => Task) private tasks;
+    mapping(bytes32 => uint256) private taskValues;
     mapping(bytes32 => SecretContract) private contracts;
     bytes32[] private contractList;
 
@@ -321,7 +330,10 @@ contract Enigma {
         address ethAddress,
         address indexed signer
     );
+    /// The fee and escrowed value of a task nobody committed returned to its sender.
     event TaskFeeReturned(bytes32 indexed taskId, address indexed sender, uint256 fee);
+    /// A secret contract paid `amount` from its balance to `to`'s prepaid balance.
+    event Paid(bytes32 indexed scAddr, address indexed to, uint256 amount);
 
     // =============================================================================================
     // Errors
@@ -388,6 +400,8 @@ contract Enigma {
     error InsufficientGasForCallback(uint256 available, uint256 needed);
     error DeltaChunkWriteFailed();
     error DeltaIndexOutOfRange(uint256 index, uint256 deltaCount);
+    error MalformedPayouts(uint256 length);
+    error PayoutBeyondBalance(bytes32 scAddr, uint256 amount, uint256 balance);
 
     modifier nonReentrant() {
         if (locked) revert ReentrantCall();
@@ -657,7 +671,7 @@ contract Enigma {
         uint32 epoch = _currentEpochFor(firstBlockNumber);
         _checkLimits(gasLimit, gasPx);
         taskId = keccak256(abi.encodePacked(msg.sender, nonce));
-        _storeTask(taskId, inputsHash, gasLimit, gasPx, epoch, true, taskId, 0);
+        _storeTask(taskId, inputsHash, gasLimit, gasPx, epoch, true, taskId, 0, 0);
         a.taskNonce = uint64(nonce + 1);
         _escrow(a, uint256(gasLimit) * gasPx);
         emit TaskRecordCreated(
@@ -669,14 +683,16 @@ contract Enigma {
     /// keccak256(abi.encodePacked(sender, uint256(nonce))), where `nonce` must be the caller's
     /// task counter (the client binds its encrypted inputs to the id), and it takes the
     /// contract's next sequence number: its receipt must land after those of the contract's
-    /// tasks recorded before it.
+    /// tasks recorded before it. `value` ENG is escrowed with the fee: on success it joins the
+    /// contract's balance, otherwise it returns to the sender.
     function createTaskRecord(
         bytes32 scAddr,
         bytes32 inputsHash,
         uint64 gasLimit,
         uint64 gasPx,
         uint256 firstBlockNumber,
-        uint256 nonce
+        uint256 nonce,
+        uint256 value
     ) external nonReentrant returns (bytes32 taskId) {
         uint32 epoch = _currentEpochFor(firstBlockNumber);
         _checkLimits(gasLimit, gasPx);
@@ -684,27 +700,30 @@ contract Enigma {
         if (nonce != a.taskNonce) revert WrongTaskNonce(a.taskNonce, nonce);
         taskId = keccak256(abi.encodePacked(msg.sender, nonce));
         uint256 seq = _nextSeq(scAddr);
-        _storeTask(taskId, inputsHash, gasLimit, gasPx, epoch, false, scAddr, seq);
+        _storeTask(taskId, inputsHash, gasLimit, gasPx, epoch, false, scAddr, seq, value);
         a.taskNonce = uint64(nonce + 1);
-        _escrow(a, uint256(gasLimit) * gasPx);
+        _escrow(a, uint256(gasLimit) * gasPx + value);
         emit TaskRecordCreated(
             taskId, scAddr, inputsHash, gasLimit, gasPx, msg.sender, firstBlockNumber, false, seq
         );
     }
 
     /// Records several compute tasks (each on its contract, in the order given) with consecutive
-    /// nonces from `nonce` (the caller's task counter), escrowing their fees together.
+    /// nonces from `nonce` (the caller's task counter), escrowing their fees and values together.
     function createTaskRecords(
         bytes32[] calldata scAddrs,
         bytes32[] calldata inputsHashes,
         uint64[] calldata gasLimits,
         uint64 gasPx,
         uint256 firstBlockNumber,
-        uint256 nonce
+        uint256 nonce,
+        uint256[] calldata values
     ) external nonReentrant returns (bytes32[] memory taskIds) {
         uint256 n = inputsHashes.length;
         if (n == 0) revert EmptyBatch();
-        if (gasLimits.length != n || scAddrs.length != n) revert LengthMismatch();
+        if (gasLimits.length != n || scAddrs.length != n || values.length != n) {
+            revert LengthMismatch();
+        }
         uint32 epoch = _currentEpochFor(firstBlockNumber);
         Account storage a = accounts[msg.sender];
         if (nonce != a.taskNonce) revert WrongTaskNonce(a.taskNonce, nonce);
@@ -716,10 +735,12 @@ contract Enigma {
             _checkLimits(gasLimit, gasPx);
             bytes32 taskId = keccak256(abi.encodePacked(msg.sender, nonce + i));
             uint256 seq = _nextSeq(scAddrs[i]);
-            _storeTask(taskId, inputsHashes[i], gasLimit, gasPx, epoch, false, scAddrs[i], seq);
+            _storeTask(
+                taskId, inputsHashes[i], gasLimit, gasPx, epoch, false, scAddrs[i], seq, values[i]
+            );
             taskIds[i] = taskId;
             seqs[i] = seq;
-            fee += uint256(gasLimit) * gasPx;
+            fee += uint256(gasLimit) * gasPx + values[i];
         }
         a.taskNonce = uint64(nonce + n);
         _escrow(a, fee);
@@ -728,17 +749,18 @@ contract Enigma {
         );
     }
 
-    /// Returns the whole fee of a task nobody committed, to the sender's prepaid balance, once
-    /// `timeoutBlocks` blocks have passed since its record. Anyone may call it.
+    /// Returns the whole fee (and the escrowed value) of a task nobody committed, to the
+    /// sender's prepaid balance, once `timeoutBlocks` blocks have passed since its record.
+    /// Anyone may call it.
     function returnFeesForTask(bytes32 taskId) external nonReentrant {
         Task storage t = _openTask(taskId);
-        uint256 timeoutBlock = uint256(t.createdAt) + timeoutBlocks;
+        Task memory task = t;
+        uint256 timeoutBlock = uint256(task.createdAt) + timeoutBlocks;
         if (block.number < timeoutBlock) revert TaskNotTimedOut(taskId, timeoutBlock);
         t.status = TaskStatus.ReceiptFailedReturn;
-        uint256 fee = uint256(t.gasLimit) * t.gasPx;
-        address sender = t.sender;
-        accounts[sender].balance += uint128(fee);
-        emit TaskFeeReturned(taskId, sender, fee);
+        uint256 amount = uint256(task.gasLimit) * task.gasPx + _valueOf(task, taskId);
+        accounts[task.sender].balance += uint128(amount);
+        emit TaskFeeReturned(taskId, task.sender, amount);
     }
 
     // =============================================================================================
@@ -803,7 +825,9 @@ contract Enigma {
     /// over the compute-success digest, whose prevDeltaHash is the contract's current last delta
     /// hash. A non-zero `stateDeltaHash` is appended to the contract's delta chain. With
     /// `ethAddress` non-zero that contract is called with `ethPayload`; if the call fails the
-    /// delta is not appended and the task ends ReceiptFailedETH (fees still settle).
+    /// delta is not appended, the escrowed value returns to the sender and the task ends
+    /// ReceiptFailedETH (fees still settle). Otherwise the value joins the contract's balance and
+    /// `payouts` (36 bytes each: recipient, uint128 amount) are paid from it.
     function commitReceipt(
         bytes32 scAddr,
         bytes32 taskId,
@@ -812,6 +836,7 @@ contract Enigma {
         uint64 gasUsed,
         bytes calldata ethPayload,
         address ethAddress,
+        bytes calldata payouts,
         bytes calldata sig
     ) external nonReentrant {
         Task storage t = _openTask(taskId);
@@ -821,19 +846,24 @@ contract Enigma {
         SecretContract storage sc = _deployed(scAddr);
         _inOrder(sc, task, taskId, scAddr);
         bytes32 prevDeltaHash = sc.lastDeltaHash;
+        uint256 value = _valueOf(task, taskId);
         bytes32 digest = Digests.computeSuccess(
-            taskId,
-            scAddr,
-            sc.codeHash,
-            task.inputsHash,
-            sc.deltaCount,
-            prevDeltaHash,
-            stateDeltaHash,
-            outputHash,
+            Digests.ComputeHead(
+                taskId,
+                scAddr,
+                sc.codeHash,
+                task.inputsHash,
+                sc.deltaCount,
+                prevDeltaHash,
+                stateDeltaHash,
+                outputHash
+            ),
             task.gasLimit,
             gasUsed,
             ethPayload,
-            ethAddress
+            ethAddress,
+            value,
+            payouts
         );
         address signer = _selectedSigner(task.epoch, scAddr, digest, sig);
 
@@ -853,11 +883,13 @@ contract Enigma {
                 sc.lastDeltaHash = prevDeltaHash;
             }
             t.status = TaskStatus.ReceiptFailedETH;
+            _returnValue(task, taskId);
             emit ReceiptFailedETH(
                 taskId, scAddr, stateDeltaHash, outputHash, gasUsed, ethAddress, signer
             );
             return;
         }
+        _pay(sc, scAddr, value, payouts);
         uint256 tip = stateDeltaHash != bytes32(0) ? count : count - 1;
         emit ReceiptVerified(taskId, scAddr, stateDeltaHash, tip, outputHash, gasUsed, signer);
     }
@@ -890,13 +922,15 @@ contract Enigma {
 
         t.status = TaskStatus.ReceiptFailed;
         _settle(task, gasUsed, signer);
+        _returnValue(task, taskId);
         emit ReceiptFailed(taskId, scAddr, outputHash, gasUsed, signer);
     }
 
     /// Commits the receipts of several compute tasks of one contract and one epoch under one
     /// signature (the batch digest). `statuses[i]` is 1 for success and 0 for failure (whose
     /// delta hash must be zero); the non-zero delta hashes of successes extend the chain in
-    /// order. Batches carry no Ethereum callbacks.
+    /// order, their values join the contract's balance and their `payouts` are paid from it; the
+    /// values of failures return to their senders. Batches carry no Ethereum callbacks.
     function commitReceipts(
         bytes32 scAddr,
         bytes32[] calldata taskIds,
@@ -904,13 +938,14 @@ contract Enigma {
         bytes32[] calldata outputHashes,
         uint64[] calldata gasUsed,
         uint8[] calldata statuses,
+        bytes[] calldata payouts,
         bytes calldata sig
     ) external nonReentrant {
         uint256 n = taskIds.length;
         if (n == 0) revert EmptyBatch();
         if (
             deltaHashes.length != n || outputHashes.length != n || gasUsed.length != n
-                || statuses.length != n
+                || statuses.length != n || payouts.length != n
         ) revert LengthMismatch();
         SecretContract storage sc = _deployed(scAddr);
         bytes memory message =
@@ -933,12 +968,15 @@ contract Enigma {
             if (used > task.gasLimit) revert GasUsedAboveLimit(taskId, used, task.gasLimit);
             uint8 status = statuses[i];
             bytes32 deltaHash = deltaHashes[i];
+            uint256 value = _valueOf(task, taskId);
             if (status == 1) {
                 t.status = TaskStatus.ReceiptVerified;
                 if (deltaHash != bytes32(0)) appended[appendedCount++] = deltaHash;
+                _pay(sc, scAddr, value, payouts[i]);
             } else if (status == 0) {
                 if (deltaHash != bytes32(0)) revert FailedTaskWithDelta(taskId);
                 t.status = TaskStatus.ReceiptFailed;
+                _returnValue(task, taskId);
             } else {
                 revert InvalidReceiptStatus(taskId, status);
             }
@@ -946,13 +984,17 @@ contract Enigma {
                 message,
                 n,
                 i,
-                taskId,
-                task.inputsHash,
-                deltaHash,
-                outputHashes[i],
-                task.gasLimit,
-                used,
-                status
+                Digests.BatchEntry(
+                    taskId,
+                    task.inputsHash,
+                    deltaHash,
+                    outputHashes[i],
+                    value,
+                    keccak256(payouts[i]),
+                    task.gasLimit,
+                    used,
+                    status
+                )
             );
             credit += _refund(task, used);
         }
@@ -1079,7 +1121,8 @@ contract Enigma {
             firstBlockNumber: epochs[t.epoch].firstBlockNumber,
             createdAt: t.createdAt,
             seq: t.seq,
-            scTag: t.scTag
+            scTag: t.scTag,
+            value: _valueOf(t, taskId)
         });
     }
 
@@ -1095,7 +1138,13 @@ contract Enigma {
     function getSecretContract(bytes32 scAddr) external view returns (SecretContractInfo memory) {
         SecretContract storage sc = contracts[scAddr];
         return SecretContractInfo(
-            sc.owner, sc.codeHash, sc.deltaCount, sc.lastDeltaHash, sc.taskCount, sc.nextReceiptSeq
+            sc.owner,
+            sc.codeHash,
+            sc.deltaCount,
+            sc.lastDeltaHash,
+            sc.taskCount,
+            sc.nextReceiptSeq,
+            sc.balance
         );
     }
 
@@ -1304,14 +1353,17 @@ contract Enigma {
         uint32 epoch,
         bool isDeploy,
         bytes32 scAddr,
-        uint256 seq
+        uint256 seq,
+        uint256 value
     ) private {
+        if (value != 0) taskValues[taskId] = value;
         tasks[taskId] = Task({
             sender: msg.sender,
             status: TaskStatus.RecordCreated,
             isDeploy: isDeploy,
             epoch: epoch,
             createdAt: uint40(block.number),
+            paid: value != 0,
             inputsHash: inputsHash,
             gasLimit: gasLimit,
             gasPx: gasPx,
@@ -1373,6 +1425,36 @@ contract Enigma {
     /// not changed (see deposit).
     function _credit(address signer, uint256 amount) private {
         if (amount != 0) workers[operatorOf[signer]].balance += uint128(amount);
+    }
+
+    /// The value task `taskId` escrowed (zero for most tasks: read only when one was).
+    function _valueOf(Task memory task, bytes32 taskId) private view returns (uint256) {
+        return task.paid ? taskValues[taskId] : 0;
+    }
+
+    /// Returns a failed task's escrowed value to its sender.
+    function _returnValue(Task memory task, bytes32 taskId) private {
+        uint256 value = _valueOf(task, taskId);
+        if (value != 0) accounts[task.sender].balance += uint128(value);
+    }
+
+    /// Settles a successful task's money: its value joins the contract's balance, then each
+    /// payout (`to(20) ‖ uint128 amount(16)`, as the enclave signed them) moves from that balance
+    /// to the recipient's prepaid balance, never beyond it.
+    function _pay(SecretContract storage sc, bytes32 scAddr, uint256 value, bytes calldata payouts)
+        private
+    {
+        if (payouts.length % PAYOUT_SIZE != 0) revert MalformedPayouts(payouts.length);
+        uint256 balance = sc.balance + value;
+        for (uint256 o; o < payouts.length; o += PAYOUT_SIZE) {
+            address to = address(bytes20(payouts[o:o + 20]));
+            uint256 amount = uint128(bytes16(payouts[o + 20:o + PAYOUT_SIZE]));
+            if (amount > balance) revert PayoutBeyondBalance(scAddr, amount, balance);
+            balance -= amount;
+            accounts[to].balance += uint128(amount);
+            emit Paid(scAddr, to, amount);
+        }
+        sc.balance = uint128(balance);
     }
 
     function _escrow(Account storage a, uint256 fee) private {
