@@ -114,6 +114,8 @@ pub struct TaskRecord {
     pub seq: u64,
     /// The first 12 bytes of the contract it names (the task id for a deployment).
     pub contract_tag: [u8; 12],
+    /// The ENG escrowed for the contract with the fee (grains; zero for most tasks).
+    pub value: u128,
 }
 
 impl TaskRecord {
@@ -148,6 +150,8 @@ pub struct SecretContract {
     pub task_count: u64,
     /// The lowest sequence number its next receipt may have.
     pub next_receipt_seq: u64,
+    /// The ENG it holds (grains): the values of its successful tasks less its payouts.
+    pub balance: u128,
 }
 
 /// A worker's registration status.
@@ -212,6 +216,8 @@ pub struct ComputeReceiptTx {
     pub eth_payload: Vec<u8>,
     /// Ethereum call target (zero if none).
     pub eth_address: Address,
+    /// The payouts, packed (`enigma_types::payouts`).
+    pub payouts: Vec<u8>,
     /// The enclave's signature.
     pub signature: Signature,
 }
@@ -250,6 +256,8 @@ pub struct BatchItemTx {
     pub gas_used: u64,
     /// 1 success, 0 failure.
     pub status: u8,
+    /// Its payouts, packed (empty for a failure).
+    pub payouts: Vec<u8>,
 }
 
 /// The Enigma contract and the ENG token, read and (with a key) written.
@@ -508,6 +516,7 @@ impl Chain {
             created_at: u64_of(r.createdAt, "task block")?,
             seq: u64_of(r.seq, "task sequence number")?,
             contract_tag: r.scTag.0,
+            value: u128_of(r.value, "task value")?,
         }))
     }
 
@@ -550,6 +559,7 @@ impl Chain {
             last_delta_hash: DeltaHash(r.lastDeltaHash.0),
             task_count: u64_of(r.taskCount, "task count")?,
             next_receipt_seq: u64_of(r.nextReceiptSeq, "next receipt sequence number")?,
+            balance: u128_of(r.balance, "contract balance")?,
         }))
     }
 
@@ -736,6 +746,9 @@ impl Chain {
 
     /// Records a compute task on `contract_address` (its next sequence number is the task's);
     /// `nonce` must be the sender's task counter (the task id is `task_id(sender, nonce)`).
+    /// `value` grains are escrowed with the fee for the contract (its balance on success, back
+    /// to the sender otherwise).
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_task_record(
         &self,
         contract_address: ContractAddress,
@@ -744,6 +757,7 @@ impl Chain {
         gas_px: u64,
         first_block: u64,
         nonce: u64,
+        value: u128,
     ) -> Result<(TaskId, Mined)> {
         let (m, r) = send!(
             self,
@@ -753,24 +767,27 @@ impl Chain {
                 gas_limit,
                 gas_px,
                 U256::from(first_block),
-                U256::from(nonce)
+                U256::from(nonce),
+                U256::from(value)
             )
         )?;
         Ok((Self::first_task_id(&r)?.remove(0), m))
     }
 
-    /// Records several compute tasks `(contract, inputs hash, gas limit)` in one transaction,
-    /// in the order given, with consecutive nonces from `nonce` (the sender's task counter).
+    /// Records several compute tasks `(contract, inputs hash, gas limit, value)` in one
+    /// transaction, in the order given, with consecutive nonces from `nonce` (the sender's task
+    /// counter).
     pub async fn create_task_records(
         &self,
-        tasks: &[(ContractAddress, InputsHash, u64)],
+        tasks: &[(ContractAddress, InputsHash, u64, u128)],
         gas_px: u64,
         first_block: u64,
         nonce: u64,
     ) -> Result<(Vec<TaskId>, Mined)> {
-        let contracts = tasks.iter().map(|(c, _, _)| b256(*c)).collect();
-        let hashes = tasks.iter().map(|(_, h, _)| b256(*h)).collect();
-        let limits = tasks.iter().map(|(_, _, g)| *g).collect();
+        let contracts = tasks.iter().map(|t| b256(t.0)).collect();
+        let hashes = tasks.iter().map(|t| b256(t.1)).collect();
+        let limits = tasks.iter().map(|t| t.2).collect();
+        let values = tasks.iter().map(|t| U256::from(t.3)).collect();
         let (m, r) = send!(
             self,
             self.enigma.createTaskRecords(
@@ -779,7 +796,8 @@ impl Chain {
                 limits,
                 gas_px,
                 U256::from(first_block),
-                U256::from(nonce)
+                U256::from(nonce),
+                values
             )
         )?;
         Ok((Self::first_task_id(&r)?, m))
@@ -821,6 +839,7 @@ impl Chain {
                 r.gas_used,
                 Bytes::from(r.eth_payload.clone()),
                 eth(r.eth_address),
+                Bytes::from(r.payouts.clone()),
                 Bytes::from(r.signature.as_bytes().to_vec())
             )
         )
@@ -865,6 +884,7 @@ impl Chain {
                 items.iter().map(|i| b256(i.output_hash)).collect(),
                 items.iter().map(|i| i.gas_used).collect(),
                 items.iter().map(|i| i.status).collect(),
+                items.iter().map(|i| Bytes::from(i.payouts.clone())).collect(),
                 Bytes::from(signature.as_bytes().to_vec())
             )
         )

@@ -111,6 +111,8 @@ async fn single_compute(
         gas_limit: LIMIT,
         gas_used: 500,
         eth_call: EthCallRef::default(),
+        value: 0,
+        payouts: &[],
     }
     .digest();
     let receipt = ComputeReceiptTx {
@@ -121,6 +123,7 @@ async fn single_compute(
         gas_used: 500,
         eth_payload: vec![],
         eth_address: Address::ZERO,
+        payouts: Vec::new(),
         signature: net.workers[w].enclave.sign_digest(&digest),
     };
     (recorded.gas_used, net.workers[w].chain.commit_receipt(&receipt).await.unwrap().gas_used)
@@ -135,8 +138,9 @@ async fn batch(
     w: usize,
     n: usize,
 ) -> (u64, u64) {
-    let tasks: Vec<(ContractAddress, InputsHash, u64)> =
-        (0..n).map(|i| (contract, InputsHash(h(format!("batch {n} task {i}"))), LIMIT)).collect();
+    let tasks: Vec<(ContractAddress, InputsHash, u64, u128)> = (0..n)
+        .map(|i| (contract, InputsHash(h(format!("batch {n} task {i}"))), LIMIT, 0))
+        .collect();
     let nonce = user.task_nonce(user.account().unwrap()).await.unwrap();
     let (ids, records): (Vec<TaskId>, Mined) =
         user.create_task_records(&tasks, PX, epoch.first_block, nonce).await.unwrap();
@@ -145,11 +149,13 @@ async fn batch(
         .iter()
         .zip(&ids)
         .enumerate()
-        .map(|(i, ((_, inputs, _), id))| BatchEntry {
+        .map(|(i, ((_, inputs, _, _), id))| BatchEntry {
             task_id: *id,
             inputs_hash: *inputs,
             delta_hash: DeltaHash(h(format!("batch {n} delta {i}"))),
             output_hash: OutputHash(h(format!("batch {n} output {i}"))),
+            value: 0,
+            payouts_hash: enigma_types::payouts::hash(&[]),
             gas_limit: LIMIT,
             gas_used: 500,
             status: 1,
@@ -171,6 +177,7 @@ async fn batch(
             output_hash: e.output_hash,
             gas_used: e.gas_used,
             status: e.status,
+            payouts: Vec::new(),
         })
         .collect();
     let mined = net.workers[w].chain.commit_receipts(contract, &items, &signature).await.unwrap();

@@ -7,10 +7,11 @@ use alloy::{primitives::U256, sol_types::SolCall};
 use common::*;
 use enigma_chain::{bindings::VotingETH, *};
 use enigma_types::{
-    Address, CodeHash, ContractAddress, DeltaHash, InputsHash, OutputHash, keccak256,
+    Address, CodeHash, ContractAddress, DeltaHash, Grains, InputsHash, OutputHash, keccak256,
     messages::{
         BatchEntry, ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, batch_digest,
     },
+    payouts::Payout,
     task_id,
 };
 
@@ -166,7 +167,24 @@ impl Scenario {
         gas_used: u64,
         eth: (Vec<u8>, Address),
     ) -> ComputeReceiptTx {
+        self.paid_receipt(w, id, inputs, base, delta, gas_used, eth, (0, &[]))
+    }
+
+    /// A compute receipt of a task that escrowed `money.0` and pays out `money.1`.
+    #[allow(clippy::too_many_arguments)]
+    fn paid_receipt(
+        &self,
+        w: usize,
+        id: enigma_types::TaskId,
+        inputs: InputsHash,
+        base: (u64, DeltaHash),
+        delta: DeltaHash,
+        gas_used: u64,
+        eth: (Vec<u8>, Address),
+        money: (u128, &[Payout]),
+    ) -> ComputeReceiptTx {
         let output = OutputHash(h(&format!("output {id}")));
+        let payouts = enigma_types::payouts::encode(money.1);
         let digest = ComputeReceipt {
             task_id: id,
             contract: self.contract,
@@ -179,6 +197,8 @@ impl Scenario {
             gas_limit: LIMIT,
             gas_used,
             eth_call: EthCallRef { payload: &eth.0, address: eth.1 },
+            value: money.0,
+            payouts: &payouts,
         }
         .digest();
         ComputeReceiptTx {
@@ -189,6 +209,7 @@ impl Scenario {
             gas_used,
             eth_payload: eth.0,
             eth_address: eth.1,
+            payouts,
             signature: self.net.workers[w].enclave.sign_digest(&digest),
         }
     }
@@ -227,9 +248,9 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
         .user
         .create_task_records(
             &[
-                (s.contract, InputsHash(h("b1")), LIMIT),
-                (s.contract, InputsHash(h("b2")), LIMIT),
-                (s.contract, InputsHash(h("b3")), LIMIT),
+                (s.contract, InputsHash(h("b1")), LIMIT, 0),
+                (s.contract, InputsHash(h("b2")), LIMIT, 0),
+                (s.contract, InputsHash(h("b3")), LIMIT, 0),
             ],
             PX,
             s.epoch.first_block,
@@ -246,6 +267,8 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
             inputs_hash: InputsHash(h("b1")),
             delta_hash: DeltaHash(h("delta 2")),
             output_hash: OutputHash(h("o1")),
+            value: 0,
+            payouts_hash: enigma_types::payouts::hash(&[]),
             gas_limit: LIMIT,
             gas_used: 10_000,
             status: 1,
@@ -255,6 +278,8 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
             inputs_hash: InputsHash(h("b2")),
             delta_hash: DeltaHash::ZERO,
             output_hash: OutputHash(h("o2")),
+            value: 0,
+            payouts_hash: enigma_types::payouts::hash(&[]),
             gas_limit: LIMIT,
             gas_used: 20_000,
             status: 0,
@@ -264,6 +289,8 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
             inputs_hash: InputsHash(h("b3")),
             delta_hash: DeltaHash::ZERO,
             output_hash: OutputHash(h("o3")),
+            value: 0,
+            payouts_hash: enigma_types::payouts::hash(&[]),
             gas_limit: LIMIT,
             gas_used: 30_000,
             status: 1,
@@ -285,6 +312,7 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
             output_hash: e.output_hash,
             gas_used: e.gas_used,
             status: e.status,
+            payouts: Vec::new(),
         })
         .collect();
     s.net.workers[w].chain.commit_receipts(s.contract, &items, &signature).await.unwrap();
@@ -439,6 +467,8 @@ async fn forged_wrong_replayed_and_late_receipts_are_rejected() {
         gas_limit: LIMIT,
         gas_used: 1,
         eth_call: EthCallRef::default(),
+        value: 0,
+        payouts: &[],
     }
     .digest();
     forged.signature = stranger.sign_digest(&digest);
@@ -782,9 +812,9 @@ async fn receipts_land_in_record_order_and_only_under_the_recorded_contract() {
         .user
         .create_task_records(
             &[
-                (s.contract, InputsHash(h("m1")), LIMIT),
-                (other, InputsHash(h("m2")), LIMIT),
-                (s.contract, InputsHash(h("m3")), LIMIT),
+                (s.contract, InputsHash(h("m1")), LIMIT, 0),
+                (other, InputsHash(h("m2")), LIMIT, 0),
+                (s.contract, InputsHash(h("m3")), LIMIT, 0),
             ],
             PX,
             s.epoch.first_block,
@@ -807,6 +837,7 @@ async fn receipts_land_in_record_order_and_only_under_the_recorded_contract() {
                 PX,
                 s.epoch.first_block,
                 nonce,
+                0,
             )
             .await,
         "WrongTaskNonce",
@@ -849,7 +880,7 @@ async fn the_owners_task_limits_refuse_free_and_unbounded_tasks() {
     );
     assert_rejected(
         s.user
-            .create_task_records(&[(s.contract, InputsHash(h("b")), LIMIT)], 0, first, nonce)
+            .create_task_records(&[(s.contract, InputsHash(h("b")), LIMIT, 0)], 0, first, nonce)
             .await,
         "GasPriceTooLow",
     );

@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 use alloy::dyn_abi::{DynSolType, DynSolValue};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use enigma_client::{Client, ClientConfig, Finality, Policy, TaskOutcome};
+use enigma_client::{Client, ClientConfig, Finality, Policy, TaskOptions, TaskOutcome};
 use enigma_node::{DevnetSummary, devnet_measurements};
 use enigma_types::{Address, ContractAddress, TaskId};
 
@@ -89,6 +89,11 @@ pub(crate) struct CallArgs {
     /// The gas limit.
     #[arg(long, default_value_t = 50_000_000)]
     gas: u64,
+    /// ENG (in grains, 10^-8 ENG) to send to the contract with the task, from the prepaid
+    /// balance like the fee: the contract sees it, it keeps it if the task succeeds, and it
+    /// returns to you if the task fails. The amount is public on chain.
+    #[arg(long, default_value_t = 0, value_name = "GRAINS")]
+    value: u128,
     /// Wait until the task's receipt is on chain (the result is then confirmed, not just
     /// provisional: signed by the selected enclave, its receipt still in a batch).
     #[arg(long)]
@@ -318,6 +323,11 @@ fn outcome_json(o: &TaskOutcome, decoded: Option<&[String]>) -> serde_json::Valu
         "gas_used": o.gas_used,
         "output": format!("0x{}", hex::encode(&o.output)),
         "decoded": decoded,
+        "value": o.value.to_string(),
+        "payouts": o.payouts.iter().map(|p| serde_json::json!({
+            "to": p.to.to_string(),
+            "amount": p.amount.0.to_string(),
+        })).collect::<Vec<_>>(),
         "finality": finality(o.finality),
     })
 }
@@ -338,7 +348,18 @@ fn outcome_line(o: &TaskOutcome) -> String {
         }
         Finality::Confirmed => "confirmed: its receipt is on chain",
     };
-    format!("  task {}  worker {}  gas used {}  ({how})", o.task_id, o.worker, o.gas_used)
+    let mut line =
+        format!("  task {}  worker {}  gas used {}  ({how})", o.task_id, o.worker, o.gas_used);
+    if o.value != 0 {
+        line.push_str(&format!("\n  sent {} grains to the contract", o.value));
+    }
+    for p in &o.payouts {
+        line.push_str(&format!(
+            "\n  the contract pays {} grains to {} (into its prepaid balance once the receipt is on chain)",
+            p.amount.0, p.to
+        ));
+    }
+    line
 }
 
 /// `enigma deploy`.
@@ -377,10 +398,14 @@ pub(crate) async fn call(a: CallArgs) -> Result<()> {
         })?;
     }
     let client = a.connection.connect().await?;
-    let mut o = client
-        .compute(a.contract, &a.signature, &args, a.gas)
-        .await
-        .with_context(|| format!("calling {} on {}", a.signature, a.contract))?;
+    let options = TaskOptions { value: a.value, ..TaskOptions::default() };
+    let mut o = async {
+        let task =
+            client.record_compute_with(a.contract, &a.signature, &args, a.gas, &options).await?;
+        client.send(task).await?.result().await
+    }
+    .await
+    .with_context(|| format!("calling {} on {}", a.signature, a.contract))?;
     if a.confirm && o.finality == Finality::Provisional {
         client.confirm(&o).await.with_context(|| {
             format!(
@@ -438,6 +463,7 @@ pub(crate) async fn task(command: TaskCommand) -> Result<()> {
                         "deploy": r.is_deploy,
                         "gas_limit": r.gas_limit,
                         "gas_px": r.gas_px,
+                        "value": r.value.to_string(),
                         "created_at": r.created_at,
                         "refundable_at": refundable_at,
                         "refundable": refundable,
@@ -446,6 +472,9 @@ pub(crate) async fn task(command: TaskCommand) -> Result<()> {
             } else {
                 say!("task {task}: {:?}", r.status);
                 say!("  sender {}  gas limit {}  gas price {}", r.sender, r.gas_limit, r.gas_px);
+                if r.value != 0 {
+                    say!("  value {} grains for the contract (escrowed with the fee)", r.value);
+                }
                 say!("  recorded at block {}  (chain at {now})", r.created_at);
                 if r.status == enigma_chain::TaskStatus::Created {
                     if refundable {

@@ -288,7 +288,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
         let a = seal(&shared, &contract, &id, TaskField::Arguments, &args);
         let inputs = inputs_hash_compute(&f, &a, &contract, t.public_key().as_bytes());
         let (recorded, _) = user_chain
-            .create_task_record(contract, inputs, 50_000_000, 1, epoch.first_block, nonce)
+            .create_task_record(contract, inputs, 50_000_000, 1, epoch.first_block, nonce, 0)
             .await
             .unwrap();
         assert_eq!(recorded, id);
@@ -393,7 +393,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
     let a = seal(&shared, &contract, &id, TaskField::Arguments, &[]);
     let inputs = inputs_hash_compute(&f, &a, &contract, t.public_key().as_bytes());
     let (id, _) = user_chain
-        .create_task_record(contract, inputs, 50_000_000, 1, epoch.first_block, nonce)
+        .create_task_record(contract, inputs, 50_000_000, 1, epoch.first_block, nonce, 0)
         .await
         .unwrap();
     let _: serde_json::Value = http

@@ -151,6 +151,12 @@ pub enum ClientError {
     /// No secret contract at this address on chain (nothing was recorded or paid).
     #[error("no secret contract is deployed at {0}; check the address (nothing was recorded)")]
     UnknownContract(ContractAddress),
+    /// A deployment was given a value (only compute tasks carry ENG to a contract).
+    #[error(
+        "a deployment cannot carry a value: send ENG to the contract with a compute task once it \
+         is deployed (nothing was recorded)"
+    )]
+    ValueWithDeploy,
     /// No epoch or no worker to select.
     #[error("no worker can be selected: {0}")]
     NoWorker(String),
@@ -188,6 +194,11 @@ pub struct TaskOutcome {
     pub output_hash: enigma_types::OutputHash,
     /// The state delta's hash (zero if the task changed nothing).
     pub delta_hash: enigma_types::DeltaHash,
+    /// The ENG (grains) the task brought to the contract.
+    pub value: u128,
+    /// What the contract paid out in the task (from its balance to these accounts' prepaid
+    /// balances, once the receipt is on chain).
+    pub payouts: Vec<enigma_types::payouts::Payout>,
     /// Whether the chain has the task's receipt yet.
     pub finality: Finality,
 }
@@ -541,8 +552,8 @@ impl Client {
         }
     }
 
-    async fn ensure_funds(&self, gas_limit: u64) -> Result<()> {
-        let need = u128::from(gas_limit) * u128::from(self.config.gas_px);
+    async fn ensure_funds(&self, gas_limit: u64, value: u128) -> Result<()> {
+        let need = (u128::from(gas_limit) * u128::from(self.config.gas_px)).saturating_add(value);
         let have = self.chain.prepaid_balance(self.config.account.address()).await?;
         if have < need {
             return Err(ClientError::InsufficientBalance { have, need });
@@ -585,7 +596,10 @@ impl Client {
         gas_limit: u64,
         options: &TaskOptions,
     ) -> Result<RecordedTask> {
-        self.ensure_funds(gas_limit).await?;
+        if options.value != 0 {
+            return Err(ClientError::ValueWithDeploy);
+        }
+        self.ensure_funds(gas_limit, 0).await?;
         self.check_limits(gas_limit).await?;
         let user = self.config.account.address();
         let mut tries = Tries::new();
@@ -624,6 +638,7 @@ impl Client {
                         contract,
                         code_hash: code_hash(wasm),
                         is_deploy: true,
+                        value: 0,
                         worker,
                         epoch_block: epoch,
                         inputs,
@@ -693,7 +708,7 @@ impl Client {
             .secret_contract(&contract)
             .await?
             .ok_or(ClientError::UnknownContract(contract))?;
-        self.ensure_funds(gas_limit).await?;
+        self.ensure_funds(gas_limit, options.value).await?;
         self.check_limits(gas_limit).await?;
         let user = self.config.account.address();
         let mut tries = Tries::new();
@@ -711,7 +726,15 @@ impl Client {
             let inputs = inputs_hash_compute(&f, &a, &contract, task_key.public_key().as_bytes());
             let recorded = self
                 .chain
-                .create_task_record(contract, inputs, gas_limit, self.config.gas_px, epoch, nonce)
+                .create_task_record(
+                    contract,
+                    inputs,
+                    gas_limit,
+                    self.config.gas_px,
+                    epoch,
+                    nonce,
+                    options.value,
+                )
                 .await
                 .map(|(id, _)| id);
             let recorded = self.settle_record(recorded, &id, &inputs).await;
@@ -729,6 +752,7 @@ impl Client {
                         contract,
                         code_hash: on_chain.code_hash,
                         is_deploy: false,
+                        value: options.value,
                         worker,
                         epoch_block: epoch,
                         inputs,
@@ -958,6 +982,7 @@ impl Client {
             contract,
             code_hash,
             is_deploy,
+            value,
             worker,
             inputs,
             shared,
@@ -995,6 +1020,7 @@ impl Client {
             contract,
             code_hash,
             is_deploy,
+            value,
             worker,
             inputs,
             shared,
@@ -1012,6 +1038,7 @@ pub struct RecordedTask {
     contract: ContractAddress,
     code_hash: CodeHash,
     is_deploy: bool,
+    value: u128,
     worker: SignerAddress,
     epoch_block: u64,
     inputs: enigma_types::InputsHash,
@@ -1020,11 +1047,18 @@ pub struct RecordedTask {
     params: serde_json::Value,
 }
 
-/// Overrides for a task, for operators and tests: direct it at a given worker, or encrypt its
-/// inputs to a given key. A worker that is not selected refuses the task (it is then refundable);
-/// inputs under the wrong key end in a signed failure.
+/// What a task carries besides its inputs, and overrides for operators and tests.
+///
+/// `value` is ENG (grains) for the contract, escrowed by the task record with the fee: the
+/// contract sees it (`enigma_sdk::value()`), it joins the contract's balance if the task
+/// succeeds and returns to the sender's prepaid balance otherwise. The amount is public on
+/// chain. `worker` directs the task at a given worker and `encrypt_to` encrypts its inputs to a
+/// given key: a worker that is not selected refuses the task (it is then refundable); inputs
+/// under the wrong key end in a signed failure.
 #[derive(Debug, Clone, Default)]
 pub struct TaskOptions {
+    /// ENG (grains) to send to the contract with the task (compute tasks only).
+    pub value: u128,
     /// Send to this worker instead of the selected one.
     pub worker: Option<SignerAddress>,
     /// Encrypt to this key instead of the worker's.
@@ -1064,6 +1098,7 @@ pub struct TaskHandle<'a> {
     contract: ContractAddress,
     code_hash: CodeHash,
     is_deploy: bool,
+    value: u128,
     worker: SignerAddress,
     inputs: enigma_types::InputsHash,
     shared: enigma_crypto::SymmetricKey,
@@ -1128,6 +1163,19 @@ impl TaskHandle<'_> {
                 message.contract, self.contract
             )));
         }
+        // The value the enclave ran with is the one the record escrowed (a host that told its
+        // enclave another amount gets a receipt the chain refuses), and a failure pays nothing.
+        if message.value != self.value {
+            return Err(ClientError::BadResult(format!(
+                "it ran with a value of {} grains, but the task sent {}",
+                message.value, self.value
+            )));
+        }
+        let payouts = enigma_types::payouts::decode(&message.payouts)
+            .map_err(|e| ClientError::BadResult(format!("its payouts: {e}")))?;
+        if !message.success && !payouts.is_empty() {
+            return Err(ClientError::BadResult("a failure with payouts".into()));
+        }
         if message.success && message.code_hash != self.code_hash {
             return Err(ClientError::BadResult(format!(
                 "it ran code {}, but the contract's code is {}",
@@ -1164,6 +1212,8 @@ impl TaskHandle<'_> {
             worker,
             output_hash: message.output_hash,
             delta_hash: message.delta_hash,
+            value: message.value,
+            payouts,
             finality,
         })
     }

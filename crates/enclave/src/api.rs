@@ -240,6 +240,10 @@ pub struct ComputeTask {
     pub user_public_key: PublicKey,
     /// From the task record on chain.
     pub gas_limit: u64,
+    /// The ENG (grains) the task record escrowed for the contract, from the record on chain. The
+    /// enclave signs it into the receipt and the result seal: a host that gives another value
+    /// gets a receipt the chain refuses and a result the client refuses.
+    pub value: u128,
     /// The host's wall-clock budget for the run in milliseconds (0: none), a fence second to the
     /// gas limit. Time is the host's to give (it could stop the enclave anyway): a run that
     /// passes it ends with [`crate::EnclaveError::TimeBudgetExceeded`] and no result.
@@ -297,6 +301,10 @@ pub struct TaskResult {
     pub gas_used: u64,
     /// The Ethereum call to make after commit, if any.
     pub eth_call: Option<EthCall>,
+    /// The ENG the task brought (grains; zero for a deploy).
+    pub value: u128,
+    /// The payouts the task made, packed (`enigma_types::payouts`); empty for a failure.
+    pub payouts: Vec<u8>,
     /// The enclave's signature over the receipt (deploy, compute or failure digest).
     pub signature: Signature,
     /// The enclave's seal for peers and clients: its signature over
@@ -412,6 +420,10 @@ pub struct BatchItem {
     pub delta_hash: DeltaHash,
     /// The output hash.
     pub output_hash: OutputHash,
+    /// The value the task's record escrowed (grains).
+    pub value: u128,
+    /// The payouts, packed (empty for a failure).
+    pub payouts: Vec<u8>,
     /// From the task record.
     pub gas_limit: u64,
     /// Gas used.

@@ -704,6 +704,7 @@ impl WorkerState {
         gas_used: u64,
         message: &str,
         is_deploy: bool,
+        value: u128,
     ) -> Result<TaskResult, EnclaveError> {
         let encrypted_output =
             self.seal_output(user_key, message.as_bytes(), &contract, &task_id)?;
@@ -734,6 +735,8 @@ impl WorkerState {
             gas_limit,
             gas_used,
             eth_call: None,
+            value,
+            payouts: Vec::new(),
             signature,
             result_signature: signature,
             snapshot: None,
@@ -760,6 +763,8 @@ impl WorkerState {
             prev_delta_hash: &r.prev_delta_hash,
             delta_hash: &r.delta_hash,
             eth_call: eth,
+            value: r.value,
+            payouts: &r.payouts,
             success: r.status == TaskStatus::Success,
             is_deploy,
         });
@@ -798,6 +803,7 @@ impl WorkerState {
                 gas_used,
                 message,
                 true,
+                0,
             )
         };
 
@@ -867,6 +873,8 @@ impl WorkerState {
             gas_limit: t.gas_limit,
             gas_used: outcome.gas_used.0,
             eth_call,
+            value: 0,
+            payouts: Vec::new(),
             signature,
             result_signature: signature,
             snapshot,
@@ -910,6 +918,7 @@ impl WorkerState {
                 gas_used,
                 message,
                 false,
+                t.value,
             )
         };
 
@@ -946,7 +955,9 @@ impl WorkerState {
             want: t.position,
         })?;
         let mut rng = TaskRng::new(&key, &t.task_id, &inputs_hash, &prev);
-        let task = Task::call(&function, &args, enigma_types::GasLimit(t.gas_limit)).after(state);
+        let task = Task::call(&function, &args, enigma_types::GasLimit(t.gas_limit))
+            .after(state)
+            .paying(t.value);
         let outcome = exec
             .runtime
             .execute_within(
@@ -973,6 +984,7 @@ impl WorkerState {
             self.seal_output(&user_key, &success.output, &contract, &t.task_id)?;
         let out_hash = output_hash(&encrypted_output);
         let eth_call = success.eth_call.map(|c| EthCall { address: c.address, payload: c.payload });
+        let payouts = enigma_types::payouts::encode(&success.payouts);
         let receipt = ComputeReceipt {
             task_id: t.task_id,
             contract,
@@ -985,6 +997,8 @@ impl WorkerState {
             gas_limit: t.gas_limit,
             gas_used: outcome.gas_used.0,
             eth_call: eth_ref(eth_call.as_ref()),
+            value: t.value,
+            payouts: &payouts,
         };
         let receipt = receipt.digest();
         let signature = me.signing.sign_digest(&receipt);
@@ -1016,6 +1030,8 @@ impl WorkerState {
             gas_limit: t.gas_limit,
             gas_used: outcome.gas_used.0,
             eth_call,
+            value: t.value,
+            payouts,
             signature,
             result_signature: signature,
             snapshot,
@@ -1050,12 +1066,14 @@ impl WorkerState {
                     gas_limit: item.gas_limit,
                     gas_used: item.gas_used,
                     eth_call: EthCallRef::default(),
+                    value: item.value,
+                    payouts: &item.payouts,
                 }
                 .digest(),
                 TaskStatus::Failure => {
-                    if !item.delta_hash.is_zero() {
+                    if !item.delta_hash.is_zero() || !item.payouts.is_empty() {
                         return Err(EnclaveError::BadBatch(format!(
-                            "item {i} is a failure with a delta"
+                            "item {i} is a failure with a delta or payouts"
                         )));
                     }
                     FailureReceipt {
@@ -1084,6 +1102,8 @@ impl WorkerState {
                 inputs_hash: item.inputs_hash,
                 delta_hash: item.delta_hash,
                 output_hash: item.output_hash,
+                value: item.value,
+                payouts_hash: enigma_types::payouts::hash(&item.payouts),
                 gas_limit: item.gas_limit,
                 gas_used: item.gas_used,
                 status: if item.status == TaskStatus::Success {

@@ -651,6 +651,8 @@ mod tests {
             gas_used: 0,
             eth_address: [0; 20],
             eth_payload: Vec::new(),
+            value: 0,
+            payouts: Vec::new(),
             signature: Vec::new(),
             result_signature: Vec::new(),
         }

@@ -824,6 +824,8 @@ pub fn to_message(r: &TaskResult, is_deploy: bool) -> ResultMessage {
         gas_used: r.gas_used,
         eth_address: r.eth_call.as_ref().map_or([0; 20], |c| c.address.0),
         eth_payload: r.eth_call.as_ref().map(|c| c.payload.clone()).unwrap_or_default(),
+        value: r.value,
+        payouts: r.payouts.clone(),
         signature: r.signature.as_bytes().to_vec(),
         result_signature: r.result_signature.as_bytes().to_vec(),
     }
@@ -1328,6 +1330,7 @@ impl Worker {
                 encrypted_args,
                 user_public_key: user_key,
                 gas_limit,
+                value: record.value,
                 time_budget_ms: self.time_budget_ms(),
                 want_snapshot: position.next_index.is_multiple_of(64),
             };
@@ -1805,6 +1808,7 @@ impl Worker {
                         gas_used: m.gas_used,
                         eth_payload: m.eth_payload,
                         eth_address: Address(m.eth_address),
+                        payouts: m.payouts,
                         signature,
                     })
                     .await?;
@@ -1835,6 +1839,8 @@ impl Worker {
                     status: if m.success { TaskStatus::Success } else { TaskStatus::Failure },
                     delta_hash: m.delta_hash,
                     output_hash: m.output_hash,
+                    value: m.value,
+                    payouts: m.payouts.clone(),
                     gas_limit: m.gas_limit,
                     gas_used: m.gas_used,
                     signature: Signature::from_bytes(&m.signature)?,
@@ -1856,6 +1862,7 @@ impl Worker {
                 output_hash: m.output_hash,
                 gas_used: m.gas_used,
                 status: u8::from(m.success),
+                payouts: m.payouts.clone(),
             })
             .collect();
         self.chain.commit_receipts(contract, &txs, &signature).await?;

@@ -504,12 +504,20 @@ async fn free_and_unbounded_tasks_are_refused_and_a_runaway_contract_pays_its_ga
     let nonce = alice.chain().task_nonce(user_address(&alice)).await.unwrap();
     let free = alice
         .chain()
-        .create_task_record(contract, InputsHash([1; 32]), 1_000_000, 0, epoch.first_block, nonce)
+        .create_task_record(
+            contract,
+            InputsHash([1; 32]),
+            1_000_000,
+            0,
+            epoch.first_block,
+            nonce,
+            0,
+        )
         .await;
     assert!(matches!(&free, Err(e) if e.to_string().contains("GasPriceTooLow")), "{free:?}");
     let unbounded = alice
         .chain()
-        .create_task_record(contract, InputsHash([1; 32]), u64::MAX, 1, epoch.first_block, nonce)
+        .create_task_record(contract, InputsHash([1; 32]), u64::MAX, 1, epoch.first_block, nonce, 0)
         .await;
     assert!(
         matches!(&unbounded, Err(e) if e.to_string().contains("GasLimitTooHigh")),

@@ -257,7 +257,7 @@ impl Deployed {
         let (recorded, _) = self
             .client
             .chain
-            .create_task_record(contract, inputs, 50_000_000, 1, self.epoch.first_block, nonce)
+            .create_task_record(contract, inputs, 50_000_000, 1, self.epoch.first_block, nonce, 0)
             .await
             .unwrap();
         assert_eq!(recorded, id);
@@ -379,6 +379,8 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
             gas_used: pushed.gas_used,
             eth_address: [0; 20],
             eth_payload: Vec::new(),
+            value: 0,
+            payouts: Vec::new(),
             signature: hex::decode(pushed.signature.trim_start_matches("0x")).unwrap(),
             result_signature: hex::decode(pushed.result_signature.trim_start_matches("0x"))
                 .unwrap(),

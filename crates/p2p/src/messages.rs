@@ -103,6 +103,10 @@ pub struct ResultMessage {
     pub eth_address: [u8; 20],
     /// The Ethereum call's payload.
     pub eth_payload: Vec<u8>,
+    /// The ENG the task's record escrowed (grains), as the enclave ran it.
+    pub value: u128,
+    /// The payouts the task made, packed (`enigma_types::payouts`).
+    pub payouts: Vec<u8>,
     /// The worker enclave's signature over the receipt digest.
     pub signature: Vec<u8>,
     /// The same enclave's seal over [`result_digest`](Self::result_digest): the receipt digest
@@ -142,6 +146,8 @@ impl ResultMessage {
                 gas_limit: m.gas_limit,
                 gas_used: m.gas_used,
                 eth_call: eth,
+                value: m.value,
+                payouts: &m.payouts,
             }
             .digest(),
             (false, _) => FailureReceipt {
@@ -174,6 +180,8 @@ impl ResultMessage {
                 payload: &self.eth_payload,
                 address: enigma_types::Address(self.eth_address),
             },
+            value: self.value,
+            payouts: &self.payouts,
             success: self.success,
             is_deploy: self.is_deploy,
         })
@@ -226,6 +234,12 @@ pub struct ResultView {
     pub eth_address: String,
     /// Ethereum callback payload, hex.
     pub eth_payload: String,
+    /// The ENG the task brought (grains, decimal: JSON numbers cannot hold every amount).
+    #[serde(default)]
+    pub value: String,
+    /// The payouts the task made, packed (36 bytes each: recipient, u128 amount), hex.
+    #[serde(default)]
+    pub payouts: String,
     /// A deployment?
     pub is_deploy: bool,
     /// The worker enclave's signature, hex.
@@ -252,6 +266,8 @@ impl From<&ResultMessage> for ResultView {
             gas_used: m.gas_used,
             eth_address: hexed(&m.eth_address),
             eth_payload: hexed(&m.eth_payload),
+            value: m.value.to_string(),
+            payouts: hexed(&m.payouts),
             is_deploy: m.is_deploy,
             signature: hexed(&m.signature),
             result_signature: hexed(&m.result_signature),
@@ -292,6 +308,12 @@ impl TryFrom<&ResultView> for ResultMessage {
                 .try_into()
                 .map_err(|_| "ethAddress is not 20 bytes".to_string())?,
             eth_payload: bytes(&v.eth_payload, "ethPayload")?,
+            value: if v.value.is_empty() {
+                0
+            } else {
+                v.value.parse().map_err(|e| format!("value {:?}: {e}", v.value))?
+            },
+            payouts: bytes(&v.payouts, "payouts")?,
             signature: bytes(&v.signature, "signature")?,
             result_signature: bytes(&v.result_signature, "resultSignature")?,
         })
@@ -514,6 +536,11 @@ mod tests {
             gas_used: 10,
             eth_address: [0; 20],
             eth_payload: Vec::new(),
+            value: 500,
+            payouts: enigma_types::payouts::encode(&[enigma_types::payouts::Payout {
+                to: enigma_types::Address([7; 20]),
+                amount: enigma_types::Grains(200),
+            }]),
             signature: Vec::new(),
             result_signature: Vec::new(),
         };
@@ -528,7 +555,7 @@ mod tests {
         let genuine = signed(&key);
         assert_eq!(genuine.signer(), Some(SignerAddress::from(key.address())));
         type Alteration = (&'static str, fn(&mut ResultMessage));
-        let alterations: [Alteration; 10] = [
+        let alterations: [Alteration; 13] = [
             ("the ciphertext", |m| m.encrypted_output[0] ^= 1),
             ("the state position", |m| m.prev_delta_count += 1),
             ("the previous delta", |m| m.prev_delta_hash = DeltaHash([0; 32])),
@@ -539,6 +566,9 @@ mod tests {
             ("the output hash", |m| m.output_hash = OutputHash([0; 32])),
             ("the new delta", |m| m.delta_hash = DeltaHash([0; 32])),
             ("the Ethereum call", |m| m.eth_payload = vec![1]),
+            ("the value", |m| m.value += 1),
+            ("a payout's amount", |m| m.payouts[35] ^= 1),
+            ("a payout's recipient", |m| m.payouts[0] ^= 1),
         ];
         for (what, alter) in alterations {
             let mut m = genuine.clone();

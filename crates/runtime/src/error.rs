@@ -197,6 +197,23 @@ pub enum ExecError {
         /// The host function.
         function: &'static str,
     },
+    /// The contract named a state key that starts with a zero byte (the runtime's own keys).
+    ReservedKey {
+        /// The host function.
+        function: &'static str,
+    },
+    /// The contract paid out more than its balance.
+    PayoutBeyondBalance {
+        /// The payout asked for (grains).
+        amount: u128,
+        /// The balance left (grains).
+        balance: u128,
+    },
+    /// The task made more payouts than allowed.
+    TooManyPayouts {
+        /// The limit.
+        max: usize,
+    },
     /// The contract's `decrypt` call got a blob that does not decrypt under the key it gave.
     DecryptFailed,
     /// The module cannot run.
@@ -239,6 +256,20 @@ impl fmt::Display for ExecError {
             Self::BadPointer { function } => write!(
                 f,
                 "the contract passed `{function}` a pointer or length outside its memory"
+            ),
+            Self::ReservedKey { function } => write!(
+                f,
+                "the contract passed `{function}` a state key starting with a zero byte; those \
+                 keys are the runtime's own"
+            ),
+            Self::PayoutBeyondBalance { amount, balance } => write!(
+                f,
+                "the contract tried to pay out {amount} grains but holds only {balance}; pay \
+                 no more than `balance()`"
+            ),
+            Self::TooManyPayouts { max } => write!(
+                f,
+                "the task makes more than {max} payouts; spread them over several tasks"
             ),
             Self::DecryptFailed => f.write_str(
                 "the contract's `decrypt` call failed: the ciphertext was altered or the key is wrong",

@@ -5,6 +5,7 @@ use alloc::{collections::BTreeMap, string::String, vec::Vec};
 use enigma_types::{
     Address, CodeHash, DeltaHash, GasLimit, GasUsed, code_hash,
     delta::{Change, Delta},
+    payouts::Payout,
 };
 use wasmi::{
     CompilationMode, Config, Engine, Memory, MemoryType, Store, StoreLimitsBuilder, TrapCode,
@@ -76,6 +77,9 @@ pub struct Task<'a> {
     pub delta_index: u64,
     /// The hash of the contract's last encrypted delta.
     pub prev_delta_hash: DeltaHash,
+    /// The ENG (grains) the task's record escrowed for the contract: it joins the contract's
+    /// balance if the task succeeds (always zero for a deploy).
+    pub value: u128,
 }
 
 impl<'a> Task<'a> {
@@ -89,6 +93,7 @@ impl<'a> Task<'a> {
             gas_limit,
             delta_index: 0,
             prev_delta_hash: DeltaHash::ZERO,
+            value: 0,
         }
     }
 
@@ -102,7 +107,15 @@ impl<'a> Task<'a> {
             gas_limit,
             delta_index: 0,
             prev_delta_hash: DeltaHash::ZERO,
+            value: 0,
         }
+    }
+
+    /// A compute task that brings `value` grains (escrowed by its record) to the contract.
+    #[must_use]
+    pub fn paying(mut self, value: u128) -> Self {
+        self.value = value;
+        self
     }
 
     /// Positions the task's delta after the last delta applied to `state`.
@@ -133,6 +146,8 @@ pub struct Success {
     pub delta: Delta,
     /// The Ethereum call it asked for, if any.
     pub eth_call: Option<EthCall>,
+    /// What it paid out of the contract's balance, in order.
+    pub payouts: Vec<Payout>,
     /// `eprint` output, when [`Limits::debug_logs`] is on.
     pub logs: Vec<String>,
 }
@@ -281,6 +296,7 @@ impl Runtime {
         deadline: &mut dyn Deadline,
     ) -> Result<Outcome, Interrupted> {
         let limit = task.gas_limit.0;
+        let value = if task.entry == Entry::Call { task.value } else { 0 };
         let mut base = gas::TASK_BASE;
         if task.entry == Entry::Deploy {
             base = base
@@ -331,6 +347,9 @@ impl Runtime {
             reserve: 0,
             output: Vec::new(),
             eth_call: None,
+            balance: host::stored_balance(state).saturating_add(value),
+            value,
+            payouts: Vec::new(),
             logs: Vec::new(),
             log_bytes: 0,
         };
@@ -427,7 +446,12 @@ impl Runtime {
         }
 
         let gas_used = limit - left(&store);
-        let host = store.into_data();
+        let mut host = store.into_data();
+        if value != 0 || !host.payouts.is_empty() {
+            // The balance moves with the state: a delta the chain drops takes it back too.
+            host.writes
+                .insert(host::BALANCE_KEY.to_vec(), Some(host.balance.to_be_bytes().to_vec()));
+        }
         let changes = host
             .writes
             .into_iter()
@@ -440,6 +464,7 @@ impl Runtime {
                 output: host.output,
                 delta: Delta { index: task.delta_index, prev_hash: task.prev_delta_hash, changes },
                 eth_call: host.eth_call,
+                payouts: host.payouts,
                 logs: host.logs,
             }),
         })

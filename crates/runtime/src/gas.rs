@@ -8,6 +8,7 @@
 //! | `write_state` | [`HOST_CALL`] + [`WRITE_PER_GROWN_BYTE`] per byte the stored data grows (key and value for a new key) |
 //! | `rand` | [`HOST_CALL`] + [`RAND_PER_BYTE`] per byte |
 //! | `encrypt`, `decrypt` | [`CRYPTO_BASE`] + [`CRYPTO_PER_BYTE`] per byte |
+//! | `enigma_pay` | [`HOST_CALL`] + copies + [`PAYOUT`] |
 //! | `gas(n)` | `n` |
 
 /// Charged once per compute task (and per deploy).
@@ -26,6 +27,9 @@ pub const RAND_PER_BYTE: u64 = 2;
 pub const CRYPTO_BASE: u64 = 1_000;
 /// Charged per byte encrypted or decrypted.
 pub const CRYPTO_PER_BYTE: u64 = 1;
+
+/// Charged per payout (the chain pays for a storage write per payout).
+pub const PAYOUT: u64 = 1_000;
 
 /// The copy cost of `len` bytes.
 #[must_use]

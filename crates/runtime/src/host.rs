@@ -6,7 +6,25 @@ use core::{convert::Infallible, fmt};
 use enigma_crypto::{OVERHEAD, SymmetricKey};
 use wasmi::{Caller, Engine, Linker, Memory, StoreLimits};
 
+use enigma_types::{
+    Address, Grains,
+    payouts::{MAX_PAYOUTS, Payout},
+};
+
 use crate::{ExecError, Limits, Randomness, StateReader, exec::EthCall, gas};
+
+/// The state key under which the runtime keeps a contract's ENG balance (16 bytes, big-endian
+/// grains). Keys starting with a zero byte are the runtime's: contracts cannot read or write them.
+pub const BALANCE_KEY: &[u8] = b"\0enigma/balance";
+
+/// A contract's balance as stored under [`BALANCE_KEY`] (zero when it was never paid).
+#[must_use]
+pub fn stored_balance(state: &dyn StateReader) -> u128 {
+    state
+        .read(BALANCE_KEY)
+        .and_then(|v| <[u8; 16]>::try_from(v).ok())
+        .map_or(0, u128::from_be_bytes)
+}
 
 /// The data of one execution, owned by the wasmi store.
 pub(crate) struct Host<'a> {
@@ -26,6 +44,11 @@ pub(crate) struct Host<'a> {
     pub(crate) reserve: u64,
     pub(crate) output: Vec<u8>,
     pub(crate) eth_call: Option<EthCall>,
+    /// The contract's ENG balance as the task stands: what it held, plus the task's value, less
+    /// the payouts so far.
+    pub(crate) balance: u128,
+    pub(crate) value: u128,
+    pub(crate) payouts: Vec<Payout>,
     pub(crate) logs: Vec<String>,
     pub(crate) log_bytes: usize,
 }
@@ -248,7 +271,11 @@ fn read_key(
     let len = length(len);
     check_size("a state key", len, caller.data().limits.max_state_key_bytes)?;
     charge(caller, gas::HOST_CALL + gas::copy(len))?;
-    read_bytes(caller, ptr, len, function)
+    let key = read_bytes(caller, ptr, len, function)?;
+    if key.first() == Some(&0) {
+        return Err(trap(ExecError::ReservedKey { function }));
+    }
+    Ok(key)
 }
 
 fn write_state(
@@ -307,8 +334,7 @@ fn write_eth_bridge(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32, addr: i3
     charge(&mut caller, gas::HOST_CALL + gas::copy(len + 20))?;
     let payload = read_bytes(&caller, ptr, len, "write_eth_bridge")?;
     let address = read_bytes(&caller, addr, 20, "write_eth_bridge")?;
-    let address =
-        enigma_types::Address::from_slice(&address).map_err(|_| bad_pointer("write_eth_bridge"))?;
+    let address = Address::from_slice(&address).map_err(|_| bad_pointer("write_eth_bridge"))?;
     caller.data_mut().eth_call = Some(EthCall { address, payload });
     Ok(())
 }
@@ -403,6 +429,48 @@ fn gas_import(mut caller: HostCaller<'_, '_>, amount: i32) -> HostResult {
     charge(&mut caller, u64::from(amount as u32))
 }
 
+/// `enigma_value(out)`: writes the ENG the task's record escrowed for the contract (16 bytes,
+/// big-endian grains; zero for a deploy).
+fn enigma_value(mut caller: HostCaller<'_, '_>, out: i32) -> HostResult {
+    charge(&mut caller, gas::HOST_CALL + gas::copy(16))?;
+    let value = caller.data().value;
+    write_bytes(&mut caller, out, &value.to_be_bytes(), "enigma_value")
+}
+
+/// `enigma_balance(out)`: writes the contract's ENG balance as the task stands (16 bytes): what
+/// it held, plus this task's value, less the payouts it made so far.
+fn enigma_balance(mut caller: HostCaller<'_, '_>, out: i32) -> HostResult {
+    charge(&mut caller, gas::HOST_CALL + gas::copy(16))?;
+    let balance = caller.data().balance;
+    write_bytes(&mut caller, out, &balance.to_be_bytes(), "enigma_balance")
+}
+
+/// `enigma_pay(to, amount)`: pays `amount` (16 bytes, big-endian grains) of the contract's
+/// balance to the 20-byte address at `to` once the task's receipt is on chain. Fails the task
+/// beyond the balance or past [`MAX_PAYOUTS`]; a zero amount does nothing.
+fn enigma_pay(mut caller: HostCaller<'_, '_>, to: i32, amount: i32) -> HostResult {
+    charge(&mut caller, gas::HOST_CALL + gas::copy(20) + gas::copy(16) + gas::PAYOUT)?;
+    let address = read_bytes(&caller, to, 20, "enigma_pay")?;
+    let address = Address::from_slice(&address).map_err(|_| bad_pointer("enigma_pay"))?;
+    let amount = read_bytes(&caller, amount, 16, "enigma_pay")?;
+    let amount = <[u8; 16]>::try_from(amount.as_slice())
+        .map(u128::from_be_bytes)
+        .map_err(|_| bad_pointer("enigma_pay"))?;
+    if amount == 0 {
+        return Ok(());
+    }
+    let host = caller.data_mut();
+    if host.payouts.len() >= MAX_PAYOUTS {
+        return Err(trap(ExecError::TooManyPayouts { max: MAX_PAYOUTS }));
+    }
+    if amount > host.balance {
+        return Err(trap(ExecError::PayoutBeyondBalance { amount, balance: host.balance }));
+    }
+    host.balance -= amount;
+    host.payouts.push(Payout { to: address, amount: Grains(amount) });
+    Ok(())
+}
+
 /// Longest failure message kept from a contract.
 const MAX_FAILURE_MESSAGE: usize = 4096;
 
@@ -443,5 +511,8 @@ pub(crate) fn linker<'a>(engine: &Engine) -> Result<Linker<Host<'a>>, wasmi::Err
     l.func_wrap("env", "gas", gas_import)?;
     l.func_wrap("env", "enigma_fail", enigma_fail)?;
     l.func_wrap("env", "enigma_state_len", enigma_state_len)?;
+    l.func_wrap("env", "enigma_value", enigma_value)?;
+    l.func_wrap("env", "enigma_balance", enigma_balance)?;
+    l.func_wrap("env", "enigma_pay", enigma_pay)?;
     Ok(l)
 }

@@ -18,4 +18,7 @@ unsafe extern "C" {
     pub(crate) fn gas(amount: u32);
     pub(crate) fn enigma_fail(kind: i32, ptr: *const u8, len: u32);
     pub(crate) fn enigma_state_len(key: *const u8, key_len: u32) -> i32;
+    pub(crate) fn enigma_value(out: *mut u8);
+    pub(crate) fn enigma_balance(out: *mut u8);
+    pub(crate) fn enigma_pay(to: *const u8, amount: *const u8);
 }

@@ -38,7 +38,9 @@
 //! - [`fail!`]: end the task as a failure with a message the user receives;
 //! - [`eth_call`]: ask for an Ethereum contract call after the task's receipt is verified, with
 //!   the call built by alloy's `sol!` (re-exported as [`sol`]);
-//! - [`encrypt`] / [`decrypt`]: the protocol's AES-256-GCM envelope with the contract's own keys.
+//! - [`encrypt`] / [`decrypt`]: the protocol's AES-256-GCM envelope with the contract's own keys;
+//! - ENG: [`value`] (what the task brought, escrowed by its record), [`balance`] (what the
+//!   contract holds) and [`pay`] (pay out of it once the receipt is on chain).
 //!
 //! On `wasm32` the crate also provides the allocator (dlmalloc) and a panic handler that reports
 //! the panic message to the user instead of a bare trap.
@@ -71,8 +73,9 @@ pub mod prelude {
     };
 
     pub use crate::{
-        Address, B256, Bytes, FixedBytes, I256, Rand, SolCall, SolValue, U256, decrypt, encrypt,
-        eprint, eth_call, fail, pub_interface, read_state, remove_from_state, sol, write_state,
+        Address, B256, Bytes, FixedBytes, I256, Rand, SolCall, SolValue, U256, balance, decrypt,
+        encrypt, eprint, eth_call, fail, pay, pub_interface, read_state, remove_from_state, sol,
+        value, write_state,
     };
 }
 
@@ -266,6 +269,40 @@ pub fn eth_call<C: SolCall>(address: Address, call: &C) {
     let payload = call.abi_encode();
     // SAFETY: the host reads `len` bytes of payload and 20 bytes of address.
     unsafe { external::write_eth_bridge(payload.as_ptr(), payload.len() as u32, address.as_ptr()) }
+}
+
+/// The ENG (in grains, 10^-8 ENG) the task brought to the contract: escrowed by its record on
+/// chain with the fee, it joins the contract's [`balance`] if the task succeeds and returns to
+/// the sender if it fails. Public on chain. Zero in a constructor.
+#[must_use]
+pub fn value() -> U256 {
+    let mut out = [0u8; 16];
+    // SAFETY: the host writes 16 bytes to `out`.
+    unsafe { external::enigma_value(out.as_mut_ptr()) };
+    U256::from(u128::from_be_bytes(out))
+}
+
+/// The contract's ENG balance (grains) as this task stands: what it held, plus this task's
+/// [`value`], less what the task has [`pay`]ed so far.
+#[must_use]
+pub fn balance() -> U256 {
+    let mut out = [0u8; 16];
+    // SAFETY: the host writes 16 bytes to `out`.
+    unsafe { external::enigma_balance(out.as_mut_ptr()) };
+    U256::from(u128::from_be_bytes(out))
+}
+
+/// Pays `amount` grains of the contract's [`balance`] to `to`'s prepaid balance on the Enigma
+/// contract (from which `to` withdraws), once the task's receipt is verified on chain. Paying
+/// more than the balance, or more than 16 times in a task, fails the task; paying zero does
+/// nothing. Payouts are public on chain (recipient and amount).
+pub fn pay(to: Address, amount: U256) {
+    let Ok(amount) = u128::try_from(amount) else {
+        fail_with(FailKind::Contract, "pay: the amount is more ENG than exists");
+    };
+    let amount = amount.to_be_bytes();
+    // SAFETY: the host reads 20 bytes of address and 16 bytes of amount.
+    unsafe { external::enigma_pay(to.as_ptr(), amount.as_ptr()) }
 }
 
 /// Encrypts `message` under `key` with the protocol's envelope (`ciphertext ‖ tag ‖ iv`, random

@@ -42,6 +42,7 @@ pub mod hash;
 mod ids;
 pub mod messages;
 pub mod padding;
+pub mod payouts;
 mod protocol;
 pub mod selection;
 

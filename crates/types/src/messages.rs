@@ -5,6 +5,7 @@
 use crate::{
     Address, CodeHash, ContractAddress, DeltaHash, InputsHash, OutputHash, SignerAddress, TaskId,
     enc::{Encoder, u256_from_u64},
+    payouts::u256_from_u128,
 };
 
 /// The text that prefixes the associated data of a task's encrypted fields.
@@ -91,10 +92,10 @@ pub const RESULT_PREFIX: &[u8] = b"enigma-result-v1";
 /// What a worker enclave signs beside a receipt, for the peers, gateways and clients a result
 /// travels through: the receipt's digest and every published field of the result (the
 /// ciphertext of the output and its hash, the contract, where the contract's state stood, the
-/// new delta, the Ethereum call, the kind), so no relay can alter any of them:
-/// `H(enc("enigma-result-v1", receiptDigest, H(encryptedOutput), outputHash, contract,
-/// u64 prevDeltaCount, prevDeltaHash, deltaHash, ethAddress, H(ethPayload), u8 success,
-/// u8 isDeploy))`.
+/// new delta, the Ethereum call, the value the task took and the payouts it made, the kind), so
+/// no relay can alter any of them: `H(enc("enigma-result-v1", receiptDigest, H(encryptedOutput),
+/// outputHash, contract, u64 prevDeltaCount, prevDeltaHash, deltaHash, ethAddress,
+/// H(ethPayload), u256 value, payouts, u8 success, u8 isDeploy))`.
 #[must_use]
 pub fn result_digest(r: &ResultFields<'_>) -> [u8; 32] {
     Encoder::hashing()
@@ -108,6 +109,8 @@ pub fn result_digest(r: &ResultFields<'_>) -> [u8; 32] {
         .bytes(r.delta_hash.as_bytes())
         .bytes(r.eth_call.address.as_bytes())
         .bytes(&bytes_digest(r.eth_call.payload))
+        .u256(&u256_from_u128(r.value))
+        .bytes(r.payouts)
         .u8(u8::from(r.success))
         .u8(u8::from(r.is_deploy))
         .digest()
@@ -132,6 +135,10 @@ pub struct ResultFields<'a> {
     pub delta_hash: &'a DeltaHash,
     /// The Ethereum call (zero address and empty payload if none).
     pub eth_call: EthCallRef<'a>,
+    /// The value the task's record escrowed, as the enclave ran it (grains).
+    pub value: u128,
+    /// The payouts the task made, packed (empty if none, always for a failure).
+    pub payouts: &'a [u8],
     /// Success or failure.
     pub success: bool,
     /// A deployment?
@@ -216,11 +223,16 @@ pub struct ComputeReceipt<'a> {
     pub gas_used: u64,
     /// The Ethereum call the task asked for.
     pub eth_call: EthCallRef<'a>,
+    /// The ENG the task's record escrowed with it (grains), which joins the contract's balance.
+    pub value: u128,
+    /// The payouts the task made, packed ([`crate::payouts::encode`]).
+    pub payouts: &'a [u8],
 }
 
 impl ComputeReceipt<'_> {
     /// `H(enc(taskId, contract, codeHash, inputsHash, u64 deltaCount, prevDeltaHash, deltaHash,
-    /// outputHash, u64 gasLimit, u64 gasUsed, ethPayload, ethAddress, 0x01))`.
+    /// outputHash, u64 gasLimit, u64 gasUsed, ethPayload, ethAddress, u256 value, payouts,
+    /// 0x01))`.
     #[must_use]
     pub fn digest(&self) -> [u8; 32] {
         Encoder::hashing()
@@ -236,6 +248,8 @@ impl ComputeReceipt<'_> {
             .u64(self.gas_used)
             .bytes(self.eth_call.payload)
             .bytes(self.eth_call.address.as_bytes())
+            .u256(&u256_from_u128(self.value))
+            .bytes(self.payouts)
             .u8(STATUS_SUCCESS)
             .digest()
     }
@@ -289,6 +303,10 @@ pub struct BatchEntry {
     pub delta_hash: DeltaHash,
     /// `H(encrypted output)`.
     pub output_hash: OutputHash,
+    /// The value the task's record escrowed (grains).
+    pub value: u128,
+    /// `keccak256(packed payouts)` ([`crate::payouts::hash`]; of nothing for a failure).
+    pub payouts_hash: [u8; 32],
     /// From the task record.
     pub gas_limit: u64,
     /// Gas the task used.
@@ -298,8 +316,9 @@ pub struct BatchEntry {
 }
 
 /// `H(enc(contract, codeHash, u64 deltaCount, prevDeltaHash, list(taskId), list(inputsHash),
-/// list(deltaHash), list(outputHash), list(u64 gasLimit), list(u64 gasUsed), list(status)))`: a
-/// batch of one contract's receipts, starting on its first `deltaCount` deltas.
+/// list(deltaHash), list(outputHash), list(u256 value), list(payoutsHash), list(u64 gasLimit),
+/// list(u64 gasUsed), list(status)))`: a batch of one contract's receipts, starting on its first
+/// `deltaCount` deltas.
 #[must_use]
 pub fn batch_digest(
     contract: &ContractAddress,
@@ -317,6 +336,8 @@ pub fn batch_digest(
         .list(entries, |e, x| e.bytes(x.inputs_hash.as_bytes()))
         .list(entries, |e, x| e.bytes(x.delta_hash.as_bytes()))
         .list(entries, |e, x| e.bytes(x.output_hash.as_bytes()))
+        .list(entries, |e, x| e.u256(&u256_from_u128(x.value)))
+        .list(entries, |e, x| e.bytes(&x.payouts_hash))
         .list(entries, |e, x| e.u64(x.gas_limit))
         .list(entries, |e, x| e.u64(x.gas_used))
         .list(entries, |e, x| e.u8(x.status))
@@ -491,6 +512,8 @@ mod tests {
             prev_delta_hash: &prev,
             delta_hash: &delta,
             eth_call: eth,
+            value: 7,
+            payouts: b"pay",
             success: true,
             is_deploy: false,
         };
@@ -506,6 +529,8 @@ mod tests {
             .bytes(delta.as_bytes())
             .bytes(&[6; 20])
             .bytes(&keccak256(Encoder::new().bytes(b"call").into_bytes()))
+            .u256(&u256_from_u128(7))
+            .bytes(b"pay")
             .u8(1)
             .u8(0)
             .into_bytes();
@@ -522,6 +547,8 @@ mod tests {
             ResultFields { delta_hash: &other_hash, ..fields },
             ResultFields { eth_call: EthCallRef { payload: b"cal", ..eth }, ..fields },
             ResultFields { eth_call: EthCallRef { address: Address([7; 20]), ..eth }, ..fields },
+            ResultFields { value: 8, ..fields },
+            ResultFields { payouts: b"paY", ..fields },
             ResultFields { success: false, ..fields },
             ResultFields { is_deploy: true, ..fields },
         ] {
@@ -571,6 +598,8 @@ mod tests {
             gas_limit: 6,
             gas_used: 7,
             eth_call: EthCallRef { payload: b"p", address: Address([8; 20]) },
+            value: 0,
+            payouts: b"",
         };
         let d = base.digest();
         let variants = [
@@ -589,6 +618,8 @@ mod tests {
                 eth_call: EthCallRef { address: Address([9; 20]), ..base.eth_call },
                 ..base
             },
+            ComputeReceipt { value: 1, ..base },
+            ComputeReceipt { payouts: &[0; 36], ..base },
         ];
         for v in variants {
             assert_ne!(v.digest(), d, "{v:?}");
@@ -670,6 +701,10 @@ mod tests {
         let (o, o2) = (OutputHash(h("output")), OutputHash(h("output 2")));
         let (t, t2, s) = (TaskId(h("task")), TaskId(h("task 2")), ContractAddress(h("contract")));
         let hex = |d: [u8; 32]| hex::encode(d);
+        let paid = crate::payouts::encode(&[crate::payouts::Payout {
+            to: Address([0x44; 20]),
+            amount: crate::Grains(600),
+        }]);
         let deploy = DeployReceipt {
             task_id: t,
             inputs_hash: i,
@@ -695,10 +730,12 @@ mod tests {
             gas_limit: 1_000_000,
             gas_used: 50_000,
             eth_call: EthCallRef::default(),
+            value: 1_000,
+            payouts: &paid,
         };
         assert_eq!(
             hex(compute.digest()),
-            "c4793e643e9cf59a7de808fcd26c4df290b5cd55ac38e5b5e1416c3746cb3c7a"
+            "079189a1b045e4f0251b6d5c82b737910b59b5116b21366277daa3be536f4fb7"
         );
         let failure = FailureReceipt {
             task_id: t,
@@ -719,6 +756,8 @@ mod tests {
                 inputs_hash: i,
                 delta_hash: d1,
                 output_hash: o,
+                value: 1_000,
+                payouts_hash: crate::payouts::hash(&paid),
                 gas_limit: 1_000_000,
                 gas_used: 40_000,
                 status: 1,
@@ -728,6 +767,8 @@ mod tests {
                 inputs_hash: i2,
                 delta_hash: DeltaHash::ZERO,
                 output_hash: o2,
+                value: 0,
+                payouts_hash: crate::payouts::hash(&[]),
                 gas_limit: 1_000_000,
                 gas_used: 40_001,
                 status: 0,
@@ -735,7 +776,7 @@ mod tests {
         ];
         assert_eq!(
             hex(batch_digest(&s, &c, 7, &p, &entries)),
-            "9c1db5544d33204bf42d42e55c1b551dffc4e945df24d8f1d1bcdc65cc975266"
+            "cffac298bffeda9b82e19c04b12f8fbe559a89ab88f3cb273c8343e4f11e0f84"
         );
         assert_eq!(
             hex(task_field_ad(&s, &t, TaskField::Callable)),

@@ -233,7 +233,7 @@ pub async fn record(
     first_block: u64,
 ) -> Result<(enigma_types::TaskId, Mined)> {
     let nonce = chain.task_nonce(chain.account().unwrap()).await?;
-    chain.create_task_record(contract, inputs, gas_limit, gas_px, first_block, nonce).await
+    chain.create_task_record(contract, inputs, gas_limit, gas_px, first_block, nonce, 0).await
 }
 
 /// Asserts a chain error names `what`.

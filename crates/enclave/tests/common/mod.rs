@@ -310,6 +310,7 @@ pub fn compute_task(
         encrypted_args: c.encrypted_args.clone(),
         user_public_key: c.public_key(),
         gas_limit: GAS,
+        value: 0,
         time_budget_ms: 0,
         want_snapshot: false,
     }
@@ -353,6 +354,8 @@ pub fn receipt_digest(
             gas_limit: GAS,
             gas_used: r.gas_used,
             eth_call: eth,
+            value: r.value,
+            payouts: &r.payouts,
         }
         .digest(),
         (TaskStatus::Failure, _) => FailureReceipt {

@@ -683,6 +683,7 @@ mod tests {
             created_at: 101,
             seq: 0,
             contract_tag: [3; 12],
+            value: 0,
         };
         let c = ContractAddress([3; 32]);
         let t = TaskId([4; 32]);

@@ -244,6 +244,7 @@ impl Rogue {
             encrypted_args,
             user_public_key: enigma_crypto::PublicKey::from_bytes(&user_public_key).unwrap(),
             gas_limit: record_gas(&self.chain, &task_id).await,
+            value: 0,
             time_budget_ms: 60_000,
             want_snapshot: false,
         };
@@ -267,6 +268,7 @@ impl Rogue {
                 gas_used: r.gas_used,
                 eth_payload: Vec::new(),
                 eth_address: Address::ZERO,
+                payouts: r.payouts.clone(),
                 signature: Signature::from_bytes(r.signature.as_bytes()).unwrap(),
             })
             .await
