@@ -922,3 +922,244 @@ async fn a_copied_registration_registers_nobody_else_and_the_active_set_is_prune
     assert_eq!(fourth.workers.len(), 2);
     assert!(fourth.workers.contains(&net.workers[a].signer()));
 }
+
+#[tokio::test]
+async fn payable_tasks_escrow_their_value_pay_out_and_refund_to_the_grain() {
+    let s = scenario().await;
+    let w = s.selected();
+    let fee = |used: u64| u128::from(used * PX);
+    let escrow = u128::from(LIMIT * PX);
+    let paid_record = |label: &'static str, value: u128| {
+        let s = &s;
+        async move {
+            let inputs = InputsHash(h(label));
+            let nonce = s.user.task_nonce(s.net.address(USER)).await.unwrap();
+            let (id, _) = s
+                .user
+                .create_task_record(
+                    s.contract,
+                    inputs,
+                    LIMIT,
+                    PX,
+                    s.epoch.first_block,
+                    nonce,
+                    value,
+                )
+                .await
+                .unwrap();
+            (id, inputs)
+        }
+    };
+    let balance_of = |who: Address| {
+        let s = &s;
+        async move { s.user.prepaid_balance(who).await.unwrap() }
+    };
+    let contract_balance = || {
+        let s = &s;
+        async move { s.net.deployer.secret_contract(&s.contract).await.unwrap().unwrap().balance }
+    };
+    let (alice, bob) = (Address([0xa1; 20]), Address([0xb0; 20]));
+    let pays = |to: Address, amount: u128| Payout { to, amount: Grains(amount) };
+
+    // A record escrows fee and value from the prepaid balance; the record shows the value.
+    let before = s.prepaid().await;
+    let (a, a_inputs) = paid_record("pay 1", 1_000).await;
+    assert_eq!(s.prepaid().await, before - escrow - 1_000);
+    assert_eq!(s.net.deployer.task(&a).await.unwrap().unwrap().value, 1_000);
+
+    // A receipt signed over another value than the record's does not verify.
+    let base = s.base().await;
+    let delta = DeltaHash(h("paid delta 1"));
+    let mut lie =
+        s.paid_receipt(w, a, a_inputs, base, delta, 40_000, (vec![], Address::ZERO), (0, &[]));
+    assert_rejected(s.net.workers[w].chain.commit_receipt(&lie).await, "WorkerNotSelected");
+    // Nor do payouts other than the signed ones.
+    let honest = [pays(alice, 300)];
+    let good = s.paid_receipt(
+        w,
+        a,
+        a_inputs,
+        base,
+        delta,
+        40_000,
+        (vec![], Address::ZERO),
+        (1_000, &honest),
+    );
+    lie = good.clone();
+    lie.payouts[35] ^= 1;
+    assert_rejected(s.net.workers[w].chain.commit_receipt(&lie).await, "WorkerNotSelected");
+
+    // Success: the value joins the contract's balance and the payouts leave it.
+    let before = s.prepaid().await;
+    s.net.workers[w].chain.commit_receipt(&good).await.unwrap();
+    assert_eq!(contract_balance().await, 700);
+    assert_eq!(balance_of(alice).await, 300);
+    assert_eq!(s.prepaid().await, before + escrow - fee(40_000), "the sender gets its gas back");
+
+    // A payout beyond the balance is refused whole, even signed.
+    let (b, b_inputs) = paid_record("pay 2", 0).await;
+    let greedy = [pays(bob, 500), pays(alice, 201)];
+    let receipt = s.paid_receipt(
+        w,
+        b,
+        b_inputs,
+        s.base().await,
+        DeltaHash(h("paid delta 2")),
+        1,
+        (vec![], Address::ZERO),
+        (0, &greedy),
+    );
+    assert_rejected(s.net.workers[w].chain.commit_receipt(&receipt).await, "PayoutBeyondBalance");
+    assert_eq!((balance_of(bob).await, contract_balance().await), (0, 700));
+
+    // A failure returns the value with the unused gas.
+    let before = s.prepaid().await;
+    let (c, c_inputs) = paid_record("pay 3", 250).await;
+    let output = OutputHash(h("failed"));
+    let digest = FailureReceipt {
+        task_id: c,
+        contract: s.contract,
+        inputs_hash: c_inputs,
+        code_hash: s.code_hash,
+        output_hash: output,
+        gas_limit: LIMIT,
+        gas_used: 7_000,
+    }
+    .digest();
+    // (b's record is still open ahead of it: its own receipt lands first.)
+    let b_ok = s.paid_receipt(
+        w,
+        b,
+        b_inputs,
+        s.base().await,
+        DeltaHash::ZERO,
+        1,
+        (vec![], Address::ZERO),
+        (0, &[pays(bob, 100)]),
+    );
+    s.net.workers[w].chain.commit_receipt(&b_ok).await.unwrap();
+    s.net.workers[w]
+        .chain
+        .commit_failure(
+            s.contract,
+            c,
+            output,
+            7_000,
+            &s.net.workers[w].enclave.sign_digest(&digest),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.prepaid().await,
+        before + escrow - fee(1) - fee(7_000),
+        "b (recorded before) paid its gas, c its gas; c's 250 came back"
+    );
+    assert_eq!((balance_of(bob).await, contract_balance().await), (100, 600));
+
+    // A failed callback returns the value too, and pays nothing.
+    let before = s.prepaid().await;
+    let (d, d_inputs) = paid_record("pay 4", 80).await;
+    let nowhere = Address([0x99; 20]);
+    let receipt = s.paid_receipt(
+        w,
+        d,
+        d_inputs,
+        s.base().await,
+        DeltaHash(h("paid delta 4")),
+        5_000,
+        (vec![1], nowhere),
+        (80, &[pays(bob, 680)]),
+    );
+    s.net.workers[w].chain.commit_receipt(&receipt).await.unwrap();
+    assert_eq!(s.net.deployer.task(&d).await.unwrap().unwrap().status, TaskStatus::FailedEth);
+    assert_eq!(s.prepaid().await, before - fee(5_000));
+    assert_eq!((balance_of(bob).await, contract_balance().await), (100, 600));
+
+    // A batch: a success that brings 400 and pays 1,000 out, a failure whose 50 goes back.
+    let nonce = s.user.task_nonce(s.net.address(USER)).await.unwrap();
+    let before = s.prepaid().await;
+    let (ids, _) = s
+        .user
+        .create_task_records(
+            &[
+                (s.contract, InputsHash(h("pb1")), LIMIT, 400),
+                (s.contract, InputsHash(h("pb2")), LIMIT, 50),
+            ],
+            PX,
+            s.epoch.first_block,
+            nonce,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.prepaid().await, before - 2 * escrow - 450);
+    let paid = enigma_types::payouts::encode(&[pays(alice, 700), pays(bob, 300)]);
+    let (count, prev) = s.base().await;
+    let entries = [
+        BatchEntry {
+            task_id: ids[0],
+            inputs_hash: InputsHash(h("pb1")),
+            delta_hash: DeltaHash(h("paid batch delta")),
+            output_hash: OutputHash(h("pb o1")),
+            value: 400,
+            payouts_hash: enigma_types::payouts::hash(&paid),
+            gas_limit: LIMIT,
+            gas_used: 10_000,
+            status: 1,
+        },
+        BatchEntry {
+            task_id: ids[1],
+            inputs_hash: InputsHash(h("pb2")),
+            delta_hash: DeltaHash::ZERO,
+            output_hash: OutputHash(h("pb o2")),
+            value: 50,
+            payouts_hash: enigma_types::payouts::hash(&[]),
+            gas_limit: LIMIT,
+            gas_used: 20_000,
+            status: 0,
+        },
+    ];
+    let signature = s.net.workers[w].enclave.sign_digest(&batch_digest(
+        &s.contract,
+        &s.code_hash,
+        count,
+        &prev,
+        &entries,
+    ));
+    let items: Vec<BatchItemTx> = entries
+        .iter()
+        .zip([paid.clone(), Vec::new()])
+        .map(|(e, payouts)| BatchItemTx {
+            task_id: e.task_id,
+            delta_hash: e.delta_hash,
+            output_hash: e.output_hash,
+            gas_used: e.gas_used,
+            status: e.status,
+            payouts,
+        })
+        .collect();
+    // Payouts other than the signed ones break the batch's signature.
+    let mut altered = items.clone();
+    altered[0].payouts = enigma_types::payouts::encode(&[pays(alice, 1_000)]);
+    assert_rejected(
+        s.net.workers[w].chain.commit_receipts(s.contract, &altered, &signature).await,
+        "WorkerNotSelected",
+    );
+    s.net.workers[w].chain.commit_receipts(s.contract, &items, &signature).await.unwrap();
+    assert_eq!(contract_balance().await, 0, "600 held + 400 brought - 1,000 paid");
+    assert_eq!((balance_of(alice).await, balance_of(bob).await), (1_000, 400));
+    assert_eq!(s.prepaid().await, before - 450 - fee(10_000) - fee(20_000) + 50);
+
+    // A task nobody answers returns its fee and its value after the timeout.
+    let (e, _) = paid_record("pay 5", 321).await;
+    let before = s.prepaid().await;
+    s.net.mine(TIMEOUT).await;
+    s.user.return_fees(e).await.unwrap();
+    assert_eq!(s.prepaid().await, before + escrow + 321);
+
+    // The recipients withdraw what they were paid like any prepaid balance.
+    assert_eq!(
+        s.net.deployer.prepaid_balance(alice).await.unwrap()
+            + s.net.deployer.prepaid_balance(bob).await.unwrap(),
+        1_400
+    );
+}

@@ -197,7 +197,7 @@ pub enum ExecError {
         /// The host function.
         function: &'static str,
     },
-    /// The contract named a state key that starts with a zero byte (the runtime's own keys).
+    /// The contract named a state key that starts with `\0enigma/` (the runtime's own keys).
     ReservedKey {
         /// The host function.
         function: &'static str,
@@ -259,7 +259,7 @@ impl fmt::Display for ExecError {
             ),
             Self::ReservedKey { function } => write!(
                 f,
-                "the contract passed `{function}` a state key starting with a zero byte; those \
+                "the contract passed `{function}` a state key starting with `\\0enigma/`; those \
                  keys are the runtime's own"
             ),
             Self::PayoutBeyondBalance { amount, balance } => write!(

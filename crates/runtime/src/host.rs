@@ -13,8 +13,12 @@ use enigma_types::{
 
 use crate::{ExecError, Limits, Randomness, StateReader, exec::EthCall, gas};
 
+/// The prefix of the state keys the runtime keeps for itself: contracts cannot read, write or
+/// remove them.
+pub const RESERVED_PREFIX: &[u8] = b"\0enigma/";
+
 /// The state key under which the runtime keeps a contract's ENG balance (16 bytes, big-endian
-/// grains). Keys starting with a zero byte are the runtime's: contracts cannot read or write them.
+/// grains).
 pub const BALANCE_KEY: &[u8] = b"\0enigma/balance";
 
 /// A contract's balance as stored under [`BALANCE_KEY`] (zero when it was never paid).
@@ -272,7 +276,7 @@ fn read_key(
     check_size("a state key", len, caller.data().limits.max_state_key_bytes)?;
     charge(caller, gas::HOST_CALL + gas::copy(len))?;
     let key = read_bytes(caller, ptr, len, function)?;
-    if key.first() == Some(&0) {
+    if key.starts_with(RESERVED_PREFIX) {
         return Err(trap(ExecError::ReservedKey { function }));
     }
     Ok(key)

@@ -6,12 +6,29 @@ use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_sol_types::SolValue;
 use common::Contract;
 use enigma_runtime::ExecError;
+use enigma_types::{Grains, payouts::Payout};
+
+const CONSTRUCT: &str = "construct(address,uint256,bytes32,uint256)";
+const SELLER: Address = Address::repeat_byte(0xff);
 
 fn deploy(reserve: u64) -> (Contract, B256) {
+    deploy_with_deposit(reserve, 0)
+}
+
+fn deploy_with_deposit(reserve: u64, deposit: u128) -> (Contract, B256) {
     let secret = B256::repeat_byte(0x5e);
     let args =
-        (Address::repeat_byte(0xff), U256::from(reserve), keccak256(secret)).abi_encode_params();
-    (Contract::deploy("auction", "construct(address,uint256,bytes32)", &args), secret)
+        (SELLER, U256::from(reserve), keccak256(secret), U256::from(deposit)).abi_encode_params();
+    (Contract::deploy("auction", CONSTRUCT, &args), secret)
+}
+
+fn paid_bid(c: &mut Contract, who: u8, amount: u64, value: u128) -> Result<(), ExecError> {
+    c.pay_call(
+        "bid(address,uint256)",
+        &(Address::repeat_byte(who), U256::from(amount)).abi_encode_params(),
+        value,
+    )
+    .map(|(out, payouts)| assert!(out.is_empty() && payouts.is_empty()))
 }
 
 fn bid(c: &mut Contract, who: u8, amount: u64) -> Result<Vec<u8>, ExecError> {
@@ -76,4 +93,65 @@ fn bids_must_rise_and_the_seller_cannot_bid() {
     assert!(
         matches!(bid(&mut c, 0xff, 10), Err(ExecError::Reverted { message }) if message.contains("seller"))
     );
+}
+
+#[test]
+fn deposits_pay_the_seller_the_price_and_return_the_rest() {
+    const DEPOSIT: u128 = 1_000;
+    let (mut c, secret) = deploy_with_deposit(100, DEPOSIT);
+    paid_bid(&mut c, 1, 150, DEPOSIT).unwrap();
+    paid_bid(&mut c, 2, 400, DEPOSIT).unwrap();
+    paid_bid(&mut c, 3, 250, DEPOSIT).unwrap();
+    assert_eq!(c.balance(), 3 * DEPOSIT, "every deposit is held");
+
+    let (out, payouts) = c.pay_call("close(bytes32)", &(secret,).abi_encode_params(), 0).unwrap();
+    let (winner, price) = <(Address, U256)>::abi_decode_params(&out).unwrap();
+    assert_eq!((winner, price), (Address::repeat_byte(2), U256::from(250u64)));
+    let to = |b: u8| enigma_types::Address([b; 20]);
+    assert_eq!(
+        payouts,
+        vec![
+            Payout { to: to(0xff), amount: Grains(250) },
+            Payout { to: to(1), amount: Grains(DEPOSIT) },
+            Payout { to: to(2), amount: Grains(DEPOSIT - 250) },
+            Payout { to: to(3), amount: Grains(DEPOSIT) },
+        ],
+        "the seller gets the price, the winner its deposit less the price, the others theirs"
+    );
+    assert_eq!(c.balance(), 0, "nothing is left behind");
+}
+
+#[test]
+fn without_a_bid_at_the_reserve_every_deposit_goes_back() {
+    let (mut c, secret) = deploy_with_deposit(500, 600);
+    paid_bid(&mut c, 1, 499, 600).unwrap();
+    let (out, payouts) = c.pay_call("close(bytes32)", &(secret,).abi_encode_params(), 0).unwrap();
+    assert_eq!(<(Address, U256)>::abi_decode_params(&out).unwrap(), (Address::ZERO, U256::ZERO));
+    assert_eq!(payouts, vec![Payout { to: enigma_types::Address([1; 20]), amount: Grains(600) }]);
+    assert_eq!(c.balance(), 0);
+}
+
+#[test]
+fn a_bid_must_bring_the_deposit_and_stay_within_it() {
+    let (mut c, _) = deploy_with_deposit(0, 1_000);
+    let refused = |r: Result<(), ExecError>, what: &str| {
+        assert!(
+            matches!(&r, Err(ExecError::Reverted { message }) if message.contains(what)),
+            "{what}: {r:?}"
+        );
+    };
+    refused(paid_bid(&mut c, 1, 10, 999), "deposit of 1000");
+    refused(paid_bid(&mut c, 1, 10, 0), "brought 0");
+    refused(paid_bid(&mut c, 1, 1_001, 1_000), "above the deposit");
+    assert_eq!(c.balance(), 0, "a refused bid leaves its value out (the chain returns it)");
+    paid_bid(&mut c, 1, 10, 1_000).unwrap();
+    refused(paid_bid(&mut c, 1, 20, 1_000), "has bid already");
+    for who in 2..=15 {
+        paid_bid(&mut c, who, 5, 1_000).unwrap();
+    }
+    refused(paid_bid(&mut c, 16, 5, 1_000), "full");
+    assert_eq!(c.balance(), 15_000);
+    // A deposit-free auction takes no money at all.
+    let (mut free, _) = deploy(0);
+    refused(paid_bid(&mut free, 1, 10, 1), "deposit of 0");
 }

@@ -589,3 +589,111 @@ fn a_missing_key_reads_as_json_null_for_eng_wasm_and_as_nothing_for_the_sdk() {
     assert_eq!(&out[4..8], &(-1i32).to_le_bytes(), "enigma_state_len: missing");
     assert_eq!(&out[8..12], &0i32.to_le_bytes(), "enigma_state_len: an empty value is set");
 }
+
+/// A module whose `call` pays `amount` grains to 0x11…11 `times` times, and whose `deploy` pays
+/// once (a constructor holds nothing to pay from).
+fn payer(amount: u128, times: usize) -> Vec<u8> {
+    let escaped = |bytes: &[u8]| bytes.iter().map(|b| format!("\\{b:02x}")).collect::<String>();
+    let pay = "(call $pay (i32.const 0) (i32.const 32))".repeat(times);
+    wat::parse_str(format!(
+        r#"(module
+            (import "env" "enigma_pay" (func $pay (param i32 i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 0) "{to}")
+            (data (i32.const 32) "{amount}")
+            (func (export "deploy") (call $pay (i32.const 0) (i32.const 32)))
+            (func (export "call") {pay}))"#,
+        to = escaped(&[0x11; 20]),
+        amount = escaped(&amount.to_be_bytes()),
+    ))
+    .unwrap()
+}
+
+fn run_paying(wasm: &[u8], state: &ContractState, value: u128) -> Outcome {
+    Runtime::new(Limits::default()).execute(
+        &ContractCode::new(wasm),
+        Task::call("f", &[], GasLimit(1_000_000)).after(state).paying(value),
+        state,
+        &mut Fixed,
+    )
+}
+
+#[test]
+fn a_contract_pays_out_of_what_it_holds_and_never_more() {
+    use enigma_runtime::{BALANCE_KEY, stored_balance};
+    use enigma_types::{Address, DeltaHash, Grains, payouts::Payout};
+
+    // The task's value is what it can pay from at first: 30 of 100 leaves 70 in the state.
+    let mut state = ContractState::new();
+    let paid = run_paying(&payer(30, 1), &state, 100).result.unwrap();
+    assert_eq!(paid.payouts, vec![Payout { to: Address([0x11; 20]), amount: Grains(30) }]);
+    let change = paid.delta.changes.iter().find(|c| c.key == BALANCE_KEY).unwrap();
+    assert_eq!(change.value.as_deref(), Some(&70u128.to_be_bytes()[..]));
+    state.apply(&paid.delta, DeltaHash([1; 32])).unwrap();
+    assert_eq!(stored_balance(&state), 70);
+
+    // Later tasks pay from the stored balance, and not a grain past it.
+    assert_eq!(
+        run_paying(&payer(71, 1), &state, 0).result,
+        Err(ExecError::PayoutBeyondBalance { amount: 71, balance: 70 })
+    );
+    assert_eq!(
+        run_paying(&payer(40, 2), &state, 0).result,
+        Err(ExecError::PayoutBeyondBalance { amount: 40, balance: 30 })
+    );
+    let all = run_paying(&payer(70, 1), &state, 0).result.unwrap();
+    assert_eq!(all.payouts.len(), 1);
+    state.apply(&all.delta, DeltaHash([2; 32])).unwrap();
+    assert_eq!(stored_balance(&state), 0);
+
+    // Paying nothing records nothing; a task makes at most 16 payouts.
+    let none = run_paying(&payer(0, 3), &state, 0).result.unwrap();
+    assert!(none.payouts.is_empty() && none.delta.is_empty());
+    assert_eq!(
+        run_paying(&payer(1, 17), &state, 100).result,
+        Err(ExecError::TooManyPayouts { max: 16 })
+    );
+    // A value with no payout still moves into the balance (and so into the delta).
+    let kept = run_paying(&payer(0, 1), &state, 5).result.unwrap();
+    assert_eq!(kept.delta.changes.len(), 1);
+
+    // A constructor has no value and nothing to pay from, whatever its host claims.
+    let deployed = Runtime::new(Limits::default()).execute(
+        &ContractCode::new(&payer(1, 1)),
+        Task::deploy("construct", &[], GasLimit(1_000_000)).paying(1_000),
+        &ContractState::new(),
+        &mut Fixed,
+    );
+    assert_eq!(deployed.result, Err(ExecError::PayoutBeyondBalance { amount: 1, balance: 0 }));
+}
+
+#[test]
+fn the_balance_key_is_out_of_a_contracts_reach() {
+    for (import, body) in [
+        (
+            r#"(import "env" "write_state" (func $w (param i32 i32 i32 i32)))"#,
+            "(call $w (i32.const 64) (i32.const 15) (i32.const 0) (i32.const 16))",
+        ),
+        (
+            r#"(import "env" "read_state_len" (func $r (param i32 i32) (result i32)))"#,
+            "(drop (call $r (i32.const 64) (i32.const 15)))",
+        ),
+        (
+            r#"(import "env" "remove_from_state" (func $d (param i32 i32)))"#,
+            "(call $d (i32.const 64) (i32.const 15))",
+        ),
+    ] {
+        let wasm = wat::parse_str(format!(
+            r#"(module {import}
+                (memory (export "memory") 1)
+                (data (i32.const 64) "\00enigma/balance")
+                (func (export "deploy"))
+                (func (export "call") {body}))"#
+        ))
+        .unwrap();
+        assert!(
+            matches!(run(&wasm, 1_000_000).result, Err(ExecError::ReservedKey { .. })),
+            "{import}"
+        );
+    }
+}

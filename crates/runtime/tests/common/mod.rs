@@ -96,7 +96,18 @@ impl Contract {
 
     /// Calls `function` with ABI-encoded `args`; applies the delta on success.
     pub(crate) fn call_outcome(&mut self, function: &str, args: &[u8], gas: u64) -> Outcome {
-        let task = Task::call(function, args, GasLimit(gas)).after(&self.state);
+        self.paying_outcome(function, args, gas, 0)
+    }
+
+    /// Calls `function` bringing `value` grains to the contract; applies the delta on success.
+    pub(crate) fn paying_outcome(
+        &mut self,
+        function: &str,
+        args: &[u8],
+        gas: u64,
+        value: u128,
+    ) -> Outcome {
+        let task = Task::call(function, args, GasLimit(gas)).after(&self.state).paying(value);
         let outcome = self.run(task);
         if let Ok(success) = &outcome.result
             && !success.delta.is_empty()
@@ -112,6 +123,21 @@ impl Contract {
         let outcome = self.call_outcome(function, args, GAS);
         assert!(outcome.gas_used.0 >= enigma_runtime::gas::TASK_BASE && outcome.gas_used.0 < GAS);
         outcome.result.map(|s| s.output)
+    }
+
+    /// Calls bringing `value` grains; returns the output and the payouts, or the error.
+    pub(crate) fn pay_call(
+        &mut self,
+        function: &str,
+        args: &[u8],
+        value: u128,
+    ) -> Result<(Vec<u8>, Vec<enigma_types::payouts::Payout>), ExecError> {
+        self.paying_outcome(function, args, GAS, value).result.map(|s| (s.output, s.payouts))
+    }
+
+    /// The contract's ENG balance as its state holds it.
+    pub(crate) fn balance(&self) -> u128 {
+        enigma_runtime::stored_balance(&self.state)
     }
 
     /// Calls and expects success.

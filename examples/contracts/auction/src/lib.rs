@@ -1,5 +1,18 @@
-//! A sealed-bid second-price (Vickrey) auction: bids stay secret; closing reveals only the
-//! winner and the price, the second-highest bid (or the reserve, if higher).
+//! A sealed-bid second-price (Vickrey) auction that takes real ENG without publishing the bids.
+//!
+//! The seller deploys it with a reserve, the hash of a closing secret and a deposit. Every bidder
+//! sends the same deposit with its bid (`enigma call --value`): the amount moved is public on
+//! chain, so it says nothing about the bid, which must be at most the deposit and stays inside
+//! the enclave. Closing reveals only the winner and the price (the second-highest bid, or the
+//! reserve if higher) and settles in the same task: the seller is paid the price, the winner
+//! gets its deposit less the price back, every other bidder its whole deposit. With no bid at
+//! the reserve, every deposit goes back. A bid the contract refuses fails its task, and the
+//! chain returns its deposit.
+//!
+//! Until tasks carry a verified caller, a bid names its bidder as an argument: whoever sends
+//! the task pays the deposit, and refunds and the item go to the address named. So that nobody
+//! can change a bid made in another's name, each address bids once when deposits are taken (a
+//! deposit-free auction, `deposit` 0, lets a bidder raise its bid instead).
 #![no_std]
 
 use enigma_sdk::{alloy_primitives::keccak256, prelude::*};
@@ -11,11 +24,18 @@ struct Auction {
     reserve: U256,
     /// keccak256 of the seller's closing secret: only the seller can close.
     close_hash: B256,
+    /// What every bidder sends with its bid (grains); 0 for an auction without money.
+    #[serde(default)]
+    deposit: U256,
     bidders: u64,
     closed: bool,
 }
 
 const AUCTION: &str = "auction";
+
+/// Bidders an auction with deposits takes: at the close it pays each of them and the seller,
+/// and a task makes at most 16 payouts.
+const MAX_PAYING_BIDDERS: u64 = 15;
 
 fn bid_key(index: u64) -> String {
     format!("bid/{index}")
@@ -27,13 +47,17 @@ fn bidder_key(bidder: Address) -> String {
 
 #[pub_interface]
 pub trait ContractInterface {
-    fn construct(seller: Address, reserve: U256, close_hash: B256);
-    /// Places or raises `bidder`'s sealed bid.
+    fn construct(seller: Address, reserve: U256, close_hash: B256, deposit: U256);
+    /// Places `bidder`'s sealed bid; the task must bring exactly the deposit (with deposits, a
+    /// bidder bids once; without, it may raise its bid).
     fn bid(bidder: Address, amount: U256) -> Result<(), String>;
     /// Closes the auction (the seller proves itself with the secret whose hash it deployed
-    /// with) and returns (winner, price); the zero address if no bid met the reserve.
+    /// with), pays everyone out and returns (winner, price); the zero address if no bid met the
+    /// reserve.
     fn close(close_secret: B256) -> Result<(Address, U256), String>;
     fn bid_count() -> U256;
+    /// The deposit a bid must bring (grains).
+    fn deposit() -> U256;
 }
 
 pub struct Contract;
@@ -43,8 +67,13 @@ fn auction() -> Auction {
 }
 
 impl ContractInterface for Contract {
-    fn construct(seller: Address, reserve: U256, close_hash: B256) {
-        write_state!(AUCTION => Auction { seller, reserve, close_hash, bidders: 0, closed: false });
+    fn construct(seller: Address, reserve: U256, close_hash: B256, deposit: U256) {
+        if deposit != U256::ZERO && reserve > deposit {
+            fail!("the reserve is above the deposit: no bid could meet it");
+        }
+        write_state!(AUCTION => Auction {
+            seller, reserve, close_hash, deposit, bidders: 0, closed: false
+        });
     }
 
     fn bid(bidder: Address, amount: U256) -> Result<(), String> {
@@ -55,8 +84,20 @@ impl ContractInterface for Contract {
         if bidder == a.seller {
             return Err("the seller cannot bid".into());
         }
+        let paying = a.deposit != U256::ZERO;
+        if value() != a.deposit {
+            return Err(format!(
+                "a bid must bring the deposit of {} grains, this one brought {}",
+                a.deposit,
+                value()
+            ));
+        }
+        if paying && amount > a.deposit {
+            return Err("a bid cannot be above the deposit that covers it".into());
+        }
         let existing: Option<u64> = read_state!(bidder_key(bidder));
         let index = match existing {
+            Some(_) if paying => return Err("this address has bid already".into()),
             Some(index) => {
                 let (_, previous): (Address, U256) =
                     read_state!(bid_key(index)).unwrap_or_default();
@@ -66,6 +107,9 @@ impl ContractInterface for Contract {
                 index
             }
             None => {
+                if paying && a.bidders >= MAX_PAYING_BIDDERS {
+                    return Err(format!("the auction is full ({MAX_PAYING_BIDDERS} bidders)"));
+                }
                 let index = a.bidders;
                 a.bidders += 1;
                 write_state!(bidder_key(bidder) => index, AUCTION => a);
@@ -84,10 +128,11 @@ impl ContractInterface for Contract {
         if keccak256(close_secret) != a.close_hash {
             return Err("wrong closing secret: only the seller can close the auction".into());
         }
+        let bids: Vec<(Address, U256)> =
+            (0..a.bidders).map(|i| read_state!(bid_key(i)).unwrap_or_default()).collect();
         let mut best: Option<(Address, U256)> = None;
         let mut second = a.reserve;
-        for i in 0..a.bidders {
-            let (bidder, amount): (Address, U256) = read_state!(bid_key(i)).unwrap_or_default();
+        for &(bidder, amount) in &bids {
             match best {
                 Some((_, top)) if amount <= top => second = second.max(amount),
                 _ => {
@@ -98,15 +143,33 @@ impl ContractInterface for Contract {
                 }
             }
         }
-        a.closed = true;
-        write_state!(AUCTION => a);
-        Ok(match best {
+        let (winner, price) = match best {
             Some((winner, top)) if top >= second => (winner, second),
             _ => (Address::ZERO, U256::ZERO),
-        })
+        };
+        if a.deposit != U256::ZERO {
+            // Every deposit is here: the price to the seller, the rest back to the bidders.
+            if balance() < a.deposit * U256::from(a.bidders) {
+                return Err("the contract holds less than the deposits it took".into());
+            }
+            if winner != Address::ZERO {
+                pay(a.seller, price);
+            }
+            for &(bidder, _) in &bids {
+                let owed = if bidder == winner { a.deposit - price } else { a.deposit };
+                pay(bidder, owed);
+            }
+        }
+        a.closed = true;
+        write_state!(AUCTION => a);
+        Ok((winner, price))
     }
 
     fn bid_count() -> U256 {
         U256::from(auction().bidders)
+    }
+
+    fn deposit() -> U256 {
+        auction().deposit
     }
 }
