@@ -307,8 +307,13 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
     let auction = client
         .deploy(
             &wasm("auction"),
-            "construct(address,uint256,bytes32)",
-            &args((AlloyAddress::repeat_byte(0xff), U256::from(100u64), keccak256(secret))),
+            "construct(address,uint256,bytes32,uint256)",
+            &args((
+                AlloyAddress::repeat_byte(0xff),
+                U256::from(100u64),
+                keccak256(secret),
+                U256::ZERO,
+            )),
             GAS,
         )
         .await
@@ -337,7 +342,9 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
     // 2. Deployments that fail.
     let got = client.deploy(b"\0asm not really a module", "construct()", &[], GAS).await;
     expect.failed("bad bytecode", got, "module");
-    let got = client.deploy(&wasm("auction"), "construct(address,uint256,bytes32)", &[], GAS).await;
+    let got = client
+        .deploy(&wasm("auction"), "construct(address,uint256,bytes32,uint256)", &[], GAS)
+        .await;
     // The constructor fails: its arguments do not decode.
     expect.failed("wrong constructor parameters", got, "argument");
     let got = client.deploy(&wasm("millionaires"), "construct()", &[], 60_000).await;
