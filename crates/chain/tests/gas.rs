@@ -9,10 +9,12 @@ mod common;
 use common::*;
 use enigma_chain::*;
 use enigma_types::{
-    Address, CodeHash, ContractAddress, DeltaHash, InputsHash, OutputHash, TaskId, keccak256,
+    Address, CodeHash, ContractAddress, DeltaHash, Grains, InputsHash, OutputHash, TaskId,
+    keccak256,
     messages::{
         BatchEntry, ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, batch_digest,
     },
+    payouts::Payout,
 };
 
 const PX: u64 = 1;
@@ -92,10 +94,15 @@ async fn single_compute(
     w: usize,
     label: &str,
     with_delta: bool,
+    money: (u128, &[Payout]),
 ) -> (u64, u64) {
     let inputs = InputsHash(h(format!("inputs {label}")));
-    let (id, recorded) =
-        record(user, contract, inputs, LIMIT, PX, epoch.first_block).await.unwrap();
+    let nonce = user.task_nonce(user.account().unwrap()).await.unwrap();
+    let (id, recorded) = user
+        .create_task_record(contract, inputs, LIMIT, PX, epoch.first_block, nonce, money.0)
+        .await
+        .unwrap();
+    let payouts = enigma_types::payouts::encode(money.1);
     let sc = net.deployer.secret_contract(&contract).await.unwrap().unwrap();
     let delta = if with_delta { DeltaHash(h(format!("delta {label}"))) } else { DeltaHash::ZERO };
     let output = OutputHash(h(format!("output {label}")));
@@ -111,8 +118,8 @@ async fn single_compute(
         gas_limit: LIMIT,
         gas_used: 500,
         eth_call: EthCallRef::default(),
-        value: 0,
-        payouts: &[],
+        value: money.0,
+        payouts: &payouts,
     }
     .digest();
     let receipt = ComputeReceiptTx {
@@ -123,7 +130,7 @@ async fn single_compute(
         gas_used: 500,
         eth_payload: vec![],
         eth_address: Address::ZERO,
-        payouts: Vec::new(),
+        payouts,
         signature: net.workers[w].enclave.sign_digest(&digest),
     };
     (recorded.gas_used, net.workers[w].chain.commit_receipt(&receipt).await.unwrap().gas_used)
@@ -215,12 +222,19 @@ async fn gas_of_every_operation_and_the_batching_target() {
 
     let (contract, code_hash, w) = deploy_contract(&net, &user, &epoch, &mut m).await;
     let (recorded, with_delta) =
-        single_compute(&net, &user, &epoch, contract, code_hash, w, "a", true).await;
+        single_compute(&net, &user, &epoch, contract, code_hash, w, "a", true, (0, &[])).await;
     m.add("createTaskRecord", recorded);
     m.add("commitReceipt (with a delta)", with_delta);
     let (_, without) =
-        single_compute(&net, &user, &epoch, contract, code_hash, w, "b", false).await;
+        single_compute(&net, &user, &epoch, contract, code_hash, w, "b", false, (0, &[])).await;
     m.add("commitReceipt (no delta)", without);
+    // A payable task: its record escrows a value, its receipt pays one fresh account.
+    let payout = Payout { to: Address([0x77; 20]), amount: Grains(600) };
+    let (recorded, paid) =
+        single_compute(&net, &user, &epoch, contract, code_hash, w, "c", true, (1_000, &[payout]))
+            .await;
+    m.add("createTaskRecord (with a value)", recorded);
+    m.add("commitReceipt (a delta, a value, one payout to a new account)", paid);
 
     let inputs = InputsHash(h("failing".into()));
     let (id, _) = record(&user, contract, inputs, LIMIT, PX, epoch.first_block).await.unwrap();

@@ -349,7 +349,8 @@ fn user_address(user: &Client) -> enigma_types::Address {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back_result() {
+async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back_or_inflated_result()
+ {
     let dir = tempfile::tempdir().unwrap();
     // Epochs of 100 blocks (a block a second): the test mines the next one, and is done long
     // before the one after.
@@ -428,7 +429,7 @@ async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back
     let victim = deployed.unwrap().contract;
     let at_deploy = ChainPosition { next_index: 1, tip: enigma_types::delta_hash(&d0.bytes) };
     let entry = add(1, 10);
-    let (first, ()) = tokio::join!(
+    let (first, d1) = tokio::join!(
         alice.compute(victim, "add_millionaire(address,uint256)", &entry, GAS),
         async {
             let request = rogue.next_task().await;
@@ -442,6 +443,7 @@ async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back
                 )
                 .await;
             rogue.commit(&r).await.unwrap();
+            r.delta.unwrap()
         }
     );
     first.unwrap();
@@ -474,6 +476,31 @@ async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back
     assert!(
         rogue.commit(&stale).await.is_err(),
         "the chain refuses the receipt of a task run on state it has moved past"
+    );
+
+    // 3. It tells its enclave that a task brought ENG it did not (the record escrowed none): the
+    //    result names the value it ran with, so the client refuses it, and the chain refuses the
+    //    receipt (its digest holds the record's value).
+    rogue.value_lie = Some(1_000_000);
+    let now = ChainPosition { next_index: 2, tip: enigma_types::delta_hash(&d1.bytes) };
+    let third = add(3, 5);
+    let (inflated, lied) = tokio::join!(
+        alice.compute(victim, "add_millionaire(address,uint256)", &third, GAS),
+        async {
+            let request = rogue.next_task().await;
+            rogue.compute_at(epoch.first_block, request, code_hash, now, &[d0, d1]).await
+        }
+    );
+    rogue.value_lie = None;
+    match inflated {
+        Err(ClientError::BadResult(why)) => assert!(why.contains("value"), "{why}"),
+        other => panic!("a result run with a made-up value was accepted: {other:?}"),
+    }
+    assert_eq!((lied.status, lied.value), (enigma_enclave::TaskStatus::Success, 1_000_000));
+    let refused = rogue.commit(&lied).await;
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("WorkerNotSelected")),
+        "the chain refuses a receipt signed over another value than the record's: {refused:?}"
     );
 
     // The network went on serving honest contracts throughout.

@@ -29,6 +29,8 @@ pub(crate) struct Rogue {
     pub(crate) evidence: enigma_attestation::Evidence,
     pub(crate) p2p: Handle,
     pub(crate) events: mpsc::Receiver<Event>,
+    /// The value the host tells its enclave a compute task brought, instead of the record's.
+    pub(crate) value_lie: Option<u128>,
     km_url: String,
 }
 
@@ -78,6 +80,7 @@ impl Rogue {
             evidence,
             p2p,
             events,
+            value_lie: None,
             km_url: summary.km_url.clone(),
         }
     }
@@ -244,7 +247,10 @@ impl Rogue {
             encrypted_args,
             user_public_key: enigma_crypto::PublicKey::from_bytes(&user_public_key).unwrap(),
             gas_limit: record_gas(&self.chain, &task_id).await,
-            value: 0,
+            value: match self.value_lie {
+                Some(lie) => lie,
+                None => self.chain.task(&task_id).await.unwrap().unwrap().value,
+            },
             time_budget_ms: 60_000,
             want_snapshot: false,
         };
