@@ -51,6 +51,8 @@ enum Tamper {
     Serve(Box<ResultView>),
     /// The output's last byte is flipped.
     FlipOutput,
+    /// The result claims the task brought a value it did not.
+    Inflate,
     /// The worker key is another key, signed by another enclave.
     ForeignKey(serde_json::Value),
     /// Task requests are passed on, but answered at once with "no answer in time" (-32012),
@@ -69,6 +71,7 @@ impl Proxy {
             Tamper::Honest | Tamper::ForeignKey(_) | Tamper::LateAnswer => view,
             Tamper::Relabel(contract) => ResultView { contract_address: contract, ..view },
             Tamper::Serve(other) => *other,
+            Tamper::Inflate => ResultView { value: "1000000".into(), ..view },
             Tamper::FlipOutput => {
                 let mut bytes = hex::decode(view.output.trim_start_matches("0x")).unwrap();
                 if let Some(last) = bytes.last_mut() {
@@ -220,6 +223,10 @@ async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results_nor_fake_
     // 3. An altered output: the enclave's signature no longer covers it.
     set(Tamper::FlipOutput);
     bad(client.compute(contract, "compute_richest()", &[], GAS).await, "an altered output");
+    // ...or a value the task did not bring (as a rogue host's enclave would sign it).
+    set(Tamper::Inflate);
+    let why = bad(client.compute(contract, "compute_richest()", &[], GAS).await, "a made-up value");
+    assert!(why.contains("value"), "{why}");
 
     // 4. A worker key signed by another enclave: no secret is encrypted to it.
     let foreign = KeyPair::generate().unwrap();

@@ -995,7 +995,13 @@ impl Worker {
         } else {
             record.names(&r.contract)
         };
-        if record.inputs_hash != r.inputs_hash || record.is_deploy != r.is_deploy || !contract_ok {
+        // A result run with another value than the record escrowed (its host lied to its
+        // enclave) is no result of this task: the chain would refuse its receipt.
+        if record.inputs_hash != r.inputs_hash
+            || record.is_deploy != r.is_deploy
+            || record.value != r.value
+            || !contract_ok
+        {
             return Verdict::Reject;
         }
         if self.epochs.read().await.by_first_block(record.first_block).is_none() {

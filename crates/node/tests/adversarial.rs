@@ -478,30 +478,36 @@ async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back
         "the chain refuses the receipt of a task run on state it has moved past"
     );
 
-    // 3. It tells its enclave that a task brought ENG it did not (the record escrowed none): the
-    //    result names the value it ran with, so the client refuses it, and the chain refuses the
-    //    receipt (its digest holds the record's value).
-    rogue.value_lie = Some(1_000_000);
+    // 3. It tells its enclave that a task brought ENG it did not (the record escrowed none)
+    //    and publishes that signed result, then the honest one. Nodes drop the first (it
+    //    answers no record: the value differs), so the user gets the honest result; had a
+    //    gateway served the first, the client would refuse it (client adversarial). The chain
+    //    refuses its receipt: the digest holds the record's value.
     let now = ChainPosition { next_index: 2, tip: enigma_types::delta_hash(&d1.bytes) };
     let third = add(3, 5);
-    let (inflated, lied) = tokio::join!(
+    let (served, (lied, honest)) = tokio::join!(
         alice.compute(victim, "add_millionaire(address,uint256)", &third, GAS),
         async {
             let request = rogue.next_task().await;
-            rogue.compute_at(epoch.first_block, request, code_hash, now, &[d0, d1]).await
+            let deltas = [d0.clone(), d1.clone()];
+            rogue.value_lie = Some(1_000_000);
+            let lied =
+                rogue.compute_at(epoch.first_block, request.clone(), code_hash, now, &deltas).await;
+            rogue.value_lie = None;
+            let honest =
+                rogue.compute_at(epoch.first_block, request, code_hash, now, &deltas).await;
+            (lied, honest)
         }
     );
-    rogue.value_lie = None;
-    match inflated {
-        Err(ClientError::BadResult(why)) => assert!(why.contains("value"), "{why}"),
-        other => panic!("a result run with a made-up value was accepted: {other:?}"),
-    }
     assert_eq!((lied.status, lied.value), (enigma_enclave::TaskStatus::Success, 1_000_000));
+    let served = served.expect("the honest result reaches the user, the inflated one never");
+    assert_eq!((served.value, served.task_id), (0, honest.task_id));
     let refused = rogue.commit(&lied).await;
     assert!(
         matches!(&refused, Err(e) if e.to_string().contains("WorkerNotSelected")),
         "the chain refuses a receipt signed over another value than the record's: {refused:?}"
     );
+    rogue.commit(&honest).await.unwrap();
 
     // The network went on serving honest contracts throughout.
     still_works(&bob, contract).await;
