@@ -577,7 +577,10 @@ pub(crate) async fn account(command: AccountCommand) -> Result<()> {
     } else {
         say!("account {user}");
         say!("  ENG      {} grains ({} ENG)", eng, eng / 100_000_000);
-        say!("  prepaid  {} grains (pays task fees)", prepaid);
+        say!(
+            "  prepaid  {} grains (pays task fees and values; payouts from contracts arrive here)",
+            prepaid
+        );
     }
     Ok(())
 }

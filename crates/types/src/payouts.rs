@@ -72,11 +72,11 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Payout>, PayoutError> {
     bytes
         .chunks_exact(PAYOUT_SIZE)
         .map(|c| {
-            let mut to = [0u8; 20];
-            to.copy_from_slice(&c[..20]);
-            let mut amount = [0u8; 16];
-            amount.copy_from_slice(&c[20..]);
-            let amount = u128::from_be_bytes(amount);
+            let (to, amount) = c.split_at_checked(20).ok_or(PayoutError::Length(bytes.len()))?;
+            let to = <[u8; 20]>::try_from(to).map_err(|_| PayoutError::Length(bytes.len()))?;
+            let amount = <[u8; 16]>::try_from(amount)
+                .map(u128::from_be_bytes)
+                .map_err(|_| PayoutError::Length(bytes.len()))?;
             if amount == 0 {
                 return Err(PayoutError::Zero);
             }
