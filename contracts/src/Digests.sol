@@ -85,7 +85,7 @@ library Digests {
     }
 
     /// Failure (deploy or compute): taskId, scAddr (the task id for a deploy), inputsHash,
-    /// codeHash (zero for a deploy), outputHash, u64(gasLimit), u64(gasUsed), 0x00.
+    /// codeHash (zero for a deploy), outputHash, u64(gasLimit), u64(gasUsed), u256(value), 0x00.
     function failure(
         bytes32 taskId,
         bytes32 scAddr,
@@ -93,7 +93,8 @@ library Digests {
         bytes32 codeHash,
         bytes32 outputHash,
         uint64 gasLimit,
-        uint64 gasUsed
+        uint64 gasUsed,
+        uint256 value
     ) internal pure returns (bytes32) {
         return keccak256(
             abi.encodePacked(
@@ -104,6 +105,7 @@ library Digests {
                 uint64(32), outputHash,
                 uint64(8), gasLimit,
                 uint64(8), gasUsed,
+                uint64(32), value,
                 uint64(1), uint8(0)
             )
         );

@@ -247,6 +247,7 @@ async fn gas_of_every_operation_and_the_batching_target() {
         output_hash: output,
         gas_limit: LIMIT,
         gas_used: 700,
+        value: 0,
     }
     .digest();
     m.add(

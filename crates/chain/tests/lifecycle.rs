@@ -340,6 +340,7 @@ async fn compute_receipts_single_batched_and_failed_settle_to_the_grain() {
         output_hash: output,
         gas_limit: LIMIT,
         gas_used: LIMIT,
+        value: 0,
     }
     .digest();
     s.net.workers[w]
@@ -496,6 +497,7 @@ async fn forged_wrong_replayed_and_late_receipts_are_rejected() {
         output_hash: output,
         gas_limit: LIMIT,
         gas_used: 5,
+        value: 0,
     }
     .digest();
     assert_rejected(
@@ -791,6 +793,7 @@ async fn receipts_land_in_record_order_and_only_under_the_recorded_contract() {
         output_hash: output,
         gas_limit: LIMIT,
         gas_used: 3,
+        value: 0,
     }
     .digest();
     assert_rejected(
@@ -1024,6 +1027,7 @@ async fn payable_tasks_escrow_their_value_pay_out_and_refund_to_the_grain() {
         output_hash: output,
         gas_limit: LIMIT,
         gas_used: 7_000,
+        value: 250,
     }
     .digest();
     // (b's record is still open ahead of it: its own receipt lands first.)

@@ -406,18 +406,27 @@ pub(crate) async fn call(a: CallArgs) -> Result<()> {
     }
     .await
     .with_context(|| format!("calling {} on {}", a.signature, a.contract))?;
+    let mut callback_failed = false;
     if a.confirm && o.finality == Finality::Provisional {
-        client.confirm(&o).await.with_context(|| {
+        let receipt = client.confirm(&o).await.with_context(|| {
             format!(
                 "waiting for the receipt of task {} (see `enigma task status {}`)",
                 o.task_id, o.task_id
             )
         })?;
         o.finality = Finality::Confirmed;
+        if receipt.status == enigma_chain::TaskStatus::FailedEth {
+            // The chain kept nothing of the task but its fee: no delta, no value, no payouts.
+            callback_failed = true;
+            o.value = 0;
+            o.payouts.clear();
+        }
     }
     let decoded = a.returns.as_deref().map(|t| decode_output(t, &o.output)).transpose()?;
     if a.connection.json {
-        say!("{}", outcome_json(&o, decoded.as_deref()));
+        let mut json = outcome_json(&o, decoded.as_deref());
+        json["callback_failed"] = callback_failed.into();
+        say!("{json}");
     } else {
         match &decoded {
             Some(values) => say!("{}", values.join(" ")),
@@ -425,6 +434,12 @@ pub(crate) async fn call(a: CallArgs) -> Result<()> {
             None => say!("0x{}", hex::encode(&o.output)),
         }
         say!("{}", outcome_line(&o));
+        if callback_failed {
+            say!(
+                "  its Ethereum callback failed on chain: the state change was not kept, any value \
+                 went back to you and nothing was paid out"
+            );
+        }
     }
     Ok(())
 }

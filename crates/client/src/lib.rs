@@ -613,7 +613,7 @@ impl Client {
             let task_key = KeyPair::generate()?;
             let shared = task_key.derive_key(&key);
             let id = task_id(&user, nonce);
-            let (f, a) = encrypt_inputs(&shared, &contract, &id, constructor, args)?;
+            let (f, a) = encrypt_inputs(&shared, &contract, &id, 0, constructor, args)?;
             let inputs =
                 inputs_hash_deploy(&f, &a, &code_hash(wasm), task_key.public_key().as_bytes());
             let recorded = self
@@ -722,7 +722,7 @@ impl Client {
             let turn = self.recording.lock().await;
             let nonce = self.chain.task_nonce(user).await?;
             let id = task_id(&user, nonce);
-            let (f, a) = encrypt_inputs(&shared, &contract, &id, callable, args)?;
+            let (f, a) = encrypt_inputs(&shared, &contract, &id, options.value, callable, args)?;
             let inputs = inputs_hash_compute(&f, &a, &contract, task_key.public_key().as_bytes());
             let recorded = self
                 .chain
@@ -1190,7 +1190,7 @@ impl TaskHandle<'_> {
             )));
         }
         let finality = client.finality(&message).await?;
-        let ad = task_field_ad(&self.contract, &id, TaskField::Output);
+        let ad = task_field_ad(&self.contract, &id, self.value, TaskField::Output);
         let padded = shared
             .decrypt_with_ad(&message.encrypted_output, &ad)
             .map_err(|e| ClientError::BadResult(format!("the output does not decrypt: {e}")))?;
@@ -1220,17 +1220,19 @@ impl TaskHandle<'_> {
 }
 
 /// Encrypts a task's callable and arguments to `shared`, as the fields of task `id` of
-/// `contract` (a deploy's contract is its task id).
+/// `contract` (a deploy's contract is its task id) sent with `value` grains.
 fn encrypt_inputs(
     shared: &enigma_crypto::SymmetricKey,
     contract: &ContractAddress,
     id: &TaskId,
+    value: u128,
     callable: &str,
     args: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>)> {
+    use TaskField::{Arguments, Callable};
     let f = shared
-        .encrypt_with_ad(callable.as_bytes(), &task_field_ad(contract, id, TaskField::Callable))?;
-    let a = shared.encrypt_with_ad(args, &task_field_ad(contract, id, TaskField::Arguments))?;
+        .encrypt_with_ad(callable.as_bytes(), &task_field_ad(contract, id, value, Callable))?;
+    let a = shared.encrypt_with_ad(args, &task_field_ad(contract, id, value, Arguments))?;
     Ok((f, a))
 }
 

@@ -171,7 +171,7 @@ pub struct DeployTask {
     /// The wasm module as uploaded.
     pub code: Vec<u8>,
     /// The constructor's callable, encrypted to the worker's IO key, with associated data
-    /// `task_field_ad(taskId as the contract, taskId, Callable)`.
+    /// `task_field_ad(taskId as the contract, taskId, 0, Callable)`.
     pub encrypted_fn: Vec<u8>,
     /// The constructor's ABI arguments, encrypted (field `Arguments`).
     pub encrypted_args: Vec<u8>,
@@ -232,7 +232,7 @@ pub struct ComputeTask {
     /// State to load, needed only when the enclave does not hold the contract at `position`.
     pub state: Option<EncryptedState>,
     /// The callable, encrypted to the worker's IO key, with associated data
-    /// `task_field_ad(contract, taskId, Callable)`.
+    /// `task_field_ad(contract, taskId, value, Callable)`.
     pub encrypted_fn: Vec<u8>,
     /// The ABI arguments, encrypted (field `Arguments`).
     pub encrypted_args: Vec<u8>,

@@ -548,8 +548,9 @@ impl WorkerState {
         plain: &[u8],
         contract: &ContractAddress,
         task: &TaskId,
+        value: u128,
     ) -> Result<Vec<u8>, EnclaveError> {
-        let ad = task_field_ad(contract, task, TaskField::Output);
+        let ad = task_field_ad(contract, task, value, TaskField::Output);
         user.encrypt_with_ad(&Zeroizing::new(pad(plain, self.padding())), &ad).map_err(crypto)
     }
 
@@ -667,6 +668,7 @@ impl WorkerState {
         epoch: u64,
         contract: &ContractAddress,
         task: &TaskId,
+        value: u128,
     ) -> Result<(String, Zeroizing<Vec<u8>>), String> {
         let wrong_key = || {
             format!(
@@ -675,8 +677,8 @@ impl WorkerState {
                  to the selected worker's current key (getWorkerEncryptionKey), bound to this task"
             )
         };
-        let fn_ad = task_field_ad(contract, task, TaskField::Callable);
-        let args_ad = task_field_ad(contract, task, TaskField::Arguments);
+        let fn_ad = task_field_ad(contract, task, value, TaskField::Callable);
+        let args_ad = task_field_ad(contract, task, value, TaskField::Arguments);
         let function = Zeroizing::new(
             user_key.decrypt_with_ad(encrypted_fn, &fn_ad).map_err(|_| wrong_key())?,
         );
@@ -707,7 +709,7 @@ impl WorkerState {
         value: u128,
     ) -> Result<TaskResult, EnclaveError> {
         let encrypted_output =
-            self.seal_output(user_key, message.as_bytes(), &contract, &task_id)?;
+            self.seal_output(user_key, message.as_bytes(), &contract, &task_id, value)?;
         let out_hash = output_hash(&encrypted_output);
         let receipt = FailureReceipt {
             task_id,
@@ -717,6 +719,7 @@ impl WorkerState {
             output_hash: out_hash,
             gas_limit,
             gas_used,
+            value: value,
         };
         let receipt = receipt.digest();
         let signature = me.signing.sign_digest(&receipt);
@@ -775,7 +778,7 @@ impl WorkerState {
         cap("the code", t.code.len(), limits::MAX_CODE_BYTES)?;
         Self::check_inputs(&t.encrypted_fn, &t.encrypted_args)?;
         let contract = ContractAddress::from(t.task_id);
-        let fn_ad = task_field_ad(&contract, &t.task_id, TaskField::Callable);
+        let fn_ad = task_field_ad(&contract, &t.task_id, 0, TaskField::Callable);
         let me = self.identity()?;
         let user_key = Self::user_key(&me, t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
         // The code hash is computed here, over the bytes that will run: the key it selects opens
@@ -814,6 +817,7 @@ impl WorkerState {
             t.epoch,
             &contract,
             &t.task_id,
+            0,
         ) {
             Ok(inputs) => inputs,
             Err(message) => return fail(base, &message),
@@ -842,7 +846,7 @@ impl WorkerState {
             .apply(&success.delta, init_delta_hash)
             .map_err(|e| EnclaveError::BadState(e.to_string()))?;
         let encrypted_output =
-            self.seal_output(&user_key, &success.output, &contract, &t.task_id)?;
+            self.seal_output(&user_key, &success.output, &contract, &t.task_id, 0)?;
         let eth_call = success.eth_call.map(|c| EthCall { address: c.address, payload: c.payload });
         let receipt = DeployReceipt {
             task_id: t.task_id,
@@ -895,7 +899,7 @@ impl WorkerState {
         let id = ContractKeyId { contract, code_hash: t.code_hash };
         let key = self.state_key(id)?;
         let me = self.identity()?;
-        let fn_ad = task_field_ad(&contract, &t.task_id, TaskField::Callable);
+        let fn_ad = task_field_ad(&contract, &t.task_id, t.value, TaskField::Callable);
         let user_key = Self::user_key(&me, t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
         let inputs_hash = inputs_hash_compute(
             &t.encrypted_fn,
@@ -945,6 +949,7 @@ impl WorkerState {
             t.epoch,
             &contract,
             &t.task_id,
+            t.value,
         ) {
             Ok(inputs) => inputs,
             Err(message) => return fail(base, &message),
@@ -981,7 +986,7 @@ impl WorkerState {
             (Some(EncryptedDelta { index: success.delta.index, bytes: encrypted }), hash)
         };
         let encrypted_output =
-            self.seal_output(&user_key, &success.output, &contract, &t.task_id)?;
+            self.seal_output(&user_key, &success.output, &contract, &t.task_id, t.value)?;
         let out_hash = output_hash(&encrypted_output);
         let eth_call = success.eth_call.map(|c| EthCall { address: c.address, payload: c.payload });
         let payouts = enigma_types::payouts::encode(&success.payouts);
@@ -1084,6 +1089,7 @@ impl WorkerState {
                         output_hash: item.output_hash,
                         gas_limit: item.gas_limit,
                         gas_used: item.gas_used,
+                        value: item.value,
                     }
                     .digest()
                 }

@@ -124,7 +124,7 @@ fn seal(
     field: TaskField,
     plain: &[u8],
 ) -> Vec<u8> {
-    shared.encrypt_with_ad(plain, &task_field_ad(contract, task, field)).unwrap()
+    shared.encrypt_with_ad(plain, &task_field_ad(contract, task, 0, field)).unwrap()
 }
 
 /// Decrypts a task's output and removes its padding.
@@ -135,7 +135,7 @@ fn open(
     blob: &[u8],
 ) -> Vec<u8> {
     let padded = shared
-        .decrypt_with_ad(blob, &task_field_ad(contract, task, TaskField::Output))
+        .decrypt_with_ad(blob, &task_field_ad(contract, task, 0, TaskField::Output))
         .expect("the output decrypts");
     enigma_types::padding::unpad(&padded).unwrap().to_vec()
 }

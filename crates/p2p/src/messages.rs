@@ -6,7 +6,7 @@ use enigma_types::{
 use serde::{Deserialize, Serialize};
 
 /// The wire version of every message; a node drops (and counts against the sender) any other.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 
 /// The largest gossip message.
 pub const MAX_GOSSIP_BYTES: usize = 2 * 1024 * 1024;
@@ -158,6 +158,7 @@ impl ResultMessage {
                 output_hash: m.output_hash,
                 gas_limit: m.gas_limit,
                 gas_used: m.gas_used,
+                value: m.value,
             }
             .digest(),
         }

@@ -214,6 +214,14 @@ pub enum ExecError {
         /// The limit.
         max: usize,
     },
+    /// The contract paid the zero address, from which nobody can withdraw.
+    PayoutToZeroAddress,
+    /// The task brought a value to a function that never looked at it (`enigma_value`): it does
+    /// not take ENG.
+    ValueNotTaken {
+        /// The value (grains).
+        value: u128,
+    },
     /// The contract's `decrypt` call got a blob that does not decrypt under the key it gave.
     DecryptFailed,
     /// The module cannot run.
@@ -262,10 +270,17 @@ impl fmt::Display for ExecError {
                 "the contract passed `{function}` a state key starting with `\\0enigma/`; those \
                  keys are the runtime's own"
             ),
-            Self::PayoutBeyondBalance { amount, balance } => write!(
+            // No amounts: they may come from the contract's secret state.
+            Self::PayoutBeyondBalance { .. } => f.write_str(
+                "the contract tried to pay out more ENG than it holds; pay no more than `balance()`",
+            ),
+            Self::PayoutToZeroAddress => {
+                f.write_str("the contract tried to pay the zero address, from which nobody can withdraw")
+            }
+            Self::ValueNotTaken { value } => write!(
                 f,
-                "the contract tried to pay out {amount} grains but holds only {balance}; pay \
-                 no more than `balance()`"
+                "the task brought {value} grains to a function that does not take ENG (it never \
+                 reads `value()`); send it without a value — this one returns to you"
             ),
             Self::TooManyPayouts { max } => write!(
                 f,

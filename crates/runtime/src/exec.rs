@@ -349,6 +349,7 @@ impl Runtime {
             eth_call: None,
             balance: host::stored_balance(state).saturating_add(value),
             value,
+            value_read: false,
             payouts: Vec::new(),
             logs: Vec::new(),
             log_bytes: 0,
@@ -447,6 +448,12 @@ impl Runtime {
 
         let gas_used = limit - left(&store);
         let mut host = store.into_data();
+        if value != 0 && !host.value_read {
+            return Ok(Outcome {
+                gas_used: GasUsed(gas_used),
+                result: Err(ExecError::ValueNotTaken { value }),
+            });
+        }
         if value != 0 || !host.payouts.is_empty() {
             // The balance moves with the state: a delta the chain drops takes it back too.
             host.writes

@@ -52,6 +52,9 @@ pub(crate) struct Host<'a> {
     /// the payouts so far.
     pub(crate) balance: u128,
     pub(crate) value: u128,
+    /// Whether the contract looked at the task's value (`enigma_value`): a task that brings a
+    /// value to a function that never does fails (the value returns to its sender).
+    pub(crate) value_read: bool,
     pub(crate) payouts: Vec<Payout>,
     pub(crate) logs: Vec<String>,
     pub(crate) log_bytes: usize,
@@ -437,6 +440,7 @@ fn gas_import(mut caller: HostCaller<'_, '_>, amount: i32) -> HostResult {
 /// big-endian grains; zero for a deploy).
 fn enigma_value(mut caller: HostCaller<'_, '_>, out: i32) -> HostResult {
     charge(&mut caller, gas::HOST_CALL + gas::copy(16))?;
+    caller.data_mut().value_read = true;
     let value = caller.data().value;
     write_bytes(&mut caller, out, &value.to_be_bytes(), "enigma_value")
 }
@@ -451,7 +455,8 @@ fn enigma_balance(mut caller: HostCaller<'_, '_>, out: i32) -> HostResult {
 
 /// `enigma_pay(to, amount)`: pays `amount` (16 bytes, big-endian grains) of the contract's
 /// balance to the 20-byte address at `to` once the task's receipt is on chain. Fails the task
-/// beyond the balance or past [`MAX_PAYOUTS`]; a zero amount does nothing.
+/// beyond the balance, past [`MAX_PAYOUTS`] or to the zero address (nobody could withdraw it); a
+/// zero amount does nothing.
 fn enigma_pay(mut caller: HostCaller<'_, '_>, to: i32, amount: i32) -> HostResult {
     charge(&mut caller, gas::HOST_CALL + gas::copy(20) + gas::copy(16) + gas::PAYOUT)?;
     let address = read_bytes(&caller, to, 20, "enigma_pay")?;
@@ -462,6 +467,9 @@ fn enigma_pay(mut caller: HostCaller<'_, '_>, to: i32, amount: i32) -> HostResul
         .map_err(|_| bad_pointer("enigma_pay"))?;
     if amount == 0 {
         return Ok(());
+    }
+    if address == Address::ZERO {
+        return Err(trap(ExecError::PayoutToZeroAddress));
     }
     let host = caller.data_mut();
     if host.payouts.len() >= MAX_PAYOUTS {

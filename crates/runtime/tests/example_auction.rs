@@ -103,6 +103,11 @@ fn deposits_pay_the_seller_the_price_and_return_the_rest() {
     paid_bid(&mut c, 2, 400, DEPOSIT).unwrap();
     paid_bid(&mut c, 3, 250, DEPOSIT).unwrap();
     assert_eq!(c.balance(), 3 * DEPOSIT, "every deposit is held");
+    // ENG sent with the close (which takes none) is refused, not kept.
+    assert_eq!(
+        c.pay_call("close(bytes32)", &(secret,).abi_encode_params(), 1).unwrap_err(),
+        ExecError::ValueNotTaken { value: 1 }
+    );
 
     let (out, payouts) = c.pay_call("close(bytes32)", &(secret,).abi_encode_params(), 0).unwrap();
     let (winner, price) = <(Address, U256)>::abi_decode_params(&out).unwrap();

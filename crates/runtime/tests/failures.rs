@@ -590,20 +590,26 @@ fn a_missing_key_reads_as_json_null_for_eng_wasm_and_as_nothing_for_the_sdk() {
     assert_eq!(&out[8..12], &0i32.to_le_bytes(), "enigma_state_len: an empty value is set");
 }
 
-/// A module whose `call` pays `amount` grains to 0x11…11 `times` times, and whose `deploy` pays
-/// once (a constructor holds nothing to pay from).
+/// A module whose `call` reads its value (it takes ENG), then pays `amount` grains to 0x11…11
+/// `times` times, and whose `deploy` pays once (a constructor holds nothing to pay from).
 fn payer(amount: u128, times: usize) -> Vec<u8> {
+    paying_module([0x11; 20], amount, times, true)
+}
+
+fn paying_module(to: [u8; 20], amount: u128, times: usize, reads_value: bool) -> Vec<u8> {
     let escaped = |bytes: &[u8]| bytes.iter().map(|b| format!("\\{b:02x}")).collect::<String>();
+    let read = if reads_value { "(call $value (i32.const 64))" } else { "" };
     let pay = "(call $pay (i32.const 0) (i32.const 32))".repeat(times);
     wat::parse_str(format!(
         r#"(module
             (import "env" "enigma_pay" (func $pay (param i32 i32)))
+            (import "env" "enigma_value" (func $value (param i32)))
             (memory (export "memory") 1)
             (data (i32.const 0) "{to}")
             (data (i32.const 32) "{amount}")
             (func (export "deploy") (call $pay (i32.const 0) (i32.const 32)))
-            (func (export "call") {pay}))"#,
-        to = escaped(&[0x11; 20]),
+            (func (export "call") {read} {pay}))"#,
+        to = escaped(&to),
         amount = escaped(&amount.to_be_bytes()),
     ))
     .unwrap()
@@ -665,6 +671,28 @@ fn a_contract_pays_out_of_what_it_holds_and_never_more() {
         &mut Fixed,
     );
     assert_eq!(deployed.result, Err(ExecError::PayoutBeyondBalance { amount: 1, balance: 0 }));
+    // Nobody can withdraw from the zero address.
+    assert_eq!(
+        run_paying(&paying_module([0; 20], 1, 1, true), &state, 5).result,
+        Err(ExecError::PayoutToZeroAddress)
+    );
+    // The error the sender reads names no amount (it may come from secret state).
+    let text = ExecError::PayoutBeyondBalance { amount: 71, balance: 70 }.to_string();
+    assert!(!text.contains("71") && !text.contains("70"), "{text}");
+}
+
+#[test]
+fn a_value_sent_to_a_function_that_does_not_take_it_fails_the_task() {
+    let ignores = paying_module([0x11; 20], 0, 0, false);
+    let state = ContractState::new();
+    let outcome = run_paying(&ignores, &state, 5);
+    assert_eq!(outcome.result, Err(ExecError::ValueNotTaken { value: 5 }));
+    assert!(outcome.gas_used.0 > 0 && outcome.gas_used.0 < 1_000_000, "it pays what it used");
+    assert!(run_paying(&ignores, &state, 0).result.is_ok(), "without a value it runs");
+    assert!(
+        run_paying(&payer(0, 0), &state, 5).result.is_ok(),
+        "a function that reads it takes it"
+    );
 }
 
 #[test]

@@ -274,6 +274,10 @@ pub fn eth_call<C: SolCall>(address: Address, call: &C) {
 /// The ENG (in grains, 10^-8 ENG) the task brought to the contract: escrowed by its record on
 /// chain with the fee, it joins the contract's [`balance`] if the task succeeds and returns to
 /// the sender if it fails. Public on chain. Zero in a constructor.
+///
+/// Calling it is how a function takes ENG: a task that brings a value to a function that never
+/// calls `value()` fails, and the value goes back (so nothing is stuck in a contract that has no
+/// use for it).
 #[must_use]
 pub fn value() -> U256 {
     let mut out = [0u8; 16];

@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// The text that prefixes the associated data of a task's encrypted fields.
-pub const TASK_FIELD_PREFIX: &[u8] = b"enigma-task-field-v1";
+pub const TASK_FIELD_PREFIX: &[u8] = b"enigma-task-field-v2";
 
 /// A field of a task encrypted between the user and the enclave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,16 +32,24 @@ impl TaskField {
     }
 }
 
-/// `H(enc("enigma-task-field-v1", contract(32), taskId(32), field))`: the associated data a
-/// task's encrypted callable, arguments and output are sealed with (AES-GCM), so a ciphertext
-/// opens only as that field of that task of that contract (for a deployment, the contract is the
-/// task id).
+/// `H(enc("enigma-task-field-v2", contract(32), taskId(32), u256 value, field))`: the
+/// associated data a task's encrypted callable, arguments and output are sealed with (AES-GCM),
+/// so a ciphertext opens only as that field of that task of that contract (for a deployment, the
+/// contract is the task id), sent with that value (grains; zero for a deployment): a host that
+/// tells its enclave another value than the record's gets inputs that do not open, and the
+/// contract never runs with it.
 #[must_use]
-pub fn task_field_ad(contract: &ContractAddress, task: &TaskId, field: TaskField) -> [u8; 32] {
+pub fn task_field_ad(
+    contract: &ContractAddress,
+    task: &TaskId,
+    value: u128,
+    field: TaskField,
+) -> [u8; 32] {
     Encoder::hashing()
         .bytes(TASK_FIELD_PREFIX)
         .bytes(contract.as_bytes())
         .bytes(task.as_bytes())
+        .u256(&u256_from_u128(value))
         .bytes(field.name())
         .digest()
 }
@@ -272,11 +280,13 @@ pub struct FailureReceipt {
     pub gas_limit: u64,
     /// Gas the task used.
     pub gas_used: u64,
+    /// The value the task's record escrowed (grains; it returns to the sender).
+    pub value: u128,
 }
 
 impl FailureReceipt {
     /// `H(enc(taskId, contract, inputsHash, codeHash, outputHash, u64 gasLimit, u64 gasUsed,
-    /// 0x00))`.
+    /// u256 value, 0x00))`.
     #[must_use]
     pub fn digest(&self) -> [u8; 32] {
         Encoder::hashing()
@@ -287,6 +297,7 @@ impl FailureReceipt {
             .bytes(self.output_hash.as_bytes())
             .u64(self.gas_limit)
             .u64(self.gas_used)
+            .u256(&u256_from_u128(self.value))
             .u8(STATUS_FAILURE)
             .digest()
     }
@@ -570,6 +581,7 @@ mod tests {
             output_hash: OutputHash([2; 32]),
             gas_limit: 10,
             gas_used: 3,
+            value: 0,
         };
         let manual = Encoder::new()
             .bytes(&[8; 32])
@@ -579,6 +591,7 @@ mod tests {
             .bytes(&[2; 32])
             .u64(10)
             .u64(3)
+            .u256(&[0; 32])
             .u8(0)
             .into_bytes();
         assert_eq!(f.digest(), keccak256(manual));
@@ -745,10 +758,21 @@ mod tests {
             output_hash: o,
             gas_limit: 1_000_000,
             gas_used: 1_000_000,
+            value: 0,
         };
         assert_eq!(
             hex(failure.digest()),
-            "7f1e4d7ae66ff99703ce999e12de97064d1758db4755872efe5322673b6f1f78"
+            "7553e51153195ab61321c9318ac5ca9f69aa0ad0f6495c7b87646710fb3d4e3f"
+        );
+        let deploy_failure = FailureReceipt {
+            contract: ContractAddress(t.0),
+            code_hash: CodeHash::ZERO,
+            gas_used: 777,
+            ..failure
+        };
+        assert_eq!(
+            hex(deploy_failure.digest()),
+            "a27052aeb1628600622df5e94133d6a843e91aefabc5aacd3e9ca156f9fdfa18"
         );
         let entries = [
             BatchEntry {
@@ -779,16 +803,21 @@ mod tests {
             "cffac298bffeda9b82e19c04b12f8fbe559a89ab88f3cb273c8343e4f11e0f84"
         );
         assert_eq!(
-            hex(task_field_ad(&s, &t, TaskField::Callable)),
-            "7e7877bec2c7245b1252e9ce9062b0289cb2a5998249040ae7f20beeaec22855"
+            hex(task_field_ad(&s, &t, 0, TaskField::Callable)),
+            "911297f05515a1ef735d76bbb45516e88d43499b7f0a6cd16954dd9289fecc62"
         );
         assert_ne!(
-            task_field_ad(&s, &t, TaskField::Arguments),
-            task_field_ad(&s, &t, TaskField::Callable)
+            task_field_ad(&s, &t, 0, TaskField::Arguments),
+            task_field_ad(&s, &t, 0, TaskField::Callable)
         );
         assert_ne!(
-            task_field_ad(&s, &t2, TaskField::Callable),
-            task_field_ad(&s, &t, TaskField::Callable)
+            task_field_ad(&s, &t2, 0, TaskField::Callable),
+            task_field_ad(&s, &t, 0, TaskField::Callable)
+        );
+        assert_ne!(
+            task_field_ad(&s, &t, 1, TaskField::Callable),
+            task_field_ad(&s, &t, 0, TaskField::Callable),
+            "the value is bound"
         );
         assert_eq!(
             hex(announcement_digest(

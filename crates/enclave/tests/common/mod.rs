@@ -247,7 +247,7 @@ impl ClientTask {
         );
         let user = KeyPair::generate().unwrap();
         let key = user.derive_key(&worker_key.public_key);
-        let ad = |field| task_field_ad(&contract, &task, field);
+        let ad = |field| task_field_ad(&contract, &task, 0, field);
         let encrypted_fn =
             key.encrypt_with_ad(function.as_bytes(), &ad(TaskField::Callable)).unwrap();
         let encrypted_args = key.encrypt_with_ad(args, &ad(TaskField::Arguments)).unwrap();
@@ -271,7 +271,7 @@ impl ClientTask {
 
     /// Decrypts the task's output and removes the enclave's length padding.
     pub fn open(&self, blob: &[u8]) -> Vec<u8> {
-        let ad = task_field_ad(&self.contract, &self.task, TaskField::Output);
+        let ad = task_field_ad(&self.contract, &self.task, 0, TaskField::Output);
         let padded = self.key.decrypt_with_ad(blob, &ad).expect("the output decrypts");
         enigma_types::padding::unpad(&padded).expect("the output is padded").to_vec()
     }
@@ -366,6 +366,7 @@ pub fn receipt_digest(
             output_hash: enigma_types::output_hash(&r.encrypted_output),
             gas_limit: GAS,
             gas_used: r.gas_used,
+            value: r.value,
         }
         .digest(),
     }

@@ -9,10 +9,15 @@
 //! the reserve, every deposit goes back. A bid the contract refuses fails its task, and the
 //! chain returns its deposit.
 //!
-//! Until tasks carry a verified caller, a bid names its bidder as an argument: whoever sends
-//! the task pays the deposit, and refunds and the item go to the address named. So that nobody
-//! can change a bid made in another's name, each address bids once when deposits are taken (a
-//! deposit-free auction, `deposit` 0, lets a bidder raise its bid instead).
+//! What it does not protect against yet, as an example: until tasks carry a verified caller, a
+//! bid names its bidder as an argument — whoever sends the task pays the deposit, and refunds
+//! and the item go to the address named. So that nobody can change a bid made in another's name,
+//! each address bids once when deposits are taken (a deposit-free auction, `deposit` 0, lets a
+//! bidder raise its bid instead); someone can still take an address's one bid first, or fill the
+//! 15 places with addresses of its own (its deposits come back at the close). The seller alone
+//! closes, when it likes: deposits are held until then. The payouts of the close show the price
+//! (and, to a worker host that replays the close on older states, more: docs/threat-model.md
+//! section 5).
 #![no_std]
 
 use enigma_sdk::{alloy_primitives::keccak256, prelude::*};
