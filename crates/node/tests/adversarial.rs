@@ -478,11 +478,13 @@ async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back
         "the chain refuses the receipt of a task run on state it has moved past"
     );
 
-    // 3. It tells its enclave that a task brought ENG it did not (the record escrowed none)
-    //    and publishes that signed result, then the honest one. Nodes drop the first (it
-    //    answers no record: the value differs), so the user gets the honest result; had a
-    //    gateway served the first, the client would refuse it (client adversarial). The chain
-    //    refuses its receipt: the digest holds the record's value.
+    // 3. It tells its enclave that a task brought ENG it did not (the record escrowed none).
+    //    The user's inputs are bound to the value they were sent with, so they do not open and
+    //    the contract never runs: the enclave signs a failure over the value it was told. The
+    //    rogue publishes it, then the honest result. Nodes drop the first (its value is not the
+    //    record's), so the user gets the honest result; had a gateway served the first, the
+    //    client would refuse it (client adversarial). The chain refuses its receipt: the
+    //    failure digest holds the record's value.
     let now = ChainPosition { next_index: 2, tip: enigma_types::delta_hash(&d1.bytes) };
     let third = add(3, 5);
     let (served, (lied, honest)) = tokio::join!(
@@ -499,7 +501,8 @@ async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back
             (lied, honest)
         }
     );
-    assert_eq!((lied.status, lied.value), (enigma_enclave::TaskStatus::Success, 1_000_000));
+    assert_eq!((lied.status, lied.value), (enigma_enclave::TaskStatus::Failure, 1_000_000));
+    assert!(lied.delta.is_none() && lied.payouts.is_empty(), "the contract never ran");
     let served = served.expect("the honest result reaches the user, the inflated one never");
     assert_eq!((served.value, served.task_id), (0, honest.task_id));
     let refused = rogue.commit(&lied).await;

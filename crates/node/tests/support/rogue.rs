@@ -265,6 +265,13 @@ impl Rogue {
 
     /// Commits a compute task's receipt.
     pub(crate) async fn commit(&self, r: &TaskResult) -> enigma_chain::Result<enigma_chain::Mined> {
+        let signature = Signature::from_bytes(r.signature.as_bytes()).unwrap();
+        if r.status == enigma_enclave::TaskStatus::Failure {
+            return self
+                .chain
+                .commit_failure(r.contract, r.task_id, r.output_hash, r.gas_used, &signature)
+                .await;
+        }
         self.chain
             .commit_receipt(&ComputeReceiptTx {
                 contract: r.contract,
@@ -275,7 +282,7 @@ impl Rogue {
                 eth_payload: Vec::new(),
                 eth_address: Address::ZERO,
                 payouts: r.payouts.clone(),
-                signature: Signature::from_bytes(r.signature.as_bytes()).unwrap(),
+                signature,
             })
             .await
     }
