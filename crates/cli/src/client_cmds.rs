@@ -353,9 +353,13 @@ fn outcome_line(o: &TaskOutcome) -> String {
     if o.value != 0 {
         line.push_str(&format!("\n  sent {} grains to the contract", o.value));
     }
+    let when = match o.finality {
+        Finality::Provisional => " once the receipt is on chain",
+        Finality::Confirmed => "",
+    };
     for p in &o.payouts {
         line.push_str(&format!(
-            "\n  the contract pays {} grains to {} (into its prepaid balance once the receipt is on chain)",
+            "\n  the contract pays {} grains to {} (into its prepaid balance{when})",
             p.amount.0, p.to
         ));
     }
