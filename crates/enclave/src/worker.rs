@@ -719,7 +719,7 @@ impl WorkerState {
             output_hash: out_hash,
             gas_limit,
             gas_used,
-            value: value,
+            value,
         };
         let receipt = receipt.digest();
         let signature = me.signing.sign_digest(&receipt);
