@@ -392,6 +392,37 @@ impl Client {
         }
     }
 
+    /// Adds the proof that this account calls (its EIP-712 signature over the task,
+    /// `enigma_types::caller`) to a task's gateway parameters, unless `options` asks for an
+    /// anonymous task; returns the parameters and the caller the result must name.
+    async fn sign_caller(
+        &self,
+        mut params: serde_json::Value,
+        options: &TaskOptions,
+        contract: &ContractAddress,
+        nonce: u64,
+        inputs: &enigma_types::InputsHash,
+        value: u128,
+    ) -> Result<(serde_json::Value, Address)> {
+        if options.anonymous {
+            return Ok((params, Address::ZERO));
+        }
+        let me = self.config.account.address();
+        let digest = enigma_types::caller::caller_digest(
+            &self.principal().await?,
+            contract,
+            &me,
+            nonce,
+            inputs,
+            value,
+        );
+        let signature = self.config.account.sign_digest(&digest);
+        params["sender"] = me.to_string().into();
+        params["callerNonce"] = nonce.into();
+        params["callerSignature"] = hexed(signature.as_bytes()).into();
+        Ok((params, me))
+    }
+
     /// The network's key manager (the chain's `principal`, fixed at deployment).
     async fn principal(&self) -> Result<Address> {
         let principal = self
@@ -633,12 +664,15 @@ impl Client {
                         "userDHKey": hexed(task_key.public_key().as_bytes()),
                         "contractAddress": contract.to_string(),
                     });
+                    let (params, caller) =
+                        self.sign_caller(params, options, &contract, nonce, &inputs, 0).await?;
                     return Ok(RecordedTask {
                         id,
                         contract,
                         code_hash: code_hash(wasm),
                         is_deploy: true,
                         value: 0,
+                        caller,
                         worker,
                         epoch_block: epoch,
                         inputs,
@@ -747,12 +781,16 @@ impl Client {
                         "contractAddress": contract.to_string(),
                         "userDHKey": hexed(task_key.public_key().as_bytes()),
                     });
+                    let (params, caller) = self
+                        .sign_caller(params, options, &contract, nonce, &inputs, options.value)
+                        .await?;
                     return Ok(RecordedTask {
                         id,
                         contract,
                         code_hash: on_chain.code_hash,
                         is_deploy: false,
                         value: options.value,
+                        caller,
                         worker,
                         epoch_block: epoch,
                         inputs,
@@ -983,6 +1021,7 @@ impl Client {
             code_hash,
             is_deploy,
             value,
+            caller,
             worker,
             inputs,
             shared,
@@ -1021,6 +1060,7 @@ impl Client {
             code_hash,
             is_deploy,
             value,
+            caller,
             worker,
             inputs,
             shared,
@@ -1039,6 +1079,7 @@ pub struct RecordedTask {
     code_hash: CodeHash,
     is_deploy: bool,
     value: u128,
+    caller: Address,
     worker: SignerAddress,
     epoch_block: u64,
     inputs: enigma_types::InputsHash,
@@ -1059,6 +1100,9 @@ pub struct RecordedTask {
 pub struct TaskOptions {
     /// ENG (grains) to send to the contract with the task (compute tasks only).
     pub value: u128,
+    /// Send the task without the proof that this account calls: the contract's `sender()` is
+    /// then `None` (tasks are signed by default).
+    pub anonymous: bool,
     /// Send to this worker instead of the selected one.
     pub worker: Option<SignerAddress>,
     /// Encrypt to this key instead of the worker's.
@@ -1099,6 +1143,7 @@ pub struct TaskHandle<'a> {
     code_hash: CodeHash,
     is_deploy: bool,
     value: u128,
+    caller: Address,
     worker: SignerAddress,
     inputs: enigma_types::InputsHash,
     shared: enigma_crypto::SymmetricKey,
@@ -1169,6 +1214,14 @@ impl TaskHandle<'_> {
             return Err(ClientError::BadResult(format!(
                 "it ran with a value of {} grains, but the task sent {}",
                 message.value, self.value
+            )));
+        }
+        // The contract was told this account called (a relay that dropped the proof would have
+        // made it run anonymously).
+        if message.caller != self.caller {
+            return Err(ClientError::BadResult(format!(
+                "it ran with caller {}, but the task was signed by {}",
+                message.caller, self.caller
             )));
         }
         let payouts = enigma_types::payouts::decode(&message.payouts)

@@ -1,6 +1,7 @@
 //! The data that crosses the boundary. Every field is public information or ciphertext.
 
 use enigma_crypto::{PublicKey, Signature};
+pub use enigma_types::caller::CallerProof;
 use enigma_types::{
     Address, CodeHash, ContractAddress, DeltaHash, InputsHash, OutputHash, SignerAddress, TaskId,
 };
@@ -179,6 +180,9 @@ pub struct DeployTask {
     pub user_public_key: PublicKey,
     /// From the task record on chain.
     pub gas_limit: u64,
+    /// The sender's proof that it calls (EIP-712 signature), if it signed the task: the
+    /// constructor's `sender()`.
+    pub caller: Option<CallerProof>,
     /// The host's wall-clock budget for the run in milliseconds (0: none), a fence second to the
     /// gas limit. Time is the host's to give (it could stop the enclave anyway): a run that
     /// passes it ends with [`crate::EnclaveError::TimeBudgetExceeded`] and no result.
@@ -244,6 +248,9 @@ pub struct ComputeTask {
     /// enclave signs it into the receipt and the result seal: a host that gives another value
     /// gets a receipt the chain refuses and a result the client refuses.
     pub value: u128,
+    /// The sender's proof that it calls (EIP-712 signature), if it signed the task: the
+    /// contract's `sender()`.
+    pub caller: Option<CallerProof>,
     /// The host's wall-clock budget for the run in milliseconds (0: none), a fence second to the
     /// gas limit. Time is the host's to give (it could stop the enclave anyway): a run that
     /// passes it ends with [`crate::EnclaveError::TimeBudgetExceeded`] and no result.
@@ -305,6 +312,8 @@ pub struct TaskResult {
     pub value: u128,
     /// The payouts the task made, packed (`enigma_types::payouts`); empty for a failure.
     pub payouts: Vec<u8>,
+    /// The verified caller the contract was told (zero: none), sealed for the client.
+    pub caller: Address,
     /// The enclave's signature over the receipt (deploy, compute or failure digest).
     pub signature: Signature,
     /// The enclave's seal for peers and clients: its signature over

@@ -216,6 +216,12 @@ pub enum EnclaveError {
         /// Gas used when it stopped.
         gas_used: u64,
     },
+    /// The task came with a caller proof that does not stand (another task's, or a signature
+    /// that is not its sender's): no result and no receipt, the task can be refunded. A proof
+    /// is not secret, so a host could have altered it; a task that must not run anonymously is
+    /// refused rather than run without its caller.
+    #[error("the task's caller proof is refused: {0}")]
+    BadCaller(String),
     /// The enclave code panicked; the call had no effect that escaped.
     #[error("the enclave panicked while handling the call; this is a bug, please report it")]
     Panicked,

@@ -659,6 +659,31 @@ impl WorkerState {
         primary.map(|k| k.pair.derive_key(user)).ok_or(EnclaveError::NoIoKey { epoch })
     }
 
+    /// The task's verified caller: `None` without a proof; the proof's sender when it is for
+    /// this task (its sender and nonce give the task id, which the chain only records for that
+    /// sender) and its EIP-712 signature, for this enclave's key manager, recovers to it.
+    fn verify_caller(
+        me: &Identity,
+        proof: Option<&CallerProof>,
+        task: &TaskId,
+        contract: &ContractAddress,
+        inputs_hash: &enigma_types::InputsHash,
+        value: u128,
+    ) -> Result<Option<Address>, EnclaveError> {
+        let Some(proof) = proof else { return Ok(None) };
+        let refuse = |e: enigma_types::caller::CallerError| EnclaveError::BadCaller(e.to_string());
+        let digest =
+            proof.digest_for(&me.principal, task, contract, inputs_hash, value).map_err(refuse)?;
+        let signer = Signature::from_bytes(&proof.signature)
+            .ok()
+            .and_then(|s| s.recover_address(&digest).ok())
+            .ok_or(refuse(enigma_types::caller::CallerError::BadSignature))?;
+        if signer != proof.sender {
+            return Err(refuse(enigma_types::caller::CallerError::BadSignature));
+        }
+        Ok(Some(proof.sender))
+    }
+
     /// Decrypts the callable and arguments with the key shared with the user; each opens only
     /// as its own field of this task of this contract.
     fn decrypt_inputs(
@@ -707,6 +732,7 @@ impl WorkerState {
         message: &str,
         is_deploy: bool,
         value: u128,
+        caller: Option<Address>,
     ) -> Result<TaskResult, EnclaveError> {
         let encrypted_output =
             self.seal_output(user_key, message.as_bytes(), &contract, &task_id, value)?;
@@ -740,6 +766,7 @@ impl WorkerState {
             eth_call: None,
             value,
             payouts: Vec::new(),
+            caller: caller.unwrap_or(Address::ZERO),
             signature,
             result_signature: signature,
             snapshot: None,
@@ -768,6 +795,7 @@ impl WorkerState {
             eth_call: eth,
             value: r.value,
             payouts: &r.payouts,
+            caller: r.caller,
             success: r.status == TaskStatus::Success,
             is_deploy,
         });
@@ -792,6 +820,8 @@ impl WorkerState {
             &hash,
             t.user_public_key.as_bytes(),
         );
+        let caller =
+            Self::verify_caller(&me, t.caller.as_ref(), &t.task_id, &contract, &inputs_hash, 0)?;
         let base = enigma_runtime::gas::TASK_BASE.min(t.gas_limit);
         let fail = |gas_used: u64, message: &str| {
             self.failure(
@@ -807,6 +837,7 @@ impl WorkerState {
                 message,
                 true,
                 0,
+                caller,
             )
         };
 
@@ -829,7 +860,8 @@ impl WorkerState {
             .runtime
             .execute_within(
                 &code,
-                Task::deploy(&function, &args, enigma_types::GasLimit(t.gas_limit)),
+                Task::deploy(&function, &args, enigma_types::GasLimit(t.gas_limit))
+                    .called_by(caller),
                 &ContractState::new(),
                 &mut rng,
                 &mut TimeBudget::new(t.time_budget_ms),
@@ -879,6 +911,7 @@ impl WorkerState {
             eth_call,
             value: 0,
             payouts: Vec::new(),
+            caller: caller.unwrap_or(Address::ZERO),
             signature,
             result_signature: signature,
             snapshot,
@@ -907,6 +940,14 @@ impl WorkerState {
             &contract,
             t.user_public_key.as_bytes(),
         );
+        let caller = Self::verify_caller(
+            &me,
+            t.caller.as_ref(),
+            &t.task_id,
+            &contract,
+            &inputs_hash,
+            t.value,
+        )?;
         let prev = t.position.tip;
         let base = enigma_runtime::gas::TASK_BASE.min(t.gas_limit);
         let fail = |gas_used: u64, message: &str| {
@@ -923,6 +964,7 @@ impl WorkerState {
                 message,
                 false,
                 t.value,
+                caller,
             )
         };
 
@@ -962,7 +1004,8 @@ impl WorkerState {
         let mut rng = TaskRng::new(&key, &t.task_id, &inputs_hash, &prev);
         let task = Task::call(&function, &args, enigma_types::GasLimit(t.gas_limit))
             .after(state)
-            .paying(t.value);
+            .paying(t.value)
+            .called_by(caller);
         let outcome = exec
             .runtime
             .execute_within(
@@ -1037,6 +1080,7 @@ impl WorkerState {
             eth_call,
             value: t.value,
             payouts,
+            caller: caller.unwrap_or(Address::ZERO),
             signature,
             result_signature: signature,
             snapshot,

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use enigma_chain::TaskStatus;
 use enigma_enclave::WorkerKey;
 use enigma_p2p::{ResultMessage, TaskRequest, messages::ResultView as TaskResultView};
-use enigma_types::{Address, ContractAddress, SignerAddress, TaskId};
+use enigma_types::{Address, ContractAddress, SignerAddress, TaskId, caller::CallerProof};
 use jsonrpsee::{
     PendingSubscriptionSink, RpcModule, SubscriptionMessage,
     server::{ServerBuilder, ServerConfig, ServerHandle},
@@ -151,6 +151,8 @@ struct DeployParams {
     #[serde(rename = "userDHKey")]
     user_dh_key: String,
     contract_address: String,
+    #[serde(flatten)]
+    caller: CallerParams,
 }
 
 /// `sendTaskInput` parameters (Discovery's names).
@@ -164,6 +166,35 @@ struct TaskParams {
     contract_address: String,
     #[serde(rename = "userDHKey")]
     user_dh_key: String,
+    #[serde(flatten)]
+    caller: CallerParams,
+}
+
+/// The optional proof that the task's sender calls (an extension to Discovery's parameters):
+/// `sender`, `callerNonce` and `callerSignature` (65 bytes, hex), all or none.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CallerParams {
+    sender: Option<String>,
+    caller_nonce: Option<u64>,
+    caller_signature: Option<String>,
+}
+
+impl CallerParams {
+    fn proof(&self) -> std::result::Result<Option<CallerProof>, ErrorObjectOwned> {
+        match (&self.sender, self.caller_nonce, &self.caller_signature) {
+            (None, None, None) => Ok(None),
+            (Some(sender), Some(nonce), Some(signature)) => Ok(Some(CallerProof {
+                sender: parse(sender, "sender")?,
+                nonce,
+                signature: unhex(signature, "callerSignature")?,
+            })),
+            _ => Err(rpc_error(
+                -32602,
+                "a caller proof needs all of `sender`, `callerNonce` and `callerSignature`".into(),
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,6 +280,7 @@ pub(crate) async fn serve<N: GatewayNode>(
             encrypted_fn: unhex(&p.encrypted_fn, "encryptedFn")?,
             encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
             user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
+            caller: p.caller.proof()?,
         };
         submit(&g, &ext, signer, request).await?;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({ "deploySentResult": true }))
@@ -263,6 +295,7 @@ pub(crate) async fn serve<N: GatewayNode>(
             encrypted_fn: unhex(&p.encrypted_fn, "encryptedFn")?,
             encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
             user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
+            caller: p.caller.proof()?,
         };
         submit(&g, &ext, signer, request).await?;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({ "sendTaskResult": true }))
@@ -653,6 +686,7 @@ mod tests {
             eth_payload: Vec::new(),
             value: 0,
             payouts: Vec::new(),
+            caller: Address::ZERO,
             signature: Vec::new(),
             result_signature: Vec::new(),
         }

@@ -757,7 +757,14 @@ fn describe(
             .map_err(|e| NodeError::Refused(format!("the user public key: {e}")))
     };
     Ok(match request {
-        TaskRequest::Deploy { task_id, code, encrypted_fn, encrypted_args, user_public_key } => (
+        TaskRequest::Deploy {
+            task_id,
+            code,
+            encrypted_fn,
+            encrypted_args,
+            user_public_key,
+            ..
+        } => (
             *task_id,
             ContractAddress::from(*task_id),
             true,
@@ -774,6 +781,7 @@ fn describe(
             encrypted_fn,
             encrypted_args,
             user_public_key,
+            ..
         } => (
             *task_id,
             *contract,
@@ -826,6 +834,7 @@ pub fn to_message(r: &TaskResult, is_deploy: bool) -> ResultMessage {
         eth_payload: r.eth_call.as_ref().map(|c| c.payload.clone()).unwrap_or_default(),
         value: r.value,
         payouts: r.payouts.clone(),
+        caller: r.caller,
         signature: r.signature.as_bytes().to_vec(),
         result_signature: r.result_signature.as_bytes().to_vec(),
     }
@@ -1254,13 +1263,18 @@ impl Worker {
         let (epoch, record) = self.precheck(&request, self.signer, true).await?;
         check_limits(record_task(&request), &record, &self.task_limits)?;
         let (task_id, contract, is_deploy, _) = describe(&request)?;
-        let (encrypted_fn, encrypted_args, user_key, code) = match request {
-            TaskRequest::Deploy { code, encrypted_fn, encrypted_args, user_public_key, .. } => {
-                (encrypted_fn, encrypted_args, user_public_key, Some(code))
-            }
-            TaskRequest::Compute { encrypted_fn, encrypted_args, user_public_key, .. } => {
-                (encrypted_fn, encrypted_args, user_public_key, None)
-            }
+        let (encrypted_fn, encrypted_args, user_key, code, caller) = match request {
+            TaskRequest::Deploy {
+                code,
+                encrypted_fn,
+                encrypted_args,
+                user_public_key,
+                caller,
+                ..
+            } => (encrypted_fn, encrypted_args, user_public_key, Some(code), caller),
+            TaskRequest::Compute {
+                encrypted_fn, encrypted_args, user_public_key, caller, ..
+            } => (encrypted_fn, encrypted_args, user_public_key, None, caller),
         };
         let user_key = PublicKey::from_bytes(&user_key)
             .map_err(|e| NodeError::Refused(format!("the user public key: {e}")))?;
@@ -1297,6 +1311,7 @@ impl Worker {
                 encrypted_args,
                 user_public_key: user_key,
                 gas_limit,
+                caller: caller.clone(),
                 time_budget_ms: self.time_budget_ms(),
             };
             let r = self.with_state_key(epoch, move |e| e.deploy(task.clone())).await?;
@@ -1337,6 +1352,7 @@ impl Worker {
                 user_public_key: user_key,
                 gas_limit,
                 value: record.value,
+                caller,
                 time_budget_ms: self.time_budget_ms(),
                 want_snapshot: position.next_index.is_multiple_of(64),
             };

@@ -21,7 +21,7 @@ use alloy::providers::Provider as _;
 use alloy_primitives::Address as AlloyAddress;
 use alloy_sol_types::SolValue;
 use enigma_chain::{Chain, EpochInfo, TaskLimits};
-use enigma_client::{Client, ClientConfig, ClientError, TaskOutcome};
+use enigma_client::{Client, ClientConfig, ClientError, TaskOptions, TaskOutcome};
 use enigma_crypto::KeyPair;
 use enigma_enclave::ChainPosition;
 use enigma_node::{Devnet, DevnetConfig, DevnetSummary, start_devnet};
@@ -122,6 +122,7 @@ fn compute_request(task: TaskId, contract: ContractAddress) -> TaskRequest {
         encrypted_fn: vec![1; 60],
         encrypted_args: vec![2; 60],
         user_public_key: KeyPair::generate().unwrap().public_key().as_bytes().to_vec(),
+        caller: None,
     }
 }
 
@@ -479,32 +480,79 @@ async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back
     );
 
     // 3. It tells its enclave that a task brought ENG it did not (the record escrowed none).
-    //    The user's inputs are bound to the value they were sent with, so they do not open and
-    //    the contract never runs: the enclave signs a failure over the value it was told. The
-    //    rogue publishes it, then the honest result. Nodes drop the first (its value is not the
-    //    record's), so the user gets the honest result; had a gateway served the first, the
-    //    client would refuse it (client adversarial). The chain refuses its receipt: the
-    //    failure digest holds the record's value.
-    let now = ChainPosition { next_index: 2, tip: enigma_types::delta_hash(&d1.bytes) };
+    //    a. A signed task (the client signs by default): the sender's signature covers the
+    //       value, so the enclave refuses to run it at all — no result, nothing to publish. Run
+    //       honestly, the user gets its result.
+    let mut at = ChainPosition { next_index: 2, tip: enigma_types::delta_hash(&d1.bytes) };
+    let mut deltas = vec![d0, d1];
     let third = add(3, 5);
-    let (served, (lied, honest)) = tokio::join!(
+    let (served, honest) = tokio::join!(
         alice.compute(victim, "add_millionaire(address,uint256)", &third, GAS),
         async {
             let request = rogue.next_task().await;
-            let deltas = [d0.clone(), d1.clone()];
+            rogue.value_lie = Some(1_000_000);
+            let lied = rogue
+                .try_compute_at(epoch.first_block, request.clone(), code_hash, at, &deltas)
+                .await;
+            assert!(
+                matches!(&lied, Err(enigma_enclave::EnclaveError::BadCaller(why)) if why.contains("signature")),
+                "the enclave refuses a value the sender did not sign: {lied:?}"
+            );
+            rogue.value_lie = None;
+            rogue.compute_at(epoch.first_block, request, code_hash, at, &deltas).await
+        }
+    );
+    assert_eq!(
+        {
+            let o = served.unwrap();
+            (o.value, o.task_id)
+        },
+        (0, honest.task_id)
+    );
+    rogue.commit(&honest).await.unwrap();
+    at = ChainPosition { next_index: 3, tip: honest.delta_hash };
+    deltas.push(honest.delta.clone().unwrap());
+
+    //    b. An anonymous task: its inputs are bound to the value they were sent with, so they
+    //       do not open and the contract never runs; the enclave signs a failure over the value
+    //       it was told. The rogue publishes it, then the honest result. Nodes drop the first
+    //       (its value is not the record's), so the user gets the honest result; had a gateway
+    //       served the first, the client would refuse it (client adversarial). The chain
+    //       refuses its receipt: the failure digest holds the record's value.
+    let anonymous = TaskOptions { anonymous: true, ..TaskOptions::default() };
+    let fourth = add(4, 7);
+    let (served, (lied, honest)) = tokio::join!(
+        async {
+            let task = alice
+                .record_compute_with(
+                    victim,
+                    "add_millionaire(address,uint256)",
+                    &fourth,
+                    GAS,
+                    &anonymous,
+                )
+                .await?;
+            alice.send(task).await?.result().await
+        },
+        async {
+            let request = rogue.next_task().await;
             rogue.value_lie = Some(1_000_000);
             let lied =
-                rogue.compute_at(epoch.first_block, request.clone(), code_hash, now, &deltas).await;
+                rogue.compute_at(epoch.first_block, request.clone(), code_hash, at, &deltas).await;
             rogue.value_lie = None;
-            let honest =
-                rogue.compute_at(epoch.first_block, request, code_hash, now, &deltas).await;
+            let honest = rogue.compute_at(epoch.first_block, request, code_hash, at, &deltas).await;
             (lied, honest)
         }
     );
     assert_eq!((lied.status, lied.value), (enigma_enclave::TaskStatus::Failure, 1_000_000));
     assert!(lied.delta.is_none() && lied.payouts.is_empty(), "the contract never ran");
-    let served = served.expect("the honest result reaches the user, the inflated one never");
-    assert_eq!((served.value, served.task_id), (0, honest.task_id));
+    assert_eq!(
+        {
+            let o = served.expect("the honest result reaches the user, the inflated one never");
+            (o.value, o.task_id)
+        },
+        (0, honest.task_id)
+    );
     let refused = rogue.commit(&lied).await;
     assert!(
         matches!(&refused, Err(e) if e.to_string().contains("WorkerNotSelected")),

@@ -381,6 +381,7 @@ async fn tasks_through_a_gateway_reach_the_selected_worker_and_settle_on_chain()
             eth_payload: Vec::new(),
             value: 0,
             payouts: Vec::new(),
+            caller: enigma_types::Address::ZERO,
             signature: hex::decode(pushed.signature.trim_start_matches("0x")).unwrap(),
             result_signature: hex::decode(pushed.result_signature.trim_start_matches("0x"))
                 .unwrap(),

@@ -1,7 +1,8 @@
 //! The messages nodes exchange: versioned, size-bounded, encoded with postcard.
 
+pub use enigma_types::caller::CallerProof;
 use enigma_types::{
-    CodeHash, ContractAddress, DeltaHash, InputsHash, OutputHash, SignerAddress, TaskId,
+    Address, CodeHash, ContractAddress, DeltaHash, InputsHash, OutputHash, SignerAddress, TaskId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +108,8 @@ pub struct ResultMessage {
     pub value: u128,
     /// The payouts the task made, packed (`enigma_types::payouts`).
     pub payouts: Vec<u8>,
+    /// The verified caller the contract was told (zero: none).
+    pub caller: Address,
     /// The worker enclave's signature over the receipt digest.
     pub signature: Vec<u8>,
     /// The same enclave's seal over [`result_digest`](Self::result_digest): the receipt digest
@@ -121,8 +124,7 @@ impl ResultMessage {
     pub fn receipt_digest(&self) -> [u8; 32] {
         let m = self;
         use enigma_types::messages::{ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt};
-        let eth =
-            EthCallRef { payload: &m.eth_payload, address: enigma_types::Address(m.eth_address) };
+        let eth = EthCallRef { payload: &m.eth_payload, address: Address(m.eth_address) };
         match (m.success, m.is_deploy) {
             (true, true) => DeployReceipt {
                 task_id: m.task_id,
@@ -177,12 +179,10 @@ impl ResultMessage {
             prev_delta_count: self.prev_delta_count,
             prev_delta_hash: &self.prev_delta_hash,
             delta_hash: &self.delta_hash,
-            eth_call: EthCallRef {
-                payload: &self.eth_payload,
-                address: enigma_types::Address(self.eth_address),
-            },
+            eth_call: EthCallRef { payload: &self.eth_payload, address: Address(self.eth_address) },
             value: self.value,
             payouts: &self.payouts,
+            caller: self.caller,
             success: self.success,
             is_deploy: self.is_deploy,
         })
@@ -241,6 +241,9 @@ pub struct ResultView {
     /// The payouts the task made, packed (36 bytes each: recipient, u128 amount), hex.
     #[serde(default)]
     pub payouts: String,
+    /// The verified caller the contract was told (the zero address: none).
+    #[serde(default)]
+    pub caller: String,
     /// A deployment?
     pub is_deploy: bool,
     /// The worker enclave's signature, hex.
@@ -269,6 +272,7 @@ impl From<&ResultMessage> for ResultView {
             eth_payload: hexed(&m.eth_payload),
             value: m.value.to_string(),
             payouts: hexed(&m.payouts),
+            caller: m.caller.to_string(),
             is_deploy: m.is_deploy,
             signature: hexed(&m.signature),
             result_signature: hexed(&m.result_signature),
@@ -315,6 +319,11 @@ impl TryFrom<&ResultView> for ResultMessage {
                 v.value.parse().map_err(|e| format!("value {:?}: {e}", v.value))?
             },
             payouts: bytes(&v.payouts, "payouts")?,
+            caller: if v.caller.is_empty() {
+                Address::ZERO
+            } else {
+                v.caller.parse().map_err(|e| format!("caller {:?}: {e}", v.caller))?
+            },
             signature: bytes(&v.signature, "signature")?,
             result_signature: bytes(&v.result_signature, "resultSignature")?,
         })
@@ -356,6 +365,8 @@ pub enum TaskRequest {
         encrypted_args: Vec<u8>,
         /// The user's per-task public key (64 bytes).
         user_public_key: Vec<u8>,
+        /// The sender's signature that it calls, if it signed the task.
+        caller: Option<CallerProof>,
     },
     /// A compute task.
     Compute {
@@ -369,6 +380,8 @@ pub enum TaskRequest {
         encrypted_args: Vec<u8>,
         /// The user's per-task public key (64 bytes).
         user_public_key: Vec<u8>,
+        /// The sender's signature that it calls, if it signed the task.
+        caller: Option<CallerProof>,
     },
 }
 
@@ -539,9 +552,10 @@ mod tests {
             eth_payload: Vec::new(),
             value: 500,
             payouts: enigma_types::payouts::encode(&[enigma_types::payouts::Payout {
-                to: enigma_types::Address([7; 20]),
+                to: Address([7; 20]),
                 amount: enigma_types::Grains(200),
             }]),
+            caller: Address([6; 20]),
             signature: Vec::new(),
             result_signature: Vec::new(),
         };
@@ -556,7 +570,7 @@ mod tests {
         let genuine = signed(&key);
         assert_eq!(genuine.signer(), Some(SignerAddress::from(key.address())));
         type Alteration = (&'static str, fn(&mut ResultMessage));
-        let alterations: [Alteration; 13] = [
+        let alterations: [Alteration; 14] = [
             ("the ciphertext", |m| m.encrypted_output[0] ^= 1),
             ("the state position", |m| m.prev_delta_count += 1),
             ("the previous delta", |m| m.prev_delta_hash = DeltaHash([0; 32])),
@@ -570,6 +584,7 @@ mod tests {
             ("the value", |m| m.value += 1),
             ("a payout's amount", |m| m.payouts[35] ^= 1),
             ("a payout's recipient", |m| m.payouts[0] ^= 1),
+            ("the caller", |m| m.caller = Address::ZERO),
         ];
         for (what, alter) in alterations {
             let mut m = genuine.clone();

@@ -93,6 +93,7 @@ fn compute(task: u8) -> TaskRequest {
         encrypted_fn: vec![1; 40],
         encrypted_args: vec![2; 60],
         user_public_key: vec![3; 64],
+        caller: None,
     }
 }
 
@@ -196,6 +197,7 @@ async fn an_oversized_request_fails_and_the_node_keeps_serving() {
         encrypted_fn: vec![],
         encrypted_args: vec![],
         user_public_key: vec![0; 64],
+        caller: None,
     };
     assert!(
         client.handle.send_task(id, &huge).await.is_err(),

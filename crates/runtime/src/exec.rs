@@ -80,6 +80,8 @@ pub struct Task<'a> {
     /// The ENG (grains) the task's record escrowed for the contract: it joins the contract's
     /// balance if the task succeeds (always zero for a deploy).
     pub value: u128,
+    /// The task's verified caller, if its sender signed it (the enclave checked the signature).
+    pub caller: Option<Address>,
 }
 
 impl<'a> Task<'a> {
@@ -94,6 +96,7 @@ impl<'a> Task<'a> {
             delta_index: 0,
             prev_delta_hash: DeltaHash::ZERO,
             value: 0,
+            caller: None,
         }
     }
 
@@ -108,7 +111,16 @@ impl<'a> Task<'a> {
             delta_index: 0,
             prev_delta_hash: DeltaHash::ZERO,
             value: 0,
+            caller: None,
         }
+    }
+
+    /// A task (deploy or compute) whose sender the enclave verified: the contract can ask who
+    /// calls it.
+    #[must_use]
+    pub fn called_by(mut self, caller: Option<Address>) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// A compute task that brings `value` grains (escrowed by its record) to the contract.
@@ -350,6 +362,7 @@ impl Runtime {
             balance: host::stored_balance(state).saturating_add(value),
             value,
             value_read: false,
+            caller: task.caller,
             payouts: Vec::new(),
             logs: Vec::new(),
             log_bytes: 0,

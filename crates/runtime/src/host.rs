@@ -55,6 +55,7 @@ pub(crate) struct Host<'a> {
     /// Whether the contract looked at the task's value (`enigma_value`): a task that brings a
     /// value to a function that never does fails (the value returns to its sender).
     pub(crate) value_read: bool,
+    pub(crate) caller: Option<Address>,
     pub(crate) payouts: Vec<Payout>,
     pub(crate) logs: Vec<String>,
     pub(crate) log_bytes: usize,
@@ -483,6 +484,19 @@ fn enigma_pay(mut caller: HostCaller<'_, '_>, to: i32, amount: i32) -> HostResul
     Ok(())
 }
 
+/// `enigma_sender(out) -> i32`: 1 and the task's verified caller (20 bytes) at `out`, or 0 when
+/// the task was not signed by its sender.
+fn enigma_sender(mut caller: HostCaller<'_, '_>, out: i32) -> HostResult<i32> {
+    charge(&mut caller, gas::HOST_CALL + gas::copy(20))?;
+    match caller.data().caller {
+        Some(address) => {
+            write_bytes(&mut caller, out, address.as_bytes(), "enigma_sender")?;
+            Ok(1)
+        }
+        None => Ok(0),
+    }
+}
+
 /// Longest failure message kept from a contract.
 const MAX_FAILURE_MESSAGE: usize = 4096;
 
@@ -526,5 +540,6 @@ pub(crate) fn linker<'a>(engine: &Engine) -> Result<Linker<Host<'a>>, wasmi::Err
     l.func_wrap("env", "enigma_value", enigma_value)?;
     l.func_wrap("env", "enigma_balance", enigma_balance)?;
     l.func_wrap("env", "enigma_pay", enigma_pay)?;
+    l.func_wrap("env", "enigma_sender", enigma_sender)?;
     Ok(l)
 }

@@ -44,6 +44,7 @@ pub(crate) const HOST_FUNCTIONS: &[HostSig] = &[
     HostSig { name: "enigma_value", params: &[I], results: &[], text: "(i32)" },
     HostSig { name: "enigma_balance", params: &[I], results: &[], text: "(i32)" },
     HostSig { name: "enigma_pay", params: &[I, I], results: &[], text: "(i32, i32)" },
+    HostSig { name: "enigma_sender", params: &[I], results: &[I], text: "(i32) -> i32" },
 ];
 
 /// What validation learned about a module's memory.

@@ -21,4 +21,5 @@ unsafe extern "C" {
     pub(crate) fn enigma_value(out: *mut u8);
     pub(crate) fn enigma_balance(out: *mut u8);
     pub(crate) fn enigma_pay(to: *const u8, amount: *const u8);
+    pub(crate) fn enigma_sender(out: *mut u8) -> i32;
 }

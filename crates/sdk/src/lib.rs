@@ -40,7 +40,9 @@
 //!   the call built by alloy's `sol!` (re-exported as [`sol`]);
 //! - [`encrypt`] / [`decrypt`]: the protocol's AES-256-GCM envelope with the contract's own keys;
 //! - ENG: [`value`] (what the task brought, escrowed by its record), [`balance`] (what the
-//!   contract holds) and [`pay`] (pay out of it once the receipt is on chain).
+//!   contract holds) and [`pay`] (pay out of it once the receipt is on chain);
+//! - who calls: [`sender`] (the verified caller, if the task's sender signed it) and [`caller`]
+//!   (the same, failing the task when there is none).
 //!
 //! On `wasm32` the crate also provides the allocator (dlmalloc) and a panic handler that reports
 //! the panic message to the user instead of a bare trap.
@@ -73,9 +75,9 @@ pub mod prelude {
     };
 
     pub use crate::{
-        Address, B256, Bytes, FixedBytes, I256, Rand, SolCall, SolValue, U256, balance, decrypt,
-        encrypt, eprint, eth_call, fail, pay, pub_interface, read_state, remove_from_state, sol,
-        value, write_state,
+        Address, B256, Bytes, FixedBytes, I256, Rand, SolCall, SolValue, U256, balance, caller,
+        decrypt, encrypt, eprint, eth_call, fail, pay, pub_interface, read_state,
+        remove_from_state, sender, sol, value, write_state,
     };
 }
 
@@ -307,6 +309,29 @@ pub fn pay(to: Address, amount: U256) {
     let amount = amount.to_be_bytes();
     // SAFETY: the host reads 20 bytes of address and 16 bytes of amount.
     unsafe { external::enigma_pay(to.as_ptr(), amount.as_ptr()) }
+}
+
+/// The task's verified caller: the Ethereum account that recorded the task and signed it (the
+/// enclave checked the EIP-712 signature, so nobody can call in another's name), or `None` when
+/// the task came unsigned (an eng-wasm-era client, or a host that dropped the proof).
+#[must_use]
+pub fn sender() -> Option<Address> {
+    let mut out = [0u8; 20];
+    // SAFETY: the host writes 20 bytes to `out` when it returns 1.
+    let known = unsafe { external::enigma_sender(out.as_mut_ptr()) };
+    (known == 1).then(|| Address::from(out))
+}
+
+/// The task's verified caller ([`sender`]); a task without one fails with a message saying so.
+#[must_use]
+pub fn caller() -> Address {
+    sender().unwrap_or_else(|| {
+        fail_with(
+            FailKind::Contract,
+            "this function needs a verified caller: send the task signed by its sender (as \
+             enigma-client and the CLI do)",
+        )
+    })
 }
 
 /// Encrypts `message` under `key` with the protocol's envelope (`ciphertext ‖ tag ‖ iv`, random

@@ -33,6 +33,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod caller;
 pub mod delta;
 pub mod enc;
 mod error;

@@ -100,10 +100,11 @@ pub const RESULT_PREFIX: &[u8] = b"enigma-result-v1";
 /// What a worker enclave signs beside a receipt, for the peers, gateways and clients a result
 /// travels through: the receipt's digest and every published field of the result (the
 /// ciphertext of the output and its hash, the contract, where the contract's state stood, the
-/// new delta, the Ethereum call, the value the task took and the payouts it made, the kind), so
-/// no relay can alter any of them: `H(enc("enigma-result-v1", receiptDigest, H(encryptedOutput),
-/// outputHash, contract, u64 prevDeltaCount, prevDeltaHash, deltaHash, ethAddress,
-/// H(ethPayload), u256 value, payouts, u8 success, u8 isDeploy))`.
+/// new delta, the Ethereum call, the value the task took and the payouts it made, the verified
+/// caller the contract was told, the kind), so no relay can alter any of them:
+/// `H(enc("enigma-result-v1", receiptDigest, H(encryptedOutput), outputHash, contract,
+/// u64 prevDeltaCount, prevDeltaHash, deltaHash, ethAddress, H(ethPayload), u256 value, payouts,
+/// caller(20), u8 success, u8 isDeploy))`.
 #[must_use]
 pub fn result_digest(r: &ResultFields<'_>) -> [u8; 32] {
     Encoder::hashing()
@@ -119,6 +120,7 @@ pub fn result_digest(r: &ResultFields<'_>) -> [u8; 32] {
         .bytes(&bytes_digest(r.eth_call.payload))
         .u256(&u256_from_u128(r.value))
         .bytes(r.payouts)
+        .bytes(r.caller.as_bytes())
         .u8(u8::from(r.success))
         .u8(u8::from(r.is_deploy))
         .digest()
@@ -147,6 +149,8 @@ pub struct ResultFields<'a> {
     pub value: u128,
     /// The payouts the task made, packed (empty if none, always for a failure).
     pub payouts: &'a [u8],
+    /// The verified caller the contract was told (zero: none; `crate::caller`).
+    pub caller: Address,
     /// Success or failure.
     pub success: bool,
     /// A deployment?
@@ -525,6 +529,7 @@ mod tests {
             eth_call: eth,
             value: 7,
             payouts: b"pay",
+            caller: Address([8; 20]),
             success: true,
             is_deploy: false,
         };
@@ -542,6 +547,7 @@ mod tests {
             .bytes(&keccak256(Encoder::new().bytes(b"call").into_bytes()))
             .u256(&u256_from_u128(7))
             .bytes(b"pay")
+            .bytes(&[8; 20])
             .u8(1)
             .u8(0)
             .into_bytes();
@@ -560,6 +566,7 @@ mod tests {
             ResultFields { eth_call: EthCallRef { address: Address([7; 20]), ..eth }, ..fields },
             ResultFields { value: 8, ..fields },
             ResultFields { payouts: b"paY", ..fields },
+            ResultFields { caller: Address::ZERO, ..fields },
             ResultFields { success: false, ..fields },
             ResultFields { is_deploy: true, ..fields },
         ] {

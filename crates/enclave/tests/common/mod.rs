@@ -287,6 +287,7 @@ pub fn deploy_task(id: TaskId, code: Vec<u8>, c: &ClientTask) -> DeployTask {
         encrypted_args: c.encrypted_args.clone(),
         user_public_key: c.public_key(),
         gas_limit: GAS,
+        caller: None,
         time_budget_ms: 0,
     }
 }
@@ -311,6 +312,7 @@ pub fn compute_task(
         user_public_key: c.public_key(),
         gas_limit: GAS,
         value: 0,
+        caller: None,
         time_budget_ms: 0,
         want_snapshot: false,
     }

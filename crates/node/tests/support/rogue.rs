@@ -179,8 +179,14 @@ impl Rogue {
     /// Runs a deployment request in its enclave (fetching the state key), publishes the result
     /// and commits the receipt.
     pub(crate) async fn deploy(&mut self, epoch: u64, request: TaskRequest) -> TaskResult {
-        let TaskRequest::Deploy { task_id, code, encrypted_fn, encrypted_args, user_public_key } =
-            request
+        let TaskRequest::Deploy {
+            task_id,
+            code,
+            encrypted_fn,
+            encrypted_args,
+            user_public_key,
+            caller,
+        } = request
         else {
             panic!("expected a deployment")
         };
@@ -194,6 +200,7 @@ impl Rogue {
             encrypted_args,
             user_public_key: enigma_crypto::PublicKey::from_bytes(&user_public_key).unwrap(),
             gas_limit: record_gas(&self.chain, &task_id).await,
+            caller,
             time_budget_ms: 60_000,
         };
         let r = self.enclave.deploy(task).unwrap();
@@ -225,12 +232,25 @@ impl Rogue {
         position: ChainPosition,
         deltas: &[EncryptedDelta],
     ) -> TaskResult {
+        self.try_compute_at(epoch, request, code_hash, position, deltas).await.unwrap()
+    }
+
+    /// [`compute_at`](Self::compute_at), with the enclave's refusal (nothing is published then).
+    pub(crate) async fn try_compute_at(
+        &mut self,
+        epoch: u64,
+        request: TaskRequest,
+        code_hash: CodeHash,
+        position: ChainPosition,
+        deltas: &[EncryptedDelta],
+    ) -> Result<TaskResult, enigma_enclave::EnclaveError> {
         let TaskRequest::Compute {
             task_id,
             contract,
             encrypted_fn,
             encrypted_args,
             user_public_key,
+            caller,
         } = request
         else {
             panic!("expected a compute task")
@@ -251,16 +271,17 @@ impl Rogue {
                 Some(lie) => lie,
                 None => self.chain.task(&task_id).await.unwrap().unwrap().value,
             },
+            caller,
             time_budget_ms: 60_000,
             want_snapshot: false,
         };
-        let r = self.enclave.compute(task).unwrap();
+        let r = self.enclave.compute(task)?;
         publish(
             &self.p2p,
             &GossipMessage::Result(Box::new(enigma_node::result_message(&r, false))),
         )
         .await;
-        r
+        Ok(r)
     }
 
     /// Commits a compute task's receipt.

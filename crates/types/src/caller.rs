@@ -1,0 +1,155 @@
+//! Verified callers: a task signed by its sender's Ethereum key (EIP-712), which the enclave
+//! checks before it tells the contract who calls it.
+//!
+//! The signed message is the typed struct
+//! `EnigmaTask(bytes32 contract,address sender,uint256 nonce,bytes32 inputsHash,uint256 value)`
+//! in the domain `EIP712Domain(string name,string version,bytes32 salt)` with name `"Enigma"`,
+//! version `"1"` and as salt the key manager's signer address (left-padded to 32 bytes): each
+//! network has its own key manager, so a signature for one network is none for another. A
+//! wallet signs it with `eth_signTypedData_v4`. The task id is `keccak256(sender ‖ u256 nonce)`,
+//! so a proof that names its sender and nonce is tied to one task record — the record the chain
+//! took from that sender — and cannot be replayed for another.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Address, ContractAddress, InputsHash, TaskId, keccak256, payouts::u256_from_u128};
+
+/// `keccak256("EIP712Domain(string name,string version,bytes32 salt)")`'s preimage.
+pub const DOMAIN_TYPE: &str = "EIP712Domain(string name,string version,bytes32 salt)";
+/// The typed struct a task's sender signs.
+pub const TASK_TYPE: &str =
+    "EnigmaTask(bytes32 contract,address sender,uint256 nonce,bytes32 inputsHash,uint256 value)";
+/// The domain's name.
+pub const DOMAIN_NAME: &str = "Enigma";
+/// The domain's version.
+pub const DOMAIN_VERSION: &str = "1";
+
+/// A task's proof of its caller: the record's sender and task nonce, and the sender's signature
+/// over [`caller_digest`]. Sent beside the encrypted inputs (it holds nothing secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerProof {
+    /// The account that recorded the task (and signs it).
+    pub sender: Address,
+    /// Its task nonce: the task id is `task_id(sender, nonce)`.
+    pub nonce: u64,
+    /// `r ‖ s ‖ v` (65 bytes) over [`caller_digest`].
+    pub signature: Vec<u8>,
+}
+
+/// Why a caller proof does not stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerError {
+    /// The proof's sender and nonce name another task than the one it came with.
+    OtherTask,
+    /// The signature is malformed or was made by another key than the sender's.
+    BadSignature,
+}
+
+impl fmt::Display for CallerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::OtherTask => {
+                "the caller's proof names another task (its sender and nonce do not give this task id)"
+            }
+            Self::BadSignature => {
+                "the caller's signature does not verify: it must be the task sender's EIP-712 \
+                 signature over this task (contract, sender, nonce, inputs hash, value) for this \
+                 network's key manager"
+            }
+        })
+    }
+}
+
+impl core::error::Error for CallerError {}
+
+fn word_of_address(a: &Address) -> [u8; 32] {
+    let mut w = [0u8; 32];
+    w[12..].copy_from_slice(a.as_bytes());
+    w
+}
+
+/// The EIP-712 domain separator of a network whose key manager signs as `principal`.
+#[must_use]
+pub fn domain_separator(principal: &Address) -> [u8; 32] {
+    let mut m = Vec::with_capacity(128);
+    m.extend_from_slice(&keccak256(DOMAIN_TYPE.as_bytes()));
+    m.extend_from_slice(&keccak256(DOMAIN_NAME.as_bytes()));
+    m.extend_from_slice(&keccak256(DOMAIN_VERSION.as_bytes()));
+    m.extend_from_slice(&word_of_address(principal));
+    keccak256(&m)
+}
+
+/// The digest a task's sender signs (`eth_signTypedData_v4` of the `EnigmaTask` struct).
+#[must_use]
+pub fn caller_digest(
+    principal: &Address,
+    contract: &ContractAddress,
+    sender: &Address,
+    nonce: u64,
+    inputs_hash: &InputsHash,
+    value: u128,
+) -> [u8; 32] {
+    let mut s = Vec::with_capacity(192);
+    s.extend_from_slice(&keccak256(TASK_TYPE.as_bytes()));
+    s.extend_from_slice(contract.as_bytes());
+    s.extend_from_slice(&word_of_address(sender));
+    s.extend_from_slice(&crate::enc::u256_from_u64(nonce));
+    s.extend_from_slice(inputs_hash.as_bytes());
+    s.extend_from_slice(&u256_from_u128(value));
+    let struct_hash = keccak256(&s);
+    let mut m = Vec::with_capacity(66);
+    m.extend_from_slice(b"\x19\x01");
+    m.extend_from_slice(&domain_separator(principal));
+    m.extend_from_slice(&struct_hash);
+    keccak256(&m)
+}
+
+impl CallerProof {
+    /// Checks that the proof is for task `task` (its sender and nonce give that id) and returns
+    /// the digest its signature must recover to the sender over; the caller recovers it (the
+    /// curve is not this crate's).
+    pub fn digest_for(
+        &self,
+        principal: &Address,
+        task: &TaskId,
+        contract: &ContractAddress,
+        inputs_hash: &InputsHash,
+        value: u128,
+    ) -> Result<[u8; 32], CallerError> {
+        if crate::task_id(&self.sender, self.nonce) != *task {
+            return Err(CallerError::OtherTask);
+        }
+        Ok(caller_digest(principal, contract, &self.sender, self.nonce, inputs_hash, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_covers_every_field_and_the_network() {
+        let (p, c, s, i) =
+            (Address([1; 20]), ContractAddress([2; 32]), Address([3; 20]), InputsHash([4; 32]));
+        let d = caller_digest(&p, &c, &s, 5, &i, 6);
+        for other in [
+            caller_digest(&Address([9; 20]), &c, &s, 5, &i, 6),
+            caller_digest(&p, &ContractAddress([9; 32]), &s, 5, &i, 6),
+            caller_digest(&p, &c, &Address([9; 20]), 5, &i, 6),
+            caller_digest(&p, &c, &s, 9, &i, 6),
+            caller_digest(&p, &c, &s, 5, &InputsHash([9; 32]), 6),
+            caller_digest(&p, &c, &s, 5, &i, 9),
+        ] {
+            assert_ne!(other, d);
+        }
+        let proof = CallerProof { sender: s, nonce: 5, signature: Vec::new() };
+        assert_eq!(proof.digest_for(&p, &crate::task_id(&s, 5), &c, &i, 6), Ok(d));
+        assert_eq!(
+            proof.digest_for(&p, &crate::task_id(&s, 6), &c, &i, 6),
+            Err(CallerError::OtherTask)
+        );
+    }
+}
