@@ -83,7 +83,7 @@ enum Command {
     ///   enigma call 0x3f…9a 'add_millionaire(address,uint256)' 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 1000000
     ///   enigma call 0x3f…9a 'compute_richest()' --returns '(address)'
     ///   enigma call 0x3f…9a 'compute_richest()' --returns '(address)' --json
-    ///   enigma call 0x7c…21 'bid(address,uint256)' 0x7099…79C8 2500000 --value 5000000
+    ///   enigma call 0x7c…21 'bid(uint256)' 2500000 --value 5000000
     #[command(verbatim_doc_comment)]
     Call(client_cmds::CallArgs),
     /// The account's ENG and its prepaid balance for task fees.

@@ -319,14 +319,10 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
         .await
         .unwrap();
     expect.ok("deploy auction", &auction);
-    for (who, amount) in [(1u8, 150u64), (2, 300), (3, 200)] {
+    // The bidder is the task's verified caller: this account bids, then raises its bid.
+    for amount in [150u64, 300] {
         let out = client
-            .compute(
-                auction.contract,
-                "bid(address,uint256)",
-                &args((AlloyAddress::repeat_byte(who), U256::from(amount))),
-                GAS,
-            )
+            .compute(auction.contract, "bid(uint256)", &args((U256::from(amount),)), GAS)
             .await
             .unwrap();
         expect.ok("bid", &out);
@@ -335,7 +331,8 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
         client.compute(auction.contract, "close(bytes32)", &args((secret,)), GAS).await.unwrap();
     assert_eq!(
         <(AlloyAddress, U256)>::abi_decode_params(&closed.output).unwrap(),
-        (AlloyAddress::repeat_byte(2), U256::from(200u64))
+        (AlloyAddress::from(user.address().0), U256::from(100u64)),
+        "the only bidder wins at the reserve"
     );
     expect.ok("close", &closed);
 

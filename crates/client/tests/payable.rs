@@ -79,9 +79,10 @@ async fn a_sealed_bid_auction_takes_deposits_and_settles_to_the_grain() {
     let mut after_bid = Vec::new();
     for (bidder, amount) in bidders.iter().zip([1_500_000u64, 4_000_000, 2_500_000]) {
         let before = prepaid(bidder).await;
-        let bid = (address(bidder), U256::from(amount)).abi_encode_params();
+        // The bidder is the task's verified caller: the client signs every task.
+        let bid = (U256::from(amount),).abi_encode_params();
         let (outcome, fee) =
-            paid_call(bidder, auction, "bid(address,uint256)", &bid, DEPOSIT).await.unwrap();
+            paid_call(bidder, auction, "bid(uint256)", &bid, DEPOSIT).await.unwrap();
         assert_eq!(outcome.value, DEPOSIT, "the enclave ran the bid with the escrowed deposit");
         assert!(outcome.payouts.is_empty());
         assert_eq!(prepaid(bidder).await, before - fee - DEPOSIT, "fee and deposit, to the grain");
@@ -94,8 +95,8 @@ async fn a_sealed_bid_auction_takes_deposits_and_settles_to_the_grain() {
 
     // A bid without the whole deposit fails, and the chain gives the value back.
     let before = prepaid(latecomer).await;
-    let bid = (address(latecomer), U256::from(1u64)).abi_encode_params();
-    let refused = paid_call(latecomer, auction, "bid(address,uint256)", &bid, DEPOSIT - 1).await;
+    let bid = (U256::from(1u64),).abi_encode_params();
+    let refused = paid_call(latecomer, auction, "bid(uint256)", &bid, DEPOSIT - 1).await;
     let Err(ClientError::TaskFailed { task_id, message, gas_used }) = refused else {
         panic!("a short deposit must fail the bid: {refused:?}")
     };

@@ -674,3 +674,76 @@ fn inputs_encrypted_to_the_previous_epochs_key_still_run() {
         "it ran (and failed for the contract's own reason): {output}"
     );
 }
+
+#[test]
+fn a_task_runs_as_its_verified_caller_and_a_forged_replayed_or_altered_proof_is_refused() {
+    use enigma_types::caller::{CallerProof, caller_digest};
+    let mut d = deploy_millionaires();
+    add(&mut d, 9, 1);
+    let w = d.worker;
+    let enclave = &d.net.workers[w].enclave;
+    let user = enigma_crypto::KeyPair::from_bytes(&[0x77; 32]).unwrap();
+    let me = user.address();
+    let principal = Address::from(d.net.km.signer);
+    let key = enclave.io_key(EPOCH).unwrap();
+    // A task of `me` with task nonce `nonce`, and a proof of `signer` for (principal, nonce,
+    // value) as given.
+    let task = |nonce: u64, function: &str, args: &[u8]| {
+        let id = enigma_types::task_id(&me, nonce);
+        let client = ClientTask::new(&key, d.net.workers[w].signer, d.contract, id, function, args);
+        let mut t = compute_task(id, d.contract, d.code_hash, d.position, &client);
+        t.state = Some(EncryptedState { snapshot: None, deltas: d.deltas.clone() });
+        t.code = Some(millionaires());
+        (t, compute_inputs_hash(&client, &d.contract), client)
+    };
+    let proof = |signer: &enigma_crypto::KeyPair, p: &Address, nonce: u64, inputs, value| {
+        let digest = caller_digest(p, &d.contract, &me, nonce, &inputs, value);
+        CallerProof {
+            sender: me,
+            nonce,
+            signature: signer.sign_digest(&digest).as_bytes().to_vec(),
+        }
+    };
+    let refused = |t: ComputeTask, why: &str| match enclave.compute(t) {
+        Err(EnclaveError::BadCaller(reason)) => assert!(reason.contains(why), "{why}: {reason}"),
+        other => panic!("{why}: expected a refused caller proof, got {other:?}"),
+    };
+
+    // Without a proof the contract runs with no caller (and the seal says so).
+    let (t, _, client) = task(1, "compute_richest()", &[]);
+    let r = enclave.compute(t).unwrap();
+    assert_eq!(
+        (r.status, r.caller),
+        (TaskStatus::Success, Address::ZERO),
+        "{}",
+        String::from_utf8_lossy(&client.open(&r.encrypted_output))
+    );
+
+    let entry = (AlloyAddress::repeat_byte(1), U256::from(5u64)).abi_encode_params();
+    let (mut t, inputs, _) = task(2, "add_millionaire(address,uint256)", &entry);
+    // Signed by another key than the sender's.
+    let stranger = enigma_crypto::KeyPair::from_bytes(&[0x78; 32]).unwrap();
+    t.caller = Some(proof(&stranger, &principal, 2, inputs, 0));
+    refused(t.clone(), "does not verify");
+    // For another network (another key manager).
+    t.caller = Some(proof(&user, &Address([9; 20]), 2, inputs, 0));
+    refused(t.clone(), "does not verify");
+    // Replayed from another task of the same sender (its nonce gives another task id).
+    let mut replayed = proof(&user, &principal, 2, inputs, 0);
+    replayed.nonce = 1;
+    t.caller = Some(replayed);
+    refused(t.clone(), "another task");
+    // A value other than the one signed (the host's word against the sender's).
+    t.caller = Some(proof(&user, &principal, 2, inputs, 0));
+    t.value = 5;
+    refused(t.clone(), "does not verify");
+    // Garbage for a signature.
+    t.value = 0;
+    t.caller = Some(CallerProof { sender: me, nonce: 2, signature: vec![1; 3] });
+    refused(t.clone(), "does not verify");
+
+    // The sender's own proof: the contract runs as `me`, and the seal names it.
+    t.caller = Some(proof(&user, &principal, 2, inputs, 0));
+    let r = enclave.compute(t).unwrap();
+    assert_eq!((r.status, r.caller), (TaskStatus::Success, me));
+}

@@ -23,19 +23,15 @@ fn deploy_with_deposit(reserve: u64, deposit: u128) -> (Contract, B256) {
 }
 
 fn paid_bid(c: &mut Contract, who: u8, amount: u64, value: u128) -> Result<(), ExecError> {
-    c.pay_call(
-        "bid(address,uint256)",
-        &(Address::repeat_byte(who), U256::from(amount)).abi_encode_params(),
-        value,
-    )
-    .map(|(out, payouts)| assert!(out.is_empty() && payouts.is_empty()))
+    c.caller = Some(enigma_types::Address([who; 20]));
+    c.pay_call("bid(uint256)", &(U256::from(amount),).abi_encode_params(), value)
+        .map(|(out, payouts)| assert!(out.is_empty() && payouts.is_empty()))
 }
 
+/// A bid by the verified caller 0x`who`…`who`.
 fn bid(c: &mut Contract, who: u8, amount: u64) -> Result<Vec<u8>, ExecError> {
-    c.call(
-        "bid(address,uint256)",
-        &(Address::repeat_byte(who), U256::from(amount)).abi_encode_params(),
-    )
+    c.caller = Some(enigma_types::Address([who; 20]));
+    c.call("bid(uint256)", &(U256::from(amount),).abi_encode_params())
 }
 
 fn close(c: &mut Contract, secret: B256) -> Result<(Address, U256), ExecError> {
@@ -145,12 +141,16 @@ fn a_bid_must_bring_the_deposit_and_stay_within_it() {
             "{what}: {r:?}"
         );
     };
-    refused(paid_bid(&mut c, 1, 10, 999), "deposit of 1000");
+    refused(paid_bid(&mut c, 1, 10, 999), "must bring 1000 grains");
     refused(paid_bid(&mut c, 1, 10, 0), "brought 0");
     refused(paid_bid(&mut c, 1, 1_001, 1_000), "above the deposit");
     assert_eq!(c.balance(), 0, "a refused bid leaves its value out (the chain returns it)");
     paid_bid(&mut c, 1, 10, 1_000).unwrap();
-    refused(paid_bid(&mut c, 1, 20, 1_000), "has bid already");
+    // A raise brings nothing more: the deposit covers it.
+    refused(paid_bid(&mut c, 1, 20, 1_000), "must bring 0 grains");
+    paid_bid(&mut c, 1, 20, 0).unwrap();
+    refused(paid_bid(&mut c, 1, 15, 0), "higher");
+    assert_eq!(c.balance(), 1_000);
     for who in 2..=15 {
         paid_bid(&mut c, who, 5, 1_000).unwrap();
     }
@@ -158,5 +158,16 @@ fn a_bid_must_bring_the_deposit_and_stay_within_it() {
     assert_eq!(c.balance(), 15_000);
     // A deposit-free auction takes no money at all.
     let (mut free, _) = deploy(0);
-    refused(paid_bid(&mut free, 1, 10, 1), "deposit of 0");
+    refused(paid_bid(&mut free, 1, 10, 1), "must bring 0 grains");
+}
+
+#[test]
+fn a_bid_needs_a_verified_caller() {
+    let (mut c, _) = deploy(0);
+    c.caller = None;
+    let anonymous = c.call("bid(uint256)", &(U256::from(5u64),).abi_encode_params());
+    assert!(
+        matches!(&anonymous, Err(ExecError::Reverted { message }) if message.contains("verified caller")),
+        "{anonymous:?}"
+    );
 }

@@ -725,3 +725,34 @@ fn the_balance_key_is_out_of_a_contracts_reach() {
         );
     }
 }
+
+#[test]
+fn a_contract_learns_its_verified_caller_or_that_there_is_none() {
+    let wasm = wat::parse_str(
+        r#"(module
+            (import "env" "enigma_sender" (func $sender (param i32) (result i32)))
+            (import "env" "ret" (func $ret (param i32 i32)))
+            (memory (export "memory") 1)
+            (func (export "deploy"))
+            (func (export "call")
+                (i32.store8 (i32.const 0) (call $sender (i32.const 1)))
+                (call $ret (i32.const 0) (i32.const 21))))"#,
+    )
+    .unwrap();
+    let run_as = |caller: Option<enigma_types::Address>| {
+        Runtime::new(Limits::default())
+            .execute(
+                &ContractCode::new(&wasm),
+                Task::call("f", &[], GasLimit(1_000_000)).called_by(caller),
+                &ContractState::new(),
+                &mut Fixed,
+            )
+            .result
+            .unwrap()
+            .output
+    };
+    let mut known = vec![1u8];
+    known.extend_from_slice(&[0xab; 20]);
+    assert_eq!(run_as(Some(enigma_types::Address([0xab; 20]))), known);
+    assert_eq!(run_as(None), vec![0u8; 21], "no caller: 0, and nothing written");
+}

@@ -55,6 +55,8 @@ pub(crate) struct Contract {
     pub(crate) rng: TestRng,
     /// Every delta applied, in order (as the chain would list their hashes).
     pub(crate) deltas: Vec<Delta>,
+    /// The verified caller of the next calls (as an enclave passes it on).
+    pub(crate) caller: Option<enigma_types::Address>,
 }
 
 impl Contract {
@@ -69,6 +71,7 @@ impl Contract {
             state: ContractState::new(),
             rng: TestRng(0),
             deltas: Vec::new(),
+            caller: None,
         };
         let outcome = contract.run(Task::deploy(constructor, args, GasLimit(GAS)));
         let success = outcome.result.unwrap_or_else(|e| panic!("deploy of {name} failed: {e}"));
@@ -107,7 +110,10 @@ impl Contract {
         gas: u64,
         value: u128,
     ) -> Outcome {
-        let task = Task::call(function, args, GasLimit(gas)).after(&self.state).paying(value);
+        let task = Task::call(function, args, GasLimit(gas))
+            .after(&self.state)
+            .paying(value)
+            .called_by(self.caller);
         let outcome = self.run(task);
         if let Ok(success) = &outcome.result
             && !success.delta.is_empty()

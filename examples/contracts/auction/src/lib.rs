@@ -1,23 +1,20 @@
 //! A sealed-bid second-price (Vickrey) auction that takes real ENG without publishing the bids.
 //!
-//! The seller deploys it with a reserve, the hash of a closing secret and a deposit. Every bidder
-//! sends the same deposit with its bid (`enigma call --value`): the amount moved is public on
-//! chain, so it says nothing about the bid, which must be at most the deposit and stays inside
-//! the enclave. Closing reveals only the winner and the price (the second-highest bid, or the
-//! reserve if higher) and settles in the same task: the seller is paid the price, the winner
-//! gets its deposit less the price back, every other bidder its whole deposit. With no bid at
-//! the reserve, every deposit goes back. A bid the contract refuses fails its task, and the
-//! chain returns its deposit.
+//! The seller deploys it with a reserve, the hash of a closing secret and a deposit. A bidder is
+//! the task's verified caller (the account that signed it: nobody can bid in another's name).
+//! Every bidder sends the same deposit with its first bid (`enigma call --value`): the amount
+//! moved is public on chain, so it says nothing about the bid, which must be at most the deposit
+//! and stays inside the enclave; a bidder may raise its bid later (without a new deposit).
+//! Closing reveals only the winner and the price (the second-highest bid, or the reserve if
+//! higher) and settles in the same task: the seller is paid the price, the winner gets its
+//! deposit less the price back, every other bidder its whole deposit. With no bid at the
+//! reserve, every deposit goes back. A bid the contract refuses fails its task, and the chain
+//! returns its deposit.
 //!
-//! What it does not protect against yet, as an example: until tasks carry a verified caller, a
-//! bid names its bidder as an argument — whoever sends the task pays the deposit, and refunds
-//! and the item go to the address named. So that nobody can change a bid made in another's name,
-//! each address bids once when deposits are taken (a deposit-free auction, `deposit` 0, lets a
-//! bidder raise its bid instead); someone can still take an address's one bid first, or fill the
-//! 15 places with addresses of its own (its deposits come back at the close). The seller alone
-//! closes, when it likes: deposits are held until then. The payouts of the close show the price
-//! (and, to a worker host that replays the close on older states, more: docs/threat-model.md
-//! section 5).
+//! What it does not protect against, as an example: someone can fill the 15 places with
+//! accounts of its own (their deposits come back at the close); the seller alone closes, when it
+//! likes, and deposits are held until then. The payouts of the close show the price (and, to a
+//! worker host that replays the close on older states, more: docs/threat-model.md section 5).
 #![no_std]
 
 use enigma_sdk::{alloy_primitives::keccak256, prelude::*};
@@ -53,9 +50,9 @@ fn bidder_key(bidder: Address) -> String {
 #[pub_interface]
 pub trait ContractInterface {
     fn construct(seller: Address, reserve: U256, close_hash: B256, deposit: U256);
-    /// Places `bidder`'s sealed bid; the task must bring exactly the deposit (with deposits, a
-    /// bidder bids once; without, it may raise its bid).
-    fn bid(bidder: Address, amount: U256) -> Result<(), String>;
+    /// Places or raises the caller's sealed bid; a first bid must bring exactly the deposit, a
+    /// raise nothing.
+    fn bid(amount: U256) -> Result<(), String>;
     /// Closes the auction (the seller proves itself with the secret whose hash it deployed
     /// with), pays everyone out and returns (winner, price); the zero address if no bid met the
     /// reserve.
@@ -81,7 +78,8 @@ impl ContractInterface for Contract {
         });
     }
 
-    fn bid(bidder: Address, amount: U256) -> Result<(), String> {
+    fn bid(amount: U256) -> Result<(), String> {
+        let bidder = caller();
         let mut a = auction();
         if a.closed {
             return Err("the auction is closed".into());
@@ -90,19 +88,20 @@ impl ContractInterface for Contract {
             return Err("the seller cannot bid".into());
         }
         let paying = a.deposit != U256::ZERO;
-        if value() != a.deposit {
-            return Err(format!(
-                "a bid must bring the deposit of {} grains, this one brought {}",
-                a.deposit,
-                value()
-            ));
-        }
         if paying && amount > a.deposit {
             return Err("a bid cannot be above the deposit that covers it".into());
         }
         let existing: Option<u64> = read_state!(bidder_key(bidder));
+        // A first bid brings the deposit; a raise is covered by it already.
+        let owed = if existing.is_some() { U256::ZERO } else { a.deposit };
+        if value() != owed {
+            return Err(format!(
+                "this bid must bring {owed} grains (the deposit with a first bid, nothing with a \
+                 raise); it brought {}",
+                value()
+            ));
+        }
         let index = match existing {
-            Some(_) if paying => return Err("this address has bid already".into()),
             Some(index) => {
                 let (_, previous): (Address, U256) =
                     read_state!(bid_key(index)).unwrap_or_default();
