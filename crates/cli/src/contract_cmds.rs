@@ -42,22 +42,25 @@ const LIB: &str = r#"//! {name}: a secret contract. Its state is encrypted; only
 use enigma_sdk::prelude::*;
 
 const COUNTER: &str = "counter";
+const OWNER: &str = "owner";
 
 #[pub_interface]
 pub trait ContractInterface {
-    /// Runs once, at deployment.
+    /// Runs once, at deployment: the deployer (the task's verified caller) owns the counter.
     fn construct(start: U256);
     /// Adds `amount` to the secret counter and returns the new value (to the caller only).
     fn add(amount: U256) -> Result<U256, String>;
     /// The counter.
     fn value() -> U256;
+    /// Sets the counter back to zero: its owner only.
+    fn reset() -> Result<(), String>;
 }
 
 pub struct Contract;
 
 impl ContractInterface for Contract {
     fn construct(start: U256) {
-        write_state!(COUNTER => start);
+        write_state!(COUNTER => start, OWNER => caller());
     }
 
     fn add(amount: U256) -> Result<U256, String> {
@@ -70,6 +73,16 @@ impl ContractInterface for Contract {
     fn value() -> U256 {
         read_state!(COUNTER).unwrap_or_default()
     }
+
+    fn reset() -> Result<(), String> {
+        // `sender()` is the account that signed this task: nobody can call in another's name.
+        let owner: Option<Address> = read_state!(OWNER);
+        if sender().is_none() || sender() != owner {
+            return Err("only the counter's owner may reset it".into());
+        }
+        write_state!(COUNTER => U256::ZERO);
+        Ok(())
+    }
 }
 "#;
 
@@ -80,6 +93,7 @@ A secret contract for enigma.
     enigma contract build                       # → target/wasm32-unknown-unknown/release/{file}.wasm
     enigma deploy target/wasm32-unknown-unknown/release/{file}.wasm --constructor 'construct(uint256)' 5
     enigma call <contract address> 'add(uint256)' 7 --returns '(uint256)'
+    enigma call <contract address> 'reset()'    # the deployer only
 "#;
 
 fn valid_name(name: &str) -> bool {
@@ -136,7 +150,10 @@ fn new(name: &str, path: Option<PathBuf>, sdk: Option<PathBuf>) -> Result<()> {
     write("src/lib.rs", LIB.replace("{name}", name))?;
     write("README.md", README.replace("{name}", name).replace("{file}", &file))?;
     write(".gitignore", "/target\n".into())?;
-    say!("created {} (a secret counter: construct(uint256), add(uint256), value())", dir.display());
+    say!(
+        "created {} (a secret counter: construct(uint256), add(uint256), value(), reset() by its owner)",
+        dir.display()
+    );
     say!("  build it:  enigma contract build {}", dir.display());
     Ok(())
 }

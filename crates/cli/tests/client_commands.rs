@@ -144,6 +144,15 @@ async fn the_millionaires_example_runs_from_the_command_line() {
     let value =
         enigma(&summary, &["call", &counter, "value()", "--returns", "(uint256)"]).await.unwrap();
     assert_eq!(value["decoded"][0], "28", "12 and sixteen ones");
+    // Only its owner (the deployer, the verified caller of the deployment) resets it.
+    let other = &s.accounts[3].private_key;
+    enigma(&summary, &["account", "deposit", "100000000000", "--key", other]).await.unwrap();
+    let err = enigma(&summary, &["call", &counter, "reset()", "--key", other]).await.unwrap_err();
+    assert!(err.contains("only the counter's owner"), "{err}");
+    enigma(&summary, &["call", &counter, "reset()"]).await.unwrap();
+    let value =
+        enigma(&summary, &["call", &counter, "value()", "--returns", "(uint256)"]).await.unwrap();
+    assert_eq!(value["decoded"][0], "0", "reset by its owner");
 
     // The task commands: its status on chain (once its receipt batch lands), its signed result,
     // and a refund refused for a task that has a receipt.
