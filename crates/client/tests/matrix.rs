@@ -262,8 +262,8 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
     );
     expect.ok("flip", &flipped);
 
-    let holder = KeyPair::generate().unwrap();
-    let holder_address = AlloyAddress::from(holder.address().0);
+    // The holder is this account: a transfer spends the task's verified caller's tokens.
+    let holder_address = AlloyAddress::from(user.address().0);
     let erc20 = client
         .deploy(
             &wasm("private-erc20"),
@@ -274,23 +274,15 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
         .await
         .unwrap();
     expect.ok("deploy private-erc20", &erc20);
-    let sign = |message: Vec<u8>| {
-        Bytes::from(holder.sign_digest(&keccak256(message).0).as_bytes().to_vec())
-    };
     let to = AlloyAddress::repeat_byte(7);
-    let signature =
-        sign(args((String::from("transfer"), holder_address, to, U256::from(250u64), U256::ZERO)));
     let moved = client
-        .compute(
-            erc20.contract,
-            "transfer(address,address,uint256,bytes)",
-            &args((holder_address, to, U256::from(250u64), signature)),
-            GAS,
-        )
+        .compute(erc20.contract, "transfer(address,uint256)", &args((to, U256::from(250u64))), GAS)
         .await
         .unwrap();
     expect.ok("transfer", &moved);
-    let signature = sign(args((String::from("balance"), holder_address, U256::from(1u64))));
+    let sign =
+        |message: Vec<u8>| Bytes::from(user.sign_digest(&keccak256(message).0).as_bytes().to_vec());
+    let signature = sign(args((String::from("balance"), holder_address, U256::ZERO)));
     let balance = client
         .compute(
             erc20.contract,

@@ -1,7 +1,8 @@
-//! A private ERC-20: balances live only in secret state. Every transfer and balance query is
-//! authorized by the holder's secp256k1 signature, checked inside the contract, over
-//! `keccak256(abi.encode(action, holder, …, nonce))`; each signature consumes the holder's nonce
-//! so it cannot be replayed.
+//! A private ERC-20: balances live only in secret state. A transfer moves tokens from the task's
+//! verified caller (the account that signed the task: nobody can spend another's tokens). A
+//! balance is shown to its holder only: `balance_of` takes the holder's secp256k1 signature,
+//! checked inside the contract, over `keccak256(abi.encode("balance", holder, nonce))`; each
+//! signature consumes the holder's nonce so it cannot be replayed.
 #![no_std]
 
 use enigma_sdk::{
@@ -47,9 +48,8 @@ fn nonce(holder: Address) -> U256 {
 #[pub_interface]
 pub trait ContractInterface {
     fn construct(owner: Address, supply: U256);
-    /// Moves `amount` from `from` to `to`. `signature` is `from`'s over
-    /// `keccak256(abi.encode("transfer", from, to, amount, nonce_of(from)))`.
-    fn transfer(from: Address, to: Address, amount: U256, signature: Bytes) -> Result<(), String>;
+    /// Moves `amount` from the caller to `to`.
+    fn transfer(to: Address, amount: U256) -> Result<(), String>;
     /// `holder`'s balance. `signature` is `holder`'s over
     /// `keccak256(abi.encode("balance", holder, nonce_of(holder)))`.
     fn balance_of(holder: Address, signature: Bytes) -> Result<U256, String>;
@@ -65,9 +65,8 @@ impl ContractInterface for Contract {
         write_state!(balance_key(owner) => supply, SUPPLY => supply);
     }
 
-    fn transfer(from: Address, to: Address, amount: U256, signature: Bytes) -> Result<(), String> {
-        let message = (String::from("transfer"), from, to, amount, nonce(from)).abi_encode_params();
-        authorize(from, &message, &signature)?;
+    fn transfer(to: Address, amount: U256) -> Result<(), String> {
+        let from = caller();
         let from_balance = balance(from);
         let left = from_balance
             .checked_sub(amount)
