@@ -53,6 +53,11 @@ enum Tamper {
     FlipOutput,
     /// The result claims the task brought a value it did not.
     Inflate,
+    /// Task requests are passed on without the sender's caller proof (the contract then runs
+    /// with no caller).
+    StripCaller,
+    /// Task requests are passed on with the caller proof of the account's previous task.
+    ReplayCaller(serde_json::Value),
     /// The worker key is another key, signed by another enclave.
     ForeignKey(serde_json::Value),
     /// Task requests are passed on, but answered at once with "no answer in time" (-32012),
@@ -63,12 +68,18 @@ enum Tamper {
 struct Proxy {
     upstream: HttpClient,
     tamper: Mutex<Tamper>,
+    /// The last task request passed on.
+    last_request: Mutex<serde_json::Value>,
 }
 
 impl Proxy {
     fn tamper(&self, view: ResultView) -> ResultView {
         match self.tamper.lock().unwrap().clone() {
-            Tamper::Honest | Tamper::ForeignKey(_) | Tamper::LateAnswer => view,
+            Tamper::Honest
+            | Tamper::ForeignKey(_)
+            | Tamper::LateAnswer
+            | Tamper::StripCaller
+            | Tamper::ReplayCaller(_) => view,
             Tamper::Relabel(contract) => ResultView { contract_address: contract, ..view },
             Tamper::Serve(other) => *other,
             Tamper::Inflate => ResultView { value: "1000000".into(), ..view },
@@ -105,12 +116,27 @@ async fn hostile_gateway(upstream: &str) -> (String, Arc<Proxy>, jsonrpsee::serv
     let proxy = Arc::new(Proxy {
         upstream: HttpClientBuilder::default().build(upstream).unwrap(),
         tamper: Mutex::new(Tamper::Honest),
+        last_request: Mutex::new(serde_json::Value::Null),
     });
     let mut m = RpcModule::from_arc(proxy.clone());
     for method in ["deploySecretContract", "sendTaskInput", "getTaskStatus"] {
         m.register_async_method(method, move |params, p, _| async move {
-            let params: serde_json::Value = params.one()?;
-            let late = matches!(*p.tamper.lock().unwrap(), Tamper::LateAnswer);
+            let mut params: serde_json::Value = params.one()?;
+            let tamper = p.tamper.lock().unwrap().clone();
+            if let (Some(fields), Tamper::StripCaller | Tamper::ReplayCaller(_)) =
+                (params.as_object_mut(), &tamper)
+            {
+                for key in ["sender", "callerNonce", "callerSignature"] {
+                    fields.remove(key);
+                }
+                if let Tamper::ReplayCaller(old) = &tamper {
+                    for key in ["sender", "callerNonce", "callerSignature"] {
+                        fields.insert(key.into(), old[key].clone());
+                    }
+                }
+            }
+            *p.last_request.lock().unwrap() = params.clone();
+            let late = matches!(tamper, Tamper::LateAnswer);
             let forward = {
                 let p = p.clone();
                 async move {
@@ -227,6 +253,24 @@ async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results_nor_fake_
     set(Tamper::Inflate);
     let why = bad(client.compute(contract, "compute_richest()", &[], GAS).await, "a made-up value");
     assert!(why.contains("value"), "{why}");
+
+    // A task passed on without its caller proof runs anonymously: the client, which signed it,
+    // refuses the result (the seal names no caller).
+    set(Tamper::StripCaller);
+    let why =
+        bad(client.compute(contract, "compute_richest()", &[], GAS).await, "a dropped caller");
+    assert!(why.contains("caller"), "{why}");
+    // With the proof of the account's previous task the enclave refuses to run it at all.
+    set(Tamper::Honest);
+    client.compute(contract, "compute_richest()", &[], GAS).await.unwrap();
+    let previous = proxy.last_request.lock().unwrap().clone();
+    set(Tamper::ReplayCaller(previous));
+    match client.compute(contract, "compute_richest()", &[], GAS).await {
+        Err(ClientError::NotExecuted { reason, .. }) => {
+            assert!(reason.contains("caller proof"), "{reason}")
+        }
+        other => panic!("a replayed caller proof: expected the task refused, got {other:?}"),
+    }
 
     // 4. A worker key signed by another enclave: no secret is encrypted to it.
     let foreign = KeyPair::generate().unwrap();
