@@ -130,6 +130,28 @@ impl CallerProof {
 mod tests {
     use super::*;
 
+    /// A known answer, computed independently from the EIP-712 specification (a hand-written
+    /// encoder over js-sha3's Keccak; docs/api.md section 4).
+    #[test]
+    fn the_digest_is_eip712s() {
+        let d = caller_digest(
+            &Address([0x11; 20]),
+            &ContractAddress([0x22; 32]),
+            &Address([0x33; 20]),
+            7,
+            &InputsHash([0x44; 32]),
+            5_000_000,
+        );
+        assert_eq!(
+            hex::encode(domain_separator(&Address([0x11; 20]))),
+            "d1c0773a6998a0249d3440c8d2026ee6b7748026cc40222cf8c30c331bf64389"
+        );
+        assert_eq!(
+            hex::encode(d),
+            "19c1309775b9b23704abd48191793785b1f167beb154de7b302c30b2dceaa3b6"
+        );
+    }
+
     #[test]
     fn the_digest_covers_every_field_and_the_network() {
         let (p, c, s, i) =
