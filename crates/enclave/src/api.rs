@@ -259,6 +259,66 @@ pub struct ComputeTask {
     pub want_snapshot: bool,
 }
 
+/// A read-only query of a contract function: nothing is recorded, written or paid; the answer is
+/// encrypted to the user and signed over the state it ran on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryRequest {
+    /// The client's random id for the query: its fields are encrypted as those of "task"
+    /// `query_id` of the contract (value 0).
+    pub query_id: [u8; 32],
+    /// The epoch (first block) whose IO key the query is encrypted to.
+    pub epoch: u64,
+    /// The contract.
+    pub contract: ContractAddress,
+    /// Its code hash (from the chain).
+    pub code_hash: CodeHash,
+    /// The module, needed only when the enclave's query runtime has not cached it.
+    pub code: Option<Vec<u8>>,
+    /// The state to run on: the chain's tip (confirmed) or this worker's (latest); the answer
+    /// says which it was.
+    pub position: ChainPosition,
+    /// State to load, needed only when the enclave does not hold the contract at `position`.
+    pub state: Option<EncryptedState>,
+    /// The callable, encrypted (field `Callable`).
+    pub encrypted_fn: Vec<u8>,
+    /// The ABI arguments, encrypted (field `Arguments`).
+    pub encrypted_args: Vec<u8>,
+    /// The caller's EIP-712 signature over the query (`enigma_types::caller::query_digest`),
+    /// encrypted (field `Caller`), so the host does not learn who asks; empty: anonymous.
+    pub encrypted_caller: Vec<u8>,
+    /// The user's per-query public key: the answer is encrypted to it.
+    pub user_public_key: PublicKey,
+    /// The gas the query may use (the worker's cap).
+    pub gas_limit: u64,
+    /// The host's wall-clock budget in milliseconds (0: none).
+    pub time_budget_ms: u64,
+}
+
+/// A query's signed answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryAnswer {
+    /// The contract.
+    pub contract: ContractAddress,
+    /// The code it ran.
+    pub code_hash: CodeHash,
+    /// The state it ran on.
+    pub position: ChainPosition,
+    /// `enigma_types::messages::query_hash`.
+    pub query_hash: [u8; 32],
+    /// Whether the function returned (otherwise the output is the error text).
+    pub success: bool,
+    /// The output (or error text), encrypted to the user (field `Output` of the query).
+    pub encrypted_output: Vec<u8>,
+    /// `H(encrypted_output)`.
+    pub output_hash: OutputHash,
+    /// Gas used.
+    pub gas_used: u64,
+    /// The verified caller the contract was told (zero: anonymous).
+    pub caller: Address,
+    /// The enclave's signature over `query_answer_digest`.
+    pub signature: Signature,
+}
+
 /// A call of an Ethereum contract the task asked for (public: the chain makes it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EthCall {

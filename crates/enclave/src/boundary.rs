@@ -68,6 +68,8 @@ pub enum EnclaveCall {
     Compute(ComputeTask),
     /// [`WorkerEnclave::sign_batch`].
     SignBatch(BatchRequest),
+    /// [`WorkerEnclave::query`].
+    Query(QueryRequest),
     /// [`KmEnclave::init`].
     KmInit(KmInit),
     /// [`KmEnclave::new_epoch`].
@@ -96,6 +98,8 @@ pub enum EnclaveResponse {
     TaskResult(Box<TaskResult>),
     /// A batch signature.
     BatchSignature(Signature),
+    /// A query's signed answer.
+    QueryAnswer(Box<QueryAnswer>),
     /// An announcement's signature.
     AnnouncementSignature(Signature),
     /// A signed epoch seed.
@@ -263,6 +267,8 @@ pub trait WorkerEnclave {
     fn deploy(&self, task: DeployTask) -> Result<TaskResult, EnclaveError>;
     /// Runs a compute task.
     fn compute(&self, task: ComputeTask) -> Result<TaskResult, EnclaveError>;
+    /// Answers a read-only query; never waits behind a deploy or compute.
+    fn query(&self, query: QueryRequest) -> Result<QueryAnswer, EnclaveError>;
     /// Signs a batch of receipts it produced.
     fn sign_batch(&self, batch: BatchRequest) -> Result<Signature, EnclaveError>;
 }
@@ -351,6 +357,9 @@ impl Enclave {
             }
             (Self::Worker(w), EnclaveCall::Compute(t)) => {
                 w.compute(t).map(|r| EnclaveResponse::TaskResult(Box::new(r)))
+            }
+            (Self::Worker(w), EnclaveCall::Query(q)) => {
+                w.query(q).map(|a| EnclaveResponse::QueryAnswer(Box::new(a)))
             }
             (Self::Worker(w), EnclaveCall::SignBatch(b)) => {
                 w.sign_batch(b).map(EnclaveResponse::BatchSignature)
@@ -488,6 +497,10 @@ impl<B: Backend> WorkerEnclave for EnclaveProxy<B> {
 
     fn sign_batch(&self, batch: BatchRequest) -> Result<Signature, EnclaveError> {
         expect!(self, EnclaveCall::SignBatch(batch), BatchSignature)
+    }
+
+    fn query(&self, query: QueryRequest) -> Result<QueryAnswer, EnclaveError> {
+        expect!(self, EnclaveCall::Query(query), QueryAnswer).map(|a| *a)
     }
 }
 

@@ -24,9 +24,10 @@ use enigma_types::{
     enc::{Decoder, Encoder},
     inputs_hash_compute, inputs_hash_deploy,
     messages::{
-        BatchEntry, ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, ReportData,
-        ResultFields, STATUS_FAILURE, STATUS_SUCCESS, TaskField, batch_digest, bytes_digest,
-        result_digest, task_field_ad, worker_key_digest,
+        BatchEntry, ComputeReceipt, DeployReceipt, EthCallRef, FailureReceipt, QueryAnswerFields,
+        ReportData, ResultFields, STATUS_FAILURE, STATUS_SUCCESS, TaskField, batch_digest,
+        bytes_digest, query_answer_digest, query_hash, result_digest, task_field_ad,
+        worker_key_digest,
     },
     output_hash,
     padding::{Padding, pad, unpad},
@@ -150,6 +151,9 @@ pub(crate) struct WorkerState {
     clock: AtomicU64,
     keys: Mutex<StateKeys>,
     exec: Mutex<Exec>,
+    /// Read-only queries run here, with their own runtime and copies of the states: they never
+    /// wait behind a deploy or compute (nor change what tasks see).
+    queries: Mutex<Exec>,
 }
 
 /// Contract state keys, and the requests for them awaiting the key manager's answer.
@@ -206,6 +210,11 @@ impl WorkerState {
             keys: Mutex::new(StateKeys::default()),
             exec: Mutex::new(Exec {
                 runtime: Runtime::new(Limits { debug_logs: debug, ..Limits::default() }),
+                states: HashMap::new(),
+                state_clock: 0,
+            }),
+            queries: Mutex::new(Exec {
+                runtime: Runtime::new(Limits::default()),
                 states: HashMap::new(),
                 state_clock: 0,
             }),
@@ -1088,6 +1097,130 @@ impl WorkerState {
         };
         r.result_signature = Self::seal_result(&me, &r, &receipt, false);
         Ok(r)
+    }
+
+    /// Answers a read-only query on the contract's state at `q.position`, in the query runtime
+    /// (never behind a task): the output is encrypted to the user and the answer signed over
+    /// the contract, code, state, query, output and caller.
+    pub(crate) fn query(&self, q: QueryRequest) -> Result<QueryAnswer, EnclaveError> {
+        Self::check_inputs(&q.encrypted_fn, &q.encrypted_args)?;
+        cap("the encrypted caller proof", q.encrypted_caller.len(), 1024)?;
+        let contract = q.contract;
+        let as_task = TaskId(q.query_id);
+        let id = ContractKeyId { contract, code_hash: q.code_hash };
+        let key = self.state_key(id)?;
+        let me = self.identity()?;
+        let fn_ad = task_field_ad(&contract, &as_task, 0, TaskField::Callable);
+        let user_key = Self::user_key(&me, q.epoch, &q.user_public_key, &q.encrypted_fn, &fn_ad)?;
+        let query = query_hash(
+            &contract,
+            &q.query_id,
+            &q.encrypted_fn,
+            &q.encrypted_args,
+            q.user_public_key.as_bytes(),
+        );
+        // Who asks: the signer of the query, if it signed (inside the encryption, so the host
+        // does not learn it).
+        let caller = if q.encrypted_caller.is_empty() {
+            None
+        } else {
+            let refuse = || {
+                EnclaveError::BadCaller(
+                    "the query's caller proof does not open or does not verify: it must be an \
+                     EIP-712 signature over this query for this network's key manager"
+                        .into(),
+                )
+            };
+            let ad = task_field_ad(&contract, &as_task, 0, TaskField::Caller);
+            let signature =
+                user_key.decrypt_with_ad(&q.encrypted_caller, &ad).map_err(|_| refuse())?;
+            let digest = enigma_types::caller::query_digest(&me.principal, &contract, &query);
+            Some(
+                Signature::from_bytes(&signature)
+                    .ok()
+                    .and_then(|s| s.recover_address(&digest).ok())
+                    .ok_or_else(refuse)?,
+            )
+        };
+
+        let mut exec = lock(&self.queries);
+        let exec = &mut *exec;
+        if !exec.runtime.is_cached(&q.code_hash) {
+            let code =
+                q.code.as_deref().ok_or(EnclaveError::CodeNotLoaded { code_hash: q.code_hash })?;
+            let got = code_hash(code);
+            if got != q.code_hash {
+                return Err(EnclaveError::CodeHashMismatch { expected: q.code_hash, got });
+            }
+            exec.runtime
+                .prepare(&ContractCode::with_hash(got, code))
+                .map_err(|e| EnclaveError::BadState(format!("the contract's module: {e}")))?;
+        }
+        self.ensure_state(exec, &key, id, q.position, q.state)?;
+        let (success, plain, gas_used) = match Self::decrypt_inputs(
+            &user_key,
+            &q.encrypted_fn,
+            &q.encrypted_args,
+            q.epoch,
+            &contract,
+            &as_task,
+            0,
+        ) {
+            Err(message) => (false, Zeroizing::new(message.into_bytes()), 0),
+            Ok((function, args)) => {
+                let (state, _) = exec.states.get(&id).ok_or(EnclaveError::StateNotLoaded {
+                    contract,
+                    have: None,
+                    want: q.position,
+                })?;
+                let mut rng =
+                    TaskRng::new(&key, &as_task, &enigma_types::InputsHash(query), &q.position.tip);
+                let task = Task::query(&function, &args, enigma_types::GasLimit(q.gas_limit))
+                    .after(state)
+                    .called_by(caller);
+                let outcome = exec
+                    .runtime
+                    .execute_within(
+                        &ContractCode::with_hash(q.code_hash, &[]),
+                        task,
+                        state,
+                        &mut rng,
+                        &mut TimeBudget::new(q.time_budget_ms),
+                    )
+                    .map_err(|stopped| out_of_time(q.time_budget_ms, &stopped))?;
+                match outcome.result {
+                    Ok(done) => (true, Zeroizing::new(done.output), outcome.gas_used.0),
+                    Err(e) => {
+                        (false, Zeroizing::new(e.to_string().into_bytes()), outcome.gas_used.0)
+                    }
+                }
+            }
+        };
+        let encrypted_output = self.seal_output(&user_key, &plain, &contract, &as_task, 0)?;
+        let out_hash = output_hash(&encrypted_output);
+        let caller = caller.unwrap_or(Address::ZERO);
+        let digest = query_answer_digest(&QueryAnswerFields {
+            contract: &contract,
+            code_hash: &q.code_hash,
+            delta_count: q.position.next_index,
+            delta_hash: &q.position.tip,
+            query_hash: &query,
+            output_hash: &out_hash,
+            success,
+            caller,
+        });
+        Ok(QueryAnswer {
+            contract,
+            code_hash: q.code_hash,
+            position: q.position,
+            query_hash: query,
+            success,
+            encrypted_output,
+            output_hash: out_hash,
+            gas_used,
+            caller,
+            signature: me.signing.sign_digest(&digest),
+        })
     }
 
     pub(crate) fn sign_batch(&self, b: BatchRequest) -> Result<Signature, EnclaveError> {

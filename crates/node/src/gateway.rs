@@ -5,7 +5,10 @@ use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc};
 use base64::Engine as _;
 use enigma_chain::TaskStatus;
 use enigma_enclave::WorkerKey;
-use enigma_p2p::{ResultMessage, TaskRequest, messages::ResultView as TaskResultView};
+use enigma_p2p::{
+    QueryAnswerMessage, QueryMessage, ResultMessage, TaskRequest,
+    messages::ResultView as TaskResultView,
+};
 use enigma_types::{Address, ContractAddress, SignerAddress, TaskId, caller::CallerProof};
 use jsonrpsee::{
     PendingSubscriptionSink, RpcModule, SubscriptionMessage,
@@ -60,6 +63,12 @@ pub(crate) trait GatewayNode: Send + Sync + 'static {
         signer: SignerAddress,
         request: TaskRequest,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Hands a read-only query to `signer` (the node itself or a peer) and returns its answer.
+    fn query(
+        &self,
+        signer: SignerAddress,
+        query: QueryMessage,
+    ) -> impl Future<Output = Result<QueryAnswerMessage>> + Send;
 }
 
 impl GatewayNode for Arc<Worker> {
@@ -99,6 +108,14 @@ impl GatewayNode for Arc<Worker> {
     async fn submit(&self, signer: SignerAddress, request: TaskRequest) -> Result<()> {
         self.precheck(&request, signer, false).await?;
         self.route(signer, request).await
+    }
+
+    async fn query(
+        &self,
+        signer: SignerAddress,
+        query: QueryMessage,
+    ) -> Result<QueryAnswerMessage> {
+        self.route_query(signer, query).await
     }
 }
 
@@ -153,6 +170,25 @@ struct DeployParams {
     contract_address: String,
     #[serde(flatten)]
     caller: CallerParams,
+}
+
+/// `queryContract` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryParams {
+    contract_address: String,
+    worker_address: String,
+    query_id: String,
+    epoch_block: u64,
+    encrypted_fn: String,
+    encrypted_args: String,
+    #[serde(default)]
+    encrypted_caller: Option<String>,
+    #[serde(rename = "userDHKey")]
+    user_dh_key: String,
+    /// `"confirmed"` (the default: the chain's delta tip) or `"latest"`.
+    #[serde(default)]
+    freshness: Option<String>,
 }
 
 /// `sendTaskInput` parameters (Discovery's names).
@@ -299,6 +335,39 @@ pub(crate) async fn serve<N: GatewayNode>(
         };
         submit(&g, &ext, signer, request).await?;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({ "sendTaskResult": true }))
+    })
+    .map_err(reg)?;
+    m.register_async_method("queryContract", |params, g, ext| async move {
+        let p: QueryParams = one(&params)?;
+        let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
+        let query_id: [u8; 32] = unhex(&p.query_id, "queryId")?
+            .try_into()
+            .map_err(|_| rpc_error(-32602, "`queryId` must be 32 bytes".into()))?;
+        let confirmed = match p.freshness.as_deref() {
+            None | Some("confirmed") => true,
+            Some("latest") => false,
+            Some(other) => {
+                return Err(rpc_error(
+                    -32602,
+                    format!("`freshness` is \"confirmed\" or \"latest\", not {other:?}"),
+                ));
+            }
+        };
+        let query = QueryMessage {
+            query_id,
+            contract: parse(&p.contract_address, "contractAddress")?,
+            epoch_block: p.epoch_block,
+            encrypted_fn: unhex(&p.encrypted_fn, "encryptedFn")?,
+            encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
+            encrypted_caller: match &p.encrypted_caller {
+                Some(c) => unhex(c, "encryptedCaller")?,
+                None => Vec::new(),
+            },
+            user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
+            confirmed,
+        };
+        let answer = ask(&g, &ext, signer, query).await?;
+        Ok::<_, ErrorObjectOwned>(QueryAnswerView::from(&answer))
     })
     .map_err(reg)?;
     m.register_async_method("getTaskStatus", |params, g, _| async move {
@@ -489,6 +558,103 @@ async fn submit<N: GatewayNode>(
     outcome.map_err(refused)
 }
 
+/// Admits a query like a task request (per-client limits; a query is never a strike) and
+/// hands it on.
+async fn ask<N: GatewayNode>(
+    g: &Gateway<N>,
+    ext: &http::Extensions,
+    signer: SignerAddress,
+    query: QueryMessage,
+) -> std::result::Result<QueryAnswerMessage, ErrorObjectOwned> {
+    let ip = ext.get::<ClientIp>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0);
+    let source = Source::Ip(client_network(ip));
+    let admitted = g
+        .admission
+        .lock()
+        .map_err(|_| NotAdmitted::Busy { limit: 0 })
+        .and_then(|mut a| a.admit(source, crate::attest::now_ms()));
+    if let Err(e) = admitted {
+        return Err(rpc_error(NOT_ADMITTED, e.to_string()));
+    }
+    let guard = Admitted { admission: &g.admission, source, strike: false };
+    let answer = g.node.query(signer, query).await;
+    drop(guard);
+    answer.map_err(refused)
+}
+
+/// A query's answer over JSON-RPC (hex strings).
+#[derive(Debug, Clone, serde::Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryAnswerView {
+    /// The contract.
+    pub contract_address: String,
+    /// The code it ran.
+    pub code_hash: String,
+    /// The number of deltas of the state it ran on.
+    pub delta_count: u64,
+    /// The last of them.
+    pub delta_hash: String,
+    /// The query's hash.
+    pub query_hash: String,
+    /// `SUCCESS` or `FAILED` (the output is then the error text).
+    pub status: String,
+    /// The output, encrypted to the query's key.
+    pub output: String,
+    /// Its hash.
+    pub output_hash: String,
+    /// Gas used.
+    pub gas_used: u64,
+    /// The verified caller (the zero address: anonymous).
+    pub caller: String,
+    /// The worker enclave's signature.
+    pub signature: String,
+}
+
+impl From<&QueryAnswerMessage> for QueryAnswerView {
+    fn from(a: &QueryAnswerMessage) -> Self {
+        let hexed = |b: &[u8]| format!("0x{}", hex::encode(b));
+        Self {
+            contract_address: a.contract.to_string(),
+            code_hash: a.code_hash.to_string(),
+            delta_count: a.delta_count,
+            delta_hash: a.delta_hash.to_string(),
+            query_hash: hexed(&a.query_hash),
+            status: if a.success { "SUCCESS".into() } else { "FAILED".into() },
+            output: hexed(&a.encrypted_output),
+            output_hash: a.output_hash.to_string(),
+            gas_used: a.gas_used,
+            caller: a.caller.to_string(),
+            signature: hexed(&a.signature),
+        }
+    }
+}
+
+impl TryFrom<&QueryAnswerView> for QueryAnswerMessage {
+    type Error = String;
+
+    fn try_from(v: &QueryAnswerView) -> std::result::Result<Self, String> {
+        let bytes = |text: &str, what: &str| {
+            hex::decode(text.trim_start_matches("0x")).map_err(|e| format!("{what}: {e}"))
+        };
+        let word = |text: &str, what: &str| -> std::result::Result<[u8; 32], String> {
+            bytes(text, what)?.try_into().map_err(|_| format!("{what} is not 32 bytes"))
+        };
+        Ok(Self {
+            contract: ContractAddress(word(&v.contract_address, "contractAddress")?),
+            code_hash: enigma_types::CodeHash(word(&v.code_hash, "codeHash")?),
+            delta_count: v.delta_count,
+            delta_hash: enigma_types::DeltaHash(word(&v.delta_hash, "deltaHash")?),
+            query_hash: word(&v.query_hash, "queryHash")?,
+            success: v.status == "SUCCESS",
+            encrypted_output: bytes(&v.output, "output")?,
+            output_hash: enigma_types::OutputHash(word(&v.output_hash, "outputHash")?),
+            gas_used: v.gas_used,
+            caller: v.caller.parse().map_err(|e| format!("caller: {e}"))?,
+            signature: bytes(&v.signature, "signature")?,
+        })
+    }
+}
+
 /// Where a client's requests count against limits: its IPv4 address, or the /64 network of
 /// its IPv6 address (one subscriber holds a whole /64).
 fn client_network(ip: std::net::IpAddr) -> std::net::IpAddr {
@@ -566,6 +732,10 @@ mod tests {
 
         async fn chain_status(&self, _: &TaskId) -> Result<Option<TaskStatus>> {
             Ok(Some(TaskStatus::Created))
+        }
+
+        async fn query(&self, _: SignerAddress, _: QueryMessage) -> Result<QueryAnswerMessage> {
+            Err(NodeError::Refused("this stand-in answers no queries".into()))
         }
 
         async fn submit(&self, _: SignerAddress, request: TaskRequest) -> Result<()> {

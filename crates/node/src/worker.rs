@@ -18,12 +18,12 @@ use enigma_crypto::{KeyPair, PublicKey, Signature};
 use enigma_enclave::{
     AnnouncementInput, BatchItem, BatchRequest, CarriedEvidence, ChainPosition, ComputeTask,
     ContractKeyId, DeployTask, EnclaveError, EnclaveProxy, EncryptedDelta, EncryptedState,
-    NodeSecret, SimulationBackend, StateKeyResponse, TaskResult, TaskStatus, WorkerEnclave,
-    WorkerInit, WorkerKey,
+    NodeSecret, QueryRequest, SimulationBackend, StateKeyResponse, TaskResult, TaskStatus,
+    WorkerEnclave, WorkerInit, WorkerKey,
 };
 use enigma_p2p::{
-    GossipMessage, Multiaddr, PeerId, ResultMessage, TaskRequest, TaskResponse, Verdict,
-    WorkerAnnouncement, messages,
+    GossipMessage, Multiaddr, PeerId, QueryAnswerMessage, QueryMessage, ResultMessage, TaskRequest,
+    TaskResponse, Verdict, WorkerAnnouncement, messages,
 };
 use enigma_store::{ContractInfo, Store};
 use enigma_types::{
@@ -217,6 +217,8 @@ pub(crate) struct Worker {
     enclave: Arc<EnclaveProxy<SimulationBackend>>,
     /// Contract runs (deploy, compute) in the enclave, one at a time, first come first served.
     runs: Mutex<()>,
+    /// Queries being answered (at most [`MAX_QUERIES_IN_FLIGHT`]; beyond, "busy, retry").
+    query_slots: Arc<tokio::sync::Semaphore>,
     pub(crate) store: Store,
     pub(crate) chain: Chain,
     pub(crate) epochs: RwLock<EpochCache>,
@@ -520,6 +522,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         store,
         chain,
         epochs: RwLock::new(epochs),
+        query_slots: Arc::new(tokio::sync::Semaphore::new(MAX_QUERIES_IN_FLIGHT)),
         p2p: p2p.clone(),
         workers: RwLock::new(HashMap::new()),
         results: RwLock::new(ResultCache::default()),
@@ -624,6 +627,17 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     tasks.push(tokio::spawn(async move {
         while let Some(event) = p2p_events.recv().await {
             match event {
+                enigma_p2p::Event::Task { request: TaskRequest::Query(query), reply, from } => {
+                    let w2 = w.clone();
+                    w.spawn(async move {
+                        let answer = match w2.answer_query(*query).await {
+                            Ok(a) => TaskResponse::Answer(Box::new(a)),
+                            Err(e) => TaskResponse::Rejected(e.to_string()),
+                        };
+                        tracing::debug!(%from, "answered a routed query");
+                        reply.send(answer).await;
+                    });
+                }
                 enigma_p2p::Event::Task { request, reply, from } => {
                     let source = Source::Peer(from);
                     let admitted = w
@@ -745,6 +759,7 @@ pub(crate) fn is_strike(e: &NodeError) -> bool {
 fn record_task(request: &TaskRequest) -> TaskId {
     match request {
         TaskRequest::Deploy { task_id, .. } | TaskRequest::Compute { task_id, .. } => *task_id,
+        TaskRequest::Query(q) => TaskId(q.query_id),
     }
 }
 
@@ -757,6 +772,9 @@ fn describe(
             .map_err(|e| NodeError::Refused(format!("the user public key: {e}")))
     };
     Ok(match request {
+        TaskRequest::Query(_) => {
+            return Err(NodeError::Refused("a query is answered, not run as a task".into()));
+        }
         TaskRequest::Deploy {
             task_id,
             code,
@@ -1275,6 +1293,9 @@ impl Worker {
             TaskRequest::Compute {
                 encrypted_fn, encrypted_args, user_public_key, caller, ..
             } => (encrypted_fn, encrypted_args, user_public_key, None, caller),
+            TaskRequest::Query(_) => {
+                return Err(NodeError::Refused("a query is answered, not run as a task".into()));
+            }
         };
         let user_key = PublicKey::from_bytes(&user_key)
             .map_err(|e| NodeError::Refused(format!("the user public key: {e}")))?;
@@ -1913,6 +1934,161 @@ impl Worker {
         match self.p2p.send_task(peer, &request).await? {
             TaskResponse::Accepted => Ok(()),
             TaskResponse::Rejected(why) => Err(NodeError::Refused(why)),
+            TaskResponse::Answer(_) => {
+                Err(NodeError::Refused(format!("worker {signer} answered a task as a query")))
+            }
+        }
+    }
+
+    /// Routes a query to the worker `signer` (itself, or a peer) and returns its answer.
+    pub(crate) async fn route_query(
+        self: &Arc<Self>,
+        signer: SignerAddress,
+        query: QueryMessage,
+    ) -> Result<QueryAnswerMessage> {
+        if signer == self.signer {
+            return self.answer_query(query).await;
+        }
+        let peer = self.workers.read().await.get(&signer).map(|(p, _)| *p).ok_or_else(|| {
+            NodeError::Refused(format!(
+                "worker {signer} is not known on the network yet; retry in a moment"
+            ))
+        })?;
+        match self.p2p.send_task(peer, &TaskRequest::Query(Box::new(query))).await? {
+            TaskResponse::Answer(a) => Ok(*a),
+            TaskResponse::Rejected(why) => Err(NodeError::Refused(why)),
+            TaskResponse::Accepted => {
+                Err(NodeError::Refused(format!("worker {signer} gave no answer to the query")))
+            }
+        }
+    }
+
+    /// Answers a read-only query in the enclave's query runtime (never behind a task), on the
+    /// chain's delta tip (`confirmed`) or this worker's latest state.
+    pub(crate) async fn answer_query(&self, q: QueryMessage) -> Result<QueryAnswerMessage> {
+        let _slot = self.query_slots.clone().try_acquire_owned().map_err(|_| {
+            NodeError::Refused(format!(
+                "busy: {MAX_QUERIES_IN_FLIGHT} queries are being answered here; retry shortly"
+            ))
+        })?;
+        let contract = q.contract;
+        let user_key = PublicKey::from_bytes(&q.user_public_key)
+            .map_err(|e| NodeError::Refused(format!("the user public key: {e}")))?;
+        let on_chain = self
+            .chain
+            .secret_contract(&contract)
+            .await?
+            .ok_or_else(|| NodeError::Refused(format!("no contract {contract} is deployed")))?;
+        let local = self.store.contract(&contract)?.ok_or_else(|| {
+            NodeError::Refused(format!(
+                "this worker holds no state of contract {contract}; ask its selected worker"
+            ))
+        })?;
+        if local.code_hash != on_chain.code_hash {
+            return Err(NodeError::Refused(format!(
+                "the stored code of contract {contract} differs from the chain's"
+            )));
+        }
+        let position = if q.confirmed {
+            if local.next_index < on_chain.delta_count {
+                return Err(NodeError::Refused(format!(
+                    "this worker has {} of contract {contract}'s {} deltas yet; retry shortly",
+                    local.next_index, on_chain.delta_count
+                )));
+            }
+            ChainPosition { next_index: on_chain.delta_count, tip: on_chain.last_delta_hash }
+        } else {
+            ChainPosition { next_index: local.next_index, tip: local.tip }
+        };
+        let epoch = self.epochs.read().await.current().map(|e| e.first_block).ok_or_else(|| {
+            NodeError::Refused("no epoch yet; retry once the first epoch is drawn".into())
+        })?;
+        let mut request = QueryRequest {
+            query_id: q.query_id,
+            epoch: q.epoch_block,
+            contract,
+            code_hash: on_chain.code_hash,
+            code: None,
+            position,
+            state: None,
+            encrypted_fn: q.encrypted_fn,
+            encrypted_args: q.encrypted_args,
+            encrypted_caller: q.encrypted_caller,
+            user_public_key: user_key,
+            gas_limit: QUERY_GAS_LIMIT,
+            time_budget_ms: self.time_budget_ms(),
+        };
+        let mut use_snapshot = true;
+        for _ in 0..5 {
+            let attempt = {
+                let request = request.clone();
+                self.with_query_key(epoch, move |e| e.query(request.clone())).await
+            };
+            match attempt {
+                Err(NodeError::Enclave(EnclaveError::CodeNotLoaded { code_hash })) => {
+                    request.code = Some(self.store.code(&code_hash)?.ok_or_else(|| {
+                        NodeError::Refused(format!("code {code_hash} is not stored"))
+                    })?);
+                }
+                Err(NodeError::Enclave(EnclaveError::StateNotLoaded { have, want, .. })) => {
+                    request.state =
+                        Some(self.state_to_load(&contract, have, want, use_snapshot)?);
+                }
+                Err(NodeError::Enclave(EnclaveError::BadState(why))) if request.state.is_some() => {
+                    tracing::warn!(%contract, why, "rebuilding a query's state from its deltas");
+                    use_snapshot = false;
+                    request.state =
+                        Some(self.state_to_load(&contract, None, request.position, false)?);
+                }
+                Ok(a) => {
+                    return Ok(QueryAnswerMessage {
+                        contract: a.contract,
+                        code_hash: a.code_hash,
+                        delta_count: a.position.next_index,
+                        delta_hash: a.position.tip,
+                        query_hash: a.query_hash,
+                        success: a.success,
+                        encrypted_output: a.encrypted_output,
+                        output_hash: a.output_hash,
+                        gas_used: a.gas_used,
+                        caller: a.caller,
+                        signature: a.signature.as_bytes().to_vec(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(NodeError::Refused("the enclave could not load the contract for the query".into()))
+    }
+
+    /// Runs a query call on the enclave, fetching the contract's state key first if it lacks
+    /// it. Unlike tasks, queries take no turn behind contract runs.
+    async fn with_query_key<T: Send + 'static>(
+        &self,
+        epoch: u64,
+        call: impl Fn(&EnclaveProxy<SimulationBackend>) -> std::result::Result<T, EnclaveError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Result<T> {
+        let call = Arc::new(call);
+        let first = {
+            let call = call.clone();
+            self.in_enclave(move |e| call(e)).await?
+        };
+        match first {
+            Err(EnclaveError::NoStateKey { contract, code_hash }) => {
+                self.fetch_state_key(epoch, ContractKeyId { contract, code_hash }).await?;
+                Ok(self.in_enclave(move |e| call(e)).await??)
+            }
+            other => Ok(other?),
         }
     }
 }
+
+/// The most queries a worker answers at once (from its gateway and its peers together).
+pub const MAX_QUERIES_IN_FLIGHT: usize = 64;
+
+/// The gas a query may use: enough for any read a task could do, bounded so that a query costs
+/// a worker at most this much work (queries pay no fee).
+pub const QUERY_GAS_LIMIT: u64 = 200_000_000;

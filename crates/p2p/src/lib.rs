@@ -30,8 +30,8 @@ mod service;
 
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 pub use messages::{
-    GossipMessage, ResultMessage, SyncRequest, SyncResponse, TaskRequest, TaskResponse,
-    WorkerAnnouncement,
+    GossipMessage, QueryAnswerMessage, QueryMessage, ResultMessage, SyncRequest, SyncResponse,
+    TaskRequest, TaskResponse, WorkerAnnouncement,
 };
 pub use service::{
     Config, Error, Event, GossipVerdict, Handle, SyncReply, TaskReply, Verdict, spawn,

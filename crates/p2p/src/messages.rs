@@ -383,6 +383,80 @@ pub enum TaskRequest {
         /// The sender's signature that it calls, if it signed the task.
         caller: Option<CallerProof>,
     },
+    /// A read-only query (answered at once, nothing recorded).
+    Query(Box<QueryMessage>),
+}
+
+/// A read-only query of a contract, as a gateway hands it to the selected worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryMessage {
+    /// The client's random id (the fields are encrypted as those of "task" `query_id`).
+    pub query_id: [u8; 32],
+    /// The contract.
+    pub contract: ContractAddress,
+    /// The epoch (first block) of the IO key the query is encrypted to.
+    pub epoch_block: u64,
+    /// The encrypted callable.
+    pub encrypted_fn: Vec<u8>,
+    /// The encrypted arguments.
+    pub encrypted_args: Vec<u8>,
+    /// The encrypted caller proof (empty: anonymous).
+    pub encrypted_caller: Vec<u8>,
+    /// The user's per-query public key (64 bytes).
+    pub user_public_key: Vec<u8>,
+    /// Run on the chain's delta tip (`true`) or on the worker's latest state (`false`).
+    pub confirmed: bool,
+}
+
+/// A query's answer, signed by the worker enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryAnswerMessage {
+    /// The contract.
+    pub contract: ContractAddress,
+    /// The code it ran.
+    pub code_hash: CodeHash,
+    /// The number of deltas of the state it ran on.
+    pub delta_count: u64,
+    /// The last of them.
+    pub delta_hash: DeltaHash,
+    /// `messages::query_hash` of the query.
+    pub query_hash: [u8; 32],
+    /// Whether the function returned (otherwise the output is the error text).
+    pub success: bool,
+    /// The output (or error text), encrypted to the user.
+    pub encrypted_output: Vec<u8>,
+    /// `H(encrypted_output)`.
+    pub output_hash: OutputHash,
+    /// Gas used.
+    pub gas_used: u64,
+    /// The verified caller the contract was told (zero: anonymous).
+    pub caller: Address,
+    /// The enclave's signature over [`digest`](Self::digest).
+    pub signature: Vec<u8>,
+}
+
+impl QueryAnswerMessage {
+    /// The digest the worker enclave signed (`query_answer_digest`).
+    #[must_use]
+    pub fn digest(&self) -> [u8; 32] {
+        enigma_types::messages::query_answer_digest(&enigma_types::messages::QueryAnswerFields {
+            contract: &self.contract,
+            code_hash: &self.code_hash,
+            delta_count: self.delta_count,
+            delta_hash: &self.delta_hash,
+            query_hash: &self.query_hash,
+            output_hash: &self.output_hash,
+            success: self.success,
+            caller: self.caller,
+        })
+    }
+
+    /// The enclave signer of the answer, if its signature is well formed (every field counts).
+    #[must_use]
+    pub fn signer(&self) -> Option<SignerAddress> {
+        let signature = enigma_crypto::Signature::from_bytes(&self.signature).ok()?;
+        signature.recover_address(&self.digest()).ok().map(SignerAddress::from)
+    }
 }
 
 /// The worker's answer to a task request.
@@ -392,6 +466,8 @@ pub enum TaskResponse {
     Accepted,
     /// Refused, with a reason the client can act on.
     Rejected(String),
+    /// A query's answer.
+    Answer(Box<QueryAnswerMessage>),
 }
 
 /// The largest sync request.

@@ -216,6 +216,11 @@ pub enum ExecError {
     },
     /// The contract paid the zero address, from which nobody can withdraw.
     PayoutToZeroAddress,
+    /// A read-only query tried to change something.
+    ReadOnly {
+        /// What it tried: "write its state", "call Ethereum", "pay out".
+        what: &'static str,
+    },
     /// The task brought a value to a function that never looked at it (`enigma_value`): it does
     /// not take ENG.
     ValueNotTaken {
@@ -273,6 +278,10 @@ impl fmt::Display for ExecError {
             // No amounts: they may come from the contract's secret state.
             Self::PayoutBeyondBalance { .. } => f.write_str(
                 "the contract tried to pay out more ENG than it holds; pay no more than `balance()`",
+            ),
+            Self::ReadOnly { what } => write!(
+                f,
+                "a query is read-only: the function tried to {what}; send it as a task instead"
             ),
             Self::PayoutToZeroAddress => {
                 f.write_str("the contract tried to pay the zero address, from which nobody can withdraw")

@@ -82,6 +82,8 @@ pub struct Task<'a> {
     pub value: u128,
     /// The task's verified caller, if its sender signed it (the enclave checked the signature).
     pub caller: Option<Address>,
+    /// A read-only query: writing state, the Ethereum bridge and payouts fail it.
+    pub read_only: bool,
 }
 
 impl<'a> Task<'a> {
@@ -97,6 +99,7 @@ impl<'a> Task<'a> {
             prev_delta_hash: DeltaHash::ZERO,
             value: 0,
             caller: None,
+            read_only: false,
         }
     }
 
@@ -112,7 +115,15 @@ impl<'a> Task<'a> {
             prev_delta_hash: DeltaHash::ZERO,
             value: 0,
             caller: None,
+            read_only: false,
         }
+    }
+
+    /// A read-only query of a contract function: no state is written (a write, the Ethereum
+    /// bridge or a payout fails it with [`ExecError::ReadOnly`]), nothing is recorded.
+    #[must_use]
+    pub fn query(function: &'a str, args: &'a [u8], gas_limit: GasLimit) -> Self {
+        Self { read_only: true, ..Self::call(function, args, gas_limit) }
     }
 
     /// A task (deploy or compute) whose sender the enclave verified: the contract can ask who
@@ -363,6 +374,7 @@ impl Runtime {
             value,
             value_read: false,
             caller: task.caller,
+            read_only: task.read_only,
             payouts: Vec::new(),
             logs: Vec::new(),
             log_bytes: 0,

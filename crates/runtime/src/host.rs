@@ -56,6 +56,8 @@ pub(crate) struct Host<'a> {
     /// value to a function that never does fails (the value returns to its sender).
     pub(crate) value_read: bool,
     pub(crate) caller: Option<Address>,
+    /// A read-only query: nothing may be written, called or paid.
+    pub(crate) read_only: bool,
     pub(crate) payouts: Vec<Payout>,
     pub(crate) logs: Vec<String>,
     pub(crate) log_bytes: usize,
@@ -72,6 +74,9 @@ impl Host<'_> {
 
     /// Records a write (`Some`) or removal (`None`) of `key`, within the task's write limits.
     fn record_write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> HostResult {
+        if self.read_only {
+            return Err(trap(ExecError::ReadOnly { what: "write its state" }));
+        }
         let size =
             |key: &[u8], value: &Option<Vec<u8>>| key.len() + value.as_ref().map_or(0, Vec::len);
         let replaced = self.writes.get(&key).map(|old| size(&key, old));
@@ -340,6 +345,9 @@ fn write_eth_bridge(mut caller: HostCaller<'_, '_>, ptr: i32, len: i32, addr: i3
     let len = length(len);
     check_size("the Ethereum call payload", len, caller.data().limits.max_eth_payload_bytes)?;
     charge(&mut caller, gas::HOST_CALL + gas::copy(len + 20))?;
+    if caller.data().read_only {
+        return Err(trap(ExecError::ReadOnly { what: "call Ethereum" }));
+    }
     let payload = read_bytes(&caller, ptr, len, "write_eth_bridge")?;
     let address = read_bytes(&caller, addr, 20, "write_eth_bridge")?;
     let address = Address::from_slice(&address).map_err(|_| bad_pointer("write_eth_bridge"))?;
@@ -468,6 +476,9 @@ fn enigma_pay(mut caller: HostCaller<'_, '_>, to: i32, amount: i32) -> HostResul
         .map_err(|_| bad_pointer("enigma_pay"))?;
     if amount == 0 {
         return Ok(());
+    }
+    if caller.data().read_only {
+        return Err(trap(ExecError::ReadOnly { what: "pay out" }));
     }
     if address == Address::ZERO {
         return Err(trap(ExecError::PayoutToZeroAddress));

@@ -22,6 +22,8 @@ pub const DOMAIN_TYPE: &str = "EIP712Domain(string name,string version,bytes32 s
 /// The typed struct a task's sender signs.
 pub const TASK_TYPE: &str =
     "EnigmaTask(bytes32 contract,address sender,uint256 nonce,bytes32 inputsHash,uint256 value)";
+/// The typed struct a query's caller signs (`query` is its `messages::query_hash`).
+pub const QUERY_TYPE: &str = "EnigmaQuery(bytes32 contract,bytes32 query)";
 /// The domain's name.
 pub const DOMAIN_NAME: &str = "Enigma";
 /// The domain's version.
@@ -99,6 +101,23 @@ pub fn caller_digest(
     s.extend_from_slice(&crate::enc::u256_from_u64(nonce));
     s.extend_from_slice(inputs_hash.as_bytes());
     s.extend_from_slice(&u256_from_u128(value));
+    let struct_hash = keccak256(&s);
+    let mut m = Vec::with_capacity(66);
+    m.extend_from_slice(b"\x19\x01");
+    m.extend_from_slice(&domain_separator(principal));
+    m.extend_from_slice(&struct_hash);
+    keccak256(&m)
+}
+
+/// The digest a query's caller signs (`eth_signTypedData_v4` of the `EnigmaQuery` struct): the
+/// query's hash binds its inputs and the key its answer is encrypted to, so a copied query
+/// answers nobody else.
+#[must_use]
+pub fn query_digest(principal: &Address, contract: &ContractAddress, query: &[u8; 32]) -> [u8; 32] {
+    let mut s = Vec::with_capacity(96);
+    s.extend_from_slice(&keccak256(QUERY_TYPE.as_bytes()));
+    s.extend_from_slice(contract.as_bytes());
+    s.extend_from_slice(query);
     let struct_hash = keccak256(&s);
     let mut m = Vec::with_capacity(66);
     m.extend_from_slice(b"\x19\x01");

@@ -20,6 +20,8 @@ pub enum TaskField {
     Arguments,
     /// The output (or error text).
     Output,
+    /// A query's proof of its caller (the signature of [`crate::caller::query_digest`]).
+    Caller,
 }
 
 impl TaskField {
@@ -28,6 +30,7 @@ impl TaskField {
             Self::Callable => b"callable",
             Self::Arguments => b"arguments",
             Self::Output => b"output",
+            Self::Caller => b"caller",
         }
     }
 }
@@ -155,6 +158,73 @@ pub struct ResultFields<'a> {
     pub success: bool,
     /// A deployment?
     pub is_deploy: bool,
+}
+
+/// The text that prefixes a query's hash.
+pub const QUERY_PREFIX: &[u8] = b"enigma-query-v1";
+
+/// The text that prefixes a query answer's signed digest.
+pub const QUERY_ANSWER_PREFIX: &[u8] = b"enigma-query-answer-v1";
+
+/// `H(enc("enigma-query-v1", contract, queryId, encryptedFn, encryptedArgs, userPubKey(64)))`:
+/// what identifies a read-only query (its id is the client's random 32 bytes; the callable and
+/// arguments are encrypted as the fields of "task" `queryId` of the contract, value 0).
+#[must_use]
+pub fn query_hash(
+    contract: &ContractAddress,
+    query_id: &[u8; 32],
+    encrypted_fn: &[u8],
+    encrypted_args: &[u8],
+    user_public_key: &[u8; 64],
+) -> [u8; 32] {
+    Encoder::hashing()
+        .bytes(QUERY_PREFIX)
+        .bytes(contract.as_bytes())
+        .bytes(query_id)
+        .bytes(encrypted_fn)
+        .bytes(encrypted_args)
+        .bytes(user_public_key)
+        .digest()
+}
+
+/// What a worker enclave signs for a query's answer: the contract and code it ran, the state it
+/// ran on, the query, the (encrypted) output, success and the verified caller the contract was
+/// told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryAnswerFields<'a> {
+    /// The contract.
+    pub contract: &'a ContractAddress,
+    /// Its code hash.
+    pub code_hash: &'a CodeHash,
+    /// The number of deltas of the state it ran on.
+    pub delta_count: u64,
+    /// The last of them (zero for none).
+    pub delta_hash: &'a DeltaHash,
+    /// [`query_hash`].
+    pub query_hash: &'a [u8; 32],
+    /// `H(encrypted output)`.
+    pub output_hash: &'a OutputHash,
+    /// Whether the function returned (or failed, the output then being the error text).
+    pub success: bool,
+    /// The verified caller (zero: none).
+    pub caller: Address,
+}
+
+/// `H(enc("enigma-query-answer-v1", contract, codeHash, u64 deltaCount, deltaHash, queryHash,
+/// outputHash, u8 success, caller(20)))`.
+#[must_use]
+pub fn query_answer_digest(a: &QueryAnswerFields<'_>) -> [u8; 32] {
+    Encoder::hashing()
+        .bytes(QUERY_ANSWER_PREFIX)
+        .bytes(a.contract.as_bytes())
+        .bytes(a.code_hash.as_bytes())
+        .u64(a.delta_count)
+        .bytes(a.delta_hash.as_bytes())
+        .bytes(a.query_hash)
+        .bytes(a.output_hash.as_bytes())
+        .u8(u8::from(a.success))
+        .bytes(a.caller.as_bytes())
+        .digest()
 }
 
 /// `H(enc("Enigma User Message", ioPubKey64))`: a worker's announcement of its encryption key.
