@@ -163,6 +163,14 @@ pub enum ClientError {
     /// A result that does not verify.
     #[error("the result does not verify: {0}")]
     BadResult(String),
+    /// The queried function failed (its error text, decrypted).
+    #[error("the query failed: {message} (gas used {gas_used})")]
+    QueryFailed {
+        /// The contract's error.
+        message: String,
+        /// Gas used.
+        gas_used: u64,
+    },
     /// The gateway refused or failed.
     #[error("the gateway: {0}")]
     Gateway(String),
@@ -176,6 +184,39 @@ pub enum ClientError {
 
 /// A result with [`ClientError`].
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// How a query runs.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    /// Run on the selected worker's latest state, its provisional results included, instead of
+    /// the chain's delta tip (the default).
+    pub latest: bool,
+    /// Ask without the proof that this account asks: the contract's `sender()` is `None`.
+    pub anonymous: bool,
+    /// Ask this worker instead of the selected one (it must hold the contract's state key).
+    pub worker: Option<SignerAddress>,
+}
+
+/// A query's verified, decrypted answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryOutcome {
+    /// The contract.
+    pub contract: ContractAddress,
+    /// The decrypted, ABI-encoded output.
+    pub output: Vec<u8>,
+    /// The worker whose enclave answered.
+    pub worker: SignerAddress,
+    /// The state it ran on: its number of deltas …
+    pub delta_count: u64,
+    /// … and the last of them.
+    pub delta_hash: enigma_types::DeltaHash,
+    /// Whether that state is on chain (`false`: a worker's provisional state, past the chain's).
+    pub on_chain: bool,
+    /// Gas used.
+    pub gas_used: u64,
+    /// The caller the contract was told (zero: anonymous).
+    pub caller: Address,
+}
 
 /// A finished task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -807,6 +848,155 @@ impl Client {
     /// Sends a recorded task to the gateway; the handle awaits its result.
     pub async fn send(&self, task: RecordedTask) -> Result<TaskHandle<'_>> {
         self.start(task).await
+    }
+
+    /// Asks `contract`'s `callable` with ABI-encoded `args` as a read-only query: nothing is
+    /// recorded or paid, the answer comes from the selected worker's enclave, encrypted to this
+    /// client and signed over the state it ran on (the chain's delta tip). The contract knows
+    /// who asks (this account, by an EIP-712 signature inside the encrypted query).
+    pub async fn query(
+        &self,
+        contract: ContractAddress,
+        callable: &str,
+        args: &[u8],
+    ) -> Result<QueryOutcome> {
+        self.query_with(contract, callable, args, &QueryOptions::default()).await
+    }
+
+    /// [`query`](Self::query) with [`QueryOptions`].
+    pub async fn query_with(
+        &self,
+        contract: ContractAddress,
+        callable: &str,
+        args: &[u8],
+        options: &QueryOptions,
+    ) -> Result<QueryOutcome> {
+        let at_request = self
+            .chain
+            .secret_contract(&contract)
+            .await?
+            .ok_or(ClientError::UnknownContract(contract))?;
+        let targeting = TaskOptions { worker: options.worker, ..TaskOptions::default() };
+        let (epoch, worker, key) = self.target(&contract, &targeting).await?;
+        let query_key = KeyPair::generate()?;
+        let shared = query_key.derive_key(&key);
+        let query_id = enigma_types::keccak256(query_key.public_key().as_bytes());
+        let as_task = TaskId(query_id);
+        let (f, a) = encrypt_inputs(&shared, &contract, &as_task, 0, callable, args)?;
+        let query = enigma_types::messages::query_hash(
+            &contract,
+            &query_id,
+            &f,
+            &a,
+            query_key.public_key().as_bytes(),
+        );
+        let (caller, encrypted_caller) = if options.anonymous {
+            (Address::ZERO, Vec::new())
+        } else {
+            let digest =
+                enigma_types::caller::query_digest(&self.principal().await?, &contract, &query);
+            let signature = self.config.account.sign_digest(&digest);
+            let ad = task_field_ad(&contract, &as_task, 0, TaskField::Caller);
+            (self.config.account.address(), shared.encrypt_with_ad(signature.as_bytes(), &ad)?)
+        };
+        let params = serde_json::json!({
+            "contractAddress": contract.to_string(), "workerAddress": worker.to_string(),
+            "queryId": hexed(&query_id), "epochBlock": epoch,
+            "encryptedFn": hexed(&f), "encryptedArgs": hexed(&a),
+            "encryptedCaller": hexed(&encrypted_caller),
+            "userDHKey": hexed(query_key.public_key().as_bytes()),
+            "freshness": if options.latest { "latest" } else { "confirmed" },
+        });
+        let view: enigma_p2p::messages::QueryAnswerView =
+            self.http.request("queryContract", rpc_params![params]).await.map_err(gateway_err)?;
+        let answer =
+            enigma_p2p::QueryAnswerMessage::try_from(&view).map_err(ClientError::BadResult)?;
+        // The answer is for this query, this contract and its code, from the selected worker's
+        // enclave, told who asks.
+        if answer.query_hash != query || answer.contract != contract {
+            return Err(ClientError::BadResult("it answers another query".into()));
+        }
+        if answer.code_hash != at_request.code_hash {
+            return Err(ClientError::BadResult(format!(
+                "it ran code {}, but the contract's code is {}",
+                answer.code_hash, at_request.code_hash
+            )));
+        }
+        if answer.signer() != Some(worker) {
+            return Err(ClientError::BadResult(format!(
+                "it is not signed by the selected worker {worker} over this query"
+            )));
+        }
+        if answer.caller != caller {
+            return Err(ClientError::BadResult(format!(
+                "it ran with caller {}, but the query was {}",
+                answer.caller,
+                if options.anonymous {
+                    "anonymous".to_string()
+                } else {
+                    format!("signed by {caller}")
+                }
+            )));
+        }
+        // The state it ran on: on the chain's delta chain, not behind where the chain stood
+        // when the query was sent (a stale replica), or (latest) past the chain's tip.
+        let now = self
+            .chain
+            .secret_contract(&contract)
+            .await?
+            .ok_or(ClientError::UnknownContract(contract))?;
+        if answer.delta_count < at_request.delta_count {
+            return Err(ClientError::BadResult(format!(
+                "it ran on {} of the contract's deltas, but the chain had {} when it was asked: a stale state",
+                answer.delta_count, at_request.delta_count
+            )));
+        }
+        let on_chain = answer.delta_count <= now.delta_count;
+        if on_chain {
+            let tip = match answer.delta_count.checked_sub(1) {
+                None => enigma_types::DeltaHash::ZERO,
+                Some(last) => self
+                    .chain
+                    .delta_hashes(&contract, last, last + 1)
+                    .await?
+                    .first()
+                    .copied()
+                    .unwrap_or(enigma_types::DeltaHash::ZERO),
+            };
+            if tip != answer.delta_hash {
+                return Err(ClientError::BadResult(format!(
+                    "it ran on delta {} {}, which is not the chain's",
+                    answer.delta_count, answer.delta_hash
+                )));
+            }
+        } else if !options.latest {
+            return Err(ClientError::BadResult(
+                "it ran on a state past the chain's, but the query asked for the chain's".into(),
+            ));
+        }
+        let ad = task_field_ad(&contract, &as_task, 0, TaskField::Output);
+        let padded = shared
+            .decrypt_with_ad(&answer.encrypted_output, &ad)
+            .map_err(|e| ClientError::BadResult(format!("the output does not decrypt: {e}")))?;
+        let output = unpad(&padded)
+            .map_err(|e| ClientError::BadResult(format!("the output: {e}")))?
+            .to_vec();
+        if !answer.success {
+            return Err(ClientError::QueryFailed {
+                message: String::from_utf8_lossy(&output).into_owned(),
+                gas_used: answer.gas_used,
+            });
+        }
+        Ok(QueryOutcome {
+            contract,
+            output,
+            worker,
+            delta_count: answer.delta_count,
+            delta_hash: answer.delta_hash,
+            on_chain,
+            gas_used: answer.gas_used,
+            caller,
+        })
     }
 
     /// A task's status on chain.

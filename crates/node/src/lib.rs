@@ -26,13 +26,12 @@ pub use devnet::{
 };
 pub use enigma_p2p::messages::ResultView as TaskResultView;
 pub use gateway::{
-    MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MAX_REQUEST_BYTES, NOT_ADMITTED, QueryAnswerView,
-    UNANSWERED,
+    MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MAX_REQUEST_BYTES, NOT_ADMITTED, UNANSWERED,
 };
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
 pub use worker::{
-    DEFAULT_CONFIRMATIONS, DEVNET_CHAIN_ID, QUERY_GAS_LIMIT, WorkerAction, WorkerConfig,
-    WorkerNode, manage_worker, start_worker, to_message as result_message,
+    DEFAULT_CONFIRMATIONS, DEVNET_CHAIN_ID, MAX_QUERIES_IN_FLIGHT, QUERY_GAS_LIMIT, WorkerAction,
+    WorkerConfig, WorkerNode, manage_worker, start_worker, to_message as result_message,
 };
 
 /// A node failure.

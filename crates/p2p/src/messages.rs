@@ -330,6 +330,78 @@ impl TryFrom<&ResultView> for ResultMessage {
     }
 }
 
+/// A query's answer over JSON-RPC (hex strings).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryAnswerView {
+    /// The contract.
+    pub contract_address: String,
+    /// The code it ran.
+    pub code_hash: String,
+    /// The number of deltas of the state it ran on.
+    pub delta_count: u64,
+    /// The last of them.
+    pub delta_hash: String,
+    /// The query's hash.
+    pub query_hash: String,
+    /// `SUCCESS` or `FAILED` (the output is then the error text).
+    pub status: String,
+    /// The output, encrypted to the query's key.
+    pub output: String,
+    /// Its hash.
+    pub output_hash: String,
+    /// Gas used.
+    pub gas_used: u64,
+    /// The verified caller (the zero address: anonymous).
+    pub caller: String,
+    /// The worker enclave's signature.
+    pub signature: String,
+}
+
+impl From<&QueryAnswerMessage> for QueryAnswerView {
+    fn from(a: &QueryAnswerMessage) -> Self {
+        Self {
+            contract_address: a.contract.to_string(),
+            code_hash: a.code_hash.to_string(),
+            delta_count: a.delta_count,
+            delta_hash: a.delta_hash.to_string(),
+            query_hash: hexed(&a.query_hash),
+            status: if a.success { "SUCCESS".into() } else { "FAILED".into() },
+            output: hexed(&a.encrypted_output),
+            output_hash: a.output_hash.to_string(),
+            gas_used: a.gas_used,
+            caller: a.caller.to_string(),
+            signature: hexed(&a.signature),
+        }
+    }
+}
+
+impl TryFrom<&QueryAnswerView> for QueryAnswerMessage {
+    type Error = String;
+
+    fn try_from(v: &QueryAnswerView) -> Result<Self, String> {
+        let bytes = |text: &str, what: &str| {
+            hex::decode(text.trim_start_matches("0x")).map_err(|e| format!("{what}: {e}"))
+        };
+        let word = |text: &str, what: &str| -> Result<[u8; 32], String> {
+            bytes(text, what)?.try_into().map_err(|_| format!("{what} is not 32 bytes"))
+        };
+        Ok(Self {
+            contract: ContractAddress(word(&v.contract_address, "contractAddress")?),
+            code_hash: CodeHash(word(&v.code_hash, "codeHash")?),
+            delta_count: v.delta_count,
+            delta_hash: DeltaHash(word(&v.delta_hash, "deltaHash")?),
+            query_hash: word(&v.query_hash, "queryHash")?,
+            success: v.status == "SUCCESS",
+            encrypted_output: bytes(&v.output, "output")?,
+            output_hash: OutputHash(word(&v.output_hash, "outputHash")?),
+            gas_used: v.gas_used,
+            caller: v.caller.parse().map_err(|e| format!("caller: {e}"))?,
+            signature: bytes(&v.signature, "signature")?,
+        })
+    }
+}
+
 /// What travels on gossip topics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GossipMessage {

@@ -53,6 +53,9 @@ pub trait ContractInterface {
     /// `holder`'s balance. `signature` is `holder`'s over
     /// `keccak256(abi.encode("balance", holder, nonce_of(holder)))`.
     fn balance_of(holder: Address, signature: Bytes) -> Result<U256, String>;
+    /// The caller's own balance (ask it as a query: nothing is recorded, only the caller
+    /// learns it).
+    fn my_balance() -> U256;
     /// The nonce the holder's next signature must cover.
     fn nonce_of(holder: Address) -> U256;
     fn total_supply() -> U256;
@@ -81,6 +84,10 @@ impl ContractInterface for Contract {
         let message = (String::from("balance"), holder, nonce(holder)).abi_encode_params();
         authorize(holder, &message, &signature)?;
         Ok(balance(holder))
+    }
+
+    fn my_balance() -> U256 {
+        balance(caller())
     }
 
     fn nonce_of(holder: Address) -> U256 {
