@@ -102,6 +102,29 @@ pub(crate) struct CallArgs {
     connection: Connection,
 }
 
+/// `enigma query`.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// The secret contract's address.
+    contract: ContractAddress,
+    /// The function's signature, e.g. 'compute_richest()'.
+    signature: String,
+    /// Its arguments, one per parameter (as for `enigma call`).
+    args: Vec<String>,
+    /// The output's types, to decode it, e.g. '(address)'; without it the output is printed as hex.
+    #[arg(long)]
+    returns: Option<String>,
+    /// Run on the selected worker's latest state, its results not yet on chain included
+    /// (default: the chain's state).
+    #[arg(long)]
+    latest: bool,
+    /// Ask without saying who asks (the contract's `sender()` is then none).
+    #[arg(long)]
+    anonymous: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
 /// `enigma task`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum TaskCommand {
@@ -444,6 +467,61 @@ pub(crate) async fn call(a: CallArgs) -> Result<()> {
                  went back to you and nothing was paid out"
             );
         }
+    }
+    Ok(())
+}
+
+/// `enigma query`.
+pub(crate) async fn query(a: QueryArgs) -> Result<()> {
+    let args = encode_args(&a.signature, &a.args)?;
+    if let Some(types) = &a.returns {
+        DynSolType::parse(types).with_context(|| {
+            format!("--returns {types:?} does not parse; write it like '(address)'")
+        })?;
+    }
+    let client = a.connection.connect().await?;
+    let options = enigma_client::QueryOptions {
+        latest: a.latest,
+        anonymous: a.anonymous,
+        ..enigma_client::QueryOptions::default()
+    };
+    let o = client
+        .query_with(a.contract, &a.signature, &args, &options)
+        .await
+        .with_context(|| format!("querying {} on {}", a.signature, a.contract))?;
+    let decoded = a.returns.as_deref().map(|t| decode_output(t, &o.output)).transpose()?;
+    let state = if o.on_chain {
+        "the chain's state"
+    } else {
+        "the worker's latest state, past the chain's"
+    };
+    if a.connection.json {
+        say!(
+            "{}",
+            serde_json::json!({
+                "contract": o.contract.to_string(),
+                "worker": o.worker.to_string(),
+                "output": format!("0x{}", hex::encode(&o.output)),
+                "decoded": decoded,
+                "delta_count": o.delta_count,
+                "delta_hash": o.delta_hash.to_string(),
+                "on_chain": o.on_chain,
+                "gas_used": o.gas_used,
+                "caller": o.caller.to_string(),
+            })
+        );
+    } else {
+        match &decoded {
+            Some(values) => say!("{}", values.join(" ")),
+            None if o.output.is_empty() => say!("(no output)"),
+            None => say!("0x{}", hex::encode(&o.output)),
+        }
+        say!(
+            "  answered by {} on {state} (delta {}), gas used {}; nothing recorded or paid",
+            o.worker,
+            o.delta_count,
+            o.gas_used
+        );
     }
     Ok(())
 }

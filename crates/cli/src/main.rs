@@ -86,6 +86,16 @@ enum Command {
     ///   enigma call 0x7c…21 'bid(uint256)' 2500000 --value 5000000
     #[command(verbatim_doc_comment)]
     Call(client_cmds::CallArgs),
+    /// Ask a secret contract a read-only question: no task is recorded and nothing is paid; the
+    /// selected worker's enclave answers on the chain's state (or its latest), encrypted to you,
+    /// and the contract knows it is you who asks.
+    ///
+    /// Examples:
+    ///   enigma query 0x3f…9a 'compute_richest()' --returns '(address)'
+    ///   enigma query 0x51…0c 'my_balance()' --returns '(uint256)' --json
+    ///   enigma query 0x51…0c 'total_supply()' --returns '(uint256)' --anonymous --latest
+    #[command(verbatim_doc_comment)]
+    Query(client_cmds::QueryArgs),
     /// The account's ENG and its prepaid balance for task fees.
     ///
     /// Examples:
@@ -384,6 +394,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Km(args) => km(args.resolve()?).await,
         Command::Deploy(args) => client_cmds::deploy(args).await,
         Command::Call(args) => client_cmds::call(args).await,
+        Command::Query(args) => client_cmds::query(args).await,
         Command::Account(command) => client_cmds::account(command).await,
         Command::Task(command) => client_cmds::task(command).await,
         Command::Contract(command) => contract_cmds::contract(command).await,

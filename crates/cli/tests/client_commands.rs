@@ -153,6 +153,18 @@ async fn the_millionaires_example_runs_from_the_command_line() {
     let value =
         enigma(&summary, &["call", &counter, "value()", "--returns", "(uint256)"]).await.unwrap();
     assert_eq!(value["decoded"][0], "0", "reset by its owner");
+    // The same read as a query: no task, no fee. On the worker's latest state (the reset's
+    // receipt may still be in a batch; the chain's state can lag it).
+    let before = enigma(&summary, &["account", "balance"]).await.unwrap();
+    let asked =
+        enigma(&summary, &["query", &counter, "value()", "--returns", "(uint256)", "--latest"])
+            .await
+            .unwrap();
+    assert_eq!(asked["decoded"][0], "0");
+    let after = enigma(&summary, &["account", "balance"]).await.unwrap();
+    assert_eq!(before["prepaid_grains"], after["prepaid_grains"], "a query costs nothing");
+    let err = enigma(&summary, &["query", &counter, "add(uint256)", "1"]).await.unwrap_err();
+    assert!(err.contains("read-only"), "{err}");
 
     // The task commands: its status on chain (once its receipt batch lands), its signed result,
     // and a refund refused for a task that has a receipt.
