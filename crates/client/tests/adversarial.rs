@@ -58,6 +58,8 @@ enum Tamper {
     StripCaller,
     /// Task requests are passed on with the caller proof of the account's previous task.
     ReplayCaller(serde_json::Value),
+    /// Every query is answered with this answer (another query's, genuine and signed).
+    ServeAnswer(serde_json::Value),
     /// The worker key is another key, signed by another enclave.
     ForeignKey(serde_json::Value),
     /// Task requests are passed on, but answered at once with "no answer in time" (-32012),
@@ -70,6 +72,8 @@ struct Proxy {
     tamper: Mutex<Tamper>,
     /// The last task request passed on.
     last_request: Mutex<serde_json::Value>,
+    /// The last query answer passed on.
+    last_answer: Mutex<serde_json::Value>,
 }
 
 impl Proxy {
@@ -79,7 +83,8 @@ impl Proxy {
             | Tamper::ForeignKey(_)
             | Tamper::LateAnswer
             | Tamper::StripCaller
-            | Tamper::ReplayCaller(_) => view,
+            | Tamper::ReplayCaller(_)
+            | Tamper::ServeAnswer(_) => view,
             Tamper::Relabel(contract) => ResultView { contract_address: contract, ..view },
             Tamper::Serve(other) => *other,
             Tamper::Inflate => ResultView { value: "1000000".into(), ..view },
@@ -117,6 +122,7 @@ async fn hostile_gateway(upstream: &str) -> (String, Arc<Proxy>, jsonrpsee::serv
         upstream: HttpClientBuilder::default().build(upstream).unwrap(),
         tamper: Mutex::new(Tamper::Honest),
         last_request: Mutex::new(serde_json::Value::Null),
+        last_answer: Mutex::new(serde_json::Value::Null),
     });
     let mut m = RpcModule::from_arc(proxy.clone());
     for method in ["deploySecretContract", "sendTaskInput", "getTaskStatus"] {
@@ -158,6 +164,20 @@ async fn hostile_gateway(upstream: &str) -> (String, Arc<Proxy>, jsonrpsee::serv
         })
         .unwrap();
     }
+    m.register_async_method("queryContract", |params, p, _| async move {
+        let params: serde_json::Value = params.one()?;
+        let answer: serde_json::Value = p
+            .upstream
+            .request("queryContract", jsonrpsee::rpc_params![params])
+            .await
+            .map_err(upstream_error)?;
+        *p.last_answer.lock().unwrap() = answer.clone();
+        Ok::<_, ErrorObjectOwned>(match p.tamper.lock().unwrap().clone() {
+            Tamper::ServeAnswer(other) => other,
+            _ => answer,
+        })
+    })
+    .unwrap();
     m.register_async_method("getWorkerEncryptionKey", |params, p, _| async move {
         let params: serde_json::Value = params.one()?;
         let answer: serde_json::Value = p
@@ -271,6 +291,16 @@ async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results_nor_fake_
         }
         other => panic!("a replayed caller proof: expected the task refused, got {other:?}"),
     }
+
+    // A query answered with another query's genuine answer (a gateway swapping two users'
+    // answers): the answer names its query, whose hash binds the asker's key.
+    set(Tamper::Honest);
+    client.query(contract, "compute_richest()", &[]).await.unwrap();
+    let other = proxy.last_answer.lock().unwrap().clone();
+    set(Tamper::ServeAnswer(other));
+    let why = bad(client.query(contract, "compute_richest()", &[]).await, "another query's answer");
+    assert!(why.contains("another query"), "{why}");
+    set(Tamper::Honest);
 
     // 4. A worker key signed by another enclave: no secret is encrypted to it.
     let foreign = KeyPair::generate().unwrap();

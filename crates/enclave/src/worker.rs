@@ -151,10 +151,16 @@ pub(crate) struct WorkerState {
     clock: AtomicU64,
     keys: Mutex<StateKeys>,
     exec: Mutex<Exec>,
-    /// Read-only queries run here, with their own runtime and copies of the states: they never
-    /// wait behind a deploy or compute (nor change what tasks see).
-    queries: Mutex<Exec>,
+    /// Read-only queries run here, with their own runtimes and copies of the states: they never
+    /// wait behind a deploy or compute (nor change what tasks see), and as many run at once as
+    /// there are runtimes (one per core, at most [`QUERY_RUNTIMES`]).
+    queries: Vec<Mutex<Exec>>,
+    /// Which query runtime a query waits for when all are busy (in turn).
+    next_query: std::sync::atomic::AtomicUsize,
 }
+
+/// The most query runtimes a worker enclave keeps (each caches modules and states).
+const QUERY_RUNTIMES: usize = 4;
 
 /// Contract state keys, and the requests for them awaiting the key manager's answer.
 #[derive(Default)]
@@ -213,11 +219,18 @@ impl WorkerState {
                 states: HashMap::new(),
                 state_clock: 0,
             }),
-            queries: Mutex::new(Exec {
-                runtime: Runtime::new(Limits::default()),
-                states: HashMap::new(),
-                state_clock: 0,
-            }),
+            queries: (0..std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .clamp(1, QUERY_RUNTIMES))
+                .map(|_| {
+                    Mutex::new(Exec {
+                        runtime: Runtime::new(Limits::default()),
+                        states: HashMap::new(),
+                        state_clock: 0,
+                    })
+                })
+                .collect(),
+            next_query: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -1143,7 +1156,7 @@ impl WorkerState {
             )
         };
 
-        let mut exec = lock(&self.queries);
+        let mut exec = self.query_runtime();
         let exec = &mut *exec;
         if !exec.runtime.is_cached(&q.code_hash) {
             let code =
@@ -1221,6 +1234,22 @@ impl WorkerState {
             caller,
             signature: me.signing.sign_digest(&digest),
         })
+    }
+
+    /// A free query runtime, or (all busy) the first to come free of one of them.
+    fn query_runtime(&self) -> MutexGuard<'_, Exec> {
+        for m in &self.queries {
+            match m.try_lock() {
+                Ok(guard) => return guard,
+                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        let at = self.next_query.fetch_add(1, Ordering::Relaxed) % self.queries.len().max(1);
+        match self.queries.get(at) {
+            Some(m) => lock(m),
+            None => lock(&self.exec),
+        }
     }
 
     pub(crate) fn sign_batch(&self, b: BatchRequest) -> Result<Signature, EnclaveError> {
