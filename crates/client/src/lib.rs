@@ -280,7 +280,17 @@ pub struct Client {
     config: ClientConfig,
     attested: Mutex<HashMap<SignerAddress, Attested>>,
     principal: tokio::sync::OnceCell<Address>,
+    /// Where queries of each contract went last (epoch, worker, its checked key), reused for
+    /// [`QUERY_TARGET_TTL`]: a query then costs one chain read and one gateway call.
+    query_targets: std::sync::Mutex<
+        HashMap<ContractAddress, (u64, SignerAddress, PublicKey, std::time::Instant)>,
+    >,
 }
+
+/// How long a query target (the selected worker and its attested key) is reused. A worker keeps
+/// its previous epoch's key, and a target that no longer serves the contract is dropped at the
+/// first refusal and looked up again.
+const QUERY_TARGET_TTL: Duration = Duration::from_secs(5);
 
 /// A worker whose evidence verified: until it registers again or its evidence ages out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,6 +369,7 @@ impl Client {
             attested: Mutex::new(HashMap::new()),
             recording: Mutex::new(()),
             principal: tokio::sync::OnceCell::new(),
+            query_targets: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -871,13 +882,61 @@ impl Client {
         args: &[u8],
         options: &QueryOptions,
     ) -> Result<QueryOutcome> {
+        let first = self.query_once(contract, callable, args, options, true).await;
+        match first {
+            // A cached target may have stopped serving the contract (a new epoch): look it up
+            // again, once.
+            Err(ClientError::Gateway(_) | ClientError::NotExecuted { .. }) => {
+                if let Ok(mut t) = self.query_targets.lock() {
+                    t.remove(&contract);
+                }
+                self.query_once(contract, callable, args, options, false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn query_target(
+        &self,
+        contract: &ContractAddress,
+        options: &QueryOptions,
+        cached: bool,
+    ) -> Result<(u64, SignerAddress, PublicKey)> {
+        if cached
+            && options.worker.is_none()
+            && let Some((epoch, worker, key, at)) =
+                self.query_targets.lock().ok().and_then(|t| t.get(contract).copied())
+            && at.elapsed() < QUERY_TARGET_TTL
+        {
+            return Ok((epoch, worker, key));
+        }
+        let targeting = TaskOptions { worker: options.worker, ..TaskOptions::default() };
+        let (epoch, worker, key) = self.target(contract, &targeting).await?;
+        if options.worker.is_none()
+            && let Ok(mut t) = self.query_targets.lock()
+        {
+            if t.len() > 1024 {
+                t.clear();
+            }
+            t.insert(*contract, (epoch, worker, key, std::time::Instant::now()));
+        }
+        Ok((epoch, worker, key))
+    }
+
+    async fn query_once(
+        &self,
+        contract: ContractAddress,
+        callable: &str,
+        args: &[u8],
+        options: &QueryOptions,
+        cached: bool,
+    ) -> Result<QueryOutcome> {
         let at_request = self
             .chain
             .secret_contract(&contract)
             .await?
             .ok_or(ClientError::UnknownContract(contract))?;
-        let targeting = TaskOptions { worker: options.worker, ..TaskOptions::default() };
-        let (epoch, worker, key) = self.target(&contract, &targeting).await?;
+        let (epoch, worker, key) = self.query_target(&contract, options, cached).await?;
         let query_key = KeyPair::generate()?;
         let shared = query_key.derive_key(&key);
         let query_id = enigma_types::keccak256(query_key.public_key().as_bytes());
@@ -940,19 +999,33 @@ impl Client {
         }
         // The state it ran on: on the chain's delta chain, not behind where the chain stood
         // when the query was sent (a stale replica), or (latest) past the chain's tip.
-        let now = self
-            .chain
-            .secret_contract(&contract)
-            .await?
-            .ok_or(ClientError::UnknownContract(contract))?;
         if answer.delta_count < at_request.delta_count {
             return Err(ClientError::BadResult(format!(
                 "it ran on {} of the contract's deltas, but the chain had {} when it was asked: a stale state",
                 answer.delta_count, at_request.delta_count
             )));
         }
-        let on_chain = answer.delta_count <= now.delta_count;
-        if on_chain {
+        let at_tip = answer.delta_count == at_request.delta_count
+            && answer.delta_hash == at_request.last_delta_hash;
+        let chain_count = if at_tip {
+            at_request.delta_count
+        } else {
+            self.chain
+                .secret_contract(&contract)
+                .await?
+                .ok_or(ClientError::UnknownContract(contract))?
+                .delta_count
+        };
+        let on_chain = answer.delta_count <= chain_count;
+        if !on_chain {
+            if !options.latest {
+                return Err(ClientError::BadResult(format!(
+                    "it ran on {} deltas, past the chain's {chain_count}, but the query asked for \
+                     the chain's state",
+                    answer.delta_count
+                )));
+            }
+        } else if !at_tip {
             let tip = match answer.delta_count.checked_sub(1) {
                 None => enigma_types::DeltaHash::ZERO,
                 Some(last) => self
@@ -969,10 +1042,6 @@ impl Client {
                     answer.delta_count, answer.delta_hash
                 )));
             }
-        } else if !options.latest {
-            return Err(ClientError::BadResult(
-                "it ran on a state past the chain's, but the query asked for the chain's".into(),
-            ));
         }
         let ad = task_field_ad(&contract, &as_task, 0, TaskField::Output);
         let padded = shared
