@@ -313,9 +313,9 @@ pub struct QueryAnswer {
     pub output_hash: OutputHash,
     /// Gas used.
     pub gas_used: u64,
-    /// The verified caller the contract was told (zero: anonymous).
-    pub caller: Address,
-    /// The enclave's signature over `query_answer_digest`.
+    /// The enclave's signature over `query_answer_digest`, which names the caller the contract
+    /// was told (zero: anonymous). The answer does not carry it: the caller's proof came
+    /// encrypted, and the host need not learn who asked; the asker checks it against itself.
     pub signature: Signature,
 }
 

@@ -1211,6 +1211,7 @@ impl WorkerState {
         };
         let encrypted_output = self.seal_output(&user_key, &plain, &contract, &as_task, 0)?;
         let out_hash = output_hash(&encrypted_output);
+        // The digest names the caller; the answer does not (the host need not learn who asked).
         let caller = caller.unwrap_or(Address::ZERO);
         let digest = query_answer_digest(&QueryAnswerFields {
             contract: &contract,
@@ -1231,7 +1232,6 @@ impl WorkerState {
             encrypted_output,
             output_hash: out_hash,
             gas_used,
-            caller,
             signature: me.signing.sign_digest(&digest),
         })
     }

@@ -2051,7 +2051,6 @@ impl Worker {
                         encrypted_output: a.encrypted_output,
                         output_hash: a.output_hash,
                         gas_used: a.gas_used,
-                        caller: a.caller,
                         signature: a.signature.as_bytes().to_vec(),
                     });
                 }

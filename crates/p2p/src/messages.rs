@@ -352,9 +352,8 @@ pub struct QueryAnswerView {
     pub output_hash: String,
     /// Gas used.
     pub gas_used: u64,
-    /// The verified caller (the zero address: anonymous).
-    pub caller: String,
-    /// The worker enclave's signature.
+    /// The worker enclave's signature (its digest names the caller the contract was told,
+    /// which the answer does not carry: the asker knows who it is).
     pub signature: String,
 }
 
@@ -370,7 +369,6 @@ impl From<&QueryAnswerMessage> for QueryAnswerView {
             output: hexed(&a.encrypted_output),
             output_hash: a.output_hash.to_string(),
             gas_used: a.gas_used,
-            caller: a.caller.to_string(),
             signature: hexed(&a.signature),
         }
     }
@@ -396,7 +394,6 @@ impl TryFrom<&QueryAnswerView> for QueryAnswerMessage {
             encrypted_output: bytes(&v.output, "output")?,
             output_hash: OutputHash(word(&v.output_hash, "outputHash")?),
             gas_used: v.gas_used,
-            caller: v.caller.parse().map_err(|e| format!("caller: {e}"))?,
             signature: bytes(&v.signature, "signature")?,
         })
     }
@@ -501,16 +498,17 @@ pub struct QueryAnswerMessage {
     pub output_hash: OutputHash,
     /// Gas used.
     pub gas_used: u64,
-    /// The verified caller the contract was told (zero: anonymous).
-    pub caller: Address,
-    /// The enclave's signature over [`digest`](Self::digest).
+    /// The enclave's signature over [`digest`](Self::digest) — which names the caller the
+    /// contract was told; the answer does not carry it (the host routing it need not learn who
+    /// asked): the asker checks it against itself.
     pub signature: Vec<u8>,
 }
 
 impl QueryAnswerMessage {
-    /// The digest the worker enclave signed (`query_answer_digest`).
+    /// The digest the worker enclave signed (`query_answer_digest`), for the answer to have
+    /// told the contract `caller` (zero: anonymous).
     #[must_use]
-    pub fn digest(&self) -> [u8; 32] {
+    pub fn digest(&self, caller: Address) -> [u8; 32] {
         enigma_types::messages::query_answer_digest(&enigma_types::messages::QueryAnswerFields {
             contract: &self.contract,
             code_hash: &self.code_hash,
@@ -519,15 +517,16 @@ impl QueryAnswerMessage {
             query_hash: &self.query_hash,
             output_hash: &self.output_hash,
             success: self.success,
-            caller: self.caller,
+            caller,
         })
     }
 
-    /// The enclave signer of the answer, if its signature is well formed (every field counts).
+    /// The enclave signer of the answer, if its signature is well formed, given that it told
+    /// the contract `caller` (every field counts: another caller recovers another signer).
     #[must_use]
-    pub fn signer(&self) -> Option<SignerAddress> {
+    pub fn signer(&self, caller: Address) -> Option<SignerAddress> {
         let signature = enigma_crypto::Signature::from_bytes(&self.signature).ok()?;
-        signature.recover_address(&self.digest()).ok().map(SignerAddress::from)
+        signature.recover_address(&self.digest(caller)).ok().map(SignerAddress::from)
     }
 }
 

@@ -37,6 +37,7 @@ async fn node(bootstrap: Vec<Multiaddr>) -> Node {
                     let id = match &request {
                         TaskRequest::Deploy { task_id, .. }
                         | TaskRequest::Compute { task_id, .. } => *task_id,
+                        TaskRequest::Query(q) => TaskId(q.query_id),
                     };
                     let answer = if id.0[0] == 0xff {
                         TaskResponse::Rejected("not selected".into())
