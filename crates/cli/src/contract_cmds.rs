@@ -50,7 +50,9 @@ pub trait ContractInterface {
     fn construct(start: U256);
     /// Adds `amount` to the secret counter and returns the new value (to the caller only).
     fn add(amount: U256) -> Result<U256, String>;
-    /// The counter.
+    /// The counter. `#[query]`: it may also be asked as a free, read-only query
+    /// (`enigma query`); unmarked functions run as tasks only.
+    #[query]
     fn value() -> U256;
     /// Sets the counter back to zero: its owner only.
     fn reset() -> Result<(), String>;

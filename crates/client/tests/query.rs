@@ -61,13 +61,15 @@ async fn queries_answer_from_the_enclave_without_a_record_and_know_who_asks() {
         q.output
     );
 
-    // A query that writes is refused inside the enclave, and changes nothing.
+    // A function the contract does not mark #[query] answers tasks only (a free query must not
+    // probe it), and changes nothing. (A marked function that writes fails as read-only: the
+    // runtime's tests.)
     let args = (AlloyAddress::repeat_byte(9), U256::from(99u64)).abi_encode_params();
     match alice.query(m, "add_millionaire(address,uint256)", &args).await {
         Err(ClientError::QueryFailed { message, .. }) => {
-            assert!(message.contains("read-only"), "{message}")
+            assert!(message.contains("does not answer queries"), "{message}")
         }
-        other => panic!("a writing query: {other:?}"),
+        other => panic!("a query of a task-only function: {other:?}"),
     }
     assert_eq!(alice.query(m, "compute_richest()", &[]).await.unwrap().delta_count, q.delta_count);
 

@@ -216,6 +216,9 @@ pub enum ExecError {
     },
     /// The contract paid the zero address, from which nobody can withdraw.
     PayoutToZeroAddress,
+    /// A query of a contract that cannot answer queries: it does not import `enigma_is_query`,
+    /// so it cannot say which of its functions answer them (eng-wasm modules, older SDKs).
+    NotQueryable,
     /// A read-only query tried to change something.
     ReadOnly {
         /// What it tried: "write its state", "call Ethereum", "pay out".
@@ -278,6 +281,10 @@ impl fmt::Display for ExecError {
             // No amounts: they may come from the contract's secret state.
             Self::PayoutBeyondBalance { .. } => f.write_str(
                 "the contract tried to pay out more ENG than it holds; pay no more than `balance()`",
+            ),
+            Self::NotQueryable => f.write_str(
+                "the contract does not answer queries (it was not built to say which of its \
+                 functions do); send a task instead",
             ),
             Self::ReadOnly { what } => write!(
                 f,

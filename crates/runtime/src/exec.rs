@@ -350,6 +350,12 @@ impl Runtime {
         // Modules of enigma's SDK (they import its extensions) read a missing key as nothing,
         // as they always have; any other module is eng-wasm's and reads it as JSON `null`.
         let sdk = module.imports().any(|i| matches!(i.name(), "enigma_fail" | "enigma_state_len"));
+        // A module answers queries only if it can tell a query from a task (its dispatch then
+        // decides which functions answer them): free, unrecorded queries must not reach
+        // functions written for recorded, paid tasks.
+        if task.read_only && !module.imports().any(|i| i.name() == "enigma_is_query") {
+            return Ok(fail(base, ExecError::NotQueryable));
+        }
         let max_memory_bytes = self.limits.max_memory_pages as usize * 65536;
         let host = Host {
             function: name.as_bytes(),

@@ -508,6 +508,14 @@ fn enigma_sender(mut caller: HostCaller<'_, '_>, out: i32) -> HostResult<i32> {
     }
 }
 
+/// `enigma_is_query() -> i32`: 1 in a read-only query, 0 in a task. A module that imports it
+/// can answer queries (its dispatch decides which functions do); one that does not is refused
+/// them ([`ExecError::NotQueryable`]).
+fn enigma_is_query(mut caller: HostCaller<'_, '_>) -> HostResult<i32> {
+    charge(&mut caller, gas::HOST_CALL)?;
+    Ok(i32::from(caller.data().read_only))
+}
+
 /// Longest failure message kept from a contract.
 const MAX_FAILURE_MESSAGE: usize = 4096;
 
@@ -552,5 +560,6 @@ pub(crate) fn linker<'a>(engine: &Engine) -> Result<Linker<Host<'a>>, wasmi::Err
     l.func_wrap("env", "enigma_balance", enigma_balance)?;
     l.func_wrap("env", "enigma_pay", enigma_pay)?;
     l.func_wrap("env", "enigma_sender", enigma_sender)?;
+    l.func_wrap("env", "enigma_is_query", enigma_is_query)?;
     Ok(l)
 }

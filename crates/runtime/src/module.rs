@@ -45,6 +45,7 @@ pub(crate) const HOST_FUNCTIONS: &[HostSig] = &[
     HostSig { name: "enigma_balance", params: &[I], results: &[], text: "(i32)" },
     HostSig { name: "enigma_pay", params: &[I, I], results: &[], text: "(i32, i32)" },
     HostSig { name: "enigma_sender", params: &[I], results: &[I], text: "(i32) -> i32" },
+    HostSig { name: "enigma_is_query", params: &[], results: &[I], text: "() -> i32" },
 ];
 
 /// What validation learned about a module's memory.

@@ -756,3 +756,69 @@ fn a_contract_learns_its_verified_caller_or_that_there_is_none() {
     assert_eq!(run_as(Some(enigma_types::Address([0xab; 20]))), known);
     assert_eq!(run_as(None), vec![0u8; 21], "no caller: 0, and nothing written");
 }
+
+#[test]
+fn a_query_reaches_only_modules_that_can_tell_it_from_a_task_and_writes_nothing() {
+    let query = |wasm: &[u8]| {
+        Runtime::new(Limits::default())
+            .execute(
+                &ContractCode::new(wasm),
+                Task::query("f", &[], GasLimit(1_000_000)),
+                &ContractState::new(),
+                &mut Fixed,
+            )
+            .result
+    };
+    // An eng-wasm-style module cannot say which of its functions answer queries: refused.
+    assert_eq!(query(&module("", "")), Err(ExecError::NotQueryable));
+    // A module that asks `enigma_is_query` (the SDK's dispatch) learns it is one…
+    let answers = wat::parse_str(
+        r#"(module
+            (import "env" "enigma_is_query" (func $q (result i32)))
+            (import "env" "ret" (func $ret (param i32 i32)))
+            (memory (export "memory") 1)
+            (func (export "deploy"))
+            (func (export "call")
+                (i32.store8 (i32.const 0) (call $q))
+                (call $ret (i32.const 0) (i32.const 1))))"#,
+    )
+    .unwrap();
+    assert_eq!(query(&answers).unwrap().output, vec![1]);
+    assert_eq!(run(&answers, 1_000_000).result.unwrap().output, vec![0], "a task is no query");
+    // …and whatever it tries to change fails the query.
+    for (import, body, what) in [
+        (
+            r#"(import "env" "write_state" (func $w (param i32 i32 i32 i32)))"#,
+            "(call $w (i32.const 0) (i32.const 1) (i32.const 0) (i32.const 1))",
+            "write its state",
+        ),
+        (
+            r#"(import "env" "remove_from_state" (func $w (param i32 i32)))"#,
+            "(call $w (i32.const 0) (i32.const 1))",
+            "write its state",
+        ),
+        (
+            r#"(import "env" "write_eth_bridge" (func $w (param i32 i32 i32)))"#,
+            "(call $w (i32.const 0) (i32.const 4) (i32.const 32))",
+            "call Ethereum",
+        ),
+        (
+            r#"(import "env" "enigma_pay" (func $w (param i32 i32)))"#,
+            "(call $w (i32.const 0) (i32.const 32))",
+            "pay out",
+        ),
+    ] {
+        let wasm = wat::parse_str(format!(
+            r#"(module
+                (import "env" "enigma_is_query" (func $q (result i32)))
+                {import}
+                (memory (export "memory") 1)
+                (data (i32.const 0) "k")
+                (data (i32.const 47) "\01")
+                (func (export "deploy"))
+                (func (export "call") (drop (call $q)) {body}))"#
+        ))
+        .unwrap();
+        assert_eq!(query(&wasm), Err(ExecError::ReadOnly { what }), "{what}");
+    }
+}

@@ -11,6 +11,9 @@
 //!   arguments (an argument that does not decode fails the task naming it); its return value is
 //!   ABI-encoded as the function's return values (a tuple as several values); a `Result`'s
 //!   `Err` fails the task with the error's text.
+//! - A function answers read-only queries (free, unrecorded) only if marked `#[query]` (then it
+//!   is callable as a task too) or `#[query(only)]` (queries only). Unmarked functions are
+//!   tasks only: a query cannot probe them for free.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -34,7 +37,10 @@ pub fn pub_interface(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     match expand(&parsed, target) {
-        Ok(exports) => quote!(#item_tokens #exports).into(),
+        Ok(exports) => {
+            let item = without_query_attributes(parsed);
+            quote!(#item #exports).into()
+        }
         Err(e) => {
             let error = e.to_compile_error();
             quote!(#item_tokens #error).into()
@@ -42,9 +48,64 @@ pub fn pub_interface(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// How a function may be called.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// As a task only (unmarked).
+    Task,
+    /// As a task or a query (`#[query]`).
+    Both,
+    /// As a query only (`#[query(only)]`).
+    QueryOnly,
+}
+
+fn kind(attrs: &[syn::Attribute]) -> syn::Result<Kind> {
+    let Some(attr) = attrs.iter().find(|a| a.path().is_ident("query")) else {
+        return Ok(Kind::Task);
+    };
+    match &attr.meta {
+        syn::Meta::Path(_) => Ok(Kind::Both),
+        syn::Meta::List(list) => {
+            let word: Ident = list.parse_args()?;
+            if word == "only" {
+                Ok(Kind::QueryOnly)
+            } else {
+                Err(syn::Error::new(word.span(), "write #[query] or #[query(only)]"))
+            }
+        }
+        syn::Meta::NameValue(nv) => {
+            Err(syn::Error::new(nv.span(), "write #[query] or #[query(only)]"))
+        }
+    }
+}
+
+/// The item as written, less the `#[query]` markers (which only this macro reads).
+fn without_query_attributes(mut item: Item) -> Item {
+    let keep = |a: &syn::Attribute| !a.path().is_ident("query");
+    match &mut item {
+        Item::Trait(t) => {
+            for i in &mut t.items {
+                if let TraitItem::Fn(f) = i {
+                    f.attrs.retain(keep);
+                }
+            }
+        }
+        Item::Impl(i) => {
+            for it in &mut i.items {
+                if let ImplItem::Fn(f) = it {
+                    f.attrs.retain(keep);
+                }
+            }
+        }
+        _ => {}
+    }
+    item
+}
+
 struct Method<'a> {
     sig: &'a Signature,
     call_path: TokenStream2,
+    kind: Kind,
 }
 
 fn expand(item: &Item, target: Option<Type>) -> syn::Result<TokenStream2> {
@@ -60,9 +121,13 @@ fn expand(item: &Item, target: Option<Type>) -> syn::Result<TokenStream2> {
                 })
                 .map(|f| {
                     let name = &f.sig.ident;
-                    Method { sig: &f.sig, call_path: quote!(<#ty as #trait_name>::#name) }
+                    Ok(Method {
+                        sig: &f.sig,
+                        call_path: quote!(<#ty as #trait_name>::#name),
+                        kind: kind(&f.attrs)?,
+                    })
                 })
-                .collect()
+                .collect::<syn::Result<_>>()?
         }
         Item::Impl(i) => {
             let ty = &i.self_ty;
@@ -83,9 +148,9 @@ fn expand(item: &Item, target: Option<Type>) -> syn::Result<TokenStream2> {
                         Some(path) => quote!(<#ty as #path>::#name),
                         None => quote!(<#ty>::#name),
                     };
-                    Method { sig: &f.sig, call_path }
+                    Ok(Method { sig: &f.sig, call_path, kind: kind(&f.attrs)? })
                 })
-                .collect()
+                .collect::<syn::Result<_>>()?
         }
         other => {
             return Err(syn::Error::new(
@@ -106,10 +171,29 @@ fn expand(item: &Item, target: Option<Type>) -> syn::Result<TokenStream2> {
         }
         let body = call_body(method)?;
         if method.sig.ident == "construct" {
+            if method.kind != Kind::Task {
+                return Err(syn::Error::new(
+                    method.sig.ident.span(),
+                    "the constructor runs at deployment; it cannot answer queries",
+                ));
+            }
             deploy_body = body;
         } else {
             let name = method.sig.ident.to_string();
-            arms.push(quote!(#name => { #body }));
+            let guard = match method.kind {
+                Kind::Task => quote! {
+                    if __enigma_query {
+                        ::enigma_sdk::__private::not_a_query(#name);
+                    }
+                },
+                Kind::Both => quote!(),
+                Kind::QueryOnly => quote! {
+                    if !__enigma_query {
+                        ::enigma_sdk::__private::only_a_query(#name);
+                    }
+                },
+            };
+            arms.push(quote!(#name => { #guard #body }));
         }
     }
 
@@ -123,6 +207,9 @@ fn expand(item: &Item, target: Option<Type>) -> syn::Result<TokenStream2> {
         #[doc(hidden)]
         #[unsafe(no_mangle)]
         pub extern "C" fn call() {
+            // Asked once, always: the module imports `enigma_is_query`, which is how the
+            // runtime knows it can tell a query from a task.
+            let __enigma_query = ::enigma_sdk::__private::is_query();
             let __enigma_name = ::enigma_sdk::__private::function_name();
             match __enigma_name.as_str() {
                 #(#arms)*

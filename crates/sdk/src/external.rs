@@ -22,4 +22,5 @@ unsafe extern "C" {
     pub(crate) fn enigma_balance(out: *mut u8);
     pub(crate) fn enigma_pay(to: *const u8, amount: *const u8);
     pub(crate) fn enigma_sender(out: *mut u8) -> i32;
+    pub(crate) fn enigma_is_query() -> i32;
 }

@@ -42,7 +42,10 @@
 //! - ENG: [`value`] (what the task brought, escrowed by its record), [`balance`] (what the
 //!   contract holds) and [`pay`] (pay out of it once the receipt is on chain);
 //! - who calls: [`sender`] (the verified caller, if the task's sender signed it) and [`caller`]
-//!   (the same, failing the task when there is none).
+//!   (the same, failing the task when there is none);
+//! - queries: mark a function `#[query]` in `#[pub_interface]` to let it be asked as a free,
+//!   read-only query (`#[query(only)]`: queries only); [`is_query`] tells the two apart.
+//!   Unmarked functions run as tasks only.
 //!
 //! On `wasm32` the crate also provides the allocator (dlmalloc) and a panic handler that reports
 //! the panic message to the user instead of a bare trap.
@@ -311,6 +314,13 @@ pub fn pay(to: Address, amount: U256) {
     unsafe { external::enigma_pay(to.as_ptr(), amount.as_ptr()) }
 }
 
+/// Whether this run is a read-only query (`enigma query`, `Client::query`) rather than a task.
+#[must_use]
+pub fn is_query() -> bool {
+    // SAFETY: a host call without memory arguments.
+    unsafe { external::enigma_is_query() == 1 }
+}
+
 /// The task's verified caller: the Ethereum account that recorded the task and signed it (the
 /// enclave checked the EIP-712 signature, so nobody can call in another's name), or `None` when
 /// the task came unsigned (an eng-wasm-era client, or a host that dropped the proof).
@@ -408,6 +418,30 @@ pub mod __private {
     #[must_use]
     pub fn function_name() -> String {
         crate::function_name()
+    }
+
+    /// Whether this run is a read-only query (not a task).
+    #[must_use]
+    pub fn is_query() -> bool {
+        crate::is_query()
+    }
+
+    /// Fails a query of a function that does not answer queries.
+    pub fn not_a_query(name: &str) -> ! {
+        fail_with(
+            FailKind::Contract,
+            &format!(
+                "`{name}` does not answer queries (the contract does not mark it #[query]); send it as a task"
+            ),
+        )
+    }
+
+    /// Fails a task calling a function that answers queries only.
+    pub fn only_a_query(name: &str) -> ! {
+        fail_with(
+            FailKind::Contract,
+            &format!("`{name}` answers queries only (#[query(only)]); ask it as a query"),
+        )
     }
 }
 

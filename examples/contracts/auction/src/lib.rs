@@ -57,8 +57,10 @@ pub trait ContractInterface {
     /// with), pays everyone out and returns (winner, price); the zero address if no bid met the
     /// reserve.
     fn close(close_secret: B256) -> Result<(Address, U256), String>;
+    #[query]
     fn bid_count() -> U256;
     /// The deposit a bid must bring (grains).
+    #[query]
     fn deposit() -> U256;
 }
 

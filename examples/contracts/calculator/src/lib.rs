@@ -6,9 +6,13 @@ use enigma_sdk::prelude::*;
 
 #[pub_interface]
 pub trait ContractInterface {
+    #[query]
     fn add(a: U256, b: U256) -> Result<U256, String>;
+    #[query]
     fn sub(a: U256, b: U256) -> Result<U256, String>;
+    #[query]
     fn mul(a: U256, b: U256) -> Result<U256, String>;
+    #[query]
     fn div(a: U256, b: U256) -> Result<U256, String>;
 }
 

@@ -14,8 +14,10 @@ pub trait ContractInterface {
     /// Records a positive `amount`; returns the new total and the number of entries.
     fn record(amount: U256) -> Result<(U256, U256), String>;
     /// The `index`-th entry (from 0).
+    #[query]
     fn entry(index: U256) -> Result<U256, String>;
     /// The total and the number of entries.
+    #[query]
     fn summary() -> (U256, U256);
 }
 

@@ -21,6 +21,7 @@ fn key(index: u64) -> String {
 pub trait ContractInterface {
     fn construct();
     fn add_millionaire(address: Address, net_worth: U256);
+    #[query]
     fn compute_richest() -> Address;
 }
 

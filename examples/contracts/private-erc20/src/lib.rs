@@ -55,9 +55,12 @@ pub trait ContractInterface {
     fn balance_of(holder: Address, signature: Bytes) -> Result<U256, String>;
     /// The caller's own balance (ask it as a query: nothing is recorded, only the caller
     /// learns it).
+    #[query]
     fn my_balance() -> U256;
     /// The nonce the holder's next signature must cover.
+    #[query]
     fn nonce_of(holder: Address) -> U256;
+    #[query]
     fn total_supply() -> U256;
 }
 
