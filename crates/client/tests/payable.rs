@@ -92,6 +92,28 @@ async fn a_sealed_bid_auction_takes_deposits_and_settles_to_the_grain() {
         seller.chain().secret_contract(&c).await.unwrap().unwrap().balance
     };
     assert_eq!(held(auction).await, 3 * DEPOSIT);
+    // Each bidder can read back its own sealed bid (a query: free, unrecorded), and nobody's
+    // else; anyone can ask whether the auction has closed.
+    let latest = enigma_client::QueryOptions { latest: true, ..Default::default() };
+    for (bidder, amount) in bidders.iter().zip([1_500_000u64, 4_000_000, 2_500_000]) {
+        let mine = bidder.query_with(auction, "my_bid()", &[], &latest).await.unwrap();
+        assert_eq!(<(U256,)>::abi_decode_params(&mine.output).unwrap().0, U256::from(amount));
+    }
+    let none = latecomer.query_with(auction, "my_bid()", &[], &latest).await.unwrap();
+    assert_eq!(<(U256,)>::abi_decode_params(&none.output).unwrap().0, U256::ZERO);
+    let anonymous =
+        enigma_client::QueryOptions { anonymous: true, latest: true, ..Default::default() };
+    let closed = latecomer.query_with(auction, "closed()", &[], &anonymous).await.unwrap();
+    assert!(!<(bool,)>::abi_decode_params(&closed.output).unwrap().0);
+    // my_bid answers queries only: as a task it fails (and would have cost a fee).
+    match bidders[0].compute(auction, "my_bid()", &[], GAS).await {
+        Err(ClientError::TaskFailed { message, task_id, gas_used }) => {
+            assert!(message.contains("queries only"), "{message}");
+            assert_eq!(bidders[0].wait_final(task_id).await.unwrap(), TaskStatus::Failed);
+            after_bid[0] -= u128::from(gas_used);
+        }
+        other => panic!("my_bid as a task: {other:?}"),
+    }
 
     // A bid without the whole deposit fails, and the chain gives the value back.
     let before = prepaid(latecomer).await;

@@ -62,6 +62,12 @@ pub trait ContractInterface {
     /// The deposit a bid must bring (grains).
     #[query]
     fn deposit() -> U256;
+    /// Whether the auction has closed (anyone may ask, anonymously).
+    #[query]
+    fn closed() -> bool;
+    /// The caller's own bid (zero if it has none): answered only to the bidder itself.
+    #[query(only)]
+    fn my_bid() -> U256;
 }
 
 pub struct Contract;
@@ -177,5 +183,16 @@ impl ContractInterface for Contract {
 
     fn deposit() -> U256 {
         auction().deposit
+    }
+
+    fn closed() -> bool {
+        auction().closed
+    }
+
+    fn my_bid() -> U256 {
+        let index: Option<u64> = read_state!(bidder_key(caller()));
+        index
+            .and_then(|i| read_state!(bid_key(i)))
+            .map_or(U256::ZERO, |(_, amount): (Address, U256)| amount)
     }
 }
