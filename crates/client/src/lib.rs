@@ -195,6 +195,9 @@ pub struct QueryOptions {
     pub anonymous: bool,
     /// Ask this worker instead of the selected one (it must hold the contract's state key).
     pub worker: Option<SignerAddress>,
+    /// Ask with this permit (see [`Client::sign_permit`]) instead of signing the query: the
+    /// contract's caller is then the permit's signer.
+    pub permit: Option<enigma_types::caller::Permit>,
 }
 
 /// A query's verified, decrypted answer.
@@ -896,6 +899,43 @@ impl Client {
         }
     }
 
+    /// Signs a query permit with this account: queries of `contracts` until `expiry` (Unix
+    /// seconds) may carry it instead of a signature each (a dApp asks the wallet once). Whoever
+    /// holds it can ask these contracts as this account until it expires: keep it private.
+    pub async fn sign_permit(
+        &self,
+        name: &str,
+        contracts: &[ContractAddress],
+        expiry: u64,
+    ) -> Result<enigma_types::caller::Permit> {
+        if contracts.is_empty() || contracts.len() > enigma_types::caller::MAX_PERMIT_CONTRACTS {
+            return Err(ClientError::BadResult(format!(
+                "a permit names 1 to {} contracts, not {}",
+                enigma_types::caller::MAX_PERMIT_CONTRACTS,
+                contracts.len()
+            )));
+        }
+        let digest =
+            enigma_types::caller::permit_digest(&self.principal().await?, name, contracts, expiry);
+        Ok(enigma_types::caller::Permit {
+            name: name.to_string(),
+            contracts: contracts.to_vec(),
+            expiry,
+            signature: self.config.account.sign_digest(&digest).as_bytes().to_vec(),
+        })
+    }
+
+    /// The account that signed `permit` for this network.
+    async fn permit_signer(&self, permit: &enigma_types::caller::Permit) -> Result<Address> {
+        let digest = enigma_types::caller::permit_digest(
+            &self.principal().await?,
+            &permit.name,
+            &permit.contracts,
+            permit.expiry,
+        );
+        Ok(Signature::from_bytes(&permit.signature)?.recover_address(&digest)?)
+    }
+
     async fn query_target(
         &self,
         contract: &ContractAddress,
@@ -949,14 +989,20 @@ impl Client {
             &a,
             query_key.public_key().as_bytes(),
         );
+        use enigma_types::caller::QueryCaller;
+        let ad = task_field_ad(&contract, &as_task, 0, TaskField::Caller);
         let (caller, encrypted_caller) = if options.anonymous {
             (Address::ZERO, Vec::new())
+        } else if let Some(permit) = &options.permit {
+            let signer = self.permit_signer(permit).await?;
+            let field = QueryCaller::Permit(permit.clone()).encode();
+            (signer, shared.encrypt_with_ad(&field, &ad)?)
         } else {
             let digest =
                 enigma_types::caller::query_digest(&self.principal().await?, &contract, &query);
             let signature = self.config.account.sign_digest(&digest);
-            let ad = task_field_ad(&contract, &as_task, 0, TaskField::Caller);
-            (self.config.account.address(), shared.encrypt_with_ad(signature.as_bytes(), &ad)?)
+            let field = QueryCaller::Signature(signature.as_bytes().to_vec()).encode();
+            (self.config.account.address(), shared.encrypt_with_ad(&field, &ad)?)
         };
         let params = serde_json::json!({
             "contractAddress": contract.to_string(), "workerAddress": worker.to_string(),

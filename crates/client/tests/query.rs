@@ -90,6 +90,25 @@ async fn queries_answer_from_the_enclave_without_a_record_and_know_who_asks() {
     let bob = Client::connect(common::config(s, &s.gateway_url, 1)).await.unwrap();
     let bobs = bob.query(erc20, "my_balance()", &[]).await.unwrap();
     assert_eq!(<(U256,)>::abi_decode_params(&bobs.output).unwrap().0, U256::ZERO);
+    // A permit, signed once, answers for its signer on the contracts it names until it expires.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let permit = alice.sign_permit("test dapp", &[erc20], now + 3_600).await.unwrap();
+    let with = |p| QueryOptions { permit: Some(p), ..QueryOptions::default() };
+    let by_permit =
+        bob.query_with(erc20, "my_balance()", &[], &with(permit.clone())).await.unwrap();
+    assert_eq!(by_permit.caller, me, "whoever holds the permit asks as its signer");
+    assert_eq!(<(U256,)>::abi_decode_params(&by_permit.output).unwrap().0, U256::from(1_000u64));
+    let refused = |got: Result<enigma_client::QueryOutcome, ClientError>, why: &str| {
+        let text = format!("{got:?}");
+        assert!(got.is_err() && text.contains(why), "{why}: {text}");
+    };
+    refused(
+        alice.query_with(m, "compute_richest()", &[], &with(permit.clone())).await,
+        "does not cover",
+    );
+    let expired = alice.sign_permit("old", &[erc20], now - 1).await.unwrap();
+    refused(alice.query_with(erc20, "my_balance()", &[], &with(expired)).await, "expired");
+
     let anonymous = QueryOptions { anonymous: true, ..QueryOptions::default() };
     match alice.query_with(erc20, "my_balance()", &[], &anonymous).await {
         Err(ClientError::QueryFailed { message, .. }) => {

@@ -283,13 +283,17 @@ pub struct QueryRequest {
     pub encrypted_fn: Vec<u8>,
     /// The ABI arguments, encrypted (field `Arguments`).
     pub encrypted_args: Vec<u8>,
-    /// The caller's EIP-712 signature over the query (`enigma_types::caller::query_digest`),
-    /// encrypted (field `Caller`), so the host does not learn who asks; empty: anonymous.
+    /// Who asks (`enigma_types::caller::QueryCaller`: an EIP-712 signature over the query, or
+    /// a permit), encrypted (field `Caller`), so the host does not learn who asks; empty:
+    /// anonymous.
     pub encrypted_caller: Vec<u8>,
     /// The user's per-query public key: the answer is encrypted to it.
     pub user_public_key: PublicKey,
     /// The gas the query may use (the worker's cap).
     pub gas_limit: u64,
+    /// The host's clock (Unix seconds), to judge a permit's expiry (the enclave's time only
+    /// moves forward, but it is the host's to give).
+    pub time: u64,
     /// The host's wall-clock budget in milliseconds (0: none).
     pub time_budget_ms: u64,
 }

@@ -1137,23 +1137,45 @@ impl WorkerState {
         let caller = if q.encrypted_caller.is_empty() {
             None
         } else {
+            use enigma_types::caller::{QueryCaller, permit_digest, query_digest};
             let refuse = || {
                 EnclaveError::BadCaller(
                     "the query's caller proof does not open or does not verify: it must be an \
-                     EIP-712 signature over this query for this network's key manager"
+                     EIP-712 signature over this query, or a permit, for this network's key \
+                     manager"
                         .into(),
                 )
             };
-            let ad = task_field_ad(&contract, &as_task, 0, TaskField::Caller);
-            let signature =
-                user_key.decrypt_with_ad(&q.encrypted_caller, &ad).map_err(|_| refuse())?;
-            let digest = enigma_types::caller::query_digest(&me.principal, &contract, &query);
-            Some(
-                Signature::from_bytes(&signature)
+            let recover = |signature: &[u8], digest: &[u8; 32]| {
+                Signature::from_bytes(signature)
                     .ok()
-                    .and_then(|s| s.recover_address(&digest).ok())
-                    .ok_or_else(refuse)?,
-            )
+                    .and_then(|s| s.recover_address(digest).ok())
+                    .ok_or_else(refuse)
+            };
+            let ad = task_field_ad(&contract, &as_task, 0, TaskField::Caller);
+            let plain = user_key.decrypt_with_ad(&q.encrypted_caller, &ad).map_err(|_| refuse())?;
+            match QueryCaller::decode(&plain).ok_or_else(refuse)? {
+                QueryCaller::Signature(signature) => {
+                    Some(recover(&signature, &query_digest(&me.principal, &contract, &query))?)
+                }
+                QueryCaller::Permit(p) => {
+                    if !p.contracts.contains(&contract) {
+                        return Err(EnclaveError::BadCaller(format!(
+                            "the permit {:?} does not cover contract {contract}",
+                            p.name
+                        )));
+                    }
+                    let now = self.tick(q.time);
+                    if p.expiry <= now {
+                        return Err(EnclaveError::BadCaller(format!(
+                            "the permit {:?} expired at {} (now {now}); sign a new one",
+                            p.name, p.expiry
+                        )));
+                    }
+                    let digest = permit_digest(&me.principal, &p.name, &p.contracts, p.expiry);
+                    Some(recover(&p.signature, &digest)?)
+                }
+            }
         };
 
         let mut exec = self.query_runtime();

@@ -2016,6 +2016,7 @@ impl Worker {
             encrypted_caller: q.encrypted_caller,
             user_public_key: user_key,
             gas_limit: QUERY_GAS_LIMIT,
+            time: crate::attest::now_ms() / 1000,
             time_budget_ms: self.time_budget_ms(),
         };
         let mut use_snapshot = true;
