@@ -119,8 +119,27 @@ pub(crate) struct QueryArgs {
     #[arg(long)]
     latest: bool,
     /// Ask without saying who asks (the contract's `sender()` is then none).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "permit")]
     anonymous: bool,
+    /// Ask with this permit (from `enigma permit`) instead of signing the query.
+    #[arg(long, value_name = "FILE")]
+    permit: Option<PathBuf>,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// `enigma permit`.
+#[derive(Debug, Args)]
+pub(crate) struct PermitArgs {
+    /// A contract the permit may ask; repeat for several (at most 64).
+    #[arg(long = "contract", required = true)]
+    contracts: Vec<ContractAddress>,
+    /// How long it works, in seconds from now.
+    #[arg(long, default_value_t = 86_400)]
+    expires_in: u64,
+    /// Its name (a label shown by wallets).
+    #[arg(long, default_value = "enigma cli")]
+    name: String,
     #[command(flatten)]
     connection: Connection,
 }
@@ -480,9 +499,20 @@ pub(crate) async fn query(a: QueryArgs) -> Result<()> {
         })?;
     }
     let client = a.connection.connect().await?;
+    let permit = match &a.permit {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the permit {}", path.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| {
+                format!("{} is not a permit (make one with `enigma permit`)", path.display())
+            })?)
+        }
+    };
     let options = enigma_client::QueryOptions {
         latest: a.latest,
         anonymous: a.anonymous,
+        permit,
         ..enigma_client::QueryOptions::default()
     };
     let o = client
@@ -523,6 +553,20 @@ pub(crate) async fn query(a: QueryArgs) -> Result<()> {
             o.gas_used
         );
     }
+    Ok(())
+}
+
+/// `enigma permit`: the signed permit as JSON on standard output.
+pub(crate) async fn permit(a: PermitArgs) -> Result<()> {
+    let client = a.connection.connect().await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let permit = client
+        .sign_permit(&a.name, &a.contracts, now.saturating_add(a.expires_in))
+        .await
+        .context("signing the permit")?;
+    say!("{}", serde_json::to_string_pretty(&permit)?);
     Ok(())
 }
 

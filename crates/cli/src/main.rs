@@ -96,6 +96,14 @@ enum Command {
     ///   enigma query 0x51…0c 'total_supply()' --returns '(uint256)' --anonymous --latest
     #[command(verbatim_doc_comment)]
     Query(client_cmds::QueryArgs),
+    /// Sign a query permit: queries of the named contracts may carry it instead of a signature
+    /// each, until it expires. Whoever holds it asks as you: keep the file private.
+    ///
+    /// Examples:
+    ///   enigma permit --contract 0x51…0c --expires-in 86400 > permit.json
+    ///   enigma query 0x51…0c 'my_balance()' --returns '(uint256)' --permit permit.json
+    #[command(verbatim_doc_comment)]
+    Permit(client_cmds::PermitArgs),
     /// The account's ENG and its prepaid balance for task fees.
     ///
     /// Examples:
@@ -396,6 +404,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Call(args) => client_cmds::call(args).await,
         Command::Query(args) => client_cmds::query(args).await,
         Command::Account(command) => client_cmds::account(command).await,
+        Command::Permit(args) => client_cmds::permit(args).await,
         Command::Task(command) => client_cmds::task(command).await,
         Command::Contract(command) => contract_cmds::contract(command).await,
     }

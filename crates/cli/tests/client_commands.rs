@@ -163,6 +163,28 @@ async fn the_millionaires_example_runs_from_the_command_line() {
     assert_eq!(asked["decoded"][0], "0");
     let after = enigma(&summary, &["account", "balance"]).await.unwrap();
     assert_eq!(before["prepaid_grains"], after["prepaid_grains"], "a query costs nothing");
+    // With a permit instead of a signature per query.
+    let permit =
+        enigma(&summary, &["permit", "--contract", &counter, "--expires-in", "600"]).await.unwrap();
+    assert_eq!(permit["contracts"][0], counter.as_str());
+    let permit_file = dir.path().join("permit.json");
+    std::fs::write(&permit_file, permit.to_string()).unwrap();
+    let asked = enigma(
+        &summary,
+        &[
+            "query",
+            &counter,
+            "value()",
+            "--returns",
+            "(uint256)",
+            "--latest",
+            "--permit",
+            permit_file.to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(asked["decoded"][0], "0");
     // A function the contract does not mark #[query] is tasks only.
     let err = enigma(&summary, &["query", &counter, "add(uint256)", "1"]).await.unwrap_err();
     assert!(err.contains("does not answer queries"), "{err}");
