@@ -131,7 +131,7 @@ pub(crate) struct QueryArgs {
 /// `enigma permit`.
 #[derive(Debug, Args)]
 pub(crate) struct PermitArgs {
-    /// A contract the permit may ask; repeat for several (at most 64).
+    /// A contract the permit may ask; repeat for several (at most 16).
     #[arg(long = "contract", required = true)]
     contracts: Vec<ContractAddress>,
     /// How long it works, in seconds from now.

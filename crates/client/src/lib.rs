@@ -163,6 +163,9 @@ pub enum ClientError {
     /// A result that does not verify.
     #[error("the result does not verify: {0}")]
     BadResult(String),
+    /// A permit that cannot be made as asked.
+    #[error("the permit cannot be made: {0}")]
+    BadPermit(String),
     /// The queried function failed (its error text, decrypted).
     #[error("the query failed: {message} (gas used {gas_used})")]
     QueryFailed {
@@ -908,11 +911,17 @@ impl Client {
         contracts: &[ContractAddress],
         expiry: u64,
     ) -> Result<enigma_types::caller::Permit> {
-        if contracts.is_empty() || contracts.len() > enigma_types::caller::MAX_PERMIT_CONTRACTS {
-            return Err(ClientError::BadResult(format!(
-                "a permit names 1 to {} contracts, not {}",
-                enigma_types::caller::MAX_PERMIT_CONTRACTS,
+        use enigma_types::caller::{MAX_PERMIT_CONTRACTS, MAX_PERMIT_NAME};
+        if contracts.is_empty() || contracts.len() > MAX_PERMIT_CONTRACTS {
+            return Err(ClientError::BadPermit(format!(
+                "a permit names 1 to {MAX_PERMIT_CONTRACTS} contracts, not {}",
                 contracts.len()
+            )));
+        }
+        if name.len() > MAX_PERMIT_NAME {
+            return Err(ClientError::BadPermit(format!(
+                "a permit's name is at most {MAX_PERMIT_NAME} bytes, not {}",
+                name.len()
             )));
         }
         let digest =
@@ -991,8 +1000,10 @@ impl Client {
         );
         use enigma_types::caller::QueryCaller;
         let ad = task_field_ad(&contract, &as_task, 0, TaskField::Caller);
+        // The caller field is always there and always the same size: its length tells the host
+        // nothing about who asks, or whether anyone does.
         let (caller, encrypted_caller) = if options.anonymous {
-            (Address::ZERO, Vec::new())
+            (Address::ZERO, shared.encrypt_with_ad(&QueryCaller::Nobody.encode(), &ad)?)
         } else if let Some(permit) = &options.permit {
             let signer = self.permit_signer(permit).await?;
             let field = QueryCaller::Permit(permit.clone()).encode();
@@ -1026,6 +1037,13 @@ impl Client {
                 "it ran code {}, but the contract's code is {}",
                 answer.code_hash, at_request.code_hash
             )));
+        }
+        // The ciphertext is the one the signature covers (its hash is signed): not another run's
+        // output under the same key, attached to an honest header.
+        if enigma_types::output_hash(&answer.encrypted_output) != answer.output_hash {
+            return Err(ClientError::BadResult(
+                "its output is not the one its signature covers".into(),
+            ));
         }
         // Its signature names the caller the contract was told: checked against this account
         // (or none, anonymous), so an answer given as anyone else does not verify.

@@ -628,11 +628,26 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         while let Some(event) = p2p_events.recv().await {
             match event {
                 enigma_p2p::Event::Task { request: TaskRequest::Query(query), reply, from } => {
+                    // Admitted per peer like tasks (a peer cannot hold every query slot), and
+                    // never a strike.
+                    let source = Source::Peer(from);
+                    let admitted = w
+                        .admission
+                        .lock()
+                        .map_err(|_| NotAdmitted::Busy { limit: 0 })
+                        .and_then(|mut a| a.admit(source, crate::attest::now_ms()));
                     let w2 = w.clone();
                     w.spawn(async move {
-                        let answer = match w2.answer_query(*query).await {
-                            Ok(a) => TaskResponse::Answer(Box::new(a)),
+                        let answer = match admitted {
                             Err(e) => TaskResponse::Rejected(e.to_string()),
+                            Ok(()) => {
+                                let answered = w2.answer_query(*query).await;
+                                settle(&w2.admission, source, false);
+                                match answered {
+                                    Ok(a) => TaskResponse::Answer(Box::new(a)),
+                                    Err(e) => TaskResponse::Rejected(e.to_string()),
+                                }
+                            }
                         };
                         tracing::debug!(%from, "answered a routed query");
                         reply.send(answer).await;

@@ -517,6 +517,7 @@ impl QueryAnswerMessage {
             query_hash: &self.query_hash,
             output_hash: &self.output_hash,
             success: self.success,
+            gas_used: self.gas_used,
             caller,
         })
     }

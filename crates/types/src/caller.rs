@@ -170,10 +170,12 @@ pub fn permit_digest(
     keccak256(&m)
 }
 
-/// Who asks a query, as its encrypted caller field carries it: a signature over this query, or
-/// a permit.
+/// Who asks a query, as its encrypted caller field carries it: nobody, a signature over this
+/// query, or a permit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryCaller {
+    /// Anonymous.
+    Nobody,
     /// `r ‖ s ‖ v` over [`query_digest`].
     Signature(Vec<u8>),
     /// A permit that covers the contract.
@@ -181,13 +183,31 @@ pub enum QueryCaller {
 }
 
 /// The most contracts a permit may name.
-pub const MAX_PERMIT_CONTRACTS: usize = 64;
+pub const MAX_PERMIT_CONTRACTS: usize = 16;
+/// The longest permit name (bytes).
+pub const MAX_PERMIT_NAME: usize = 64;
+/// The size every encoded caller field is padded to (with zeros), so its length does not tell
+/// an anonymous query from a signed one or a permit, nor one permit from another. It holds the
+/// largest permit.
+pub const CALLER_FIELD_SIZE: usize =
+    1 + 8 + MAX_PERMIT_NAME + 8 + MAX_PERMIT_CONTRACTS * 40 + 8 + 8 + 65;
 
 impl QueryCaller {
-    /// `0x01 ‖ signature`, or `0x02 ‖ enc(name, list(contract), u64 expiry, signature)`.
+    /// `0x00` (anonymous), `0x01 ‖ signature`, or `0x02 ‖ enc(name, list(contract), u64 expiry,
+    /// signature)`, padded with zeros to [`CALLER_FIELD_SIZE`] (longer only for a permit over
+    /// the limits, which [`decode`](Self::decode) refuses).
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.encode_unpadded();
+        if out.len() < CALLER_FIELD_SIZE {
+            out.resize(CALLER_FIELD_SIZE, 0);
+        }
+        out
+    }
+
+    fn encode_unpadded(&self) -> Vec<u8> {
         match self {
+            Self::Nobody => alloc::vec![0u8],
             Self::Signature(s) => {
                 let mut out = alloc::vec![1u8];
                 out.extend_from_slice(s);
@@ -208,14 +228,28 @@ impl QueryCaller {
         }
     }
 
-    /// Reads [`encode`](Self::encode)'s output.
+    /// Reads [`encode`](Self::encode)'s output: exactly [`CALLER_FIELD_SIZE`] bytes, the
+    /// padding all zeros.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != CALLER_FIELD_SIZE {
+            return None;
+        }
         let (tag, rest) = bytes.split_first()?;
+        let padding_is_zero =
+            |used: usize| rest.get(used..).is_some_and(|p| p.iter().all(|b| *b == 0));
         match tag {
-            1 => Some(Self::Signature(rest.to_vec())),
+            0 => padding_is_zero(0).then_some(Self::Nobody),
+            1 => {
+                let signature = rest.get(..65)?.to_vec();
+                padding_is_zero(65).then_some(Self::Signature(signature))
+            }
             2 => {
                 let mut d = crate::enc::Decoder::new(rest);
-                let name = alloc::string::String::from_utf8(d.bytes().ok()?.to_vec()).ok()?;
+                let name = d.bytes().ok()?;
+                if name.len() > MAX_PERMIT_NAME {
+                    return None;
+                }
+                let name = alloc::string::String::from_utf8(name.to_vec()).ok()?;
                 let n = d.list_len(MAX_PERMIT_CONTRACTS as u64).ok()?;
                 let mut contracts = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -223,8 +257,13 @@ impl QueryCaller {
                 }
                 let expiry = d.u64().ok()?;
                 let signature = d.bytes().ok()?.to_vec();
-                d.finish().ok()?;
-                Some(Self::Permit(Permit { name, contracts, expiry, signature }))
+                let used = rest.len() - d.remaining();
+                padding_is_zero(used).then_some(Self::Permit(Permit {
+                    name,
+                    contracts,
+                    expiry,
+                    signature,
+                }))
             }
             _ => None,
         }
@@ -285,11 +324,21 @@ mod tests {
             signature: alloc::vec![7; 65],
         };
         let caller = QueryCaller::Permit(p.clone());
-        assert_eq!(QueryCaller::decode(&caller.encode()), Some(caller));
         let sig = QueryCaller::Signature(alloc::vec![9; 65]);
-        assert_eq!(QueryCaller::decode(&sig.encode()), Some(sig));
+        // Every kind is the same size on the wire.
+        for c in [caller, sig, QueryCaller::Nobody] {
+            let bytes = c.encode();
+            assert_eq!(bytes.len(), CALLER_FIELD_SIZE);
+            assert_eq!(QueryCaller::decode(&bytes), Some(c));
+        }
+        let mut dirty = QueryCaller::Nobody.encode();
+        dirty[CALLER_FIELD_SIZE - 1] = 1;
+        assert_eq!(QueryCaller::decode(&dirty), None, "padding must be zeros");
         assert_eq!(QueryCaller::decode(&[3, 1]), None);
         assert_eq!(QueryCaller::decode(&[]), None);
+        let mut huge = p.clone();
+        huge.contracts = alloc::vec![ContractAddress([4; 32]); MAX_PERMIT_CONTRACTS + 1];
+        assert_eq!(QueryCaller::decode(&QueryCaller::Permit(huge).encode()), None);
         let principal = Address([1; 20]);
         let d = permit_digest(&principal, &p.name, &p.contracts, p.expiry);
         for other in [

@@ -206,12 +206,14 @@ pub struct QueryAnswerFields<'a> {
     pub output_hash: &'a OutputHash,
     /// Whether the function returned (or failed, the output then being the error text).
     pub success: bool,
+    /// Gas used.
+    pub gas_used: u64,
     /// The verified caller (zero: none).
     pub caller: Address,
 }
 
 /// `H(enc("enigma-query-answer-v1", contract, codeHash, u64 deltaCount, deltaHash, queryHash,
-/// outputHash, u8 success, caller(20)))`.
+/// outputHash, u8 success, u64 gasUsed, caller(20)))`.
 #[must_use]
 pub fn query_answer_digest(a: &QueryAnswerFields<'_>) -> [u8; 32] {
     Encoder::hashing()
@@ -223,6 +225,7 @@ pub fn query_answer_digest(a: &QueryAnswerFields<'_>) -> [u8; 32] {
         .bytes(a.query_hash)
         .bytes(a.output_hash.as_bytes())
         .u8(u8::from(a.success))
+        .u64(a.gas_used)
         .bytes(a.caller.as_bytes())
         .digest()
 }
