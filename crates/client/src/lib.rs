@@ -989,7 +989,7 @@ impl Client {
         let query_key = KeyPair::generate()?;
         let shared = query_key.derive_key(&key);
         let query_id = enigma_types::keccak256(query_key.public_key().as_bytes());
-        let as_task = TaskId(query_id);
+        let as_task = enigma_types::messages::query_task_id(&query_id);
         let (f, a) = encrypt_inputs(&shared, &contract, &as_task, 0, callable, args)?;
         let query = enigma_types::messages::query_hash(
             &contract,

@@ -264,7 +264,7 @@ pub struct ComputeTask {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueryRequest {
     /// The client's random id for the query: its fields are encrypted as those of "task"
-    /// `query_id` of the contract (value 0).
+    /// `query_task_id(query_id)` of the contract (value 0), which no task has.
     pub query_id: [u8; 32],
     /// The epoch (first block) whose IO key the query is encrypted to.
     pub epoch: u64,

@@ -1119,7 +1119,7 @@ impl WorkerState {
         Self::check_inputs(&q.encrypted_fn, &q.encrypted_args)?;
         cap("the encrypted caller proof", q.encrypted_caller.len(), 2048)?;
         let contract = q.contract;
-        let as_task = TaskId(q.query_id);
+        let as_task = enigma_types::messages::query_task_id(&q.query_id);
         let id = ContractKeyId { contract, code_hash: q.code_hash };
         let key = self.state_key(id)?;
         let me = self.identity()?;

@@ -187,6 +187,15 @@ pub fn query_hash(
         .digest()
 }
 
+/// `TaskId(H(enc("enigma-query-v1", queryId)))`: the "task" whose fields a query's callable,
+/// arguments, caller and output are encrypted as. No task has this id (a task id is
+/// `keccak256(sender ‖ nonce)`), so no task's ciphertext opens as a query, nor a query's as a
+/// task.
+#[must_use]
+pub fn query_task_id(query_id: &[u8; 32]) -> TaskId {
+    TaskId(Encoder::hashing().bytes(QUERY_PREFIX).bytes(query_id).digest())
+}
+
 /// What a worker enclave signs for a query's answer: the contract and code it ran, the state it
 /// ran on, the query, the (encrypted) output, success and the verified caller the contract was
 /// told.
