@@ -2050,11 +2050,18 @@ impl Worker {
                     request.state =
                         Some(self.state_to_load(&contract, have, want, use_snapshot)?);
                 }
+                // Queries run on whichever of the enclave's query runtimes is free, so the
+                // deltas sent for one may not line up with the next one's copy: load whole (the
+                // snapshot first, then every delta from 0 if even that does not stand).
                 Err(NodeError::Enclave(EnclaveError::BadState(why))) if request.state.is_some() => {
-                    tracing::warn!(%contract, why, "rebuilding a query's state from its deltas");
+                    tracing::debug!(%contract, why, "loading a query's state whole");
+                    request.state = Some(self.state_to_load(
+                        &contract,
+                        None,
+                        request.position,
+                        use_snapshot,
+                    )?);
                     use_snapshot = false;
-                    request.state =
-                        Some(self.state_to_load(&contract, None, request.position, false)?);
                 }
                 Ok(a) => {
                     return Ok(QueryAnswerMessage {
