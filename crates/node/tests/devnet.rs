@@ -14,7 +14,7 @@ fn free_port() -> u16 {
 async fn a_devnet_starts_ready_and_says_where_everything_is() {
     let dir = tempfile::tempdir().unwrap();
     // The address pages take a port and the next; another test may take either between picking
-    // and binding them: pick again then.
+    // and binding them: pick again then (in a fresh directory).
     let mut attempt = 0;
     let (devnet, address_port, steps) = loop {
         attempt += 1;
@@ -25,7 +25,8 @@ async fn a_devnet_starts_ready_and_says_where_everything_is() {
                 workers: 3,
                 address_port: Some(address_port),
                 block_interval: Duration::from_millis(200),
-                ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
+                // A fresh directory each attempt: a start that failed leaves part of its own.
+                ..DevnetConfig::on_free_ports(dir.path().join(format!("devnet-{attempt}")))
             },
             |step| steps.push(step.to_string()),
         )
