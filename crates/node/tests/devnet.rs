@@ -16,8 +16,10 @@ async fn a_devnet_starts_ready_and_says_where_everything_is() {
     // The address pages take a port and the next; another test may take either between picking
     // and binding them: pick again then (in a fresh directory).
     let mut attempt = 0;
-    let (devnet, address_port, steps) = loop {
+    let (devnet, address_port, steps, data_dir) = loop {
         attempt += 1;
+        // A fresh directory each attempt: a start that failed leaves part of its own.
+        let data_dir = dir.path().join(format!("devnet-{attempt}"));
         let address_port = free_port();
         let mut steps = Vec::new();
         let started = start_devnet(
@@ -25,14 +27,13 @@ async fn a_devnet_starts_ready_and_says_where_everything_is() {
                 workers: 3,
                 address_port: Some(address_port),
                 block_interval: Duration::from_millis(200),
-                // A fresh directory each attempt: a start that failed leaves part of its own.
-                ..DevnetConfig::on_free_ports(dir.path().join(format!("devnet-{attempt}")))
+                ..DevnetConfig::on_free_ports(data_dir.clone())
             },
             |step| steps.push(step.to_string()),
         )
         .await;
         match started {
-            Ok(devnet) => break (devnet, address_port, steps),
+            Ok(devnet) => break (devnet, address_port, steps, data_dir),
             Err(e) if attempt < 5 && e.to_string().contains("in use") => continue,
             Err(e) => panic!("the devnet did not start: {e}"),
         }
@@ -42,8 +43,7 @@ async fn a_devnet_starts_ready_and_says_where_everything_is() {
     assert_eq!(s.worker_signers.len(), 3);
     assert_eq!(s.accounts.len(), 5);
     let written: enigma_node::DevnetSummary =
-        serde_json::from_slice(&std::fs::read(dir.path().join("devnet/devnet.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(data_dir.join("devnet.json")).unwrap()).unwrap();
     assert_eq!(written.deployment.enigma, s.deployment.enigma);
 
     let gateway = HttpClientBuilder::default().build(&s.gateway_url).unwrap();
