@@ -59,3 +59,31 @@ fn double_votes_closed_polls_and_bad_votes_fail() {
         Err(ExecError::Reverted { message }) if message.contains("closed")
     ));
 }
+
+#[test]
+fn a_polls_count_answers_queries_once_it_is_tallied() {
+    let mut c =
+        Contract::deploy("voting", "construct(address)", &(Address::ZERO,).abi_encode_params());
+    let poll = U256::from(3u64);
+    for (i, vote) in [1u64, 0, 1].into_iter().enumerate() {
+        c.ok(
+            "cast_vote(uint256,address,uint256)",
+            &(poll, Address::repeat_byte(i as u8 + 1), U256::from(vote)).abi_encode_params(),
+        );
+    }
+    assert!(matches!(
+        c.query("count(uint256)", &(poll,).abi_encode_params()),
+        Err(ExecError::Reverted { message }) if message.contains("secret until it is tallied")
+    ));
+    // Casting a vote is a task only: a free query cannot even try it.
+    assert!(matches!(
+        c.query("cast_vote(uint256,address,uint256)", &(poll, Address::repeat_byte(9), U256::from(1u64)).abi_encode_params()),
+        Err(ExecError::Reverted { message }) if message.contains("does not answer queries")
+    ));
+    c.ok("tally_poll(uint256)", &(poll,).abi_encode_params());
+    let count = c.query("count(uint256)", &(poll,).abi_encode_params()).unwrap();
+    assert_eq!(
+        <(U256, U256)>::abi_decode_params(&count).unwrap(),
+        (U256::from(2u64), U256::from(1u64))
+    );
+}

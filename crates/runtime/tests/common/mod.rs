@@ -141,6 +141,16 @@ impl Contract {
         self.paying_outcome(function, args, GAS, value).result.map(|s| (s.output, s.payouts))
     }
 
+    /// Asks `function` as a read-only query: its output, or the error. Nothing is applied.
+    pub(crate) fn query(&mut self, function: &str, args: &[u8]) -> Result<Vec<u8>, ExecError> {
+        let task = Task::query(function, args, GasLimit(GAS)).after(&self.state);
+        let outcome = self.run(task);
+        if let Ok(done) = &outcome.result {
+            assert!(done.delta.is_empty(), "a query changes nothing");
+        }
+        outcome.result.map(|s| s.output)
+    }
+
     /// The contract's ENG balance as its state holds it.
     pub(crate) fn balance(&self) -> u128 {
         enigma_runtime::stored_balance(&self.state)

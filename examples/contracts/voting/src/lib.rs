@@ -37,6 +37,10 @@ pub trait ContractInterface {
     fn cast_vote(poll_id: U256, voter: Address, vote: U256) -> Result<(), String>;
     /// Closes the poll and sends the share of yes votes (in percent) to VotingETH.
     fn tally_poll(poll_id: U256) -> Result<U256, String>;
+    /// The count (yes, no) of a closed poll, for anyone to ask as a query; secret while the
+    /// poll is open.
+    #[query]
+    fn count(poll_id: U256) -> Result<(U256, U256), String>;
 }
 
 pub struct Contract;
@@ -85,5 +89,13 @@ impl ContractInterface for Contract {
             &VotingETH::finalizePollCall { pollId: poll_id, talliedQuorum: quorum },
         );
         Ok(quorum)
+    }
+
+    fn count(poll_id: U256) -> Result<(U256, U256), String> {
+        let poll: Poll = read_state!(poll_key(poll_id)).unwrap_or_default();
+        if !poll.closed {
+            return Err(format!("poll {poll_id} is open: its count is secret until it is tallied"));
+        }
+        Ok((U256::from(poll.yes), U256::from(poll.no)))
     }
 }
