@@ -706,6 +706,7 @@ pub(crate) async fn account(command: AccountCommand) -> Result<()> {
     let user = chain.account().context("the client has no account")?;
     let eng = chain.token_balance(user).await?;
     let prepaid = chain.prepaid_balance(user).await?;
+    let tasks = chain.task_nonce(user).await?;
     if connection.json {
         say!(
             "{}",
@@ -713,10 +714,12 @@ pub(crate) async fn account(command: AccountCommand) -> Result<()> {
                 "account": user.to_string(),
                 "eng_grains": eng.to_string(),
                 "prepaid_grains": prepaid.to_string(),
+                "tasks_recorded": tasks,
             })
         );
     } else {
         say!("account {user}");
+        say!("  tasks    {tasks} recorded (the next one's nonce)");
         say!("  ENG      {} grains ({} ENG)", eng, eng / 100_000_000);
         say!(
             "  prepaid  {} grains (pays task fees and values; payouts from contracts arrive here)",

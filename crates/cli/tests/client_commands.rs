@@ -153,8 +153,8 @@ async fn the_millionaires_example_runs_from_the_command_line() {
     let value =
         enigma(&summary, &["call", &counter, "value()", "--returns", "(uint256)"]).await.unwrap();
     assert_eq!(value["decoded"][0], "0", "reset by its owner");
-    // The same read as a query: no task, no fee. On the worker's latest state (the reset's
-    // receipt may still be in a batch; the chain's state can lag it).
+    // The same read as a query: no task recorded (so no fee). On the worker's latest state (the
+    // reset's receipt may still be in a batch; the chain's state can lag it).
     let before = enigma(&summary, &["account", "balance"]).await.unwrap();
     let asked =
         enigma(&summary, &["query", &counter, "value()", "--returns", "(uint256)", "--latest"])
@@ -162,7 +162,7 @@ async fn the_millionaires_example_runs_from_the_command_line() {
             .unwrap();
     assert_eq!(asked["decoded"][0], "0");
     let after = enigma(&summary, &["account", "balance"]).await.unwrap();
-    assert_eq!(before["prepaid_grains"], after["prepaid_grains"], "a query costs nothing");
+    assert_eq!(before["tasks_recorded"], after["tasks_recorded"], "a query records nothing");
     // With a permit instead of a signature per query.
     let permit =
         enigma(&summary, &["permit", "--contract", &counter, "--expires-in", "600"]).await.unwrap();
