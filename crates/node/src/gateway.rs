@@ -539,19 +539,9 @@ async fn submit<N: GatewayNode>(
     signer: SignerAddress,
     request: TaskRequest,
 ) -> std::result::Result<(), ErrorObjectOwned> {
-    let ip = ext.get::<ClientIp>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0);
-    let source = Source::Ip(client_network(ip));
-    let admitted = g
-        .admission
-        .lock()
-        .map_err(|_| NotAdmitted::Busy { limit: 0 })
-        .and_then(|mut a| a.admit(source, crate::attest::now_ms()));
-    if let Err(e) = admitted {
-        return Err(rpc_error(NOT_ADMITTED, e.to_string()));
-    }
     // A request counts as a strike until it is known not to be one: a client that hangs up
     // mid-request (dropping this future) is not spared.
-    let mut guard = Admitted { admission: &g.admission, source, strike: true };
+    let mut guard = admit(g, ext, true)?;
     let outcome = g.node.submit(signer, request).await;
     guard.strike = outcome.as_ref().err().is_some_and(is_strike);
     drop(guard);
@@ -566,20 +556,27 @@ async fn ask<N: GatewayNode>(
     signer: SignerAddress,
     query: QueryMessage,
 ) -> std::result::Result<QueryAnswerMessage, ErrorObjectOwned> {
-    let ip = ext.get::<ClientIp>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0);
-    let source = Source::Ip(client_network(ip));
-    let admitted = g
-        .admission
-        .lock()
-        .map_err(|_| NotAdmitted::Busy { limit: 0 })
-        .and_then(|mut a| a.admit(source, crate::attest::now_ms()));
-    if let Err(e) = admitted {
-        return Err(rpc_error(NOT_ADMITTED, e.to_string()));
-    }
-    let guard = Admitted { admission: &g.admission, source, strike: false };
+    let guard = admit(g, ext, false)?;
     let answer = g.node.query(signer, query).await;
     drop(guard);
     answer.map_err(refused)
+}
+
+/// Admits a request of the client the request came from under the gateway's per-client
+/// limits; the returned guard releases it (counting a strike if `strike` is still set then).
+fn admit<'g, N: GatewayNode>(
+    g: &'g Gateway<N>,
+    ext: &http::Extensions,
+    strike: bool,
+) -> std::result::Result<Admitted<'g>, ErrorObjectOwned> {
+    let ip = ext.get::<ClientIp>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0);
+    let source = Source::Ip(client_network(ip));
+    g.admission
+        .lock()
+        .map_err(|_| NotAdmitted::Busy { limit: 0 })
+        .and_then(|mut a| a.admit(source, crate::attest::now_ms()))
+        .map_err(|e| rpc_error(NOT_ADMITTED, e.to_string()))?;
+    Ok(Admitted { admission: &g.admission, source, strike })
 }
 
 /// Where a client's requests count against limits: its IPv4 address, or the /64 network of

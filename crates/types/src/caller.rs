@@ -84,6 +84,16 @@ pub fn domain_separator(principal: &Address) -> [u8; 32] {
     keccak256(&m)
 }
 
+/// `keccak256(0x1901 ‖ domainSeparator ‖ keccak256(encoded struct))`: EIP-712's digest of a
+/// typed struct (`encoded` is its type hash and fields, 32 bytes each) in this network's domain.
+fn typed_digest(principal: &Address, encoded: &[u8]) -> [u8; 32] {
+    let mut m = Vec::with_capacity(66);
+    m.extend_from_slice(b"\x19\x01");
+    m.extend_from_slice(&domain_separator(principal));
+    m.extend_from_slice(&keccak256(encoded));
+    keccak256(&m)
+}
+
 /// The digest a task's sender signs (`eth_signTypedData_v4` of the `EnigmaTask` struct).
 #[must_use]
 pub fn caller_digest(
@@ -101,12 +111,7 @@ pub fn caller_digest(
     s.extend_from_slice(&crate::enc::u256_from_u64(nonce));
     s.extend_from_slice(inputs_hash.as_bytes());
     s.extend_from_slice(&u256_from_u128(value));
-    let struct_hash = keccak256(&s);
-    let mut m = Vec::with_capacity(66);
-    m.extend_from_slice(b"\x19\x01");
-    m.extend_from_slice(&domain_separator(principal));
-    m.extend_from_slice(&struct_hash);
-    keccak256(&m)
+    typed_digest(principal, &s)
 }
 
 /// The digest a query's caller signs (`eth_signTypedData_v4` of the `EnigmaQuery` struct): the
@@ -118,12 +123,7 @@ pub fn query_digest(principal: &Address, contract: &ContractAddress, query: &[u8
     s.extend_from_slice(&keccak256(QUERY_TYPE.as_bytes()));
     s.extend_from_slice(contract.as_bytes());
     s.extend_from_slice(query);
-    let struct_hash = keccak256(&s);
-    let mut m = Vec::with_capacity(66);
-    m.extend_from_slice(b"\x19\x01");
-    m.extend_from_slice(&domain_separator(principal));
-    m.extend_from_slice(&struct_hash);
-    keccak256(&m)
+    typed_digest(principal, &s)
 }
 
 /// The typed struct of a query permit.
@@ -133,7 +133,7 @@ pub const PERMIT_TYPE: &str = "EnigmaPermit(string name,bytes32[] contracts,uint
 /// (`eth_signTypedData_v4` of `EnigmaPermit(name, contracts, expiry)`), reused for every query
 /// of the contracts it names until `expiry` (Unix seconds). It travels inside the encrypted
 /// query; whoever holds it can ask as its signer, so a dApp keeps it like a session key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Permit {
     /// The user's label for it (shown by wallets).
     pub name: alloc::string::String,
@@ -143,6 +143,17 @@ pub struct Permit {
     pub expiry: u64,
     /// `r ‖ s ‖ v` over [`permit_digest`].
     pub signature: Vec<u8>,
+}
+
+impl fmt::Debug for Permit {
+    /// Leaves the signature out: whoever holds a permit asks as its signer.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("name", &self.name)
+            .field("contracts", &self.contracts)
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The digest a permit's signer signs.
@@ -162,12 +173,7 @@ pub fn permit_digest(
     s.extend_from_slice(&keccak256(name.as_bytes()));
     s.extend_from_slice(&keccak256(&list));
     s.extend_from_slice(&crate::enc::u256_from_u64(expiry));
-    let struct_hash = keccak256(&s);
-    let mut m = Vec::with_capacity(66);
-    m.extend_from_slice(b"\x19\x01");
-    m.extend_from_slice(&domain_separator(principal));
-    m.extend_from_slice(&struct_hash);
-    keccak256(&m)
+    typed_digest(principal, &s)
 }
 
 /// Who asks a query, as its encrypted caller field carries it: nobody, a signature over this
@@ -336,6 +342,10 @@ mod tests {
         assert_eq!(QueryCaller::decode(&dirty), None, "padding must be zeros");
         assert_eq!(QueryCaller::decode(&[3, 1]), None);
         assert_eq!(QueryCaller::decode(&[]), None);
+        assert!(
+            !alloc::format!("{p:?}").contains("7, 7"),
+            "a permit's Debug leaves out its signature"
+        );
         let mut huge = p.clone();
         huge.contracts = alloc::vec![ContractAddress([4; 32]); MAX_PERMIT_CONTRACTS + 1];
         assert_eq!(QueryCaller::decode(&QueryCaller::Permit(huge).encode()), None);
