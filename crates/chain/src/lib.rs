@@ -32,7 +32,7 @@ mod error;
 mod evidence;
 mod watcher;
 
-pub use anvil::{ensure_anvil, find_anvil, spawn_anvil};
+pub use anvil::{ANVIL_ARGS, ensure_anvil, find_anvil, spawn_anvil};
 pub use client::{
     BatchItemTx, Chain, ComputeReceiptTx, DeployReceiptTx, EpochInfo, Mined, SecretContract,
     TaskLimits, TaskRecord, TaskStatus, WorkerInfo, WorkerStatus, describe_revert, provider,

@@ -4,9 +4,7 @@
 //! `cargo test -p enigma-chain --test gas -- --nocapture` prints the table recorded in
 //! BENCHMARKS.md.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use enigma_chain::*;
 use enigma_types::{
     Address, CodeHash, ContractAddress, DeltaHash, Grains, InputsHash, OutputHash, TaskId,

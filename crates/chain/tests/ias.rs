@@ -4,10 +4,8 @@
 //! bind none); any changed byte, another MRENCLAVE or MRSIGNER, or the wrong product id is
 //! refused.
 
-mod common;
-
+use crate::common::{account_key, assert_rejected};
 use alloy::node_bindings::AnvilInstance;
-use common::{account_key, assert_rejected};
 use enigma_attestation::{Evidence, IasEvidence, Policy, parse_ias_timestamp, verify};
 use enigma_chain::*;
 use enigma_types::SignerAddress;

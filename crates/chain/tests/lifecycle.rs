@@ -1,10 +1,8 @@
 //! The whole lifecycle against real anvil: registration, stakes, epochs, task records, every
 //! receipt kind, callbacks, timeouts, withdrawals — and the fees to the grain.
 
-mod common;
-
+use crate::common::*;
 use alloy::{primitives::U256, sol_types::SolCall};
-use common::*;
 use enigma_chain::{bindings::VotingETH, *};
 use enigma_types::{
     Address, CodeHash, ContractAddress, DeltaHash, Grains, InputsHash, OutputHash, keccak256,

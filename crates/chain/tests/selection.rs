@@ -1,9 +1,7 @@
 //! Worker selection: the Rust mirror (`enigma_types::selection`) and the contract's
 //! `getWorkerGroup` agree on random seeds, stakes and contract addresses (through one anvil).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use enigma_chain::EpochCache;
 use enigma_types::{ContractAddress, selection::select_workers};
 use proptest::{

@@ -140,6 +140,10 @@ pub(crate) struct PermitArgs {
     /// Its name (a label shown by wallets).
     #[arg(long, default_value = "enigma cli")]
     name: String,
+    /// Revoke your permits of this name at each listed contract instead (a signed task each,
+    /// with its fee): their queries are refused on the contract's new state and every later one.
+    #[arg(long)]
+    revoke: bool,
     #[command(flatten)]
     connection: Connection,
 }
@@ -559,6 +563,31 @@ pub(crate) async fn query(a: QueryArgs) -> Result<()> {
 /// `enigma permit`: the signed permit as JSON on standard output.
 pub(crate) async fn permit(a: PermitArgs) -> Result<()> {
     let client = a.connection.connect().await?;
+    if a.revoke {
+        for contract in &a.contracts {
+            let outcome = client
+                .revoke_permit(*contract, &a.name)
+                .await
+                .with_context(|| format!("revoking permits named {:?} at {contract}", a.name))?;
+            if a.connection.json {
+                say!(
+                    "{}",
+                    serde_json::json!({
+                        "revoked": a.name,
+                        "contract": contract.to_string(),
+                        "task_id": outcome.task_id.to_string(),
+                    })
+                );
+            } else {
+                say!(
+                    "revoked your permits named {:?} at {contract} (task {})",
+                    a.name,
+                    outcome.task_id
+                );
+            }
+        }
+        return Ok(());
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

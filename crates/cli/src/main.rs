@@ -97,11 +97,13 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Query(client_cmds::QueryArgs),
     /// Sign a query permit: queries of the named contracts may carry it instead of a signature
-    /// each, until it expires. Whoever holds it asks as you: keep the file private.
+    /// each, until it expires or you revoke it. Whoever holds it asks as you: keep the file
+    /// private.
     ///
     /// Examples:
-    ///   enigma permit --contract 0x51…0c --expires-in 86400 > permit.json
+    ///   enigma permit --contract 0x51…0c --expires-in 86400 --name my-dapp > permit.json
     ///   enigma query 0x51…0c 'my_balance()' --returns '(uint256)' --permit permit.json
+    ///   enigma permit --revoke --contract 0x51…0c --name my-dapp
     #[command(verbatim_doc_comment)]
     Permit(client_cmds::PermitArgs),
     /// The account's ENG and its prepaid balance for task fees.

@@ -298,6 +298,10 @@ pub struct Client {
 /// first refusal and looked up again.
 const QUERY_TARGET_TTL: Duration = Duration::from_secs(5);
 
+/// The gas a permit's revocation is recorded with: the runtime charges it 15,000 (its task base
+/// and the revocation), whatever the contract.
+const REVOKE_PERMIT_GAS: u64 = 20_000;
+
 /// A worker whose evidence verified: until it registers again or its evidence ages out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Attested {
@@ -932,6 +936,26 @@ impl Client {
             expiry,
             signature: self.config.account.sign_digest(&digest).as_bytes().to_vec(),
         })
+    }
+
+    /// Revokes this account's permits named `name` for `contract` before they expire: a signed
+    /// task (`enigma_types::caller::REVOKE_PERMIT`, recorded and paid like any) after which the
+    /// contract's enclave refuses them on its new state and every later one. A permit names
+    /// several contracts: revoke it at each.
+    pub async fn revoke_permit(
+        &self,
+        contract: ContractAddress,
+        name: &str,
+    ) -> Result<TaskOutcome> {
+        use enigma_types::caller::{MAX_PERMIT_NAME, REVOKE_PERMIT};
+        if name.len() > MAX_PERMIT_NAME {
+            return Err(ClientError::BadPermit(format!(
+                "a permit's name is at most {MAX_PERMIT_NAME} bytes, not {}",
+                name.len()
+            )));
+        }
+        let args = alloy::sol_types::SolValue::abi_encode_params(&(name.to_string(),));
+        self.compute(contract, REVOKE_PERMIT, &args, REVOKE_PERMIT_GAS).await
     }
 
     /// The account that signed `permit` for this network.

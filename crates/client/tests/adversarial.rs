@@ -4,8 +4,7 @@
 //! output, a result from a previous run of the same contract. The client refuses each before a
 //! dApp sees it, and the honest path through the same proxy still works.
 
-#[path = "support/common.rs"]
-mod common;
+use crate::common;
 
 use std::{
     path::PathBuf,

@@ -7,8 +7,7 @@
 //! contract), and the voting callback failing while the poll is open and succeeding once it
 //! has closed.
 
-#[path = "support/common.rs"]
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

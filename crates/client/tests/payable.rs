@@ -3,8 +3,7 @@
 //! less the price and every other bidder its deposit — to the grain, on chain. A bid the
 //! contract refuses fails its task and the chain returns its deposit.
 
-#[path = "support/common.rs"]
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -2,8 +2,7 @@
 //! record, a fee or a block, verified (signer, query, code, state) and decrypted by the client;
 //! the contract knows who asks; a query that writes is refused; confirmed and latest state.
 
-#[path = "support/common.rs"]
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
@@ -108,6 +107,40 @@ async fn queries_answer_from_the_enclave_without_a_record_and_know_who_asks() {
     );
     let expired = alice.sign_permit("old", &[erc20], now - 1).await.unwrap();
     refused(alice.query_with(erc20, "my_balance()", &[], &with(expired)).await, "expired");
+
+    // Revoked before it expires, by a signed task of its signer to the contract. Someone else's
+    // revocation of that name revokes their own permits, not hers.
+    let other = alice.sign_permit("other dapp", &[erc20], now + 3_600).await.unwrap();
+    bob.deposit(1_000_000).await.unwrap();
+    bob.revoke_permit(erc20, "test dapp").await.unwrap();
+    bob.query_with(erc20, "my_balance()", &[], &with(permit.clone())).await.unwrap();
+    let revoked = alice.revoke_permit(erc20, "test dapp").await.unwrap();
+    // The worker's latest state has it at once; the chain's, once the receipt lands.
+    let latest = |p| QueryOptions { permit: Some(p), latest: true, ..QueryOptions::default() };
+    refused(bob.query_with(erc20, "my_balance()", &[], &latest(permit.clone())).await, "revoked");
+    alice.confirm(&revoked).await.unwrap();
+    refused(bob.query_with(erc20, "my_balance()", &[], &with(permit.clone())).await, "revoked");
+    let still = bob.query_with(erc20, "my_balance()", &[], &with(other)).await.unwrap();
+    assert_eq!(still.caller, me, "her permits of other names still answer");
+    // Nobody can revoke anonymously (whose permits would it be?).
+    let args = ("other dapp".to_string(),).abi_encode_params();
+    let anonymous_task = enigma_client::TaskOptions { anonymous: true, ..Default::default() };
+    let unsigned = alice
+        .record_compute_with(
+            erc20,
+            enigma_types::caller::REVOKE_PERMIT,
+            &args,
+            20_000,
+            &anonymous_task,
+        )
+        .await
+        .unwrap();
+    match alice.send(unsigned).await.unwrap().result().await {
+        Err(ClientError::TaskFailed { message, .. }) => {
+            assert!(message.contains("signed by its sender"), "{message}")
+        }
+        other => panic!("an unsigned revocation: {other:?}"),
+    }
 
     let anonymous = QueryOptions { anonymous: true, ..QueryOptions::default() };
     match alice.query_with(erc20, "my_balance()", &[], &anonymous).await {

@@ -1134,6 +1134,8 @@ impl WorkerState {
         );
         // Who asks: the signer of the query, if it signed (inside the encryption, so the host
         // does not learn it).
+        // A permit's name, to look up its revocation in the state the query runs on.
+        let mut permit_name = None;
         let caller = if q.encrypted_caller.is_empty() {
             None
         } else {
@@ -1172,7 +1174,9 @@ impl WorkerState {
                         ));
                     }
                     let digest = permit_digest(&me.principal, &p.name, &p.contracts, p.expiry);
-                    Some(recover(&p.signature, &digest)?)
+                    let signer = recover(&p.signature, &digest)?;
+                    permit_name = Some(p.name);
+                    Some(signer)
                 }
             }
         };
@@ -1191,6 +1195,20 @@ impl WorkerState {
                 .map_err(|e| EnclaveError::BadState(format!("the contract's module: {e}")))?;
         }
         self.ensure_state(exec, &key, id, q.position, q.state)?;
+        // Revoked in this state (by a task of its signer, `REVOKE_PERMIT`): refused here and in
+        // every later state.
+        if let (Some(signer), Some(name)) = (caller, &permit_name) {
+            let (state, _) = exec.states.get(&id).ok_or(EnclaveError::StateNotLoaded {
+                contract,
+                have: None,
+                want: q.position,
+            })?;
+            if enigma_runtime::permit_revoked(state, &signer, name) {
+                return Err(EnclaveError::BadCaller(
+                    "the permit was revoked by its signer; ask for a new one".into(),
+                ));
+            }
+        }
         let (success, plain, gas_used) = match Self::decrypt_inputs(
             &user_key,
             &q.encrypted_fn,

@@ -4,11 +4,9 @@
 //! argument or key in any response, `Debug` or error) and that honest work still succeeds.
 //! docs/threat-model.md lists each attack with the test that shows it fails.
 
-mod common;
-
+use crate::common::*;
 use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
-use common::*;
 use enigma_attestation::{Evidence, SimulationAuthority};
 use enigma_crypto::KeyPair;
 use enigma_enclave::*;

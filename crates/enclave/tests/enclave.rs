@@ -1,11 +1,9 @@
 //! The enclaves through the simulation backend: the full round trip from client encryption to
 //! a verified, decrypted result, with state keys from the KM; every rejection path; restarts.
 
-mod common;
-
+use crate::common::*;
 use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
-use common::*;
 use enigma_enclave::*;
 use enigma_types::{Address, ContractAddress, DeltaHash, OutputHash, SignerAddress, delta_hash};
 

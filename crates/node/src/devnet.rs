@@ -332,6 +332,7 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
         .arg("--state")
         .arg(state.display().to_string())
         .args(["--state-interval", "1"])
+        .args(enigma_chain::ANVIL_ARGS)
         .try_spawn()
         .map_err(|e| NodeError::Io(format!("starting anvil on port {}: {e}", config.chain_port)))?;
     let chain_url = anvil.endpoint_url().to_string();

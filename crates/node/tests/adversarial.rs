@@ -4,19 +4,14 @@
 //! or the chain — and each test asserts that honest tasks still complete, verified, with the
 //! right output, and that the attacker gains nothing.
 
-#[path = "support/common.rs"]
-mod common;
-
-use common::*;
-
-#[path = "support/rogue.rs"]
-mod rogue;
+use crate::common::*;
 
 use std::{
     net::{IpAddr, SocketAddr},
     time::{Duration, Instant},
 };
 
+use crate::rogue::{Rogue, publish};
 use alloy::providers::Provider as _;
 use alloy_primitives::Address as AlloyAddress;
 use alloy_sol_types::SolValue;
@@ -28,7 +23,6 @@ use enigma_node::{Devnet, DevnetConfig, DevnetSummary, start_devnet};
 use enigma_p2p::{GossipMessage, ResultMessage, TaskRequest, TaskResponse, messages::ResultView};
 use enigma_types::{ContractAddress, InputsHash, SignerAddress, TaskId, selection::select_worker};
 use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
-use rogue::{Rogue, publish};
 
 const ENG: u128 = 100_000_000;
 const GAS: u64 = 50_000_000;

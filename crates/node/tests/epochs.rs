@@ -12,15 +12,14 @@
 
 use std::{collections::HashSet, path::PathBuf, sync::OnceLock, time::Duration};
 
+use crate::common;
+use crate::support;
 use alloy::providers::Provider as _;
 use alloy_primitives::U256;
 use alloy_sol_types::SolValue;
 use enigma_chain::{Chain, TaskStatus};
 use enigma_client::{Client, ClientConfig, ClientError};
 use enigma_crypto::KeyPair;
-#[path = "support/common.rs"]
-mod common;
-mod support;
 
 use enigma_node::*;
 use enigma_p2p::{SyncRequest, SyncResponse};

@@ -5,10 +5,7 @@
 //! host without an attested enclave gets no state key from the key manager, and a contract's
 //! tasks run in their record order whatever order they arrive in.
 
-#[path = "support/common.rs"]
-mod common;
-
-use common::*;
+use crate::common::*;
 
 use std::time::Duration;
 

@@ -4,10 +4,7 @@
 //! on it sees it confirmed. And a task waiting for its record's depth longer than the worker's
 //! answer window is answered "accepted" at once, its result following.
 
-#[path = "support/common.rs"]
-mod common;
-
-use common::*;
+use crate::common::*;
 
 use std::{
     sync::{

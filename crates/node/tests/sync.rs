@@ -2,15 +2,13 @@
 //! each checked against the chain's hashes; a provider that tampers with a delta is penalized and
 //! the data comes from another; a provider serves only deltas it has checked against the chain.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::*;
 use enigma_node::sync::{MemoryHashes, Verified, serve, sync_contract};
 use enigma_p2p::{SyncRequest, SyncResponse};
 use enigma_store::Store;
 use enigma_types::delta_hash;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampering_provider_is_rejected_and_every_delta_arrives_verified() {

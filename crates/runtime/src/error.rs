@@ -230,6 +230,11 @@ pub enum ExecError {
         /// The value (grains).
         value: u128,
     },
+    /// What the task asked needs a verified caller, and its sender did not sign it.
+    NeedsCaller {
+        /// What it asked: "revoke a permit".
+        what: &'static str,
+    },
     /// The contract's `decrypt` call got a blob that does not decrypt under the key it gave.
     DecryptFailed,
     /// The module cannot run.
@@ -285,6 +290,11 @@ impl fmt::Display for ExecError {
             Self::NotQueryable => f.write_str(
                 "the contract does not answer queries (it was not built to say which of its \
                  functions do); send a task instead",
+            ),
+            Self::NeedsCaller { what } => write!(
+                f,
+                "to {what} a task must be signed by its sender (the one it acts for); send it \
+                 signed, not anonymously"
             ),
             Self::ReadOnly { what } => write!(
                 f,

@@ -1,9 +1,11 @@
 //! Running a task: instantiate, meter, call `deploy` or `call`, collect the delta.
 
-use alloc::{collections::BTreeMap, string::String, vec::Vec};
+use alloc::{collections::BTreeMap, format, string::String, vec, vec::Vec};
 
 use enigma_types::{
-    Address, CodeHash, DeltaHash, GasLimit, GasUsed, code_hash,
+    Address, CodeHash, DeltaHash, GasLimit, GasUsed,
+    caller::{MAX_PERMIT_NAME, REVOKE_PERMIT},
+    code_hash,
     delta::{Change, Delta},
     payouts::Payout,
 };
@@ -340,13 +342,16 @@ impl Runtime {
             };
             return Ok(fail(base, e));
         }
+        let name = task.function.split('(').next().unwrap_or_default();
+        if task.entry == Entry::Call && Some(name) == REVOKE_PERMIT.split('(').next() {
+            return Ok(revoke_permit(&task, state, base));
+        }
         let (module, memory_source) =
             match self.cache.get_or_compile(&self.engine, &code.hash, code.wasm, &self.limits) {
                 Ok(found) => found,
                 Err(e) => return Ok(fail(base, e.into())),
             };
 
-        let name = task.function.split('(').next().unwrap_or_default();
         // Modules of enigma's SDK (they import its extensions) read a missing key as nothing,
         // as they always have; any other module is eng-wasm's and reads it as JSON `null`.
         let sdk = module.imports().any(|i| matches!(i.name(), "enigma_fail" | "enigma_state_len"));
@@ -507,6 +512,71 @@ impl Runtime {
             }),
         })
     }
+}
+
+/// Answers `enigma_types::caller::REVOKE_PERMIT` for any contract, without its code: the task's
+/// verified caller revokes its permits of the name given, in the contract's state (idempotent).
+fn revoke_permit(task: &Task<'_>, state: &dyn StateReader, base: u64) -> Outcome {
+    let limit = task.gas_limit.0;
+    let cost = base.saturating_add(gas::REVOKE_PERMIT);
+    let outcome = |result| Outcome { gas_used: GasUsed(cost.min(limit)), result };
+    if limit < cost {
+        return outcome(Err(ExecError::OutOfGas { limit }));
+    }
+    if task.read_only {
+        return outcome(Err(ExecError::ReadOnly { what: "revoke a permit" }));
+    }
+    if task.value != 0 {
+        return outcome(Err(ExecError::ValueNotTaken { value: task.value }));
+    }
+    let Some(signer) = task.caller else {
+        return outcome(Err(ExecError::NeedsCaller { what: "revoke a permit" }));
+    };
+    let bad = |detail: String| ExecError::BadArguments { function: REVOKE_PERMIT.into(), detail };
+    let name = match abi_string(task.args) {
+        Ok(name) if name.len() <= MAX_PERMIT_NAME => name,
+        Ok(name) => {
+            return outcome(Err(bad(format!(
+                "a permit's name has at most {MAX_PERMIT_NAME} bytes, not {}",
+                name.len()
+            ))));
+        }
+        Err(detail) => return outcome(Err(bad(detail.into()))),
+    };
+    let key = host::revoked_permit_key(&signer, name);
+    let changes = if state.read(&key).is_some() {
+        Vec::new()
+    } else {
+        vec![Change { key, value: Some(vec![1]) }]
+    };
+    outcome(Ok(Success {
+        output: Vec::new(),
+        delta: Delta { index: task.delta_index, prev_hash: task.prev_delta_hash, changes },
+        eth_call: None,
+        payouts: Vec::new(),
+        logs: Vec::new(),
+    }))
+}
+
+/// The one `string` of ABI-encoded arguments: offset 32, length, the bytes (zero-padded).
+fn abi_string(args: &[u8]) -> Result<&str, &'static str> {
+    let word = |at: usize| -> Option<usize> {
+        let w: &[u8; 32] = args.get(at..at.checked_add(32)?)?.try_into().ok()?;
+        let (high, low) = w.split_at(24);
+        if high.iter().any(|&b| b != 0) {
+            return None;
+        }
+        usize::try_from(u64::from_be_bytes(low.try_into().ok()?)).ok()
+    };
+    if word(0) != Some(32) {
+        return Err("expected one ABI-encoded string (its offset is not 32)");
+    }
+    let len = word(32).ok_or("the string's length does not decode")?;
+    let bytes = 64usize
+        .checked_add(len)
+        .and_then(|end| args.get(64..end))
+        .ok_or("the string is longer than the arguments")?;
+    core::str::from_utf8(bytes).map_err(|_| "the string is not UTF-8")
 }
 
 /// The task's fuel not yet used: the store's slice and the reserve.

@@ -10,6 +10,7 @@
 //! | `encrypt`, `decrypt` | [`CRYPTO_BASE`] + [`CRYPTO_PER_BYTE`] per byte |
 //! | `enigma_pay` | [`HOST_CALL`] + copies + [`PAYOUT`] |
 //! | `gas(n)` | `n` |
+//! | a permit's revocation (`enigma_revoke_permit(string)`, no contract code runs) | [`TASK_BASE`] + [`REVOKE_PERMIT`] |
 
 /// Charged once per compute task (and per deploy).
 pub const TASK_BASE: u64 = 10_000;
@@ -31,6 +32,8 @@ pub const CRYPTO_PER_BYTE: u64 = 1;
 /// Charged per payout: the chain writes the recipient's balance (a fresh slot costs 22,100
 /// Ethereum gas, paid by the worker that commits the receipt).
 pub const PAYOUT: u64 = 25_000;
+/// Revoking a permit (`enigma_types::caller::REVOKE_PERMIT`), beside the task's base.
+pub const REVOKE_PERMIT: u64 = 5_000;
 
 /// The copy cost of `len` bytes.
 #[must_use]

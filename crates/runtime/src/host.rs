@@ -21,6 +21,24 @@ pub const RESERVED_PREFIX: &[u8] = b"\0enigma/";
 /// grains).
 pub const BALANCE_KEY: &[u8] = b"\0enigma/balance";
 
+/// The state key under which a contract remembers that `signer` revoked its permits named
+/// `name` (`enigma_types::caller::REVOKE_PERMIT`): `\0enigma/revoked/ ‖ signer ‖ name`.
+#[must_use]
+pub fn revoked_permit_key(signer: &Address, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(RESERVED_PREFIX.len() + 8 + 20 + name.len());
+    key.extend_from_slice(RESERVED_PREFIX);
+    key.extend_from_slice(b"revoked/");
+    key.extend_from_slice(&signer.0);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// Whether `signer` revoked its permits named `name` in this state of the contract.
+#[must_use]
+pub fn permit_revoked(state: &dyn StateReader, signer: &Address, name: &str) -> bool {
+    state.read(&revoked_permit_key(signer, name)).is_some()
+}
+
 /// A contract's balance as stored under [`BALANCE_KEY`] (zero when it was never paid).
 #[must_use]
 pub fn stored_balance(state: &dyn StateReader) -> u128 {

@@ -48,6 +48,6 @@ pub use exec::{
     ContractCode, Deadline, Entry, EthCall, FUEL_SLICE, Interrupted, NoDeadline, Outcome, Runtime,
     Success, Task,
 };
-pub use host::{BALANCE_KEY, RESERVED_PREFIX, stored_balance};
+pub use host::{BALANCE_KEY, RESERVED_PREFIX, permit_revoked, revoked_permit_key, stored_balance};
 pub use limits::Limits;
 pub use state::{ContractState, Randomness, StateError, StateReader};

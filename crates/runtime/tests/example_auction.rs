@@ -1,10 +1,8 @@
 //! The sealed-bid second-price auction through the runtime.
 
-mod common;
-
+use crate::common::Contract;
 use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_sol_types::SolValue;
-use common::Contract;
 use enigma_runtime::ExecError;
 use enigma_types::{Grains, payouts::Payout};
 

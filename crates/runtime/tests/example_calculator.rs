@@ -1,10 +1,10 @@
 //! The calculator example through the runtime, and the SDK's dispatch errors.
 
-mod common;
+use crate::common;
 
+use crate::common::Contract;
 use alloy_primitives::U256;
 use alloy_sol_types::SolValue;
-use common::Contract;
 use enigma_runtime::ExecError;
 
 fn args(a: U256, b: U256) -> Vec<u8> {

@@ -1,10 +1,8 @@
 //! The coin flip through the runtime, with the enclave's randomness.
 
-mod common;
-
+use crate::common::Contract;
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::SolValue;
-use common::Contract;
 use enigma_runtime::ExecError;
 
 #[test]

@@ -1,10 +1,8 @@
 //! The millionaires' problem through the runtime.
 
-mod common;
-
+use crate::common::Contract;
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::SolValue;
-use common::Contract;
 use enigma_runtime::ExecError;
 
 fn richest(c: &mut Contract) -> Address {

@@ -1,11 +1,9 @@
 //! The private ERC-20 through the runtime: transfers from the verified caller, balances by the
 //! holder's signature checked inside the contract.
 
-mod common;
-
+use crate::common::Contract;
 use alloy_primitives::{Address, Bytes, U256, keccak256};
 use alloy_sol_types::SolValue;
-use common::Contract;
 use enigma_crypto::KeyPair;
 use enigma_runtime::ExecError;
 

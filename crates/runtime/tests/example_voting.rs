@@ -1,10 +1,10 @@
 //! Secret voting through the runtime, with the tally's Ethereum callback.
 
-mod common;
+use crate::common;
 
+use crate::common::Contract;
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::{SolCall, SolValue, sol};
-use common::Contract;
 use enigma_runtime::ExecError;
 
 sol! {

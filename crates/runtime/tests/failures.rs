@@ -822,3 +822,100 @@ fn a_query_reaches_only_modules_that_can_tell_it_from_a_task_and_writes_nothing(
         assert_eq!(query(&wasm), Err(ExecError::ReadOnly { what }), "{what}");
     }
 }
+
+/// ABI encoding of one `string`.
+fn abi_string(s: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 64];
+    out[31] = 32;
+    out[56..64].copy_from_slice(&(s.len() as u64).to_be_bytes());
+    out.extend_from_slice(s);
+    out.resize(64 + s.len().div_ceil(32) * 32, 0);
+    out
+}
+
+#[test]
+fn a_signed_task_revokes_its_signers_permits_in_any_contracts_state_and_nothing_else_does() {
+    use enigma_runtime::{permit_revoked, revoked_permit_key};
+    use enigma_types::{Address, DeltaHash, caller::REVOKE_PERMIT};
+
+    // A module that would trap if its code ran: the runtime answers the revocation itself,
+    // for any contract (eng-wasm modules included).
+    let wasm = module("", "unreachable");
+    let user = Address([0xab; 20]);
+    let mut state = ContractState::new();
+    let revoke = |state: &ContractState, args: &[u8], caller: Option<Address>| {
+        Runtime::new(Limits::default()).execute(
+            &ContractCode::new(&wasm),
+            Task::call(REVOKE_PERMIT, args, GasLimit(1_000_000)).after(state).called_by(caller),
+            state,
+            &mut Fixed,
+        )
+    };
+
+    // As any client encodes it (the callable's one `string` parameter).
+    let encoded = alloy_sol_types::SolValue::abi_encode_params(&("my dapp".to_string(),));
+    assert_eq!(encoded, abi_string(b"my dapp"));
+    let done = revoke(&state, &encoded, Some(user));
+    assert_eq!(done.gas_used.0, gas::TASK_BASE + gas::REVOKE_PERMIT);
+    let delta = done.result.unwrap().delta;
+    assert_eq!(delta.changes.len(), 1);
+    assert_eq!(delta.changes[0].key, revoked_permit_key(&user, "my dapp"));
+    state.apply(&delta, DeltaHash([1; 32])).unwrap();
+    assert!(permit_revoked(&state, &user, "my dapp"));
+    assert!(!permit_revoked(&state, &user, "other"), "only permits of that name");
+    assert!(!permit_revoked(&state, &Address([0xcd; 20]), "my dapp"), "only its signer's");
+    // Once more: nothing changes.
+    let again = revoke(&state, &abi_string(b"my dapp"), Some(user)).result.unwrap();
+    assert!(again.delta.changes.is_empty());
+    // The empty name is a name like any.
+    let empty = revoke(&state, &abi_string(b""), Some(user)).result.unwrap();
+    assert_eq!(empty.delta.changes[0].key, revoked_permit_key(&user, ""));
+
+    // Unsigned: whose permits would it revoke?
+    assert!(matches!(
+        revoke(&state, &abi_string(b"my dapp"), None).result,
+        Err(ExecError::NeedsCaller { what: "revoke a permit" })
+    ));
+    // Arguments that are not one string of at most 64 bytes.
+    for bad in [
+        abi_string(&[b'x'; 65]),
+        abi_string(&[0xff, 0xfe]),
+        vec![0u8; 31],
+        abi_string(b"a")[32..].to_vec(),
+    ] {
+        let e = revoke(&state, &bad, Some(user)).result.unwrap_err();
+        assert!(matches!(e, ExecError::BadArguments { .. }), "{e}");
+    }
+    let mut long = abi_string(b"abc");
+    long[63] = 200; // a length past the arguments
+    assert!(matches!(
+        revoke(&state, &long, Some(user)).result,
+        Err(ExecError::BadArguments { .. })
+    ));
+    // Not as a query, not with a value, not without the gas.
+    let args = abi_string(b"my dapp");
+    let query = Runtime::new(Limits::default()).execute(
+        &ContractCode::new(&wasm),
+        Task::query(REVOKE_PERMIT, &args, GasLimit(1_000_000)).called_by(Some(user)),
+        &state,
+        &mut Fixed,
+    );
+    assert!(matches!(query.result, Err(ExecError::ReadOnly { what: "revoke a permit" })));
+    let valued = Runtime::new(Limits::default()).execute(
+        &ContractCode::new(&wasm),
+        Task::call(REVOKE_PERMIT, &args, GasLimit(1_000_000)).paying(5).called_by(Some(user)),
+        &state,
+        &mut Fixed,
+    );
+    assert!(matches!(valued.result, Err(ExecError::ValueNotTaken { value: 5 })));
+    let starved = Runtime::new(Limits::default()).execute(
+        &ContractCode::new(&wasm),
+        Task::call(REVOKE_PERMIT, &args, GasLimit(gas::TASK_BASE + 1)).called_by(Some(user)),
+        &state,
+        &mut Fixed,
+    );
+    assert_eq!(starved.gas_used.0, gas::TASK_BASE + 1);
+    assert!(matches!(starved.result, Err(ExecError::OutOfGas { .. })));
+    // A contract cannot forge a revocation: the key is the runtime's.
+    assert!(revoked_permit_key(&user, "x").starts_with(enigma_runtime::RESERVED_PREFIX));
+}

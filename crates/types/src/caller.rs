@@ -192,6 +192,13 @@ pub enum QueryCaller {
 pub const MAX_PERMIT_CONTRACTS: usize = 16;
 /// The longest permit name (bytes).
 pub const MAX_PERMIT_NAME: usize = 64;
+
+/// The callable that revokes its signer's permits of one name for the contract it is sent to: a
+/// signed task (its verified caller is whose permits it revokes) with the name as its one ABI
+/// `string` argument. The runtime answers it for every contract, before the contract's own code:
+/// from then on the contract's state remembers the revocation, and the enclave refuses queries
+/// with such a permit on that state or any later one.
+pub const REVOKE_PERMIT: &str = "enigma_revoke_permit(string)";
 /// The size every encoded caller field is padded to (with zeros), so its length does not tell
 /// an anonymous query from a signed one or a permit, nor one permit from another. It holds the
 /// largest permit.

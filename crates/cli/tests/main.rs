@@ -1,0 +1,6 @@
+//! The cli crate's integration tests, built as one binary: every test binary links the
+//! whole dependency tree, so one binary builds and links once and takes a fraction of the disk.
+//! Each file below is one suite: `cargo nextest run -p enigma --test integration <suite>::`.
+
+mod client_commands;
+mod crash;
