@@ -185,6 +185,22 @@ async fn the_millionaires_example_runs_from_the_command_line() {
     .await
     .unwrap();
     assert_eq!(asked["decoded"][0], "0");
+    // Revoked (its default name): the same permit is refused from then on.
+    let revoked = enigma(&summary, &["permit", "--revoke", "--contract", &counter]).await.unwrap();
+    assert_eq!(revoked["revoked"], "enigma cli");
+    assert!(revoked["task_id"].as_str().unwrap().starts_with("0x"), "{revoked}");
+    let query_with_permit = [
+        "query",
+        &counter,
+        "value()",
+        "--returns",
+        "(uint256)",
+        "--latest",
+        "--permit",
+        permit_file.to_str().unwrap(),
+    ];
+    let err = enigma(&summary, &query_with_permit).await.unwrap_err();
+    assert!(err.contains("revoked"), "{err}");
     // A function the contract does not mark #[query] is tasks only.
     let err = enigma(&summary, &["query", &counter, "add(uint256)", "1"]).await.unwrap_err();
     assert!(err.contains("does not answer queries"), "{err}");

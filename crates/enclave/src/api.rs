@@ -296,6 +296,10 @@ pub struct QueryRequest {
     pub time: u64,
     /// The host's wall-clock budget in milliseconds (0: none).
     pub time_budget_ms: u64,
+    /// The most queries one caller — one permit, or one signer's signed queries — may ask of
+    /// this enclave in a second of `time` (the worker's choice; 0: no limit). Only the enclave
+    /// knows who asks, so only it can count them.
+    pub caller_rate: u32,
 }
 
 /// A query's signed answer.

@@ -226,6 +226,14 @@ pub enum EnclaveError {
     /// refused rather than run without its caller.
     #[error("the task's caller proof is refused: {0}")]
     BadCaller(String),
+    /// The query's caller asked more than the worker allows per second.
+    #[error(
+        "busy: this caller asked more than {per_second} queries in a second here; retry shortly"
+    )]
+    CallerRateExceeded {
+        /// The worker's limit.
+        per_second: u32,
+    },
     /// The enclave code panicked; the call had no effect that escaped.
     #[error("the enclave panicked while handling the call; this is a bug, please report it")]
     Panicked,

@@ -157,6 +157,37 @@ pub(crate) struct WorkerState {
     queries: Vec<Mutex<Exec>>,
     /// Which query runtime a query waits for when all are busy (in turn).
     next_query: std::sync::atomic::AtomicUsize,
+    /// Queries asked per caller in the current second (`QueryRequest::caller_rate`).
+    asked: Mutex<Asked>,
+}
+
+/// The queries each caller asked in one second of the host's clock.
+#[derive(Default)]
+struct Asked {
+    second: u64,
+    by: HashMap<[u8; 32], u32>,
+}
+
+/// The most callers counted in one second; past it, new callers wait for the next second.
+const MAX_COUNTED_CALLERS: usize = 65_536;
+
+impl Asked {
+    /// Counts one query of `caller` at `second`: false if it is one too many.
+    fn count(&mut self, caller: [u8; 32], second: u64, per_second: u32) -> bool {
+        if per_second == 0 {
+            return true;
+        }
+        if second != self.second {
+            self.second = second;
+            self.by.clear();
+        }
+        if self.by.len() >= MAX_COUNTED_CALLERS && !self.by.contains_key(&caller) {
+            return false;
+        }
+        let asked = self.by.entry(caller).or_insert(0);
+        *asked = asked.saturating_add(1);
+        *asked <= per_second
+    }
 }
 
 /// The most query runtimes a worker enclave keeps (each caches modules and states).
@@ -231,6 +262,7 @@ impl WorkerState {
                 })
                 .collect(),
             next_query: std::sync::atomic::AtomicUsize::new(0),
+            asked: Mutex::new(Asked::default()),
         }
     }
 
@@ -1136,6 +1168,8 @@ impl WorkerState {
         // does not learn it).
         // A permit's name, to look up its revocation in the state the query runs on.
         let mut permit_name = None;
+        // Whom the caller rate counts: the permit (its digest), or a signer of single queries.
+        let mut counted = None;
         let caller = if q.encrypted_caller.is_empty() {
             None
         } else {
@@ -1159,7 +1193,12 @@ impl WorkerState {
             match QueryCaller::decode(&plain).ok_or_else(refuse)? {
                 QueryCaller::Nobody => None,
                 QueryCaller::Signature(signature) => {
-                    Some(recover(&signature, &query_digest(&me.principal, &contract, &query))?)
+                    let signer =
+                        recover(&signature, &query_digest(&me.principal, &contract, &query))?;
+                    let mut who = [0u8; 32];
+                    who[12..].copy_from_slice(&signer.0);
+                    counted = Some(who);
+                    Some(signer)
                 }
                 QueryCaller::Permit(p) => {
                     // The reasons name nothing of the permit: the host reads them.
@@ -1176,10 +1215,17 @@ impl WorkerState {
                     let digest = permit_digest(&me.principal, &p.name, &p.contracts, p.expiry);
                     let signer = recover(&p.signature, &digest)?;
                     permit_name = Some(p.name);
+                    counted = Some(digest);
                     Some(signer)
                 }
             }
         };
+
+        if let Some(who) = counted
+            && !lock(&self.asked).count(who, self.tick(q.time), q.caller_rate)
+        {
+            return Err(EnclaveError::CallerRateExceeded { per_second: q.caller_rate });
+        }
 
         let mut exec = self.query_runtime();
         let exec = &mut *exec;
@@ -1407,5 +1453,33 @@ impl TimeBudget {
 impl enigma_runtime::Deadline for TimeBudget {
     fn passed(&mut self) -> bool {
         self.until.is_some_and(|until| std::time::Instant::now() >= until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Asked, MAX_COUNTED_CALLERS};
+
+    #[test]
+    fn each_caller_gets_its_own_queries_per_second_and_the_count_is_bounded() {
+        let mut asked = Asked::default();
+        let (alice, bob) = ([1u8; 32], [2u8; 32]);
+        assert!((0..3).all(|_| asked.count(alice, 100, 3)));
+        assert!(!asked.count(alice, 100, 3), "a fourth in the same second is refused");
+        assert!(asked.count(bob, 100, 3), "another caller is counted apart");
+        assert!(asked.count(alice, 101, 3), "the next second starts afresh");
+        assert!((0..10).all(|_| asked.count(alice, 102, 0)), "0: no limit");
+
+        // Past the most callers counted in a second, new ones wait for the next; those counted
+        // keep their share.
+        let mut asked = Asked::default();
+        for i in 0..MAX_COUNTED_CALLERS {
+            let mut who = [0u8; 32];
+            who[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            assert!(asked.count(who, 7, 2));
+        }
+        assert!(!asked.count([0xff; 32], 7, 2));
+        assert!(asked.count([0u8; 32], 7, 2));
+        assert!(asked.count([0xff; 32], 8, 2));
     }
 }

@@ -308,11 +308,16 @@ impl Worker {
     pub(crate) async fn replicate(&self, contract: ContractAddress) -> Result<()> {
         let gate = self.gate(contract)?;
         let _gate = gate.lock().await;
-        if let Some(epoch) = self.current_epoch().await
-            && (self.group(epoch, &contract).await.contains(&self.signer)
-                || self.contracts().phase(&contract) == (Phase::Ready { epoch }))
-        {
-            return Ok(()); // selected: the task path keeps it current
+        // The group's first runs its tasks, and the task path keeps it current. The rest of a
+        // group hold the state key and answer queries: they replicate like any worker, unless
+        // one ran a task of it after all (its results ahead of the chain are its own to commit).
+        if let Some(epoch) = self.current_epoch().await {
+            let first = self.group(epoch, &contract).await.first() == Some(&self.signer);
+            let running = self.contracts().phase(&contract) == (Phase::Ready { epoch })
+                && (self.contracts().busy(&contract) || self.store.pending_for(&contract)? > 0);
+            if first || running {
+                return Ok(());
+            }
         }
         self.catch_up(contract, Vec::new()).await
     }

@@ -18,7 +18,7 @@ use alloy::providers::Provider as _;
 use alloy_primitives::U256;
 use alloy_sol_types::SolValue;
 use enigma_chain::{Chain, TaskStatus};
-use enigma_client::{Client, ClientConfig, ClientError};
+use enigma_client::{Client, ClientConfig, ClientError, QueryOptions};
 use enigma_crypto::KeyPair;
 
 use enigma_node::*;
@@ -114,7 +114,12 @@ struct Net {
 
 impl Net {
     async fn start() -> Self {
-        let base = common::chain_base(EPOCH_BLOCKS, TIMEOUT_BLOCKS).await;
+        Self::start_with(1).await
+    }
+
+    /// Three workers, in epochs that select `group_size` of them per contract.
+    async fn start_with(group_size: u64) -> Self {
+        let base = common::chain_base_with(EPOCH_BLOCKS, TIMEOUT_BLOCKS, group_size).await;
         let d = base.deployment;
         let mut net = Self {
             km: None,
@@ -644,4 +649,91 @@ async fn a_contract_moves_across_epochs_and_workers_without_losing_a_delta_or_a_
     if let Some(km) = net.km.take() {
         km.stop().await;
     }
+}
+
+/// A replica (a worker of the contract's group, which the key manager gives the state key, and
+/// which syncs the contract's deltas like every worker) answers queries from its synced state
+/// like the holder does, signed by its own enclave. Cut off from its peers while the contract
+/// moves on, it refuses the chain's state itself (it lacks deltas), and the client refuses its
+/// own older state as stale; back among its peers it catches up and answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_answers_queries_from_synced_state_and_a_stale_one_is_refused() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut net = Net::start_with(2).await;
+    let user = key(&net.base.anvil, 8);
+    net.base.chain.transfer_token(user.address(), 10_000 * ENG).await.unwrap();
+    let setup = net.client(&user, net.gateway(None)).await;
+    setup.deposit(5_000 * ENG).await.unwrap();
+    let contract = setup.deploy(&ledger(), "construct()", &[], GAS).await.unwrap().contract;
+    // All of it in one fresh epoch (the group is the epoch's).
+    let epoch_block = net.next_epoch_with(3).await;
+    let epoch = net.base.chain.current_epoch().await.unwrap().unwrap();
+    let group = enigma_types::selection::select_workers(
+        &epoch.seed,
+        &contract,
+        &epoch.workers,
+        &epoch.stakes,
+        2,
+    );
+    let (holder, replica) = (net.index_of(group[0]).unwrap(), net.index_of(group[1]).unwrap());
+    let replica_signer = group[1];
+    let ask_replica =
+        |latest| QueryOptions { worker: Some(replica_signer), latest, ..QueryOptions::default() };
+    let client = net.client(&user, net.gateway(Some(replica))).await;
+    let mut reference = Reference::deploy(ledger());
+    let mut seen = Ledger::default();
+    for amount in 1..=3 {
+        seen.record(&client, &mut reference, contract, amount).await;
+    }
+    assert_eq!(seen.verified.len(), 3, "{:?}", seen.unexecuted);
+    settled(&net.base.chain, &seen.verified).await;
+    net.replicated(contract).await;
+
+    let from_holder = client.query(contract, "summary()", &[]).await.unwrap();
+    let from_replica =
+        client.query_with(contract, "summary()", &[], &ask_replica(false)).await.unwrap();
+    assert_eq!(from_holder.worker, group[0]);
+    assert_eq!(from_replica.worker, replica_signer);
+    assert_eq!(from_replica.output, from_holder.output, "the replica answers from synced state");
+    assert_eq!(from_replica.delta_count, reference.state.next_index());
+
+    // Cut off: restarted with no peers to find (and on a new port nobody knows).
+    net.workers[replica].take().unwrap().stop().await;
+    let mut isolated = net.worker_config(replica, 1_000 * ENG);
+    isolated.bootstrap = Vec::new();
+    net.workers[replica] = Some(start_worker(isolated).await.unwrap());
+    for amount in 4..=5 {
+        seen.record(&client, &mut reference, contract, amount).await;
+    }
+    assert_eq!(seen.verified.len(), 5, "{:?}", seen.unexecuted);
+    settled(&net.base.chain, &seen.verified).await;
+    let replica_gateway =
+        format!("http://{}", net.workers[replica].as_ref().unwrap().gateway_addr.unwrap());
+    let direct = net.client(&user, replica_gateway).await;
+    let behind = direct.query_with(contract, "summary()", &[], &ask_replica(false)).await;
+    assert!(format!("{behind:?}").contains("deltas yet"), "{behind:?}");
+    let stale = direct.query_with(contract, "summary()", &[], &ask_replica(true)).await;
+    assert!(
+        matches!(&stale, Err(ClientError::BadResult(why)) if why.contains("a stale state")),
+        "{stale:?}"
+    );
+
+    // Back among its peers.
+    net.workers[replica].take().unwrap().stop().await;
+    let config = net.worker_config(replica, 1_000 * ENG);
+    net.workers[replica] = Some(start_worker(config).await.unwrap());
+    net.replicated(contract).await;
+    let caught_up =
+        client.query_with(contract, "summary()", &[], &ask_replica(false)).await.unwrap();
+    assert_eq!(caught_up.delta_count, reference.state.next_index());
+    assert_eq!(caught_up.output, client.query(contract, "summary()", &[]).await.unwrap().output);
+    assert_eq!(
+        net.base.chain.current_epoch().await.unwrap().unwrap().first_block,
+        epoch_block,
+        "it all happened within one epoch (one group)"
+    );
+    let _ = holder;
 }

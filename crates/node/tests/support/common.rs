@@ -60,6 +60,16 @@ pub(crate) struct ChainBase {
 /// Starts a [`ChainBase`] with epochs of `epoch_size` blocks and tasks refundable after
 /// `timeout_blocks`; one worker per contract; the KM's operator is anvil's account 9.
 pub(crate) async fn chain_base(epoch_size: u64, timeout_blocks: u64) -> ChainBase {
+    chain_base_with(epoch_size, timeout_blocks, 1).await
+}
+
+/// [`chain_base`] whose epochs select `group_size` workers per contract (the first runs its
+/// tasks; the key manager gives the state key to all of them).
+pub(crate) async fn chain_base_with(
+    epoch_size: u64,
+    timeout_blocks: u64,
+    group_size: u64,
+) -> ChainBase {
     use enigma_node::*;
     let anvil = enigma_chain::spawn_anvil().unwrap();
     let url = anvil.endpoint_url().to_string();
@@ -78,7 +88,7 @@ pub(crate) async fn chain_base(epoch_size: u64, timeout_blocks: u64) -> ChainBas
             epoch_size,
             timeout_blocks,
             principal,
-            group_size: 1,
+            group_size,
             simulation: Some(devnet_simulation_policy(attestation.authority)),
             ias: None,
             task_limits: enigma_chain::DEFAULT_TASK_LIMITS,
