@@ -1,0 +1,269 @@
+//! The enigma client's protocol logic for JavaScript, compiled to WebAssembly with wasm-bindgen:
+//! the same Rust code the Rust client runs (`enigma-types`, `enigma-crypto`), so a JavaScript
+//! client encrypts, hashes, selects and verifies exactly as the Rust one does — one
+//! implementation, not a second one in JavaScript.
+//!
+//! Byte strings cross as `Uint8Array`; addresses, contract addresses and task ids as `0x` hex
+//! strings; ENG amounts (grains, up to 2^128) as decimal strings. Every function that can fail on
+//! its input throws an `Error` saying what was wrong.
+//!
+//! Built by `clients/js/build.mjs` (`cargo build --target wasm32-unknown-unknown` and the pinned
+//! `wasm-bindgen`); its JavaScript tests check it against `testdata/js-vectors.json`, which the
+//! Rust test `tests/vectors.rs` checks against the Rust crates.
+
+use std::{fmt::Display, str::FromStr};
+
+use enigma_crypto::{KeyPair, PublicKey, Signature, SymmetricKey};
+use enigma_types::{
+    ContractAddress, SignerAddress, TaskId,
+    messages::{TaskField, task_field_ad},
+};
+use wasm_bindgen::prelude::*;
+
+fn fail(what: &str, e: impl Display) -> JsError {
+    JsError::new(&format!("{what}: {e}"))
+}
+
+fn parse<T: FromStr>(what: &str, text: &str) -> Result<T, JsError>
+where
+    T::Err: Display,
+{
+    text.parse().map_err(|e| fail(what, e))
+}
+
+fn bytes32(what: &str, bytes: &[u8]) -> Result<[u8; 32], JsError> {
+    bytes
+        .try_into()
+        .map_err(|_| JsError::new(&format!("{what} must be 32 bytes, not {}", bytes.len())))
+}
+
+fn public64(key: &[u8]) -> Result<[u8; 64], JsError> {
+    key.try_into().map_err(|_| {
+        JsError::new(&format!("the user's public key must be 64 bytes, not {}", key.len()))
+    })
+}
+
+fn grains(text: &str) -> Result<u128, JsError> {
+    text.parse().map_err(|e| fail("the value (a decimal number of grains)", e))
+}
+
+fn field(name: &str) -> Result<TaskField, JsError> {
+    match name {
+        "callable" => Ok(TaskField::Callable),
+        "arguments" => Ok(TaskField::Arguments),
+        "output" => Ok(TaskField::Output),
+        "caller" => Ok(TaskField::Caller),
+        other => Err(JsError::new(&format!(
+            "unknown task field {other:?}: use callable, arguments, output or caller"
+        ))),
+    }
+}
+
+/// A secp256k1 key pair: the user's per-task (or per-query) key, or an account key.
+#[wasm_bindgen]
+pub struct Keys(KeyPair);
+
+impl std::fmt::Debug for Keys {
+    /// The address only: the secret never shows.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys").field("address", &self.0.address()).finish_non_exhaustive()
+    }
+}
+
+#[wasm_bindgen]
+impl Keys {
+    /// A fresh random key pair (Web Crypto's randomness).
+    pub fn generate() -> Result<Keys, JsError> {
+        KeyPair::generate().map(Keys).map_err(|e| fail("generating a key", e))
+    }
+
+    /// The key pair of a 32-byte secret.
+    #[wasm_bindgen(js_name = fromSecret)]
+    pub fn from_secret(secret: &[u8]) -> Result<Keys, JsError> {
+        KeyPair::from_slice(secret).map(Keys).map_err(|e| fail("the secret key", e))
+    }
+
+    /// The 64-byte uncompressed public key (x ‖ y), as the protocol sends it.
+    #[wasm_bindgen(js_name = publicKey)]
+    pub fn public_key(&self) -> Vec<u8> {
+        self.0.public_key().as_bytes().to_vec()
+    }
+
+    /// The Ethereum address of the key, checksummed.
+    pub fn address(&self) -> String {
+        self.0.address().to_string()
+    }
+
+    /// `r ‖ s ‖ v` (65 bytes) over a 32-byte digest.
+    #[wasm_bindgen(js_name = signDigest)]
+    pub fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, JsError> {
+        Ok(self.0.sign_digest(&bytes32("the digest", digest)?).as_bytes().to_vec())
+    }
+
+    /// The key shared with `peer` (a worker's 64-byte IO key): ECDH, then the protocol's KDF.
+    #[wasm_bindgen(js_name = sharedKey)]
+    pub fn shared_key(&self, peer: &[u8]) -> Result<SharedKey, JsError> {
+        let peer = PublicKey::from_bytes(peer).map_err(|e| fail("the peer's public key", e))?;
+        Ok(SharedKey(self.0.derive_key(&peer)))
+    }
+}
+
+/// A symmetric key shared with a worker's enclave: the AES-256-GCM envelope of a task's fields,
+/// each bound to its contract, task, value and field name.
+#[wasm_bindgen]
+pub struct SharedKey(SymmetricKey);
+
+impl std::fmt::Debug for SharedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedKey(..)")
+    }
+}
+
+#[wasm_bindgen]
+impl SharedKey {
+    /// Encrypts `plaintext` as `field` ("callable", "arguments", "output", "caller") of `task`
+    /// of `contract`, sent with `value` grains (for a deployment the contract is the task id; for
+    /// a query the task is `queryTaskId(queryId)` and the value 0).
+    #[wasm_bindgen(js_name = encryptField)]
+    pub fn encrypt_field(
+        &self,
+        plaintext: &[u8],
+        contract: &str,
+        task: &str,
+        value: &str,
+        field_name: &str,
+    ) -> Result<Vec<u8>, JsError> {
+        let ad = field_ad(contract, task, value, field_name)?;
+        self.0.encrypt_with_ad(plaintext, &ad).map_err(|e| fail("encrypting", e))
+    }
+
+    /// Opens what [`encrypt_field`](Self::encrypt_field) sealed (a worker's output, say); throws
+    /// if the ciphertext was altered or belongs to another field, task, contract or value.
+    #[wasm_bindgen(js_name = decryptField)]
+    pub fn decrypt_field(
+        &self,
+        ciphertext: &[u8],
+        contract: &str,
+        task: &str,
+        value: &str,
+        field_name: &str,
+    ) -> Result<Vec<u8>, JsError> {
+        let ad = field_ad(contract, task, value, field_name)?;
+        self.0.decrypt_with_ad(ciphertext, &ad).map_err(|_| {
+            JsError::new(
+                "the ciphertext does not open under this key for this field, task, contract and \
+                 value: it was altered, or it is another's",
+            )
+        })
+    }
+}
+
+fn field_ad(
+    contract: &str,
+    task: &str,
+    value: &str,
+    field_name: &str,
+) -> Result<[u8; 32], JsError> {
+    Ok(task_field_ad(
+        &parse::<ContractAddress>("the contract address", contract)?,
+        &parse::<TaskId>("the task id", task)?,
+        grains(value)?,
+        field(field_name)?,
+    ))
+}
+
+/// Keccak-256.
+#[wasm_bindgen]
+pub fn keccak256(data: &[u8]) -> Vec<u8> {
+    enigma_types::keccak256(data).to_vec()
+}
+
+/// The address that signed `digest` (32 bytes) with `signature` (`r ‖ s ‖ v`, 65 bytes).
+#[wasm_bindgen(js_name = recoverAddress)]
+pub fn recover_address(digest: &[u8], signature: &[u8]) -> Result<String, JsError> {
+    let signature = Signature::from_bytes(signature).map_err(|e| fail("the signature", e))?;
+    signature
+        .recover_address(&bytes32("the digest", digest)?)
+        .map(|a| a.to_string())
+        .map_err(|e| fail("recovering the signer", e))
+}
+
+/// The inputs hash a compute task's record carries: `H(enc(encryptedFn, encryptedArgs,
+/// contract, userPubKey))`.
+#[wasm_bindgen(js_name = inputsHashCompute)]
+pub fn inputs_hash_compute(
+    encrypted_fn: &[u8],
+    encrypted_args: &[u8],
+    contract: &str,
+    user_public_key: &[u8],
+) -> Result<Vec<u8>, JsError> {
+    let key = public64(user_public_key)?;
+    Ok(enigma_types::inputs_hash_compute(
+        encrypted_fn,
+        encrypted_args,
+        &parse("the contract address", contract)?,
+        &key,
+    )
+    .0
+    .to_vec())
+}
+
+/// The id a query's fields are encrypted under (as a task id): `queryTaskId(queryId)`.
+#[wasm_bindgen(js_name = queryTaskId)]
+pub fn query_task_id(query_id: &[u8]) -> Result<String, JsError> {
+    Ok(enigma_types::messages::query_task_id(&bytes32("the query id", query_id)?).to_string())
+}
+
+/// A query's hash, which its signed answer names: it binds the contract, the query id, both
+/// encrypted fields and the key the answer is encrypted to.
+#[wasm_bindgen(js_name = queryHash)]
+pub fn query_hash(
+    contract: &str,
+    query_id: &[u8],
+    encrypted_fn: &[u8],
+    encrypted_args: &[u8],
+    user_public_key: &[u8],
+) -> Result<Vec<u8>, JsError> {
+    Ok(enigma_types::messages::query_hash(
+        &parse("the contract address", contract)?,
+        &bytes32("the query id", query_id)?,
+        encrypted_fn,
+        encrypted_args,
+        &public64(user_public_key)?,
+    )
+    .to_vec())
+}
+
+/// The workers selected for `contract` in an epoch (its 32-byte `seed`, its `workers` and their
+/// `stakes` in grains, in the chain's order), the first of which runs its tasks.
+#[wasm_bindgen(js_name = selectWorkers)]
+pub fn select_workers(
+    seed: &[u8],
+    contract: &str,
+    workers: Vec<String>,
+    stakes: Vec<String>,
+    group_size: usize,
+) -> Result<Vec<String>, JsError> {
+    if workers.len() != stakes.len() {
+        return Err(JsError::new(&format!(
+            "{} workers but {} stakes: give one stake per worker",
+            workers.len(),
+            stakes.len()
+        )));
+    }
+    let workers = workers
+        .iter()
+        .map(|w| parse::<SignerAddress>("a worker's address", w))
+        .collect::<Result<Vec<_>, _>>()?;
+    let stakes = stakes.iter().map(|s| grains(s)).collect::<Result<Vec<_>, _>>()?;
+    Ok(enigma_types::selection::select_workers(
+        &bytes32("the seed", seed)?,
+        &parse("the contract address", contract)?,
+        &workers,
+        &stakes,
+        group_size,
+    )
+    .iter()
+    .map(ToString::to_string)
+    .collect())
+}
