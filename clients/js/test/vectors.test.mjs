@@ -75,3 +75,50 @@ test('fresh keys differ and work', () => {
   const sealed = a.sharedKey(b.publicKey()).encryptField(text('x'), v.contract, v.task, '0', 'output');
   assert.deepEqual(b.sharedKey(a.publicKey()).decryptField(sealed, v.contract, v.task, '0', 'output'), text('x'));
 });
+
+test("a worker's attestation is judged by the same code as in Rust", () => {
+  const verdict = enigma.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.ias_signer, v.ias_at);
+  assert.equal(verdict, v.ias_verdict);
+  const policy = JSON.parse(v.ias_policy);
+  assert.throws(
+    () => enigma.checkWorker(v.ias_kind, bytes(v.ias_evidence), JSON.stringify({ ...policy, allow_debug: false }), v.ias_signer, v.ias_at),
+    /debug/,
+  );
+  assert.throws(
+    () => enigma.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.user_address, v.ias_at),
+    /vouches for/,
+  );
+  assert.throws(
+    () => enigma.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.ias_signer, v.ias_at + 2 * 86400),
+    /attestation/,
+    'too old',
+  );
+  assert.throws(
+    () => enigma.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.ias_signer, v.ias_at, v.user_address, v.principal),
+    /does not bind|report data/,
+    "Discovery's report data binds no enigma operator",
+  );
+  const tampered = bytes(v.ias_evidence);
+  tampered[tampered.length - 200] ^= 1;
+  assert.throws(() => enigma.checkWorker(v.ias_kind, tampered, v.ias_policy, v.ias_signer, v.ias_at));
+});
+
+test('a query: its signature, its caller field, the answer and its signer match Rust', () => {
+  const user = enigma.Keys.fromSecret(bytes(v.user_secret));
+  assert.equal(enigma.workerKeySigner(bytes(v.io_key), bytes(v.io_key_signature)), v.worker_address);
+  const digest = enigma.queryDigest(v.principal, v.contract, bytes(v.query_hash));
+  assert.equal(hex(digest), v.query_digest);
+  assert.equal(hex(enigma.queryCallerField(user.signDigest(digest))), v.query_caller_field);
+  assert.equal(hex(enigma.queryCallerField(undefined)), v.anonymous_caller_field);
+  assert.equal(v.query_caller_field.length, v.anonymous_caller_field.length, 'one size, whoever asks');
+  assert.equal(hex(enigma.outputHash(bytes(v.encrypted_output))), v.output_hash);
+  const signer = (caller, gas = v.answer_gas) =>
+    enigma.queryAnswerSigner(
+      v.contract, v.answer_code_hash, v.answer_delta_count, v.answer_delta_hash,
+      bytes(v.query_hash), bytes(v.output_hash), true, gas, caller, bytes(v.answer_signature),
+    );
+  assert.equal(signer(v.user_address), v.worker_address);
+  assert.notEqual(signer('0x0000000000000000000000000000000000000000'), v.worker_address, 'told another caller');
+  assert.notEqual(signer(v.user_address, v.answer_gas + 1), v.worker_address, 'another gas');
+  assert.throws(() => signer(v.user_address, 1.5), /whole number/);
+});

@@ -28,6 +28,8 @@ mod ias;
 mod sim;
 mod time;
 
+pub mod onchain;
+
 pub use dcap::{DcapEvidence, quote_tee, td_attributes_debug};
 pub use enigma_types::SignerAddress;
 pub use ias::{IasEvidence, intel_root_certificate};
@@ -453,4 +455,39 @@ pub fn verify(evidence: &Evidence, policy: &Policy, at_time: u64) -> Result<Verd
     };
     policy.check(&verdict, at_time)?;
     Ok(verdict)
+}
+
+/// Judges a worker's registered evidence as a client must before sending it secrets: the
+/// evidence verifies under `policy` at `at` (Unix seconds) and vouches for `signer`. Returns the
+/// verdict; the error names the check that failed. [`check_binding`] then checks whom the
+/// enclave serves.
+pub fn check_worker_evidence(
+    evidence: &Evidence,
+    policy: &Policy,
+    signer: SignerAddress,
+    at: u64,
+) -> Result<Verdict, String> {
+    let verdict = verify(evidence, policy, at).map_err(|e| e.to_string())?;
+    if verdict.signer != signer {
+        return Err(format!("the evidence vouches for {}, not for {signer}", verdict.signer));
+    }
+    Ok(verdict)
+}
+
+/// Checks that a verified enclave's report data binds the worker's `operator` and the network's
+/// key manager `principal`: its enclave takes state keys from that key manager only, so a
+/// genuine enclave its host pointed at a key manager of its own is refused here.
+pub fn check_binding(
+    verdict: &Verdict,
+    operator: Address,
+    principal: Address,
+) -> Result<(), String> {
+    let data = enigma_types::messages::ReportData::parse(&verdict.report_data)
+        .map_err(|e| format!("{e}: it is not an enigma worker enclave's"))?;
+    if !data.binds(&operator, &principal) {
+        return Err(format!(
+            "its report data does not bind operator {operator} and this network's key manager {principal}: the enclave serves another key manager or operator"
+        ));
+    }
+    Ok(())
 }

@@ -23,7 +23,6 @@ use std::{collections::HashMap, time::Duration};
 
 use alloy::{providers::Provider as _, rpc::types::Filter, sol_types::SolEvent};
 pub use enigma_attestation::Policy;
-use enigma_attestation::{Evidence, Verdict, verify};
 use enigma_chain::{Chain, ChainError, WorkerStatus, bindings::Enigma};
 pub use enigma_contract_build as build;
 use enigma_crypto::{KeyPair, PublicKey, Signature};
@@ -31,7 +30,7 @@ use enigma_p2p::{ResultMessage, messages::ResultView};
 use enigma_types::{
     Address, CodeHash, ContractAddress, SignerAddress, TaskId, code_hash, inputs_hash_compute,
     inputs_hash_deploy,
-    messages::{ReportData, TaskField, task_field_ad, worker_key_digest},
+    messages::{TaskField, task_field_ad, worker_key_digest},
     padding::unpad,
     selection::select_workers,
     task_id,
@@ -317,40 +316,7 @@ impl Attested {
     }
 }
 
-/// Judges a worker's registered evidence as a client must before sending it secrets: the
-/// evidence verifies under `policy` at `at` (Unix seconds) and vouches for `signer`. Returns the
-/// verdict; the error names the check that failed. [`check_binding`] then checks whom the
-/// enclave serves.
-pub fn check_worker_evidence(
-    evidence: &Evidence,
-    policy: &Policy,
-    signer: SignerAddress,
-    at: u64,
-) -> std::result::Result<Verdict, String> {
-    let verdict = verify(evidence, policy, at).map_err(|e| e.to_string())?;
-    if verdict.signer != signer {
-        return Err(format!("the evidence vouches for {}, not for {signer}", verdict.signer));
-    }
-    Ok(verdict)
-}
-
-/// Checks that a verified enclave's report data binds the worker's `operator` and the network's
-/// key manager `principal`: its enclave takes state keys from that key manager only, so a
-/// genuine enclave its host pointed at a key manager of its own is refused here.
-pub fn check_binding(
-    verdict: &Verdict,
-    operator: Address,
-    principal: Address,
-) -> std::result::Result<(), String> {
-    let data = ReportData::parse(&verdict.report_data)
-        .map_err(|e| format!("{e}: it is not an enigma worker enclave's"))?;
-    if !data.binds(&operator, &principal) {
-        return Err(format!(
-            "its report data does not bind operator {operator} and this network's key manager {principal}: the enclave serves another key manager or operator"
-        ));
-    }
-    Ok(())
-}
+pub use enigma_attestation::{check_binding, check_worker_evidence};
 
 fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())

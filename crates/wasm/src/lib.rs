@@ -267,3 +267,120 @@ pub fn select_workers(
     .map(ToString::to_string)
     .collect())
 }
+
+/// A number of seconds, gas or deltas given as a JavaScript number: a whole number in range.
+fn whole(what: &str, n: f64) -> Result<u64, JsError> {
+    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked above")]
+        Ok(n as u64)
+    } else {
+        Err(JsError::new(&format!("{what} must be a whole number from 0 to 2^53 - 1, not {n}")))
+    }
+}
+
+/// Judges a worker's attestation evidence as the chain's `Registered` event carries it (`kind`
+/// and its ABI encoding) under `policy` (JSON, `enigma_attestation::Policy`) at `at` (Unix
+/// seconds): it must verify and vouch for `worker`, and — given `operator` and `principal` —
+/// bind that operator and the network's key manager. Returns the verdict as JSON; throws naming
+/// the check that failed. Do this before encrypting anything to a worker.
+#[wasm_bindgen(js_name = checkWorker)]
+pub fn check_worker(
+    kind: u8,
+    evidence: &[u8],
+    policy: &str,
+    worker: &str,
+    at: f64,
+    operator: Option<String>,
+    principal: Option<String>,
+) -> Result<String, JsError> {
+    let evidence = enigma_attestation::onchain::decode_evidence(kind, evidence)
+        .map_err(|e| fail("the evidence", e))?;
+    let policy: enigma_attestation::Policy =
+        serde_json::from_str(policy).map_err(|e| fail("the policy (JSON)", e))?;
+    let worker = parse::<SignerAddress>("the worker's address", worker)?;
+    let verdict =
+        enigma_attestation::check_worker_evidence(&evidence, &policy, worker, whole("at", at)?)
+            .map_err(|e| fail("the worker's attestation", e))?;
+    match (operator, principal) {
+        (Some(operator), Some(principal)) => enigma_attestation::check_binding(
+            &verdict,
+            parse("the operator's address", &operator)?,
+            parse("the key manager's address", &principal)?,
+        )
+        .map_err(|e| fail("the worker's attestation", e))?,
+        (None, None) => {}
+        _ => return Err(JsError::new("give both the operator and the key manager, or neither")),
+    }
+    serde_json::to_string(&verdict).map_err(|e| fail("the verdict", e))
+}
+
+/// The signer of a worker's IO key (`getWorkerEncryptionKey`'s `workerSig` over the 64-byte
+/// key): it must be the worker's enclave.
+#[wasm_bindgen(js_name = workerKeySigner)]
+pub fn worker_key_signer(io_key: &[u8], signature: &[u8]) -> Result<String, JsError> {
+    recover_address(&enigma_types::messages::worker_key_digest(&public64(io_key)?), signature)
+}
+
+/// The EIP-712 digest a user signs to ask a query as itself: `EnigmaQuery(contract, query)` in
+/// the network's domain (its key manager `principal`).
+#[wasm_bindgen(js_name = queryDigest)]
+pub fn query_digest(
+    principal: &str,
+    contract: &str,
+    query_hash: &[u8],
+) -> Result<Vec<u8>, JsError> {
+    Ok(enigma_types::caller::query_digest(
+        &parse("the key manager's address", principal)?,
+        &parse("the contract address", contract)?,
+        &bytes32("the query hash", query_hash)?,
+    )
+    .to_vec())
+}
+
+/// A query's caller field before encryption (padded to one size): the user's signature over
+/// [`query_digest`], or — with no signature — anonymous.
+#[wasm_bindgen(js_name = queryCallerField)]
+pub fn query_caller_field(signature: Option<Vec<u8>>) -> Vec<u8> {
+    use enigma_types::caller::QueryCaller;
+    match signature {
+        Some(s) => QueryCaller::Signature(s).encode(),
+        None => QueryCaller::Nobody.encode(),
+    }
+}
+
+/// `H(ciphertext)`: the output hash a result or an answer signs.
+#[wasm_bindgen(js_name = outputHash)]
+pub fn output_hash(ciphertext: &[u8]) -> Vec<u8> {
+    enigma_types::output_hash(ciphertext).0.to_vec()
+}
+
+/// The enclave that signed a query's answer over these fields and the caller it told the
+/// contract (the zero address: anonymous). The client compares it with the worker it asked.
+#[wasm_bindgen(js_name = queryAnswerSigner)]
+#[allow(clippy::too_many_arguments, reason = "the answer's signed fields, one by one")]
+pub fn query_answer_signer(
+    contract: &str,
+    code_hash: &str,
+    delta_count: f64,
+    delta_hash: &str,
+    query_hash: &[u8],
+    output_hash: &[u8],
+    success: bool,
+    gas_used: f64,
+    caller: &str,
+    signature: &[u8],
+) -> Result<String, JsError> {
+    let digest =
+        enigma_types::messages::query_answer_digest(&enigma_types::messages::QueryAnswerFields {
+            contract: &parse("the contract address", contract)?,
+            code_hash: &parse("the code hash", code_hash)?,
+            delta_count: whole("the delta count", delta_count)?,
+            delta_hash: &parse("the delta hash", delta_hash)?,
+            query_hash: &bytes32("the query hash", query_hash)?,
+            output_hash: &enigma_types::OutputHash(bytes32("the output hash", output_hash)?),
+            success,
+            gas_used: whole("the gas used", gas_used)?,
+            caller: parse("the caller", caller)?,
+        });
+    recover_address(&digest, signature)
+}

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use enigma_attestation::{IasEvidence, Policy, WORKER_PRODUCT_ID, onchain};
 use enigma_crypto::{KeyPair, PublicKey, Signature};
 use enigma_types::{
     ContractAddress, SignerAddress, TaskId,
@@ -33,6 +34,43 @@ fn key(byte: u8) -> KeyPair {
 
 const CALLABLE: &str = "add_millionaire(address,uint256)";
 
+/// The answer's signed fields other than the query and output hashes.
+const ANSWER_CODE_HASH: &str = "0x9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e";
+const ANSWER_DELTA_HASH: &str =
+    "0x4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d";
+
+/// Discovery's worker 0 as the chain's `Registered` event carries it, the policy that accepts
+/// it, and when.
+fn ias() -> (u8, Vec<u8>, Policy, String, u64) {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/ias/discovery-worker0.json"),
+    )
+    .unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let report = v["report"].as_str().unwrap().to_string();
+    let inner: Value = serde_json::from_str(&report).unwrap();
+    let evidence = enigma_attestation::Evidence::Ias(IasEvidence {
+        report,
+        signature: hex::decode(v["signature_hex"].as_str().unwrap()).unwrap(),
+        signing_certificate: v["signing_cert_pem"].as_str().unwrap().into(),
+    });
+    let (kind, bytes) = onchain::encode_evidence(&evidence).unwrap();
+    let mr: [u8; 32] =
+        hex::decode("26a0c230e56c6412b505349d298480acb88fc512f456471372aff7950f742574")
+            .unwrap()
+            .try_into()
+            .unwrap();
+    let policy = Policy::default()
+        .allow_status("GROUP_OUT_OF_DATE")
+        .allow_debug(true)
+        .with_mr_enclaves(vec![mr])
+        .with_product_id(WORKER_PRODUCT_ID)
+        .with_max_age(24 * 3600);
+    let at =
+        enigma_attestation::parse_ias_timestamp(inner["timestamp"].as_str().unwrap()).unwrap() + 60;
+    (kind, bytes, policy, v["signer_address"].as_str().unwrap().to_string(), at)
+}
+
 /// Everything that does not depend on randomness, from the fixed inputs.
 fn known(user: &KeyPair, worker: &KeyPair) -> Value {
     let contract: ContractAddress = format!("0x{}", "5a".repeat(32)).parse().unwrap();
@@ -44,7 +82,32 @@ fn known(user: &KeyPair, worker: &KeyPair) -> Value {
     let workers: Vec<SignerAddress> =
         (1u8..=4).map(|i| format!("0x{}", hex::encode([i; 20])).parse().unwrap()).collect();
     let stakes = [100u128, 0, 300, 250];
+    let principal: enigma_types::Address = format!("0x{}", "99".repeat(20)).parse().unwrap();
+    let io_key = key(0x44);
+    let (ias_kind, ias_evidence, ias_policy, ias_signer, ias_at) = ias();
+    let verdict = enigma_attestation::check_worker_evidence(
+        &onchain::decode_evidence(ias_kind, &ias_evidence).unwrap(),
+        &ias_policy,
+        ias_signer.parse().unwrap(),
+        ias_at,
+    )
+    .unwrap();
+    let io_digest = enigma_types::messages::worker_key_digest(io_key.public_key().as_bytes());
     json!({
+        "worker_address": worker.address().to_string(),
+        "principal": principal.to_string(),
+        "io_key": hex0x(io_key.public_key().as_bytes()),
+        "io_key_signature": hex0x(worker.sign_digest(&io_digest).as_bytes()),
+        "answer_code_hash": ANSWER_CODE_HASH,
+        "answer_delta_count": 7,
+        "answer_delta_hash": ANSWER_DELTA_HASH,
+        "answer_gas": 123_456,
+        "ias_kind": ias_kind,
+        "ias_evidence": hex0x(&ias_evidence),
+        "ias_policy": serde_json::to_string(&ias_policy).unwrap(),
+        "ias_signer": ias_signer,
+        "ias_at": ias_at,
+        "ias_verdict": serde_json::to_string(&verdict).unwrap(),
         "user_secret": hex0x(&*user.secret_bytes()),
         "user_public": hex0x(user.public_key().as_bytes()),
         "user_address": user.address().to_string(),
@@ -74,15 +137,36 @@ fn known(user: &KeyPair, worker: &KeyPair) -> Value {
 }
 
 /// What depends on the ciphertexts (made once, with random IVs).
-fn derived(v: &Value) -> Value {
+fn derived(v: &Value, user: &KeyPair, worker: &KeyPair) -> Value {
     let enc_fn = unhex(&v["encrypted_fn"]);
     let enc_args = unhex(&v["encrypted_args"]);
     let contract: ContractAddress = v["contract"].as_str().unwrap().parse().unwrap();
     let user_public: [u8; 64] = unhex(&v["user_public"]).try_into().unwrap();
     let query_id: [u8; 32] = unhex(&v["query_id"]).try_into().unwrap();
+    let query = query_hash(&contract, &query_id, &enc_fn, &enc_args, &user_public);
+    let principal: enigma_types::Address = v["principal"].as_str().unwrap().parse().unwrap();
+    let query_signature =
+        user.sign_digest(&enigma_types::caller::query_digest(&principal, &contract, &query));
+    let answer =
+        enigma_types::messages::query_answer_digest(&enigma_types::messages::QueryAnswerFields {
+            contract: &contract,
+            code_hash: &ANSWER_CODE_HASH.parse().unwrap(),
+            delta_count: 7,
+            delta_hash: &ANSWER_DELTA_HASH.parse().unwrap(),
+            query_hash: &query,
+            output_hash: &enigma_types::output_hash(&unhex(&v["encrypted_output"])),
+            success: true,
+            gas_used: 123_456,
+            caller: user.address(),
+        });
     json!({
         "inputs_hash": hex0x(&enigma_types::inputs_hash_compute(&enc_fn, &enc_args, &contract, &user_public).0),
-        "query_hash": hex0x(&query_hash(&contract, &query_id, &enc_fn, &enc_args, &user_public)),
+        "query_hash": hex0x(&query),
+        "query_digest": hex0x(&enigma_types::caller::query_digest(&principal, &contract, &query)),
+        "query_caller_field": hex0x(&enigma_types::caller::QueryCaller::Signature(query_signature.as_bytes().to_vec()).encode()),
+        "anonymous_caller_field": hex0x(&enigma_types::caller::QueryCaller::Nobody.encode()),
+        "output_hash": hex0x(&enigma_types::output_hash(&unhex(&v["encrypted_output"])).0),
+        "answer_signature": hex0x(worker.sign_digest(&answer).as_bytes()),
     })
 }
 
@@ -114,7 +198,7 @@ fn the_javascript_vectors_are_what_the_rust_crates_compute() {
         for (name, value) in made {
             want[name] = value.into();
         }
-        let more = derived(&want);
+        let more = derived(&want, &user, &worker);
         want.as_object_mut().unwrap().extend(more.as_object().unwrap().clone());
         std::fs::write(path(), serde_json::to_string_pretty(&want).unwrap() + "\n").unwrap();
     }
@@ -123,7 +207,7 @@ fn the_javascript_vectors_are_what_the_rust_crates_compute() {
     for (name, value) in known(&user, &worker).as_object().unwrap() {
         assert_eq!(&file[name], value, "{name}");
     }
-    for (name, value) in derived(&file).as_object().unwrap() {
+    for (name, value) in derived(&file, &user, &worker).as_object().unwrap() {
         assert_eq!(&file[name], value, "{name}");
     }
     // The Rust-made ciphertexts open at the worker (and the output at the user) to the plain
