@@ -41,6 +41,7 @@ test("Rust's ciphertexts open here, under their own field only, and ours open ba
     /does not open/,
     'another value',
   );
+  assert.throws(() => toWorker.openOutput(bytes(v.encrypted_output), v.contract, v.task, v.value), /padding/, 'not padded');
   const sealed = toWorker.encryptField(text('hello'), v.contract, v.task, v.value, 'caller');
   assert.deepEqual(atWorker.decryptField(sealed, v.contract, v.task, v.value, 'caller'), text('hello'));
 });

@@ -8,6 +8,7 @@ mod attestation;
 mod common;
 mod devnet;
 mod discovery;
+mod js;
 mod matrix;
 mod payable;
 mod query;

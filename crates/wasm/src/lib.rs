@@ -158,6 +158,24 @@ impl SharedKey {
     }
 }
 
+#[wasm_bindgen]
+impl SharedKey {
+    /// Opens a worker's output (a task's result or a query's answer, field "output") and removes
+    /// the padding the enclave adds to hide its length: the contract's ABI-encoded output, or its
+    /// error text when the task or query failed.
+    #[wasm_bindgen(js_name = openOutput)]
+    pub fn open_output(
+        &self,
+        ciphertext: &[u8],
+        contract: &str,
+        task: &str,
+        value: &str,
+    ) -> Result<Vec<u8>, JsError> {
+        let padded = self.decrypt_field(ciphertext, contract, task, value, "output")?;
+        enigma_types::padding::unpad(&padded).map(<[u8]>::to_vec).map_err(|e| fail("the output", e))
+    }
+}
+
 fn field_ad(
     contract: &str,
     task: &str,

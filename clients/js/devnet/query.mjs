@@ -1,0 +1,32 @@
+// Run by the Rust test crates/client/tests/js.rs against a devnet it started: asks a query with
+// enigma-js (signed and anonymous) and prints what it got as JSON on stdout; a refusal exits 1
+// with the reason on stderr.
+//
+//   node devnet/query.mjs '<config json>'
+import { Client } from '../src/index.mjs';
+
+const config = JSON.parse(process.argv[2]);
+const bytes = (hex) => Uint8Array.from(Buffer.from(hex.replace(/^0x/, ''), 'hex'));
+const hex = (b) => `0x${Buffer.from(b).toString('hex')}`;
+try {
+  const client = await Client.connect({ ...config, secret: bytes(config.secret) });
+  const signed = await client.query(config.contract, config.callable, bytes(config.args));
+  const anonymous = await client.query(config.contract, config.callable, bytes(config.args), { anonymous: true });
+  let refused = '';
+  try {
+    await client.query(config.contract, config.taskOnly, new Uint8Array());
+  } catch (e) {
+    refused = e.message;
+  }
+  console.log(JSON.stringify({
+    address: client.address,
+    output: hex(signed.output),
+    anonymousOutput: hex(anonymous.output),
+    worker: signed.worker,
+    deltaCount: signed.deltaCount,
+    refused,
+  }));
+} catch (e) {
+  console.error(e.stack || String(e));
+  process.exit(1);
+}

@@ -1,0 +1,75 @@
+//! enigma-js against a devnet: the JavaScript client (clients/js: the Rust client's protocol
+//! logic as WebAssembly, the chain through viem) selects the worker, checks its attestation and
+//! its key, encrypts and signs a query, and verifies and decrypts the answer — which equals what
+//! the Rust client gets for the same query. Needs `clients/js` built (`npm ci` and
+//! `node build.mjs` there; `scripts/test` does both first).
+
+use crate::common;
+
+use std::path::PathBuf;
+
+use alloy_primitives::{Address as AlloyAddress, U256};
+use alloy_sol_types::SolValue;
+use enigma_client::Client;
+
+const GAS: u64 = 20_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_gets() {
+    let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../clients/js");
+    assert!(
+        js.join("pkg/enigma_wasm_bg.wasm").exists() && js.join("node_modules/viem").exists(),
+        "enigma-js is not built: run `npm ci && node build.mjs` in clients/js (scripts/test does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = common::devnet(dir.path()).await;
+    let s = &devnet.summary;
+    let alice = Client::connect(common::config(s, &s.gateway_url, 0)).await.unwrap();
+    alice.deposit(100_000_000).await.unwrap();
+    let wasm = {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut options = enigma_client::build::BuildOptions::examples(&root);
+        options.packages = vec!["millionaires".into()];
+        let built = enigma_client::build::build(&options).unwrap();
+        std::fs::read(&enigma_client::build::find(&built, "millionaires").unwrap().wasm).unwrap()
+    };
+    let m = alice.deploy(&wasm, "construct()", &[], GAS).await.unwrap().contract;
+    for (who, worth) in [(1u8, 10u64), (2, 30), (3, 20)] {
+        let args = (AlloyAddress::repeat_byte(who), U256::from(worth)).abi_encode_params();
+        let o = alice.compute(m, "add_millionaire(address,uint256)", &args, GAS).await.unwrap();
+        alice.confirm(&o).await.unwrap();
+    }
+    let rust = alice.query(m, "compute_richest()", &[]).await.unwrap();
+
+    let config = serde_json::json!({
+        "chainUrl": s.chain_url,
+        "gatewayUrl": s.gateway_url,
+        "enigma": s.deployment.enigma.to_string(),
+        "secret": s.accounts[1].private_key,
+        "policy": enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()),
+        "contract": m.to_string(),
+        "callable": "compute_richest()",
+        "args": "0x",
+        "taskOnly": "add_millionaire(address,uint256)",
+    });
+    let mut node = std::process::Command::new("node");
+    node.arg("devnet/query.mjs").arg(config.to_string()).current_dir(&js);
+    let out = tokio::task::spawn_blocking(move || node.output())
+        .await
+        .unwrap()
+        .expect("node runs (Node.js 20 or later)");
+    assert!(out.status.success(), "enigma-js failed: {}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rust_output = format!("0x{}", hex::encode(&rust.output));
+    assert_eq!(got["output"], rust_output.as_str(), "the same answer as the Rust client");
+    assert_eq!(got["anonymousOutput"], rust_output.as_str());
+    assert_eq!(
+        <(AlloyAddress,)>::abi_decode_params(&rust.output).unwrap().0,
+        AlloyAddress::repeat_byte(2)
+    );
+    assert_eq!(got["worker"], rust.worker.to_string().as_str());
+    assert_eq!(got["deltaCount"], rust.delta_count);
+    assert_eq!(got["address"], s.accounts[1].address.to_string().as_str());
+    let refused = got["refused"].as_str().unwrap();
+    assert!(refused.contains("does not answer queries"), "{refused}");
+}
