@@ -2,10 +2,12 @@
 // enigma-js (signed and anonymous) and prints what it got as JSON on stdout; a refusal exits 1
 // with the reason on stderr.
 //
-//   node devnet/query.mjs '<config json>'
+//   node devnet/query.mjs < config.json   (the config on stdin: it holds the account's key)
+import { readFileSync } from 'node:fs';
+
 import { Client } from '../src/index.mjs';
 
-const config = JSON.parse(process.argv[2]);
+const config = JSON.parse(readFileSync(0, 'utf8'));
 const bytes = (hex) => Uint8Array.from(Buffer.from(hex.replace(/^0x/, ''), 'hex'));
 const hex = (b) => `0x${Buffer.from(b).toString('hex')}`;
 try {

@@ -46,8 +46,10 @@ export class Client {
   static async connect(config) {
     init();
     const c = new Client();
-    c.config = config;
-    c.account = core.Keys.fromSecret(config.secret);
+    // The secret lives only inside the wasm key object (never printed), not in the config.
+    const { secret, ...rest } = config;
+    c.config = rest;
+    c.account = core.Keys.fromSecret(secret);
     c.chain = createPublicClient({ transport: http(config.chainUrl) });
     c.principal = await c.read('principal');
     c.groupSize = Number(await c.read('groupSize'));
@@ -95,8 +97,11 @@ export class Client {
   async checkAttestation(worker) {
     const info = await this.read('getWorkerBySigner', [worker]);
     if (info.status !== 1) throw new EnigmaError(`worker ${worker} is not logged in`);
+    const now = Math.floor(Date.now() / 1000);
     const known = this.attested.get(worker);
-    if (known === info.registeredAt) return;
+    if (known && known.registeredAt === info.registeredAt && (known.expiresAt === null || now < known.expiresAt)) {
+      return;
+    }
     const logs = await this.chain.getContractEvents({
       address: this.config.enigma,
       abi: enigmaAbi,
@@ -106,20 +111,24 @@ export class Client {
     });
     const last = logs.at(-1);
     if (!last) throw new EnigmaError(`the chain has no registration of worker ${worker}`);
+    let verdict;
     try {
-      core.checkWorker(
+      verdict = JSON.parse(core.checkWorker(
         last.args.evidenceKind,
         bytes(last.args.evidence),
         JSON.stringify(this.config.policy),
         worker,
-        Math.floor(Date.now() / 1000),
+        now,
         info.operator,
         this.principal,
-      );
+      ));
     } catch (e) {
       throw new EnigmaError(`worker ${worker} is not attested: ${e.message}`);
     }
-    this.attested.set(worker, info.registeredAt);
+    // Judged again once the evidence passes the policy's maximum age, as the Rust client does.
+    const maxAge = this.config.policy.max_age_secs;
+    const expiresAt = maxAge != null && verdict.timestamp != null ? verdict.timestamp + maxAge : null;
+    this.attested.set(worker, { registeredAt: info.registeredAt, expiresAt });
   }
 
   /** The worker's IO key for the epoch, signed by its enclave. */
@@ -170,6 +179,16 @@ export class Client {
       userDHKey: hex(mine.publicKey()),
       freshness: 'confirmed',
     });
+    // Every field of the expected type (the gateway is not trusted to send them right).
+    for (const [name, type] of [['contractAddress', 'string'], ['codeHash', 'string'], ['deltaHash', 'string'],
+      ['queryHash', 'string'], ['status', 'string'], ['output', 'string'], ['outputHash', 'string'], ['signature', 'string']]) {
+      if (typeof answer?.[name] !== type) throw new EnigmaError(`the answer's ${name} is not a ${type}`);
+    }
+    for (const name of ['deltaCount', 'gasUsed']) {
+      if (!Number.isSafeInteger(answer[name]) || answer[name] < 0) {
+        throw new EnigmaError(`the answer's ${name} is not a whole number`);
+      }
+    }
     // The checks the Rust client makes, in the same order.
     if (answer.queryHash !== hex(queryHash) || answer.contractAddress !== contract) {
       throw new EnigmaError('the answer answers another query');

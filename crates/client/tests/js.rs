@@ -52,12 +52,22 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
         "args": "0x",
         "taskOnly": "add_millionaire(address,uint256)",
     });
-    let mut node = std::process::Command::new("node");
-    node.arg("devnet/query.mjs").arg(config.to_string()).current_dir(&js);
-    let out = tokio::task::spawn_blocking(move || node.output())
-        .await
-        .unwrap()
-        .expect("node runs (Node.js 20 or later)");
+    // The config (with the account's key) on stdin, not on the command line.
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut node = std::process::Command::new("node")
+            .arg("devnet/query.mjs")
+            .current_dir(&js)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        node.stdin.take().expect("piped").write_all(config.to_string().as_bytes())?;
+        node.wait_with_output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs (Node.js 20 or later)");
     assert!(out.status.success(), "enigma-js failed: {}", String::from_utf8_lossy(&out.stderr));
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rust_output = format!("0x{}", hex::encode(&rust.output));

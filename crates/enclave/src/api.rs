@@ -296,10 +296,6 @@ pub struct QueryRequest {
     pub time: u64,
     /// The host's wall-clock budget in milliseconds (0: none).
     pub time_budget_ms: u64,
-    /// The most queries one caller — one permit, or one signer's signed queries — may ask of
-    /// this enclave in a second of `time` (the worker's choice; 0: no limit). Only the enclave
-    /// knows who asks, so only it can count them.
-    pub caller_rate: u32,
 }
 
 /// A query's signed answer.
@@ -523,3 +519,9 @@ pub struct BatchRequest {
     /// The tasks, in execution order.
     pub items: Vec<BatchItem>,
 }
+
+/// The most queries one caller — one permit, or one signer's signed queries — may ask of a worker
+/// enclave in a second of its clock (each query id counted once, so a replayed query costs its
+/// caller nothing more). Only the enclave knows who asks, so only it can count; the limit is the
+/// enclave's, not its host's, so a host cannot lower it to learn which queries share a caller.
+pub const QUERIES_PER_CALLER_PER_SECOND: u32 = 500;

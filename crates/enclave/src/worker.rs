@@ -7,7 +7,7 @@
 //! secret of the contract and the task id, so re-running a task draws the same values).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -157,32 +157,43 @@ pub(crate) struct WorkerState {
     queries: Vec<Mutex<Exec>>,
     /// Which query runtime a query waits for when all are busy (in turn).
     next_query: std::sync::atomic::AtomicUsize,
-    /// Queries asked per caller in the current second (`QueryRequest::caller_rate`).
+    /// Queries asked per caller in the current second (`QUERIES_PER_CALLER_PER_SECOND`).
     asked: Mutex<Asked>,
 }
 
-/// The queries each caller asked in one second of the host's clock.
+/// The queries each caller asked in one second of the enclave's clock.
 #[derive(Default)]
 struct Asked {
     second: u64,
     by: HashMap<[u8; 32], u32>,
+    /// The query ids counted this second: a query sent again (a replay, or the host's retry
+    /// after loading code or state) is not counted again.
+    seen: HashSet<[u8; 32]>,
 }
 
-/// The most callers counted in one second; past it, new callers wait for the next second.
+/// The most callers (and query ids) counted in one second; past it, new callers wait for the
+/// next second, and further query ids are counted without being remembered.
 const MAX_COUNTED_CALLERS: usize = 65_536;
 
 impl Asked {
-    /// Counts one query of `caller` at `second`: false if it is one too many.
-    fn count(&mut self, caller: [u8; 32], second: u64, per_second: u32) -> bool {
+    /// Counts query `id` of `caller` at `second`: false if it is one too many.
+    fn count(&mut self, caller: [u8; 32], id: [u8; 32], second: u64, per_second: u32) -> bool {
         if per_second == 0 {
             return true;
         }
         if second != self.second {
             self.second = second;
             self.by.clear();
+            self.seen.clear();
+        }
+        if self.seen.contains(&id) {
+            return self.by.get(&caller).is_none_or(|n| *n <= per_second);
         }
         if self.by.len() >= MAX_COUNTED_CALLERS && !self.by.contains_key(&caller) {
             return false;
+        }
+        if self.seen.len() < MAX_COUNTED_CALLERS {
+            self.seen.insert(id);
         }
         let asked = self.by.entry(caller).or_insert(0);
         *asked = asked.saturating_add(1);
@@ -1221,10 +1232,11 @@ impl WorkerState {
             }
         };
 
+        let rate = QUERIES_PER_CALLER_PER_SECOND;
         if let Some(who) = counted
-            && !lock(&self.asked).count(who, self.tick(q.time), q.caller_rate)
+            && !lock(&self.asked).count(who, q.query_id, self.tick(q.time), rate)
         {
-            return Err(EnclaveError::CallerRateExceeded { per_second: q.caller_rate });
+            return Err(EnclaveError::CallerRateExceeded { per_second: rate });
         }
 
         let mut exec = self.query_runtime();
@@ -1251,7 +1263,8 @@ impl WorkerState {
             })?;
             if enigma_runtime::permit_revoked(state, &signer, name) {
                 return Err(EnclaveError::BadCaller(
-                    "the permit was revoked by its signer; ask for a new one".into(),
+                    "the permit was revoked by its signer; ask for a new one under another name"
+                        .into(),
                 ));
             }
         }
@@ -1462,24 +1475,33 @@ mod tests {
 
     #[test]
     fn each_caller_gets_its_own_queries_per_second_and_the_count_is_bounded() {
+        let id = |n: u64| {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&n.to_be_bytes());
+            id
+        };
         let mut asked = Asked::default();
         let (alice, bob) = ([1u8; 32], [2u8; 32]);
-        assert!((0..3).all(|_| asked.count(alice, 100, 3)));
-        assert!(!asked.count(alice, 100, 3), "a fourth in the same second is refused");
-        assert!(asked.count(bob, 100, 3), "another caller is counted apart");
-        assert!(asked.count(alice, 101, 3), "the next second starts afresh");
-        assert!((0..10).all(|_| asked.count(alice, 102, 0)), "0: no limit");
+        assert!((0..3).all(|n| asked.count(alice, id(n), 100, 3)));
+        assert!(!asked.count(alice, id(3), 100, 3), "a fourth in the same second is refused");
+        assert!(asked.count(bob, id(4), 100, 3), "another caller is counted apart");
+        assert!(asked.count(alice, id(5), 101, 3), "the next second starts afresh");
+        assert!((6..16).all(|n| asked.count(alice, id(n), 102, 0)), "0: no limit");
+
+        // A query sent again in the same second (a replay, a retry) is not counted again.
+        let mut asked = Asked::default();
+        assert!((0..5).all(|_| asked.count(alice, id(1), 7, 2)));
+        assert!(asked.count(alice, id(2), 7, 2));
+        assert!(!asked.count(alice, id(3), 7, 2));
 
         // Past the most callers counted in a second, new ones wait for the next; those counted
         // keep their share.
         let mut asked = Asked::default();
         for i in 0..MAX_COUNTED_CALLERS {
-            let mut who = [0u8; 32];
-            who[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            assert!(asked.count(who, 7, 2));
+            assert!(asked.count(id(i as u64), id(i as u64), 7, 2));
         }
-        assert!(!asked.count([0xff; 32], 7, 2));
-        assert!(asked.count([0u8; 32], 7, 2));
-        assert!(asked.count([0xff; 32], 8, 2));
+        assert!(!asked.count([0xff; 32], [0xfe; 32], 7, 2));
+        assert!(asked.count(id(0), [0xfd; 32], 7, 2));
+        assert!(asked.count([0xff; 32], [0xfe; 32], 8, 2));
     }
 }

@@ -309,14 +309,27 @@ impl Worker {
         let gate = self.gate(contract)?;
         let _gate = gate.lock().await;
         // The group's first runs its tasks, and the task path keeps it current. The rest of a
-        // group hold the state key and answer queries: they replicate like any worker, unless
-        // one ran a task of it after all (its results ahead of the chain are its own to commit).
+        // group hold the state key and answer queries, so they replicate too — holding the
+        // contract's line meanwhile (a task sent to one after all waits, and cannot persist a
+        // delta while the copy is reconciled), and not while results of their own wait for
+        // their receipts.
         if let Some(epoch) = self.current_epoch().await {
-            let first = self.group(epoch, &contract).await.first() == Some(&self.signer);
-            let running = self.contracts().phase(&contract) == (Phase::Ready { epoch })
-                && (self.contracts().busy(&contract) || self.store.pending_for(&contract)? > 0);
-            if first || running {
+            if self.group(epoch, &contract).await.first() == Some(&self.signer) {
                 return Ok(());
+            }
+            if self.contracts().phase(&contract) == (Phase::Ready { epoch }) {
+                if !self.contracts().begin_replicating(contract, epoch) {
+                    return Ok(()); // a task holds it
+                }
+                let pending = self.store.pending_for(&contract);
+                let done = match pending {
+                    Ok(0) => self.catch_up(contract, Vec::new()).await,
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e.into()),
+                };
+                self.contracts().prepared_outside(contract, epoch, done.is_ok());
+                self.contracts_moved();
+                return done;
             }
         }
         self.catch_up(contract, Vec::new()).await

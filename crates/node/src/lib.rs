@@ -30,9 +30,8 @@ pub use gateway::{
 };
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
 pub use worker::{
-    DEFAULT_CONFIRMATIONS, DEVNET_CHAIN_ID, MAX_QUERIES_IN_FLIGHT, QUERIES_PER_CALLER_PER_SECOND,
-    QUERY_GAS_LIMIT, WorkerAction, WorkerConfig, WorkerNode, manage_worker, start_worker,
-    to_message as result_message,
+    DEFAULT_CONFIRMATIONS, DEVNET_CHAIN_ID, MAX_QUERIES_IN_FLIGHT, QUERY_GAS_LIMIT, WorkerAction,
+    WorkerConfig, WorkerNode, manage_worker, start_worker, to_message as result_message,
 };
 
 /// A node failure.

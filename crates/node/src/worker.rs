@@ -2033,7 +2033,6 @@ impl Worker {
             gas_limit: QUERY_GAS_LIMIT,
             time: crate::attest::now_ms() / 1000,
             time_budget_ms: self.time_budget_ms(),
-            caller_rate: QUERIES_PER_CALLER_PER_SECOND,
         };
         let mut use_snapshot = true;
         for _ in 0..5 {
@@ -2111,10 +2110,6 @@ impl Worker {
 
 /// The most queries a worker answers at once (from its gateway and its peers together).
 pub const MAX_QUERIES_IN_FLIGHT: usize = 64;
-
-/// The most queries one caller (one permit, or one signer's signed queries) may ask of a worker
-/// in a second; past it the enclave answers "busy, retry" (only it knows who asks).
-pub const QUERIES_PER_CALLER_PER_SECOND: u32 = 500;
 
 /// The gas a query may use: enough for any read a task could do, bounded so that a query costs
 /// a worker at most this much work (queries pay no fee).

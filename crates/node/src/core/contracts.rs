@@ -364,6 +364,21 @@ impl Contracts {
         true
     }
 
+    /// Holds a contract this worker is ready for, but whose tasks another member of its group
+    /// runs, while it replicates it: its tasks wait as during any preparation, so none persists
+    /// a delta while the copy is reconciled with the chain. False if a task holds it (or it is
+    /// not ready for `epoch`). Ended with [`Contracts::prepared_outside`].
+    pub fn begin_replicating(&mut self, contract: ContractAddress, epoch: u64) -> bool {
+        match self.lines.get_mut(&contract) {
+            Some(line) if line.holder.is_none() && line.phase == (Phase::Ready { epoch }) => {
+                line.phase = Phase::Syncing { epoch };
+                line.invalidated = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A preparation begun with [`Contracts::begin_preparing`] ended.
     pub fn prepared_outside(&mut self, contract: ContractAddress, epoch: u64, ok: bool) {
         if let Some(line) = self.lines.get_mut(&contract)
