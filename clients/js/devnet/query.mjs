@@ -12,6 +12,18 @@ const bytes = (hex) => Uint8Array.from(Buffer.from(hex.replace(/^0x/, ''), 'hex'
 const hex = (b) => `0x${Buffer.from(b).toString('hex')}`;
 try {
   const client = await Client.connect({ ...config, secret: bytes(config.secret) });
+  if (config.expectRefusal) {
+    // Through a hostile gateway: the query must be refused, and the reason printed.
+    let refused = '';
+    try {
+      const got = await client.query(config.contract, config.callable, bytes(config.args));
+      refused = `ACCEPTED ${hex(got.output)}`;
+    } catch (e) {
+      refused = e.message;
+    }
+    console.log(JSON.stringify({ refused }));
+    process.exit(0);
+  }
   const signed = await client.query(config.contract, config.callable, bytes(config.args));
   const anonymous = await client.query(config.contract, config.callable, bytes(config.args), { anonymous: true });
   let refused = '';

@@ -40,7 +40,7 @@ fn add(who: u8, worth: u64) -> Vec<u8> {
 
 /// What the proxy does to the answers it passes on.
 #[derive(Clone, Default)]
-enum Tamper {
+pub(crate) enum Tamper {
     /// Nothing.
     #[default]
     Honest,
@@ -66,13 +66,13 @@ enum Tamper {
     LateAnswer,
 }
 
-struct Proxy {
+pub(crate) struct Proxy {
     upstream: HttpClient,
-    tamper: Mutex<Tamper>,
+    pub(crate) tamper: Mutex<Tamper>,
     /// The last task request passed on.
     last_request: Mutex<serde_json::Value>,
     /// The last query answer passed on.
-    last_answer: Mutex<serde_json::Value>,
+    pub(crate) last_answer: Mutex<serde_json::Value>,
 }
 
 impl Proxy {
@@ -116,7 +116,9 @@ fn upstream_error(e: jsonrpsee::core::ClientError) -> ErrorObjectOwned {
 }
 
 /// Serves the gateway methods the client uses, forwarding to `upstream`.
-async fn hostile_gateway(upstream: &str) -> (String, Arc<Proxy>, jsonrpsee::server::ServerHandle) {
+pub(crate) async fn hostile_gateway(
+    upstream: &str,
+) -> (String, Arc<Proxy>, jsonrpsee::server::ServerHandle) {
     let proxy = Arc::new(Proxy {
         upstream: HttpClientBuilder::default().build(upstream).unwrap(),
         tamper: Mutex::new(Tamper::Honest),

@@ -52,24 +52,7 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
         "args": "0x",
         "taskOnly": "add_millionaire(address,uint256)",
     });
-    // The config (with the account's key) on stdin, not on the command line.
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut node = std::process::Command::new("node")
-            .arg("devnet/query.mjs")
-            .current_dir(&js)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()?;
-        node.stdin.take().expect("piped").write_all(config.to_string().as_bytes())?;
-        node.wait_with_output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs (Node.js 20 or later)");
-    assert!(out.status.success(), "enigma-js failed: {}", String::from_utf8_lossy(&out.stderr));
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = run_js(&js, &config).await;
     let rust_output = format!("0x{}", hex::encode(&rust.output));
     assert_eq!(got["output"], rust_output.as_str(), "the same answer as the Rust client");
     assert_eq!(got["anonymousOutput"], rust_output.as_str());
@@ -82,4 +65,57 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
     assert_eq!(got["address"], s.accounts[1].address.to_string().as_str());
     let refused = got["refused"].as_str().unwrap();
     assert!(refused.contains("does not answer queries"), "{refused}");
+
+    // Through a hostile gateway, enigma-js refuses what the Rust client refuses: another
+    // query's genuine, signed answer served for its own; a worker key signed by another enclave.
+    let (hostile, proxy, _server) = crate::adversarial::hostile_gateway(&s.gateway_url).await;
+    let mut config = config;
+    config["gatewayUrl"] = hostile.clone().into();
+    config["expectRefusal"] = true.into();
+    let via = Client::connect(common::config(s, &hostile, 0)).await.unwrap();
+    via.query(m, "compute_richest()", &[]).await.unwrap();
+    let other = proxy.last_answer.lock().unwrap().clone();
+    *proxy.tamper.lock().unwrap() = crate::adversarial::Tamper::ServeAnswer(other);
+    let got = run_js(&js, &config).await;
+    assert!(got["refused"].as_str().unwrap().contains("answers another query"), "{got}");
+    let upstream =
+        jsonrpsee::http_client::HttpClientBuilder::default().build(&s.gateway_url).unwrap();
+    let someone_else = s
+        .worker_signers
+        .iter()
+        .find(|w| !w.eq_ignore_ascii_case(&rust.worker.to_string()))
+        .expect("the devnet has several workers");
+    let foreign: serde_json::Value = jsonrpsee::core::client::ClientT::request(
+        &upstream,
+        "getWorkerEncryptionKey",
+        jsonrpsee::rpc_params![serde_json::json!({ "workerAddress": someone_else })],
+    )
+    .await
+    .unwrap();
+    *proxy.tamper.lock().unwrap() = crate::adversarial::Tamper::ForeignKey(foreign);
+    let got = run_js(&js, &config).await;
+    assert!(got["refused"].as_str().unwrap().contains("not signed by its enclave"), "{got}");
+}
+
+/// Runs enigma-js's devnet script with `config` (the account's key included) on stdin, not on
+/// the command line; returns what it printed.
+async fn run_js(js: &std::path::Path, config: &serde_json::Value) -> serde_json::Value {
+    let (js, config) = (js.to_path_buf(), config.to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut node = std::process::Command::new("node")
+            .arg("devnet/query.mjs")
+            .current_dir(&js)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        node.stdin.take().expect("piped").write_all(config.as_bytes())?;
+        node.wait_with_output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs (Node.js 20 or later)");
+    assert!(out.status.success(), "enigma-js failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
