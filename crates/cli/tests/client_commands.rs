@@ -169,26 +169,6 @@ async fn the_millionaires_example_runs_from_the_command_line() {
     assert_eq!(permit["contracts"][0], counter.as_str());
     let permit_file = dir.path().join("permit.json");
     std::fs::write(&permit_file, permit.to_string()).unwrap();
-    let asked = enigma(
-        &summary,
-        &[
-            "query",
-            &counter,
-            "value()",
-            "--returns",
-            "(uint256)",
-            "--latest",
-            "--permit",
-            permit_file.to_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
-    assert_eq!(asked["decoded"][0], "0");
-    // Revoked (its default name): the same permit is refused from then on.
-    let revoked = enigma(&summary, &["permit", "--revoke", "--contract", &counter]).await.unwrap();
-    assert_eq!(revoked["revoked"], "enigma cli");
-    assert!(revoked["task_id"].as_str().unwrap().starts_with("0x"), "{revoked}");
     let query_with_permit = [
         "query",
         &counter,
@@ -199,6 +179,12 @@ async fn the_millionaires_example_runs_from_the_command_line() {
         "--permit",
         permit_file.to_str().unwrap(),
     ];
+    let asked = enigma(&summary, &query_with_permit).await.unwrap();
+    assert_eq!(asked["decoded"][0], "0");
+    // Revoked (its default name): the same permit is refused from then on.
+    let revoked = enigma(&summary, &["permit", "--revoke", "--contract", &counter]).await.unwrap();
+    assert_eq!(revoked["revoked"], "enigma cli");
+    assert!(revoked["task_id"].as_str().unwrap().starts_with("0x"), "{revoked}");
     let err = enigma(&summary, &query_with_permit).await.unwrap_err();
     assert!(err.contains("revoked"), "{err}");
     // A function the contract does not mark #[query] is tasks only.

@@ -59,6 +59,9 @@ pub(crate) enum Tamper {
     ReplayCaller(serde_json::Value),
     /// Every query is answered with this answer (another query's, genuine and signed).
     ServeAnswer(serde_json::Value),
+    /// Query answers pass with their delta count as a string ("5" for 5): a loosely typed
+    /// client could then skip comparing counts.
+    QuotedCount,
     /// The worker key is another key, signed by another enclave.
     ForeignKey(serde_json::Value),
     /// Task requests are passed on, but answered at once with "no answer in time" (-32012),
@@ -83,7 +86,8 @@ impl Proxy {
             | Tamper::LateAnswer
             | Tamper::StripCaller
             | Tamper::ReplayCaller(_)
-            | Tamper::ServeAnswer(_) => view,
+            | Tamper::ServeAnswer(_)
+            | Tamper::QuotedCount => view,
             Tamper::Relabel(contract) => ResultView { contract_address: contract, ..view },
             Tamper::Serve(other) => *other,
             Tamper::Inflate => ResultView { value: "1000000".into(), ..view },
@@ -175,6 +179,11 @@ pub(crate) async fn hostile_gateway(
         *p.last_answer.lock().unwrap() = answer.clone();
         Ok::<_, ErrorObjectOwned>(match p.tamper.lock().unwrap().clone() {
             Tamper::ServeAnswer(other) => other,
+            Tamper::QuotedCount => {
+                let mut quoted = answer;
+                quoted["deltaCount"] = quoted["deltaCount"].to_string().into();
+                quoted
+            }
             _ => answer,
         })
     })

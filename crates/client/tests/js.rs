@@ -67,7 +67,8 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
     assert!(refused.contains("does not answer queries"), "{refused}");
 
     // Through a hostile gateway, enigma-js refuses what the Rust client refuses: another
-    // query's genuine, signed answer served for its own; a worker key signed by another enclave.
+    // query's genuine, signed answer served for its own; a worker key signed by another enclave;
+    // an answer whose fields are not of their types.
     let (hostile, proxy, _server) = crate::adversarial::hostile_gateway(&s.gateway_url).await;
     let mut config = config;
     config["gatewayUrl"] = hostile.clone().into();
@@ -95,6 +96,10 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
     *proxy.tamper.lock().unwrap() = crate::adversarial::Tamper::ForeignKey(foreign);
     let got = run_js(&js, &config).await;
     assert!(got["refused"].as_str().unwrap().contains("not signed by its enclave"), "{got}");
+    // The genuine answer with a field of the wrong type (a number as a string).
+    *proxy.tamper.lock().unwrap() = crate::adversarial::Tamper::QuotedCount;
+    let got = run_js(&js, &config).await;
+    assert!(got["refused"].as_str().unwrap().contains("deltaCount is not a whole number"), "{got}");
 }
 
 /// Runs enigma-js's devnet script with `config` (the account's key included) on stdin, not on

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::{
     NodeError, Result,
-    core::{Admission, AdmissionLimits, NotAdmitted, Source},
+    core::{Admission, AdmissionLimits, Source},
     km::{one, rpc_error},
     worker::{Worker, is_strike, settle},
 };
@@ -571,10 +571,7 @@ fn admit<'g, N: GatewayNode>(
 ) -> std::result::Result<Admitted<'g>, ErrorObjectOwned> {
     let ip = ext.get::<ClientIp>().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0);
     let source = Source::Ip(client_network(ip));
-    g.admission
-        .lock()
-        .map_err(|_| NotAdmitted::Busy { limit: 0 })
-        .and_then(|mut a| a.admit(source, crate::attest::now_ms()))
+    crate::worker::admit(&g.admission, source)
         .map_err(|e| rpc_error(NOT_ADMITTED, e.to_string()))?;
     Ok(Admitted { admission: &g.admission, source, strike })
 }

@@ -631,11 +631,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                     // Admitted per peer like tasks (a peer cannot hold every query slot), and
                     // never a strike.
                     let source = Source::Peer(from);
-                    let admitted = w
-                        .admission
-                        .lock()
-                        .map_err(|_| NotAdmitted::Busy { limit: 0 })
-                        .and_then(|mut a| a.admit(source, crate::attest::now_ms()));
+                    let admitted = admit(&w.admission, source);
                     let w2 = w.clone();
                     w.spawn(async move {
                         let answer = match admitted {
@@ -655,11 +651,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                 }
                 enigma_p2p::Event::Task { request, reply, from } => {
                     let source = Source::Peer(from);
-                    let admitted = w
-                        .admission
-                        .lock()
-                        .map_err(|_| NotAdmitted::Busy { limit: 0 })
-                        .and_then(|mut a| a.admit(source, crate::attest::now_ms()));
+                    let admitted = admit(&w.admission, source);
                     let w2 = w.clone();
                     w.spawn(async move {
                         let w = w2;
@@ -758,6 +750,17 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
 /// not hash to its record (what a flood of made-up or altered requests gets).
 /// Ends an admitted request of `source`; a `strike` counts against it (enough of them ban the
 /// source).
+/// Counts a request of `source` against the per-source limits (released with [`settle`]).
+pub(crate) fn admit(
+    admission: &std::sync::Mutex<Admission>,
+    source: Source,
+) -> std::result::Result<(), NotAdmitted> {
+    admission
+        .lock()
+        .map_err(|_| NotAdmitted::Busy { limit: 0 })
+        .and_then(|mut a| a.admit(source, crate::attest::now_ms()))
+}
+
 pub(crate) fn settle(admission: &std::sync::Mutex<Admission>, source: Source, strike: bool) {
     let Ok(mut a) = admission.lock() else { return };
     a.release(source);
