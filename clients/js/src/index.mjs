@@ -1,80 +1,186 @@
-// enigma-js: the enigma client for JavaScript. The protocol logic — keys, the task-field
-// envelope, hashes, EIP-712 digests, worker selection, attestation checks, answer verification —
-// is the Rust client's own code compiled to WebAssembly (../pkg, built by build.mjs from
-// crates/wasm); this layer reads the chain with viem and talks to the gateway's JSON-RPC.
+// enigma-js: the enigma client for JavaScript, in browsers and Node. The protocol logic — keys,
+// the task-field envelope, hashes, EIP-712 digests, worker selection, attestation checks, result
+// and answer verification — is the Rust client's own code compiled to WebAssembly (../pkg, built
+// by build.mjs from crates/wasm); this layer reads and writes the chain with viem and talks to
+// the gateway's JSON-RPC.
 //
-// So far: `connect` and `query` (a private read-only query, verified and decrypted). Tasks
-// (deposit, deploy, compute), permits and progress callbacks are next (issue 16).
+//   const client = await Client.connect({ chainUrl, gatewayUrl, enigma, policy, secret });
+//   await client.deposit(10n ** 8n);
+//   const { contract } = await client.deploy(wasm, 'construct()');
+//   const r = await client.compute(contract, 'add(uint256)', args, { onProgress: console.log });
+//   const q = await client.query(contract, 'total()');
 
-import { readFileSync } from 'node:fs';
-import { createPublicClient, http } from 'viem';
+import {
+  bytesToHex,
+  createPublicClient,
+  createWalletClient,
+  custom,
+  hexToBytes,
+  http,
+  keccak256,
+  pad,
+  serializeTransaction,
+} from 'viem';
 
 import * as core from '../pkg/enigma_wasm.js';
-import { enigmaAbi } from '../pkg/enigma-abi.mjs';
+import { enigmaAbi, tokenAbi } from '../pkg/enigma-abi.mjs';
 
-let ready = false;
-/** Loads the WebAssembly core once (Node: from pkg/ beside this file). */
+let loading;
+/** Loads the WebAssembly core once: in Node from pkg/ beside this file, in a browser (or a
+ * bundler) from the URL wasm-bindgen's loader names. */
 function init() {
-  if (!ready) {
-    core.initSync({ module: readFileSync(new URL('../pkg/enigma_wasm_bg.wasm', import.meta.url)) });
-    ready = true;
+  loading ??= (async () => {
+    if (typeof process !== 'undefined' && process.versions?.node) {
+      const { readFile } = await import('node:fs/promises');
+      core.initSync({ module: await readFile(new URL('../pkg/enigma_wasm_bg.wasm', import.meta.url)) });
+    } else {
+      await core.default();
+    }
+  })();
+  return loading;
+}
+
+const bytes = (h) => hexToBytes(/^0x/.test(String(h)) ? h : `0x${h}`);
+const hex = (b) => bytesToHex(b);
+const ZERO = '0x0000000000000000000000000000000000000000';
+const utf8 = new TextEncoder();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The chain's task states, by the number `getTaskRecord` returns. */
+export const TASK_STATUS = ['Undefined', 'Created', 'Verified', 'Failed', 'FailedEth', 'FailedReturn'];
+const FINAL = new Set(['Verified', 'Failed', 'FailedEth', 'FailedReturn']);
+
+/** What the client refuses or could not do: the message says what and what to do. */
+export class EnigmaError extends Error {
+  constructor(message, details = {}) {
+    super(message);
+    this.name = 'EnigmaError';
+    Object.assign(this, details);
   }
 }
 
-const bytes = (hex) => Uint8Array.from(Buffer.from(String(hex).replace(/^0x/, ''), 'hex'));
-const hex = (b) => `0x${Buffer.from(b).toString('hex')}`;
-const ZERO = '0x0000000000000000000000000000000000000000';
+/** The gateway's code for "delivered, but the worker has not answered yet". */
+const UNANSWERED = -32012;
 
-/** What the client refuses: the reason says what did not check out. */
-export class EnigmaError extends Error {
-  constructor(message) {
-    super(message);
-    this.name = 'EnigmaError';
-  }
+/** A viem account that signs with the wasm core's key (so no second secp256k1 library ships). */
+function keyAccount(keys) {
+  return {
+    address: keys.address(),
+    type: 'local',
+    source: 'enigma',
+    publicKey: hex(Uint8Array.of(4, ...keys.publicKey())),
+    async signTransaction(tx, { serializer = serializeTransaction } = {}) {
+      const unsigned = await serializer(tx);
+      const sig = keys.signDigest(bytes(keccak256(unsigned)));
+      const yParity = sig[64] - 27;
+      return serializer(tx, { r: hex(sig.slice(0, 32)), s: hex(sig.slice(32, 64)), yParity, v: BigInt(27 + yParity) });
+    },
+    async signMessage() {
+      throw new EnigmaError('enigma-js signs transactions and typed tasks only');
+    },
+    async signTypedData() {
+      throw new EnigmaError('enigma-js signs transactions and typed tasks only');
+    },
+  };
 }
 
 export class Client {
   /**
+   * Connects to the chain and the gateway.
    * @param {object} config
    * @param {string} config.chainUrl   Ethereum JSON-RPC
    * @param {string} config.gatewayUrl the enigma gateway's JSON-RPC
    * @param {string} config.enigma     the Enigma contract
-   * @param {Uint8Array} config.secret the account's 32-byte key (for signing queries)
    * @param {object} config.policy     what a worker's attestation must show
    *   (`enigma_attestation::Policy` as JSON; a devnet prints its own)
+   * @param {Uint8Array|string} [config.secret] the account's 32-byte key (scripts, devnets)
+   * @param {object} [config.wallet]   an EIP-1193 provider (`window.ethereum`) instead of a key:
+   *   it sends the transactions and signs tasks and queries as typed data
+   * @param {bigint|number} [config.gasPrice] the task gas price (default: the chain's minimum)
+   * @param {number} [config.resultTimeoutMs] how long to wait for a result (default 120 s)
    */
   static async connect(config) {
-    init();
+    await init();
     const c = new Client();
     // The secret lives only inside the wasm key object (never printed), not in the config.
-    const { secret, ...rest } = config;
-    c.config = rest;
-    c.account = core.Keys.fromSecret(secret);
-    c.chain = createPublicClient({ transport: http(config.chainUrl) });
-    c.principal = await c.read('principal');
-    c.groupSize = Number(await c.read('groupSize'));
+    const { secret, wallet, ...rest } = config;
+    c.config = { resultTimeoutMs: 120_000, ...rest };
+    c.chain = createPublicClient({ transport: http(config.chainUrl), pollingInterval: 100 });
+    const chainId = await c.chain.getChainId();
+    c.chainDef = {
+      id: chainId,
+      name: `chain ${chainId}`,
+      nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+      rpcUrls: { default: { http: [config.chainUrl] } },
+    };
+    if (secret != null) {
+      c.keys = core.Keys.fromSecret(typeof secret === 'string' ? bytes(secret) : secret);
+      c.account = keyAccount(c.keys);
+      c.wallet = createWalletClient({ account: c.account, chain: c.chainDef, transport: http(config.chainUrl) });
+    } else if (wallet) {
+      c.wallet = createWalletClient({ chain: c.chainDef, transport: custom(wallet) });
+      const [address] = await c.wallet.requestAddresses();
+      if (!address) throw new EnigmaError('the wallet gave no account: unlock it and allow this site');
+      c.account = { address, type: 'json-rpc' };
+    } else {
+      throw new EnigmaError('give the account: `secret` (a 32-byte key) or `wallet` (an EIP-1193 provider)');
+    }
+    [c.principal, c.groupSize, c.token, c.minGasPrice, c.maxGasLimit] = await Promise.all([
+      c.read('principal'),
+      c.read('groupSize').then(Number),
+      c.read('token'),
+      c.read('minGasPrice'),
+      c.read('maxGasLimit'),
+    ]);
+    c.gasPrice = BigInt(config.gasPrice ?? c.minGasPrice);
     c.attested = new Map();
+    c.turn = Promise.resolve();
     return c;
   }
 
-  /** The account's address. */
+  /** The account's address (checksummed). */
   get address() {
-    return this.account.address();
+    return this.account.address;
   }
 
-  read(functionName, args = []) {
-    return this.chain.readContract({ address: this.config.enigma, abi: enigmaAbi, functionName, args });
+  read(functionName, args = [], address = this.config.enigma, abi = enigmaAbi) {
+    return this.chain.readContract({ address, abi, functionName, args });
+  }
+
+  /** Sends a transaction from the account and waits until it is mined. */
+  async write(functionName, args, address = this.config.enigma, abi = enigmaAbi) {
+    let hash;
+    try {
+      hash = await this.wallet.writeContract({ address, abi, functionName, args, account: this.account, chain: this.chainDef });
+    } catch (e) {
+      throw new EnigmaError(`${functionName} was refused: ${e.shortMessage || e.message}`);
+    }
+    const receipt = await this.chain.waitForTransactionReceipt({ hash, pollingInterval: 100 });
+    if (receipt.status !== 'success') throw new EnigmaError(`${functionName} reverted (transaction ${hash})`);
+    return receipt;
   }
 
   async rpc(method, params) {
-    const response = await fetch(this.config.gatewayUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [params] }),
-    });
-    const body = await response.json();
-    if (body.error) throw new EnigmaError(`the gateway: ${body.error.message}`);
-    return body.result;
+    let body;
+    try {
+      const response = await fetch(this.config.gatewayUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [params] }),
+      });
+      body = await response.json();
+    } catch (e) {
+      throw new EnigmaError(`the gateway at ${this.config.gatewayUrl} did not answer ${method}: ${e.message}`);
+    }
+    if (body?.error) throw new EnigmaError(`the gateway: ${body.error.message}`, { code: body.error.code });
+    return body?.result;
+  }
+
+  /** One recording at a time from this client: the task nonce is read and used under it. */
+  async recordingTurn(work) {
+    const run = this.turn.then(work, work);
+    this.turn = run.catch(() => {});
+    return run;
   }
 
   /** The worker selected for `contract` in the current epoch, its attestation checked. */
@@ -133,15 +239,312 @@ export class Client {
 
   /** The worker's IO key for the epoch, signed by its enclave. */
   async workerKey(worker, epochBlock) {
-    const answer = await this.rpc('getWorkerEncryptionKey', { workerAddress: worker });
-    if (answer.epochBlock !== epochBlock) {
-      throw new EnigmaError(`the gateway has worker ${worker}'s key of epoch ${answer.epochBlock}, not ${epochBlock}; retry shortly`);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const answer = await this.rpc('getWorkerEncryptionKey', { workerAddress: worker });
+      if (answer?.epochBlock === epochBlock) {
+        const key = bytes(answer.workerEncryptionKey);
+        if (core.workerKeySigner(key, bytes(answer.workerSig)) !== worker) {
+          throw new EnigmaError(`worker ${worker}'s key is not signed by its enclave`);
+        }
+        return key;
+      }
+      if (Date.now() > deadline) {
+        throw new EnigmaError(`the gateway has worker ${worker}'s key of epoch ${answer?.epochBlock}, not ${epochBlock}; retry shortly`);
+      }
+      await sleep(100);
     }
-    const key = bytes(answer.workerEncryptionKey);
-    if (core.workerKeySigner(key, bytes(answer.workerSig)) !== worker) {
-      throw new EnigmaError(`worker ${worker}'s key is not signed by its enclave`);
+  }
+
+  /** The account's signature over an EIP-712 digest: with its key, or by the wallet as typed
+   * data (checked to be over the very digest the enclave will check). */
+  async signTyped(digest, primaryType, types, message) {
+    if (this.keys) return this.keys.signDigest(digest);
+    const signature = bytes(await this.wallet.signTypedData({
+      account: this.account.address,
+      domain: { name: 'Enigma', version: '1', salt: pad(this.principal, { size: 32 }) },
+      types,
+      primaryType,
+      message,
+    }));
+    if (core.recoverAddress(digest, signature) !== this.address) {
+      throw new EnigmaError(`the wallet's ${primaryType} signature is not over this task`);
     }
-    return key;
+    return signature;
+  }
+
+  /** Deposits `grains` of ENG into the prepaid balance that pays task fees (approving first). */
+  async deposit(grains) {
+    const amount = BigInt(grains);
+    await this.write('approve', [this.config.enigma, amount], this.token, tokenAbi);
+    await this.write('depositBalance', [amount]);
+  }
+
+  /** The account's prepaid balance (grains) and ENG held. */
+  async balances() {
+    const [prepaid, eng] = await Promise.all([
+      this.read('prepaidBalance', [this.address]),
+      this.read('balanceOf', [this.address], this.token, tokenAbi),
+    ]);
+    return { prepaid, eng };
+  }
+
+  async checkFunds(gasLimit, value) {
+    const limit = BigInt(gasLimit);
+    if (limit === 0n || limit > this.maxGasLimit || this.gasPrice < this.minGasPrice) {
+      throw new EnigmaError(`the chain accepts tasks with a gas price of at least ${this.minGasPrice} and a gas limit of at most ${this.maxGasLimit}; this one has ${this.gasPrice} and ${limit}`);
+    }
+    const need = limit * this.gasPrice + BigInt(value);
+    const have = await this.read('prepaidBalance', [this.address]);
+    if (have < need) {
+      throw new EnigmaError(`the prepaid balance holds ${have} grains, the task needs ${need}: deposit more`);
+    }
+  }
+
+  /**
+   * Deploys a secret contract: `wasm` (its WebAssembly module), running `constructor` with
+   * ABI-encoded `args`. Resolves once the chain registers the contract.
+   * @param {object} [options] `gasLimit`, `anonymous`, `onProgress(stage, detail)`
+   * @returns {Promise<TaskOutcome>} its `contract` is the new contract's address
+   */
+  async deploy(wasm, constructor = 'construct()', args = new Uint8Array(), options = {}) {
+    const { gasLimit = 20_000_000, onProgress = () => {} } = options;
+    onProgress('checking', {});
+    await this.checkFunds(gasLimit, 0n);
+    const codeHash = core.codeHash(wasm);
+    const task = await this.recordingTurn(async () => {
+      const nonce = Number(await this.read('taskNonce', [this.address]));
+      const id = core.taskId(this.address, nonce);
+      const contract = id;
+      onProgress('selecting', { contract });
+      const { worker, epochBlock } = await this.selected(contract);
+      const key = await this.workerKey(worker, epochBlock);
+      const mine = core.Keys.generate();
+      const shared = mine.sharedKey(key);
+      const f = shared.encryptField(utf8.encode(constructor), contract, id, '0', 'callable');
+      const a = shared.encryptField(args, contract, id, '0', 'arguments');
+      const inputs = core.inputsHashDeploy(f, a, codeHash, mine.publicKey());
+      onProgress('recording', { taskId: id, worker });
+      const receipt = await this.write('createDeploymentTaskRecord', [hex(inputs), BigInt(gasLimit), this.gasPrice, BigInt(epochBlock), BigInt(nonce)]);
+      const params = {
+        workerAddress: worker,
+        preCode: base64(wasm),
+        encryptedArgs: hex(a),
+        encryptedFn: hex(f),
+        userDHKey: hex(mine.publicKey()),
+        contractAddress: contract,
+      };
+      return { id, contract, nonce, worker, inputs, shared, params, value: 0n, isDeploy: true, codeHash, recordTx: receipt.transactionHash };
+    });
+    const outcome = await this.finish(task, 'deploySecretContract', options);
+    onProgress('registering', { taskId: task.id, contract: task.contract });
+    const deadline = Date.now() + this.config.resultTimeoutMs;
+    while (/^0x0+$/.test((await this.read('getSecretContract', [task.contract])).codeHash)) {
+      if (Date.now() > deadline) throw new EnigmaError(`deployment ${task.id} was not registered on chain in time`, { taskId: task.id });
+      await sleep(100);
+    }
+    onProgress('done', { taskId: task.id, contract: task.contract });
+    return outcome;
+  }
+
+  /**
+   * Calls `callable` (e.g. `add_millionaire(address,uint256)`) on `contract` with ABI-encoded
+   * `args` as a task: selects the worker and checks its attestation, encrypts the inputs to its
+   * enclave, records the task on chain (its fee escrowed), sends it, waits for the result, checks
+   * it (signed by the selected worker's enclave over this task, on the chain's state) and
+   * decrypts it.
+   * @param {object} [options] `gasLimit`, `value` (grains sent with the call), `anonymous`
+   *   (do not prove the caller), `onProgress(stage, detail)`: stages `checking`, `selecting`,
+   *   `encrypting`, `recording`, `sending`, `waiting`, `verifying`, `done`
+   * @returns {Promise<TaskOutcome>}
+   */
+  async compute(contract, callable, args = new Uint8Array(), options = {}) {
+    const { gasLimit = 20_000_000, value = 0n, onProgress = () => {} } = options;
+    onProgress('checking', { contract });
+    const head = await this.read('getSecretContract', [contract]);
+    if (/^0x0+$/.test(head.codeHash)) throw new EnigmaError(`no secret contract ${contract} is deployed`);
+    await this.checkFunds(gasLimit, value);
+    onProgress('selecting', { contract });
+    const { worker, epochBlock } = await this.selected(contract);
+    const key = await this.workerKey(worker, epochBlock);
+    const task = await this.recordingTurn(async () => {
+      const nonce = Number(await this.read('taskNonce', [this.address]));
+      const id = core.taskId(this.address, nonce);
+      onProgress('encrypting', { taskId: id, worker });
+      const mine = core.Keys.generate();
+      const shared = mine.sharedKey(key);
+      const v = String(BigInt(value));
+      const f = shared.encryptField(utf8.encode(callable), contract, id, v, 'callable');
+      const a = shared.encryptField(args, contract, id, v, 'arguments');
+      const inputs = core.inputsHashCompute(f, a, contract, mine.publicKey());
+      onProgress('recording', { taskId: id, worker });
+      const receipt = await this.write('createTaskRecord', [contract, hex(inputs), BigInt(gasLimit), this.gasPrice, BigInt(epochBlock), BigInt(nonce), BigInt(value)]);
+      const params = {
+        taskId: id,
+        workerAddress: worker,
+        encryptedFn: hex(f),
+        encryptedArgs: hex(a),
+        contractAddress: contract,
+        userDHKey: hex(mine.publicKey()),
+      };
+      return { id, contract, nonce, worker, inputs, shared, params, value: BigInt(value), isDeploy: false, codeHash: head.codeHash, recordTx: receipt.transactionHash };
+    });
+    const outcome = await this.finish(task, 'sendTaskInput', options);
+    onProgress('done', { taskId: task.id });
+    return outcome;
+  }
+
+  /** Signs the caller (unless anonymous), sends a recorded task, awaits and verifies its result. */
+  async finish(task, method, { anonymous = false, onProgress = () => {} }) {
+    const { id, contract, nonce, worker, inputs, shared, params, value, isDeploy, codeHash } = task;
+    let caller = ZERO;
+    if (!anonymous) {
+      const digest = core.callerDigest(this.principal, contract, this.address, nonce, inputs, String(value));
+      const signature = await this.signTyped(digest, 'EnigmaTask', {
+        EnigmaTask: [
+          { name: 'contract', type: 'bytes32' },
+          { name: 'sender', type: 'address' },
+          { name: 'nonce', type: 'uint256' },
+          { name: 'inputsHash', type: 'bytes32' },
+          { name: 'value', type: 'uint256' },
+        ],
+      }, { contract, sender: this.address, nonce: BigInt(nonce), inputsHash: hex(inputs), value });
+      Object.assign(params, { sender: this.address, callerNonce: nonce, callerSignature: hex(signature) });
+      caller = this.address;
+    }
+    onProgress('sending', { taskId: id, worker, recordTx: task.recordTx });
+    try {
+      await this.rpc(method, params);
+    } catch (e) {
+      // Delivered, but the worker did not answer in time: it may be running; the result decides.
+      if (e.code !== UNANSWERED) {
+        throw new EnigmaError(`task ${id} was recorded but not executed: ${e.message} (its fee can be refunded after the chain's timeout)`, { taskId: id });
+      }
+    }
+    onProgress('waiting', { taskId: id, worker });
+    const deadline = Date.now() + this.config.resultTimeoutMs;
+    let view;
+    while (!(view = await this.rpc('getTaskResult', { taskId: id }))) {
+      if (Date.now() > deadline) throw new EnigmaError(`no result for task ${id} in time`, { taskId: id });
+      await sleep(100);
+    }
+    onProgress('verifying', { taskId: id, worker });
+    const json = JSON.stringify(view);
+    let checked;
+    try {
+      checked = JSON.parse(core.verifyResult(json, id, inputs, contract, isDeploy, String(value), caller, codeHash, worker));
+    } catch (e) {
+      throw new EnigmaError(`task ${id}'s result is refused: ${e.message}`, { taskId: id });
+    }
+    const finality = await this.finality(id, contract, json, checked, isDeploy);
+    let output;
+    try {
+      output = shared.openOutput(bytes(view.output), contract, id, String(value));
+    } catch (e) {
+      throw new EnigmaError(`task ${id}'s result is refused: ${e.message}`, { taskId: id });
+    }
+    if (!checked.success) {
+      throw new EnigmaError(`task ${id} failed: ${new TextDecoder().decode(output)}`, { taskId: id, gasUsed: checked.gasUsed, failed: true });
+    }
+    return {
+      taskId: id,
+      contract,
+      output,
+      gasUsed: checked.gasUsed,
+      worker,
+      outputHash: checked.outputHash,
+      deltaHash: checked.deltaHash,
+      payouts: checked.payouts,
+      finality,
+    };
+  }
+
+  /** Where a verified result stands against the chain, as the Rust client judges it:
+   * `provisional` (its receipt not yet on chain, its state the chain's or ahead) or `confirmed`
+   * (the chain holds this very result). Throws for a result that can never land. */
+  async finality(id, contract, json, checked, isDeploy) {
+    const head = isDeploy ? null : await this.read('getSecretContract', [contract]);
+    const record = await this.read('getTaskRecord', [id]);
+    const status = TASK_STATUS[record.status];
+    if (!FINAL.has(status)) {
+      if (head) {
+        try {
+          core.resultStanding(json, Number(head.deltaCount), head.lastDeltaHash);
+        } catch (e) {
+          throw new EnigmaError(`task ${id}'s result is refused: ${e.message}`, { taskId: id });
+        }
+      }
+      return 'provisional';
+    }
+    const never = (why) => new EnigmaError(`task ${id}'s result is refused: the task is final on chain, but ${why}`, { taskId: id });
+    if (status === 'FailedReturn') throw never('its fee was returned: no result was committed');
+    if ((status === 'Failed') === checked.success) throw never(`the chain holds a ${status} receipt, not this result`);
+    const receipt = await this.receipt(id, contract);
+    if (receipt && (receipt.outputHash !== checked.outputHash || receipt.deltaHash !== checked.deltaHash)) {
+      throw never(`its receipt carries output hash ${receipt.outputHash} and delta hash ${receipt.deltaHash}`);
+    }
+    return 'confirmed';
+  }
+
+  /** A task's receipt event (single or in a batch), or null. */
+  async receipt(id, contract) {
+    const record = await this.read('getTaskRecord', [id]);
+    const from = { address: this.config.enigma, abi: enigmaAbi, fromBlock: record.createdAt };
+    for (const eventName of ['ReceiptVerified', 'ReceiptFailed', 'ReceiptFailedETH']) {
+      const [log] = await this.chain.getContractEvents({ ...from, eventName, args: { taskId: id } });
+      if (log) {
+        return {
+          outputHash: log.args.outputHash,
+          deltaHash: log.args.deltaHash ?? `0x${'0'.repeat(64)}`,
+          gasUsed: Number(log.args.gasUsed),
+        };
+      }
+    }
+    const batches = await this.chain.getContractEvents({ ...from, eventName: 'ReceiptsVerified', args: { scAddr: contract } });
+    for (const log of batches) {
+      const i = log.args.taskIds.indexOf(id);
+      if (i >= 0) {
+        return { outputHash: log.args.outputHashes[i], deltaHash: log.args.deltaHashes[i], gasUsed: Number(log.args.gasUsed[i]) };
+      }
+    }
+    return null;
+  }
+
+  /** A task's status on chain: one of {@link TASK_STATUS}. */
+  async taskStatus(id) {
+    const record = await this.read('getTaskRecord', [id]);
+    return TASK_STATUS[record.status] ?? 'Undefined';
+  }
+
+  /** Waits until the task is final on chain (its receipt landed, or its fee was returned). */
+  async waitFinal(id) {
+    const deadline = Date.now() + this.config.resultTimeoutMs;
+    for (;;) {
+      const status = await this.taskStatus(id);
+      if (FINAL.has(status)) return status;
+      if (Date.now() > deadline) throw new EnigmaError(`task ${id} is not final on chain in time`, { taskId: id });
+      await sleep(100);
+    }
+  }
+
+  /** Waits for a task's receipt on chain and checks it against the verified result. */
+  async confirm(outcome) {
+    const status = await this.waitFinal(outcome.taskId);
+    const receipt = await this.receipt(outcome.taskId, outcome.contract);
+    if (!receipt) throw new EnigmaError(`task ${outcome.taskId} is ${status} on chain but no receipt event names it`);
+    for (const [what, chain, result] of [
+      ['output hash', receipt.outputHash, outcome.outputHash],
+      ['delta hash', receipt.deltaHash, outcome.deltaHash],
+      ['gas used', receipt.gasUsed, outcome.gasUsed],
+    ]) {
+      if (chain !== result) throw new EnigmaError(`the chain's receipt of task ${outcome.taskId} has ${what} ${chain}, the result ${result}`);
+    }
+    return { status, ...receipt };
+  }
+
+  /** Returns the fee of a task nobody committed, once the chain's timeout has passed. */
+  async refund(id) {
+    await this.write('returnFeesForTask', [id]);
   }
 
   /**
@@ -161,12 +564,14 @@ export class Client {
     const queryId = core.keccak256(mine.publicKey());
     const asTask = core.queryTaskId(queryId);
     const seal = (plain, field) => shared.encryptField(plain, contract, asTask, '0', field);
-    const encryptedFn = seal(new TextEncoder().encode(callable), 'callable');
+    const encryptedFn = seal(utf8.encode(callable), 'callable');
     const encryptedArgs = seal(args, 'arguments');
     const queryHash = core.queryHash(contract, queryId, encryptedFn, encryptedArgs, mine.publicKey());
     const signature = anonymous
       ? undefined
-      : this.account.signDigest(core.queryDigest(this.principal, contract, queryHash));
+      : await this.signTyped(core.queryDigest(this.principal, contract, queryHash), 'EnigmaQuery', {
+        EnigmaQuery: [{ name: 'contract', type: 'bytes32' }, { name: 'query', type: 'bytes32' }],
+      }, { contract, query: hex(queryHash) });
     const caller = anonymous ? ZERO : this.address;
     const answer = await this.rpc('queryContract', {
       contractAddress: contract,
@@ -226,4 +631,11 @@ export class Client {
     }
     return { output: plain, worker, deltaCount: answer.deltaCount, gasUsed: answer.gasUsed };
   }
+}
+
+/** Base64 of bytes, in browsers and Node alike. */
+function base64(data) {
+  let s = '';
+  for (let i = 0; i < data.length; i += 0x8000) s += String.fromCharCode(...data.subarray(i, i + 0x8000));
+  return btoa(s);
 }

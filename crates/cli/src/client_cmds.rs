@@ -8,6 +8,7 @@ use alloy::dyn_abi::{DynSolType, DynSolValue};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use enigma_client::{Client, ClientConfig, Finality, Policy, TaskOptions, TaskOutcome};
+use enigma_crypto::SignedResult as _;
 use enigma_node::{DevnetSummary, devnet_measurements};
 use enigma_types::{Address, ContractAddress, TaskId};
 

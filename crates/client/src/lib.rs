@@ -25,6 +25,7 @@ use alloy::{providers::Provider as _, rpc::types::Filter, sol_types::SolEvent};
 pub use enigma_attestation::Policy;
 use enigma_chain::{Chain, ChainError, WorkerStatus, bindings::Enigma};
 pub use enigma_contract_build as build;
+use enigma_crypto::SignedResult as _;
 use enigma_crypto::{KeyPair, PublicKey, Signature};
 use enigma_p2p::{ResultMessage, messages::ResultView};
 use enigma_types::{
@@ -551,18 +552,8 @@ impl Client {
         // state the chain has left (a host failing a task on old state) is no honest answer,
         // even though the chain takes failure receipts whatever the state.
         let on_chain = on_chain.ok_or(ClientError::UnknownContract(m.contract))?;
-        let (count, base) = (on_chain.delta_count, m.prev_delta_count);
-        let moved_past = match base.cmp(&count) {
-            std::cmp::Ordering::Greater => false,
-            std::cmp::Ordering::Equal => m.prev_delta_hash != on_chain.last_delta_hash,
-            std::cmp::Ordering::Less => true,
-        };
-        if moved_past {
-            return Err(ClientError::BadResult(format!(
-                "it was computed on delta {} of contract {} (hash {}), but the chain stands at delta {count} with tip {} and has not taken the task's receipt: the state was rolled back or forked, and this result can never be committed",
-                base, m.contract, m.prev_delta_hash, on_chain.last_delta_hash
-            )));
-        }
+        m.standing(on_chain.delta_count, &on_chain.last_delta_hash)
+            .map_err(ClientError::BadResult)?;
         Ok(Finality::Provisional)
     }
 
@@ -1506,44 +1497,17 @@ impl TaskHandle<'_> {
         };
         let shared = &self.shared;
         let message = ResultMessage::try_from(&view).map_err(ClientError::BadResult)?;
-        if message.task_id != id || message.inputs_hash != inputs {
-            return Err(ClientError::BadResult("it answers another task".into()));
-        }
-        // The contract the task was for (a gateway that relabels a deploy's address would send
-        // the user's next inputs to a look-alike), the code it ran and its kind.
-        if message.contract != self.contract || message.is_deploy != self.is_deploy {
-            return Err(ClientError::BadResult(format!(
-                "it names contract {}, but the task was for {}",
-                message.contract, self.contract
-            )));
-        }
-        // The value the enclave ran with is the one the record escrowed (a host that told its
-        // enclave another amount gets a receipt the chain refuses), and a failure pays nothing.
-        if message.value != self.value {
-            return Err(ClientError::BadResult(format!(
-                "it ran with a value of {} grains, but the task sent {}",
-                message.value, self.value
-            )));
-        }
-        // The contract was told this account called (a relay that dropped the proof would have
-        // made it run anonymously).
-        if message.caller != self.caller {
-            return Err(ClientError::BadResult(format!(
-                "it ran with caller {}, but the task was signed by {}",
-                message.caller, self.caller
-            )));
-        }
-        let payouts = enigma_types::payouts::decode(&message.payouts)
-            .map_err(|e| ClientError::BadResult(format!("its payouts: {e}")))?;
-        if !message.success && !payouts.is_empty() {
-            return Err(ClientError::BadResult("a failure with payouts".into()));
-        }
-        if message.success && message.code_hash != self.code_hash {
-            return Err(ClientError::BadResult(format!(
-                "it ran code {}, but the contract's code is {}",
-                message.code_hash, self.code_hash
-            )));
-        }
+        let payouts = message
+            .check(&enigma_types::result::Expected {
+                task_id: id,
+                inputs_hash: inputs,
+                contract: self.contract,
+                is_deploy: self.is_deploy,
+                value: self.value,
+                caller: self.caller,
+                code_hash: self.code_hash,
+            })
+            .map_err(ClientError::BadResult)?;
         // The enclave signed over the task id, the contract and the inputs: a result relabelled
         // for another task or contract does not verify.
         if message.signer() != Some(worker) {

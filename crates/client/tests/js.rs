@@ -16,23 +16,13 @@ const GAS: u64 = 20_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_gets() {
-    let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../clients/js");
-    assert!(
-        js.join("pkg/enigma_wasm_bg.wasm").exists() && js.join("node_modules/viem").exists(),
-        "enigma-js is not built: run `npm ci && node build.mjs` in clients/js (scripts/test does)"
-    );
+    let js = built_js();
     let dir = tempfile::tempdir().unwrap();
     let devnet = common::devnet(dir.path()).await;
     let s = &devnet.summary;
     let alice = Client::connect(common::config(s, &s.gateway_url, 0)).await.unwrap();
     alice.deposit(100_000_000).await.unwrap();
-    let wasm = {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut options = enigma_client::build::BuildOptions::examples(&root);
-        options.packages = vec!["millionaires".into()];
-        let built = enigma_client::build::build(&options).unwrap();
-        std::fs::read(&enigma_client::build::find(&built, "millionaires").unwrap().wasm).unwrap()
-    };
+    let wasm = std::fs::read(millionaires_wasm()).unwrap();
     let m = alice.deploy(&wasm, "construct()", &[], GAS).await.unwrap().contract;
     for (who, worth) in [(1u8, 10u64), (2, 30), (3, 20)] {
         let args = (AlloyAddress::repeat_byte(who), U256::from(worth)).abi_encode_params();
@@ -102,14 +92,138 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
     assert!(got["refused"].as_str().unwrap().contains("deltaCount is not a whole number"), "{got}");
 }
 
-/// Runs enigma-js's devnet script with `config` (the account's key included) on stdin, not on
-/// the command line; returns what it printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_client_deploys_computes_and_confirms_tasks_the_rust_client_reads() {
+    let js = built_js();
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = common::devnet(dir.path()).await;
+    let s = &devnet.summary;
+    let wasm = millionaires_wasm();
+    let (a, b, c) = (
+        "0x1111111111111111111111111111111111111111",
+        "0x2222222222222222222222222222222222222222",
+        "0x3333333333333333333333333333333333333333",
+    );
+    let config = serde_json::json!({
+        "chainUrl": s.chain_url,
+        "gatewayUrl": s.gateway_url,
+        "enigma": s.deployment.enigma.to_string(),
+        "secret": s.accounts[2].private_key,
+        "policy": enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()),
+        "wasm": wasm,
+        "deposit": "100000000",
+        "millionaires": [[a, 10], [b, 30], [c, 20]],
+    });
+    let got = run_script(&js, "devnet/tasks.mjs", &config).await;
+
+    // JS encrypted and recorded the tasks, a Rust worker ran them, and JS verified and decrypted
+    // the Rust enclave's results: the richest is the one worth 30.
+    let richest = hex::decode(got["richest"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    assert_eq!(
+        <(AlloyAddress,)>::abi_decode_params(&richest).unwrap().0,
+        b.parse::<AlloyAddress>().unwrap()
+    );
+    assert_eq!(got["address"], s.accounts[2].address.to_string().as_str());
+    let stages: Vec<&str> =
+        got["stages"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for stage in [
+        "checking",
+        "selecting",
+        "encrypting",
+        "recording",
+        "sending",
+        "waiting",
+        "verifying",
+        "registering",
+        "done",
+    ] {
+        assert!(stages.contains(&stage), "stage {stage} was reported: {stages:?}");
+    }
+    // The chain holds every task's receipt, with the hashes the JS client verified.
+    let rust = Client::connect(common::config(s, &s.gateway_url, 0)).await.unwrap();
+    for task in got["tasks"].as_array().unwrap() {
+        assert_eq!(task["status"], "Verified", "{task}");
+        let id: enigma_types::TaskId = task["taskId"].as_str().unwrap().parse().unwrap();
+        assert_eq!(rust.task_status(id).await.unwrap(), enigma_chain::TaskStatus::Verified);
+        let result = rust.task_result(id).await.unwrap().expect("the gateway holds the result");
+        assert_eq!(result.delta_hash.to_string(), task["deltaHash"].as_str().unwrap());
+    }
+    assert_eq!(got["richestStatus"], "Verified");
+    // The contract JS deployed is one the Rust client uses: it answers the same.
+    let contract: enigma_types::ContractAddress =
+        got["contract"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        contract.to_string(),
+        got["deployTask"].as_str().unwrap(),
+        "a deployment's contract is its task id"
+    );
+    rust.deposit(100_000_000).await.unwrap();
+    let answer = rust.query(contract, "compute_richest()", &[]).await.unwrap();
+    assert_eq!(answer.output, richest);
+
+    // Through a hostile gateway, enigma-js refuses what the Rust client refuses: a deployment
+    // relabelled as a look-alike contract, another task's genuine result, an altered output, a
+    // task passed on without its caller proof.
+    let (hostile, proxy, _server) = crate::adversarial::hostile_gateway(&s.gateway_url).await;
+    let mut config = config;
+    config["gatewayUrl"] = hostile.clone().into();
+    config["expect"] = "refusal".into();
+    config["contract"] = got["contract"].clone();
+    let first: enigma_types::TaskId = got["tasks"][0]["taskId"].as_str().unwrap().parse().unwrap();
+    let other =
+        enigma_p2p::messages::ResultView::from(&rust.task_result(first).await.unwrap().unwrap());
+    use crate::adversarial::Tamper;
+    for (tamper, action, expected) in [
+        (Tamper::Relabel(format!("0x{}", "ab".repeat(32))), "deploy", "names contract"),
+        (Tamper::Serve(Box::new(other)), "compute", "another task"),
+        (Tamper::FlipOutput, "compute", "not signed by the selected worker"),
+        (Tamper::StripCaller, "compute", "caller"),
+    ] {
+        *proxy.tamper.lock().unwrap() = tamper;
+        config["action"] = action.into();
+        let got = run_script(&js, "devnet/tasks.mjs", &config).await;
+        let refused = got["refused"].as_str().unwrap();
+        assert!(
+            refused.contains(expected) && !refused.starts_with("ACCEPTED"),
+            "{action}: {refused}"
+        );
+    }
+}
+
+fn built_js() -> PathBuf {
+    let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../clients/js");
+    assert!(
+        js.join("pkg/enigma_wasm_bg.wasm").exists() && js.join("node_modules/viem").exists(),
+        "enigma-js is not built: run `npm ci && node build.mjs` in clients/js (scripts/test does)"
+    );
+    js
+}
+
+/// The millionaires example, built; its module's path.
+fn millionaires_wasm() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut options = enigma_client::build::BuildOptions::examples(&root);
+    options.packages = vec!["millionaires".into()];
+    let built = enigma_client::build::build(&options).unwrap();
+    enigma_client::build::find(&built, "millionaires").unwrap().wasm.clone()
+}
+
 async fn run_js(js: &std::path::Path, config: &serde_json::Value) -> serde_json::Value {
+    run_script(js, "devnet/query.mjs", config).await
+}
+
+/// Runs one of enigma-js's devnet scripts with `config` (the account's key included) on stdin,
+/// not on the command line; returns what it printed.
+async fn run_script(
+    js: &std::path::Path,
+    script: &'static str,
+    config: &serde_json::Value,
+) -> serde_json::Value {
     let (js, config) = (js.to_path_buf(), config.to_string());
     let out = tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let mut node = std::process::Command::new("node")
-            .arg("devnet/query.mjs")
+            .arg(script)
             .current_dir(&js)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

@@ -58,3 +58,22 @@ pub fn sha256(data: impl AsRef<[u8]>) -> [u8; 32] {
 pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|_| Error::Rng)
 }
+
+/// Who signed a task's result.
+pub trait SignedResult {
+    /// The enclave signer who signed this result: its receipt signature and its seal must both
+    /// be well formed and recover to the same signer, so no field of the message can have been
+    /// altered on the way.
+    fn signer(&self) -> Option<enigma_types::SignerAddress>;
+}
+
+impl SignedResult for enigma_types::result::ResultMessage {
+    fn signer(&self) -> Option<enigma_types::SignerAddress> {
+        let recover = |signature: &[u8], digest: &[u8; 32]| {
+            Signature::from_bytes(signature).ok()?.recover_address(digest).ok()
+        };
+        let receipt = recover(&self.signature, &self.receipt_digest())?;
+        let seal = recover(&self.result_signature, &self.result_digest())?;
+        (receipt == seal).then_some(enigma_types::SignerAddress::from(receipt))
+    }
+}

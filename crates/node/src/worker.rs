@@ -14,6 +14,7 @@ use enigma_chain::{
     BatchItemTx, Chain, ChainEvent, ComputeReceiptTx, DeployReceiptTx, EpochCache,
     TaskStatus as ChainStatus, Watcher,
 };
+use enigma_crypto::SignedResult as _;
 use enigma_crypto::{KeyPair, PublicKey, Signature};
 use enigma_enclave::{
     AnnouncementInput, BatchItem, BatchRequest, CarriedEvidence, ChainPosition, ComputeTask,

@@ -14,7 +14,7 @@ use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
 use base64::Engine as _;
 use enigma_chain::{Chain, TaskStatus};
-use enigma_crypto::{KeyPair, PublicKey, Signature};
+use enigma_crypto::{KeyPair, PublicKey, Signature, SignedResult as _};
 use enigma_node::*;
 use enigma_types::{
     ContractAddress, SignerAddress, code_hash, inputs_hash_compute, inputs_hash_deploy,

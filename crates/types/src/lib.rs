@@ -45,6 +45,7 @@ pub mod messages;
 pub mod padding;
 pub mod payouts;
 mod protocol;
+pub mod result;
 pub mod selection;
 
 pub use error::{DecodeError, ParseError};

@@ -402,3 +402,137 @@ pub fn query_answer_signer(
         });
     recover_address(&digest, signature)
 }
+
+/// The id of the task `sender` records with task nonce `nonce` (a deployment's contract address
+/// is this id too).
+#[wasm_bindgen(js_name = taskId)]
+pub fn task_id(sender: &str, nonce: f64) -> Result<String, JsError> {
+    Ok(enigma_types::task_id(
+        &parse("the sender's address", sender)?,
+        whole("the task nonce", nonce)?,
+    )
+    .to_string())
+}
+
+/// The code hash of a contract's WebAssembly module (`H(module)`).
+#[wasm_bindgen(js_name = codeHash)]
+pub fn code_hash(module: &[u8]) -> String {
+    enigma_types::code_hash(module).to_string()
+}
+
+/// The inputs hash a deployment's record carries: `H(enc(encryptedFn, encryptedArgs,
+/// codeHash, userPubKey))`.
+#[wasm_bindgen(js_name = inputsHashDeploy)]
+pub fn inputs_hash_deploy(
+    encrypted_fn: &[u8],
+    encrypted_args: &[u8],
+    code_hash: &str,
+    user_public_key: &[u8],
+) -> Result<Vec<u8>, JsError> {
+    Ok(enigma_types::inputs_hash_deploy(
+        encrypted_fn,
+        encrypted_args,
+        &parse("the code hash", code_hash)?,
+        &public64(user_public_key)?,
+    )
+    .0
+    .to_vec())
+}
+
+/// The EIP-712 digest a user signs to call a task as itself (the contract's `sender()`): the
+/// network's key manager `principal`, the contract, the sender and its task nonce, the inputs
+/// hash and the value sent.
+#[wasm_bindgen(js_name = callerDigest)]
+pub fn caller_digest(
+    principal: &str,
+    contract: &str,
+    sender: &str,
+    nonce: f64,
+    inputs_hash: &[u8],
+    value: &str,
+) -> Result<Vec<u8>, JsError> {
+    Ok(enigma_types::caller::caller_digest(
+        &parse("the key manager's address", principal)?,
+        &parse("the contract address", contract)?,
+        &parse("the sender's address", sender)?,
+        whole("the task nonce", nonce)?,
+        &enigma_types::InputsHash(bytes32("the inputs hash", inputs_hash)?),
+        grains(value)?,
+    )
+    .to_vec())
+}
+
+fn result_message(view: &str) -> Result<enigma_types::result::ResultMessage, JsError> {
+    let view: enigma_types::result::ResultView =
+        serde_json::from_str(view).map_err(|e| fail("the result (JSON)", e))?;
+    enigma_types::result::ResultMessage::try_from(&view).map_err(|e| fail("the result", e))
+}
+
+/// Verifies a task's result as the gateway returns it (`getTaskResult`'s JSON) against the task
+/// the client sent — its id, inputs hash, contract, kind, value (grains), caller (the zero
+/// address: anonymous), the contract's code hash — and the worker the epoch selected: the same
+/// checks as the Rust client's, then the enclave's two signatures. Returns the result's fields
+/// as JSON (`success`, `gasUsed`, `prevDeltaCount`, `prevDeltaHash`, `deltaHash`, `outputHash`,
+/// `encryptedOutput`, `payouts`); throws saying what did not check out.
+#[wasm_bindgen(js_name = verifyResult)]
+#[allow(clippy::too_many_arguments, reason = "what the client knows of the task, one by one")]
+pub fn verify_result(
+    view: &str,
+    task_id: &str,
+    inputs_hash: &[u8],
+    contract: &str,
+    is_deploy: bool,
+    value: &str,
+    caller: &str,
+    code_hash: &str,
+    worker: &str,
+) -> Result<String, JsError> {
+    use enigma_crypto::SignedResult as _;
+    let message = result_message(view)?;
+    let expected = enigma_types::result::Expected {
+        task_id: parse("the task id", task_id)?,
+        inputs_hash: enigma_types::InputsHash(bytes32("the inputs hash", inputs_hash)?),
+        contract: parse("the contract address", contract)?,
+        is_deploy,
+        value: grains(value)?,
+        caller: parse("the caller", caller)?,
+        code_hash: parse("the code hash", code_hash)?,
+    };
+    let payouts = message.check(&expected).map_err(|e| fail("the result", e))?;
+    let worker = parse::<SignerAddress>("the worker's address", worker)?;
+    // The enclave signed over the task id, the contract and the inputs: a result relabelled for
+    // another task or contract does not verify.
+    if message.signer() != Some(worker) {
+        return Err(JsError::new(&format!(
+            "the result: it is not signed by the selected worker {worker} over this task and contract"
+        )));
+    }
+    let payouts: Vec<_> = payouts
+        .iter()
+        .map(|p| serde_json::json!({"to": p.to.to_string(), "amount": p.amount.to_string()}))
+        .collect();
+    Ok(serde_json::json!({
+        "success": message.success,
+        "gasUsed": message.gas_used,
+        "prevDeltaCount": message.prev_delta_count,
+        "prevDeltaHash": message.prev_delta_hash.to_string(),
+        "deltaHash": message.delta_hash.to_string(),
+        "outputHash": message.output_hash.to_string(),
+        "value": message.value.to_string(),
+        "payouts": payouts,
+    })
+    .to_string())
+}
+
+/// Whether a result whose task is not yet final on chain can still land, given the contract's
+/// delta count and last delta hash on chain: throws if the chain has moved past the state it was
+/// computed on (it can never be committed).
+#[wasm_bindgen(js_name = resultStanding)]
+pub fn result_standing(view: &str, chain_delta_count: f64, chain_tip: &str) -> Result<(), JsError> {
+    result_message(view)?
+        .standing(
+            whole("the chain's delta count", chain_delta_count)?,
+            &parse("the chain's last delta hash", chain_tip)?,
+        )
+        .map_err(|e| fail("the result", e))
+}
