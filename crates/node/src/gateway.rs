@@ -69,9 +69,15 @@ pub(crate) trait GatewayNode: Send + Sync + 'static {
         signer: SignerAddress,
         query: QueryMessage,
     ) -> impl Future<Output = Result<QueryAnswerMessage>> + Send;
+    /// The network as the chain shows it (the dashboard's snapshot, `crate::dashboard`).
+    fn network(&self) -> impl Future<Output = Result<serde_json::Value>> + Send;
 }
 
 impl GatewayNode for Arc<Worker> {
+    async fn network(&self) -> Result<serde_json::Value> {
+        crate::dashboard::snapshot(&self.chain).await
+    }
+
     async fn info(&self) -> NodeInfo {
         NodeInfo {
             signer: self.signer,
@@ -123,6 +129,30 @@ impl GatewayNode for Arc<Worker> {
 struct Gateway<N> {
     node: N,
     admission: std::sync::Mutex<Admission>,
+    /// The last network snapshot and when it was taken: every dashboard shares one a second.
+    network: tokio::sync::Mutex<Option<(tokio::time::Instant, serde_json::Value)>>,
+}
+
+/// How often a network snapshot is taken at most (and pushed to subscribers on change).
+const NETWORK_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl<N: GatewayNode> Gateway<N> {
+    /// The network snapshot, at most [`NETWORK_REFRESH`] old.
+    async fn network(&self) -> std::result::Result<serde_json::Value, ErrorObjectOwned> {
+        let mut cached = self.network.lock().await;
+        if let Some((at, v)) = cached.as_ref()
+            && at.elapsed() < NETWORK_REFRESH
+        {
+            return Ok(v.clone());
+        }
+        let v = self
+            .node
+            .network()
+            .await
+            .map_err(|e| rpc_error(-32013, format!("the network could not be read: {e}")))?;
+        *cached = Some((tokio::time::Instant::now(), v.clone()));
+        Ok(v)
+    }
 }
 
 /// Largest accepted request body (a deploy carries the module, base64).
@@ -261,6 +291,7 @@ pub(crate) async fn serve<N: GatewayNode>(
     let gateway = Gateway {
         node,
         admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::GATEWAY)),
+        network: tokio::sync::Mutex::new(None),
     };
     let mut m = RpcModule::new(gateway);
     let reg = |e: jsonrpsee::core::RegisterMethodError| NodeError::Rpc(e.to_string());
@@ -381,6 +412,32 @@ pub(crate) async fn serve<N: GatewayNode>(
             "result": result.map(|r| if r.success { "SUCCESS" } else { "FAILED" }),
         }))
     })
+    .map_err(reg)?;
+    m.register_async_method("getNetwork", |_, g, _| async move { g.network().await })
+        .map_err(reg)?;
+    m.register_subscription(
+        "subscribeNetwork",
+        "network",
+        "unsubscribeNetwork",
+        |_, pending: PendingSubscriptionSink, g, _| async move {
+            let sink = pending.accept().await?;
+            let mut last = None;
+            loop {
+                // A chain that cannot be read now is tried again at the next tick.
+                if let Ok(v) = g.network().await
+                    && last.as_ref() != Some(&v)
+                {
+                    sink.send(SubscriptionMessage::from(serde_json::value::to_raw_value(&v)?))
+                        .await?;
+                    last = Some(v);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(NETWORK_REFRESH) => {}
+                    () = sink.closed() => return Ok(()),
+                }
+            }
+        },
+    )
     .map_err(reg)?;
     m.register_async_method("getTaskResult", |params, g, _| async move {
         let p: TaskIdParams = one(&params)?;
@@ -507,11 +564,17 @@ pub(crate) async fn serve<N: GatewayNode>(
             let service =
                 tower::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(client);
+                    let page = web_page(&request);
                     let mut service = builder.clone().build(methods.clone(), stop2.clone());
                     async move {
-                        tower::Service::call(&mut service, request)
+                        if let Some(page) = page {
+                            return Ok::<_, std::io::Error>(page);
+                        }
+                        let mut response = tower::Service::call(&mut service, request)
                             .await
-                            .map_err(|e| std::io::Error::other(e.to_string()))
+                            .map_err(|e| std::io::Error::other(e.to_string()))?;
+                        allow_any_origin(response.headers_mut());
+                        Ok(response)
                     }
                 });
             let stopped = stop.clone().shutdown();
@@ -524,6 +587,43 @@ pub(crate) async fn serve<N: GatewayNode>(
         }
     });
     Ok((local, handle))
+}
+
+/// What the gateway's port answers besides JSON-RPC: the dashboard page (`GET /dashboard`) and
+/// browsers' CORS preflight requests (web pages on any origin call the gateway: it holds no
+/// cookies or credentials, so any origin may).
+fn web_page<B>(request: &http::Request<B>) -> Option<jsonrpsee::server::HttpResponse> {
+    use http::{Method, StatusCode, header};
+    let mut response = if request.method() == Method::OPTIONS {
+        let mut r = jsonrpsee::server::HttpResponse::new(jsonrpsee::server::HttpBody::from(""));
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        r
+    } else if request.method() == Method::GET
+        && matches!(request.uri().path(), "/dashboard" | "/dashboard/")
+    {
+        let mut r = jsonrpsee::server::HttpResponse::new(jsonrpsee::server::HttpBody::from(
+            crate::dashboard::PAGE,
+        ));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        r
+    } else {
+        return None;
+    };
+    allow_any_origin(response.headers_mut());
+    Some(response)
+}
+
+fn allow_any_origin(headers: &mut http::HeaderMap) {
+    use http::header::{
+        ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue,
+    };
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, GET, OPTIONS"));
+    headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
 }
 
 /// The address of the client a gateway request came from.
@@ -629,6 +729,10 @@ mod tests {
     }
 
     impl GatewayNode for Arc<Stand> {
+        async fn network(&self) -> Result<serde_json::Value> {
+            Ok(serde_json::json!({ "block": 7 }))
+        }
+
         async fn info(&self) -> NodeInfo {
             NodeInfo {
                 signer: SignerAddress::from(Address([5; 20])),

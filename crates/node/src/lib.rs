@@ -12,6 +12,7 @@
 
 mod attest;
 pub mod core;
+mod dashboard;
 mod devnet;
 mod gateway;
 mod handover;
