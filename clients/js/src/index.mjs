@@ -31,7 +31,8 @@ let loading;
 function init() {
   loading ??= (async () => {
     if (typeof process !== 'undefined' && process.versions?.node) {
-      const { readFile } = await import('node:fs/promises');
+      const fs = 'node:fs/promises'; // a variable: bundlers for the browser leave it alone
+      const { readFile } = await import(/* @vite-ignore */ fs);
       core.initSync({ module: await readFile(new URL('../pkg/enigma_wasm_bg.wasm', import.meta.url)) });
     } else {
       await core.default();
@@ -552,9 +553,12 @@ export class Client {
    * read-only query: no record, no fee. The answer is checked — signed by the selected worker's
    * enclave over this query, this code, a state not behind the chain's, and this caller — and
    * decrypted.
-   * @returns {Promise<{output: Uint8Array, worker: string, deltaCount: number, gasUsed: number}>}
+   * @param {object} [options] `anonymous` (ask as nobody: for functions that do not ask who
+   *   calls); `latest` (the selected worker's newest state, including results whose receipts
+   *   are not on chain yet, instead of the state at the chain's delta tip)
+   * @returns {Promise<{output: Uint8Array, worker: string, deltaCount: number, onChain: boolean, gasUsed: number}>}
    */
-  async query(contract, callable, args = new Uint8Array(), { anonymous = false } = {}) {
+  async query(contract, callable, args = new Uint8Array(), { anonymous = false, latest = false } = {}) {
     const head = await this.read('getSecretContract', [contract]);
     if (/^0x0+$/.test(head.codeHash)) throw new EnigmaError(`no secret contract ${contract} is deployed`);
     const { worker, epochBlock } = await this.selected(contract);
@@ -582,7 +586,7 @@ export class Client {
       encryptedArgs: hex(encryptedArgs),
       encryptedCaller: hex(seal(core.queryCallerField(signature), 'caller')),
       userDHKey: hex(mine.publicKey()),
-      freshness: 'confirmed',
+      freshness: latest ? 'latest' : 'confirmed',
     });
     // Every field of the expected type (the gateway is not trusted to send them right).
     for (const [name, type] of [['contractAddress', 'string'], ['codeHash', 'string'], ['deltaHash', 'string'],
@@ -618,10 +622,14 @@ export class Client {
     if (answer.deltaCount === Number(head.deltaCount) && answer.deltaHash !== head.lastDeltaHash) {
       throw new EnigmaError('the answer ran on a state that is not the chain\'s');
     }
+    let onChain = true;
     if (answer.deltaCount > Number(head.deltaCount)) {
       const now = await this.read('getSecretContract', [contract]);
-      const at = answer.deltaCount - 1;
-      if (answer.deltaCount > Number(now.deltaCount) || (await this.read('getDeltaHash', [contract, BigInt(at)])) !== answer.deltaHash) {
+      onChain = answer.deltaCount <= Number(now.deltaCount);
+      if (!onChain && !latest) {
+        throw new EnigmaError(`the answer ran on ${answer.deltaCount} deltas, past the chain's ${now.deltaCount}, but the query asked for the chain's state`);
+      }
+      if (onChain && (await this.read('getDeltaHash', [contract, BigInt(answer.deltaCount - 1)])) !== answer.deltaHash) {
         throw new EnigmaError('the answer ran on a state that is not the chain\'s');
       }
     }
@@ -629,7 +637,7 @@ export class Client {
     if (answer.status !== 'SUCCESS') {
       throw new EnigmaError(`the query failed: ${new TextDecoder().decode(plain)}`);
     }
-    return { output: plain, worker, deltaCount: answer.deltaCount, gasUsed: answer.gasUsed };
+    return { output: plain, worker, deltaCount: answer.deltaCount, onChain, gasUsed: answer.gasUsed };
   }
 }
 

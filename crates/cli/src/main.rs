@@ -559,7 +559,10 @@ async fn devnet(a: DevnetArgs) -> Result<()> {
             s.gateway_url,
             s.gateway_url.trim_start_matches("http")
         );
-        say!("  dashboard   {}/dashboard  (workers, epochs, contracts, tasks, live)", s.gateway_url);
+        say!(
+            "  dashboard   {}/dashboard  (workers, epochs, contracts, tasks, live)",
+            s.gateway_url
+        );
         say!("  key manager {}  (signer {})", s.km_url, s.km_signer);
         say!(
             "  attestation {}  (simulation authority {})",

@@ -190,6 +190,74 @@ async fn a_javascript_client_deploys_computes_and_confirms_tasks_the_rust_client
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_runs_the_template_dapp_and_the_dashboard_shows_its_tasks() {
+    built_js();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dapp = root.join("examples/dapp");
+    assert!(
+        dapp.join("node_modules/vite").exists()
+            && dapp.join("node_modules/playwright-core").exists(),
+        "the template dApp's packages are missing: run `npm ci` in examples/dapp (scripts/test does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "no Chromium at {chromium}: `apt-get install chromium` (scripts/test does), or set CHROMIUM"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = common::devnet(dir.path()).await;
+    let s = &devnet.summary;
+    // The contracts the page deploys, built where its server looks for them.
+    let mut options = enigma_client::build::BuildOptions::examples(&root);
+    options.packages = vec!["millionaires".into(), "auction".into()];
+    enigma_client::build::build(&options).unwrap();
+
+    let artifacts = root.join("target/browser-artifacts");
+    let devnet_json = dir.path().join("devnet/devnet.json");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg("test/browser.mjs")
+            .current_dir(&dapp)
+            .env("ENIGMA_DEVNET", &devnet_json)
+            .env("ENIGMA_ARTIFACTS", &artifacts)
+            .env("CHROMIUM", &chromium)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs (Node.js 20 or later)");
+    assert!(
+        out.status.success(),
+        "the browser test failed (screenshots in target/browser-artifacts): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // The page showed the decrypted answer: the account worth 5,000 is richest, by task and by
+    // query; every task it ran is verified on chain.
+    let richest = s.accounts[2].address.to_string();
+    assert_eq!(got["richestByTask"], richest.as_str(), "{got}");
+    assert_eq!(got["richestByQuery"], richest.as_str(), "{got}");
+    assert!(got["taskRows"].as_u64().unwrap() >= 5, "{got}");
+    let rust = Client::connect(common::config(s, &s.gateway_url, 0)).await.unwrap();
+    let id: enigma_types::TaskId = got["richestTask"].as_str().unwrap().parse().unwrap();
+    assert_eq!(rust.task_status(id).await.unwrap(), enigma_chain::TaskStatus::Verified);
+    let contract: enigma_types::ContractAddress =
+        got["millionaires"].as_str().unwrap().parse().unwrap();
+    assert!(rust.chain().secret_contract(&contract).await.unwrap().is_some());
+    // The auction: bids of 30 and 50 over a reserve of 10; the bidder of 50 wins at 30, and a
+    // bidder's own bid is shown only to it.
+    assert_eq!(got["myBid"], "your bid: 30", "{got}");
+    let winner = s.accounts[2].address.to_string();
+    assert_eq!(got["auctionResult"], format!("{winner} wins at 30").as_str(), "{got}");
+    // The dashboard, live over the gateway's WebSocket, listed the workers, the contract and the
+    // task with its final status.
+    assert_eq!(got["dashboard"]["taskStatus"], "Verified", "{got}");
+    assert_eq!(got["dashboard"]["workers"].as_u64(), Some(s.worker_signers.len() as u64), "{got}");
+    assert!(got["dashboard"]["state"].as_str().unwrap().starts_with("live"), "{got}");
+}
+
 fn built_js() -> PathBuf {
     let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../clients/js");
     assert!(

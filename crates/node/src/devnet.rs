@@ -192,6 +192,10 @@ pub struct DevnetSummary {
     /// The key-manager enclave's measurement.
     #[serde(default)]
     pub km_measurement: String,
+    /// The attestation policy a client of this devnet checks workers against (its simulation
+    /// authority and the worker enclave's measurement), as enigma-js and the SDK take it.
+    #[serde(default)]
+    pub policy: Option<enigma_attestation::Policy>,
     /// The workers' enclave signers.
     pub worker_signers: Vec<String>,
     /// Where a node joining the devnet's p2p network bootstraps from (`--bootstrap`).
@@ -538,6 +542,7 @@ async fn start_nodes(
             hex::encode(devnet_measurements(attestation.authority).0)
         ),
         km_measurement: format!("0x{}", hex::encode(devnet_measurements(attestation.authority).1)),
+        policy: Some(devnet_policy(attestation.authority)),
         worker_signers: workers.iter().map(|w| w.signer.to_string()).collect(),
         p2p_bootstrap: workers
             .first()

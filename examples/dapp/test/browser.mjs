@@ -1,0 +1,117 @@
+// Drives the template dApp and the network dashboard in a real headless Chromium (Debian's
+// `chromium`, through playwright-core: no browser download), against a devnet started by the
+// Rust test crates/client/tests/js.rs. It builds the dApp with Vite, serves it with `vite
+// preview`, plays the millionaires' problem and a sealed-bid auction through the page, then
+// opens the gateway's dashboard and waits for the new contract and task to show with their
+// final status. Screenshots go to $ENIGMA_ARTIFACTS. Prints what it saw as JSON; exits 1 with
+// the reason (and a screenshot) on failure.
+//
+//   ENIGMA_DEVNET=.devnet/devnet.json node test/browser.mjs
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+import { build, preview } from 'vite';
+
+const here = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const devnet = JSON.parse(readFileSync(process.env.ENIGMA_DEVNET, 'utf8'));
+const artifacts = process.env.ENIGMA_ARTIFACTS || join(here, 'test-artifacts');
+mkdirSync(artifacts, { recursive: true });
+const TIMEOUT = 120_000;
+
+await build({ root: here, logLevel: 'warn' });
+const server = await preview({ root: here, preview: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
+const url = server.resolvedUrls.local[0];
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+});
+const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
+const logs = [];
+page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+const text = (selector) => page.locator(selector).innerText();
+
+/** Clicks, then waits until the page is idle again (its buttons re-enabled) without an error. */
+async function click(selector) {
+  await page.click(selector);
+  await page.waitForFunction(() => !document.querySelector('#deposit').disabled, null, { timeout: TIMEOUT });
+  if (await page.locator('#error').isVisible()) throw new Error(`the page shows an error after ${selector}: ${await text('#error')}`);
+}
+
+async function account(i) {
+  await page.selectOption('#account', devnet.accounts[i].address);
+  await page.waitForFunction(() => !document.querySelector('#deposit').disabled, null, { timeout: TIMEOUT });
+}
+
+try {
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: TIMEOUT });
+  await click('#deposit');
+
+  // The millionaires' problem: deploy, three secret entries, the richest by task and by query.
+  await click('#mill-deploy');
+  const millionaires = await text('#mill-contract');
+  const people = [[devnet.accounts[1].address, 1000], [devnet.accounts[2].address, 5000], [devnet.accounts[3].address, 3000]];
+  for (const [who, worth] of people) {
+    await page.fill('#mill-address', who);
+    await page.fill('#mill-worth', String(worth));
+    await click('#mill-add');
+  }
+  await click('#mill-richest');
+  const richestByTask = await text('#mill-result');
+  const richestTask = await page.locator('#tasks tr').first().getAttribute('data-task');
+  await page.evaluate(() => { document.querySelector('#mill-result').textContent = '–'; });
+  await click('#mill-query');
+  const richestByQuery = await text('#mill-result');
+  // Every task's row reaches its final status on chain.
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('#tasks .chain')].every((c) => c.textContent === 'Verified'),
+    null, { timeout: TIMEOUT },
+  );
+  const taskRows = await page.locator('#tasks tr').count();
+  await shot('dapp-millionaires');
+
+  // The sealed-bid auction: the seller deploys, two accounts bid, one asks its own bid, the
+  // seller closes: the higher bidder wins at the second price.
+  await page.fill('#auction-reserve', '10');
+  await click('#auction-deploy');
+  const auction = await text('#auction-contract');
+  for (const [i, bid] of [[1, 30], [2, 50]]) {
+    await account(i);
+    await click('#deposit');
+    await page.fill('#auction-amount', String(bid));
+    await click('#auction-bid');
+  }
+  await account(1);
+  await click('#auction-mine');
+  const myBid = await text('#auction-my');
+  await account(0);
+  await click('#auction-close');
+  const auctionResult = await text('#auction-result');
+  await shot('dapp-auction');
+
+  // The dashboard shows the new contract and the task with its final status, live.
+  const dashboard = await browser.newPage({ viewport: { width: 1300, height: 1200 } });
+  await dashboard.goto(`${devnet.gateway_url}/dashboard`);
+  await dashboard.waitForSelector(`#contracts code[data-full="${millionaires}"]`, { timeout: TIMEOUT });
+  const row = dashboard.locator('#tasks tr', { has: dashboard.locator(`code[data-full="${richestTask}"]`) });
+  await row.locator('.task-status.Verified').waitFor({ timeout: TIMEOUT });
+  const dashboardState = await dashboard.locator('#state').innerText();
+  const workers = await dashboard.locator('#workers tr').count();
+  await dashboard.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
+
+  console.log(JSON.stringify({
+    millionaires, richestByTask, richestByQuery, richestTask, taskRows, auction, myBid, auctionResult,
+    dashboard: { state: dashboardState, workers, taskStatus: await row.locator('.task-status').innerText() },
+  }));
+} catch (e) {
+  await shot('failure').catch(() => {});
+  console.error(`${e.stack || e}\n--- page console ---\n${logs.join('\n')}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  await new Promise((r) => server.httpServer.close(r));
+}
