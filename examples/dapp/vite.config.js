@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 
 import { defineConfig } from 'vite';
 
-import { built, CONTRACTS, root } from './contracts.mjs';
+import { built, CONTRACTS, root } from './prepare.mjs';
 
 const devnetJson = () => process.env.ENIGMA_DEVNET || resolve(root, '.devnet/devnet.json');
 
@@ -29,7 +29,7 @@ function serveDevnet(server) {
       const path = resolve(built, `${m[1]}.wasm`);
       if (!existsSync(path)) {
         res.statusCode = 404;
-        res.end(`${m[1]} is not built: run \`npm run contracts\` in examples/dapp`);
+        res.end(`${m[1]} is not built: run \`node prepare.mjs\` in examples/dapp`);
         return;
       }
       res.setHeader('content-type', 'application/wasm');

@@ -25,20 +25,35 @@ import {
 import * as core from '../pkg/enigma_wasm.js';
 import { enigmaAbi, tokenAbi } from '../pkg/enigma-abi.mjs';
 
+const inNode = typeof process !== 'undefined' && Boolean(process.versions?.node);
+
+/** Loads a wasm-bindgen module's WebAssembly: in Node from pkg/ beside this file, in a browser
+ * (or a bundler) from the URL wasm-bindgen's loader names. */
+async function load(module, file) {
+  if (inNode) {
+    const fs = 'node:fs/promises'; // a variable: bundlers for the browser leave it alone
+    const { readFile } = await import(/* @vite-ignore */ fs);
+    module.initSync({ module: await readFile(new URL(file, import.meta.url)) });
+  } else {
+    await module.default();
+  }
+  return module;
+}
+
 let loading;
-/** Loads the WebAssembly core once: in Node from pkg/ beside this file, in a browser (or a
- * bundler) from the URL wasm-bindgen's loader names. */
+/** The core, once. */
 function init() {
-  loading ??= (async () => {
-    if (typeof process !== 'undefined' && process.versions?.node) {
-      const fs = 'node:fs/promises'; // a variable: bundlers for the browser leave it alone
-      const { readFile } = await import(/* @vite-ignore */ fs);
-      core.initSync({ module: await readFile(new URL('../pkg/enigma_wasm_bg.wasm', import.meta.url)) });
-    } else {
-      await core.default();
-    }
-  })();
+  loading ??= load(core, '../pkg/enigma_wasm_bg.wasm');
   return loading;
+}
+
+let hardware;
+/** The hardware-attestation module (IAS and DCAP), fetched the first time a worker with
+ * hardware evidence is judged: pages that only meet simulation workers never load it. */
+function hardwareModule() {
+  hardware ??= import('../pkg/hardware/enigma_wasm_attestation.js')
+    .then((m) => load(m, '../pkg/hardware/enigma_wasm_attestation_bg.wasm'));
+  return hardware;
 }
 
 const bytes = (h) => hexToBytes(/^0x/.test(String(h)) ? h : `0x${h}`);
@@ -218,9 +233,11 @@ export class Client {
     });
     const last = logs.at(-1);
     if (!last) throw new EnigmaError(`the chain has no registration of worker ${worker}`);
+    // Simulation evidence (kind 0) is judged by the core; IAS and DCAP by the second module.
+    const judge = last.args.evidenceKind === 0 ? core : await hardwareModule();
     let verdict;
     try {
-      verdict = JSON.parse(core.checkWorker(
+      verdict = JSON.parse(judge.checkWorker(
         last.args.evidenceKind,
         bytes(last.args.evidence),
         JSON.stringify(this.config.policy),

@@ -8,9 +8,11 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import * as enigma from '../pkg/enigma_wasm.js';
+import * as hardware from '../pkg/hardware/enigma_wasm_attestation.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 enigma.initSync({ module: readFileSync(join(here, '../pkg/enigma_wasm_bg.wasm')) });
+hardware.initSync({ module: readFileSync(join(here, '../pkg/hardware/enigma_wasm_attestation_bg.wasm')) });
 const v = JSON.parse(readFileSync(join(here, '../../../testdata/js-vectors.json'), 'utf8'));
 
 const bytes = (hex) => Uint8Array.from(Buffer.from(hex.replace(/^0x/, ''), 'hex'));
@@ -77,31 +79,37 @@ test('fresh keys differ and work', () => {
   assert.deepEqual(b.sharedKey(a.publicKey()).decryptField(sealed, v.contract, v.task, '0', 'output'), text('x'));
 });
 
-test("a worker's attestation is judged by the same code as in Rust", () => {
-  const verdict = enigma.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.ias_signer, v.ias_at);
+test("a worker's hardware attestation is judged by the same code as in Rust (the second module)", () => {
+  // The core, which every page loads, judges simulation evidence only: hardware evidence is
+  // the hardware-attestation module's.
+  assert.throws(
+    () => enigma.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.ias_signer, v.ias_at),
+    /simulation evidence only/,
+  );
+  const verdict = hardware.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.ias_signer, v.ias_at);
   assert.equal(verdict, v.ias_verdict);
   const policy = JSON.parse(v.ias_policy);
   assert.throws(
-    () => enigma.checkWorker(v.ias_kind, bytes(v.ias_evidence), JSON.stringify({ ...policy, allow_debug: false }), v.ias_signer, v.ias_at),
+    () => hardware.checkWorker(v.ias_kind, bytes(v.ias_evidence), JSON.stringify({ ...policy, allow_debug: false }), v.ias_signer, v.ias_at),
     /debug/,
   );
   assert.throws(
-    () => enigma.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.user_address, v.ias_at),
+    () => hardware.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.user_address, v.ias_at),
     /vouches for/,
   );
   assert.throws(
-    () => enigma.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.ias_signer, v.ias_at + 2 * 86400),
+    () => hardware.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.ias_signer, v.ias_at + 2 * 86400),
     /attestation/,
     'too old',
   );
   assert.throws(
-    () => enigma.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.ias_signer, v.ias_at, v.user_address, v.principal),
+    () => hardware.checkWorker(v.ias_kind, bytes(v.ias_evidence), v.ias_policy, v.ias_signer, v.ias_at, v.user_address, v.principal),
     /does not bind|report data/,
     "Discovery's report data binds no enigma operator",
   );
   const tampered = bytes(v.ias_evidence);
   tampered[tampered.length - 200] ^= 1;
-  assert.throws(() => enigma.checkWorker(v.ias_kind, tampered, v.ias_policy, v.ias_signer, v.ias_at));
+  assert.throws(() => hardware.checkWorker(v.ias_kind, tampered, v.ias_policy, v.ias_signer, v.ias_at));
 });
 
 test('a query: its signature, its caller field, the answer and its signer match Rust', () => {

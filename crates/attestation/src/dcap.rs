@@ -1,14 +1,15 @@
 //! DCAP quotes, verified by `dcap-qvl` against supplied collateral (offline).
 
-use dcap_qvl::{
-    QuoteCollateralV3,
-    quote::{Quote, Report},
-    verify::QuoteVerifier,
-};
+use dcap_qvl::{QuoteCollateralV3, quote::Quote};
+#[cfg(feature = "hardware")]
+use dcap_qvl::{quote::Report, verify::QuoteVerifier};
+#[cfg(feature = "hardware")]
 use enigma_types::messages::ReportData;
 use serde::{Deserialize, Serialize};
 
-use crate::{Rejection, SignerAddress, TdMeasurement, TdRegister, Tee, Verdict};
+use crate::{Rejection, Tee};
+#[cfg(feature = "hardware")]
+use crate::{SignerAddress, TdMeasurement, TdRegister, Verdict};
 
 /// A DCAP quote and the collateral to verify it with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +47,8 @@ pub fn td_attributes_debug(attributes: [u8; 8]) -> bool {
     attributes[0] & 0x01 != 0
 }
 
+/// Verifies a quote with its collateral (the `hardware` feature).
+#[cfg(feature = "hardware")]
 pub(crate) fn verify(e: &DcapEvidence, allow_debug: bool, at: u64) -> Result<Verdict, Rejection> {
     let verified = QuoteVerifier::new_prod()
         .allow_debug(allow_debug)

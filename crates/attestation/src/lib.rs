@@ -292,6 +292,11 @@ impl Policy {
 /// Why evidence was rejected: each names the check that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
+    /// Hardware (IAS or DCAP) evidence, judged by a build without the `hardware` feature.
+    #[error(
+        "this build verifies simulation evidence only: hardware (IAS or DCAP) evidence needs the `hardware` feature (in enigma-js, the hardware-attestation module)"
+    )]
+    HardwareNotBuilt,
     /// Simulation evidence under a policy without a simulation authority.
     #[error(
         "simulation evidence is not accepted here (no simulation attestation authority is configured)"
@@ -450,8 +455,12 @@ pub fn sgx_attributes_debug(flags: u8) -> Result<bool, Rejection> {
 pub fn verify(evidence: &Evidence, policy: &Policy, at_time: u64) -> Result<Verdict, Rejection> {
     let verdict = match evidence {
         Evidence::Simulation(e) => sim::verify(e, policy)?,
+        #[cfg(feature = "hardware")]
         Evidence::Ias(e) => ias::verify(e, at_time)?,
+        #[cfg(feature = "hardware")]
         Evidence::Dcap(e) => dcap::verify(e, policy.allow_debug, at_time)?,
+        #[cfg(not(feature = "hardware"))]
+        Evidence::Ias(_) | Evidence::Dcap(_) => return Err(Rejection::HardwareNotBuilt),
     };
     policy.check(&verdict, at_time)?;
     Ok(verdict)

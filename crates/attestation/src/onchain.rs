@@ -106,6 +106,31 @@ pub fn decode_evidence(kind: u8, bytes: &[u8]) -> Result<Evidence, String> {
     }
 }
 
+/// Judges a worker's evidence as the chain's `Registered` event carries it (`kind` and its ABI
+/// encoding) under `policy` (JSON, [`Policy`](crate::Policy)) at `at` (Unix seconds): it must
+/// verify and vouch for `worker`, and — given `(operator, principal)` — bind that operator and
+/// the network's key manager. Returns the verdict as JSON; the error names the check that
+/// failed. What enigma-js's WebAssembly modules call.
+pub fn judge_registered(
+    kind: u8,
+    evidence: &[u8],
+    policy: &str,
+    worker: crate::SignerAddress,
+    at: u64,
+    binding: Option<(enigma_types::Address, enigma_types::Address)>,
+) -> Result<String, String> {
+    let evidence = decode_evidence(kind, evidence).map_err(|e| format!("the evidence: {e}"))?;
+    let policy: crate::Policy =
+        serde_json::from_str(policy).map_err(|e| format!("the policy (JSON): {e}"))?;
+    let verdict = crate::check_worker_evidence(&evidence, &policy, worker, at)
+        .map_err(|e| format!("the worker's attestation: {e}"))?;
+    if let Some((operator, principal)) = binding {
+        crate::check_binding(&verdict, operator, principal)
+            .map_err(|e| format!("the worker's attestation: {e}"))?;
+    }
+    serde_json::to_string(&verdict).map_err(|e| format!("the verdict: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::SimulationAuthority;

@@ -251,6 +251,12 @@ async fn a_browser_runs_the_template_dapp_and_the_dashboard_shows_its_tasks() {
     assert_eq!(got["myBid"], "your bid: 30", "{got}");
     let winner = s.accounts[2].address.to_string();
     assert_eq!(got["auctionResult"], format!("{winner} wins at 30").as_str(), "{got}");
+    // The page loaded enigma-js's core and the contracts it deployed, never the
+    // hardware-attestation module (the devnet's workers are simulation enclaves).
+    let fetched: Vec<&str> =
+        got["wasmFetched"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(fetched.iter().any(|f| f.contains("enigma_wasm_bg")), "{fetched:?}");
+    assert!(!fetched.iter().any(|f| f.contains("attestation")), "{fetched:?}");
     // The dashboard, live over the gateway's WebSocket, listed the workers, the contract and the
     // task with its final status.
     assert_eq!(got["dashboard"]["taskStatus"], "Verified", "{got}");

@@ -300,7 +300,9 @@ fn whole(what: &str, n: f64) -> Result<u64, JsError> {
 /// and its ABI encoding) under `policy` (JSON, `enigma_attestation::Policy`) at `at` (Unix
 /// seconds): it must verify and vouch for `worker`, and — given `operator` and `principal` —
 /// bind that operator and the network's key manager. Returns the verdict as JSON; throws naming
-/// the check that failed. Do this before encrypting anything to a worker.
+/// the check that failed. Do this before encrypting anything to a worker. This module verifies
+/// simulation evidence; hardware (IAS, DCAP) evidence needs the hardware-attestation module
+/// (`crates/wasm-attestation`), which enigma-js loads when it meets such a worker.
 #[wasm_bindgen(js_name = checkWorker)]
 pub fn check_worker(
     kind: u8,
@@ -311,25 +313,23 @@ pub fn check_worker(
     operator: Option<String>,
     principal: Option<String>,
 ) -> Result<String, JsError> {
-    let evidence = enigma_attestation::onchain::decode_evidence(kind, evidence)
-        .map_err(|e| fail("the evidence", e))?;
-    let policy: enigma_attestation::Policy =
-        serde_json::from_str(policy).map_err(|e| fail("the policy (JSON)", e))?;
-    let worker = parse::<SignerAddress>("the worker's address", worker)?;
-    let verdict =
-        enigma_attestation::check_worker_evidence(&evidence, &policy, worker, whole("at", at)?)
-            .map_err(|e| fail("the worker's attestation", e))?;
-    match (operator, principal) {
-        (Some(operator), Some(principal)) => enigma_attestation::check_binding(
-            &verdict,
+    let binding = match (operator, principal) {
+        (Some(operator), Some(principal)) => Some((
             parse("the operator's address", &operator)?,
             parse("the key manager's address", &principal)?,
-        )
-        .map_err(|e| fail("the worker's attestation", e))?,
-        (None, None) => {}
+        )),
+        (None, None) => None,
         _ => return Err(JsError::new("give both the operator and the key manager, or neither")),
-    }
-    serde_json::to_string(&verdict).map_err(|e| fail("the verdict", e))
+    };
+    enigma_attestation::onchain::judge_registered(
+        kind,
+        evidence,
+        policy,
+        parse("the worker's address", worker)?,
+        whole("at", at)?,
+        binding,
+    )
+    .map_err(|e| JsError::new(&e))
 }
 
 /// The signer of a worker's IO key (`getWorkerEncryptionKey`'s `workerSig` over the 64-byte

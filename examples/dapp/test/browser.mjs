@@ -31,6 +31,8 @@ const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
 const logs = [];
 page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
 page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+const wasmFetched = [];
+page.on('request', (r) => { if (r.url().endsWith('.wasm')) wasmFetched.push(new URL(r.url()).pathname); });
 const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 const text = (selector) => page.locator(selector).innerText();
 
@@ -104,7 +106,7 @@ try {
   await dashboard.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
 
   console.log(JSON.stringify({
-    millionaires, richestByTask, richestByQuery, richestTask, taskRows, auction, myBid, auctionResult,
+    wasmFetched, millionaires, richestByTask, richestByQuery, richestTask, taskRows, auction, myBid, auctionResult,
     dashboard: { state: dashboardState, workers, taskStatus: await row.locator('.task-status').innerText() },
   }));
 } catch (e) {
