@@ -32,7 +32,30 @@ try {
   } catch (e) {
     refused = e.message;
   }
+  // A permit: signed once, carried by queries instead of a signature each; a permit for
+  // another contract is refused by the enclave; once revoked (a task), it is refused too.
+  const permit = await client.signPermit('js-test', [config.contract], Math.floor(Date.now() / 1000) + 3600);
+  const viaPermit = await client.query(config.contract, config.callable, bytes(config.args), { permit });
+  const elsewhere = await client.signPermit('js-test', [`0x${'ab'.repeat(32)}`], Math.floor(Date.now() / 1000) + 3600);
+  let permitRefused = '';
+  try {
+    await client.query(config.contract, config.callable, bytes(config.args), { permit: elsewhere });
+  } catch (e) {
+    permitRefused = e.message;
+  }
+  await client.deposit(100_000_000n);
+  await client.revokePermit(config.contract, 'js-test');
+  let revokedRefused = '';
+  try {
+    await client.query(config.contract, config.callable, bytes(config.args), { permit, latest: true });
+  } catch (e) {
+    revokedRefused = e.message;
+  }
   console.log(JSON.stringify({
+    permitOutput: hex(viaPermit.output),
+    permitCaller: viaPermit.caller,
+    permitRefused,
+    revokedRefused,
     address: client.address,
     output: hex(signed.output),
     anonymousOutput: hex(anonymous.output),

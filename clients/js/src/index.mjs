@@ -15,6 +15,7 @@ import {
   createPublicClient,
   createWalletClient,
   custom,
+  encodeAbiParameters,
   hexToBytes,
   http,
   keccak256,
@@ -440,12 +441,7 @@ export class Client {
       }
     }
     onProgress('waiting', { taskId: id, worker });
-    const deadline = Date.now() + this.config.resultTimeoutMs;
-    let view;
-    while (!(view = await this.rpc('getTaskResult', { taskId: id }))) {
-      if (Date.now() > deadline) throw new EnigmaError(`no result for task ${id} in time`, { taskId: id });
-      await sleep(100);
-    }
+    const view = await this.awaitResult(id);
     onProgress('verifying', { taskId: id, worker });
     const json = JSON.stringify(view);
     let checked;
@@ -475,6 +471,46 @@ export class Client {
       payouts: checked.payouts,
       finality,
     };
+  }
+
+  /** A task's result as the gateway serves it (unverified): pushed over the gateway's
+   * WebSocket (`subscribeTaskResult`) where the platform has one — browsers, Node 22 — and
+   * polled over HTTP too (often without a WebSocket), whichever comes first. */
+  async awaitResult(id) {
+    const deadline = Date.now() + this.config.resultTimeoutMs;
+    let socket;
+    let pushed = null;
+    const arrived = new Promise((resolve) => {
+      if (typeof WebSocket !== 'function') return;
+      try {
+        socket = new WebSocket(this.config.gatewayUrl.replace(/^http/, 'ws'));
+      } catch {
+        return;
+      }
+      socket.onopen = () => socket.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscribeTaskResult', params: [{ taskId: id }] }));
+      socket.onmessage = (m) => {
+        try {
+          const message = JSON.parse(m.data);
+          if (message.method === 'taskResult' && message.params?.result) {
+            pushed = message.params.result;
+            resolve();
+          }
+        } catch {
+          // not a notification of ours: the poll still runs
+        }
+      };
+      socket.onerror = () => {};
+    });
+    try {
+      for (;;) {
+        const view = pushed ?? await this.rpc('getTaskResult', { taskId: id });
+        if (view) return view;
+        if (Date.now() > deadline) throw new EnigmaError(`no result for task ${id} in time`, { taskId: id });
+        await Promise.race([arrived, sleep(socket ? 1000 : 100)]);
+      }
+    } finally {
+      socket?.close();
+    }
   }
 
   /** Where a verified result stands against the chain, as the Rust client judges it:
@@ -566,16 +602,42 @@ export class Client {
   }
 
   /**
+   * Signs a query permit with the account (a wallet is asked once): queries of `contracts` until
+   * `expiry` (Unix seconds) may carry it instead of a signature each. Whoever holds it can ask
+   * these contracts as this account until it expires or is revoked: keep it private.
+   * @returns {Promise<{name: string, contracts: string[], expiry: number, signature: string}>}
+   */
+  async signPermit(name, contracts, expiry) {
+    const digest = core.permitDigest(this.principal, name, contracts, expiry);
+    const signature = await this.signTyped(digest, 'EnigmaPermit', {
+      EnigmaPermit: [
+        { name: 'name', type: 'string' },
+        { name: 'contracts', type: 'bytes32[]' },
+        { name: 'expiry', type: 'uint64' },
+      ],
+    }, { name, contracts, expiry: BigInt(expiry) });
+    return { name, contracts: [...contracts], expiry, signature: hex(signature) };
+  }
+
+  /** Revokes this account's permits named `name` for `contract` before they expire (a signed
+   * task: the contract's enclave refuses them from its new state on). */
+  revokePermit(contract, name, options = {}) {
+    return this.compute(contract, 'enigma_revoke_permit(string)',
+      hexToBytes(encodeAbiParameters([{ type: 'string' }], [name])), { gasLimit: 20_000, ...options });
+  }
+
+  /**
    * Asks `callable` (e.g. `compute_richest()`) of `contract` with ABI-encoded `args` as a
    * read-only query: no record, no fee. The answer is checked — signed by the selected worker's
    * enclave over this query, this code, a state not behind the chain's, and this caller — and
    * decrypted.
    * @param {object} [options] `anonymous` (ask as nobody: for functions that do not ask who
-   *   calls); `latest` (the selected worker's newest state, including results whose receipts
-   *   are not on chain yet, instead of the state at the chain's delta tip)
+   *   calls); `permit` (ask as the permit's signer, with a permit from {@link signPermit}: no
+   *   signature per query); `latest` (the selected worker's newest state, including results
+   *   whose receipts are not on chain yet, instead of the state at the chain's delta tip)
    * @returns {Promise<{output: Uint8Array, worker: string, deltaCount: number, onChain: boolean, gasUsed: number}>}
    */
-  async query(contract, callable, args = new Uint8Array(), { anonymous = false, latest = false } = {}) {
+  async query(contract, callable, args = new Uint8Array(), { anonymous = false, latest = false, permit = null } = {}) {
     const head = await this.read('getSecretContract', [contract]);
     if (/^0x0+$/.test(head.codeHash)) throw new EnigmaError(`no secret contract ${contract} is deployed`);
     const { worker, epochBlock } = await this.selected(contract);
@@ -588,12 +650,23 @@ export class Client {
     const encryptedFn = seal(utf8.encode(callable), 'callable');
     const encryptedArgs = seal(args, 'arguments');
     const queryHash = core.queryHash(contract, queryId, encryptedFn, encryptedArgs, mine.publicKey());
-    const signature = anonymous
-      ? undefined
-      : await this.signTyped(core.queryDigest(this.principal, contract, queryHash), 'EnigmaQuery', {
+    // The caller field is always there and always the same size: its length tells the host
+    // nothing about who asks, or whether anyone does.
+    let callerField;
+    let caller = ZERO;
+    if (anonymous) {
+      callerField = core.queryCallerField(undefined);
+    } else if (permit) {
+      const signature = bytes(permit.signature);
+      callerField = core.queryPermitField(permit.name, permit.contracts, permit.expiry, signature);
+      caller = core.recoverAddress(core.permitDigest(this.principal, permit.name, permit.contracts, permit.expiry), signature);
+    } else {
+      const signature = await this.signTyped(core.queryDigest(this.principal, contract, queryHash), 'EnigmaQuery', {
         EnigmaQuery: [{ name: 'contract', type: 'bytes32' }, { name: 'query', type: 'bytes32' }],
       }, { contract, query: hex(queryHash) });
-    const caller = anonymous ? ZERO : this.address;
+      callerField = core.queryCallerField(signature);
+      caller = this.address;
+    }
     const answer = await this.rpc('queryContract', {
       contractAddress: contract,
       workerAddress: worker,
@@ -601,7 +674,7 @@ export class Client {
       epochBlock,
       encryptedFn: hex(encryptedFn),
       encryptedArgs: hex(encryptedArgs),
-      encryptedCaller: hex(seal(core.queryCallerField(signature), 'caller')),
+      encryptedCaller: hex(seal(callerField, 'caller')),
       userDHKey: hex(mine.publicKey()),
       freshness: latest ? 'latest' : 'confirmed',
     });
@@ -654,7 +727,7 @@ export class Client {
     if (answer.status !== 'SUCCESS') {
       throw new EnigmaError(`the query failed: ${new TextDecoder().decode(plain)}`);
     }
-    return { output: plain, worker, deltaCount: answer.deltaCount, onChain, gasUsed: answer.gasUsed };
+    return { output: plain, worker, caller, deltaCount: answer.deltaCount, onChain, gasUsed: answer.gasUsed };
   }
 }
 

@@ -55,6 +55,14 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
     assert_eq!(got["address"], s.accounts[1].address.to_string().as_str());
     let refused = got["refused"].as_str().unwrap();
     assert!(refused.contains("does not answer queries"), "{refused}");
+    // Asked with a permit (signed once): the same answer, as the permit's signer; a permit for
+    // other contracts, or one revoked by a task, is refused.
+    assert_eq!(got["permitOutput"], rust_output.as_str());
+    assert_eq!(got["permitCaller"], s.accounts[1].address.to_string().as_str());
+    let refused = got["permitRefused"].as_str().unwrap();
+    assert!(refused.contains("permit"), "{refused}");
+    let refused = got["revokedRefused"].as_str().unwrap();
+    assert!(refused.contains("revoked"), "{refused}");
 
     // Through a hostile gateway, enigma-js refuses what the Rust client refuses: another
     // query's genuine, signed answer served for its own; a worker key signed by another enclave;
@@ -257,6 +265,16 @@ async fn a_browser_runs_the_template_dapp_and_the_dashboard_shows_its_tasks() {
         got["wasmFetched"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(fetched.iter().any(|f| f.contains("enigma_wasm_bg")), "{fetched:?}");
     assert!(!fetched.iter().any(|f| f.contains("attestation")), "{fetched:?}");
+    // Results were pushed over the gateway's WebSocket (subscribeTaskResult).
+    let gateway_ws = s.gateway_url.replacen("http", "ws", 1);
+    assert!(
+        got["sockets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u.as_str().unwrap().starts_with(&gateway_ws)),
+        "{got}"
+    );
     // The dashboard, live over the gateway's WebSocket, listed the workers, the contract and the
     // task with its final status.
     assert_eq!(got["dashboard"]["taskStatus"], "Verified", "{got}");

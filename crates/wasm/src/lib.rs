@@ -366,6 +366,67 @@ pub fn query_caller_field(signature: Option<Vec<u8>>) -> Vec<u8> {
     }
 }
 
+fn permit_contracts(contracts: &[String]) -> Result<Vec<ContractAddress>, JsError> {
+    use enigma_types::caller::MAX_PERMIT_CONTRACTS;
+    if contracts.is_empty() || contracts.len() > MAX_PERMIT_CONTRACTS {
+        return Err(JsError::new(&format!(
+            "a permit names 1 to {MAX_PERMIT_CONTRACTS} contracts, not {}",
+            contracts.len()
+        )));
+    }
+    contracts.iter().map(|c| parse("a permit's contract", c)).collect()
+}
+
+fn permit_name(name: &str) -> Result<(), JsError> {
+    use enigma_types::caller::MAX_PERMIT_NAME;
+    if name.len() > MAX_PERMIT_NAME {
+        return Err(JsError::new(&format!(
+            "a permit's name is at most {MAX_PERMIT_NAME} bytes, not {}",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The EIP-712 digest a user signs to issue a query permit (`EnigmaPermit(name, contracts,
+/// expiry)` in the network's domain): whoever holds the permit may ask these contracts as the
+/// user until `expiry` (Unix seconds).
+#[wasm_bindgen(js_name = permitDigest)]
+pub fn permit_digest(
+    principal: &str,
+    name: &str,
+    contracts: Vec<String>,
+    expiry: f64,
+) -> Result<Vec<u8>, JsError> {
+    permit_name(name)?;
+    Ok(enigma_types::caller::permit_digest(
+        &parse("the key manager's address", principal)?,
+        name,
+        &permit_contracts(&contracts)?,
+        whole("the expiry", expiry)?,
+    )
+    .to_vec())
+}
+
+/// A query's caller field before encryption for a query asked with a permit (its name,
+/// contracts, expiry and the user's signature over [`permit_digest`]).
+#[wasm_bindgen(js_name = queryPermitField)]
+pub fn query_permit_field(
+    name: &str,
+    contracts: Vec<String>,
+    expiry: f64,
+    signature: &[u8],
+) -> Result<Vec<u8>, JsError> {
+    permit_name(name)?;
+    Ok(enigma_types::caller::QueryCaller::Permit(enigma_types::caller::Permit {
+        name: name.to_string(),
+        contracts: permit_contracts(&contracts)?,
+        expiry: whole("the expiry", expiry)?,
+        signature: signature.to_vec(),
+    })
+    .encode())
+}
+
 /// `H(ciphertext)`: the output hash a result or an answer signs.
 #[wasm_bindgen(js_name = outputHash)]
 pub fn output_hash(ciphertext: &[u8]) -> Vec<u8> {

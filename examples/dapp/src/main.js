@@ -169,7 +169,8 @@ async function start() {
     $('mill-result').textContent = decode(['address'], o.output)[0];
   });
   $('mill-query').onclick = () => busy(async () => {
-    const q = await client.query(state.millionaires, 'compute_richest()');
+    // The worker's newest state: entries whose receipts are not on chain yet count.
+    const q = await client.query(state.millionaires, 'compute_richest()', new Uint8Array(), { latest: true });
     $('mill-result').textContent = decode(['address'], q.output)[0];
   });
 

@@ -32,6 +32,8 @@ const logs = [];
 page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
 page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
 const wasmFetched = [];
+const sockets = [];
+page.on('websocket', (ws) => sockets.push(ws.url()));
 page.on('request', (r) => { if (r.url().endsWith('.wasm')) wasmFetched.push(new URL(r.url()).pathname); });
 const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 const text = (selector) => page.locator(selector).innerText();
@@ -106,7 +108,7 @@ try {
   await dashboard.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
 
   console.log(JSON.stringify({
-    wasmFetched, millionaires, richestByTask, richestByQuery, richestTask, taskRows, auction, myBid, auctionResult,
+    wasmFetched, sockets, millionaires, richestByTask, richestByQuery, richestTask, taskRows, auction, myBid, auctionResult,
     dashboard: { state: dashboardState, workers, taskStatus: await row.locator('.task-status').innerText() },
   }));
 } catch (e) {
