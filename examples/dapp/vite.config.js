@@ -42,7 +42,9 @@ function serveDevnet(server) {
 
 export default defineConfig({
   plugins: [{ name: 'enigma-devnet', configureServer: serveDevnet, configurePreviewServer: serveDevnet }],
-  server: { port: 5173, host: '127.0.0.1' },
+  // enigma-js (a link to clients/js) loads its WebAssembly from the repository, outside this
+  // directory: the dev server may serve files from the repository.
+  server: { port: 5173, host: '127.0.0.1', fs: { allow: [root] } },
   preview: { port: 4173, host: '127.0.0.1' },
   build: { target: 'es2022' },
   optimizeDeps: { exclude: ['enigma-js'] },

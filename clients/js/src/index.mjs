@@ -53,7 +53,11 @@ let hardware;
  * hardware evidence is judged: pages that only meet simulation workers never load it. */
 function hardwareModule() {
   hardware ??= import('../pkg/hardware/enigma_wasm_attestation.js')
-    .then((m) => load(m, '../pkg/hardware/enigma_wasm_attestation_bg.wasm'));
+    .then((m) => load(m, '../pkg/hardware/enigma_wasm_attestation_bg.wasm'))
+    .catch((e) => {
+      hardware = undefined; // a failed fetch is tried again next time
+      throw new EnigmaError(`the hardware-attestation module could not be loaded: ${e.message}`);
+    });
   return hardware;
 }
 
@@ -131,6 +135,10 @@ export class Client {
       rpcUrls: { default: { http: [config.chainUrl] } },
     };
     if (secret != null) {
+      // Checked before parsing, and never echoed: a parser's error would quote the key.
+      if (typeof secret === 'string' ? !/^(0x)?[0-9a-fA-F]{64}$/.test(secret) : !(secret instanceof Uint8Array && secret.length === 32)) {
+        throw new EnigmaError('the secret must be 32 bytes: a Uint8Array, or 64 hex digits (0x optional)');
+      }
       c.keys = core.Keys.fromSecret(typeof secret === 'string' ? bytes(secret) : secret);
       c.account = keyAccount(c.keys);
       c.wallet = createWalletClient({ account: c.account, chain: c.chainDef, transport: http(config.chainUrl) });
@@ -343,6 +351,8 @@ export class Client {
       const f = shared.encryptField(utf8.encode(constructor), contract, id, '0', 'callable');
       const a = shared.encryptField(args, contract, id, '0', 'arguments');
       const inputs = core.inputsHashDeploy(f, a, codeHash, mine.publicKey());
+      // Signed before anything is paid: a wallet's refusal costs no fee.
+      const proof = await this.proveCaller(contract, nonce, inputs, 0n, options);
       onProgress('recording', { taskId: id, worker });
       const receipt = await this.write('createDeploymentTaskRecord', [hex(inputs), BigInt(gasLimit), this.gasPrice, BigInt(epochBlock), BigInt(nonce)]);
       const params = {
@@ -352,8 +362,9 @@ export class Client {
         encryptedFn: hex(f),
         userDHKey: hex(mine.publicKey()),
         contractAddress: contract,
+        ...proof.params,
       };
-      return { id, contract, nonce, worker, inputs, shared, params, value: 0n, isDeploy: true, codeHash, recordTx: receipt.transactionHash };
+      return { id, contract, worker, shared, params, inputs, caller: proof.caller, value: 0n, isDeploy: true, codeHash, recordTx: receipt.transactionHash };
     });
     const outcome = await this.finish(task, 'deploySecretContract', options);
     onProgress('registering', { taskId: task.id, contract: task.contract });
@@ -396,6 +407,8 @@ export class Client {
       const f = shared.encryptField(utf8.encode(callable), contract, id, v, 'callable');
       const a = shared.encryptField(args, contract, id, v, 'arguments');
       const inputs = core.inputsHashCompute(f, a, contract, mine.publicKey());
+      // Signed before anything is paid: a wallet's refusal costs no fee.
+      const proof = await this.proveCaller(contract, nonce, inputs, BigInt(value), options);
       onProgress('recording', { taskId: id, worker });
       const receipt = await this.write('createTaskRecord', [contract, hex(inputs), BigInt(gasLimit), this.gasPrice, BigInt(epochBlock), BigInt(nonce), BigInt(value)]);
       const params = {
@@ -405,32 +418,38 @@ export class Client {
         encryptedArgs: hex(a),
         contractAddress: contract,
         userDHKey: hex(mine.publicKey()),
+        ...proof.params,
       };
-      return { id, contract, nonce, worker, inputs, shared, params, value: BigInt(value), isDeploy: false, codeHash: head.codeHash, recordTx: receipt.transactionHash };
+      return { id, contract, worker, shared, params, inputs, caller: proof.caller, value: BigInt(value), isDeploy: false, codeHash: head.codeHash, recordTx: receipt.transactionHash };
     });
     const outcome = await this.finish(task, 'sendTaskInput', options);
     onProgress('done', { taskId: task.id });
     return outcome;
   }
 
-  /** Signs the caller (unless anonymous), sends a recorded task, awaits and verifies its result. */
-  async finish(task, method, { anonymous = false, onProgress = () => {} }) {
-    const { id, contract, nonce, worker, inputs, shared, params, value, isDeploy, codeHash } = task;
-    let caller = ZERO;
-    if (!anonymous) {
-      const digest = core.callerDigest(this.principal, contract, this.address, nonce, inputs, String(value));
-      const signature = await this.signTyped(digest, 'EnigmaTask', {
-        EnigmaTask: [
-          { name: 'contract', type: 'bytes32' },
-          { name: 'sender', type: 'address' },
-          { name: 'nonce', type: 'uint256' },
-          { name: 'inputsHash', type: 'bytes32' },
-          { name: 'value', type: 'uint256' },
-        ],
-      }, { contract, sender: this.address, nonce: BigInt(nonce), inputsHash: hex(inputs), value });
-      Object.assign(params, { sender: this.address, callerNonce: nonce, callerSignature: hex(signature) });
-      caller = this.address;
-    }
+  /** The proof that this account calls (its EIP-712 signature over the task), unless the task
+   * is anonymous: the gateway parameters it adds and the caller the result must name. */
+  async proveCaller(contract, nonce, inputs, value, { anonymous = false }) {
+    if (anonymous) return { params: {}, caller: ZERO };
+    const digest = core.callerDigest(this.principal, contract, this.address, nonce, inputs, String(value));
+    const signature = await this.signTyped(digest, 'EnigmaTask', {
+      EnigmaTask: [
+        { name: 'contract', type: 'bytes32' },
+        { name: 'sender', type: 'address' },
+        { name: 'nonce', type: 'uint256' },
+        { name: 'inputsHash', type: 'bytes32' },
+        { name: 'value', type: 'uint256' },
+      ],
+    }, { contract, sender: this.address, nonce: BigInt(nonce), inputsHash: hex(inputs), value });
+    return {
+      params: { sender: this.address, callerNonce: nonce, callerSignature: hex(signature) },
+      caller: this.address,
+    };
+  }
+
+  /** Sends a recorded task, awaits its result, verifies and decrypts it. */
+  async finish(task, method, { onProgress = () => {} }) {
+    const { id, contract, worker, inputs, shared, params, value, isDeploy, codeHash, caller } = task;
     onProgress('sending', { taskId: id, worker, recordTx: task.recordTx });
     try {
       await this.rpc(method, params);
@@ -441,8 +460,8 @@ export class Client {
       }
     }
     onProgress('waiting', { taskId: id, worker });
-    const view = await this.awaitResult(id);
-    onProgress('verifying', { taskId: id, worker });
+    const { view, via } = await this.awaitResult(id);
+    onProgress('verifying', { taskId: id, worker, via });
     const json = JSON.stringify(view);
     let checked;
     try {
@@ -450,7 +469,7 @@ export class Client {
     } catch (e) {
       throw new EnigmaError(`task ${id}'s result is refused: ${e.message}`, { taskId: id });
     }
-    const finality = await this.finality(id, contract, json, checked, isDeploy);
+    const finality = await this.finality(id, contract, json, checked, isDeploy, codeHash);
     let output;
     try {
       output = shared.openOutput(bytes(view.output), contract, id, String(value));
@@ -487,11 +506,15 @@ export class Client {
       } catch {
         return;
       }
+      let subscription;
       socket.onopen = () => socket.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscribeTaskResult', params: [{ taskId: id }] }));
       socket.onmessage = (m) => {
         try {
           const message = JSON.parse(m.data);
-          if (message.method === 'taskResult' && message.params?.result) {
+          if (message.id === 1 && message.result != null) subscription = message.result;
+          // Only our subscription's push of this task's result (verified after, like any).
+          if (message.method === 'taskResult' && message.params?.subscription === subscription &&
+            subscription != null && message.params.result?.taskId === id) {
             pushed = message.params.result;
             resolve();
           }
@@ -503,8 +526,9 @@ export class Client {
     });
     try {
       for (;;) {
-        const view = pushed ?? await this.rpc('getTaskResult', { taskId: id });
-        if (view) return view;
+        if (pushed) return { view: pushed, via: 'websocket' };
+        const view = await this.rpc('getTaskResult', { taskId: id });
+        if (view) return { view, via: 'http' };
         if (Date.now() > deadline) throw new EnigmaError(`no result for task ${id} in time`, { taskId: id });
         await Promise.race([arrived, sleep(socket ? 1000 : 100)]);
       }
@@ -516,7 +540,7 @@ export class Client {
   /** Where a verified result stands against the chain, as the Rust client judges it:
    * `provisional` (its receipt not yet on chain, its state the chain's or ahead) or `confirmed`
    * (the chain holds this very result). Throws for a result that can never land. */
-  async finality(id, contract, json, checked, isDeploy) {
+  async finality(id, contract, json, checked, isDeploy, codeHash) {
     const head = isDeploy ? null : await this.read('getSecretContract', [contract]);
     const record = await this.read('getTaskRecord', [id]);
     const status = TASK_STATUS[record.status];
@@ -533,8 +557,20 @@ export class Client {
     const never = (why) => new EnigmaError(`task ${id}'s result is refused: the task is final on chain, but ${why}`, { taskId: id });
     if (status === 'FailedReturn') throw never('its fee was returned: no result was committed');
     if ((status === 'Failed') === checked.success) throw never(`the chain holds a ${status} receipt, not this result`);
+    if (isDeploy && checked.success) {
+      // The receipt landed; a failed Ethereum callback leaves no contract registered.
+      if (status === 'FailedEth') return 'confirmed';
+      const registered = await this.read('getSecretContract', [contract]);
+      if (registered.codeHash !== codeHash) throw never('the chain registered no contract of this code at its address');
+      return 'confirmed';
+    }
     const receipt = await this.receipt(id, contract);
-    if (receipt && (receipt.outputHash !== checked.outputHash || receipt.deltaHash !== checked.deltaHash)) {
+    if (!receipt) {
+      // A failed deployment's receipt names no contract the logs are searched by.
+      if (isDeploy) return 'confirmed';
+      throw never('its receipt could not be found');
+    }
+    if (receipt.outputHash !== checked.outputHash || receipt.deltaHash !== checked.deltaHash) {
       throw never(`its receipt carries output hash ${receipt.outputHash} and delta hash ${receipt.deltaHash}`);
     }
     return 'confirmed';

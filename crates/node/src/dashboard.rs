@@ -18,7 +18,7 @@ pub(crate) const PAGE: &str = include_str!("dashboard.html");
 /// The most contracts and tasks a snapshot lists (the newest).
 const SHOWN: u64 = 50;
 /// How far back (blocks) a snapshot looks for task records and receipts.
-const TASK_WINDOW: u64 = 20_000;
+const TASK_WINDOW: u64 = 5_000;
 
 fn chain_err(e: impl Into<ChainError>) -> NodeError {
     NodeError::Chain(e.into())

@@ -129,29 +129,124 @@ impl GatewayNode for Arc<Worker> {
 struct Gateway<N> {
     node: N,
     admission: std::sync::Mutex<Admission>,
-    /// The last network snapshot and when it was taken: every dashboard shares one a second.
-    network: tokio::sync::Mutex<Option<(tokio::time::Instant, serde_json::Value)>>,
+    network: Arc<NetworkFeed>,
 }
 
-/// How often a network snapshot is taken at most (and pushed to subscribers on change).
+/// How often the dashboard's snapshot is taken at most (and pushed to subscribers on change).
 const NETWORK_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest a snapshot may take (a chain that hangs leaves the last one standing).
+const SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a `getNetwork` keeps the feed running after it asked.
+const NETWORK_INTEREST: std::time::Duration = std::time::Duration::from_secs(10);
+/// Network subscriptions one client (IP address or IPv6 /64) may hold at once.
+pub(crate) const NETWORK_WATCHERS_PER_CLIENT: usize = 4;
+/// Subscriptions one connection may hold at once (task results and the network together).
+pub(crate) const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 16;
+/// The error code of `getNetwork` when no snapshot of the chain could be taken.
+pub(crate) const NETWORK_UNREADABLE: i32 = -32014;
 
-impl<N: GatewayNode> Gateway<N> {
-    /// The network snapshot, at most [`NETWORK_REFRESH`] old.
-    async fn network(&self) -> std::result::Result<serde_json::Value, ErrorObjectOwned> {
-        let mut cached = self.network.lock().await;
-        if let Some((at, v)) = cached.as_ref()
-            && at.elapsed() < NETWORK_REFRESH
-        {
-            return Ok(v.clone());
+/// The dashboard's snapshot of the network, taken by one background task while anyone watches
+/// (a subscriber, or a `getNetwork` within [`NETWORK_INTEREST`]): one snapshot a second at most
+/// however many viewers there are, none without any, and a failed or slow one costs nobody a
+/// wait (the last one stands). Subscribers wake on a change and share one serialized copy.
+struct NetworkFeed {
+    latest: tokio::sync::watch::Sender<Option<Arc<serde_json::value::RawValue>>>,
+    /// When the newest snapshot was taken and when a `getNetwork` last asked, in milliseconds
+    /// since `epoch`.
+    taken_ms: std::sync::atomic::AtomicU64,
+    asked_ms: std::sync::atomic::AtomicU64,
+    epoch: tokio::time::Instant,
+    /// Network subscriptions per client.
+    watchers: std::sync::Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+impl NetworkFeed {
+    fn new() -> Self {
+        Self {
+            latest: tokio::sync::watch::channel(None).0,
+            taken_ms: std::sync::atomic::AtomicU64::new(0),
+            asked_ms: std::sync::atomic::AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
+            watchers: std::sync::Mutex::new(HashMap::new()),
         }
-        let v = self
-            .node
-            .network()
-            .await
-            .map_err(|e| rpc_error(-32013, format!("the network could not be read: {e}")))?;
-        *cached = Some((tokio::time::Instant::now(), v.clone()));
-        Ok(v)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn wanted(&self) -> bool {
+        let asked = self.asked_ms.load(std::sync::atomic::Ordering::Relaxed);
+        self.latest.receiver_count() > 0
+            || (asked > 0
+                && self.now_ms().saturating_sub(asked)
+                    < u64::try_from(NETWORK_INTEREST.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Takes snapshots while wanted, until `stopped`.
+    async fn run<N: GatewayNode>(&self, node: N, stopped: impl Future<Output = ()>) {
+        let feed = async {
+            loop {
+                if self.wanted() {
+                    match tokio::time::timeout(SNAPSHOT_TIMEOUT, node.network()).await {
+                        Ok(Ok(v)) => match serde_json::value::to_raw_value(&v) {
+                            Ok(raw) => {
+                                let raw: Arc<serde_json::value::RawValue> = Arc::from(raw);
+                                self.latest.send_if_modified(|current| {
+                                    let changed =
+                                        current.as_ref().is_none_or(|c| c.get() != raw.get());
+                                    if changed {
+                                        *current = Some(raw);
+                                    }
+                                    changed
+                                });
+                                self.taken_ms.store(
+                                    self.now_ms().max(1),
+                                    std::sync::atomic::Ordering::Relaxed,
+                                );
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "the network snapshot does not serialize")
+                            }
+                        },
+                        Ok(Err(e)) => tracing::debug!(error = %e, "the network snapshot failed"),
+                        Err(_) => tracing::debug!("the network snapshot timed out"),
+                    }
+                }
+                tokio::time::sleep(NETWORK_REFRESH).await;
+            }
+        };
+        tokio::select! {
+            () = feed => {}
+            () = stopped => {}
+        }
+    }
+
+    /// The newest snapshot, taken within the last few seconds: waits for the feed (woken by
+    /// this request) up to [`SNAPSHOT_TIMEOUT`].
+    async fn current(
+        &self,
+    ) -> std::result::Result<Box<serde_json::value::RawValue>, ErrorObjectOwned> {
+        let asked = self.now_ms().max(1);
+        self.asked_ms.store(asked, std::sync::atomic::Ordering::Relaxed);
+        let fresh = |taken: u64| {
+            taken > 0
+                && asked.saturating_sub(taken)
+                    < 3 * u64::try_from(NETWORK_REFRESH.as_millis()).unwrap_or(u64::MAX)
+        };
+        let deadline = tokio::time::Instant::now() + SNAPSHOT_TIMEOUT + NETWORK_REFRESH;
+        while !fresh(self.taken_ms.load(std::sync::atomic::Ordering::Relaxed))
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        match self.latest.borrow().as_ref() {
+            Some(v) => Ok(v.as_ref().to_owned()),
+            None => Err(rpc_error(
+                NETWORK_UNREADABLE,
+                "the gateway could not read the network from its chain yet; retry shortly".into(),
+            )),
+        }
     }
 }
 
@@ -284,15 +379,16 @@ fn refused(e: NodeError) -> ErrorObjectOwned {
 /// may still run, so the client waits for its result instead of reporting "not executed".
 pub const UNANSWERED: i32 = -32012;
 
-pub(crate) async fn serve<N: GatewayNode>(
+pub(crate) async fn serve<N: GatewayNode + Clone>(
     node: N,
     addr: SocketAddr,
 ) -> Result<(SocketAddr, ServerHandle)> {
     let gateway = Gateway {
         node,
         admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::GATEWAY)),
-        network: tokio::sync::Mutex::new(None),
+        network: Arc::new(NetworkFeed::new()),
     };
+    let network = (gateway.network.clone(), gateway.node.clone());
     let mut m = RpcModule::new(gateway);
     let reg = |e: jsonrpsee::core::RegisterMethodError| NodeError::Rpc(e.to_string());
     m.register_async_method("getInfo", |_, g, _| async move {
@@ -413,29 +509,62 @@ pub(crate) async fn serve<N: GatewayNode>(
         }))
     })
     .map_err(reg)?;
-    m.register_async_method("getNetwork", |_, g, _| async move { g.network().await })
+    m.register_async_method("getNetwork", |_, g, _| async move { g.network.current().await })
         .map_err(reg)?;
     m.register_subscription(
         "subscribeNetwork",
         "network",
         "unsubscribeNetwork",
-        |_, pending: PendingSubscriptionSink, g, _| async move {
-            let sink = pending.accept().await?;
-            let mut last = None;
-            loop {
-                // A chain that cannot be read now is tried again at the next tick.
-                if let Ok(v) = g.network().await
-                    && last.as_ref() != Some(&v)
+        |_, pending: PendingSubscriptionSink, g, ext| async move {
+            // A few per client: each is a socket the gateway writes every change to.
+            let client = ext.get::<ClientIp>().map(|c| client_network(c.0));
+            let admitted = client.is_none_or(|c| {
+                g.network.watchers.lock().is_ok_and(|mut m| {
+                    let n = m.entry(c).or_insert(0);
+                    *n += 1;
+                    *n <= NETWORK_WATCHERS_PER_CLIENT
+                })
+            });
+            let release = || {
+                if let (Some(c), Ok(mut m)) = (client, g.network.watchers.lock())
+                    && let Some(n) = m.get_mut(&c)
                 {
-                    sink.send(SubscriptionMessage::from(serde_json::value::to_raw_value(&v)?))
-                        .await?;
-                    last = Some(v);
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(&c);
+                    }
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(NETWORK_REFRESH) => {}
-                    () = sink.closed() => return Ok(()),
-                }
+            };
+            if !admitted {
+                release();
+                pending
+                    .reject(rpc_error(
+                        NOT_ADMITTED,
+                        format!(
+                            "at most {NETWORK_WATCHERS_PER_CLIENT} network subscriptions per client"
+                        ),
+                    ))
+                    .await;
+                return Ok(());
             }
+            let mut changes = g.network.latest.subscribe();
+            let watched = async {
+                let sink = pending.accept().await?;
+                loop {
+                    let current = changes.borrow_and_update().clone();
+                    if let Some(v) = current {
+                        sink.send(SubscriptionMessage::from(v.as_ref().to_owned())).await?;
+                    }
+                    tokio::select! {
+                        changed = changes.changed() => if changed.is_err() { return Ok(()) },
+                        () = sink.closed() => return Ok(()),
+                    }
+                }
+            };
+            let outcome: std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> =
+                watched.await;
+            release();
+            outcome.map_err(Into::into)
         },
     )
     .map_err(reg)?;
@@ -501,12 +630,16 @@ pub(crate) async fn serve<N: GatewayNode>(
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES)
         .max_connections(MAX_CONNECTIONS)
+        .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
         .build();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| NodeError::Rpc(format!("cannot serve the gateway on {addr}: {e}")))?;
     let local = listener.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
     let (stop, handle) = jsonrpsee::server::stop_channel();
+    let (feed, node) = network;
+    let stopped = stop.clone().shutdown();
+    tokio::spawn(async move { feed.run(node, stopped).await });
     let builder = ServerBuilder::default().set_config(config).to_service_builder();
     let methods: jsonrpsee::Methods = m.into();
     // Its own accept loop, so that each request carries its client's address (per-IP limits).
@@ -726,11 +859,15 @@ mod tests {
     struct Stand {
         submitted: Mutex<Vec<TaskId>>,
         results: tokio::sync::broadcast::Sender<ResultMessage>,
+        /// Network snapshots taken.
+        snapshots: std::sync::atomic::AtomicU64,
     }
 
     impl GatewayNode for Arc<Stand> {
         async fn network(&self) -> Result<serde_json::Value> {
-            Ok(serde_json::json!({ "block": 7 }))
+            let n = self.snapshots.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // The chain moves on every third snapshot.
+            Ok(serde_json::json!({ "block": 7 + n / 3 }))
         }
 
         async fn info(&self) -> NodeInfo {
@@ -799,7 +936,11 @@ mod tests {
     #[tokio::test]
     async fn the_gateway_answers_through_its_node_and_bans_a_client_that_keeps_striking() {
         let (results, _) = tokio::sync::broadcast::channel(8);
-        let stand = Arc::new(Stand { submitted: Mutex::new(Vec::new()), results });
+        let stand = Arc::new(Stand {
+            submitted: Mutex::new(Vec::new()),
+            results,
+            snapshots: std::sync::atomic::AtomicU64::new(0),
+        });
         let (addr, handle) = serve(stand.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
         let http = HttpClientBuilder::default().build(format!("http://{addr}")).unwrap();
 
@@ -885,5 +1026,92 @@ mod tests {
             signature: Vec::new(),
             result_signature: Vec::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn the_dashboard_is_served_and_its_feed_is_shared_and_bounded_per_client() {
+        let (results, _) = tokio::sync::broadcast::channel(8);
+        let stand = Arc::new(Stand {
+            submitted: Mutex::new(Vec::new()),
+            results,
+            snapshots: std::sync::atomic::AtomicU64::new(0),
+        });
+        let (addr, handle) = serve(stand.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        // Nobody watches: no snapshot is taken.
+        tokio::time::sleep(NETWORK_REFRESH * 2).await;
+        assert_eq!(stand.snapshots.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+        let http = HttpClientBuilder::default().build(format!("http://{addr}")).unwrap();
+        let snapshot: serde_json::Value = http.request("getNetwork", rpc_params![]).await.unwrap();
+        assert!(snapshot["block"].as_u64().unwrap() >= 7, "{snapshot}");
+
+        // Subscribers on one connection share the feed: each gets the current snapshot, then
+        // every change; a client may hold only a few.
+        let ws = WsClientBuilder::default().build(format!("ws://{addr}")).await.unwrap();
+        let mut subs = Vec::new();
+        for _ in 0..NETWORK_WATCHERS_PER_CLIENT {
+            let mut sub = ws
+                .subscribe::<serde_json::Value, _>(
+                    "subscribeNetwork",
+                    rpc_params![],
+                    "unsubscribeNetwork",
+                )
+                .await
+                .unwrap();
+            let first = sub.next().await.unwrap().unwrap();
+            assert!(first["block"].is_u64(), "{first}");
+            subs.push(sub);
+        }
+        let refused = ws
+            .subscribe::<serde_json::Value, _>(
+                "subscribeNetwork",
+                rpc_params![],
+                "unsubscribeNetwork",
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(code(refused), NOT_ADMITTED);
+        // The chain moves: every subscriber hears of it, from snapshots taken once for all.
+        let before = stand.snapshots.load(std::sync::atomic::Ordering::SeqCst);
+        let mut seen = Vec::new();
+        for sub in &mut subs {
+            seen.push(sub.next().await.unwrap().unwrap()["block"].as_u64().unwrap());
+        }
+        assert!(seen.iter().all(|b| *b == seen[0]), "one snapshot for all: {seen:?}");
+        let taken = stand.snapshots.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert!(taken <= 6, "{taken} snapshots for one change seen by {} subscribers", subs.len());
+        // One unsubscribes: the client may subscribe again.
+        subs.pop().unwrap().unsubscribe().await.unwrap();
+        let mut again = ws
+            .subscribe::<serde_json::Value, _>(
+                "subscribeNetwork",
+                rpc_params![],
+                "unsubscribeNetwork",
+            )
+            .await
+            .unwrap();
+        assert!(again.next().await.unwrap().is_ok());
+
+        // The page, and CORS for pages on other origins.
+        let page = raw_http(addr, "GET /dashboard HTTP/1.1").await;
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        assert!(page.contains("subscribeNetwork") && page.contains("text/html"), "{page}");
+        let preflight = raw_http(addr, "OPTIONS / HTTP/1.1").await;
+        assert!(preflight.starts_with("HTTP/1.1 204"), "{preflight}");
+        assert!(preflight.to_lowercase().contains("access-control-allow-origin: *"), "{preflight}");
+        handle.stop().unwrap();
+    }
+
+    /// Sends one bare HTTP request line to the gateway and returns the whole response.
+    async fn raw_http(addr: SocketAddr, line: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(format!("{line}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        socket.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
     }
 }

@@ -65,6 +65,7 @@ function track(what) {
   return {
     onProgress(stage, detail) {
       row.querySelector('.stage').textContent = stage;
+      if (detail?.via) row.dataset.via = detail.via; // how the result came: websocket or http
       if (detail?.taskId) {
         row.dataset.task = detail.taskId;
         row.querySelector('.id').innerHTML = `<code title="${detail.taskId}">${short(detail.taskId)}</code>`;

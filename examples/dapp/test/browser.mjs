@@ -76,6 +76,7 @@ try {
     null, { timeout: TIMEOUT },
   );
   const taskRows = await page.locator('#tasks tr').count();
+  const pushedResults = await page.locator('#tasks tr[data-via="websocket"]').count();
   await shot('dapp-millionaires');
 
   // The sealed-bid auction: the seller deploys, two accounts bid, one asks its own bid, the
@@ -108,7 +109,7 @@ try {
   await dashboard.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
 
   console.log(JSON.stringify({
-    wasmFetched, sockets, millionaires, richestByTask, richestByQuery, richestTask, taskRows, auction, myBid, auctionResult,
+    wasmFetched, sockets, millionaires, richestByTask, richestByQuery, richestTask, taskRows, pushedResults, auction, myBid, auctionResult,
     dashboard: { state: dashboardState, workers, taskStatus: await row.locator('.task-status').innerText() },
   }));
 } catch (e) {
