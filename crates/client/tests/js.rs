@@ -259,6 +259,15 @@ async fn a_browser_runs_the_template_dapp_and_the_dashboard_shows_its_tasks() {
     assert_eq!(got["myBid"], "your bid: 30", "{got}");
     let winner = s.accounts[2].address.to_string();
     assert_eq!(got["auctionResult"], format!("{winner} wins at 30").as_str(), "{got}");
+    // Through a browser wallet (anvil's own EIP-1193 and EIP-712): its account deployed,
+    // computed and asked; the enclave took its typed-data signatures as the caller's.
+    let wallet = &got["wallet"];
+    assert_eq!(wallet["richest"], s.accounts[4].address.to_string().as_str(), "{got}");
+    assert!(wallet["contract"].as_str().unwrap().starts_with("0x"), "{got}");
+    assert!(
+        !s.accounts.iter().any(|a| a.address.to_string() == wallet["account"].as_str().unwrap()),
+        "the wallet's account is its own, not a devnet account the page holds a key of: {got}"
+    );
     // The page loaded enigma-js's core and the contracts it deployed, never the
     // hardware-attestation module (the devnet's workers are simulation enclaves).
     let fetched: Vec<&str> =

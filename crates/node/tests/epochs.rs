@@ -726,8 +726,19 @@ async fn a_replica_answers_queries_from_synced_state_and_a_stale_one_is_refused(
     let config = net.worker_config(replica, 1_000 * ENG);
     net.workers[replica] = Some(start_worker(config).await.unwrap());
     net.replicated(contract).await;
-    let caught_up =
-        client.query_with(contract, "summary()", &[], &ask_replica(false)).await.unwrap();
+    // Its peers learn its new address from its next announcement: until then a query routed to
+    // it cannot be delivered (and says so).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let caught_up = loop {
+        match client.query_with(contract, "summary()", &[], &ask_replica(false)).await {
+            Err(ClientError::Gateway(why))
+                if why.contains("dial") && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => break other.unwrap(),
+        }
+    };
     assert_eq!(caught_up.delta_count, reference.state.next_index());
     assert_eq!(caught_up.output, client.query(contract, "summary()", &[]).await.unwrap().output);
     assert_eq!(

@@ -52,6 +52,7 @@ function refreshButtons() {
 
 async function refreshBalances() {
   if (!client) return;
+  $('who').textContent = client.address;
   const { prepaid, eng } = await client.balances();
   $('balances').textContent = `prepaid ${Number(prepaid / GRAINS_PER_ENG).toLocaleString()} ENG · holds ${Number(eng / GRAINS_PER_ENG).toLocaleString()} ENG`;
 }

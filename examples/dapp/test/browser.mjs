@@ -50,6 +50,24 @@ async function account(i) {
   await page.waitForFunction(() => !document.querySelector('#deposit').disabled, null, { timeout: TIMEOUT });
 }
 
+// A browser wallet (EIP-1193) that is anvil itself: its development accounts are unlocked, so it
+// sends transactions (eth_sendTransaction) and signs typed data (eth_signTypedData_v4) as a
+// wallet would, with its own EIP-712 implementation, not enigma-js's.
+await page.addInitScript((chainUrl) => {
+  window.ethereum = {
+    async request({ method, params }) {
+      const response = await fetch(chainUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: params ?? [] }),
+      });
+      const body = await response.json();
+      if (body.error) throw Object.assign(new Error(body.error.message), { code: body.error.code });
+      return body.result;
+    },
+  };
+}, devnet.chain_url);
+
 try {
   await page.goto(url);
   await page.waitForSelector('body[data-ready="true"]', { timeout: TIMEOUT });
@@ -98,6 +116,20 @@ try {
   const auctionResult = await text('#auction-result');
   await shot('dapp-auction');
 
+  // The browser wallet: it pays, records and signs the tasks and the query (typed data).
+  await click('#wallet');
+  const walletAccount = await text('#who');
+  await click('#deposit');
+  await click('#mill-deploy');
+  const walletContract = await text('#mill-contract');
+  await page.fill('#mill-address', devnet.accounts[4].address);
+  await page.fill('#mill-worth', '7');
+  await click('#mill-add');
+  await page.evaluate(() => { document.querySelector('#mill-result').textContent = '–'; });
+  await click('#mill-query');
+  const walletRichest = await text('#mill-result');
+  await shot('dapp-wallet');
+
   // The dashboard shows the new contract and the task with its final status, live.
   const dashboard = await browser.newPage({ viewport: { width: 1300, height: 1200 } });
   await dashboard.goto(`${devnet.gateway_url}/dashboard`);
@@ -110,6 +142,7 @@ try {
 
   console.log(JSON.stringify({
     wasmFetched, sockets, millionaires, richestByTask, richestByQuery, richestTask, taskRows, pushedResults, auction, myBid, auctionResult,
+    wallet: { account: walletAccount, contract: walletContract, richest: walletRichest },
     dashboard: { state: dashboardState, workers, taskStatus: await row.locator('.task-status').innerText() },
   }));
 } catch (e) {
