@@ -2,6 +2,12 @@
 //! derive the user key, decrypt the inputs, run the contract, encrypt the output and the delta,
 //! sign the receipt, serialize the result. Client-side encryption is prepared outside the timing.
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the benchmark runs on the host"
+)]
+
 use std::{hint::black_box, time::Instant};
 
 use alloy_primitives::{Address as AlloyAddress, U256};

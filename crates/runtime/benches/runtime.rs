@@ -3,6 +3,11 @@
 //! cached; and a compute-heavy function against the same Rust code compiled natively.
 
 #![allow(clippy::print_stderr, reason = "the bench reports the gas it measured")]
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the benchmark runs on the host"
+)]
 
 extern crate alloc;
 
