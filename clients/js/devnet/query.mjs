@@ -1,4 +1,5 @@
-// Run by the Rust test crates/client/tests/js.rs against a devnet it started: asks a query with
+// Run by the Rust test crates/client/tests/js.rs against a devnet it started (`config.connect`
+// is what the client connects with): asks a query with
 // enigma-js (signed and anonymous) and prints what it got as JSON on stdout; a refusal exits 1
 // with the reason on stderr.
 //
@@ -11,7 +12,7 @@ const config = JSON.parse(readFileSync(0, 'utf8'));
 const bytes = (hex) => Uint8Array.from(Buffer.from(hex.replace(/^0x/, ''), 'hex'));
 const hex = (b) => `0x${Buffer.from(b).toString('hex')}`;
 try {
-  const client = await Client.connect({ ...config, secret: bytes(config.secret) });
+  const client = await Client.connect(config.connect);
   if (config.expectRefusal) {
     // Through a hostile gateway: the query must be refused, and the reason printed.
     let refused = '';

@@ -17,7 +17,7 @@ const hex = (b) => `0x${Buffer.from(b).toString('hex')}`;
 const add = (who, worth) => encodeAbiParameters([{ type: 'address' }, { type: 'uint256' }], [who, BigInt(worth)]);
 const args = (h) => Uint8Array.from(Buffer.from(h.slice(2), 'hex'));
 try {
-  const client = await Client.connect(config);
+  const client = await Client.connect(config.connect);
   const wasm = readFileSync(config.wasm);
   if (config.expect === 'refusal') {
     let refused = '';

@@ -108,17 +108,30 @@ pub fn decode_evidence(kind: u8, bytes: &[u8]) -> Result<Evidence, String> {
 
 /// Judges a worker's evidence as the chain's `Registered` event carries it (`kind` and its ABI
 /// encoding) under `policy` (JSON, [`Policy`](crate::Policy)) at `at` (Unix seconds): it must
-/// verify and vouch for `worker`, and — given `(operator, principal)` — bind that operator and
-/// the network's key manager. Returns the verdict as JSON; the error names the check that
-/// failed. What enigma-js's WebAssembly modules call.
+/// verify and vouch for `worker`, and — given `operator` and `principal` (both, or neither) —
+/// bind that operator and the network's key manager. Addresses are text, as JavaScript passes
+/// them. Returns the verdict as JSON; the error names the check that failed. What enigma-js's
+/// WebAssembly modules call.
 pub fn judge_registered(
     kind: u8,
     evidence: &[u8],
     policy: &str,
-    worker: crate::SignerAddress,
+    worker: &str,
     at: u64,
-    binding: Option<(enigma_types::Address, enigma_types::Address)>,
+    operator: Option<&str>,
+    principal: Option<&str>,
 ) -> Result<String, String> {
+    let address = |what: &str, text: &str| -> Result<enigma_types::Address, String> {
+        text.parse().map_err(|e| format!("{what}: {e}"))
+    };
+    let binding = match (operator, principal) {
+        (Some(o), Some(p)) => {
+            Some((address("the operator's address", o)?, address("the key manager's address", p)?))
+        }
+        (None, None) => None,
+        _ => return Err("give both the operator and the key manager, or neither".into()),
+    };
+    let worker = crate::SignerAddress::from(address("the worker's address", worker)?);
     let evidence = decode_evidence(kind, evidence).map_err(|e| format!("the evidence: {e}"))?;
     let policy: crate::Policy =
         serde_json::from_str(policy).map_err(|e| format!("the policy (JSON): {e}"))?;

@@ -32,11 +32,7 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
     let rust = alice.query(m, "compute_richest()", &[]).await.unwrap();
 
     let config = serde_json::json!({
-        "chainUrl": s.chain_url,
-        "gatewayUrl": s.gateway_url,
-        "enigma": s.deployment.enigma.to_string(),
-        "secret": s.accounts[1].private_key,
-        "policy": enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()),
+        "connect": js_connect(s, 1),
         "contract": m.to_string(),
         "callable": "compute_richest()",
         "args": "0x",
@@ -69,7 +65,7 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
     // an answer whose fields are not of their types.
     let (hostile, proxy, _server) = crate::adversarial::hostile_gateway(&s.gateway_url).await;
     let mut config = config;
-    config["gatewayUrl"] = hostile.clone().into();
+    config["connect"]["gatewayUrl"] = hostile.clone().into();
     config["expectRefusal"] = true.into();
     let via = Client::connect(common::config(s, &hostile, 0)).await.unwrap();
     via.query(m, "compute_richest()", &[]).await.unwrap();
@@ -113,11 +109,7 @@ async fn a_javascript_client_deploys_computes_and_confirms_tasks_the_rust_client
         "0x3333333333333333333333333333333333333333",
     );
     let config = serde_json::json!({
-        "chainUrl": s.chain_url,
-        "gatewayUrl": s.gateway_url,
-        "enigma": s.deployment.enigma.to_string(),
-        "secret": s.accounts[2].private_key,
-        "policy": enigma_node::devnet_policy(s.simulation_authority.parse().unwrap()),
+        "connect": js_connect(s, 2),
         "wasm": wasm,
         "deposit": "100000000",
         "millionaires": [[a, 10], [b, 30], [c, 20]],
@@ -174,7 +166,7 @@ async fn a_javascript_client_deploys_computes_and_confirms_tasks_the_rust_client
     // task passed on without its caller proof.
     let (hostile, proxy, _server) = crate::adversarial::hostile_gateway(&s.gateway_url).await;
     let mut config = config;
-    config["gatewayUrl"] = hostile.clone().into();
+    config["connect"]["gatewayUrl"] = hostile.clone().into();
     config["expect"] = "refusal".into();
     config["contract"] = got["contract"].clone();
     let first: enigma_types::TaskId = got["tasks"][0]["taskId"].as_str().unwrap().parse().unwrap();
@@ -289,6 +281,18 @@ async fn a_browser_runs_the_template_dapp_and_the_dashboard_shows_its_tasks() {
     assert_eq!(got["dashboard"]["taskStatus"], "Verified", "{got}");
     assert_eq!(got["dashboard"]["workers"].as_u64(), Some(s.worker_signers.len() as u64), "{got}");
     assert!(got["dashboard"]["state"].as_str().unwrap().starts_with("live"), "{got}");
+}
+
+/// What enigma-js connects with to the devnet, as account `i`: the devnet summary's endpoints and
+/// client policy (what the template dApp reads from devnet.json).
+fn js_connect(s: &enigma_node::DevnetSummary, i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "chainUrl": s.chain_url,
+        "gatewayUrl": s.gateway_url,
+        "enigma": s.deployment.enigma.to_string(),
+        "secret": s.accounts[i].private_key,
+        "policy": s.policy.as_ref().expect("the devnet names its client policy"),
+    })
 }
 
 fn built_js() -> PathBuf {

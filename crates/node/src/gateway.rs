@@ -863,6 +863,16 @@ mod tests {
         snapshots: std::sync::atomic::AtomicU64,
     }
 
+    impl Stand {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                submitted: Mutex::new(Vec::new()),
+                results: tokio::sync::broadcast::channel(8).0,
+                snapshots: std::sync::atomic::AtomicU64::new(0),
+            })
+        }
+    }
+
     impl GatewayNode for Arc<Stand> {
         async fn network(&self) -> Result<serde_json::Value> {
             let n = self.snapshots.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -935,12 +945,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_gateway_answers_through_its_node_and_bans_a_client_that_keeps_striking() {
-        let (results, _) = tokio::sync::broadcast::channel(8);
-        let stand = Arc::new(Stand {
-            submitted: Mutex::new(Vec::new()),
-            results,
-            snapshots: std::sync::atomic::AtomicU64::new(0),
-        });
+        let stand = Stand::new();
         let (addr, handle) = serve(stand.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
         let http = HttpClientBuilder::default().build(format!("http://{addr}")).unwrap();
 
@@ -1030,12 +1035,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_dashboard_is_served_and_its_feed_is_shared_and_bounded_per_client() {
-        let (results, _) = tokio::sync::broadcast::channel(8);
-        let stand = Arc::new(Stand {
-            submitted: Mutex::new(Vec::new()),
-            results,
-            snapshots: std::sync::atomic::AtomicU64::new(0),
-        });
+        let stand = Stand::new();
         let (addr, handle) = serve(stand.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
         // Nobody watches: no snapshot is taken.
         tokio::time::sleep(NETWORK_REFRESH * 2).await;

@@ -6,13 +6,6 @@
 
 use wasm_bindgen::prelude::*;
 
-fn address<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, JsError>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse().map_err(|e| JsError::new(&format!("{what}: {e}")))
-}
-
 /// Judges a worker's attestation evidence as the chain's `Registered` event carries it (`kind`
 /// and its ABI encoding) under `policy` (JSON, `enigma_attestation::Policy`) at `at` (Unix
 /// seconds, a whole number): it must verify and vouch for `worker`, and — given `operator` and
@@ -31,23 +24,16 @@ pub fn check_worker(
     if !(at.is_finite() && at >= 0.0 && at.fract() == 0.0 && at <= 9_007_199_254_740_991.0) {
         return Err(JsError::new(&format!("at must be a whole number of seconds, not {at}")));
     }
-    let binding = match (operator, principal) {
-        (Some(operator), Some(principal)) => Some((
-            address("the operator's address", &operator)?,
-            address("the key manager's address", &principal)?,
-        )),
-        (None, None) => None,
-        _ => return Err(JsError::new("give both the operator and the key manager, or neither")),
-    };
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked above")]
     let at = at as u64;
     enigma_attestation::onchain::judge_registered(
         kind,
         evidence,
         policy,
-        address("the worker's address", worker)?,
+        worker,
         at,
-        binding,
+        operator.as_deref(),
+        principal.as_deref(),
     )
     .map_err(|e| JsError::new(&e))
 }

@@ -313,21 +313,14 @@ pub fn check_worker(
     operator: Option<String>,
     principal: Option<String>,
 ) -> Result<String, JsError> {
-    let binding = match (operator, principal) {
-        (Some(operator), Some(principal)) => Some((
-            parse("the operator's address", &operator)?,
-            parse("the key manager's address", &principal)?,
-        )),
-        (None, None) => None,
-        _ => return Err(JsError::new("give both the operator and the key manager, or neither")),
-    };
     enigma_attestation::onchain::judge_registered(
         kind,
         evidence,
         policy,
-        parse("the worker's address", worker)?,
+        worker,
         whole("at", at)?,
-        binding,
+        operator.as_deref(),
+        principal.as_deref(),
     )
     .map_err(|e| JsError::new(&e))
 }
