@@ -271,13 +271,15 @@ pub struct Chain {
     sending: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A provider for `url`, signing with `key` if given.
+/// A provider for `url` (`http`, `https`, `ws` or `wss`), signing with `key` if given, under
+/// this process's [`ChainOptions`](crate::ChainOptions): trusted roots, retries with backoff,
+/// and EIP-1559 fees under its cap (set per transaction by [`Chain`]).
 ///
 /// Nonces are read from the node for every transaction (`pending`): a transaction that fails
 /// before it is sent (a revert found by gas estimation) must not leave a gap that would stall
 /// every later one, and several handles may sign for the same account.
-pub fn provider(url: &str, key: Option<&KeyPair>) -> Result<DynProvider> {
-    let url = url.parse().map_err(|e| ChainError::Config(format!("RPC URL {url}: {e}")))?;
+pub async fn provider(url: &str, key: Option<&KeyPair>) -> Result<DynProvider> {
+    let client = crate::transport::rpc_client(url).await?;
     Ok(match key {
         Some(key) => {
             let signer = PrivateKeySigner::from_bytes(&B256::from(*key.secret_bytes()))
@@ -288,10 +290,10 @@ pub fn provider(url: &str, key: Option<&KeyPair>) -> Result<DynProvider> {
                 .with_simple_nonce_management()
                 .fetch_chain_id()
                 .wallet(EthereumWallet::from(signer))
-                .connect_http(url)
+                .connect_client(client)
                 .erased()
         }
-        None => ProviderBuilder::new().connect_http(url).erased(),
+        None => ProviderBuilder::new().connect_client(client).erased(),
     })
 }
 
@@ -348,7 +350,8 @@ fn clash_pause(attempt: u32) -> std::time::Duration {
 /// node's pool); a nonce taken by another process is retried with a fresh one.
 macro_rules! send {
     ($self:ident, $call:expr) => {{
-        let call = $call;
+        let (max_fee, tip) = crate::transport::fees(&$self.provider).await?;
+        let call = $call.max_fee_per_gas(max_fee).max_priority_fee_per_gas(tip);
         let mut attempt = 0;
         let pending = loop {
             let sent = {
@@ -388,14 +391,15 @@ impl Chain {
         }
     }
 
-    /// Connects over HTTP, signing with `key` if given.
-    pub fn connect(
+    /// Connects to the node at `url` (`http`, `https`, `ws` or `wss`), signing with `key` if
+    /// given.
+    pub async fn connect(
         url: &str,
         key: Option<&KeyPair>,
         enigma: Address,
         token: Address,
     ) -> Result<Self> {
-        Ok(Self::new(provider(url, key)?, enigma, token, key.map(KeyPair::address)))
+        Ok(Self::new(provider(url, key).await?, enigma, token, key.map(KeyPair::address)))
     }
 
     /// The provider.

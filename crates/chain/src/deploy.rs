@@ -103,6 +103,14 @@ pub struct Deployment {
     pub block: u64,
 }
 
+/// Deploys a contract from its deployment call with fees under this process's cap; its address.
+macro_rules! fees {
+    ($provider:expr, $builder:expr) => {{
+        let (max_fee, tip) = crate::transport::fees($provider).await?;
+        $builder.max_fee_per_gas(max_fee).max_priority_fee_per_gas(tip).deploy().await?
+    }};
+}
+
 fn hashes(list: &[[u8; 32]]) -> Vec<B256> {
     list.iter().map(|h| B256::from(*h)).collect()
 }
@@ -120,24 +128,24 @@ pub async fn deploy(provider: &DynProvider, config: &DeployConfig) -> Result<Dep
             "the maximum gas limit of a task must be at least 1".into(),
         ));
     }
-    let token = EnigmaToken::deploy(provider.clone()).await?;
+    let token = fees!(provider, EnigmaToken::deploy_builder(provider.clone()));
     let simulation = match &config.simulation {
-        Some(p) => Some(
-            *SimulationVerifier::deploy(
+        Some(p) => Some(fees!(
+            provider,
+            SimulationVerifier::deploy_builder(
                 provider.clone(),
                 eth(p.authority),
                 p.debug_allowed,
                 hashes(&p.worker_enclaves),
                 hashes(&p.km_enclaves),
             )
-            .await?
-            .address(),
-        ),
+        )),
         None => None,
     };
     let ias = match &config.ias {
-        Some(p) => Some(
-            *IasVerifier::deploy(
+        Some(p) => Some(fees!(
+            provider,
+            IasVerifier::deploy_builder(
                 provider.clone(),
                 Bytes::from(p.modulus.clone()),
                 Bytes::from(p.exponent.clone()),
@@ -148,28 +156,28 @@ pub async fn deploy(provider: &DynProvider, config: &DeployConfig) -> Result<Dep
                 hashes(&p.worker_enclaves),
                 hashes(&p.km_enclaves),
             )
-            .await?
-            .address(),
-        ),
+        )),
         None => None,
     };
-    let enigma = Enigma::deploy(
-        provider.clone(),
-        *token.address(),
-        U256::from(config.epoch_size),
-        U256::from(config.timeout_blocks),
-        eth_signer(config.principal),
-        U256::from(config.group_size),
-        simulation.unwrap_or_default(),
-        ias.unwrap_or_default(),
-        config.task_limits.min_gas_price,
-        config.task_limits.max_gas_limit,
-    )
-    .await?;
+    let enigma = fees!(
+        provider,
+        Enigma::deploy_builder(
+            provider.clone(),
+            token,
+            U256::from(config.epoch_size),
+            U256::from(config.timeout_blocks),
+            eth_signer(config.principal),
+            U256::from(config.group_size),
+            simulation.unwrap_or_default(),
+            ias.unwrap_or_default(),
+            config.task_limits.min_gas_price,
+            config.task_limits.max_gas_limit,
+        )
+    );
     let block = provider.get_block_number().await?;
     Ok(Deployment {
-        token: address(*token.address()),
-        enigma: address(*enigma.address()),
+        token: address(token),
+        enigma: address(enigma),
         simulation_verifier: simulation.map(address),
         ias_verifier: ias.map(address),
         block,
@@ -178,5 +186,5 @@ pub async fn deploy(provider: &DynProvider, config: &DeployConfig) -> Result<Dep
 
 /// Deploys the sample `VotingETH` contract bound to `enigma` (examples and tests).
 pub async fn deploy_voting(provider: &DynProvider, enigma: Address) -> Result<Address> {
-    Ok(address(*VotingETH::deploy(provider.clone(), eth(enigma)).await?.address()))
+    Ok(address(fees!(provider, VotingETH::deploy_builder(provider.clone(), eth(enigma)))))
 }

@@ -29,6 +29,9 @@ pub enum ChainError {
     /// The chain returned something this code does not expect.
     #[error("unexpected data from the chain: {0}")]
     Unexpected(String),
+    /// The chain's base fee is above the most this process pays per gas.
+    #[error("not sent: {0}")]
+    FeeCap(String),
     /// Bad configuration given to this crate.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -9,13 +9,15 @@
 //!   reports a rewind when a reported block was replaced.
 //! - [`EpochCache`]: the latest epochs, and worker selection in Rust, byte-identical to the
 //!   contract's `getWorkerGroup` (`enigma_types::selection`).
+//! - [`configure`]: how this process reaches the node (`http`, `https`, `ws`, `wss`; trusted
+//!   roots, retries with backoff, the EIP-1559 fee cap).
 //! - [`spawn_anvil`]: the local chain for devnets and tests (the pinned npm install, or PATH).
 //!
 //! ```no_run
 //! # async fn run() -> enigma_chain::Result<()> {
 //! use enigma_chain::Chain;
 //! # let (enigma, token) = (enigma_types::Address::ZERO, enigma_types::Address::ZERO);
-//! let chain = Chain::connect("http://127.0.0.1:8545", None, enigma, token)?;
+//! let chain = Chain::connect("http://127.0.0.1:8545", None, enigma, token).await?;
 //! if let Some(epoch) = chain.current_epoch().await? {
 //!     println!("epoch {} since block {} with {} workers", epoch.nonce, epoch.first_block, epoch.workers.len());
 //! }
@@ -30,6 +32,7 @@ mod deploy;
 mod epochs;
 mod error;
 mod evidence;
+mod transport;
 mod watcher;
 
 pub use anvil::{ANVIL_ARGS, ensure_anvil, find_anvil, spawn_anvil};
@@ -47,4 +50,5 @@ pub use evidence::{
     EVIDENCE_DCAP, EVIDENCE_IAS, EVIDENCE_SIMULATION, RecordedEvidence, decode_evidence,
     encode_evidence,
 };
+pub use transport::{ChainOptions, configure, options, parse_gwei};
 pub use watcher::{ChainEvent, Located, Poll, Watcher, decode};

@@ -197,7 +197,7 @@ async fn gas_of_every_operation_and_the_batching_target() {
 
     // Registration, stake and login of the first worker, measured one by one.
     net.fund(1, 1_000 * ENG).await;
-    let chain = net.chain(1);
+    let chain = net.chain(1).await;
     let enclave = enigma_crypto::KeyPair::generate().unwrap();
     let evidence = net.worker_evidence(&enclave, net.address(1));
     m.add(
@@ -211,7 +211,7 @@ async fn gas_of_every_operation_and_the_batching_target() {
     net.add_worker(3, 3_000 * ENG).await;
 
     let epoch = epoch_gas(&net, &mut m, "setWorkersParams (3 workers)").await;
-    let user = net.chain(5);
+    let user = net.chain(5).await;
     net.fund(5, 1_000_000 * ENG).await;
     m.add(
         "depositBalance (prepaid fees)",

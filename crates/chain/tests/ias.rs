@@ -72,7 +72,7 @@ fn policy(reports: &[Report]) -> IasPolicy {
 async fn chain_with(policy: IasPolicy, principal: SignerAddress) -> (AnvilInstance, Chain) {
     let anvil = spawn_anvil().unwrap();
     let key = account_key(&anvil, 0);
-    let provider = provider(anvil.endpoint_url().as_ref(), Some(&key)).unwrap();
+    let provider = provider(anvil.endpoint_url().as_ref(), Some(&key)).await.unwrap();
     let config = DeployConfig {
         epoch_size: 5,
         timeout_blocks: 20,
@@ -87,13 +87,14 @@ async fn chain_with(policy: IasPolicy, principal: SignerAddress) -> (AnvilInstan
     (anvil, chain)
 }
 
-fn as_account(anvil: &AnvilInstance, chain: &Chain, i: usize) -> Chain {
+async fn as_account(anvil: &AnvilInstance, chain: &Chain, i: usize) -> Chain {
     Chain::connect(
         anvil.endpoint_url().as_ref(),
         Some(&account_key(anvil, i)),
         chain.enigma_address(),
         chain.token_address(),
     )
+    .await
     .unwrap()
 }
 
@@ -120,7 +121,7 @@ async fn the_real_reports_verify_on_chain_and_register_only_the_operator_they_bi
         // ...but Discovery's enclaves bound no operator or key manager into their report data,
         // so the evidence registers nobody: a copy of a pending registration is worth nothing.
         assert_eq!(verdict.binding.0, [0; 32], "{}", r.role);
-        let account = as_account(&anvil, &chain, i + 1);
+        let account = as_account(&anvil, &chain, i + 1).await;
         assert_rejected(
             account.register(r.signer, &Evidence::Ias(r.evidence.clone())).await,
             "OperatorNotBound",
@@ -132,7 +133,7 @@ async fn the_real_reports_verify_on_chain_and_register_only_the_operator_they_bi
 async fn any_changed_byte_another_measurement_or_product_is_refused() {
     let reports = reports();
     let (anvil, chain) = chain_with(policy(&reports), reports[0].signer).await;
-    let account = as_account(&anvil, &chain, 1);
+    let account = as_account(&anvil, &chain, 1).await;
     let worker = &reports[1];
 
     for at in [30, worker.evidence.report.len() / 2, worker.evidence.report.len() - 20] {
@@ -171,6 +172,7 @@ async fn any_changed_byte_another_measurement_or_product_is_refused() {
     let (anvil, chain) = chain_with(both, worker.signer).await;
     assert_rejected(
         as_account(&anvil, &chain, 1)
+            .await
             .register(reports[0].signer, &Evidence::Ias(reports[0].evidence.clone()))
             .await,
         "WrongProductId",
@@ -187,6 +189,7 @@ async fn any_changed_byte_another_measurement_or_product_is_refused() {
     let (anvil, chain) = chain_with(other, reports[0].signer).await;
     assert_rejected(
         as_account(&anvil, &chain, 1)
+            .await
             .register(worker.signer, &Evidence::Ias(worker.evidence.clone()))
             .await,
         "EnclaveNotAllowed",
@@ -199,6 +202,7 @@ async fn any_changed_byte_another_measurement_or_product_is_refused() {
     let (anvil, chain) = chain_with(other, reports[0].signer).await;
     assert_rejected(
         as_account(&anvil, &chain, 1)
+            .await
             .register(worker.signer, &Evidence::Ias(worker.evidence.clone()))
             .await,
         "WrongEnclaveSigner",
@@ -211,6 +215,7 @@ async fn any_changed_byte_another_measurement_or_product_is_refused() {
     let (anvil, chain) = chain_with(strict, reports[0].signer).await;
     assert_rejected(
         as_account(&anvil, &chain, 1)
+            .await
             .register(worker.signer, &Evidence::Ias(worker.evidence.clone()))
             .await,
         "QuoteStatusNotAllowed",
@@ -221,6 +226,7 @@ async fn any_changed_byte_another_measurement_or_product_is_refused() {
     let (anvil, chain) = chain_with(no_debug, reports[0].signer).await;
     assert_rejected(
         as_account(&anvil, &chain, 1)
+            .await
             .register(worker.signer, &Evidence::Ias(worker.evidence.clone()))
             .await,
         "DebugEnclaveNotAllowed",

@@ -37,7 +37,7 @@ async fn scenario() -> Scenario {
     let epoch = net.new_epoch().await;
     assert_eq!(epoch.workers.len(), 2);
     net.fund(USER, 10_000 * ENG).await;
-    let user = net.chain(USER);
+    let user = net.chain(USER).await;
     user.deposit_balance(1_000 * ENG).await.unwrap();
     let user_address = net.address(USER);
 
@@ -629,7 +629,7 @@ async fn simulation_registration_checks_authority_product_measurement_and_report
 
     let net = TestNet::new(1).await;
     net.fund(3, 100 * ENG).await;
-    let chain = net.chain(3);
+    let chain = net.chain(3).await;
     let enclave = KeyPair::generate().unwrap();
     let signer = enclave.address().into();
     let data = |who: enigma_types::SignerAddress| {
@@ -901,10 +901,10 @@ async fn a_copied_registration_registers_nobody_else_and_the_active_set_is_prune
     let enclave = enigma_crypto::KeyPair::generate().unwrap();
     let evidence = net.worker_evidence(&enclave, net.address(3));
     assert_rejected(
-        net.chain(4).register(enclave.address().into(), &evidence).await,
+        net.chain(4).await.register(enclave.address().into(), &evidence).await,
         "OperatorNotBound",
     );
-    net.chain(3).register(enclave.address().into(), &evidence).await.unwrap();
+    net.chain(3).await.register(enclave.address().into(), &evidence).await.unwrap();
 
     // Active set: a worker that logs out leaves it at the next epoch; its old epochs still list it.
     let a = net.add_worker(5, 100 * ENG).await;

@@ -31,6 +31,8 @@ struct Cli {
     /// Log as JSON lines (for log collectors) instead of text.
     #[arg(long, global = true)]
     json_logs: bool,
+    #[command(flatten)]
+    chain: chain_cmds::ChainFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,13 +62,30 @@ enum Command {
     ///       --operator-key @./w1/operator.key --km-url http://127.0.0.1:3040 --gateway-listen 127.0.0.1:3346
     #[command(verbatim_doc_comment)]
     Worker(Box<WorkerCommand>),
-    /// Run the key-management node.
+    /// Run the key-management node, or print its enclave's signer.
     ///
-    /// Example:
+    /// Examples:
     ///   enigma km --data-dir ./km --chain-url http://127.0.0.1:8545 --enigma 0x… --token 0x… \
     ///       --operator-key @./km/operator.key --rpc-listen 127.0.0.1:3040
+    ///   enigma km --config km.toml --chain-config chain.toml
+    ///   enigma km signer --data-dir ./km --operator-key @./km/operator.key --sim-authority 0x9a…3f
     #[command(verbatim_doc_comment)]
-    Km(NodeArgs),
+    Km(Box<KmCommand>),
+    /// The Ethereum contracts of a network: deploy them to a chain and write its chain file.
+    ///
+    /// Example:
+    ///   enigma contracts deploy --rpc https://rpc.example.org --deployer-key @deployer.key \
+    ///       --principal 0x5c…e1 --simulation-authority 0x9a…3f --out chain.toml
+    #[command(subcommand)]
+    #[command(verbatim_doc_comment)]
+    Contracts(chain_cmds::ContractsCommand),
+    /// The simulation attestation authority of a test network.
+    ///
+    /// Example:
+    ///   enigma attestation serve --key-file authority.key --listen 0.0.0.0:3041
+    #[command(subcommand)]
+    #[command(verbatim_doc_comment)]
+    Attestation(chain_cmds::AttestationCommand),
     /// Deploy a secret contract (WebAssembly) to the network.
     ///
     /// Endpoints and the account come from `.devnet/devnet.json` unless flags say otherwise.
@@ -147,6 +166,29 @@ struct WorkerCommand {
     run: NodeArgs,
 }
 
+/// `enigma km`: run it, or print its signer.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct KmCommand {
+    #[command(subcommand)]
+    action: Option<KmSub>,
+    #[command(flatten)]
+    run: NodeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum KmSub {
+    /// Print the key manager enclave's signer (creating its sealed key in --data-dir if new):
+    /// the `--principal` the network's contracts are deployed with.
+    Signer {
+        #[command(flatten)]
+        args: NodeArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// What to do to a worker's standing on chain (with the same settings as running it).
 #[derive(Debug, Subcommand)]
 enum WorkerSub {
@@ -203,6 +245,23 @@ struct NodeArgs {
     #[arg(long)]
     #[serde(skip)]
     config: Option<PathBuf>,
+    /// The network's chain file (`enigma contracts deploy` writes it): the chain URL, the
+    /// contracts, the confirmations and the chain id, which the node checks.
+    #[arg(long)]
+    chain_config: Option<PathBuf>,
+    /// Config file only (the flags of the same name are global): trusted CAs for the chain RPC.
+    #[arg(skip)]
+    chain_ca: Option<PathBuf>,
+    /// Config file only: the most a transaction pays per gas (gwei).
+    #[arg(skip)]
+    max_fee_gwei: Option<String>,
+    /// Config file only: the tip per gas (gwei).
+    #[arg(skip)]
+    priority_fee_gwei: Option<String>,
+    /// The chain id the chain file names (checked against the node at start).
+    #[arg(skip)]
+    #[serde(skip)]
+    chain_id: Option<u64>,
     /// Where the node keeps its database and sealing secret.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -266,8 +325,24 @@ struct NodeArgs {
 }
 
 impl NodeArgs {
-    /// The file's settings, overridden by those given on the command line.
+    /// The file's settings, overridden by those given on the command line; then the chain
+    /// file's where neither gave one.
     fn resolve(self) -> Result<Self> {
+        let mut merged = self.merge_config()?;
+        if let Some(path) = &merged.chain_config {
+            let chain = chain_cmds::ChainFile::read(path)?;
+            merged.chain_url = merged.chain_url.or(Some(chain.chain_url));
+            merged.enigma = merged.enigma.or(Some(chain.enigma.to_string()));
+            merged.token = merged.token.or(Some(chain.token.to_string()));
+            merged.confirmations = merged.confirmations.or(Some(chain.confirmations));
+            merged.sim_authority =
+                merged.sim_authority.or(chain.simulation_authority.map(|a| a.to_string()));
+            merged.chain_id = Some(chain.chain_id);
+        }
+        Ok(merged)
+    }
+
+    fn merge_config(self) -> Result<Self> {
         let Some(path) = &self.config else { return Ok(self) };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the config file {}", path.display()))?;
@@ -275,6 +350,11 @@ impl NodeArgs {
             .with_context(|| format!("parsing the config file {}", path.display()))?;
         Ok(Self {
             config: self.config,
+            chain_config: self.chain_config.or(file.chain_config),
+            chain_ca: file.chain_ca,
+            max_fee_gwei: file.max_fee_gwei,
+            priority_fee_gwei: file.priority_fee_gwei,
+            chain_id: None,
             data_dir: self.data_dir.or(file.data_dir),
             chain_url: self.chain_url.or(file.chain_url),
             enigma: self.enigma.or(file.enigma),
@@ -350,6 +430,7 @@ macro_rules! say {
     }};
 }
 
+mod chain_cmds;
 mod client_cmds;
 mod contract_cmds;
 
@@ -386,7 +467,7 @@ async fn main() -> std::process::ExitCode {
     // The devnet's nodes share the terminal with its summary: only warnings unless RUST_LOG asks.
     let default = if matches!(cli.command, Command::Devnet(_)) { "warn" } else { "info" };
     init_logs(cli.json_logs, default);
-    match run(cli.command).await {
+    match run(cli.command, &cli.chain).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The whole chain of causes on one line, without a backtrace: it is for users.
@@ -397,11 +478,48 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(command: Command) -> Result<()> {
+async fn run(command: Command, chain: &chain_cmds::ChainFlags) -> Result<()> {
+    let command = match command {
+        Command::Worker(mut w) => {
+            w.run = w.run.resolve()?;
+            if let Some(WorkerSub::Register(a) | WorkerSub::Login(a) | WorkerSub::Logout(a)) =
+                &mut w.action
+            {
+                *a = std::mem::take(a).resolve()?;
+            }
+            Command::Worker(w)
+        }
+        Command::Km(mut k) => {
+            k.run = k.run.resolve()?;
+            if let Some(KmSub::Signer { args, .. }) = &mut k.action {
+                *args = std::mem::take(args).resolve()?;
+            }
+            Command::Km(k)
+        }
+        other => other,
+    };
+    let file = match &command {
+        Command::Worker(w) => match &w.action {
+            Some(WorkerSub::Register(a) | WorkerSub::Login(a) | WorkerSub::Logout(a)) => a,
+            None => &w.run,
+        },
+        Command::Km(k) => &k.run,
+        _ => &NodeArgs::default(),
+    };
+    chain.apply(&chain_cmds::ChainFileFlags {
+        chain_ca: file.chain_ca.clone(),
+        max_fee_gwei: file.max_fee_gwei.clone(),
+        priority_fee_gwei: file.priority_fee_gwei.clone(),
+    })?;
+    if let (Some(id), Some(url)) = (file.chain_id, &file.chain_url) {
+        chain_cmds::check_chain_id(url, id).await?;
+    }
     match command {
         Command::Devnet(args) => devnet(args).await,
         Command::Worker(command) => worker(*command).await,
-        Command::Km(args) => km(args.resolve()?).await,
+        Command::Km(command) => km(*command).await,
+        Command::Contracts(command) => chain_cmds::contracts(command).await,
+        Command::Attestation(command) => chain_cmds::attestation(command).await,
         Command::Deploy(args) => client_cmds::deploy(args).await,
         Command::Call(args) => client_cmds::call(args).await,
         Command::Query(args) => client_cmds::query(args).await,
@@ -469,7 +587,6 @@ async fn worker(command: WorkerCommand) -> Result<()> {
         Some(WorkerSub::Login(a)) => (a, Some(enigma_node::WorkerAction::Login)),
         Some(WorkerSub::Logout(a)) => (a, Some(enigma_node::WorkerAction::Logout)),
     };
-    let a = a.resolve()?;
     if let Some(action) = action {
         let json = command.json;
         let config = worker_config(a, false)?;
@@ -508,7 +625,23 @@ async fn worker(command: WorkerCommand) -> Result<()> {
     Ok(())
 }
 
-async fn km(a: NodeArgs) -> Result<()> {
+async fn km(command: KmCommand) -> Result<()> {
+    let a = match command.action {
+        None => command.run,
+        Some(KmSub::Signer { args, json }) => {
+            let data_dir = required(args.data_dir, "data-dir")?;
+            let operator = key(&required(args.operator_key, "operator-key")?, "operator key")?;
+            let authority = address(args.sim_authority, "sim-authority")?;
+            let report = enigma_node::prepare_km(&data_dir, operator.address(), authority)
+                .with_context(|| format!("opening the key manager in {}", data_dir.display()))?;
+            if json {
+                say!("{}", serde_json::json!({ "signer": report.signer.to_string() }));
+            } else {
+                say!("{}", report.signer);
+            }
+            return Ok(());
+        }
+    };
     let config = KmConfig {
         data_dir: required(a.data_dir, "data-dir")?,
         chain_url: required(a.chain_url, "chain-url")?,

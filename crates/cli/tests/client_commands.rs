@@ -74,7 +74,7 @@ async fn the_millionaires_example_runs_from_the_command_line() {
     // A wrong argument is refused before anything is recorded or paid: no task record.
     let s = &devnet.summary;
     let chain = enigma_chain::Chain::new(
-        enigma_chain::provider(&s.chain_url, None).unwrap(),
+        enigma_chain::provider(&s.chain_url, None).await.unwrap(),
         s.deployment.enigma,
         s.deployment.token,
         None,

@@ -153,7 +153,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
     let principal = prepare_km(&dir.path().join("km"), account(9).address(), attestation.authority)
         .unwrap()
         .signer;
-    let p = provider(&url, Some(&account(0))).unwrap();
+    let p = provider(&url, Some(&account(0))).await.unwrap();
     let config = DeployConfig {
         // Long epochs: the test's own transactions must not rotate the worker's IO key between
         // fetching it and recording the tasks.
@@ -225,7 +225,7 @@ async fn a_worker_killed_before_committing_commits_once_after_restart_and_loses_
     );
 
     let user = account(5);
-    let user_chain = Chain::connect(&url, Some(&user), d.enigma, d.token).unwrap();
+    let user_chain = Chain::connect(&url, Some(&user), d.enigma, d.token).await.unwrap();
     chain.transfer_token(user.address(), 10_000 * ENG).await.unwrap();
     user_chain.deposit_balance(1_000 * ENG).await.unwrap();
 

@@ -4,3 +4,4 @@
 
 mod client_commands;
 mod crash;
+mod public_chain;

@@ -335,7 +335,8 @@ impl Client {
     /// Connects to the chain (signing as the configured account) and the gateway.
     pub async fn connect(config: ClientConfig) -> Result<Self> {
         let chain =
-            Chain::connect(&config.chain_url, Some(&config.account), config.enigma, config.token)?;
+            Chain::connect(&config.chain_url, Some(&config.account), config.enigma, config.token)
+                .await?;
         let http = HttpClientBuilder::default().build(&config.gateway_url).map_err(gateway_err)?;
         let ws_url = config.gateway_url.replacen("http", "ws", 1);
         Ok(Self {

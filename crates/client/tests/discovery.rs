@@ -218,6 +218,7 @@ async fn discoverys_example_contracts_pass_discoverys_integration_cases() {
     // voting_demo with VotingETH on chain: a poll open for an hour.
     let operator =
         Chain::connect(&s.chain_url, Some(&key(1)), s.deployment.enigma, s.deployment.token)
+            .await
             .unwrap();
     let voting_eth = deploy_voting(operator.provider(), s.deployment.enigma).await.unwrap();
     let polls = VotingETH::new(AlloyAddress::from(voting_eth.0), operator.provider().clone());

@@ -117,7 +117,9 @@ async fn every_example_and_every_failure_ends_on_chain_with_the_balance_right_to
 
     // The on-chain side of the voting example, and a poll on it.
     let operator =
-        Chain::connect(&s.chain_url, Some(&user), s.deployment.enigma, s.deployment.token).unwrap();
+        Chain::connect(&s.chain_url, Some(&user), s.deployment.enigma, s.deployment.token)
+            .await
+            .unwrap();
     let voting_eth = deploy_voting(operator.provider(), s.deployment.enigma).await.unwrap();
     let poll_contract =
         VotingETH::new(alloy_primitives::Address::from(voting_eth.0), operator.provider().clone());

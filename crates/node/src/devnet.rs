@@ -64,10 +64,15 @@ pub async fn serve_devnet_attestation(
 /// The devnet's authority key: created at random for a fresh devnet, read back when resuming
 /// one (0600 file in the data directory, read by the devnet process only).
 fn authority_key(data_dir: &std::path::Path) -> Result<KeyPair> {
+    key_file(&data_dir.join("attestation-authority.key"))
+}
+
+/// A secret key kept in `path`: read back if the file exists, else created at random and written
+/// there (mode 0600, synced) before it is used.
+pub fn key_file(path: &std::path::Path) -> Result<KeyPair> {
     use std::io::Write as _;
-    let path = data_dir.join("attestation-authority.key");
     let io = |e: std::io::Error| NodeError::Io(format!("{}: {e}", path.display()));
-    match std::fs::read(&path) {
+    match std::fs::read(path) {
         Ok(bytes) => Ok(KeyPair::from_slice(&zeroize::Zeroizing::new(bytes))?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = KeyPair::generate()?;
@@ -75,7 +80,7 @@ fn authority_key(data_dir: &std::path::Path) -> Result<KeyPair> {
             options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&path).map_err(io)?;
+            let mut file = options.open(path).map_err(io)?;
             file.write_all(key.secret_bytes().as_ref()).map_err(io)?;
             file.sync_all().map_err(io)?;
             Ok(key)
@@ -342,7 +347,7 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
     let chain_url = anvil.endpoint_url().to_string();
     let key = |i: usize| KeyPair::from_slice(&anvil.keys()[i].to_bytes());
     let deployer = key(0)?;
-    let p = provider(&chain_url, Some(&deployer))?;
+    let p = provider(&chain_url, Some(&deployer)).await?;
     let km_dir = config.data_dir.join("km");
     let fresh = previous.is_none();
     let attestation =

@@ -168,7 +168,8 @@ pub async fn start_km(config: KmConfig) -> Result<KmNode> {
     let (store, enclave, init) =
         open_enclave(&config.data_dir, config.operator.address(), config.simulation_authority)?;
     let chain =
-        Chain::connect(&config.chain_url, Some(&config.operator), config.enigma, config.token)?;
+        Chain::connect(&config.chain_url, Some(&config.operator), config.enigma, config.token)
+            .await?;
     if let Some(url) = &config.attestation_url
         && !chain
             .enigma()

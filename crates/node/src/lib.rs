@@ -23,7 +23,7 @@ mod worker;
 pub use attest::{AttestRequest, AttestationService, obtain_evidence, serve_attestation};
 pub use devnet::{
     DevAccount, Devnet, DevnetConfig, DevnetSummary, devnet_measurements, devnet_policy,
-    devnet_simulation_policy, serve_devnet_attestation, start_devnet,
+    devnet_simulation_policy, key_file, serve_devnet_attestation, start_devnet,
 };
 pub use enigma_p2p::messages::ResultView as TaskResultView;
 pub use gateway::{

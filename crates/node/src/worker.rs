@@ -353,7 +353,8 @@ async fn open_worker(config: &WorkerConfig) -> Result<Opened> {
     let secret = NodeSecret::load_or_create(&config.data_dir.join("sealing.secret"))
         .map_err(|e| NodeError::Io(e.to_string()))?;
     let chain =
-        Chain::connect(&config.chain_url, Some(&config.operator), config.enigma, config.token)?;
+        Chain::connect(&config.chain_url, Some(&config.operator), config.enigma, config.token)
+            .await?;
     let sealed_identity = store.sealed(IDENTITY)?;
     let principal_evidence = match chain.principal_evidence().await? {
         Some(recorded) => Some(CarriedEvidence::new(&recorded.evidence)),

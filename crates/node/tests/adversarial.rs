@@ -366,6 +366,7 @@ async fn a_rogue_worker_host_cannot_stall_the_network_nor_pass_off_a_rolled_back
         s.deployment.enigma,
         s.deployment.token,
     )
+    .await
     .unwrap()
     .register(rogue.signer, &rogue.evidence)
     .await;
@@ -577,6 +578,7 @@ async fn free_and_unbounded_tasks_are_refused_and_a_runaway_contract_pays_its_ga
     )
     .unwrap();
     let owner = Chain::connect(&s.chain_url, Some(&owner), s.deployment.enigma, s.deployment.token)
+        .await
         .unwrap();
     owner.set_task_limits(TaskLimits { min_gas_price: 1, max_gas_limit: GAS }).await.unwrap();
 

@@ -69,6 +69,7 @@ async fn a_devnet_starts_ready_and_says_where_everything_is() {
     // Blocks keep coming while idle, so epochs turn.
     let chain =
         enigma_chain::Chain::connect(&s.chain_url, None, s.deployment.enigma, s.deployment.token)
+            .await
             .unwrap();
     let before = chain.block_number().await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;

@@ -183,6 +183,7 @@ impl Deployed {
             net.chain.enigma_address(),
             net.chain.token_address(),
         )
+        .await
         .unwrap();
         net.chain.transfer_token(user_key.address(), 10_000 * ENG).await.unwrap();
         user_chain.deposit_balance(1_000 * ENG).await.unwrap();

@@ -59,7 +59,7 @@ impl TestNet {
         let anvil = spawn_anvil().expect("anvil starts (npm ci in contracts/ installs it)");
         let url = anvil.endpoint_url().to_string();
         let deployer_key = account_key(&anvil, 0);
-        let provider = provider(&url, Some(&deployer_key)).unwrap();
+        let provider = provider(&url, Some(&deployer_key)).await.unwrap();
         let authority = SimulationAuthority::new(KeyPair::from_bytes(&[0xa7; 32]).unwrap());
         let km = KeyPair::from_bytes(&[0x4b; 32]).unwrap();
         let config = DeployConfig {
@@ -106,9 +106,10 @@ impl TestNet {
     }
 
     /// A chain handle signing as anvil account `i`.
-    pub fn chain(&self, i: usize) -> Chain {
+    pub async fn chain(&self, i: usize) -> Chain {
         let key = account_key(&self.anvil, i);
         Chain::connect(&self.url(), Some(&key), self.deployment.enigma, self.deployment.token)
+            .await
             .unwrap()
     }
 
@@ -123,7 +124,7 @@ impl TestNet {
     /// Registers anvil account `i` as a worker with a fresh enclave key, stakes and logs in.
     pub async fn add_worker(&mut self, i: usize, stake: u128) -> usize {
         self.fund(i, stake).await;
-        let chain = self.chain(i);
+        let chain = self.chain(i).await;
         let enclave = KeyPair::generate().unwrap();
         let evidence = self.worker_evidence(&enclave, self.address(i));
         chain.register(enclave.address().into(), &evidence).await.unwrap();
@@ -152,6 +153,7 @@ impl TestNet {
             self.deployment.enigma,
             self.deployment.token,
         )
+        .await
         .unwrap();
         let enclave = KeyPair::generate().unwrap();
         let evidence = self.worker_evidence(&enclave, operator.address());

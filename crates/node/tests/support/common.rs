@@ -81,7 +81,7 @@ pub(crate) async fn chain_base_with(
     let km_dir = tempfile::tempdir().unwrap();
     let principal =
         prepare_km(km_dir.path(), key(&anvil, 9).address(), attestation.authority).unwrap().signer;
-    let p = enigma_chain::provider(&url, Some(&deployer)).unwrap();
+    let p = enigma_chain::provider(&url, Some(&deployer)).await.unwrap();
     let deployment = enigma_chain::deploy(
         &p,
         &enigma_chain::DeployConfig {

@@ -46,6 +46,7 @@ impl Rogue {
             summary.deployment.enigma,
             summary.deployment.token,
         )
+        .await
         .unwrap();
         let secret = NodeSecret::from_bytes(*KeyPair::generate().unwrap().secret_bytes());
         let backend = SimulationBackend::worker_built(
