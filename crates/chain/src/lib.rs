@@ -50,5 +50,5 @@ pub use evidence::{
     EVIDENCE_DCAP, EVIDENCE_IAS, EVIDENCE_SIMULATION, RecordedEvidence, decode_evidence,
     encode_evidence,
 };
-pub use transport::{ChainOptions, configure, options, parse_gwei};
+pub use transport::{ChainOptions, configure, options, parse_gwei, public_url};
 pub use watcher::{ChainEvent, Located, Poll, Watcher, decode};

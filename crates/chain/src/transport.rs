@@ -140,10 +140,25 @@ fn tls() -> Result<Arc<rustls::ClientConfig>> {
     .map_err(ChainError::Config)
 }
 
+/// `url` without what may be a secret (credentials, path, query: providers put API keys there),
+/// for files, messages and logs: `https://host:port/…`.
+#[must_use]
+pub fn public_url(url: &str) -> String {
+    match url.parse::<url::Url>() {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("?");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path().len() > 1 || u.query().is_some() { "/…" } else { "" };
+            format!("{}://{host}{port}{rest}", u.scheme())
+        }
+        Err(_) => "<an unparsable URL>".into(),
+    }
+}
+
 /// An RPC client for `url` (`http`, `https`, `ws` or `wss`) with retries.
 pub(crate) async fn rpc_client(url: &str) -> Result<RpcClient> {
     let parsed: url::Url =
-        url.parse().map_err(|e| ChainError::Config(format!("RPC URL {url}: {e}")))?;
+        url.parse().map_err(|e| ChainError::Config(format!("RPC URL {}: {e}", public_url(url))))?;
     let retry = RetryLayer { retries: options().retries };
     let local = alloy::transports::utils::guess_local_url(url);
     match parsed.scheme() {
@@ -164,10 +179,11 @@ pub(crate) async fn rpc_client(url: &str) -> Result<RpcClient> {
                 .layer(retry)
                 .pubsub(connect)
                 .await
-                .map_err(|e| ChainError::Rpc(format!("connecting to {url}: {e}")))
+                .map_err(|e| ChainError::Rpc(format!("connecting to {}: {e}", public_url(url))))
         }
         other => Err(ChainError::Config(format!(
-            "RPC URL {url}: the scheme is {other}; use http, https, ws or wss"
+            "RPC URL {}: the scheme is {other}; use http, https, ws or wss",
+            public_url(url)
         ))),
     }
 }
@@ -187,19 +203,20 @@ impl PubSubConnect for WsTls {
 
     async fn connect(&self) -> alloy::transports::TransportResult<ConnectionHandle> {
         let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
-        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
             self.url.as_str(),
             None,
             true,
             Some(connector),
-        )
-        .await
-        .map_err(TransportErrorKind::custom)?;
+        );
+        let (socket, _) = tokio::time::timeout(Duration::from_secs(15), connecting)
+            .await
+            .map_err(|_| TransportErrorKind::custom_str("the WebSocket handshake took over 15 s"))?
+            .map_err(TransportErrorKind::custom)?;
         let (handle, interface) = ConnectionHandle::new();
         WsBackend::from_socket(socket, interface, Duration::from_secs(10)).spawn();
-        Ok(handle
-            .with_max_retries(options().retries.max(1))
-            .with_retry_interval(Duration::from_secs(1)))
+        // A node outlives any outage of its RPC: reconnect for ever, pausing up to alloy's cap.
+        Ok(handle.with_max_retries(u32::MAX).with_retry_interval(Duration::from_secs(1)))
     }
 }
 
@@ -305,21 +322,40 @@ where
             let mut pause = FIRST_PAUSE;
             let mut attempt = 0;
             loop {
-                let (error, response) = match inner.call(request.clone()).await {
-                    Ok(response) => match response.as_error().cloned() {
+                let call = tokio::time::timeout(CALL_TIMEOUT, inner.call(request.clone())).await;
+                let timed_out = call.is_err();
+                let (error, response) = match call {
+                    Ok(Ok(response)) => match response.as_error().cloned() {
                         None => return Ok(response),
                         Some(e) => (TransportError::ErrorResp(e), Some(response)),
                     },
-                    Err(error) => (error, None),
+                    Ok(Err(error)) => (without_url(error), None),
+                    Err(_) => (
+                        TransportErrorKind::custom_str(&format!(
+                            "the node did not answer within {} s",
+                            CALL_TIMEOUT.as_secs()
+                        )),
+                        None,
+                    ),
                 };
-                // A transaction sent again may have reached the node the first time.
-                if attempt > 0
-                    && let Some((id, hash)) = &sends
-                    && known(&mut inner, hash).await
+                // The transaction may be in the node already: sent by an earlier attempt, or
+                // sent again by the WebSocket service after it reconnected. Ask first.
+                if let Some((id, hash)) = &sends
+                    && (attempt > 0 || refused_as_known(&error))
                 {
-                    return Ok(sent(id.clone(), *hash));
+                    match known(&mut inner, hash).await {
+                        Some(true) => return Ok(sent(id.clone(), *hash)),
+                        Some(false) => {}
+                        None => {
+                            return Err(TransportErrorKind::custom_str(&format!(
+                                "transaction {hash} may have reached the node but could not be \
+                                 looked up: its outcome is unknown; look it up before sending \
+                                 again"
+                            )));
+                        }
+                    }
                 }
-                if !retryable(&error) {
+                if !(timed_out || retryable(&error)) {
                     return response.ok_or(error);
                 }
                 if attempt >= retries {
@@ -339,8 +375,35 @@ where
     }
 }
 
-/// Whether the node knows the transaction `hash` (pending or mined).
-async fn known<S>(inner: &mut S, hash: &alloy::primitives::B256) -> bool
+/// The error without the request's URL (reqwest names it, and providers put API keys in it).
+fn without_url(error: TransportError) -> TransportError {
+    match error {
+        TransportError::Transport(TransportErrorKind::Custom(e)) => TransportError::Transport(
+            TransportErrorKind::Custom(match e.downcast::<reqwest::Error>() {
+                Ok(e) => Box::new(e.without_url()),
+                Err(e) => e,
+            }),
+        ),
+        other => other,
+    }
+}
+
+/// How long one request may take before it is sent again (a node that accepted the connection
+/// and went silent).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether a node refused a transaction as one it has, or whose nonce is used.
+fn refused_as_known(error: &TransportError) -> bool {
+    let TransportError::ErrorResp(e) = error else { return false };
+    let text = e.message.to_ascii_lowercase();
+    ["already known", "nonce too low", "already imported", "nonce has already been used"]
+        .iter()
+        .any(|m| text.contains(m))
+}
+
+/// Whether the node knows the transaction `hash` (pending or mined); `None` when it could not
+/// be asked (after three tries).
+async fn known<S>(inner: &mut S, hash: &alloy::primitives::B256) -> Option<bool>
 where
     S: Service<
             RequestPacket,
@@ -349,15 +412,29 @@ where
             Future = TransportFut<'static>,
         >,
 {
-    let request: Request<(alloy::primitives::B256,)> =
-        Request::new("eth_getTransactionByHash", Id::String("enigma-lookup".into()), (*hash,));
-    let Ok(serialized) = SerializedRequest::try_from(request) else { return false };
-    match inner.call(RequestPacket::Single(serialized)).await {
-        Ok(ResponsePacket::Single(Response { payload: ResponsePayload::Success(v), .. })) => {
-            v.get() != "null"
+    static LOOKUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut pause = FIRST_PAUSE;
+    for _ in 0..3 {
+        let n = LOOKUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let request: Request<(alloy::primitives::B256,)> = Request::new(
+            "eth_getTransactionByHash",
+            Id::String(format!("enigma-lookup-{n}")),
+            (*hash,),
+        );
+        let serialized = SerializedRequest::try_from(request).ok()?;
+        let answer =
+            tokio::time::timeout(CALL_TIMEOUT, inner.call(RequestPacket::Single(serialized))).await;
+        if let Ok(Ok(ResponsePacket::Single(Response {
+            payload: ResponsePayload::Success(v),
+            ..
+        }))) = answer
+        {
+            return Some(v.get() != "null");
         }
-        _ => false,
+        tokio::time::sleep(pause).await;
+        pause *= 2;
     }
+    None
 }
 
 /// A successful `eth_sendRawTransaction` answer: the transaction's hash.
@@ -374,7 +451,11 @@ pub(crate) async fn fees<P: Provider + ?Sized>(provider: &P) -> Result<(u128, u1
     let o = options();
     let suggested = provider.estimate_eip1559_fees().await?;
     let tip = o.priority_fee_per_gas.unwrap_or(suggested.max_priority_fee_per_gas);
-    let max = suggested.max_fee_per_gas.max(tip);
+    // The node's suggestion carries its own tip: swap in ours over the same base-fee headroom.
+    let max = suggested
+        .max_fee_per_gas
+        .saturating_sub(suggested.max_priority_fee_per_gas)
+        .saturating_add(tip);
     let Some(cap) = o.max_fee_per_gas else { return Ok((max, tip)) };
     if max <= cap {
         return Ok((max, tip.min(max)));
@@ -430,6 +511,18 @@ pub fn parse_gwei(text: &str) -> Result<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_url_keeps_no_key() {
+        assert_eq!(
+            public_url("https://sepolia.infura.io/v3/SECRETKEY"),
+            "https://sepolia.infura.io/…"
+        );
+        assert_eq!(public_url("wss://user:pw@node.example:8546"), "wss://node.example:8546");
+        assert_eq!(public_url("http://127.0.0.1:8545/"), "http://127.0.0.1:8545");
+        assert_eq!(public_url("https://x.example/?apikey=S"), "https://x.example/…");
+        assert!(!public_url("not a url SECRET").contains("SECRET"));
+    }
 
     #[test]
     fn gwei_amounts_parse_exactly_and_bad_ones_are_named() {

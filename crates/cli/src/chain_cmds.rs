@@ -4,6 +4,7 @@
 //! attestation.
 
 use std::{
+    io::Write as _,
     net::SocketAddr,
     path::{Path, PathBuf},
 };
@@ -105,9 +106,11 @@ impl ChainFile {
 }
 
 /// Refuses a node whose RPC URL leads to another chain than its chain file names.
-pub(crate) async fn check_chain_id(url: &str, expected: u64) -> Result<()> {
-    let p =
-        enigma_chain::provider(url, None).await.with_context(|| format!("connecting to {url}"))?;
+pub(crate) async fn check_chain_id(full_url: &str, expected: u64) -> Result<()> {
+    let url = enigma_chain::public_url(full_url);
+    let p = enigma_chain::provider(full_url, None)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
     let id = p.get_chain_id().await.with_context(|| format!("reading the chain id from {url}"))?;
     if id != expected {
         bail!(
@@ -240,18 +243,34 @@ pub(crate) async fn contracts(command: ContractsCommand) -> Result<()> {
         ias,
         task_limits: TaskLimits { min_gas_price: a.min_gas_price, max_gas_limit: a.max_gas_limit },
     };
+    // Providers put API keys in the URL: only its public part is written, printed or logged.
+    let rpc = enigma_chain::public_url(&a.rpc);
     let provider = enigma_chain::provider(&a.rpc, Some(&deployer))
         .await
-        .with_context(|| format!("connecting to {}", a.rpc))?;
-    let chain_id = provider.get_chain_id().await.with_context(|| format!("reading {}", a.rpc))?;
+        .with_context(|| format!("connecting to {rpc}"))?;
+    let chain_id = provider.get_chain_id().await.with_context(|| format!("reading {rpc}"))?;
     if !a.json {
         say!("deploying to chain {chain_id} from {} …", deployer.address());
     }
     let d: Deployment = enigma_chain::deploy(&provider, &config)
         .await
-        .with_context(|| format!("deploying the contracts through {}", a.rpc))?;
+        .with_context(|| format!("deploying the contracts through {rpc}"))?;
+    // The addresses first: the contracts are paid for whatever happens to the file.
+    let _ = writeln!(
+        std::io::stderr(),
+        "deployed on chain {chain_id} at block {}: enigma {} token {}{}{}",
+        d.block,
+        d.enigma,
+        d.token,
+        d.simulation_verifier.map(|v| format!(" simulation verifier {v}")).unwrap_or_default(),
+        d.ias_verifier.map(|v| format!(" IAS verifier {v}")).unwrap_or_default(),
+    );
     let file = ChainFile {
-        chain_url: a.rpc.clone(),
+        chain_url: if rpc == a.rpc.trim_end_matches('/') {
+            a.rpc.clone()
+        } else {
+            rpc.trim_end_matches("/…").to_owned()
+        },
         chain_id,
         enigma: d.enigma,
         token: d.token,
@@ -267,11 +286,25 @@ pub(crate) async fn contracts(command: ContractsCommand) -> Result<()> {
         deployer.address(),
         toml::to_string(&file).context("writing the chain file")?
     );
-    std::fs::write(&a.out, text).with_context(|| format!("writing {}", a.out.display()))?;
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&a.out)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    };
+    write().with_context(|| {
+        format!("writing {} (the addresses are above; write it by hand)", a.out.display())
+    })?;
+    if rpc != a.rpc.trim_end_matches('/') {
+        let _ = writeln!(
+            std::io::stderr(),
+            "the chain file names {rpc}: the path and credentials of --rpc stay out of it; each \
+             node gives its own --chain-url"
+        );
+    }
     if a.json {
         say!("{}", serde_json::json!({ "chain_file": a.out, "chain": file }));
     } else {
-        say!("enigma {}  token {}  (block {})", d.enigma, d.token, d.block);
         say!("chain file written to {}: start nodes with --chain-config {0}", a.out.display());
     }
     Ok(())

@@ -333,8 +333,12 @@ async fn a_network_deployed_by_the_cli_runs_over_https_and_wss_with_rate_limits_
     ]);
     reaper.0.push(child);
     assert!(ready.contains("ready"), "{ready}");
-    let epoch = eventually("an epoch with the worker", || async {
-        owner.current_epoch().await.ok().flatten().filter(|e| e.workers.len() == 1)
+    // Two epochs with the worker: a reorg that drops the newest epoch's transaction leaves the
+    // one before in force (which one is newest when blocks are replaced is up to the chain).
+    let epoch = eventually("two epochs in a row with the worker", || async {
+        let epoch = owner.current_epoch().await.ok().flatten()?;
+        let before = owner.epoch(epoch.nonce.checked_sub(1)?).await.ok()?;
+        (epoch.workers.len() == 1 && before.workers == epoch.workers).then_some(epoch)
     })
     .await;
 
