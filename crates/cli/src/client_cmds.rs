@@ -195,6 +195,15 @@ pub(crate) enum AccountCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Send ENG (grains) to another account: a worker operator's stake, a user's fees.
+    Transfer {
+        /// Who receives it.
+        to: Address,
+        /// Grains to send.
+        grains: u128,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 impl Connection {
@@ -719,19 +728,28 @@ pub(crate) async fn task(command: TaskCommand) -> Result<()> {
 
 /// `enigma account …`.
 pub(crate) async fn account(command: AccountCommand) -> Result<()> {
-    let (connection, action) = match &command {
-        AccountCommand::Balance(c) => (c, None),
-        AccountCommand::Deposit { grains, connection } => (connection, Some((true, *grains))),
-        AccountCommand::Withdraw { grains, connection } => (connection, Some((false, *grains))),
+    let connection = match &command {
+        AccountCommand::Balance(c)
+        | AccountCommand::Deposit { connection: c, .. }
+        | AccountCommand::Withdraw { connection: c, .. }
+        | AccountCommand::Transfer { connection: c, .. } => c,
     };
     let client = connection.connect().await?;
     let chain = client.chain();
-    match action {
-        Some((true, grains)) => client.deposit(grains).await.context("depositing")?,
-        Some((false, grains)) => {
-            chain.withdraw_balance(grains).await.context("withdrawing")?;
+    match &command {
+        AccountCommand::Deposit { grains, .. } => {
+            client.deposit(*grains).await.context("depositing")?;
         }
-        None => {}
+        AccountCommand::Withdraw { grains, .. } => {
+            chain.withdraw_balance(*grains).await.context("withdrawing")?;
+        }
+        AccountCommand::Transfer { to, grains, .. } => {
+            chain
+                .transfer_token(*to, *grains)
+                .await
+                .with_context(|| format!("sending {grains} grains to {to}"))?;
+        }
+        AccountCommand::Balance(_) => {}
     }
     let user = chain.account().context("the client has no account")?;
     let eng = chain.token_balance(user).await?;

@@ -130,6 +130,7 @@ enum Command {
     /// Examples:
     ///   enigma account balance
     ///   enigma account deposit 100000000000
+    ///   enigma account transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 100000000000
     #[command(subcommand)]
     #[command(verbatim_doc_comment)]
     Account(client_cmds::AccountCommand),

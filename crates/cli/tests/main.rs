@@ -5,3 +5,4 @@
 mod client_commands;
 mod crash;
 mod public_chain;
+mod testnet;

@@ -1479,14 +1479,22 @@ impl TaskHandle<'_> {
                     Err(_) => {}
                 }
             } else {
-                let polled: Option<ResultView> = client
+                // A gateway that fails to answer now (its peer connection to the worker
+                // dropped, a restart) may answer in a moment: ask again until the deadline.
+                let polled: Option<ResultView> = match client
                     .http
                     .request(
                         "getTaskResult",
                         rpc_params![serde_json::json!({"taskId": id.to_string()})],
                     )
                     .await
-                    .map_err(gateway_err)?;
+                {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::debug!(task = %id, error = %e, "asking for the result failed; asking again");
+                        None
+                    }
+                };
                 if let Some(v) = polled {
                     break v;
                 }
@@ -1576,6 +1584,9 @@ struct Tries {
     epoch_turns: u32,
 }
 
+/// How long a record refused for its epoch waits for the chain to show the new one.
+const EPOCH_WAIT: Duration = Duration::from_secs(30);
+
 impl Tries {
     fn new() -> Self {
         Self { first_race: None, raced: 0, epoch_turns: 0 }
@@ -1609,8 +1620,22 @@ impl Tries {
             return Ok(());
         }
         self.epoch_turns += 1;
-        if self.epoch_turns < 3 && client.epoch_turned(epoch).await? {
-            return Ok(());
+        if self.epoch_turns < 3 {
+            // The chain refused the record for its epoch: the new epoch may still be in a block
+            // being built (gas estimation saw it, reads of the latest block do not yet). Wait
+            // for it, a few blocks at most.
+            let refused_for_epoch =
+                matches!(&e, ChainError::Reverted(t) if t.contains("WrongEpoch"));
+            let deadline = tokio::time::Instant::now() + EPOCH_WAIT;
+            loop {
+                if client.epoch_turned(epoch).await? {
+                    return Ok(());
+                }
+                if !refused_for_epoch || tokio::time::Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
         }
         Err(e.into())
     }

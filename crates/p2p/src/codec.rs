@@ -14,9 +14,19 @@ pub(crate) struct BytesCodec {
     pub(crate) max_response: u64,
 }
 
+/// Reads one message: the stream's bytes up to its end, at most `max`. A stream that ends with
+/// no byte carries no message (the other side dropped the request or its answer: a timeout, a
+/// restart, a cut link) — an I/O failure, never a malformed message to count against the peer,
+/// as no message of the protocol is empty.
 async fn read_bounded<T: AsyncRead + Unpin + Send>(io: &mut T, max: u64) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     io.take(max + 1).read_to_end(&mut out).await?;
+    if out.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the stream ended before a message",
+        ));
+    }
     if out.len() as u64 > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -69,5 +79,22 @@ impl libp2p::request_response::Codec for BytesCodec {
     {
         io.write_all(&res).await?;
         io.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_that_ends_empty_is_a_failed_exchange_not_a_malformed_message() {
+        futures::executor::block_on(async {
+            let empty = read_bounded(&mut futures::io::Cursor::new(Vec::<u8>::new()), 16).await;
+            assert_eq!(empty.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+            let one = read_bounded(&mut futures::io::Cursor::new(vec![1u8, 2]), 16).await;
+            assert_eq!(one.unwrap(), vec![1, 2]);
+            let big = read_bounded(&mut futures::io::Cursor::new(vec![0u8; 17]), 16).await;
+            assert_eq!(big.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        });
     }
 }

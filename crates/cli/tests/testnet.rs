@@ -1,0 +1,412 @@
+//! The network across hosts (`scripts/testnet`): anvil, the key manager and the workers each in
+//! their own network namespace and process. Under a steady load of tasks it takes lossy, slow
+//! links, a worker killed and restarted, another cut off for longer than an epoch, a new worker,
+//! and a key-manager restart. Counted against the chain at the end: every task verified, failed
+//! with a receipt or refunded, none committed twice, and each contract's state what the chain's
+//! verified tasks make it.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::U256;
+use alloy_sol_types::SolValue;
+use enigma_chain::{Chain, ChainEvent, TaskStatus, Watcher, find_anvil};
+use enigma_client::{Client, ClientConfig, QueryOptions};
+use enigma_crypto::KeyPair;
+use enigma_node::DevnetSummary;
+use enigma_types::{ContractAddress, TaskId, task_id};
+
+const ENG: u128 = 100_000_000;
+
+/// A line of the run's report on stderr (`--nocapture` shows it).
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// The testnet of one test: its own directory (kept under the target directory, logs and all,
+/// for a failure to be read), namespace prefix and subnet; taken down on drop.
+struct Testnet {
+    dir: Dir,
+    prefix: String,
+    net: u32,
+}
+
+impl Testnet {
+    fn script() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/testnet")
+    }
+
+    fn run(&self, args: &[&str]) {
+        let started = Instant::now();
+        let out = Command::new(Self::script())
+            .args(args)
+            .env("TESTNET_DIR", self.dir.path())
+            .env("TESTNET_PREFIX", &self.prefix)
+            .env("TESTNET_NET", self.net.to_string())
+            .env("ENIGMA_BIN", env!("CARGO_BIN_EXE_enigma"))
+            .env("ENIGMA_ANVIL", find_anvil().unwrap())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        report!(
+            "[testnet {} {:.1}s] {}",
+            args.join(" "),
+            started.elapsed().as_secs_f64(),
+            said.trim()
+        );
+        if !out.status.success() {
+            for log in std::fs::read_dir(self.dir.path().join("logs")).into_iter().flatten() {
+                let path = log.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                report!(
+                    "--- {}:\n{}",
+                    path.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            panic!("scripts/testnet {} failed: {said}", args.join(" "));
+        }
+    }
+
+    async fn fault(self: &Arc<Self>, args: &[&str]) {
+        let this = self.clone();
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            this.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        })
+        .await
+        .unwrap();
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script())
+            .arg("down")
+            .env("TESTNET_DIR", self.dir.path())
+            .env("TESTNET_PREFIX", &self.prefix)
+            .env("TESTNET_NET", self.net.to_string())
+            .output();
+    }
+}
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+/// What one call of `record(amount)` came to, as its client saw it.
+struct Sent {
+    amount: u64,
+    /// The task and the entry count it answered, or the client's error.
+    outcome: Result<(TaskId, u64), String>,
+}
+
+fn key_of(s: &DevnetSummary, i: usize) -> KeyPair {
+    KeyPair::from_slice(&hex::decode(s.accounts[i].private_key.trim_start_matches("0x")).unwrap())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_testnet_loses_no_task_through_kills_partitions_a_new_worker_a_km_restart_and_lossy_links()
+ {
+    assert!(
+        nix_is_root(),
+        "this test builds network namespaces and needs root (the CI machine runs it as root)"
+    );
+    let pid = std::process::id();
+    let testnet = Arc::new(Testnet {
+        dir: {
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("testnet");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Dir(dir)
+        },
+        prefix: format!("t{}", pid % 10_000),
+        net: 100 + pid % 100,
+    });
+    testnet.run(&["up", "--workers", "3", "--epoch-size", "20"]);
+    let summary: DevnetSummary =
+        serde_json::from_slice(&std::fs::read(testnet.dir.path().join("testnet.json")).unwrap())
+            .unwrap();
+    let deployer = KeyPair::from_slice(
+        &hex::decode(
+            std::fs::read_to_string(testnet.dir.path().join("keys/deployer.key"))
+                .unwrap()
+                .trim()
+                .trim_start_matches("0x"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let d = summary.deployment;
+    let owner =
+        Chain::connect(&summary.chain_url, Some(&deployer), d.enigma, d.token).await.unwrap();
+    let policy = enigma_node::devnet_policy(summary.simulation_authority.parse().unwrap());
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let built = enigma_contract_build::build(&enigma_contract_build::BuildOptions::examples(&root))
+        .unwrap();
+    let ledger =
+        std::fs::read(&enigma_contract_build::find(&built, "ledger").unwrap().wasm).unwrap();
+
+    // Three users, each with a ledger of their own.
+    const USERS: usize = 3;
+    let mut clients = Vec::new();
+    for i in 0..USERS {
+        let user = key_of(&summary, i);
+        owner.transfer_token(user.address(), 1_000 * ENG).await.unwrap();
+        let client = Client::connect(ClientConfig {
+            gateway_url: summary.gateway_url.clone(),
+            chain_url: summary.chain_url.clone(),
+            enigma: d.enigma,
+            token: d.token,
+            account: user,
+            gas_px: 1,
+            policy: policy.clone(),
+            result_timeout: Duration::from_secs(30),
+        })
+        .await
+        .unwrap();
+        client.deposit(900 * ENG).await.unwrap();
+        clients.push(Arc::new(client));
+    }
+    let epoch_with_workers =
+        || async { owner.current_epoch().await.ok().flatten().filter(|e| e.workers.len() == 3) };
+    for _ in 0..120 {
+        if epoch_with_workers().await.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(epoch_with_workers().await.is_some(), "no epoch with the three workers");
+    let mut contracts = Vec::new();
+    for c in &clients {
+        contracts.push(c.deploy(&ledger, "construct()", &[], 50_000_000).await.unwrap().contract);
+    }
+
+    // The load: each user records unique amounts in their ledger, one task after another.
+    let stop = Arc::new(AtomicBool::new(false));
+    // When the faults ended, and which users have had a task answered since.
+    let healed: Arc<std::sync::OnceLock<Instant>> = Arc::default();
+    let recovered: Arc<Vec<AtomicBool>> =
+        Arc::new((0..USERS).map(|_| AtomicBool::new(false)).collect());
+    let mut load = Vec::new();
+    for (i, (client, contract)) in clients.iter().zip(&contracts).enumerate() {
+        let (client, contract, stop) = (client.clone(), *contract, stop.clone());
+        let (healed, recovered) = (healed.clone(), recovered.clone());
+        load.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            let mut k = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                k += 1;
+                let amount = (i as u64 + 1) * 1_000_000 + k;
+                let at = Instant::now();
+                let args = (U256::from(amount),).abi_encode_params();
+                let outcome = client
+                    .compute(contract, "record(uint256)", &args, 50_000_000)
+                    .await
+                    .map(|o| {
+                        let (_, count) = <(U256, U256)>::abi_decode_params(&o.output).unwrap();
+                        (o.task_id, count.to::<u64>())
+                    })
+                    .map_err(|e| e.to_string());
+                if outcome.is_ok() && healed.get().is_some_and(|h| at > *h) {
+                    recovered[i].store(true, Ordering::SeqCst);
+                }
+                sent.push(Sent { amount, outcome });
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            sent
+        }));
+    }
+    let started = Instant::now();
+    let faults = [
+        "links: 2 % packet loss and 20 Mbit/s (no sch_netem in this kernel: no added delay)",
+        "w2 killed (SIGKILL) mid-epoch, restarted 8 s later",
+        "w3 cut off for 30 s (1.5 epochs), then healed",
+        "w4 added (registers, stakes, syncs)",
+        "the key manager killed (SIGKILL) and restarted",
+    ];
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    testnet.fault(&["impair", "--loss", "2%", "--rate", "20mbit"]).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    testnet.fault(&["kill", "w2"]).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    testnet.fault(&["start", "w2"]).await;
+    testnet.fault(&["partition", "w3"]).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    testnet.fault(&["heal", "w3"]).await;
+    testnet.fault(&["add-worker"]).await;
+    testnet.fault(&["kill", "km"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    testnet.fault(&["start", "km"]).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    testnet.fault(&["impair", "off"]).await;
+    healed.set(Instant::now()).unwrap();
+    // The network recovers: every user's new tasks are answered again (a task caught by the
+    // faults may first wait out its 30 s).
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while !recovered.iter().all(|r| r.load(Ordering::SeqCst)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let recovery_secs = healed.get().unwrap().elapsed().as_secs_f64();
+    stop.store(true, Ordering::SeqCst);
+    let mut sent: Vec<Vec<Sent>> = Vec::new();
+    for l in load {
+        sent.push(l.await.unwrap());
+    }
+    let load_secs = started.elapsed().as_secs_f64();
+
+    // Every task the chain recorded, per user: each settles (a result's receipt, or a refund
+    // once the record times out).
+    let timeout_blocks = owner.enigma().timeoutBlocks().call().await.unwrap().to::<u64>();
+    let mut statuses: BTreeMap<TaskId, (usize, TaskStatus)> = BTreeMap::new();
+    for (i, client) in clients.iter().enumerate() {
+        let user = client.chain().account().unwrap();
+        let recorded = client.chain().task_nonce(user).await.unwrap();
+        for n in 0..recorded {
+            let id = task_id(&user, n);
+            let deadline = Instant::now() + Duration::from_secs(240);
+            let status = loop {
+                let record = client.chain().task(&id).await.unwrap().expect("a recorded task");
+                if record.status.is_final() {
+                    break record.status;
+                }
+                let head = client.chain().block_number().await.unwrap();
+                if head > record.created_at + timeout_blocks {
+                    client.refund(id).await.unwrap();
+                    continue;
+                }
+                assert!(Instant::now() < deadline, "task {id} never settled");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            };
+            statuses.insert(id, (i, status));
+        }
+    }
+    let count = |s: TaskStatus| statuses.values().filter(|(_, st)| *st == s).count();
+    assert_eq!(count(TaskStatus::Created), 0);
+
+    // None committed twice: each settled task is in exactly one receipt event; refunds in none.
+    let mut receipts: BTreeMap<TaskId, usize> = BTreeMap::new();
+    let head = owner.block_number().await.unwrap();
+    let mut watcher = Watcher::new(owner.provider().clone(), d.enigma, d.block, 0);
+    while watcher.next_block() <= head {
+        for e in watcher.poll().await.unwrap().events {
+            match e.event {
+                ChainEvent::ReceiptsVerified { task_ids, .. } => {
+                    task_ids.into_iter().for_each(|t| *receipts.entry(t).or_default() += 1);
+                }
+                // A deployment's receipt is a ReceiptVerified beside its SecretContractDeployed.
+                ChainEvent::ReceiptVerified { task_id, .. }
+                | ChainEvent::ReceiptFailed { task_id, .. } => {
+                    *receipts.entry(task_id).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    for (id, (_, status)) in &statuses {
+        let want = usize::from(*status != TaskStatus::FailedReturn);
+        assert_eq!(receipts.get(id).copied().unwrap_or(0), want, "task {id} is {status:?}");
+    }
+
+    // Each ledger holds exactly the verified tasks' amounts, each once, in the order the chain
+    // gave their results; every answer a client got is the entry it names.
+    let mut deltas = 0;
+    for (i, (client, contract)) in clients.iter().zip(&contracts).enumerate() {
+        let verified = statuses
+            .iter()
+            .filter(|(id, (u, s))| {
+                *u == i && *s == TaskStatus::Verified && ContractAddress::from(**id) != *contract
+            })
+            .count();
+        let options = QueryOptions { anonymous: true, ..QueryOptions::default() };
+        let answer = client.query_with(*contract, "summary()", &[], &options).await.unwrap();
+        let (total, entries) = <(U256, U256)>::abi_decode_params(&answer.output).unwrap();
+        let entries = entries.to::<u64>();
+        assert_eq!(entries as usize, verified, "user {i}: one entry per verified task");
+        let sent_amounts: BTreeSet<u64> = sent[i].iter().map(|s| s.amount).collect();
+        let mut seen = BTreeSet::new();
+        let mut sum = U256::ZERO;
+        let mut by_index = Vec::new();
+        for n in 0..entries {
+            let args = (U256::from(n),).abi_encode_params();
+            let e = client.query_with(*contract, "entry(uint256)", &args, &options).await.unwrap();
+            let amount = U256::abi_decode(&e.output).unwrap().to::<u64>();
+            assert!(
+                sent_amounts.contains(&amount),
+                "user {i}: entry {n} ({amount}) was never sent"
+            );
+            assert!(seen.insert(amount), "user {i}: {amount} recorded twice");
+            sum += U256::from(amount);
+            by_index.push(amount);
+        }
+        assert_eq!(total, sum, "user {i}: the total is the sum of the entries");
+        for s in &sent[i] {
+            if let Ok((_, count)) = &s.outcome {
+                assert_eq!(
+                    by_index[*count as usize - 1],
+                    s.amount,
+                    "user {i}: an answer names its entry"
+                );
+            }
+        }
+        deltas += entries + 1;
+    }
+
+    let answered = sent.iter().flatten().filter(|s| s.outcome.is_ok()).count();
+    // Client errors by kind (hex numbers folded), with how many of each.
+    let errors: BTreeMap<String, usize> = sent
+        .iter()
+        .flatten()
+        .filter_map(|s| s.outcome.as_ref().err())
+        .fold(BTreeMap::new(), |mut m, e| {
+            let mut kind = String::new();
+            let mut rest = e.as_str();
+            while let Some(at) = rest.find("0x") {
+                kind.push_str(&rest[..at]);
+                kind.push_str("0x…");
+                rest = rest[at + 2..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+            }
+            kind.push_str(rest);
+            *m.entry(kind).or_default() += 1;
+            m
+        });
+    for (kind, n) in &errors {
+        report!("client error ×{n}: {kind}");
+    }
+    report!(
+        "testnet load: {} tasks sent in {load_secs:.0} s by {USERS} users ({answered} answered); \
+         on chain {} recorded: {} verified, {} failed with a receipt, {} refunded; {deltas} deltas \
+         checked; every user answered again {recovery_secs:.0} s after the faults ended; \
+         faults: {}",
+        sent.iter().map(Vec::len).sum::<usize>(),
+        statuses.len(),
+        count(TaskStatus::Verified),
+        count(TaskStatus::Failed),
+        count(TaskStatus::FailedReturn),
+        faults.join("; "),
+    );
+    for (i, r) in recovered.iter().enumerate() {
+        assert!(r.load(Ordering::SeqCst), "user {i} got no answer within 150 s of the faults' end");
+    }
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
