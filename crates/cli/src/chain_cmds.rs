@@ -121,6 +121,34 @@ pub(crate) async fn check_chain_id(full_url: &str, expected: u64) -> Result<()> 
     Ok(())
 }
 
+/// The chain id of anvil and hardhat, the devnet's chains.
+const LOCAL_CHAIN_ID: u64 = 31_337;
+
+/// A node sends transactions unattended, and the RPC provider suggests their fees: on any chain
+/// but a local one it runs only under a fee cap.
+pub(crate) async fn require_fee_cap(full_url: &str) -> Result<()> {
+    if enigma_chain::options().max_fee_per_gas.is_some() {
+        return Ok(());
+    }
+    let url = enigma_chain::public_url(full_url);
+    let p = enigma_chain::provider(full_url, None)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let id = p.get_chain_id().await.with_context(|| format!("reading the chain id from {url}"))?;
+    fee_cap_for(id)
+}
+
+fn fee_cap_for(chain_id: u64) -> Result<()> {
+    if chain_id == LOCAL_CHAIN_ID {
+        return Ok(());
+    }
+    bail!(
+        "chain {chain_id} is not a local devnet chain: give the node a fee cap (--max-fee-gwei, or \
+         max-fee-gwei in its config file). It sends transactions unattended, and without a cap \
+         the RPC provider's fee suggestion decides what they cost"
+    )
+}
+
 /// `enigma contracts`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ContractsCommand {
@@ -340,4 +368,18 @@ pub(crate) async fn attestation(command: AttestationCommand) -> Result<()> {
     say!("attestation authority {} ready: {}", service.authority, service.url);
     crate::shutdown_signal().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_on_a_public_chain_needs_a_fee_cap_and_a_devnet_does_not() {
+        assert!(fee_cap_for(LOCAL_CHAIN_ID).is_ok());
+        for public in [1, 11_155_111, 17_000, 8453] {
+            let e = fee_cap_for(public).unwrap_err().to_string();
+            assert!(e.contains("--max-fee-gwei") && e.contains(&public.to_string()), "{e}");
+        }
+    }
 }

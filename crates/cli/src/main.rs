@@ -515,6 +515,12 @@ async fn run(command: Command, chain: &chain_cmds::ChainFlags) -> Result<()> {
     if let (Some(id), Some(url)) = (file.chain_id, &file.chain_url) {
         chain_cmds::check_chain_id(url, id).await?;
     }
+    // A running node (not a one-off register/login/logout) needs a fee cap off a devnet chain.
+    let running = matches!(&command, Command::Worker(w) if w.action.is_none())
+        || matches!(&command, Command::Km(k) if k.action.is_none());
+    if running && let Some(url) = &file.chain_url {
+        chain_cmds::require_fee_cap(url).await?;
+    }
     match command {
         Command::Devnet(args) => devnet(args).await,
         Command::Worker(command) => worker(*command).await,

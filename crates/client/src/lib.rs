@@ -1481,14 +1481,15 @@ impl TaskHandle<'_> {
             } else {
                 // A gateway that fails to answer now (its peer connection to the worker
                 // dropped, a restart) may answer in a moment: ask again until the deadline.
-                let polled: Option<ResultView> = match client
-                    .http
-                    .request(
-                        "getTaskResult",
-                        rpc_params![serde_json::json!({"taskId": id.to_string()})],
-                    )
+                let asked = client.http.request(
+                    "getTaskResult",
+                    rpc_params![serde_json::json!({"taskId": id.to_string()})],
+                );
+                let polled: Option<ResultView> = match tokio::time::timeout_at(deadline, asked)
                     .await
-                {
+                    .unwrap_or_else(|_| {
+                        Err(jsonrpsee::core::ClientError::Custom("the wait is over".into()))
+                    }) {
                     Ok(v) => v,
                     Err(e) => {
                         tracing::debug!(task = %id, error = %e, "asking for the result failed; asking again");

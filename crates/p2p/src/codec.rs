@@ -15,9 +15,9 @@ pub(crate) struct BytesCodec {
 }
 
 /// Reads one message: the stream's bytes up to its end, at most `max`. A stream that ends with
-/// no byte carries no message (the other side dropped the request or its answer: a timeout, a
-/// restart, a cut link) — an I/O failure, never a malformed message to count against the peer,
-/// as no message of the protocol is empty.
+/// no byte carries no message: its sender dropped the exchange (a timeout, a restart, a cut
+/// link; a partition healing showed both sides doing it). That is a failed exchange, never a
+/// malformed message to count against the peer — no well-formed message is empty.
 async fn read_bounded<T: AsyncRead + Unpin + Send>(io: &mut T, max: u64) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     io.take(max + 1).read_to_end(&mut out).await?;
@@ -88,13 +88,21 @@ mod tests {
 
     #[test]
     fn a_stream_that_ends_empty_is_a_failed_exchange_not_a_malformed_message() {
+        use libp2p::request_response::Codec as _;
+        let mut codec = BytesCodec { max_request: 16, max_response: 16 };
+        let protocol = StreamProtocol::new("/test");
         futures::executor::block_on(async {
-            let empty = read_bounded(&mut futures::io::Cursor::new(Vec::<u8>::new()), 16).await;
-            assert_eq!(empty.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
-            let one = read_bounded(&mut futures::io::Cursor::new(vec![1u8, 2]), 16).await;
-            assert_eq!(one.unwrap(), vec![1, 2]);
-            let big = read_bounded(&mut futures::io::Cursor::new(vec![0u8; 17]), 16).await;
-            assert_eq!(big.unwrap_err().kind(), io::ErrorKind::InvalidData);
+            let mut empty = futures::io::Cursor::new(Vec::<u8>::new());
+            let e = codec.read_response(&protocol, &mut empty).await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+            let mut two = futures::io::Cursor::new(vec![1u8, 2]);
+            assert_eq!(codec.read_response(&protocol, &mut two).await.unwrap(), vec![1, 2]);
+            let mut big = futures::io::Cursor::new(vec![0u8; 17]);
+            let e = codec.read_response(&protocol, &mut big).await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            let mut empty = futures::io::Cursor::new(Vec::<u8>::new());
+            let e = codec.read_request(&protocol, &mut empty).await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         });
     }
 }

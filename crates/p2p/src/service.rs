@@ -837,7 +837,10 @@ impl Service {
             SwarmEvent::Behaviour(BehaviourEvent::Tasks(
                 request_response::Event::InboundFailure { peer, error, .. },
             )) => {
-                if matches!(error, request_response::InboundFailure::Io(_)) {
+                // A request that breaks the protocol (over its size) is a strike; a stream the
+                // requester dropped (it gave up, its link was cut) is not.
+                if matches!(&error, request_response::InboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData)
+                {
                     self.strike(peer, &error.to_string());
                 }
                 // Forget channels the node can no longer answer.
