@@ -240,7 +240,7 @@ struct DevnetArgs {
 
 /// Settings of a node: from `--config FILE` (TOML, same names with dashes), overridden by flags.
 #[derive(Debug, Args, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 struct NodeArgs {
     /// A TOML file with any of the settings below.
     #[arg(long)]
@@ -349,10 +349,14 @@ impl NodeArgs {
             .with_context(|| format!("reading the config file {}", path.display()))?;
         let file: NodeArgs = toml::from_str(&text)
             .with_context(|| format!("parsing the config file {}", path.display()))?;
+        // The file's own paths to other files (the chain file, the CA) are relative to it.
+        let beside = |p: Option<PathBuf>| {
+            p.map(|p| path.parent().map_or_else(|| p.clone(), |dir| dir.join(&p)))
+        };
         Ok(Self {
-            config: self.config,
-            chain_config: self.chain_config.or(file.chain_config),
-            chain_ca: file.chain_ca,
+            config: self.config.clone(),
+            chain_config: self.chain_config.or(beside(file.chain_config)),
+            chain_ca: beside(file.chain_ca),
             max_fee_gwei: file.max_fee_gwei,
             priority_fee_gwei: file.priority_fee_gwei,
             chain_id: None,
@@ -818,4 +822,26 @@ async fn millionaires_example(s: &enigma_node::DevnetSummary) -> Result<()> {
     say!("");
     say!("the devnet keeps running; Ctrl-C stops it");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_files_chain_file_and_ca_are_found_beside_it_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("worker.toml");
+        std::fs::write(
+            &config,
+            "chain-config = \"chain.toml\"\nchain-ca = \"ca.pem\"\nstake = 5\nbatch-size = 3\n",
+        )
+        .unwrap();
+        let args = NodeArgs { config: Some(config), stake: Some(7), ..NodeArgs::default() };
+        let merged = args.merge_config().unwrap();
+        assert_eq!(merged.chain_config, Some(dir.path().join("chain.toml")));
+        assert_eq!(merged.chain_ca, Some(dir.path().join("ca.pem")));
+        assert_eq!(merged.stake, Some(7), "the flag wins");
+        assert_eq!(merged.batch_size, Some(3));
+    }
 }
