@@ -108,6 +108,8 @@ export class EnigmaError extends Error {
   gasUsed?: number;
   /** The task ran and failed (the message is the contract's error). */
   failed?: boolean;
+  /** The gateway could not be reached (no answer at all, as opposed to an error it sent). */
+  unreachable?: boolean;
 }
 
 export class Client {

@@ -82,6 +82,8 @@ export class EnigmaError extends Error {
 
 /** The gateway's code for "delivered, but the worker has not answered yet". */
 const UNANSWERED = -32012;
+/** The gateway's code for "not handed to the worker now; send it again shortly". */
+const NOT_DELIVERED = -32015;
 
 /** A viem account that signs with the wasm core's key (so no second secp256k1 library ships). */
 function keyAccount(keys) {
@@ -195,7 +197,7 @@ export class Client {
       });
       body = await response.json();
     } catch (e) {
-      throw new EnigmaError(`the gateway at ${this.config.gatewayUrl} did not answer ${method}: ${e.message}`);
+      throw new EnigmaError(`the gateway at ${this.config.gatewayUrl} did not answer ${method}: ${e.message}`, { unreachable: true });
     }
     if (body?.error) throw new EnigmaError(`the gateway: ${body.error.message}`, { code: body.error.code });
     return body?.result;
@@ -451,11 +453,27 @@ export class Client {
   async finish(task, method, { onProgress = () => {} }) {
     const { id, contract, worker, inputs, shared, params, value, isDeploy, codeHash, caller } = task;
     onProgress('sending', { taskId: id, worker, recordTx: task.recordTx });
-    try {
-      await this.rpc(method, params);
-    } catch (e) {
-      // Delivered, but the worker did not answer in time: it may be running; the result decides.
-      if (e.code !== UNANSWERED) {
+    // The task is recorded and paid: one the gateway could not take or hand on now (a restart, a
+    // dropped connection, a worker it does not know yet) is sent again until the wait is over. A
+    // worker takes a task it already has as that same task: nothing runs twice.
+    const deadline = Date.now() + this.config.resultTimeoutMs;
+    let maybeDelivered = false; // an attempt may have reached the worker without its answer
+    for (let pause = 250; ; pause = Math.min(pause * 2, 2000)) {
+      try {
+        await this.rpc(method, params);
+        break;
+      } catch (e) {
+        // Delivered, but the worker did not answer in time: it may be running; the result decides.
+        if (e.code === UNANSWERED) break;
+        // A refusal after an attempt whose fate is unknown: that attempt may have run the task.
+        if (maybeDelivered && !e.unreachable && e.code !== NOT_DELIVERED) break;
+        const again = e.unreachable || e.code === NOT_DELIVERED;
+        maybeDelivered ||= Boolean(e.unreachable);
+        if (again && Date.now() + pause < deadline) {
+          await sleep(pause);
+          continue;
+        }
+        if (maybeDelivered) break;
         throw new EnigmaError(`task ${id} was recorded but not executed: ${e.message} (its fee can be refunded after the chain's timeout)`, { taskId: id });
       }
     }
@@ -620,6 +638,12 @@ export class Client {
   /** Waits for a task's receipt on chain and checks it against the verified result. */
   async confirm(outcome) {
     const status = await this.waitFinal(outcome.taskId);
+    if (status === 'FailedReturn') {
+      throw new EnigmaError(
+        `task ${outcome.taskId} was refunded: its receipt never landed on chain (the worker was cut off before committing it, and the next holder went on from the chain's state), so this result is void and the contract's state does not include it; send the task again`,
+        { taskId: outcome.taskId },
+      );
+    }
     const receipt = await this.receipt(outcome.taskId, outcome.contract);
     if (!receipt) throw new EnigmaError(`task ${outcome.taskId} is ${status} on chain but no receipt event names it`);
     for (const [what, chain, result] of [

@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use alloy::dyn_abi::{DynSolType, DynSolValue};
+use alloy::dyn_abi::DynSolType;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use enigma_client::{Client, ClientConfig, Finality, Policy, TaskOptions, TaskOutcome};
@@ -12,7 +12,11 @@ use enigma_crypto::SignedResult as _;
 use enigma_node::{DevnetSummary, devnet_measurements};
 use enigma_types::{Address, ContractAddress, TaskId};
 
-use crate::{SecretArg, key};
+use crate::{
+    SecretArg,
+    abi::{decode_output, encode_args},
+    key,
+};
 
 /// Where to connect and as whom.
 #[derive(Debug, Args)]
@@ -306,68 +310,6 @@ impl Connection {
             result_timeout: Duration::from_secs(self.timeout),
         };
         Client::connect(config).await.context("connecting to the network")
-    }
-}
-
-/// ABI-encodes `args` as the parameters of `signature` (`name(type,…)`).
-pub(crate) fn encode_args(signature: &str, args: &[String]) -> Result<Vec<u8>> {
-    let open = signature.find('(').with_context(|| {
-        format!("the signature {signature:?} has no parameter list; write it like 'transfer(address,uint256)'")
-    })?;
-    if !signature.ends_with(')') || open == 0 {
-        bail!("the signature {signature:?} must be name(type,…), like 'transfer(address,uint256)'");
-    }
-    let params = DynSolType::parse(&signature[open..])
-        .with_context(|| format!("the parameter types of {signature:?} do not parse"))?;
-    let DynSolType::Tuple(types) = params else {
-        bail!("the parameter types of {signature:?} do not parse as a list");
-    };
-    if types.len() != args.len() {
-        bail!("{signature} takes {} argument(s); got {}", types.len(), args.len());
-    }
-    let values = types
-        .iter()
-        .zip(args)
-        .enumerate()
-        .map(|(i, (ty, arg))| {
-            ty.coerce_str(arg)
-                .with_context(|| format!("argument {} ({arg:?}) is not a {ty}", i + 1))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(DynSolValue::Tuple(values).abi_encode_params())
-}
-
-/// Decodes `output` as `types` (a parenthesized list) into readable values.
-pub(crate) fn decode_output(types: &str, output: &[u8]) -> Result<Vec<String>> {
-    let ty = DynSolType::parse(types).with_context(|| {
-        format!("--returns {types:?} does not parse; write it like '(address,uint256)'")
-    })?;
-    let ty = match ty {
-        DynSolType::Tuple(_) => ty,
-        other => DynSolType::Tuple(vec![other]),
-    };
-    let value = ty
-        .abi_decode_params(output)
-        .with_context(|| format!("the output does not decode as {types}"))?;
-    Ok(match value {
-        DynSolValue::Tuple(values) => values.iter().map(show).collect(),
-        other => vec![show(&other)],
-    })
-}
-
-fn show(v: &DynSolValue) -> String {
-    match v {
-        DynSolValue::Address(a) => a.to_checksum(None),
-        DynSolValue::Bool(b) => b.to_string(),
-        DynSolValue::Int(i, _) => i.to_string(),
-        DynSolValue::Uint(u, _) => u.to_string(),
-        DynSolValue::String(s) => s.clone(),
-        DynSolValue::Bytes(b) => format!("0x{}", hex::encode(b)),
-        DynSolValue::FixedBytes(w, n) => format!("0x{}", hex::encode(&w[..*n])),
-        DynSolValue::Function(f) => format!("0x{}", hex::encode(f.as_slice())),
-        DynSolValue::Array(xs) | DynSolValue::FixedArray(xs) | DynSolValue::Tuple(xs) => {
-            format!("[{}]", xs.iter().map(show).collect::<Vec<_>>().join(", "))
-        }
     }
 }
 
@@ -787,45 +729,5 @@ mod tests {
             "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d".parse().unwrap();
         assert!(!format!("{k:?}").contains("59c6"));
         assert!(key(&k, "account key").is_ok());
-    }
-
-    #[test]
-    fn arguments_encode_as_the_signature_says() {
-        let encoded = encode_args(
-            "add_millionaire(address,uint256)",
-            &["0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(), "1000000".into()],
-        )
-        .unwrap();
-        assert_eq!(encoded.len(), 64);
-        assert_eq!(hex::encode(&encoded[12..32]), "70997970c51812dc3a010c7d01b50e0d17dc79c8");
-        assert_eq!(u64::from_be_bytes(encoded[56..64].try_into().unwrap()), 1_000_000);
-        assert!(encode_args("compute_richest()", &[]).unwrap().is_empty());
-    }
-
-    #[test]
-    fn bad_arguments_say_which_and_why() {
-        let e = encode_args("f(address,uint256)", &["0x12".into(), "1".into()]).unwrap_err();
-        assert!(format!("{e:#}").contains("argument 1"), "{e:#}");
-        let e = encode_args("f(uint256)", &[]).unwrap_err();
-        assert!(e.to_string().contains("takes 1 argument(s); got 0"), "{e}");
-        assert!(encode_args("f", &[]).unwrap_err().to_string().contains("no parameter list"));
-        assert!(encode_args("(uint256)", &["1".into()]).is_err());
-        assert!(encode_args("f(uint7)", &["1".into()]).is_err());
-    }
-
-    #[test]
-    fn outputs_decode_to_readable_values() {
-        let value = DynSolValue::Tuple(vec![
-            DynSolValue::Address(alloy::primitives::Address::repeat_byte(0xab)),
-            DynSolValue::Uint(alloy::primitives::U256::from(42u8), 256),
-            DynSolValue::String("hi".into()),
-        ]);
-        let out = decode_output("(address,uint256,string)", &value.abi_encode_params()).unwrap();
-        assert_eq!(out[0].to_lowercase(), format!("0x{}", "ab".repeat(20)));
-        out[0].parse::<Address>().expect("a valid EIP-55 checksum");
-        assert_eq!(out[1..], ["42", "hi"]);
-        let one = DynSolValue::Tuple(vec![DynSolValue::Bool(true)]).abi_encode_params();
-        assert_eq!(decode_output("bool", &one).unwrap(), ["true"]);
-        assert!(decode_output("(uint256)", &[1, 2, 3]).is_err());
     }
 }

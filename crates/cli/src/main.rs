@@ -62,6 +62,18 @@ enum Command {
     ///       --operator-key @./w1/operator.key --km-url http://127.0.0.1:3040 --gateway-listen 127.0.0.1:3346
     #[command(verbatim_doc_comment)]
     Worker(Box<WorkerCommand>),
+    /// Run a gateway as a node of its own: it serves clients' JSON-RPC and WebSocket (tasks,
+    /// queries, results, the dashboard) and hands their tasks and queries to the selected
+    /// workers over p2p. It sends no transaction and is never registered, so no epoch selects
+    /// it: it runs no task and holds no contract's state. Its node key is kept in
+    /// DATA_DIR/gateway.key.
+    ///
+    /// Examples:
+    ///   enigma gateway --chain-config chain.toml --data-dir ./gw --gateway-listen 0.0.0.0:3346 \
+    ///       --p2p-listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.0.0.11/tcp/4001/p2p/12D3Koo…
+    ///   enigma gateway --config gateway.toml
+    #[command(verbatim_doc_comment)]
+    Gateway(Box<GatewayCommand>),
     /// Run the key-management node, or print its enclave's signer.
     ///
     /// Examples:
@@ -163,6 +175,13 @@ struct WorkerCommand {
     /// Print the outcome of register/login/logout as JSON.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    run: NodeArgs,
+}
+
+/// `enigma gateway`.
+#[derive(Debug, Args)]
+struct GatewayCommand {
     #[command(flatten)]
     run: NodeArgs,
 }
@@ -435,6 +454,7 @@ macro_rules! say {
     }};
 }
 
+mod abi;
 mod chain_cmds;
 mod client_cmds;
 mod contract_cmds;
@@ -494,6 +514,10 @@ async fn run(command: Command, chain: &chain_cmds::ChainFlags) -> Result<()> {
             }
             Command::Worker(w)
         }
+        Command::Gateway(mut g) => {
+            g.run = g.run.resolve()?;
+            Command::Gateway(g)
+        }
         Command::Km(mut k) => {
             k.run = k.run.resolve()?;
             if let Some(KmSub::Signer { args, .. }) = &mut k.action {
@@ -509,6 +533,7 @@ async fn run(command: Command, chain: &chain_cmds::ChainFlags) -> Result<()> {
             None => &w.run,
         },
         Command::Km(k) => &k.run,
+        Command::Gateway(g) => &g.run,
         _ => &NodeArgs::default(),
     };
     chain.apply(&chain_cmds::ChainFileFlags {
@@ -529,6 +554,7 @@ async fn run(command: Command, chain: &chain_cmds::ChainFlags) -> Result<()> {
         Command::Devnet(args) => devnet(args).await,
         Command::Worker(command) => worker(*command).await,
         Command::Km(command) => km(*command).await,
+        Command::Gateway(command) => gateway(*command).await,
         Command::Contracts(command) => chain_cmds::contracts(command).await,
         Command::Attestation(command) => chain_cmds::attestation(command).await,
         Command::Deploy(args) => client_cmds::deploy(args).await,
@@ -631,6 +657,44 @@ async fn worker(command: WorkerCommand) -> Result<()> {
     if let Some(g) = node.gateway_addr {
         say!("  gateway: http://{g} (WebSocket ws://{g})");
     }
+    shutdown_signal().await?;
+    node.stop().await;
+    Ok(())
+}
+
+async fn gateway(command: GatewayCommand) -> Result<()> {
+    let mut a = command.run;
+    for (given, flag) in [
+        (a.stake.is_some(), "--stake"),
+        (a.operator_key.is_some(), "--operator-key"),
+        (a.km_url.is_some(), "--km-url"),
+        (a.rpc_listen.is_some(), "--rpc-listen"),
+    ] {
+        if given {
+            bail!(
+                "a gateway runs no task and sends no transaction: {flag} is for a worker or the \
+                 key manager (`enigma worker`, `enigma km`)"
+            );
+        }
+    }
+    if a.gateway_listen.is_none() {
+        bail!("--gateway-listen is required: the address clients reach the gateway on");
+    }
+    let data_dir = required(a.data_dir.clone(), "data-dir")?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    // Its own key, never registered: no epoch selects the node, so it only routes.
+    let key =
+        enigma_node::key_file(&data_dir.join("gateway.key")).context("the gateway's node key")?;
+    a.operator_key = Some(SecretArg(format!("0x{}", hex::encode(key.secret_bytes().as_ref()))));
+    let config = worker_config(a, false)?;
+    let node = start_worker(config).await.context("starting the gateway")?;
+    let Some(g) = node.gateway_addr else { bail!("the gateway did not start") };
+    say!("gateway http://{g} ready (WebSocket ws://{g}; dashboard http://{g}/dashboard)");
+    say!(
+        "  p2p:     {}",
+        node.p2p_addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+    );
     shutdown_signal().await?;
     node.stop().await;
     Ok(())
@@ -817,7 +881,7 @@ async fn millionaires_example(s: &enigma_node::DevnetSummary) -> Result<()> {
         say!("  add_millionaire({who}, {worth}) — encrypted, task {}", o.task_id);
     }
     let o = client.compute(deployed.contract, "compute_richest()", &[], 50_000_000).await?;
-    let richest = client_cmds::decode_output("(address)", &o.output)?;
+    let richest = abi::decode_output("(address)", &o.output)?;
     say!("  compute_richest() → {} (only the caller can decrypt this)", richest.join(""));
     say!("");
     say!("the devnet keeps running; Ctrl-C stops it");

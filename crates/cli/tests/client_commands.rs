@@ -259,3 +259,19 @@ async fn the_millionaires_example_runs_from_the_command_line() {
     assert_eq!(logged_out["status"], "LoggedOut");
     devnet.stop().await;
 }
+
+#[test]
+fn a_gateway_refuses_a_workers_flags_and_asks_for_its_address() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_enigma")).arg("gateway").args(args).output();
+        let out = out.unwrap();
+        assert!(!out.status.success(), "enigma gateway {args:?} started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = run(&["--stake", "5", "--gateway-listen", "127.0.0.1:0"]);
+    assert!(e.contains("runs no task and sends no transaction: --stake"), "{e}");
+    let e = run(&["--operator-key", "@key", "--gateway-listen", "127.0.0.1:0"]);
+    assert!(e.contains("--operator-key is for a worker or the key manager"), "{e}");
+    let e = run(&["--data-dir", "gw"]);
+    assert!(e.contains("--gateway-listen is required"), "{e}");
+}

@@ -1,7 +1,7 @@
-//! The network across hosts (`scripts/testnet`): anvil, the key manager and the workers each in
-//! their own network namespace and process. Under a steady load of tasks it takes lossy, slow
-//! links, a worker killed and restarted, another cut off for longer than an epoch, a new worker,
-//! and a key-manager restart. Counted against the chain at the end: every task verified, failed
+//! The network across hosts (`scripts/testnet`): anvil, the key manager, the workers and the
+//! clients' gateway each in their own network namespace and process. Under a steady load of
+//! tasks it takes lossy, slow links, a worker killed and restarted, another cut off for longer
+//! than an epoch, the gateway killed and restarted, a new worker, and a key-manager restart. Counted against the chain at the end: every task verified, failed
 //! with a receipt or refunded, none committed twice, and each contract's state what the chain's
 //! verified tasks make it.
 
@@ -19,7 +19,7 @@ use std::{
 use alloy_primitives::U256;
 use alloy_sol_types::SolValue;
 use enigma_chain::{Chain, ChainEvent, TaskStatus, Watcher, find_anvil};
-use enigma_client::{Client, ClientConfig, QueryOptions};
+use enigma_client::{Client, ClientConfig, Finality, QueryOptions, TaskOutcome};
 use enigma_crypto::KeyPair;
 use enigma_node::DevnetSummary;
 use enigma_types::{ContractAddress, TaskId, task_id};
@@ -118,6 +118,8 @@ struct Sent {
     recorded: Vec<TaskId>,
     /// The task and the entry count it answered, or the client's error.
     outcome: Result<(TaskId, u64), String>,
+    /// The answer itself, for [`Client::confirm`] at the end.
+    answer: Option<TaskOutcome>,
 }
 
 fn key_of(s: &DevnetSummary, i: usize) -> KeyPair {
@@ -223,20 +225,20 @@ async fn the_testnet_loses_no_task_through_kills_partitions_a_new_worker_a_km_re
                 let args = (U256::from(amount),).abi_encode_params();
                 let user = client.chain().account().unwrap();
                 let before = client.chain().task_nonce(user).await.unwrap();
-                let outcome = client
-                    .compute(contract, "record(uint256)", &args, 50_000_000)
-                    .await
+                let answer = client.compute(contract, "record(uint256)", &args, 50_000_000).await;
+                let outcome = answer
+                    .as_ref()
                     .map(|o| {
                         let (_, count) = <(U256, U256)>::abi_decode_params(&o.output).unwrap();
                         (o.task_id, count.to::<u64>())
                     })
-                    .map_err(|e| e.to_string());
+                    .map_err(ToString::to_string);
                 if outcome.is_ok() && healed.get().is_some_and(|h| at > *h) {
                     recovered[i].store(true, Ordering::SeqCst);
                 }
                 let after = client.chain().task_nonce(user).await.unwrap();
                 let recorded = (before..after).map(|n| task_id(&user, n)).collect();
-                sent.push(Sent { amount, recorded, outcome });
+                sent.push(Sent { amount, recorded, outcome, answer: answer.ok() });
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             sent
@@ -247,6 +249,7 @@ async fn the_testnet_loses_no_task_through_kills_partitions_a_new_worker_a_km_re
         "every namespace drops 2 % of the packets it receives; 20 Mbit/s into each (no sch_netem in this kernel: no added delay)",
         "w2 killed (SIGKILL), restarted 8 s later",
         "w3 cut off for 30 s (1.5 epochs), then healed",
+        "the gateway (a node of its own) killed (SIGKILL) and restarted 3 s later",
         "w4 added (registers, stakes, and an epoch draws it)",
         "the key manager killed (SIGKILL) and restarted",
     ];
@@ -257,7 +260,11 @@ async fn the_testnet_loses_no_task_through_kills_partitions_a_new_worker_a_km_re
     tokio::time::sleep(Duration::from_secs(8)).await;
     testnet.fault(&["start", "w2"]).await;
     testnet.fault(&["partition", "w3"]).await;
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    testnet.fault(&["kill", "gw"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    testnet.fault(&["start", "gw"]).await;
+    tokio::time::sleep(Duration::from_secs(17)).await;
     testnet.fault(&["heal", "w3"]).await;
     testnet.fault(&["add-worker"]).await;
     testnet.fault(&["kill", "km"]).await;
@@ -347,6 +354,7 @@ async fn the_testnet_loses_no_task_through_kills_partitions_a_new_worker_a_km_re
     // Each ledger holds exactly the verified tasks' amounts, each once, in the order the chain
     // gave their results; every answer a client got is the entry it names.
     let mut deltas = 0;
+    let mut withdrawn = 0;
     for (i, (client, contract)) in clients.iter().zip(&contracts).enumerate() {
         let verified = statuses
             .iter()
@@ -388,18 +396,38 @@ async fn the_testnet_loses_no_task_through_kills_partitions_a_new_worker_a_km_re
             .collect();
         assert_eq!(seen, verified_amounts, "user {i}: the ledger against the verified tasks");
         for s in &sent[i] {
-            if let Ok((id, count)) = &s.outcome {
-                assert_eq!(
-                    s.recorded,
-                    vec![*id],
-                    "user {i}: an answered task is the call's record"
-                );
-                assert_eq!(statuses[id].1, TaskStatus::Verified, "user {i}: answered task {id}");
-                assert_eq!(
-                    by_index[*count as usize - 1],
-                    s.amount,
-                    "user {i}: an answer names its entry"
-                );
+            let (Ok((id, count)), Some(answer)) = (&s.outcome, &s.answer) else { continue };
+            assert_eq!(s.recorded, vec![*id], "user {i}: an answered task is the call's record");
+            // An answer is provisional until its receipt lands. One whose worker was cut off
+            // before its receipts landed (the next holder took over from the chain) is refunded,
+            // and the client says so when asked to confirm it; an answer the chain holds
+            // confirms with the same hashes and names its entry.
+            let confirmed = client.confirm(answer).await;
+            match statuses[id].1 {
+                TaskStatus::Verified => {
+                    confirmed.unwrap_or_else(|e| {
+                        panic!("user {i}: answered task {id} is verified but does not confirm: {e}")
+                    });
+                    assert_eq!(
+                        by_index[*count as usize - 1],
+                        s.amount,
+                        "user {i}: an answer names its entry"
+                    );
+                }
+                TaskStatus::FailedReturn => {
+                    assert_eq!(
+                        answer.finality,
+                        Finality::Provisional,
+                        "user {i}: task {id} was answered as confirmed and then refunded"
+                    );
+                    let e = confirmed.expect_err("a refunded answer confirms");
+                    assert!(
+                        e.to_string().contains("was refunded: its receipt never landed"),
+                        "user {i}: task {id}: {e}"
+                    );
+                    withdrawn += 1;
+                }
+                other => panic!("user {i}: answered task {id} ended {other:?}"),
             }
         }
         deltas += entries + 1;
@@ -428,8 +456,9 @@ async fn the_testnet_loses_no_task_through_kills_partitions_a_new_worker_a_km_re
     }
     report!(
         "testnet load: {} tasks sent in {load_secs:.0} s by {USERS} users ({answered} answered); \
-         on chain {} recorded: {} verified, {} failed with a receipt, {} refunded; {deltas} deltas \
-         checked; every user answered again {recovery_secs:.0} s after the faults ended; \
+         on chain {} recorded: {} verified, {} failed with a receipt, {} refunded ({withdrawn} of \
+         them answered provisionally by a worker cut off before its receipt landed); {deltas} \
+         deltas checked; every user answered again {recovery_secs:.0} s after the faults ended; \
          faults: {}",
         sent.iter().map(Vec::len).sum::<usize>(),
         statuses.len(),

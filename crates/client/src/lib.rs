@@ -68,6 +68,8 @@ pub struct ClientConfig {
 /// The gateway's error code for a task request its worker received but did not answer in
 /// time: the task may still run.
 const UNANSWERED: i32 = -32012;
+/// The gateway's code for "not handed to the worker now; send it again shortly".
+const NOT_DELIVERED: i32 = -32015;
 
 /// Why a task did not give a result. Each variant is something a dApp can act on.
 #[derive(Debug, thiserror::Error)]
@@ -1177,6 +1179,15 @@ impl Client {
     /// `TaskStatus::FailedEth` in the returned receipt.
     pub async fn confirm(&self, outcome: &TaskOutcome) -> Result<Receipt> {
         let status = self.wait_final(outcome.task_id).await?;
+        if status == enigma_chain::TaskStatus::FailedReturn {
+            return Err(ClientError::BadResult(format!(
+                "task {} was refunded: its receipt never landed on chain (the worker was cut off \
+                 before committing it, and the next holder went on from the chain's state), so \
+                 this result is void and the contract's state does not include it; send the task \
+                 again",
+                outcome.task_id
+            )));
+        }
         let receipt =
             self.receipt(outcome.task_id, outcome.contract, status).await?.ok_or_else(|| {
                 ClientError::BadResult(format!(
@@ -1343,16 +1354,53 @@ impl Client {
                 .ok(),
             None => None,
         };
-        let sent: Result<serde_json::Value, _> =
-            self.http.request(method, rpc_params![params]).await;
-        match sent {
-            Ok(_) => {}
-            // Delivered, but the worker did not answer in time: it may be running; the result
-            // (or its absence) decides.
-            Err(jsonrpsee::core::ClientError::Call(e)) if e.code() == UNANSWERED => {
-                tracing::debug!(task = %id, reason = e.message(), "the worker has not answered yet; waiting for the result");
+        // The task is recorded and paid: one the gateway could not take or hand on now (a
+        // restart, a dropped connection, a worker it does not know yet) is sent again until the
+        // wait is over. A worker takes a task it already has as that same task: nothing runs
+        // twice.
+        let deadline = tokio::time::Instant::now() + self.config.result_timeout;
+        let mut pause = Duration::from_millis(250);
+        // Whether an attempt may have reached the worker without its answer reaching us.
+        let mut maybe_delivered = false;
+        loop {
+            use jsonrpsee::core::ClientError as Rpc;
+            let sent: Result<serde_json::Value, _> =
+                self.http.request(method, rpc_params![params.clone()]).await;
+            let again = match &sent {
+                Ok(_) => break,
+                // Delivered, but the worker did not answer in time: it may be running; the
+                // result (or its absence) decides.
+                Err(Rpc::Call(e)) if e.code() == UNANSWERED => {
+                    tracing::debug!(task = %id, reason = e.message(), "the worker has not answered yet; waiting for the result");
+                    break;
+                }
+                Err(Rpc::Call(e)) if e.code() == NOT_DELIVERED => true,
+                Err(Rpc::Transport(_) | Rpc::RequestTimeout) => {
+                    maybe_delivered = true;
+                    true
+                }
+                // A refusal after an attempt whose fate is unknown (the gateway went before it
+                // answered): that attempt may have run the task ("already final on chain"), so
+                // the result decides.
+                Err(Rpc::Call(e)) if maybe_delivered => {
+                    tracing::debug!(task = %id, reason = e.message(), "a resent task was refused; an earlier attempt may have run it: waiting for the result");
+                    break;
+                }
+                Err(_) => false,
+            };
+            match sent {
+                Err(e) if again && tokio::time::Instant::now() + pause < deadline => {
+                    tracing::debug!(task = %id, error = %e, "the gateway did not take the task; sending it again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                // Out of time: after an attempt whose fate is unknown the result decides.
+                Err(_) if maybe_delivered => break,
+                Err(e) => {
+                    return Err(ClientError::NotExecuted { task_id: id, reason: e.to_string() });
+                }
+                Ok(_) => break,
             }
-            Err(e) => return Err(ClientError::NotExecuted { task_id: id, reason: e.to_string() }),
         }
         Ok(TaskHandle {
             client: self,

@@ -67,6 +67,9 @@ pub(crate) enum Tamper {
     /// Task requests are passed on, but answered at once with "no answer in time" (-32012),
     /// as a gateway whose worker is slow to answer does.
     LateAnswer,
+    /// Task requests are answered "not delivered" (-32015) without being passed on while
+    /// [`Proxy::refusals_left`] lasts, as a gateway that does not know the worker yet does.
+    NotDelivered,
 }
 
 pub(crate) struct Proxy {
@@ -76,6 +79,8 @@ pub(crate) struct Proxy {
     last_request: Mutex<serde_json::Value>,
     /// The last query answer passed on.
     pub(crate) last_answer: Mutex<serde_json::Value>,
+    /// How many more task requests [`Tamper::NotDelivered`] answers "not delivered".
+    pub(crate) refusals_left: std::sync::atomic::AtomicU32,
 }
 
 impl Proxy {
@@ -84,6 +89,7 @@ impl Proxy {
             Tamper::Honest
             | Tamper::ForeignKey(_)
             | Tamper::LateAnswer
+            | Tamper::NotDelivered
             | Tamper::StripCaller
             | Tamper::ReplayCaller(_)
             | Tamper::ServeAnswer(_)
@@ -128,6 +134,7 @@ pub(crate) async fn hostile_gateway(
         tamper: Mutex::new(Tamper::Honest),
         last_request: Mutex::new(serde_json::Value::Null),
         last_answer: Mutex::new(serde_json::Value::Null),
+        refusals_left: std::sync::atomic::AtomicU32::new(0),
     });
     let mut m = RpcModule::from_arc(proxy.clone());
     for method in ["deploySecretContract", "sendTaskInput", "getTaskStatus"] {
@@ -147,6 +154,22 @@ pub(crate) async fn hostile_gateway(
                 }
             }
             *p.last_request.lock().unwrap() = params.clone();
+            if matches!(tamper, Tamper::NotDelivered)
+                && method != "getTaskStatus"
+                && p.refusals_left
+                    .fetch_update(
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                        |n| n.checked_sub(1),
+                    )
+                    .is_ok()
+            {
+                return Err(ErrorObjectOwned::owned(
+                    enigma_node::NOT_DELIVERED,
+                    "worker 0x… is not known on the network yet; retry in a moment",
+                    None::<()>,
+                ));
+            }
             let late = matches!(tamper, Tamper::LateAnswer);
             let forward = {
                 let p = p.clone();
@@ -340,6 +363,17 @@ async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results_nor_fake_
         .await
         .expect("a task whose request got no answer in time still gives its result");
     assert!(late.output.is_empty());
+
+    // 6. A gateway that cannot hand the task on yet (it does not know the worker): the client
+    //    sends the same task again until it is taken, and gets its result.
+    set(Tamper::NotDelivered);
+    proxy.refusals_left.store(2, std::sync::atomic::Ordering::SeqCst);
+    let entry = add(4, 10);
+    client
+        .compute(contract, "add_millionaire(address,uint256)", &entry, GAS)
+        .await
+        .expect("a task the gateway could not deliver at first is sent again and runs");
+    assert_eq!(proxy.refusals_left.load(std::sync::atomic::Ordering::SeqCst), 0);
 
     // The honest path through the same proxy still gives the right, verified answer. (The
     // tasks above ran: the gateway withheld their true answers, it could not change them; the

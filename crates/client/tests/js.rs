@@ -188,6 +188,15 @@ async fn a_javascript_client_deploys_computes_and_confirms_tasks_the_rust_client
             "{action}: {refused}"
         );
     }
+    // A gateway that cannot hand the task on at first (-32015): enigma-js sends it again, as
+    // the Rust client does, and gets its result.
+    *proxy.tamper.lock().unwrap() = Tamper::NotDelivered;
+    proxy.refusals_left.store(2, std::sync::atomic::Ordering::SeqCst);
+    config["action"] = "compute".into();
+    let got = run_script(&js, "devnet/tasks.mjs", &config).await;
+    let outcome = got["refused"].as_str().unwrap();
+    assert!(outcome.starts_with("ACCEPTED"), "a task not delivered at first: {outcome}");
+    assert_eq!(proxy.refusals_left.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

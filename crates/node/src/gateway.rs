@@ -2,25 +2,24 @@
 
 use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc};
 
-use base64::Engine as _;
 use enigma_chain::TaskStatus;
 use enigma_enclave::WorkerKey;
 use enigma_p2p::{
     QueryAnswerMessage, QueryMessage, ResultMessage, TaskRequest,
     messages::{QueryAnswerView, ResultView as TaskResultView},
+    rpc,
 };
-use enigma_types::{Address, ContractAddress, SignerAddress, TaskId, caller::CallerProof};
+use enigma_types::{Address, SignerAddress, TaskId};
 use jsonrpsee::{
     PendingSubscriptionSink, RpcModule, SubscriptionMessage,
     server::{ServerBuilder, ServerConfig, ServerHandle},
     types::ErrorObjectOwned,
 };
-use serde::Deserialize;
 
 use crate::{
     NodeError, Result,
     core::{Admission, AdmissionLimits, Source},
-    km::{one, rpc_error},
+    km::{invalid, json, rpc_error},
     worker::{Worker, is_strike, settle},
 };
 
@@ -261,115 +260,15 @@ fn hexed(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
 
-fn unhex(text: &str, what: &str) -> std::result::Result<Vec<u8>, ErrorObjectOwned> {
-    hex::decode(text.trim_start_matches("0x"))
-        .map_err(|e| rpc_error(-32602, format!("`{what}` is not hex: {e}")))
-}
-
-fn parse<T: std::str::FromStr>(text: &str, what: &str) -> std::result::Result<T, ErrorObjectOwned>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse().map_err(|e| rpc_error(-32602, format!("`{what}`: {e}")))
-}
-
-/// `getWorkerEncryptionKey` parameters.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct KeyParams {
-    worker_address: String,
-    #[allow(dead_code)]
-    user_pub_key: Option<String>,
-}
-
-/// `deploySecretContract` parameters (Discovery's names).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeployParams {
-    worker_address: String,
-    pre_code: String,
-    encrypted_args: String,
-    encrypted_fn: String,
-    #[serde(rename = "userDHKey")]
-    user_dh_key: String,
-    contract_address: String,
-    #[serde(flatten)]
-    caller: CallerParams,
-}
-
-/// `queryContract` parameters.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct QueryParams {
-    contract_address: String,
-    worker_address: String,
-    query_id: String,
-    epoch_block: u64,
-    encrypted_fn: String,
-    encrypted_args: String,
-    #[serde(default)]
-    encrypted_caller: Option<String>,
-    #[serde(rename = "userDHKey")]
-    user_dh_key: String,
-    /// `"confirmed"` (the default: the chain's delta tip) or `"latest"`.
-    #[serde(default)]
-    freshness: Option<String>,
-}
-
-/// `sendTaskInput` parameters (Discovery's names).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TaskParams {
-    task_id: String,
-    worker_address: String,
-    encrypted_fn: String,
-    encrypted_args: String,
-    contract_address: String,
-    #[serde(rename = "userDHKey")]
-    user_dh_key: String,
-    #[serde(flatten)]
-    caller: CallerParams,
-}
-
-/// The optional proof that the task's sender calls (an extension to Discovery's parameters):
-/// `sender`, `callerNonce` and `callerSignature` (65 bytes, hex), all or none.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CallerParams {
-    sender: Option<String>,
-    caller_nonce: Option<u64>,
-    caller_signature: Option<String>,
-}
-
-impl CallerParams {
-    fn proof(&self) -> std::result::Result<Option<CallerProof>, ErrorObjectOwned> {
-        match (&self.sender, self.caller_nonce, &self.caller_signature) {
-            (None, None, None) => Ok(None),
-            (Some(sender), Some(nonce), Some(signature)) => Ok(Some(CallerProof {
-                sender: parse(sender, "sender")?,
-                nonce,
-                signature: unhex(signature, "callerSignature")?,
-            })),
-            _ => Err(rpc_error(
-                -32602,
-                "a caller proof needs all of `sender`, `callerNonce` and `callerSignature`".into(),
-            )),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TaskIdParams {
-    task_id: String,
-}
-
-/// A task was not executed and will not be (-32010), or it may be running and its result is
-/// to be awaited ([`UNANSWERED`]).
+/// A task was not executed and will not be (-32010), it may be running and its result is to
+/// be awaited ([`UNANSWERED`]), or it could not be handed to its worker now ([`NOT_DELIVERED`]).
 fn refused(e: NodeError) -> ErrorObjectOwned {
     match e {
         NodeError::P2p(enigma_p2p::Error::Unanswered { .. }) => {
             rpc_error(UNANSWERED, e.to_string())
+        }
+        NodeError::NotDelivered(_) | NodeError::P2p(enigma_p2p::Error::Request { .. }) => {
+            rpc_error(NOT_DELIVERED, e.to_string())
         }
         e => rpc_error(-32010, e.to_string()),
     }
@@ -378,6 +277,12 @@ fn refused(e: NodeError) -> ErrorObjectOwned {
 /// The error code of a task request its worker received but did not answer in time: the task
 /// may still run, so the client waits for its result instead of reporting "not executed".
 pub const UNANSWERED: i32 = -32012;
+
+/// The error code of a task or query the gateway could not hand to its worker now (the worker
+/// is not known to it yet, e.g. just after the gateway started, or could not be reached): the
+/// client sends the same request again shortly (a worker takes a task it already has as that
+/// same task).
+pub const NOT_DELIVERED: i32 = -32015;
 
 pub(crate) async fn serve<N: GatewayNode + Clone>(
     node: N,
@@ -413,8 +318,7 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
     })
     .map_err(reg)?;
     m.register_async_method("getWorkerEncryptionKey", |params, g, _| async move {
-        let p: KeyParams = one(&params)?;
-        let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
+        let signer = rpc::worker_key(&json(&params)).map_err(invalid)?;
         let key = g.node.worker_key(signer).await.ok_or_else(|| {
             rpc_error(
                 -32011,
@@ -431,75 +335,25 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
     })
     .map_err(reg)?;
     m.register_async_method("deploySecretContract", |params, g, ext| async move {
-        let p: DeployParams = one(&params)?;
-        let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
-        let contract: ContractAddress = parse(&p.contract_address, "contractAddress")?;
-        let code = base64::engine::general_purpose::STANDARD
-            .decode(&p.pre_code)
-            .map_err(|e| rpc_error(-32602, format!("`preCode` is not base64: {e}")))?;
-        let request = TaskRequest::Deploy {
-            task_id: TaskId(contract.0),
-            code,
-            encrypted_fn: unhex(&p.encrypted_fn, "encryptedFn")?,
-            encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
-            user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
-            caller: p.caller.proof()?,
-        };
+        let (signer, request) = rpc::deploy(&json(&params)).map_err(invalid)?;
         submit(&g, &ext, signer, request).await?;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({ "deploySentResult": true }))
     })
     .map_err(reg)?;
     m.register_async_method("sendTaskInput", |params, g, ext| async move {
-        let p: TaskParams = one(&params)?;
-        let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
-        let request = TaskRequest::Compute {
-            task_id: parse(&p.task_id, "taskId")?,
-            contract: parse(&p.contract_address, "contractAddress")?,
-            encrypted_fn: unhex(&p.encrypted_fn, "encryptedFn")?,
-            encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
-            user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
-            caller: p.caller.proof()?,
-        };
+        let (signer, request) = rpc::task(&json(&params)).map_err(invalid)?;
         submit(&g, &ext, signer, request).await?;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({ "sendTaskResult": true }))
     })
     .map_err(reg)?;
     m.register_async_method("queryContract", |params, g, ext| async move {
-        let p: QueryParams = one(&params)?;
-        let signer: SignerAddress = parse(&p.worker_address, "workerAddress")?;
-        let query_id: [u8; 32] = unhex(&p.query_id, "queryId")?
-            .try_into()
-            .map_err(|_| rpc_error(-32602, "`queryId` must be 32 bytes".into()))?;
-        let confirmed = match p.freshness.as_deref() {
-            None | Some("confirmed") => true,
-            Some("latest") => false,
-            Some(other) => {
-                return Err(rpc_error(
-                    -32602,
-                    format!("`freshness` is \"confirmed\" or \"latest\", not {other:?}"),
-                ));
-            }
-        };
-        let query = QueryMessage {
-            query_id,
-            contract: parse(&p.contract_address, "contractAddress")?,
-            epoch_block: p.epoch_block,
-            encrypted_fn: unhex(&p.encrypted_fn, "encryptedFn")?,
-            encrypted_args: unhex(&p.encrypted_args, "encryptedArgs")?,
-            encrypted_caller: match &p.encrypted_caller {
-                Some(c) => unhex(c, "encryptedCaller")?,
-                None => Vec::new(),
-            },
-            user_public_key: unhex(&p.user_dh_key, "userDHKey")?,
-            confirmed,
-        };
+        let (signer, query) = rpc::query(&json(&params)).map_err(invalid)?;
         let answer = ask(&g, &ext, signer, query).await?;
         Ok::<_, ErrorObjectOwned>(QueryAnswerView::from(&answer))
     })
     .map_err(reg)?;
     m.register_async_method("getTaskStatus", |params, g, _| async move {
-        let p: TaskIdParams = one(&params)?;
-        let task: TaskId = parse(&p.task_id, "taskId")?;
+        let task = rpc::task_id(&json(&params)).map_err(invalid)?;
         let status =
             g.node.chain_status(&task).await.map_err(|e| rpc_error(-32000, e.to_string()))?;
         let result = g.node.result(&task).await;
@@ -569,8 +423,7 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
     )
     .map_err(reg)?;
     m.register_async_method("getTaskResult", |params, g, _| async move {
-        let p: TaskIdParams = one(&params)?;
-        let task: TaskId = parse(&p.task_id, "taskId")?;
+        let task = rpc::task_id(&json(&params)).map_err(invalid)?;
         Ok::<_, ErrorObjectOwned>(g.node.result(&task).await.as_ref().map(TaskResultView::from))
     })
     .map_err(reg)?;
@@ -579,17 +432,10 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
         "taskResult",
         "unsubscribeTaskResult",
         |params, pending: PendingSubscriptionSink, g, _| async move {
-            let p: TaskIdParams = match one(&params) {
-                Ok(p) => p,
-                Err(e) => {
-                    pending.reject(e).await;
-                    return Ok(());
-                }
-            };
-            let task: TaskId = match parse(&p.task_id, "taskId") {
+            let task = match rpc::task_id(&json(&params)) {
                 Ok(t) => t,
                 Err(e) => {
-                    pending.reject(e).await;
+                    pending.reject(invalid(e)).await;
                     return Ok(());
                 }
             };
@@ -851,11 +697,13 @@ mod tests {
         ws_client::WsClientBuilder,
     };
 
+    use enigma_types::ContractAddress;
+
     use super::*;
     use crate::core::Refusal;
 
     /// A node that answers each task by the first byte of its id: 1 taken, 2 unrecorded (a
-    /// strike), 3 taken but unanswered by its worker.
+    /// strike), 3 taken but unanswered by its worker, 4 not deliverable yet.
     struct Stand {
         submitted: Mutex<Vec<TaskId>>,
         results: tokio::sync::broadcast::Sender<ResultMessage>,
@@ -916,6 +764,7 @@ mod tests {
             match task_id.0[0] {
                 1 => Ok(()),
                 2 => Err(Refusal::NoRecord(task_id).into()),
+                4 => Err(NodeError::NotDelivered("worker 0x05… is not known yet".into())),
                 _ => Err(enigma_p2p::Error::Unanswered {
                     peer: "a peer".into(),
                     reason: "timed out".into(),
@@ -960,6 +809,11 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(code(unanswered), UNANSWERED, "the client is told to wait for the result");
+        let undelivered = http
+            .request::<serde_json::Value, _>("sendTaskInput", rpc_params![task(4)])
+            .await
+            .unwrap_err();
+        assert_eq!(code(undelivered), NOT_DELIVERED, "the client is told to send it again");
 
         // A result published by the node reaches a subscriber of its task.
         let ws = WsClientBuilder::default().build(format!("ws://{addr}")).await.unwrap();

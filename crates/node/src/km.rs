@@ -13,19 +13,21 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use enigma_attestation::Evidence;
 use enigma_chain::Chain;
-use enigma_crypto::{KeyPair, Signature};
+use enigma_crypto::KeyPair;
 use enigma_enclave::{
     CarriedEvidence, EnclaveBuild, EnclaveProxy, EnclaveReport, EpochInput, EpochParams,
     KeyRequestInput, KmEnclave, KmInit, NodeSecret, SimulationBackend, StateKeyRequest,
 };
+pub use enigma_p2p::rpc::StateKeysMessage;
+use enigma_p2p::rpc::{self, StateKeysCall};
 use enigma_store::Store;
-use enigma_types::{Address, SignerAddress, enc::Decoder, messages::bytes_digest};
+use enigma_types::{Address, SignerAddress, messages::bytes_digest};
 use jsonrpsee::{
     RpcModule,
     server::{ServerBuilder, ServerConfig, ServerHandle},
     types::ErrorObjectOwned,
 };
-use serde::{Deserialize, Serialize};
+
 use tokio::sync::Mutex;
 
 use crate::{NodeError, Result};
@@ -97,34 +99,22 @@ struct Km {
     chain: Chain,
 }
 
-/// `getStateKeys` parameters and result: hex with `0x`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StateKeysMessage {
-    /// The request or response bytes.
-    #[serde(alias = "response")]
-    pub request: String,
-    /// The signature.
-    pub signature: String,
-    /// With a request: the requesting enclave's attestation evidence (JSON). Without it the KM
-    /// uses the evidence the chain recorded at the worker's registration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<serde_json::Value>,
-}
-
-fn unhex(text: &str, what: &str) -> std::result::Result<Vec<u8>, ErrorObjectOwned> {
-    hex::decode(text.trim_start_matches("0x"))
-        .map_err(|e| rpc_error(-32602, format!("{what} is not hex: {e}")))
-}
-
 /// Parameters given by name (`{"taskId": …}`, as Discovery's clients send them) or as a
-/// one-element array holding that object.
+/// one-element array holding that object ([`rpc::one`]).
 pub(crate) fn one<T: serde::de::DeserializeOwned>(
     params: &jsonrpsee::types::Params<'_>,
 ) -> std::result::Result<T, ErrorObjectOwned> {
-    match params.parse::<T>() {
-        Ok(v) => Ok(v),
-        Err(by_name) => params.parse::<(T,)>().map(|(v,)| v).map_err(|_| by_name),
-    }
+    rpc::one(&json(params)).map_err(invalid)
+}
+
+/// The parameters of a call as JSON (none: `null`), for [`enigma_p2p::rpc`] to parse.
+pub(crate) fn json(params: &jsonrpsee::types::Params<'_>) -> serde_json::Value {
+    params.parse().unwrap_or(serde_json::Value::Null)
+}
+
+/// Parameters that did not parse: JSON-RPC's `-32602`, with what was wrong.
+pub(crate) fn invalid(e: rpc::InvalidParams) -> ErrorObjectOwned {
+    rpc_error(-32602, e.0)
 }
 
 pub(crate) fn rpc_error(code: i32, message: String) -> ErrorObjectOwned {
@@ -186,8 +176,8 @@ pub async fn start_km(config: KmConfig) -> Result<KmNode> {
     let mut module = RpcModule::new(km.clone());
     module
         .register_async_method("getStateKeys", |params, km, _| async move {
-            let m: StateKeysMessage = one(&params)?;
-            km.serve(m).await
+            let call = rpc::state_keys(&json(&params)).map_err(invalid)?;
+            km.serve(call).await
         })
         .map_err(|e| NodeError::Rpc(e.to_string()))?;
     let server = ServerBuilder::default()
@@ -271,24 +261,10 @@ impl Km {
 
     async fn serve(
         &self,
-        m: StateKeysMessage,
+        call: StateKeysCall,
     ) -> std::result::Result<StateKeysMessage, ErrorObjectOwned> {
-        let request = unhex(&m.request, "request")?;
-        if request.len() > 64 * 1024 {
-            return Err(rpc_error(-32602, "the request is larger than 64 KiB".into()));
-        }
-        let signature = Signature::from_bytes(&unhex(&m.signature, "signature")?)
-            .map_err(|e| rpc_error(-32602, e.to_string()))?;
-        // The epoch block is the request's fourth field.
-        let mut d = Decoder::new(&request);
-        let block = (|| {
-            d.bytes()?;
-            d.bytes()?;
-            d.bytes()?;
-            d.u64()
-        })()
-        .map_err(|e| rpc_error(-32602, format!("malformed state-key request: {e}")))?;
-        let evidence = match m.evidence {
+        let StateKeysCall { request, signature, epoch_block: block, evidence } = call;
+        let evidence = match evidence {
             Some(value) => serde_json::from_value::<Evidence>(value).map_err(|e| {
                 rpc_error(-32602, format!("`evidence` is not attestation evidence: {e}"))
             })?,

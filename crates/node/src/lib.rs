@@ -27,7 +27,8 @@ pub use devnet::{
 };
 pub use enigma_p2p::messages::ResultView as TaskResultView;
 pub use gateway::{
-    MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MAX_REQUEST_BYTES, NOT_ADMITTED, UNANSWERED,
+    MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MAX_REQUEST_BYTES, NOT_ADMITTED, NOT_DELIVERED,
+    UNANSWERED,
 };
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
 pub use worker::{
@@ -65,6 +66,10 @@ pub enum NodeError {
     /// A task was refused, with the reason for the client.
     #[error("{0}")]
     Refused(String),
+    /// A task or query could not be handed to its worker now (not known to this node yet, or
+    /// unreachable): nothing was delivered, and the same request may be sent again shortly.
+    #[error("{0}")]
+    NotDelivered(String),
     /// A task does not match its record or selection.
     #[error(transparent)]
     Task(#[from] core::Refusal),

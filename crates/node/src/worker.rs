@@ -48,6 +48,9 @@ const IDENTITY: &str = "worker-identity";
 const ANNOUNCEMENT_REFRESH_MS: u64 = 30_000;
 /// Announcements older than this are ignored (workers announce every second; milliseconds).
 const ANNOUNCEMENT_MAX_AGE_MS: u64 = 120_000;
+/// How long after a peer connects a fresh announcement goes out (its gossip subscriptions are
+/// known by then, so it is among those the announcement reaches).
+const NEWCOMER_DELAY: Duration = Duration::from_secs(2);
 /// The most workers whose announcements are remembered.
 const MAX_KNOWN_WORKERS: usize = 10_000;
 /// The most gossiped results kept for the gateway.
@@ -228,6 +231,9 @@ pub(crate) struct Worker {
     pub(crate) results: RwLock<ResultCache>,
     /// This worker's last signed announcement.
     announcement: Mutex<Option<WorkerAnnouncement>>,
+    /// When a peer connected that has had no announcement signed since (a restarted gateway
+    /// or worker, which missed the last one and would wait for the next refresh otherwise).
+    newcomer: std::sync::Mutex<Option<std::time::Instant>>,
     /// The newest announcement time seen per worker.
     announced_at: Mutex<HashMap<SignerAddress, u64>>,
     pub(crate) result_events: broadcast::Sender<PublishedResult>,
@@ -529,6 +535,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         workers: RwLock::new(HashMap::new()),
         results: RwLock::new(ResultCache::default()),
         announcement: Mutex::new(None),
+        newcomer: std::sync::Mutex::new(None),
         announced_at: Mutex::new(HashMap::new()),
         result_events,
         receipts: Mutex::new(queue),
@@ -688,6 +695,11 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                         tracing::debug!("gossip queue full; dropping a message");
                     }
                 }
+                enigma_p2p::Event::Connected(_) => {
+                    if let Ok(mut n) = w.newcomer.lock() {
+                        n.get_or_insert_with(std::time::Instant::now);
+                    }
+                }
                 _ => {}
             }
         }
@@ -715,14 +727,22 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
             w.replicate_dirty().await;
         }
     }));
-    // Announce periodically so late joiners learn the key.
+    // Announce periodically so late joiners learn the key, and anew soon after a peer connects
+    // (at most once a second, however many connect).
     let w = worker.clone();
     tasks.push(tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let current = w.epochs.read().await.current().map(|e| e.first_block);
             if let Some(epoch) = current {
-                let _ = w.announce(epoch).await;
+                let fresh = w.newcomer.lock().is_ok_and(|mut n| {
+                    let due = n.is_some_and(|at| at.elapsed() >= NEWCOMER_DELAY);
+                    if due {
+                        *n = None;
+                    }
+                    due
+                });
+                let _ = w.announce(epoch, fresh).await;
             }
         }
     }));
@@ -885,15 +905,15 @@ impl Worker {
         b.put_sealed(IDENTITY, &rotated.sealed_identity)?;
         b.commit()?;
         self.workers.write().await.insert(self.signer, (self.peer_id, rotated.key));
-        let _ = self.announce(first_block).await;
+        let _ = self.announce(first_block, false).await;
         Ok(())
     }
 
     /// Publishes this worker's announcement, signed by its enclave over every field. It is
     /// signed again when the epoch or the addresses change, and every
-    /// [`ANNOUNCEMENT_REFRESH_MS`] (peers ignore announcements older than
+    /// [`ANNOUNCEMENT_REFRESH_MS`], or `fresh` (peers ignore announcements older than
     /// [`ANNOUNCEMENT_MAX_AGE_MS`], and any not newer than the last they kept of the worker).
-    async fn announce(&self, epoch: u64) -> Result<()> {
+    async fn announce(&self, epoch: u64, fresh: bool) -> Result<()> {
         let addresses: Vec<String> =
             self.p2p.listen_addrs().await?.iter().take(16).map(ToString::to_string).collect();
         let previous = self.announcement.lock().await.clone();
@@ -901,7 +921,8 @@ impl Worker {
         // same millisecond as the last announcement still supersedes it.
         let now = crate::attest::now_ms().max(previous.as_ref().map_or(0, |a| a.issued_at + 1));
         let cached = previous.filter(|a| {
-            a.epoch == epoch
+            !fresh
+                && a.epoch == epoch
                 && a.addresses == addresses
                 && a.issued_at + ANNOUNCEMENT_REFRESH_MS > now
         });
@@ -1947,7 +1968,7 @@ impl Worker {
             return self.handle_task(request).await;
         }
         let peer = self.workers.read().await.get(&signer).map(|(p, _)| *p).ok_or_else(|| {
-            NodeError::Refused(format!(
+            NodeError::NotDelivered(format!(
                 "worker {signer} is not known on the network yet; retry in a moment"
             ))
         })?;
@@ -1970,7 +1991,7 @@ impl Worker {
             return self.answer_query(query).await;
         }
         let peer = self.workers.read().await.get(&signer).map(|(p, _)| *p).ok_or_else(|| {
-            NodeError::Refused(format!(
+            NodeError::NotDelivered(format!(
                 "worker {signer} is not known on the network yet; retry in a moment"
             ))
         })?;

@@ -26,6 +26,7 @@
 
 mod codec;
 pub mod messages;
+pub mod rpc;
 mod service;
 
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
