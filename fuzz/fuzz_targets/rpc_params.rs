@@ -11,20 +11,21 @@ use enigma_p2p::{
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(params) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let _ = rpc::worker_key(&params);
-    let _ = rpc::task_id(&params);
-    for parsed in [rpc::task(&params), rpc::deploy(&params)] {
+    // The parameters' JSON text, as the servers hand it on (`Params::as_str`).
+    let Ok(params) = std::str::from_utf8(data) else { return };
+    let _ = rpc::worker_key(params);
+    let _ = rpc::task_id(params);
+    for parsed in [rpc::task(params), rpc::deploy(params)] {
         if let Ok((_, request)) = parsed {
             let bytes = encode(&request);
             assert_eq!(decode::<TaskRequest>(&bytes, usize::MAX).as_ref(), Ok(&request));
         }
     }
-    if let Ok((_, query)) = rpc::query(&params) {
+    if let Ok((_, query)) = rpc::query(params) {
         let bytes = encode(&query);
         assert_eq!(decode::<QueryMessage>(&bytes, usize::MAX).as_ref(), Ok(&query));
     }
-    if let Ok(call) = rpc::state_keys(&params) {
+    if let Ok(call) = rpc::state_keys(params) {
         assert!(call.request.len() <= rpc::MAX_STATE_KEY_REQUEST);
         if let Some(evidence) = call.evidence {
             let _ = serde_json::from_value::<enigma_attestation::Evidence>(evidence);

@@ -18,7 +18,7 @@ pub(crate) fn encode_args(signature: &str, args: &[String]) -> Result<Vec<u8>> {
     let DynSolType::Tuple(types) = params else {
         bail!("the parameter types of {signature:?} do not parse as a list");
     };
-    refuse_empty_tuples(&types, &format!("the signature {signature:?}"))?;
+    check_types(&types, &format!("the signature {signature:?}"))?;
     if types.len() != args.len() {
         bail!("{signature} takes {} argument(s); got {}", types.len(), args.len());
     }
@@ -44,7 +44,7 @@ pub(crate) fn decode_output(types: &str, output: &[u8]) -> Result<Vec<String>> {
         other => DynSolType::Tuple(vec![other]),
     };
     if let DynSolType::Tuple(list) = &ty {
-        refuse_empty_tuples(list, &format!("--returns {types:?}"))?;
+        check_types(list, &format!("--returns {types:?}"))?;
     }
     let value = ty
         .abi_decode_params(output)
@@ -55,10 +55,16 @@ pub(crate) fn decode_output(types: &str, output: &[u8]) -> Result<Vec<String>> {
     })
 }
 
-/// An empty tuple `()` is no Solidity type, and the ABI gives it no bytes: refused anywhere
-/// inside a parameter list (only the list itself may be empty), so what encodes decodes back to
-/// as many values (found by the `cli_abi` fuzz target: `f(())` with the argument `()`).
-fn refuse_empty_tuples(types: &[DynSolType], what: &str) -> Result<()> {
+/// The most values the fixed-size arrays of a type list may hold in all: the ABI decoder makes
+/// room for a fixed-size array before it reads it, so `uint8[5555555545]` would ask for hundreds
+/// of gigabytes (found by the `cli_abi` fuzz target).
+const MAX_FIXED_VALUES: u128 = 1 << 20;
+
+/// Types the CLI takes: no empty tuple `()` anywhere inside a list (it is no Solidity type and
+/// the ABI gives it no bytes, so `f(())` with the argument `()` decoded back to no value: found
+/// by the `cli_abi` fuzz target; only the list itself may be empty), and fixed-size arrays of at
+/// most [`MAX_FIXED_VALUES`] values in all.
+fn check_types(types: &[DynSolType], what: &str) -> Result<()> {
     fn empty_inside(ty: &DynSolType) -> bool {
         match ty {
             DynSolType::Tuple(inner) => inner.is_empty() || inner.iter().any(empty_inside),
@@ -66,8 +72,22 @@ fn refuse_empty_tuples(types: &[DynSolType], what: &str) -> Result<()> {
             _ => false,
         }
     }
+    fn values(ty: &DynSolType) -> u128 {
+        match ty {
+            DynSolType::Tuple(inner) => {
+                inner.iter().fold(1u128, |sum, t| sum.saturating_add(values(t)))
+            }
+            DynSolType::FixedArray(inner, n) => (*n as u128).saturating_mul(values(inner)),
+            DynSolType::Array(inner) => values(inner).saturating_add(1),
+            _ => 1,
+        }
+    }
     if types.iter().any(empty_inside) {
         bail!("{what} holds an empty tuple `()`, which is not a Solidity type");
+    }
+    let total = types.iter().fold(0u128, |sum, t| sum.saturating_add(values(t)));
+    if total > MAX_FIXED_VALUES {
+        bail!("{what} has fixed-size arrays of more than {MAX_FIXED_VALUES} values in all");
     }
     Ok(())
 }
@@ -120,6 +140,12 @@ mod tests {
         assert!(encode_args("f((uint8,())[])", &["[]".into()]).is_err());
         assert!(decode_output("(())", &[]).unwrap_err().to_string().contains("empty tuple"));
         assert!(decode_output("()", &[]).unwrap().is_empty(), "no outputs at all is fine");
+        // Found by fuzzing: a fixed-size array the decoder would make room for at once.
+        let e = decode_output("bytes[5555555545][][1][]", &[0; 64]).unwrap_err();
+        assert!(e.to_string().contains("fixed-size arrays of more than"), "{e}");
+        assert!(encode_args("f(uint8[65536][65536])", &["[]".into()]).is_err());
+        let e = decode_output("(uint8[1024][1024])", &[]).unwrap_err();
+        assert!(e.to_string().contains("does not decode"), "within the bound, short data: {e}");
     }
 
     #[test]

@@ -65,8 +65,8 @@ enum Command {
     /// Run a gateway as a node of its own: it serves clients' JSON-RPC and WebSocket (tasks,
     /// queries, results, the dashboard) and hands their tasks and queries to the selected
     /// workers over p2p. It sends no transaction and is never registered, so no epoch selects
-    /// it: it runs no task and holds no contract's state. Its node key is kept in
-    /// DATA_DIR/gateway.key.
+    /// it: it runs no task, holds no contract's state and announces nothing. Its node key is
+    /// kept in DATA_DIR/gateway.key.
     ///
     /// Examples:
     ///   enigma gateway --chain-config chain.toml --data-dir ./gw --gateway-listen 0.0.0.0:3346 \
@@ -687,7 +687,8 @@ async fn gateway(command: GatewayCommand) -> Result<()> {
     let key =
         enigma_node::key_file(&data_dir.join("gateway.key")).context("the gateway's node key")?;
     a.operator_key = Some(SecretArg(format!("0x{}", hex::encode(key.secret_bytes().as_ref()))));
-    let config = worker_config(a, false)?;
+    let mut config = worker_config(a, false)?;
+    config.gateway_only = true;
     let node = start_worker(config).await.context("starting the gateway")?;
     let Some(g) = node.gateway_addr else { bail!("the gateway did not start") };
     say!("gateway http://{g} ready (WebSocket ws://{g}; dashboard http://{g}/dashboard)");

@@ -433,6 +433,9 @@ async fn the_testnet_loses_no_task_through_kills_partitions_a_new_worker_a_km_re
         deltas += entries + 1;
     }
 
+    // Only a worker cut off with receipts unlanded voids answers (w2's kill, w3's partition),
+    // and a user sends one task at a time: at most one such answer per user and fault.
+    assert!(withdrawn <= 2 * USERS, "{withdrawn} answers were refunded afterwards");
     let answered = sent.iter().flatten().filter(|s| s.outcome.is_ok()).count();
     // Client errors by kind (hex numbers folded), with how many of each.
     let errors: BTreeMap<String, usize> = sent

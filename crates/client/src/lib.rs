@@ -1375,6 +1375,9 @@ impl Client {
                     break;
                 }
                 Err(Rpc::Call(e)) if e.code() == NOT_DELIVERED => true,
+                // The gateway refused the request itself (too large, say): sending it again
+                // changes nothing, and nothing was handed on.
+                Err(Rpc::Transport(e)) if http_refusal(e.as_ref()) => false,
                 Err(Rpc::Transport(_) | Rpc::RequestTimeout) => {
                     maybe_delivered = true;
                     true
@@ -1417,6 +1420,16 @@ impl Client {
             sub,
         })
     }
+}
+
+/// Whether a transport error is the gateway's HTTP refusal of the request itself (a 4xx status,
+/// or a body too large to send), as opposed to a connection that failed or dropped.
+fn http_refusal(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    use jsonrpsee::http_client::transport::Error as Http;
+    matches!(
+        e.downcast_ref::<Http>(),
+        Some(Http::Rejected { status_code: 400..=499 } | Http::RequestTooLarge)
+    )
 }
 
 /// A task recorded on chain but not sent yet (see [`Client::record_compute`],
@@ -1693,6 +1706,18 @@ impl Tries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_the_gateway_refused_over_http_is_not_sent_again_but_a_failed_connection_is() {
+        use jsonrpsee::http_client::transport::Error as Http;
+        let boxed = |e: Http| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) };
+        assert!(http_refusal(boxed(Http::Rejected { status_code: 413 }).as_ref()));
+        assert!(http_refusal(boxed(Http::RequestTooLarge).as_ref()));
+        assert!(!http_refusal(boxed(Http::Rejected { status_code: 502 }).as_ref()));
+        let refused: Box<dyn std::error::Error + Send + Sync> =
+            Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!http_refusal(refused.as_ref()));
+    }
 
     #[test]
     fn a_verified_attestation_expires_with_its_age_and_a_new_registration() {

@@ -369,11 +369,15 @@ async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results_nor_fake_
     set(Tamper::NotDelivered);
     proxy.refusals_left.store(2, std::sync::atomic::Ordering::SeqCst);
     let entry = add(4, 10);
+    let user = client.chain().account().unwrap();
+    let before = client.chain().task_nonce(user).await.unwrap();
     client
         .compute(contract, "add_millionaire(address,uint256)", &entry, GAS)
         .await
         .expect("a task the gateway could not deliver at first is sent again and runs");
     assert_eq!(proxy.refusals_left.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let after = client.chain().task_nonce(user).await.unwrap();
+    assert_eq!(after, before + 1, "sent three times, recorded and paid once");
 
     // The honest path through the same proxy still gives the right, verified answer. (The
     // tasks above ran: the gateway withheld their true answers, it could not change them; the

@@ -318,7 +318,7 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
     })
     .map_err(reg)?;
     m.register_async_method("getWorkerEncryptionKey", |params, g, _| async move {
-        let signer = rpc::worker_key(&json(&params)).map_err(invalid)?;
+        let signer = rpc::worker_key(json(&params)).map_err(invalid)?;
         let key = g.node.worker_key(signer).await.ok_or_else(|| {
             rpc_error(
                 -32011,
@@ -335,25 +335,25 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
     })
     .map_err(reg)?;
     m.register_async_method("deploySecretContract", |params, g, ext| async move {
-        let (signer, request) = rpc::deploy(&json(&params)).map_err(invalid)?;
+        let (signer, request) = rpc::deploy(json(&params)).map_err(invalid)?;
         submit(&g, &ext, signer, request).await?;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({ "deploySentResult": true }))
     })
     .map_err(reg)?;
     m.register_async_method("sendTaskInput", |params, g, ext| async move {
-        let (signer, request) = rpc::task(&json(&params)).map_err(invalid)?;
+        let (signer, request) = rpc::task(json(&params)).map_err(invalid)?;
         submit(&g, &ext, signer, request).await?;
         Ok::<_, ErrorObjectOwned>(serde_json::json!({ "sendTaskResult": true }))
     })
     .map_err(reg)?;
     m.register_async_method("queryContract", |params, g, ext| async move {
-        let (signer, query) = rpc::query(&json(&params)).map_err(invalid)?;
+        let (signer, query) = rpc::query(json(&params)).map_err(invalid)?;
         let answer = ask(&g, &ext, signer, query).await?;
         Ok::<_, ErrorObjectOwned>(QueryAnswerView::from(&answer))
     })
     .map_err(reg)?;
     m.register_async_method("getTaskStatus", |params, g, _| async move {
-        let task = rpc::task_id(&json(&params)).map_err(invalid)?;
+        let task = rpc::task_id(json(&params)).map_err(invalid)?;
         let status =
             g.node.chain_status(&task).await.map_err(|e| rpc_error(-32000, e.to_string()))?;
         let result = g.node.result(&task).await;
@@ -423,7 +423,7 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
     )
     .map_err(reg)?;
     m.register_async_method("getTaskResult", |params, g, _| async move {
-        let task = rpc::task_id(&json(&params)).map_err(invalid)?;
+        let task = rpc::task_id(json(&params)).map_err(invalid)?;
         Ok::<_, ErrorObjectOwned>(g.node.result(&task).await.as_ref().map(TaskResultView::from))
     })
     .map_err(reg)?;
@@ -432,7 +432,7 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
         "taskResult",
         "unsubscribeTaskResult",
         |params, pending: PendingSubscriptionSink, g, _| async move {
-            let task = match rpc::task_id(&json(&params)) {
+            let task = match rpc::task_id(json(&params)) {
                 Ok(t) => t,
                 Err(e) => {
                     pending.reject(invalid(e)).await;

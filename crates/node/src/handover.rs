@@ -502,6 +502,9 @@ impl Worker {
 
     /// Queues contracts whose chain moved for replication.
     pub(crate) fn mark_dirty(&self, contracts: impl IntoIterator<Item = ContractAddress>) {
+        if self.gateway_only {
+            return; // a gateway holds no contract's state
+        }
         if let Ok(mut d) = self.dirty.lock() {
             d.extend(contracts);
         }

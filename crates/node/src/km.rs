@@ -104,12 +104,12 @@ struct Km {
 pub(crate) fn one<T: serde::de::DeserializeOwned>(
     params: &jsonrpsee::types::Params<'_>,
 ) -> std::result::Result<T, ErrorObjectOwned> {
-    rpc::one(&json(params)).map_err(invalid)
+    rpc::one(json(params)).map_err(invalid)
 }
 
-/// The parameters of a call as JSON (none: `null`), for [`enigma_p2p::rpc`] to parse.
-pub(crate) fn json(params: &jsonrpsee::types::Params<'_>) -> serde_json::Value {
-    params.parse().unwrap_or(serde_json::Value::Null)
+/// The parameters of a call as their JSON text (none: `null`), for [`enigma_p2p::rpc`] to parse.
+pub(crate) fn json<'a>(params: &'a jsonrpsee::types::Params<'_>) -> &'a str {
+    params.as_str().unwrap_or("null")
 }
 
 /// Parameters that did not parse: JSON-RPC's `-32602`, with what was wrong.
@@ -176,7 +176,7 @@ pub async fn start_km(config: KmConfig) -> Result<KmNode> {
     let mut module = RpcModule::new(km.clone());
     module
         .register_async_method("getStateKeys", |params, km, _| async move {
-            let call = rpc::state_keys(&json(&params)).map_err(invalid)?;
+            let call = rpc::state_keys(json(&params)).map_err(invalid)?;
             km.serve(call).await
         })
         .map_err(|e| NodeError::Rpc(e.to_string()))?;

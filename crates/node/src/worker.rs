@@ -51,6 +51,10 @@ const ANNOUNCEMENT_MAX_AGE_MS: u64 = 120_000;
 /// How long after a peer connects a fresh announcement goes out (its gossip subscriptions are
 /// known by then, so it is among those the announcement reaches).
 const NEWCOMER_DELAY: Duration = Duration::from_secs(2);
+/// The least time between two announcements signed for newcomers (the regular refresh is
+/// [`ANNOUNCEMENT_REFRESH_MS`]): a peer that connects and reconnects makes a worker sign and
+/// gossip at most three times as often as it would anyway.
+const NEWCOMER_GAP: Duration = Duration::from_secs(10);
 /// The most workers whose announcements are remembered.
 const MAX_KNOWN_WORKERS: usize = 10_000;
 /// The most gossiped results kept for the gateway.
@@ -135,6 +139,10 @@ pub struct WorkerConfig {
     /// before it forgets a receipt it sent. `None`: 0 on a devnet chain (anvil's id 31337,
     /// which mines only on transactions), [`DEFAULT_CONFIRMATIONS`] elsewhere, where 0 is refused.
     pub confirmations: Option<u64>,
+    /// A gateway node (`enigma gateway`): it serves clients and routes their tasks and queries
+    /// to the selected workers, and does nothing else — no stake or registration (refused with
+    /// `stake`), no epoch keys or announcements, no contract replication or provider records.
+    pub gateway_only: bool,
 }
 
 /// The confirmation depth outside a devnet when none is configured.
@@ -177,6 +185,7 @@ impl WorkerConfig {
             task_time_budget: Duration::from_secs(20),
             answer_within: Duration::from_secs(20),
             confirmations: None,
+            gateway_only: false,
         }
     }
 }
@@ -234,6 +243,9 @@ pub(crate) struct Worker {
     /// When a peer connected that has had no announcement signed since (a restarted gateway
     /// or worker, which missed the last one and would wait for the next refresh otherwise).
     newcomer: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When the last announcement signed for newcomers went out (at most one per
+    /// [`NEWCOMER_GAP`], however many peers connect: connecting costs a peer nothing).
+    greeted: std::sync::Mutex<Option<std::time::Instant>>,
     /// The newest announcement time seen per worker.
     announced_at: Mutex<HashMap<SignerAddress, u64>>,
     pub(crate) result_events: broadcast::Sender<PublishedResult>,
@@ -268,6 +280,8 @@ pub(crate) struct Worker {
     evidence: RwLock<Option<Evidence>>,
     record_wait: Duration,
     pub(crate) handover_wait: Duration,
+    /// A gateway node: no epochs entered, nothing replicated (`WorkerConfig::gateway_only`).
+    pub(crate) gateway_only: bool,
     /// Where each contract stands here and whose turn it is (decisions without I/O).
     pub(crate) contracts: std::sync::Mutex<Contracts>,
     /// Bumped whenever a contract's line changes: waiting tasks look again.
@@ -473,6 +487,11 @@ pub async fn manage_worker(
 
 /// Starts a worker node.
 pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
+    if config.gateway_only && (config.stake.is_some() || config.gateway_listen.is_none()) {
+        return Err(NodeError::Config(
+            "a gateway node serves clients (it needs a gateway address) and never stakes".into(),
+        ));
+    }
     let Opened { store, enclave, init, chain } = open_worker(&config).await?;
     let signer = init.report.signer;
     let mut evidence = None;
@@ -536,6 +555,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         results: RwLock::new(ResultCache::default()),
         announcement: Mutex::new(None),
         newcomer: std::sync::Mutex::new(None),
+        greeted: std::sync::Mutex::new(None),
         announced_at: Mutex::new(HashMap::new()),
         result_events,
         receipts: Mutex::new(queue),
@@ -556,6 +576,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         evidence: RwLock::new(evidence),
         record_wait: config.record_wait,
         handover_wait: config.handover_wait,
+        gateway_only: config.gateway_only,
         contracts: std::sync::Mutex::new(contracts),
         contracts_changed: tokio::sync::watch::Sender::new(0),
         gates: std::sync::Mutex::new(HashMap::new()),
@@ -567,7 +588,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         worker.p2p.provide(contract).await?;
     }
     let current = worker.epochs.read().await.current().map(|e| e.first_block);
-    if let Some(epoch) = current {
+    if let Some(epoch) = current.filter(|_| !worker.gateway_only) {
         worker.enter_epoch(epoch).await?;
         *worker.entered_epoch.lock().await = epoch;
         // A restarted or late-joining worker catches up on what it is selected for.
@@ -728,20 +749,26 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         }
     }));
     // Announce periodically so late joiners learn the key, and anew soon after a peer connects
-    // (at most once a second, however many connect).
+    // (at most once every NEWCOMER_GAP, however many connect).
     let w = worker.clone();
     tasks.push(tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let current = w.epochs.read().await.current().map(|e| e.first_block);
-            if let Some(epoch) = current {
-                let fresh = w.newcomer.lock().is_ok_and(|mut n| {
-                    let due = n.is_some_and(|at| at.elapsed() >= NEWCOMER_DELAY);
-                    if due {
-                        *n = None;
-                    }
-                    due
-                });
+            if let Some(epoch) = current.filter(|_| !w.gateway_only) {
+                let spaced =
+                    w.greeted.lock().is_ok_and(|g| g.is_none_or(|at| at.elapsed() >= NEWCOMER_GAP));
+                let fresh = spaced
+                    && w.newcomer.lock().is_ok_and(|mut n| {
+                        let due = n.is_some_and(|at| at.elapsed() >= NEWCOMER_DELAY);
+                        if due {
+                            *n = None;
+                        }
+                        due
+                    });
+                if fresh && let Ok(mut g) = w.greeted.lock() {
+                    *g = Some(std::time::Instant::now());
+                }
                 let _ = w.announce(epoch, fresh).await;
             }
         }
@@ -1117,6 +1144,9 @@ impl Worker {
                     workers,
                     stakes,
                 });
+                if self.gateway_only {
+                    return Ok(()); // a gateway only needs to know the epoch
+                }
                 // Entering the epoch (a new IO key, announced to peers) runs beside the watcher,
                 // which keeps reading the chain that task intake waits on.
                 let w = self.clone();

@@ -23,20 +23,19 @@ pub struct InvalidParams(pub String);
 
 type Parsed<T> = Result<T, InvalidParams>;
 
-/// Parameters given by name, or as a one-element array holding them.
+/// Parameters given by name, or as a one-element array holding them, read from their JSON
+/// text straight into `T`: nothing is built beforehand, so a large body costs no more than its
+/// bytes, and a field given twice is refused.
 ///
 /// # Errors
 ///
 /// The parse error of the parameters as given.
-pub fn one<T: DeserializeOwned>(params: &serde_json::Value) -> Parsed<T> {
-    match T::deserialize(params) {
+pub fn one<T: DeserializeOwned>(params: &str) -> Parsed<T> {
+    match serde_json::from_str::<T>(params) {
         Ok(v) => Ok(v),
-        Err(by_name) => match params.as_array().map(Vec::as_slice) {
-            Some([single]) => T::deserialize(single).map_err(|_| by_name),
-            _ => Err(by_name),
-        }
-        .map_err(|e| InvalidParams(format!("invalid parameters: {e}"))),
+        Err(by_name) => serde_json::from_str::<(T,)>(params).map(|(v,)| v).map_err(|_| by_name),
     }
+    .map_err(|e| InvalidParams(format!("invalid parameters: {e}")))
 }
 
 fn unhex(text: &str, what: &str) -> Parsed<Vec<u8>> {
@@ -147,7 +146,7 @@ struct TaskIdParams {
 /// # Errors
 ///
 /// What is wrong with the parameters.
-pub fn worker_key(params: &serde_json::Value) -> Parsed<SignerAddress> {
+pub fn worker_key(params: &str) -> Parsed<SignerAddress> {
     let p: KeyParams = one(params)?;
     parse(&p.worker_address, "workerAddress")
 }
@@ -157,7 +156,7 @@ pub fn worker_key(params: &serde_json::Value) -> Parsed<SignerAddress> {
 /// # Errors
 ///
 /// What is wrong with the parameters.
-pub fn deploy(params: &serde_json::Value) -> Parsed<(SignerAddress, TaskRequest)> {
+pub fn deploy(params: &str) -> Parsed<(SignerAddress, TaskRequest)> {
     let p: DeployParams = one(params)?;
     let signer = parse(&p.worker_address, "workerAddress")?;
     let contract: ContractAddress = parse(&p.contract_address, "contractAddress")?;
@@ -180,7 +179,7 @@ pub fn deploy(params: &serde_json::Value) -> Parsed<(SignerAddress, TaskRequest)
 /// # Errors
 ///
 /// What is wrong with the parameters.
-pub fn task(params: &serde_json::Value) -> Parsed<(SignerAddress, TaskRequest)> {
+pub fn task(params: &str) -> Parsed<(SignerAddress, TaskRequest)> {
     let p: TaskParams = one(params)?;
     let signer = parse(&p.worker_address, "workerAddress")?;
     let request = TaskRequest::Compute {
@@ -199,7 +198,7 @@ pub fn task(params: &serde_json::Value) -> Parsed<(SignerAddress, TaskRequest)> 
 /// # Errors
 ///
 /// What is wrong with the parameters.
-pub fn query(params: &serde_json::Value) -> Parsed<(SignerAddress, QueryMessage)> {
+pub fn query(params: &str) -> Parsed<(SignerAddress, QueryMessage)> {
     let p: QueryParams = one(params)?;
     let signer = parse(&p.worker_address, "workerAddress")?;
     let query_id: [u8; 32] = unhex(&p.query_id, "queryId")?
@@ -235,7 +234,7 @@ pub fn query(params: &serde_json::Value) -> Parsed<(SignerAddress, QueryMessage)
 /// # Errors
 ///
 /// What is wrong with the parameters.
-pub fn task_id(params: &serde_json::Value) -> Parsed<TaskId> {
+pub fn task_id(params: &str) -> Parsed<TaskId> {
     let p: TaskIdParams = one(params)?;
     parse(&p.task_id, "taskId")
 }
@@ -272,7 +271,7 @@ pub struct StateKeysCall {
 /// # Errors
 ///
 /// What is wrong with the parameters.
-pub fn state_keys(params: &serde_json::Value) -> Parsed<StateKeysCall> {
+pub fn state_keys(params: &str) -> Parsed<StateKeysCall> {
     let m: StateKeysMessage = one(params)?;
     let request = unhex(&m.request, "request")?;
     if request.len() > MAX_STATE_KEY_REQUEST {
@@ -303,11 +302,13 @@ mod tests {
         let id = format!("0x{}", "ab".repeat(32));
         let by_name = serde_json::json!({ "taskId": id });
         let wrapped = serde_json::json!([{ "taskId": id }]);
-        assert_eq!(task_id(&by_name).unwrap(), task_id(&wrapped).unwrap());
-        assert_eq!(task_id(&by_name).unwrap(), TaskId([0xab; 32]));
-        let e = task_id(&serde_json::json!([{ "taskId": id }, 1])).unwrap_err();
+        assert_eq!(task_id(&by_name.to_string()).unwrap(), task_id(&wrapped.to_string()).unwrap());
+        assert_eq!(task_id(&by_name.to_string()).unwrap(), TaskId([0xab; 32]));
+        let e = task_id(&serde_json::json!([{ "taskId": id }, 1]).to_string()).unwrap_err();
         assert!(e.0.contains("invalid parameters"), "{e}");
-        let e = task_id(&serde_json::json!({ "taskId": "0x12" })).unwrap_err();
+        let e = task_id(&serde_json::json!({ "taskId": "0x12" }).to_string()).unwrap_err();
+        let twice = format!(r#"{{"taskId":"{id}","taskId":"{id}"}}"#);
+        assert!(task_id(&twice).unwrap_err().0.contains("duplicate field"), "a field given twice");
         assert!(e.0.starts_with("`taskId`"), "{e}");
     }
 
@@ -320,10 +321,10 @@ mod tests {
             "encryptedArgs": "0x", "contractAddress": hex32, "userDHKey": "0x01",
             "sender": worker,
         });
-        let e = task(&task_params).unwrap_err();
+        let e = task(&task_params.to_string()).unwrap_err();
         assert!(e.0.contains("all of `sender`, `callerNonce` and `callerSignature`"), "{e}");
         task_params.as_object_mut().unwrap().remove("sender");
-        let (signer, request) = task(&task_params).unwrap();
+        let (signer, request) = task(&task_params.to_string()).unwrap();
         assert_eq!(signer, worker.parse().unwrap());
         assert!(matches!(request, TaskRequest::Compute { caller: None, .. }));
 
@@ -332,7 +333,7 @@ mod tests {
             "epochBlock": 7, "encryptedFn": "0x", "encryptedArgs": "0x", "userDHKey": "0x",
             "freshness": "stale",
         });
-        let e = query(&query_params).unwrap_err();
+        let e = query(&query_params.to_string()).unwrap_err();
         assert!(e.0.contains("`freshness` is \"confirmed\" or \"latest\""), "{e}");
     }
 
@@ -341,10 +342,13 @@ mod tests {
         let signature = format!("0x{}", "00".repeat(65));
         let big = format!("0x{}", "00".repeat(MAX_STATE_KEY_REQUEST + 1));
         let e =
-            state_keys(&serde_json::json!({ "request": big, "signature": signature })).unwrap_err();
+            state_keys(&serde_json::json!({ "request": big, "signature": signature }).to_string())
+                .unwrap_err();
         assert!(e.0.contains("larger than 64 KiB"), "{e}");
-        let e = state_keys(&serde_json::json!({ "request": "0x0102", "signature": signature }))
-            .unwrap_err();
+        let e = state_keys(
+            &serde_json::json!({ "request": "0x0102", "signature": signature }).to_string(),
+        )
+        .unwrap_err();
         assert!(e.0.contains("malformed state-key request"), "{e}");
     }
 }

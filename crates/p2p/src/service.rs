@@ -72,7 +72,8 @@ pub enum Error {
     /// Publishing failed (e.g. no peer subscribed yet).
     #[error("cannot publish: {0}")]
     Publish(String),
-    /// A task request got no answer.
+    /// A request that failed: for a task request, one known not to have reached the peer (no
+    /// connection, or the peer does not speak the protocol); for a sync request, any failure.
     #[error("the task request to {peer} failed: {reason}")]
     Request {
         /// The peer.
@@ -772,9 +773,10 @@ impl Service {
                         if decoded.is_err() {
                             self.strike(from, "malformed task response");
                         }
-                        let _ = tx.send(decoded.map_err(|e| Error::Request {
+                        // The peer had the request: what it did with it is unknown.
+                        let _ = tx.send(decoded.map_err(|e| Error::Unanswered {
                             peer: from.to_string(),
-                            reason: e.to_string(),
+                            reason: format!("malformed answer: {e}"),
                         }));
                     }
                 }
@@ -784,10 +786,13 @@ impl Service {
             )) => {
                 if let Some((_, tx)) = self.outbound.remove(&request_id) {
                     let (peer, reason) = (peer.to_string(), error.to_string());
-                    let delivered = matches!(
+                    // Only a request that never left (no connection, or the peer does not
+                    // speak the protocol) is known not to have arrived; an I/O error may come
+                    // after the request was written.
+                    let delivered = !matches!(
                         error,
-                        request_response::OutboundFailure::Timeout
-                            | request_response::OutboundFailure::ConnectionClosed
+                        request_response::OutboundFailure::DialFailure
+                            | request_response::OutboundFailure::UnsupportedProtocols
                     );
                     let _ = tx.send(Err(if delivered {
                         Error::Unanswered { peer, reason }
