@@ -68,12 +68,29 @@ fn authority_key(data_dir: &std::path::Path) -> Result<KeyPair> {
 }
 
 /// A secret key kept in `path`: read back if the file exists, else created at random and written
-/// there (mode 0600, synced) before it is used.
+/// there (mode 0600, synced) before it is used. An existing file other users can read is
+/// refused: the key in it may be known.
 pub fn key_file(path: &std::path::Path) -> Result<KeyPair> {
     use std::io::Write as _;
     let io = |e: std::io::Error| NodeError::Io(format!("{}: {e}", path.display()));
     match std::fs::read(path) {
-        Ok(bytes) => Ok(KeyPair::from_slice(&zeroize::Zeroizing::new(bytes))?),
+        Ok(bytes) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    return Err(NodeError::Config(format!(
+                        "{} holds a secret key but other users may read or change it (mode \
+                         {:o}); make it private with `chmod 600 {}`",
+                        path.display(),
+                        mode & 0o777,
+                        path.display()
+                    )));
+                }
+            }
+            Ok(KeyPair::from_slice(&zeroize::Zeroizing::new(bytes))?)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = KeyPair::generate()?;
             let mut options = std::fs::OpenOptions::new();
@@ -561,4 +578,23 @@ async fn start_nodes(
     std::fs::write(config.data_dir.join("devnet.json"), json)
         .map_err(|e| NodeError::Io(e.to_string()))?;
     Ok(Devnet { summary, anvil, km, workers, attestation, background })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_file_is_created_private_read_back_and_refused_once_others_may_read_it() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let created = key_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(key_file(&path).unwrap().address(), created.address(), "read back");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = key_file(&path).unwrap_err().to_string();
+        assert!(e.contains("chmod 600") && e.contains("644"), "{e}");
+    }
 }
