@@ -582,7 +582,12 @@ export class Client {
       if (registered.codeHash !== codeHash) throw never('the chain registered no contract of this code at its address');
       return 'confirmed';
     }
-    const receipt = await this.receipt(id, contract);
+    // A node may serve the new status a moment before its log index has the receipt event.
+    let receipt = await this.receipt(id, contract);
+    for (let i = 0; !receipt && i < 5; i++) {
+      await sleep(200);
+      receipt = await this.receipt(id, contract);
+    }
     if (!receipt) {
       // A failed deployment's receipt names no contract the logs are searched by.
       if (isDeploy) return 'confirmed';

@@ -14,7 +14,11 @@
 //!
 //! ```text
 //! cargo run --profile devnet -p enigma-client --example load -- --clients 20 --contracts 5 --seconds 30
+//! cargo run --profile devnet -p enigma-client --example load -- --clients 20 --batch 16 --json
 //! ```
+//!
+//! With `--batch N` each client records N tasks in one transaction (`Client::record_many`),
+//! sends them, then collects their results; a task's recording time is its batch's.
 
 #![allow(
     clippy::print_stdout,
@@ -55,11 +59,14 @@ struct Options {
     contracts: usize,
     seconds: u64,
     workers: usize,
+    /// Tasks each client records in one transaction (`Client::record_many`).
+    batch: usize,
     json: bool,
 }
 
 fn options() -> Result<Options, Error> {
-    let mut o = Options { clients: 20, contracts: 5, seconds: 30, workers: 3, json: false };
+    let mut o =
+        Options { clients: 20, contracts: 5, seconds: 30, workers: 3, batch: 1, json: false };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--json" {
@@ -74,16 +81,19 @@ fn options() -> Result<Options, Error> {
             "--contracts" => o.contracts = n_usize,
             "--seconds" => o.seconds = n,
             "--workers" => o.workers = n_usize,
+            "--batch" => o.batch = n_usize,
             other => {
                 return Err(format!(
-                    "unknown option {other} (--clients N, --contracts N, --seconds N, --workers N, --json)"
+                    "unknown option {other} (--clients N, --contracts N, --seconds N, --workers N, --batch N, --json)"
                 )
                 .into());
             }
         }
     }
-    if o.clients == 0 || o.contracts == 0 || o.seconds == 0 || o.workers == 0 {
-        return Err("--clients, --contracts, --seconds and --workers must be at least 1".into());
+    if o.clients == 0 || o.contracts == 0 || o.seconds == 0 || o.workers == 0 || o.batch == 0 {
+        return Err(
+            "--clients, --contracts, --seconds, --workers and --batch must be at least 1".into()
+        );
     }
     Ok(o)
 }
@@ -250,34 +260,67 @@ async fn main() -> Result<(), Error> {
         let (c, contract) = (c.clone(), contracts[i % contracts.len()]);
         let (stop, done) = (stop.clone(), done.clone());
         let (answered_count, failed_count) = (answered_count.clone(), failed_count.clone());
+        let batch = o.batch;
         load.spawn(async move {
             let mut k = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                k += 1;
-                let args = (U256::from((i as u64) << 32 | k),).abi_encode_params();
+                let amounts: Vec<Vec<u8>> = (0..batch)
+                    .map(|_| {
+                        k += 1;
+                        (U256::from((i as u64) << 32 | k),).abi_encode_params()
+                    })
+                    .collect();
+                let calls: Vec<_> = amounts
+                    .iter()
+                    .map(|a| (contract, "record(uint256)", a.as_slice(), GAS))
+                    .collect();
                 let at = Instant::now();
-                let recorded = c.record_compute(contract, "record(uint256)", &args, GAS).await;
+                let recorded = if batch == 1 {
+                    c.record_compute(contract, "record(uint256)", &amounts[0], GAS)
+                        .await
+                        .map(|t| vec![t])
+                } else {
+                    c.record_many(&calls).await
+                };
                 let record = at.elapsed();
-                let outcome = match recorded {
-                    Err(e) => Err(e),
-                    Ok(task) => {
-                        let at = Instant::now();
-                        let result = async { c.send(task).await?.result().await }.await;
-                        result.map(|o| (o.task_id, at.elapsed()))
+                let mut entries = Vec::new();
+                match recorded {
+                    Err(e) => entries.push(Err(e)),
+                    Ok(tasks) => {
+                        // Each sent in turn (the gateway answers once the worker took it), the
+                        // results collected after.
+                        let mut handles = Vec::new();
+                        for task in tasks {
+                            let at = Instant::now();
+                            match c.send(task).await {
+                                Ok(h) => handles.push((at, h)),
+                                Err(e) => entries.push(Err(e)),
+                            }
+                        }
+                        for (at, h) in handles {
+                            entries.push(h.result().await.map(|o| (o.task_id, at.elapsed())));
+                        }
                     }
-                };
-                let entry = match outcome {
-                    Ok((id, execute)) => {
-                        answered_count.fetch_add(1, Ordering::Relaxed);
-                        Done { record, execute: Some(execute), answered: Some(id), error: None }
+                }
+                for outcome in entries {
+                    let entry = match outcome {
+                        Ok((id, execute)) => {
+                            answered_count.fetch_add(1, Ordering::Relaxed);
+                            Done { record, execute: Some(execute), answered: Some(id), error: None }
+                        }
+                        Err(e) => {
+                            failed_count.fetch_add(1, Ordering::Relaxed);
+                            Done {
+                                record,
+                                execute: None,
+                                answered: None,
+                                error: Some(e.to_string()),
+                            }
+                        }
+                    };
+                    if let Ok(mut d) = done.lock() {
+                        d.push(entry);
                     }
-                    Err(e) => {
-                        failed_count.fetch_add(1, Ordering::Relaxed);
-                        Done { record, execute: None, answered: None, error: Some(e.to_string()) }
-                    }
-                };
-                if let Ok(mut d) = done.lock() {
-                    d.push(entry);
                 }
             }
         });
@@ -375,6 +418,7 @@ async fn main() -> Result<(), Error> {
         "clients": o.clients,
         "contracts": o.contracts,
         "workers": o.workers,
+        "batch": o.batch,
         "seconds": (load_secs * 10.0).round() / 10.0,
         "calls": done.len(),
         "answered": done.iter().filter(|d| d.answered.is_some()).count(),

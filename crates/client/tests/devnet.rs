@@ -227,3 +227,62 @@ async fn a_devnet_started_with_keep_resumes_its_chain_contracts_and_state() {
     assert!(client.chain().secret_contract(&contract).await.unwrap().is_none());
     devnet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_recorded_in_one_transaction_run_in_their_order_and_each_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = crate::common::devnet(dir.path()).await;
+    let s = &devnet.summary;
+    let client = Client::connect(crate::common::config(s, &s.gateway_url, 0)).await.unwrap();
+    client.deposit(10_000 * 100_000_000).await.unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let built =
+        enigma_client::build::build(&enigma_client::build::BuildOptions::examples(&root)).unwrap();
+    let ledger =
+        std::fs::read(&enigma_client::build::find(&built, "ledger").unwrap().wasm).unwrap();
+    let a = client.deploy(&ledger, "construct()", &[], 50_000_000).await.unwrap().contract;
+    let b = client.deploy(&ledger, "construct()", &[], 50_000_000).await.unwrap().contract;
+
+    assert!(matches!(client.record_many(&[]).await, Err(ClientError::BadInput(_))));
+    let amount = |n: u64| (U256::from(n),).abi_encode_params();
+    let (one, two, three, nine) = (amount(1), amount(2), amount(3), amount(9));
+    let user = client.chain().account().unwrap();
+    let before = client.chain().task_nonce(user).await.unwrap();
+    let tasks = client
+        .record_many(&[
+            (a, "record(uint256)", &one, 50_000_000),
+            (a, "record(uint256)", &two, 50_000_000),
+            (b, "record(uint256)", &nine, 50_000_000),
+            (a, "record(uint256)", &three, 50_000_000),
+        ])
+        .await
+        .unwrap();
+    // Four consecutive ids, recorded in one transaction (one block).
+    assert_eq!(client.chain().task_nonce(user).await.unwrap(), before + 4);
+    let mut blocks = std::collections::BTreeSet::new();
+    for (n, t) in tasks.iter().enumerate() {
+        assert_eq!(t.id(), enigma_types::task_id(&user, before + n as u64));
+        blocks.insert(client.chain().task(&t.id()).await.unwrap().unwrap().created_at);
+    }
+    assert_eq!(blocks.len(), 1, "one record transaction");
+
+    // Each sent (the gateway answers once its worker took it), then the results collected.
+    let mut handles = Vec::new();
+    for t in tasks {
+        handles.push(client.send(t).await.unwrap());
+    }
+    let mut outcomes = Vec::new();
+    for h in handles {
+        outcomes.push(h.result().await.unwrap());
+    }
+    let entries: Vec<u64> = outcomes
+        .iter()
+        .map(|o| <(U256, U256)>::abi_decode_params(&o.output).unwrap().1.to::<u64>())
+        .collect();
+    assert_eq!(entries, [1, 2, 1, 3], "the entry count each task saw");
+    for o in &outcomes {
+        let receipt = client.confirm(o).await.unwrap();
+        assert_eq!(receipt.status, enigma_chain::TaskStatus::Verified);
+    }
+    devnet.stop().await;
+}
