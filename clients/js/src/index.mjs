@@ -84,6 +84,8 @@ export class EnigmaError extends Error {
 const UNANSWERED = -32012;
 /** The gateway's code for "not handed to the worker now; send it again shortly". */
 const NOT_DELIVERED = -32015;
+/** The gateway's code for a request over its per-client or total limits, or from a banned client. */
+const NOT_ADMITTED = -32013;
 
 /** A viem account that signs with the wasm core's key (so no second secp256k1 library ships). */
 function keyAccount(keys) {
@@ -466,8 +468,11 @@ export class Client {
         // Delivered, but the worker did not answer in time: it may be running; the result decides.
         if (e.code === UNANSWERED) break;
         // A refusal after an attempt whose fate is unknown: that attempt may have run the task.
-        if (maybeDelivered && !e.unreachable && e.code !== NOT_DELIVERED) break;
-        const again = e.unreachable || e.code === NOT_DELIVERED;
+        if (maybeDelivered && !e.unreachable && e.code !== NOT_DELIVERED && e.code !== NOT_ADMITTED) break;
+        // Over the gateway's limits (many tasks in flight from one address) it is taken once some
+        // finish; a ban is not waited out.
+        const busy = e.code === NOT_ADMITTED && !String(e.message).includes('banned');
+        const again = e.unreachable || e.code === NOT_DELIVERED || busy;
         maybeDelivered ||= Boolean(e.unreachable);
         if (again && Date.now() + pause < deadline) {
           await sleep(pause);

@@ -146,7 +146,8 @@ fn percentiles(samples: &mut [Duration]) -> serde_json::Value {
     serde_json::json!({ "p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": at(1.0) })
 }
 
-/// An error's kind: its text with hex numbers folded, so the same failure counts once.
+/// An error's kind: its text with numbers folded (hex to `0x…`, decimal to `N`), so the same
+/// failure counts once.
 fn kind(e: &str) -> String {
     let mut out = String::new();
     let mut rest = e;
@@ -156,7 +157,20 @@ fn kind(e: &str) -> String {
         rest = rest[at + 2..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
     }
     out.push_str(rest);
-    out
+    let mut folded = String::with_capacity(out.len());
+    let mut in_number = false;
+    for c in out.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                folded.push('N');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            folded.push(c);
+        }
+    }
+    folded.replace("Nx…", "0x…")
 }
 
 /// One finished call of the load.
@@ -287,18 +301,22 @@ async fn main() -> Result<(), Error> {
                 match recorded {
                     Err(e) => entries.push(Err(e)),
                     Ok(tasks) => {
-                        // Each sent in turn (the gateway answers once the worker took it), the
-                        // results collected after.
-                        let mut handles = Vec::new();
+                        // All sent at once (the gateway answers a send once the worker ran the
+                        // task, and the worker keeps the chain's order), the results collected.
+                        let mut running = tokio::task::JoinSet::new();
                         for task in tasks {
-                            let at = Instant::now();
-                            match c.send(task).await {
-                                Ok(h) => handles.push((at, h)),
-                                Err(e) => entries.push(Err(e)),
-                            }
+                            let c = c.clone();
+                            running.spawn(async move {
+                                let at = Instant::now();
+                                let outcome = c.send(task).await?.result().await?;
+                                Ok::<_, enigma_client::ClientError>((outcome.task_id, at.elapsed()))
+                            });
                         }
-                        for (at, h) in handles {
-                            entries.push(h.result().await.map(|o| (o.task_id, at.elapsed())));
+                        while let Some(joined) = running.join_next().await {
+                            match joined {
+                                Ok(outcome) => entries.push(outcome),
+                                Err(e) => eprintln!("a task's future failed: {e}"),
+                            }
                         }
                     }
                 }
@@ -403,7 +421,9 @@ async fn main() -> Result<(), Error> {
         statuses.iter().filter(|(s, _)| *s != "Created").map(|(_, n)| n).sum::<u64>().max(1);
     let per = |gas: u64, n: u64| gas / n.max(1);
 
-    let mut record: Vec<Duration> = done.iter().map(|d| d.record).collect();
+    // Latency of the answered tasks (a failure's time says little).
+    let mut record: Vec<Duration> =
+        done.iter().filter(|d| d.execute.is_some()).map(|d| d.record).collect();
     let mut execute: Vec<Duration> = done.iter().filter_map(|d| d.execute).collect();
     let mut total: Vec<Duration> =
         done.iter().filter_map(|d| d.execute.map(|e| e + d.record)).collect();

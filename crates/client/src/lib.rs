@@ -68,6 +68,9 @@ pub struct ClientConfig {
 /// The gateway's error code for a task request its worker received but did not answer in
 /// time: the task may still run.
 const UNANSWERED: i32 = -32012;
+/// The gateway's code for a request over its per-client or total limits (or from a banned
+/// client), refused before any check.
+const NOT_ADMITTED: i32 = -32013;
 /// How many more times a final task's receipt event is looked up before it counts as absent.
 const RECEIPT_LOOKUPS: usize = 5;
 /// The gateway's code for "not handed to the worker now; send it again shortly".
@@ -298,7 +301,12 @@ pub struct Client {
     query_targets: std::sync::Mutex<
         HashMap<ContractAddress, (u64, SignerAddress, PublicKey, std::time::Instant)>,
     >,
+    /// Workers' checked keys by epoch (first block), at most [`WORKER_KEYS_KEPT`].
+    worker_keys: std::sync::Mutex<HashMap<(SignerAddress, u64), PublicKey>>,
 }
+
+/// Worker keys a client keeps (a worker has one per epoch).
+const WORKER_KEYS_KEPT: usize = 256;
 
 /// How long a query target (the selected worker and its attested key) is reused. A worker keeps
 /// its previous epoch's key, and a target that no longer serves the contract is dropped at the
@@ -355,6 +363,7 @@ impl Client {
             recording: Mutex::new(()),
             principal: tokio::sync::OnceCell::new(),
             query_targets: std::sync::Mutex::new(HashMap::new()),
+            worker_keys: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -396,6 +405,12 @@ impl Client {
     /// The worker's key for the epoch, checked: signed by its enclave, which is attested.
     async fn worker_key(&self, worker: SignerAddress, epoch_block: u64) -> Result<PublicKey> {
         self.check_attestation(worker).await?;
+        // A worker's key of an epoch never changes (its enclave seals it): asked for once.
+        if let Some(key) =
+            self.worker_keys.lock().ok().and_then(|k| k.get(&(worker, epoch_block)).copied())
+        {
+            return Ok(key);
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let answer: std::result::Result<serde_json::Value, _> = self
@@ -417,6 +432,12 @@ impl Client {
                         worker,
                         reason: format!("its key is signed by {signer}, not by its enclave"),
                     });
+                }
+                if let Ok(mut keys) = self.worker_keys.lock() {
+                    if keys.len() >= WORKER_KEYS_KEPT {
+                        keys.clear();
+                    }
+                    keys.insert((worker, epoch_block), key);
                 }
                 return Ok(key);
             }
@@ -1503,6 +1524,9 @@ impl Client {
                     break;
                 }
                 Err(Rpc::Call(e)) if e.code() == NOT_DELIVERED => true,
+                // Over the gateway's limits for this client or in all (many tasks in flight
+                // from one address): taken once some finish. A ban is not waited out.
+                Err(Rpc::Call(e)) if e.code() == NOT_ADMITTED => !e.message().contains("banned"),
                 // The gateway refused the request itself (too large, say): sending it again
                 // changes nothing, and nothing was handed on.
                 Err(Rpc::Transport(e)) if http_refusal(e.as_ref()) => false,
