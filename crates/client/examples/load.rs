@@ -301,22 +301,19 @@ async fn main() -> Result<(), Error> {
                 match recorded {
                     Err(e) => entries.push(Err(e)),
                     Ok(tasks) => {
-                        // All sent at once (the gateway answers a send once the worker ran the
-                        // task, and the worker keeps the chain's order), the results collected.
-                        let mut running = tokio::task::JoinSet::new();
+                        // Sent in the chain's order, each once the worker took the one before
+                        // (a send returns then), the results collected after. Sending a batch
+                        // all at once does worse today (BENCHMARKS.md).
+                        let mut handles = Vec::new();
                         for task in tasks {
-                            let c = c.clone();
-                            running.spawn(async move {
-                                let at = Instant::now();
-                                let outcome = c.send(task).await?.result().await?;
-                                Ok::<_, enigma_client::ClientError>((outcome.task_id, at.elapsed()))
-                            });
-                        }
-                        while let Some(joined) = running.join_next().await {
-                            match joined {
-                                Ok(outcome) => entries.push(outcome),
-                                Err(e) => eprintln!("a task's future failed: {e}"),
+                            let at = Instant::now();
+                            match c.send(task).await {
+                                Ok(h) => handles.push((at, h)),
+                                Err(e) => entries.push(Err(e)),
                             }
+                        }
+                        for (at, h) in handles {
+                            entries.push(h.result().await.map(|o| (o.task_id, at.elapsed())));
                         }
                     }
                 }

@@ -866,9 +866,9 @@ impl Client {
     /// in the order given, with consecutive task ids: each `(contract, callable, args, gas
     /// limit)` is targeted, checked, encrypted and signed as [`record_compute`](Self::record_compute)
     /// does, and the fees of all are escrowed together. Tasks of the same contract run in the
-    /// order given. Send each with [`send`](Self::send) (all at once is fine: the worker keeps
-    /// the chain's order). A record costs about half the gas per task in batches of 16 as alone
-    /// (BENCHMARKS.md).
+    /// order given. Send them with [`send`](Self::send) in that order (a send returns once the
+    /// worker took the task); sending many at once does worse under load today (BENCHMARKS.md).
+    /// A record costs about two thirds of the gas per task in batches of 16 (BENCHMARKS.md).
     ///
     /// # Errors
     ///
