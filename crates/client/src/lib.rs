@@ -71,6 +71,8 @@ const UNANSWERED: i32 = -32012;
 /// The gateway's code for a request over its per-client or total limits (or from a banned
 /// client), refused before any check.
 const NOT_ADMITTED: i32 = -32013;
+/// How often [`Client::record_many`] targets its tasks again when the epoch turned meanwhile.
+const MAX_EPOCH_RETARGETS: u32 = 3;
 /// How many more times a final task's receipt event is looked up before it counts as absent.
 const RECEIPT_LOOKUPS: usize = 5;
 /// The gateway's code for "not handed to the worker now; send it again shortly".
@@ -833,12 +835,7 @@ impl Client {
             drop(turn);
             match recorded {
                 Ok(id) => {
-                    let params = serde_json::json!({
-                        "taskId": id.to_string(), "workerAddress": worker.to_string(),
-                        "encryptedFn": hexed(&f), "encryptedArgs": hexed(&a),
-                        "contractAddress": contract.to_string(),
-                        "userDHKey": hexed(task_key.public_key().as_bytes()),
-                    });
+                    let params = task_params(&id, &worker, &f, &a, &contract, &task_key);
                     let (params, caller) = self
                         .sign_caller(params, options, &contract, nonce, &inputs, options.value)
                         .await?;
@@ -899,6 +896,7 @@ impl Client {
         self.ensure_funds(total_gas, 0).await?;
         let user = self.config.account.address();
         let mut tries = Tries::new();
+        let mut turned = 0;
         loop {
             // Every task's target in one epoch (the record names one).
             let mut targets = Vec::with_capacity(calls.len());
@@ -907,7 +905,16 @@ impl Client {
             }
             let epoch = targets[0].0;
             if targets.iter().any(|t| t.0 != epoch) {
-                continue; // the epoch turned while targeting: target again
+                // The epoch turned while targeting: target again, a few times (a chain that
+                // keeps answering with other epochs does not hold the client).
+                turned += 1;
+                if turned > MAX_EPOCH_RETARGETS {
+                    return Err(ClientError::Chain(ChainError::Rpc(format!(
+                        "the chain's epoch changed {turned} times while the tasks were targeted; \
+                         try again"
+                    ))));
+                }
+                continue;
             }
             let turn = self.recording.lock().await;
             let nonce = self.chain.task_nonce(user).await?;
@@ -944,12 +951,7 @@ impl Client {
                         (((contract, ..), (_, worker, _)), (id, task_key, shared, f, a, inputs)),
                     ) in calls.iter().zip(&targets).zip(sealed).enumerate()
                     {
-                        let params = serde_json::json!({
-                            "taskId": id.to_string(), "workerAddress": worker.to_string(),
-                            "encryptedFn": hexed(&f), "encryptedArgs": hexed(&a),
-                            "contractAddress": contract.to_string(),
-                            "userDHKey": hexed(task_key.public_key().as_bytes()),
-                        });
+                        let params = task_params(&id, worker, &f, &a, contract, &task_key);
                         let (params, caller) = self
                             .sign_caller(params, &options, contract, nonce + i as u64, &inputs, 0)
                             .await?;
@@ -1572,6 +1574,23 @@ impl Client {
             sub,
         })
     }
+}
+
+/// A compute task's `sendTaskInput` parameters (Discovery's names), before the caller's proof.
+fn task_params(
+    id: &TaskId,
+    worker: &SignerAddress,
+    encrypted_fn: &[u8],
+    encrypted_args: &[u8],
+    contract: &ContractAddress,
+    task_key: &KeyPair,
+) -> serde_json::Value {
+    serde_json::json!({
+        "taskId": id.to_string(), "workerAddress": worker.to_string(),
+        "encryptedFn": hexed(encrypted_fn), "encryptedArgs": hexed(encrypted_args),
+        "contractAddress": contract.to_string(),
+        "userDHKey": hexed(task_key.public_key().as_bytes()),
+    })
 }
 
 /// Whether a transport error is the gateway's HTTP refusal of the request itself (a 4xx status,
