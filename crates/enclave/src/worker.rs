@@ -19,7 +19,7 @@ use enigma_crypto::{KeyPair, PublicKey, Signature, SymmetricKey};
 use enigma_runtime::{ContractCode, ContractState, ExecError, Limits, Randomness, Runtime, Task};
 use enigma_types::{
     Address, CodeHash, ContractAddress, DeltaHash, OutputHash, SignerAddress, TaskId, code_hash,
-    delta::Delta,
+    delta::{Delta, MAX_ENCRYPTED_DELTA_BYTES},
     delta_hash,
     enc::{Decoder, Encoder},
     inputs_hash_compute, inputs_hash_deploy,
@@ -605,6 +605,26 @@ impl WorkerState {
         key.encrypt(&Zeroizing::new(pad(plain, self.padding()))).map_err(crypto)
     }
 
+    /// Encrypts a task's delta; `Ok(Err(message))` when it comes to more than
+    /// [`MAX_ENCRYPTED_DELTA_BYTES`], which fails the task (no peer could sync such a delta).
+    fn seal_delta(
+        &self,
+        key: &SymmetricKey,
+        delta: &Delta,
+    ) -> Result<Result<Vec<u8>, String>, EnclaveError> {
+        let sealed = self.seal_state(key, &Zeroizing::new(delta.encode()))?;
+        if sealed.len() > MAX_ENCRYPTED_DELTA_BYTES {
+            return Ok(Err(format!(
+                "the task's state changes come to {} bytes once encrypted, over the {} bytes \
+                 (4 MiB) a delta may have so that other workers can sync it: write less state \
+                 in one task (split the work over several tasks)",
+                sealed.len(),
+                MAX_ENCRYPTED_DELTA_BYTES
+            )));
+        }
+        Ok(Ok(sealed))
+    }
+
     /// Encrypts an output or error text to the user, padded to its bucket and bound to the
     /// task's output field.
     fn seal_output(
@@ -936,7 +956,10 @@ impl WorkerState {
             Ok(success) => success,
             Err(error) => return fail(outcome.gas_used.0, &error.to_string()),
         };
-        let encrypted_delta = self.seal_state(&key, &success.delta.encode())?;
+        let encrypted_delta = match self.seal_delta(&key, &success.delta)? {
+            Ok(sealed) => sealed,
+            Err(message) => return fail(outcome.gas_used.0, &message),
+        };
         let init_delta_hash = delta_hash(&encrypted_delta);
         let mut state = ContractState::new();
         state
@@ -1089,7 +1112,10 @@ impl WorkerState {
         let (delta, new_delta_hash) = if success.delta.is_empty() {
             (None, DeltaHash::ZERO)
         } else {
-            let encrypted = self.seal_state(&key, &Zeroizing::new(success.delta.encode()))?;
+            let encrypted = match self.seal_delta(&key, &success.delta)? {
+                Ok(sealed) => sealed,
+                Err(message) => return fail(outcome.gas_used.0, &message),
+            };
             let hash = delta_hash(&encrypted);
             (Some(EncryptedDelta { index: success.delta.index, bytes: encrypted }), hash)
         };

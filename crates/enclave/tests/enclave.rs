@@ -745,3 +745,52 @@ fn a_task_runs_as_its_verified_caller_and_a_forged_replayed_or_altered_proof_is_
     let r = enclave.compute(t).unwrap();
     assert_eq!((r.status, r.caller), (TaskStatus::Success, me));
 }
+
+/// A module whose constructor writes `mib` state values of 1 MiB each (keys "0", "1", …).
+fn writer(mib: u32) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+          (import "env" "write_state" (func $write (param i32 i32 i32 i32)))
+          (memory (export "memory") 18)
+          (func (export "deploy")
+            (local $i i32)
+            (loop $l
+              (i32.store8 (i32.const 0) (i32.add (i32.const 48) (local.get $i)))
+              (call $write (i32.const 0) (i32.const 1) (i32.const 65536) (i32.const 1048576))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $l (i32.lt_u (local.get $i) (i32.const {mib})))))
+          (func (export "call")))"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_task_whose_delta_could_not_be_synced_fails_with_its_gas_charged() {
+    let deploy = |mib: u32| {
+        let mut net = Net::new(&[100, 300]);
+        let id = next_task(0);
+        let contract = ContractAddress::from(id);
+        let w = net.selected(&contract);
+        let code = writer(mib);
+        net.provision_code(w, contract, enigma_types::code_hash(&code)).unwrap();
+        let key = net.workers[w].enclave.io_key(EPOCH).unwrap();
+        let c = ClientTask::deploy(&key, net.workers[w].signer, id, "construct()", &[]);
+        let mut task = deploy_task(id, code, &c);
+        task.gas_limit = u64::MAX / 2;
+        let r = net.workers[w].enclave.deploy(task).unwrap();
+        (r, c)
+    };
+    // 3 MiB of state seals to a delta peers can sync.
+    let (fits, _) = deploy(3);
+    assert_eq!(fits.status, TaskStatus::Success);
+    let delta = fits.delta.expect("a delta");
+    assert!(delta.bytes.len() > 3 << 20);
+    assert!(delta.bytes.len() <= enigma_types::delta::MAX_ENCRYPTED_DELTA_BYTES);
+    // 5 MiB would not: the task fails, says why, charges its gas and leaves no delta.
+    let (over, c) = deploy(5);
+    assert_eq!(over.status, TaskStatus::Failure);
+    assert!(over.delta.is_none() && over.delta_hash == DeltaHash::ZERO);
+    assert!(over.gas_used > 0);
+    let message = String::from_utf8(c.open(&over.encrypted_output)).unwrap();
+    assert!(message.contains("4 MiB") && message.contains("write less state"), "{message}");
+}

@@ -293,8 +293,8 @@ pub enum TaskResponse {
 pub const MAX_SYNC_REQUEST_BYTES: u64 = 1024;
 /// The most deltas in one sync response.
 pub const MAX_SYNC_DELTAS: usize = 1000;
-/// The most delta bytes in one sync response.
-pub const MAX_SYNC_DELTA_BYTES: usize = 4 * 1024 * 1024;
+/// The most delta bytes in one sync response: the largest delta an enclave produces.
+pub const MAX_SYNC_DELTA_BYTES: usize = enigma_types::delta::MAX_ENCRYPTED_DELTA_BYTES;
 /// The largest sync response: the delta budget (or a module) plus framing.
 pub const MAX_SYNC_RESPONSE_BYTES: u64 = MAX_SYNC_DELTA_BYTES as u64 + 64 * 1024;
 

@@ -17,6 +17,11 @@ use crate::{
 /// The version byte that starts every encoded delta.
 pub const DELTA_VERSION: u8 = 1;
 
+/// The largest encrypted delta (padding and AEAD overhead included): what one sync response
+/// carries, so that every delta the chain records can reach every worker. A task whose state
+/// changes would seal to more fails, with its gas charged, and changes nothing.
+pub const MAX_ENCRYPTED_DELTA_BYTES: usize = 4 * 1024 * 1024;
+
 const OP_REMOVE: u8 = 0;
 const OP_SET: u8 = 1;
 
