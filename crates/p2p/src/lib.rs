@@ -35,5 +35,6 @@ pub use messages::{
     TaskRequest, TaskResponse, WorkerAnnouncement,
 };
 pub use service::{
-    Config, Error, Event, GossipVerdict, Handle, SyncReply, TaskReply, Verdict, spawn,
+    Config, Error, Event, GossipVerdict, Handle, MAX_PROVIDER_KEYS, SyncReply, TaskReply, Verdict,
+    spawn,
 };

@@ -48,6 +48,10 @@ const MAX_INBOUND_SYNC: usize = 64;
 const MAX_PROVIDER_QUERIES: usize = 64;
 /// How long a provider lookup may take.
 const PROVIDER_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most contracts a node keeps provider records for (its own and its peers'): Kademlia's
+/// default of 1,024 silently dropped every contract past it. A record costs about 200 bytes,
+/// so a peer flooding records for made-up contracts costs a node at most about 200 MB.
+pub const MAX_PROVIDER_KEYS: usize = 1_000_000;
 
 /// A network failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -376,8 +380,14 @@ fn build_behaviour(key: &Keypair, request_timeout: Duration) -> Result<Behaviour
     }
     let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
     kad_config.set_query_timeout(PROVIDER_QUERY_TIMEOUT);
-    let mut kad =
-        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+    let store = kad::store::MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_provided_keys: MAX_PROVIDER_KEYS,
+            ..kad::store::MemoryStoreConfig::default()
+        },
+    );
+    let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
     kad.set_mode(Some(kad::Mode::Server));
     let tasks = request_response::Behaviour::with_codec(
         BytesCodec { max_request: MAX_TASK_REQUEST_BYTES, max_response: MAX_TASK_RESPONSE_BYTES },

@@ -206,3 +206,32 @@ async fn an_oversized_request_fails_and_the_node_keeps_serving() {
     );
     assert_eq!(client.handle.send_task(id, &compute(5)).await.unwrap(), TaskResponse::Accepted);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_are_found_for_more_contracts_than_kademlias_default_store_keeps() {
+    // Kademlia's default store keeps provider records for 1,024 keys and drops the rest
+    // silently: a network of more contracts would lose track of who holds them.
+    let contracts = 1_500u16;
+    let a = node(Vec::new()).await;
+    let b = node(a.handle.dialable_addrs().await.unwrap()).await;
+    let c = |i: u16| {
+        let mut id = [0u8; 32];
+        id[..2].copy_from_slice(&i.to_be_bytes());
+        ContractAddress(id)
+    };
+    for i in 0..contracts {
+        a.handle.provide(c(i)).await.unwrap();
+    }
+    let a_id = a.handle.peer_id();
+    for i in [0, 1_023, 1_024, contracts - 1] {
+        let mut found = Vec::new();
+        for _ in 0..20 {
+            found = b.handle.find_providers(c(i)).await.unwrap();
+            if !found.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(found, vec![a_id], "the provider of contract {i}");
+    }
+}
