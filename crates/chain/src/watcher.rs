@@ -157,6 +157,9 @@ pub struct Poll {
     /// Set when a block already reported was replaced (a reorg deeper than the confirmation
     /// depth): events from this block on are reported again and must be handled idempotently.
     pub rewound_to: Option<u64>,
+    /// Whether it read up to the confirmed head; when not (a node that was down, or a jump of
+    /// more than one range), poll again at once rather than after the poll interval.
+    pub caught_up: bool,
 }
 
 /// Follows the Enigma contract's logs, `confirmations` blocks behind the head.
@@ -195,7 +198,8 @@ impl Watcher {
         self.next_block
     }
 
-    /// Reads the confirmed blocks not read yet (at most 2,000 per call).
+    /// Reads the confirmed blocks not read yet: at most 2,000 per call (one bounded log query);
+    /// [`Poll::caught_up`] says whether more remain.
     pub async fn poll(&mut self) -> Result<Poll> {
         let mut poll = Poll::default();
         if let Some((number, hash)) = self.last_seen {
@@ -213,11 +217,13 @@ impl Watcher {
             }
         }
         let head = self.provider.get_block_number().await?;
+        poll.caught_up = true;
         let Some(confirmed) = head.checked_sub(self.confirmations) else { return Ok(poll) };
         if confirmed < self.next_block {
             return Ok(poll);
         }
         let to = confirmed.min(self.next_block + self.max_range - 1);
+        poll.caught_up = to == confirmed;
         let filter =
             Filter::new().address(eth(self.enigma)).from_block(self.next_block).to_block(to);
         let logs = self.provider.get_logs(&filter).await?;

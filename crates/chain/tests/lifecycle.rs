@@ -622,6 +622,42 @@ async fn the_watcher_reports_events_in_order_with_confirmations() {
 }
 
 #[tokio::test]
+async fn a_watcher_far_behind_catches_up_in_bounded_ranges_and_says_when_it_has() {
+    let s = scenario().await;
+    let mut watcher = Watcher::new(
+        s.net.deployer.provider().clone(),
+        s.net.deployment.enigma,
+        s.net.deployment.block,
+        0,
+    );
+    // Three ranges' worth (anvil takes about 5 ms to mine a block: 10,000 take 49 s).
+    let behind = 4_100;
+    s.net.mine(behind).await;
+    let head = s.net.deployer.block_number().await.unwrap();
+    let started = std::time::Instant::now();
+    let (mut polls, mut events) = (0u64, 0usize);
+    loop {
+        let poll = watcher.poll().await.unwrap();
+        polls += 1;
+        events += poll.events.len();
+        if poll.caught_up {
+            break;
+        }
+        assert!(watcher.next_block() <= head, "not caught up means blocks remain");
+    }
+    let blocks = head + 1 - s.net.deployment.block;
+    assert_eq!(watcher.next_block(), head + 1);
+    assert_eq!(polls, blocks.div_ceil(2_000), "one log query per 2,000 blocks");
+    assert_eq!(events, 8, "the scenario's events, each once");
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "caught up on {blocks} blocks in {polls} polls, {secs:.2} s ({:.0} blocks/s)",
+        blocks as f64 / secs
+    );
+    assert!(watcher.poll().await.unwrap().caught_up);
+}
+
+#[tokio::test]
 async fn simulation_registration_checks_authority_product_measurement_and_report_data() {
     use enigma_attestation::{Evidence, SimulationAuthority, WORKER_PRODUCT_ID};
     use enigma_crypto::KeyPair;

@@ -610,8 +610,10 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
             w.confirmations,
         );
         loop {
+            let mut caught_up = true;
             match watcher.poll().await {
                 Ok(found) => {
+                    caught_up = found.caught_up;
                     if let Some(block) = found.rewound_to {
                         tracing::warn!(
                             block,
@@ -642,7 +644,10 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                 }
                 Err(e) => tracing::warn!(error = %e, "polling the chain failed"),
             }
-            tokio::time::sleep(poll).await;
+            // Behind the chain (after a restart or a jump): read the next range at once.
+            if caught_up {
+                tokio::time::sleep(poll).await;
+            }
         }
     }));
     let (gossip_tx, mut gossip_rx) =
