@@ -57,10 +57,13 @@ pub(crate) trait GatewayNode: Send + Sync + 'static {
     /// Checks `request` against its record and the selection of `signer`, then hands it to
     /// `signer` (the node itself or a peer). An error for which [`is_strike`] holds counts
     /// against the client.
+    /// `checked` is called once the request has passed its record's checks, before it is
+    /// handed on.
     fn submit(
         &self,
         signer: SignerAddress,
         request: TaskRequest,
+        checked: &mut (dyn FnMut() + Send),
     ) -> impl Future<Output = Result<()>> + Send;
     /// Hands a read-only query to `signer` (the node itself or a peer) and returns its answer.
     fn query(
@@ -110,8 +113,14 @@ impl GatewayNode for Arc<Worker> {
         Ok(self.chain.task(task).await?.map(|r| r.status))
     }
 
-    async fn submit(&self, signer: SignerAddress, request: TaskRequest) -> Result<()> {
+    async fn submit(
+        &self,
+        signer: SignerAddress,
+        request: TaskRequest,
+        checked: &mut (dyn FnMut() + Send),
+    ) -> Result<()> {
         self.precheck(&request, signer, false).await?;
+        checked();
         self.route(signer, request).await
     }
 
@@ -124,10 +133,15 @@ impl GatewayNode for Arc<Worker> {
     }
 }
 
+/// Checked task requests the gateway carries to workers at once, whoever sent them.
+const MAX_FORWARDED: usize = 1024;
+
 /// A gateway: its node and its own per-client admission.
 struct Gateway<N> {
     node: N,
     admission: std::sync::Mutex<Admission>,
+    /// Places for checked requests on their way to a worker ([`MAX_FORWARDED`]).
+    forwarding: tokio::sync::Semaphore,
     network: Arc<NetworkFeed>,
 }
 
@@ -291,6 +305,7 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
     let gateway = Gateway {
         node,
         admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::GATEWAY)),
+        forwarding: tokio::sync::Semaphore::new(MAX_FORWARDED),
         network: Arc::new(NetworkFeed::new()),
     };
     let network = (gateway.network.clone(), gateway.node.clone());
@@ -621,7 +636,10 @@ async fn submit<N: GatewayNode>(
     // A request counts as a strike until it is known not to be one: a client that hangs up
     // mid-request (dropping this future) is not spared.
     let mut guard = admit(g, ext, true)?;
-    let outcome = g.node.submit(signer, request).await;
+    // Once its record checks out the request is a paid task that may wait at the worker for
+    // its contract's earlier tasks: it then holds a place among the gateway's forwarded
+    // requests instead of one of its client's (while places remain).
+    let outcome = g.node.submit(signer, request, &mut || guard.forward(&g.forwarding)).await;
     guard.strike = outcome.as_ref().err().is_some_and(is_strike);
     drop(guard);
     outcome.map_err(refused)
@@ -652,7 +670,7 @@ fn admit<'g, N: GatewayNode>(
     let source = Source::Ip(client_network(ip));
     crate::worker::admit(&g.admission, source)
         .map_err(|e| rpc_error(NOT_ADMITTED, e.to_string()))?;
-    Ok(Admitted { admission: &g.admission, source, strike })
+    Ok(Admitted { admission: &g.admission, source, strike, forwarded: None })
 }
 
 /// Where a client's requests count against limits: its IPv4 address, or the /64 network of
@@ -670,16 +688,32 @@ fn client_network(ip: std::net::IpAddr) -> std::net::IpAddr {
 /// The error code of a request refused by the gateway's per-client limits.
 pub const NOT_ADMITTED: i32 = -32013;
 
-/// An admitted request: released when dropped (also when its client goes away mid-request).
+/// An admitted request: released when dropped (also when its client goes away mid-request),
+/// or earlier when it moves to a forwarding place.
 struct Admitted<'a> {
     admission: &'a std::sync::Mutex<Admission>,
     source: Source,
     strike: bool,
+    forwarded: Option<tokio::sync::SemaphorePermit<'a>>,
+}
+
+impl<'a> Admitted<'a> {
+    /// Gives the client's slot back for a forwarding place, if one is free.
+    fn forward(&mut self, forwarding: &'a tokio::sync::Semaphore) {
+        if self.forwarded.is_none()
+            && let Ok(permit) = forwarding.try_acquire()
+        {
+            self.forwarded = Some(permit);
+            settle(self.admission, self.source, false);
+        }
+    }
 }
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
-        settle(self.admission, self.source, self.strike);
+        if self.forwarded.is_none() {
+            settle(self.admission, self.source, self.strike);
+        }
     }
 }
 
@@ -706,6 +740,10 @@ mod tests {
     /// strike), 3 taken but unanswered by its worker, 4 not deliverable yet.
     struct Stand {
         submitted: Mutex<Vec<TaskId>>,
+        /// Checked requests (task ids starting with 5) waiting for `open`, as tasks in their
+        /// contract's line wait for their turn.
+        waiting: std::sync::atomic::AtomicUsize,
+        open: tokio::sync::Semaphore,
         results: tokio::sync::broadcast::Sender<ResultMessage>,
         /// Network snapshots taken.
         snapshots: std::sync::atomic::AtomicU64,
@@ -715,6 +753,8 @@ mod tests {
         fn new() -> Arc<Self> {
             Arc::new(Self {
                 submitted: Mutex::new(Vec::new()),
+                waiting: std::sync::atomic::AtomicUsize::new(0),
+                open: tokio::sync::Semaphore::new(0),
                 results: tokio::sync::broadcast::channel(8).0,
                 snapshots: std::sync::atomic::AtomicU64::new(0),
             })
@@ -758,11 +798,24 @@ mod tests {
             Err(NodeError::Refused("this stand-in answers no queries".into()))
         }
 
-        async fn submit(&self, _: SignerAddress, request: TaskRequest) -> Result<()> {
+        async fn submit(
+            &self,
+            _: SignerAddress,
+            request: TaskRequest,
+            checked: &mut (dyn FnMut() + Send),
+        ) -> Result<()> {
             let TaskRequest::Compute { task_id, .. } = request else { return Ok(()) };
             self.submitted.lock().unwrap().push(task_id);
+            if task_id.0[0] != 2 {
+                checked();
+            }
             match task_id.0[0] {
                 1 => Ok(()),
+                5 => {
+                    self.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    self.open.acquire().await.unwrap().forget();
+                    Ok(())
+                }
                 2 => Err(Refusal::NoRecord(task_id).into()),
                 4 => Err(NodeError::NotDelivered("worker 0x05… is not known yet".into())),
                 _ => Err(enigma_p2p::Error::Unanswered {
@@ -859,6 +912,51 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(code(malformed), -32602);
+        handle.stop().unwrap();
+    }
+
+    #[tokio::test]
+    async fn checked_requests_waiting_at_their_worker_do_not_hold_their_clients_slots() {
+        let stand = Stand::new();
+        let (addr, handle) = serve(stand.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let http = Arc::new(HttpClientBuilder::default().build(format!("http://{addr}")).unwrap());
+        // More checked tasks than one client may have in flight wait at once (as tasks wait
+        // for their contract's earlier tasks), and the client's next task still goes through.
+        let many = AdmissionLimits::GATEWAY.per_source as usize + 8;
+        let mut sent = Vec::new();
+        for _ in 0..many {
+            let http = http.clone();
+            sent.push(tokio::spawn(async move {
+                http.request::<serde_json::Value, _>("sendTaskInput", rpc_params![task(5)]).await
+            }));
+        }
+        for _ in 0..500 {
+            if stand.waiting.load(std::sync::atomic::Ordering::SeqCst) == many {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(stand.waiting.load(std::sync::atomic::Ordering::SeqCst), many);
+        let taken: serde_json::Value =
+            http.request("sendTaskInput", rpc_params![task(1)]).await.unwrap();
+        assert_eq!(taken["sendTaskResult"], true);
+        stand.open.add_permits(many);
+        for s in sent {
+            assert_eq!(s.await.unwrap().unwrap()["sendTaskResult"], true);
+        }
+        // Requests that fail their checks still count against the client.
+        for _ in 0..AdmissionLimits::GATEWAY.strikes {
+            let refused = http
+                .request::<serde_json::Value, _>("sendTaskInput", rpc_params![task(2)])
+                .await
+                .unwrap_err();
+            assert_eq!(code(refused), -32010);
+        }
+        let banned = http
+            .request::<serde_json::Value, _>("sendTaskInput", rpc_params![task(1)])
+            .await
+            .unwrap_err();
+        assert_eq!(code(banned), NOT_ADMITTED);
         handle.stop().unwrap();
     }
 

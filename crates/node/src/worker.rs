@@ -693,10 +693,10 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                         let answer = match admitted {
                             Err(e) => TaskResponse::Rejected(e.to_string()),
                             Ok(()) => {
-                                let outcome = w.handle_task(request).await;
-                                settle(
+                                let slot = Arc::new(Slot::new(source));
+                                let outcome = w.handle_task(request, Some(slot.clone())).await;
+                                slot.settle(
                                     &w.admission,
-                                    source,
                                     outcome.as_ref().err().is_some_and(is_strike),
                                 );
                                 match outcome {
@@ -800,10 +800,6 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     })
 }
 
-/// Whether a refusal counts against the requester: a task with no record, or inputs that do
-/// not hash to its record (what a flood of made-up or altered requests gets).
-/// Ends an admitted request of `source`; a `strike` counts against it (enough of them ban the
-/// source).
 /// Counts a request of `source` against the per-source limits (released with [`settle`]).
 pub(crate) fn admit(
     admission: &std::sync::Mutex<Admission>,
@@ -815,6 +811,46 @@ pub(crate) fn admit(
         .and_then(|mut a| a.admit(source, crate::attest::now_ms()))
 }
 
+/// A task request's admission slot, given back once: when the request is answered, or earlier
+/// when its task joins its contract's line. By then its record is on chain and its inputs hash
+/// to it (a paid task), and the line (at most `max_waiting_tasks` across contracts) bounds its
+/// wait: so tasks waiting for their turn do not hold a peer's slots — a gateway is one peer for
+/// all its clients, and before this 32 tasks waiting behind one contract's earlier tasks kept
+/// every other task of that gateway out.
+pub(crate) struct Slot {
+    source: Source,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl Slot {
+    pub(crate) fn new(source: Source) -> Self {
+        Self { source, released: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    fn take(&self) -> bool {
+        !self.released.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Gives the slot back before the answer (the task waits in line).
+    fn release_early(&self, admission: &std::sync::Mutex<Admission>) {
+        if self.take()
+            && let Ok(mut a) = admission.lock()
+        {
+            a.release(self.source);
+        }
+    }
+
+    /// Ends the request ([`settle`]) unless its slot went back early (a task in line has passed
+    /// every check a strike is for).
+    pub(crate) fn settle(&self, admission: &std::sync::Mutex<Admission>, strike: bool) {
+        if self.take() {
+            settle(admission, self.source, strike);
+        }
+    }
+}
+
+/// Ends an admitted request of `source`; a `strike` counts against it (enough of them ban the
+/// source).
 pub(crate) fn settle(admission: &std::sync::Mutex<Admission>, source: Source, strike: bool) {
     let Ok(mut a) = admission.lock() else { return };
     a.release(source);
@@ -823,6 +859,8 @@ pub(crate) fn settle(admission: &std::sync::Mutex<Admission>, source: Source, st
     }
 }
 
+/// Whether a refusal counts against the requester: a task with no record, or inputs that do
+/// not hash to its record (what a flood of made-up or altered requests gets).
 pub(crate) fn is_strike(e: &NodeError) -> bool {
     matches!(e, NodeError::Task(Refusal::NoRecord(_) | Refusal::InputsMismatch { .. }))
 }
@@ -1263,9 +1301,14 @@ impl Worker {
     /// stops waiting) and answers with its outcome, or "accepted" once it has run for
     /// `answer_within` (the result then follows by subscription). A refusal thus always means
     /// the task did not and will not run here.
-    pub(crate) async fn handle_task(self: &Arc<Self>, request: TaskRequest) -> Result<()> {
+    /// A peer's request carries its admission `slot`, given back once the task is in line.
+    pub(crate) async fn handle_task(
+        self: &Arc<Self>,
+        request: TaskRequest,
+        slot: Option<Arc<Slot>>,
+    ) -> Result<()> {
         let w = self.clone();
-        let mut running = tokio::spawn(async move { w.run_task(request).await });
+        let mut running = tokio::spawn(async move { w.run_task(request, slot).await });
         if let Ok(mut v) = self.spawned.lock() {
             v.retain(|h| !h.is_finished());
             v.push(running.abort_handle());
@@ -1353,7 +1396,7 @@ impl Worker {
     }
 
     /// Validates and executes a task, persists its result and publishes it.
-    async fn run_task(&self, request: TaskRequest) -> Result<()> {
+    async fn run_task(&self, request: TaskRequest, slot: Option<Arc<Slot>>) -> Result<()> {
         let (epoch, record) = self.precheck(&request, self.signer, true).await?;
         check_limits(record_task(&request), &record, &self.task_limits)?;
         let (task_id, contract, is_deploy, _) = describe(&request)?;
@@ -1395,6 +1438,9 @@ impl Worker {
             // A retry of a task in line: its outcome is the first arrival's.
             return self.outcome_of_first(contract, task_id).await;
         };
+        if let Some(slot) = &slot {
+            slot.release_early(&self.admission);
+        }
         let current = turn.wait(epoch).await?;
         if self.store.result(&task_id)?.is_some() {
             return Ok(()); // executed already (a retry): nothing runs twice
@@ -2000,7 +2046,7 @@ impl Worker {
         request: TaskRequest,
     ) -> Result<()> {
         if signer == self.signer {
-            return self.handle_task(request).await;
+            return self.handle_task(request, None).await;
         }
         let peer = self.workers.read().await.get(&signer).map(|(p, _)| *p).ok_or_else(|| {
             NodeError::NotDelivered(format!(
