@@ -922,7 +922,7 @@ mod tests {
         let http = Arc::new(HttpClientBuilder::default().build(format!("http://{addr}")).unwrap());
         // More checked tasks than one client may have in flight wait at once (as tasks wait
         // for their contract's earlier tasks), and the client's next task still goes through.
-        let many = AdmissionLimits::GATEWAY.per_source as usize + 8;
+        let many = AdmissionLimits::GATEWAY.per_source + 8;
         let mut sent = Vec::new();
         for _ in 0..many {
             let http = http.clone();
