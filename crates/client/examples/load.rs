@@ -18,7 +18,9 @@
 //! ```
 //!
 //! With `--batch N` each client records N tasks in one transaction (`Client::record_many`),
-//! sends them, then collects their results; a task's recording time is its batch's.
+//! sends them, then collects their results; a task's recording time is its batch's. With
+//! `--block-ms N` anvil mines a block every N ms holding every transaction sent meanwhile (as
+//! a fast L2 does) instead of one block per transaction.
 
 #![allow(
     clippy::print_stdout,
@@ -61,12 +63,21 @@ struct Options {
     workers: usize,
     /// Tasks each client records in one transaction (`Client::record_many`).
     batch: usize,
+    /// Mine a block every this many ms instead of one per transaction (0: per transaction).
+    block_ms: u64,
     json: bool,
 }
 
 fn options() -> Result<Options, Error> {
-    let mut o =
-        Options { clients: 20, contracts: 5, seconds: 30, workers: 3, batch: 1, json: false };
+    let mut o = Options {
+        clients: 20,
+        contracts: 5,
+        seconds: 30,
+        workers: 3,
+        batch: 1,
+        block_ms: 0,
+        json: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--json" {
@@ -82,9 +93,10 @@ fn options() -> Result<Options, Error> {
             "--seconds" => o.seconds = n,
             "--workers" => o.workers = n_usize,
             "--batch" => o.batch = n_usize,
+            "--block-ms" => o.block_ms = n,
             other => {
                 return Err(format!(
-                    "unknown option {other} (--clients N, --contracts N, --seconds N, --workers N, --batch N, --json)"
+                    "unknown option {other} (--clients N, --contracts N, --seconds N, --workers N, --batch N, --block-ms N, --json)"
                 )
                 .into());
             }
@@ -219,6 +231,7 @@ async fn main() -> Result<(), Error> {
             // One epoch for the whole run: the load measures the steady state.
             epoch_size: 100_000,
             timeout_blocks: 100_000,
+            block_time: (o.block_ms > 0).then(|| Duration::from_millis(o.block_ms)),
             ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
         },
         |_| {},

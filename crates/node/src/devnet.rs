@@ -130,6 +130,11 @@ pub struct DevnetConfig {
     pub timeout_blocks: u64,
     /// Mine a block this often even when idle, so epochs turn.
     pub block_interval: Duration,
+    /// `None`: anvil mines a block for each transaction (a transaction is final at once).
+    /// `Some(t)`: it mines a block every `t` with every transaction sent meanwhile, as a fast
+    /// L2 does — far less work for anvil under load, which recomputes its whole state root for
+    /// every block (BENCHMARKS.md).
+    pub block_time: Option<Duration>,
     /// Each worker's stake (grains).
     pub stake: u128,
     /// Resume the devnet left in `data_dir` (its chain, contracts, nodes and their stores)
@@ -150,6 +155,7 @@ impl Default for DevnetConfig {
             epoch_size: 100,
             timeout_blocks: 1_000,
             block_interval: Duration::from_secs(1),
+            block_time: None,
             stake: 10_000 * 100_000_000,
             keep: false,
         }
@@ -352,13 +358,17 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
         .map_err(|e| NodeError::Io(format!("creating {}: {e}", config.data_dir.display())))?;
     progress(if previous.is_some() { "resuming anvil" } else { "starting anvil" });
     let state = config.data_dir.join(CHAIN_STATE);
-    let anvil = alloy::node_bindings::Anvil::new()
+    let mut anvil = alloy::node_bindings::Anvil::new()
         .path(ensure_anvil()?)
         .port(config.chain_port)
         .arg("--state")
         .arg(state.display().to_string())
         .args(["--state-interval", "1"])
-        .args(enigma_chain::ANVIL_ARGS)
+        .args(enigma_chain::ANVIL_ARGS);
+    if let Some(t) = config.block_time {
+        anvil = anvil.args(["--block-time".to_owned(), format!("{:.3}", t.as_secs_f64())]);
+    }
+    let anvil = anvil
         .try_spawn()
         .map_err(|e| NodeError::Io(format!("starting anvil on port {}: {e}", config.chain_port)))?;
     let chain_url = anvil.endpoint_url().to_string();
