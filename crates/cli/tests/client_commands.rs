@@ -28,8 +28,14 @@ async fn enigma(summary: &std::path::Path, args: &[&str]) -> Result<serde_json::
 async fn the_millionaires_example_runs_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("devnet");
+    // Mining every 100 ms (`enigma devnet --block-ms 100`) rather than a block per
+    // transaction: every command below waits for blocks it did not ask for.
     let devnet = start_devnet(
-        DevnetConfig { epoch_size: 10_000, ..DevnetConfig::on_free_ports(data_dir.clone()) },
+        DevnetConfig {
+            epoch_size: 10_000,
+            block_time: Some(std::time::Duration::from_millis(100)),
+            ..DevnetConfig::on_free_ports(data_dir.clone())
+        },
         |_| {},
     )
     .await
