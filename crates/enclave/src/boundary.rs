@@ -76,6 +76,13 @@ pub enum EnclaveCall {
     NewEpoch(EpochInput),
     /// [`KmEnclave::get_state_keys`].
     GetStateKeys(KeyRequestInput),
+    /// [`WorkerEnclave::load_state`].
+    LoadState {
+        /// The contract and its code hash (the state key).
+        contract: ContractKeyId,
+        /// A snapshot and deltas, or deltas continuing what the enclave holds.
+        state: EncryptedState,
+    },
 }
 
 /// Every answer from an enclave. No variant carries a plaintext secret (see
@@ -108,6 +115,8 @@ pub enum EnclaveResponse {
     StateKeyResponse(StateKeyResponse),
     /// The call failed.
     Error(EnclaveError),
+    /// Where a contract's loaded state stands.
+    StateLoaded(ChainPosition),
 }
 
 /// Why an enclave call failed. Serializable, specific, and free of secrets.
@@ -279,6 +288,13 @@ pub trait WorkerEnclave {
     fn query(&self, query: QueryRequest) -> Result<QueryAnswer, EnclaveError>;
     /// Signs a batch of receipts it produced.
     fn sign_batch(&self, batch: BatchRequest) -> Result<Signature, EnclaveError>;
+    /// Loads part of a contract's state ahead of a task or query (a state longer than one call
+    /// carries goes in as several); returns where the state it holds now stands.
+    fn load_state(
+        &self,
+        contract: ContractKeyId,
+        state: EncryptedState,
+    ) -> Result<ChainPosition, EnclaveError>;
 }
 
 /// The key-management enclave, as the host sees it.
@@ -371,6 +387,9 @@ impl Enclave {
             }
             (Self::Worker(w), EnclaveCall::SignBatch(b)) => {
                 w.sign_batch(b).map(EnclaveResponse::BatchSignature)
+            }
+            (Self::Worker(w), EnclaveCall::LoadState { contract, state }) => {
+                w.load_state(contract, state).map(EnclaveResponse::StateLoaded)
             }
             (Self::Km(k), EnclaveCall::KmInit(init)) => {
                 km(k).init(init).map(EnclaveResponse::Initialized)
@@ -509,6 +528,14 @@ impl<B: Backend> WorkerEnclave for EnclaveProxy<B> {
 
     fn query(&self, query: QueryRequest) -> Result<QueryAnswer, EnclaveError> {
         expect!(self, EnclaveCall::Query(query), QueryAnswer).map(|a| *a)
+    }
+
+    fn load_state(
+        &self,
+        contract: ContractKeyId,
+        state: EncryptedState,
+    ) -> Result<ChainPosition, EnclaveError> {
+        expect!(self, EnclaveCall::LoadState { contract, state }, StateLoaded)
     }
 }
 

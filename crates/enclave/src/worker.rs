@@ -666,6 +666,47 @@ impl WorkerState {
             return Ok(());
         }
         let given = given.ok_or(EnclaveError::StateNotLoaded { contract, have, want })?;
+        let state = Self::build_state(exec, key, id, &given)?;
+        if position(&state) != want {
+            return Err(EnclaveError::BadState(format!(
+                "after loading, the state stands at delta {} with tip {}, but the chain has {} with tip {}",
+                state.next_index(),
+                state.tip(),
+                want.next_index,
+                want.tip
+            )));
+        }
+        Self::cache_state(exec, id, state);
+        Ok(())
+    }
+
+    /// Loads part of a contract's state ahead of the call that needs it: a state too long for
+    /// one call (more than [`limits::MAX_DELTAS_PER_CALL`] deltas, or 64 MiB) goes in as
+    /// several, each continuing the last. Each delta is checked as in a task's load (it
+    /// decrypts under the contract's key and continues the chain by index and previous hash);
+    /// where the chain stands is checked by the task that runs on it. Returns where the cached
+    /// state now stands.
+    pub(crate) fn load_state(
+        &self,
+        id: ContractKeyId,
+        given: EncryptedState,
+    ) -> Result<ChainPosition, EnclaveError> {
+        let key = self.state_key(id)?;
+        let mut exec = lock(&self.exec);
+        let state = Self::build_state(&exec, &key, id, &given)?;
+        let at = position(&state);
+        Self::cache_state(&mut exec, id, state);
+        Ok(at)
+    }
+
+    /// The state `given` makes: its snapshot, or the cached state when the first delta
+    /// continues it, or nothing; then its deltas in order.
+    fn build_state(
+        exec: &Exec,
+        key: &SymmetricKey,
+        id: ContractKeyId,
+        given: &EncryptedState,
+    ) -> Result<ContractState, EnclaveError> {
         cap("the deltas of one call", given.deltas.len(), limits::MAX_DELTAS_PER_CALL)?;
         let bad = |why: String| EnclaveError::BadState(why);
         let mut state = match &given.snapshot {
@@ -700,17 +741,7 @@ impl WorkerState {
                 .apply(&delta, delta_hash(&d.bytes))
                 .map_err(|e| bad(format!("delta {}: {e}", d.index)))?;
         }
-        if position(&state) != want {
-            return Err(bad(format!(
-                "after loading, the state stands at delta {} with tip {}, but the chain has {} with tip {}",
-                state.next_index(),
-                state.tip(),
-                want.next_index,
-                want.tip
-            )));
-        }
-        Self::cache_state(exec, id, state);
-        Ok(())
+        Ok(state)
     }
 
     fn check_inputs(encrypted_fn: &[u8], encrypted_args: &[u8]) -> Result<(), EnclaveError> {

@@ -404,6 +404,59 @@ fn another_worker_takes_over_from_the_encrypted_deltas() {
 }
 
 #[test]
+fn a_state_longer_than_one_call_is_loaded_in_parts_each_checked() {
+    let mut d = deploy_millionaires();
+    for (who, worth) in [(1, 10), (2, 70), (3, 20), (4, 40), (5, 60), (6, 30), (7, 50)] {
+        add(&mut d, who, worth);
+    }
+    assert_eq!(d.deltas.len(), 8);
+    let other = 1 - d.worker;
+    d.net.draw(1, if other == 0 { vec![100, 0] } else { vec![0, 100] });
+    d.net.provision(other, d.contract).unwrap();
+    let enclave = &d.net.workers[other].enclave;
+    let id = ContractKeyId { contract: d.contract, code_hash: d.code_hash };
+    let part = |range: std::ops::Range<usize>| EncryptedState {
+        snapshot: None,
+        deltas: d.deltas[range].to_vec(),
+    };
+    // Parts of three deltas: each continues what the enclave holds.
+    assert_eq!(enclave.load_state(id, part(0..3)).unwrap().next_index, 3);
+    // A part that skips deltas, or is tampered with, is refused and changes nothing.
+    assert!(matches!(enclave.load_state(id, part(4..6)), Err(EnclaveError::BadState(_))));
+    let mut tampered = part(3..6);
+    tampered.deltas[1].bytes[0] ^= 1;
+    assert!(matches!(enclave.load_state(id, tampered), Err(EnclaveError::BadState(_))));
+    assert_eq!(enclave.load_state(id, part(3..6)).unwrap().next_index, 6);
+    // Without the contract's key nothing loads.
+    let stranger = ContractKeyId { contract: ContractAddress([0xee; 32]), code_hash: d.code_hash };
+    assert!(matches!(
+        enclave.load_state(stranger, part(0..1)),
+        Err(EnclaveError::NoStateKey { .. })
+    ));
+    // The task brings the last part and runs on the whole state.
+    let key = enclave.io_key(EPOCH).unwrap();
+    let client = ClientTask::new(
+        &key,
+        d.net.workers[other].signer,
+        d.contract,
+        next_task(60),
+        "compute_richest()",
+        &[],
+    );
+    let mut task = compute_task(next_task(60), d.contract, d.code_hash, d.position, &client);
+    task.code = Some(millionaires());
+    task.state = Some(part(6..8));
+    let result = enclave.compute(task).unwrap();
+    assert_eq!(result.status, TaskStatus::Success);
+    let output = client.open(&result.encrypted_output);
+    assert_eq!(
+        <(AlloyAddress,)>::abi_decode_params(&output).unwrap().0,
+        AlloyAddress::repeat_byte(2),
+        "the richest is in the first part"
+    );
+}
+
+#[test]
 fn a_batch_of_its_own_results_is_signed_and_a_foreign_item_is_refused() {
     let mut d = deploy_millionaires();
     let start = d.position.tip;

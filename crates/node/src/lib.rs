@@ -32,8 +32,9 @@ pub use gateway::{
 };
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
 pub use worker::{
-    DEFAULT_CONFIRMATIONS, DEVNET_CHAIN_ID, MAX_QUERIES_IN_FLIGHT, QUERY_GAS_LIMIT, WorkerAction,
-    WorkerConfig, WorkerNode, manage_worker, start_worker, to_message as result_message,
+    DEFAULT_CONFIRMATIONS, DEVNET_CHAIN_ID, LOAD_CHUNK_BYTES, LOAD_CHUNK_DELTAS,
+    MAX_QUERIES_IN_FLIGHT, QUERY_GAS_LIMIT, WorkerAction, WorkerConfig, WorkerNode, manage_worker,
+    start_worker, to_message as result_message,
 };
 
 /// A node failure.

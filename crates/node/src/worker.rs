@@ -125,6 +125,9 @@ pub struct WorkerConfig {
     pub handover_wait: Duration,
     /// Tasks that may wait for contracts being synced; beyond it tasks are refused as busy.
     pub max_waiting_tasks: usize,
+    /// Most deltas handed to the enclave in one call when it loads a contract's state (a
+    /// state longer than that, or than [`LOAD_CHUNK_BYTES`], goes in as several calls).
+    pub load_chunk_deltas: usize,
     /// How long a task waits for its contract's tasks recorded before it to arrive (the chain
     /// takes a contract's receipts in record order); after it, those are skipped (refunded).
     pub order_wait: Duration,
@@ -147,6 +150,12 @@ pub struct WorkerConfig {
 
 /// The confirmation depth outside a devnet when none is configured.
 pub const DEFAULT_CONFIRMATIONS: u64 = 2;
+
+/// Most deltas the worker hands its enclave in one call by default (the enclave takes at most
+/// `MAX_DELTAS_PER_CALL`, 100,000).
+pub const LOAD_CHUNK_DELTAS: usize = 10_000;
+/// Most delta bytes handed to the enclave in one call (a call may carry 64 MiB).
+pub const LOAD_CHUNK_BYTES: usize = 32 * 1024 * 1024;
 
 /// The chain id of anvil, the devnet's chain.
 pub const DEVNET_CHAIN_ID: u64 = 31337;
@@ -181,6 +190,7 @@ impl WorkerConfig {
             record_wait: Duration::from_secs(10),
             handover_wait: Duration::from_secs(10),
             max_waiting_tasks: 256,
+            load_chunk_deltas: LOAD_CHUNK_DELTAS,
             order_wait: Duration::from_secs(5),
             task_time_budget: Duration::from_secs(20),
             answer_within: Duration::from_secs(20),
@@ -257,6 +267,7 @@ pub(crate) struct Worker {
     pub(crate) order_wait: Duration,
     task_time_budget: Duration,
     answer_within: Duration,
+    load_chunk_deltas: usize,
     /// Blocks a chain fact must be under before the worker acts on it.
     confirmations: u64,
     /// Tasks recorded in the blocks the watcher has read: intake waits on these, not on polls.
@@ -564,6 +575,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         order_wait: config.order_wait,
         task_time_budget: config.task_time_budget,
         answer_within: config.answer_within,
+        load_chunk_deltas: config.load_chunk_deltas.clamp(1, LOAD_CHUNK_DELTAS),
         confirmations,
         records: std::sync::Mutex::new(Recent::new(MAX_RECENT_RECORDS)),
         misses: std::sync::Mutex::new(Recent::new(MAX_RECENT_RECORDS)),
@@ -1529,6 +1541,7 @@ impl Worker {
     }
 
     async fn run_compute(&self, epoch: u64, mut task: ComputeTask) -> Result<TaskResult> {
+        let id = ContractKeyId { contract: task.contract, code_hash: task.code_hash };
         let mut use_snapshot = true;
         for _ in 0..5 {
             let attempt = {
@@ -1542,20 +1555,59 @@ impl Worker {
                     })?);
                 }
                 Err(NodeError::Enclave(EnclaveError::StateNotLoaded { have, want, .. })) => {
-                    task.state =
-                        Some(self.state_to_load(&task.contract, have, want, use_snapshot)?);
+                    let state = self.state_to_load(&task.contract, have, want, use_snapshot)?;
+                    task.state = Some(self.load_ahead(epoch, id, state).await?);
                 }
                 Err(NodeError::Enclave(EnclaveError::BadState(why))) if task.state.is_some() => {
                     // A snapshot or cached state that is not on this chain: rebuild from delta 0.
                     tracing::warn!(contract = %task.contract, why, "rebuilding state from its deltas");
                     use_snapshot = false;
-                    task.state =
-                        Some(self.state_to_load(&task.contract, None, task.position, false)?);
+                    let state = self.state_to_load(&task.contract, None, task.position, false)?;
+                    task.state = Some(self.load_ahead(epoch, id, state).await?);
                 }
                 other => return other,
             }
         }
         Err(NodeError::Refused("the enclave could not load the contract".into()))
+    }
+
+    /// Hands the enclave all but the last part of `state` ahead of the call that needs it, when
+    /// it is longer than one call should carry (`load_chunk_deltas` deltas or
+    /// [`LOAD_CHUNK_BYTES`]); returns what is left for that call. Each part continues the one
+    /// before inside the enclave, which checks every delta as it goes.
+    async fn load_ahead(
+        &self,
+        epoch: u64,
+        id: ContractKeyId,
+        mut state: EncryptedState,
+    ) -> Result<EncryptedState> {
+        let mut parts = 0;
+        loop {
+            let mut bytes = state.snapshot.as_ref().map_or(0, Vec::len);
+            let mut n = 0;
+            while n < state.deltas.len()
+                && n < self.load_chunk_deltas
+                && bytes + state.deltas[n].bytes.len() <= LOAD_CHUNK_BYTES
+            {
+                bytes += state.deltas[n].bytes.len();
+                n += 1;
+            }
+            if n == state.deltas.len() {
+                if parts > 0 {
+                    tracing::info!(contract = %id.contract, parts, "loaded a long state in parts");
+                }
+                return Ok(state);
+            }
+            let rest = state.deltas.split_off(n.max(1));
+            let part = EncryptedState {
+                snapshot: state.snapshot.take(),
+                deltas: std::mem::take(&mut state.deltas),
+            };
+            state.deltas = rest;
+            let at = self.with_state_key(epoch, move |e| e.load_state(id, part.clone())).await?;
+            parts += 1;
+            tracing::debug!(contract = %id.contract, next = at.next_index, "loaded part of a state");
+        }
     }
 
     /// What the enclave needs to stand at `want`: only the deltas after what it has cached when

@@ -160,6 +160,9 @@ impl Net {
         config.batch_wait = Duration::from_millis(1_500);
         config.poll_interval = Duration::from_millis(100);
         config.handover_wait = Duration::from_secs(5);
+        // Every hand-over loads the contract's state into the new holder's enclave in parts
+        // of 2 deltas, as a contract of more than 10,000 deltas is loaded.
+        config.load_chunk_deltas = 2;
         config.gateway_listen = Some("127.0.0.1:0".parse().unwrap());
         config.bootstrap =
             self.workers.iter().flatten().next().map(|w| w.p2p_addrs.clone()).unwrap_or_default();
