@@ -247,8 +247,8 @@ struct DevnetArgs {
     epoch_size: u64,
     /// Mine a block every MS milliseconds holding every transaction sent meanwhile, as a fast
     /// L2 does (more throughput under load: anvil recomputes its state root for every block),
-    /// instead of one block per transaction. Epochs then last epoch-size × MS.
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    /// instead of one block per transaction (1 to 5,000). Epochs then last epoch-size × MS.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=5_000))]
     block_ms: Option<u64>,
     /// Resume the devnet left in --data-dir (its chain, contracts and nodes) instead of clearing it.
     #[arg(long)]

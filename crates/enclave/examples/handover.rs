@@ -26,7 +26,6 @@ use enigma_enclave::*;
 use enigma_types::{ContractAddress, delta_hash};
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, reason = "shared with the tests")]
 mod common;
 
 use common::*;

@@ -691,6 +691,9 @@ impl WorkerState {
         id: ContractKeyId,
         given: EncryptedState,
     ) -> Result<ChainPosition, EnclaveError> {
+        if given.snapshot.is_none() && given.deltas.is_empty() {
+            return Err(EnclaveError::BadState("nothing to load: no snapshot and no delta".into()));
+        }
         let key = self.state_key(id)?;
         let mut exec = lock(&self.exec);
         let state = Self::build_state(&exec, &key, id, &given)?;

@@ -131,7 +131,7 @@ pub struct DevnetConfig {
     /// Mine a block this often even when idle, so epochs turn.
     pub block_interval: Duration,
     /// `None`: anvil mines a block for each transaction (a transaction is final at once).
-    /// `Some(t)`: it mines a block every `t` with every transaction sent meanwhile, as a fast
+    /// `Some(t)` (1 ms to 60 s): it mines a block every `t` with every transaction sent meanwhile, as a fast
     /// L2 does — far less work for anvil under load, which recomputes its whole state root for
     /// every block (BENCHMARKS.md).
     pub block_time: Option<Duration>,
@@ -366,7 +366,8 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
         .args(["--state-interval", "1"])
         .args(enigma_chain::ANVIL_ARGS);
     if let Some(t) = config.block_time {
-        anvil = anvil.args(["--block-time".to_owned(), format!("{:.3}", t.as_secs_f64())]);
+        let ms = t.as_millis().clamp(1, 60_000);
+        anvil = anvil.args(["--block-time".to_owned(), format!("{}.{:03}", ms / 1000, ms % 1000)]);
     }
     let anvil = anvil
         .try_spawn()
@@ -527,15 +528,19 @@ async fn start_nodes(
     }
 
     let mut background = Vec::new();
-    let ticker = p.clone();
-    let interval = config.block_interval;
-    background.push(tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(interval).await;
-            let _: std::result::Result<serde_json::Value, _> =
-                ticker.raw_request("anvil_mine".into(), (1u64,)).await;
-        }
-    }));
+    // anvil mines on its own with a block time; otherwise only on transactions, so a ticker
+    // keeps blocks (and epochs) coming while idle.
+    if config.block_time.is_none() {
+        let ticker = p.clone();
+        let interval = config.block_interval;
+        background.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let _: std::result::Result<serde_json::Value, _> =
+                    ticker.raw_request("anvil_mine".into(), (1u64,)).await;
+            }
+        }));
+    }
     let mut address_urls = Vec::new();
     if let Some(port) = config.address_port {
         background.push(serve_text(port, deployment.enigma.to_string()).await?);

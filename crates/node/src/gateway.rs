@@ -133,8 +133,35 @@ impl GatewayNode for Arc<Worker> {
     }
 }
 
-/// Checked task requests the gateway carries to workers at once, whoever sent them.
-const MAX_FORWARDED: usize = 1024;
+/// Checked task requests the gateway carries to workers at once, whoever sent them (each holds
+/// its body: at most 4 MiB).
+const MAX_FORWARDED: usize = 512;
+
+/// A task being delivered: its id is in the gateway's set until this is dropped.
+struct Delivering<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<TaskId>>,
+    id: TaskId,
+}
+
+impl<'a> Delivering<'a> {
+    /// `None` if the task is being delivered already.
+    fn start(
+        set: &'a std::sync::Mutex<std::collections::HashSet<TaskId>>,
+        id: TaskId,
+    ) -> Option<Self> {
+        // The lock is let go before a `Self` exists (its drop takes the lock).
+        let fresh = set.lock().ok()?.insert(id);
+        fresh.then(|| Self { set, id })
+    }
+}
+
+impl Drop for Delivering<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.lock() {
+            s.remove(&self.id);
+        }
+    }
+}
 
 /// A gateway: its node and its own per-client admission.
 struct Gateway<N> {
@@ -142,6 +169,9 @@ struct Gateway<N> {
     admission: std::sync::Mutex<Admission>,
     /// Places for checked requests on their way to a worker ([`MAX_FORWARDED`]).
     forwarding: tokio::sync::Semaphore,
+    /// The tasks being delivered (at most one delivery of each at a time; bounded by the
+    /// admission limits, since each holds a slot or a forwarding place).
+    delivering: std::sync::Mutex<std::collections::HashSet<TaskId>>,
     network: Arc<NetworkFeed>,
 }
 
@@ -306,6 +336,7 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
         node,
         admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::GATEWAY)),
         forwarding: tokio::sync::Semaphore::new(MAX_FORWARDED),
+        delivering: std::sync::Mutex::new(std::collections::HashSet::new()),
         network: Arc::new(NetworkFeed::new()),
     };
     let network = (gateway.network.clone(), gateway.node.clone());
@@ -636,6 +667,24 @@ async fn submit<N: GatewayNode>(
     // A request counts as a strike until it is known not to be one: a client that hangs up
     // mid-request (dropping this future) is not spared.
     let mut guard = admit(g, ext, true)?;
+    // One delivery of a task at a time: copies sent meanwhile (a client resending, or one
+    // holding many slots with one paid task) are told to wait, and never reach a worker.
+    let task = match &request {
+        TaskRequest::Deploy { task_id, .. } | TaskRequest::Compute { task_id, .. } => {
+            Some(*task_id)
+        }
+        TaskRequest::Query(_) => None,
+    };
+    let _delivering = match task {
+        Some(id) => Some(Delivering::start(&g.delivering, id).ok_or_else(|| {
+            guard.strike = false;
+            rpc_error(
+                NOT_ADMITTED,
+                format!("task {id} is being delivered already; wait for its result"),
+            )
+        })?),
+        None => None,
+    };
     // Once its record checks out the request is a paid task that may wait at the worker for
     // its contract's earlier tasks: it then holds a place among the gateway's forwarded
     // requests instead of one of its client's (while places remain).
@@ -828,8 +877,15 @@ mod tests {
     }
 
     fn task(first: u8) -> serde_json::Value {
+        task_n(first, first)
+    }
+
+    /// A task whose id starts with `first` (what the stand-in does with it) and goes on with `n`.
+    fn task_n(first: u8, n: u8) -> serde_json::Value {
+        let mut id = [n; 32];
+        id[0] = first;
         serde_json::json!({
-            "taskId": TaskId([first; 32]).to_string(),
+            "taskId": TaskId(id).to_string(),
             "workerAddress": SignerAddress::from(Address([5; 20])).to_string(),
             "encryptedFn": "0x01",
             "encryptedArgs": "0x02",
@@ -916,7 +972,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn checked_requests_waiting_at_their_worker_do_not_hold_their_clients_slots() {
+    async fn checked_requests_waiting_at_their_worker_hold_no_client_slot_and_copies_wait() {
         let stand = Stand::new();
         let (addr, handle) = serve(stand.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
         let http = Arc::new(HttpClientBuilder::default().build(format!("http://{addr}")).unwrap());
@@ -924,10 +980,11 @@ mod tests {
         // for their contract's earlier tasks), and the client's next task still goes through.
         let many = AdmissionLimits::GATEWAY.per_source + 8;
         let mut sent = Vec::new();
-        for _ in 0..many {
+        for n in 0..many {
             let http = http.clone();
+            let task = task_n(5, u8::try_from(n).unwrap());
             sent.push(tokio::spawn(async move {
-                http.request::<serde_json::Value, _>("sendTaskInput", rpc_params![task(5)]).await
+                http.request::<serde_json::Value, _>("sendTaskInput", rpc_params![task]).await
             }));
         }
         for _ in 0..500 {
@@ -940,6 +997,14 @@ mod tests {
         let taken: serde_json::Value =
             http.request("sendTaskInput", rpc_params![task(1)]).await.unwrap();
         assert_eq!(taken["sendTaskResult"], true);
+        // A copy of a task being delivered is told to wait, and never reaches the node.
+        let heard = stand.submitted.lock().unwrap().len();
+        let copy = http
+            .request::<serde_json::Value, _>("sendTaskInput", rpc_params![task_n(5, 0)])
+            .await
+            .unwrap_err();
+        assert_eq!(code(copy), NOT_ADMITTED);
+        assert_eq!(stand.submitted.lock().unwrap().len(), heard);
         stand.open.add_permits(many);
         for s in sent {
             assert_eq!(s.await.unwrap().unwrap()["sendTaskResult"], true);

@@ -1555,15 +1555,27 @@ impl Worker {
                     })?);
                 }
                 Err(NodeError::Enclave(EnclaveError::StateNotLoaded { have, want, .. })) => {
-                    let state = self.state_to_load(&task.contract, have, want, use_snapshot)?;
-                    task.state = Some(self.load_ahead(epoch, id, state).await?);
+                    task.state = Some(
+                        match self.load_in_parts(epoch, id, have, want, use_snapshot).await {
+                            // A snapshot or cached state that is not on this chain: rebuild from
+                            // delta 0.
+                            Err(NodeError::Enclave(EnclaveError::BadState(why)))
+                                if use_snapshot || have.is_some() =>
+                            {
+                                tracing::warn!(contract = %task.contract, why, "rebuilding state from its deltas");
+                                use_snapshot = false;
+                                self.load_in_parts(epoch, id, None, want, false).await?
+                            }
+                            loaded => loaded?,
+                        },
+                    );
                 }
                 Err(NodeError::Enclave(EnclaveError::BadState(why))) if task.state.is_some() => {
                     // A snapshot or cached state that is not on this chain: rebuild from delta 0.
                     tracing::warn!(contract = %task.contract, why, "rebuilding state from its deltas");
                     use_snapshot = false;
-                    let state = self.state_to_load(&task.contract, None, task.position, false)?;
-                    task.state = Some(self.load_ahead(epoch, id, state).await?);
+                    task.state =
+                        Some(self.load_in_parts(epoch, id, None, task.position, false).await?);
                 }
                 other => return other,
             }
@@ -1571,42 +1583,58 @@ impl Worker {
         Err(NodeError::Refused("the enclave could not load the contract".into()))
     }
 
-    /// Hands the enclave all but the last part of `state` ahead of the call that needs it, when
-    /// it is longer than one call should carry (`load_chunk_deltas` deltas or
-    /// [`LOAD_CHUNK_BYTES`]); returns what is left for that call. Each part continues the one
-    /// before inside the enclave, which checks every delta as it goes.
-    async fn load_ahead(
+    /// What the enclave needs to stand at `want` (see [`Self::state_to_load`]), read from the
+    /// store a part at a time: every part but the last goes to the enclave ahead of the call
+    /// that needs it (`load_chunk_deltas` deltas or [`LOAD_CHUNK_BYTES`] each, so neither one
+    /// call nor this node holds a long delta chain at once); the last is returned for that call.
+    /// Each part continues the one before inside the enclave, which checks every delta.
+    async fn load_in_parts(
         &self,
         epoch: u64,
         id: ContractKeyId,
-        mut state: EncryptedState,
+        have: Option<ChainPosition>,
+        want: ChainPosition,
+        use_snapshot: bool,
     ) -> Result<EncryptedState> {
+        let contract = id.contract;
+        let (mut snapshot, mut from) = self.load_start(&contract, have, want, use_snapshot)?;
         let mut parts = 0;
         loop {
-            let mut bytes = state.snapshot.as_ref().map_or(0, Vec::len);
-            let mut n = 0;
-            while n < state.deltas.len()
-                && n < self.load_chunk_deltas
-                && bytes + state.deltas[n].bytes.len() <= LOAD_CHUNK_BYTES
+            let budget = LOAD_CHUNK_BYTES.saturating_sub(snapshot.as_ref().map_or(0, Vec::len));
+            let to = want.next_index.min(from.saturating_add(self.load_chunk_deltas as u64));
+            let deltas = self.store.deltas(&contract, from, to, budget)?;
+            let end = from + deltas.len() as u64;
+            if deltas.first().is_some_and(|(i, _)| *i != from)
+                || deltas.last().is_some_and(|(i, _)| *i + 1 != end)
+                || (deltas.is_empty() && from < want.next_index)
             {
-                bytes += state.deltas[n].bytes.len();
-                n += 1;
+                return Err(NodeError::Refused(format!(
+                    "deltas {from}..{} of contract {contract} are not all stored; retry shortly",
+                    want.next_index
+                )));
             }
-            if n == state.deltas.len() {
-                if parts > 0 {
-                    tracing::info!(contract = %id.contract, parts, "loaded a long state in parts");
-                }
-                return Ok(state);
-            }
-            let rest = state.deltas.split_off(n.max(1));
             let part = EncryptedState {
-                snapshot: state.snapshot.take(),
-                deltas: std::mem::take(&mut state.deltas),
+                snapshot: snapshot.take(),
+                deltas: deltas
+                    .into_iter()
+                    .map(|(index, bytes)| EncryptedDelta { index, bytes })
+                    .collect(),
             };
-            state.deltas = rest;
-            let at = self.with_state_key(epoch, move |e| e.load_state(id, part.clone())).await?;
+            if end == want.next_index {
+                if parts > 0 {
+                    tracing::info!(%contract, parts, "loaded a long state in parts");
+                }
+                return Ok(part);
+            }
+            let part = Arc::new(part);
+            let at = self.with_state_key(epoch, move |e| e.load_state(id, (*part).clone())).await?;
             parts += 1;
-            tracing::debug!(contract = %id.contract, next = at.next_index, "loaded part of a state");
+            from = at.next_index;
+            if from != end {
+                return Err(NodeError::Refused(format!(
+                    "the enclave loaded contract {contract} to delta {from}, not {end}"
+                )));
+            }
         }
     }
 
@@ -1620,6 +1648,32 @@ impl Worker {
         want: ChainPosition,
         use_snapshot: bool,
     ) -> Result<EncryptedState> {
+        let (snapshot, from) = self.load_start(contract, have, want, use_snapshot)?;
+        let deltas = self.store.deltas(contract, from, want.next_index, usize::MAX)?;
+        if deltas.len() as u64 != want.next_index - from {
+            return Err(NodeError::Refused(format!(
+                "deltas {from}..{} of contract {contract} are not all stored; retry shortly",
+                want.next_index
+            )));
+        }
+        Ok(EncryptedState {
+            snapshot,
+            deltas: deltas
+                .into_iter()
+                .map(|(index, bytes)| EncryptedDelta { index, bytes })
+                .collect(),
+        })
+    }
+
+    /// Where loading starts: after what the enclave has cached when that is on this worker's
+    /// delta chain; otherwise at the latest snapshot (if any), or at delta 0.
+    fn load_start(
+        &self,
+        contract: &ContractAddress,
+        have: Option<ChainPosition>,
+        want: ChainPosition,
+        use_snapshot: bool,
+    ) -> Result<(Option<Vec<u8>>, u64)> {
         let on_chain = |p: &ChainPosition| -> Result<bool> {
             Ok(p.next_index <= want.next_index
                 && (p.next_index == 0
@@ -1641,20 +1695,7 @@ impl Worker {
             snapshot = Some(bytes);
             from = index;
         }
-        let deltas = self.store.deltas(contract, from, want.next_index, usize::MAX)?;
-        if deltas.len() as u64 != want.next_index - from {
-            return Err(NodeError::Refused(format!(
-                "deltas {from}..{} of contract {contract} are not all stored; retry shortly",
-                want.next_index
-            )));
-        }
-        Ok(EncryptedState {
-            snapshot,
-            deltas: deltas
-                .into_iter()
-                .map(|(index, bytes)| EncryptedDelta { index, bytes })
-                .collect(),
-        })
+        Ok((snapshot, from))
     }
 
     /// The lowest record sequence number of `contract` this worker may still execute: past the

@@ -49,9 +49,10 @@ const MAX_PROVIDER_QUERIES: usize = 64;
 /// How long a provider lookup may take.
 const PROVIDER_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most contracts a node keeps provider records for (its own and its peers'): Kademlia's
-/// default of 1,024 silently dropped every contract past it. A record costs about 200 bytes,
-/// so a peer flooding records for made-up contracts costs a node at most about 200 MB.
-pub const MAX_PROVIDER_KEYS: usize = 1_000_000;
+/// default of 1,024 silently dropped every contract past it. The store sets aside room for 20
+/// providers per key (about 3 KB), so a peer flooding records for made-up contracts costs a
+/// node at most about 300 MB; records are not yet filtered to contracts on chain.
+pub const MAX_PROVIDER_KEYS: usize = 100_000;
 
 /// A network failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
