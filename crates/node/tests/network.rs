@@ -452,6 +452,42 @@ async fn a_contracts_tasks_run_in_record_order_and_one_sent_after_a_later_ran_is
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_waiting_for_an_earlier_one_hold_no_admission_slot() {
+    let net = network().await;
+    let d = Deployed::new(&net).await;
+    // More tasks of one contract than a client may have in flight at the gateway, or the
+    // gateway at the worker (32 each), recorded in order.
+    let mut tasks = Vec::new();
+    for i in 0..41u8 {
+        let args = (AlloyAddress::repeat_byte(i + 1), U256::from(100 + u64::from(i)));
+        tasks.push(d.record("add_millionaire(address,uint256)", &args.abi_encode_params()).await);
+    }
+    let (first, later) = tasks.split_first().unwrap();
+    // The later 40 are sent one after another (each once the one before has passed its
+    // checks) and wait in their contract's line for the first: before, the 33rd found every
+    // slot held by a waiting task and was refused. The first is sent last, and then every one
+    // of them runs.
+    let gap = Duration::from_millis(50);
+    let d = &d;
+    let (sent_later, sent_first) = tokio::join!(
+        futures::future::join_all(later.iter().zip(0u32..).map(|(t, i)| async move {
+            tokio::time::sleep(gap * i).await;
+            d.send(t).await
+        })),
+        async {
+            tokio::time::sleep(gap * 40 + Duration::from_millis(500)).await;
+            d.send(first).await
+        }
+    );
+    sent_first.unwrap();
+    for (t, sent) in later.iter().zip(sent_later) {
+        sent.unwrap_or_else(|e| panic!("task {} was refused: {e}", t.id));
+    }
+    let ids: Vec<_> = tasks.iter().map(|t| t.id).collect();
+    verified(&net.chain, &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_rpc_requests_get_errors_and_the_node_keeps_serving() {
     let net = network().await;
     let addr = net.workers[0].gateway_addr.unwrap();
