@@ -305,7 +305,19 @@ pub struct Client {
     >,
     /// Workers' checked keys by epoch (first block), at most [`WORKER_KEYS_KEPT`].
     worker_keys: std::sync::Mutex<HashMap<(SignerAddress, u64), PublicKey>>,
+    /// Contracts' code hashes (fixed at deployment), at most [`CODE_HASHES_KEPT`]: a task then
+    /// does not read its contract from the chain before it is recorded.
+    code_hashes: std::sync::Mutex<HashMap<ContractAddress, CodeHash>>,
+    /// The chain's task limits and group size, reread after [`CHAIN_PARAMS_TTL`] (the owner may
+    /// change them; a stale value costs at most a refusal the chain gives anyway).
+    chain_params: std::sync::Mutex<Option<(enigma_chain::TaskLimits, u64, std::time::Instant)>>,
 }
+
+/// Contracts whose code hash a client keeps.
+const CODE_HASHES_KEPT: usize = 4096;
+
+/// How long the chain's task limits and group size are reused.
+const CHAIN_PARAMS_TTL: Duration = Duration::from_secs(10);
 
 /// Worker keys a client keeps (a worker has one per epoch).
 const WORKER_KEYS_KEPT: usize = 256;
@@ -366,6 +378,8 @@ impl Client {
             principal: tokio::sync::OnceCell::new(),
             query_targets: std::sync::Mutex::new(HashMap::new()),
             worker_keys: std::sync::Mutex::new(HashMap::new()),
+            code_hashes: std::sync::Mutex::new(HashMap::new()),
+            chain_params: std::sync::Mutex::new(None),
         })
     }
 
@@ -387,10 +401,7 @@ impl Client {
             .current_epoch()
             .await?
             .ok_or_else(|| ClientError::NoWorker("no epoch has started yet".into()))?;
-        let group_size = enigma_chain::convert::u64_of(
-            self.chain.enigma().groupSize().call().await.map_err(ChainError::from)?,
-            "group size",
-        )?;
+        let (_, group_size) = self.chain_params().await?;
         let group = select_workers(
             &epoch.seed,
             contract,
@@ -541,9 +552,47 @@ impl Client {
         Ok(())
     }
 
+    /// The chain's task limits and group size, read at most every [`CHAIN_PARAMS_TTL`].
+    async fn chain_params(&self) -> Result<(enigma_chain::TaskLimits, u64)> {
+        let kept = self.chain_params.lock().ok().and_then(|p| *p);
+        if let Some((limits, group, at)) = kept
+            && at.elapsed() < CHAIN_PARAMS_TTL
+        {
+            return Ok((limits, group));
+        }
+        let limits = self.chain.task_limits().await?;
+        let group = enigma_chain::convert::u64_of(
+            self.chain.enigma().groupSize().call().await.map_err(ChainError::from)?,
+            "group size",
+        )?;
+        if let Ok(mut p) = self.chain_params.lock() {
+            *p = Some((limits, group, std::time::Instant::now()));
+        }
+        Ok((limits, group))
+    }
+
+    /// A deployed contract's code hash (read from the chain once: it never changes).
+    async fn code_hash_of(&self, contract: &ContractAddress) -> Result<CodeHash> {
+        if let Some(h) = self.code_hashes.lock().ok().and_then(|c| c.get(contract).copied()) {
+            return Ok(h);
+        }
+        let on_chain = self
+            .chain
+            .secret_contract(contract)
+            .await?
+            .ok_or(ClientError::UnknownContract(*contract))?;
+        if let Ok(mut c) = self.code_hashes.lock() {
+            if c.len() >= CODE_HASHES_KEPT {
+                c.clear();
+            }
+            c.insert(*contract, on_chain.code_hash);
+        }
+        Ok(on_chain.code_hash)
+    }
+
     /// Refuses, before anything is recorded, a task the chain's limits would refuse.
     async fn check_limits(&self, gas_limit: u64) -> Result<()> {
-        let limits = self.chain.task_limits().await?;
+        let (limits, _) = self.chain_params().await?;
         let gas_px = self.config.gas_px;
         if gas_px < limits.min_gas_price || gas_limit > limits.max_gas_limit || gas_limit == 0 {
             return Err(ClientError::OutsideTaskLimits {
@@ -797,11 +846,7 @@ impl Client {
         gas_limit: u64,
         options: &TaskOptions,
     ) -> Result<RecordedTask> {
-        let on_chain = self
-            .chain
-            .secret_contract(&contract)
-            .await?
-            .ok_or(ClientError::UnknownContract(contract))?;
+        let code_hash = self.code_hash_of(&contract).await?;
         self.ensure_funds(gas_limit, options.value).await?;
         self.check_limits(gas_limit).await?;
         let user = self.config.account.address();
@@ -842,7 +887,7 @@ impl Client {
                     return Ok(RecordedTask {
                         id,
                         contract,
-                        code_hash: on_chain.code_hash,
+                        code_hash,
                         is_deploy: false,
                         value: options.value,
                         caller,
@@ -881,12 +926,7 @@ impl Client {
         let options = TaskOptions::default();
         let mut code_hashes = Vec::with_capacity(calls.len());
         for (contract, _, _, gas_limit) in calls {
-            let on_chain = self
-                .chain
-                .secret_contract(contract)
-                .await?
-                .ok_or(ClientError::UnknownContract(*contract))?;
-            code_hashes.push(on_chain.code_hash);
+            code_hashes.push(self.code_hash_of(contract).await?);
             self.check_limits(*gas_limit).await?;
         }
         let total_gas =
