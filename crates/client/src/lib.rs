@@ -308,8 +308,8 @@ pub struct Client {
     /// Contracts' code hashes (fixed at deployment), at most [`CODE_HASHES_KEPT`]: a task then
     /// does not read its contract from the chain before it is recorded.
     code_hashes: std::sync::Mutex<HashMap<ContractAddress, CodeHash>>,
-    /// The chain's task limits and group size, reread after [`CHAIN_PARAMS_TTL`] (the owner may
-    /// change them; a stale value costs at most a refusal the chain gives anyway).
+    /// The chain's task limits (the owner may change them: reread after [`CHAIN_PARAMS_TTL`]; a
+    /// stale value costs at most a refusal the chain gives anyway) and its group size (fixed).
     chain_params: std::sync::Mutex<Option<(enigma_chain::TaskLimits, u64, std::time::Instant)>>,
 }
 

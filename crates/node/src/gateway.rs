@@ -58,12 +58,12 @@ pub(crate) trait GatewayNode: Send + Sync + 'static {
     /// `signer` (the node itself or a peer). An error for which [`is_strike`] holds counts
     /// against the client.
     /// `checked` is called once the request has passed its record's checks, before it is
-    /// handed on.
+    /// handed on; an error from it refuses the request there.
     fn submit(
         &self,
         signer: SignerAddress,
         request: TaskRequest,
-        checked: &mut (dyn FnMut() + Send),
+        checked: &mut (dyn FnMut() -> Result<()> + Send),
     ) -> impl Future<Output = Result<()>> + Send;
     /// Hands a read-only query to `signer` (the node itself or a peer) and returns its answer.
     fn query(
@@ -117,10 +117,10 @@ impl GatewayNode for Arc<Worker> {
         &self,
         signer: SignerAddress,
         request: TaskRequest,
-        checked: &mut (dyn FnMut() + Send),
+        checked: &mut (dyn FnMut() -> Result<()> + Send),
     ) -> Result<()> {
         self.precheck(&request, signer, false).await?;
-        checked();
+        checked()?;
         self.route(signer, request).await
     }
 
@@ -150,16 +150,14 @@ impl<'a> Delivering<'a> {
         id: TaskId,
     ) -> Option<Self> {
         // The lock is let go before a `Self` exists (its drop takes the lock).
-        let fresh = set.lock().ok()?.insert(id);
+        let fresh = set.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id);
         fresh.then(|| Self { set, id })
     }
 }
 
 impl Drop for Delivering<'_> {
     fn drop(&mut self) {
-        if let Ok(mut s) = self.set.lock() {
-            s.remove(&self.id);
-        }
+        self.set.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.id);
     }
 }
 
@@ -667,31 +665,40 @@ async fn submit<N: GatewayNode>(
     // A request counts as a strike until it is known not to be one: a client that hangs up
     // mid-request (dropping this future) is not spared.
     let mut guard = admit(g, ext, true)?;
-    // One delivery of a task at a time: copies sent meanwhile (a client resending, or one
-    // holding many slots with one paid task) are told to wait, and never reach a worker.
     let task = match &request {
         TaskRequest::Deploy { task_id, .. } | TaskRequest::Compute { task_id, .. } => {
             Some(*task_id)
         }
         TaskRequest::Query(_) => None,
     };
-    let _delivering = match task {
-        Some(id) => Some(Delivering::start(&g.delivering, id).ok_or_else(|| {
-            guard.strike = false;
-            rpc_error(
-                NOT_ADMITTED,
-                format!("task {id} is being delivered already; wait for its result"),
-            )
-        })?),
-        None => None,
-    };
-    // Once its record checks out the request is a paid task that may wait at the worker for
-    // its contract's earlier tasks: it then holds a place among the gateway's forwarded
-    // requests instead of one of its client's (while places remain).
-    let outcome = g.node.submit(signer, request, &mut || guard.forward(&g.forwarding)).await;
+    // Once its record checks out the request is a paid task. One delivery of a task at a time
+    // (claimed only then, so nobody can hold an id they did not record): a copy sent meanwhile
+    // (a client resending, or one holding many slots with one paid task) is told to wait and
+    // reaches no worker. The task may wait at the worker for its contract's earlier tasks: it
+    // then holds a place among the gateway's forwarded requests instead of one of its client's
+    // (while places remain).
+    let mut delivering = None;
+    let mut copy = false;
+    let outcome = g
+        .node
+        .submit(signer, request, &mut || {
+            if let Some(id) = task {
+                delivering = Delivering::start(&g.delivering, id);
+                if delivering.is_none() {
+                    copy = true;
+                    return Err(NodeError::Refused(format!(
+                        "task {id} is being delivered already; wait for its result"
+                    )));
+                }
+            }
+            guard.forward(&g.forwarding);
+            Ok(())
+        })
+        .await;
     guard.strike = outcome.as_ref().err().is_some_and(is_strike);
     drop(guard);
-    outcome.map_err(refused)
+    drop(delivering);
+    outcome.map_err(|e| if copy { rpc_error(NOT_ADMITTED, e.to_string()) } else { refused(e) })
 }
 
 /// Admits a query like a task request (per-client limits; a query is never a strike) and
@@ -851,13 +858,13 @@ mod tests {
             &self,
             _: SignerAddress,
             request: TaskRequest,
-            checked: &mut (dyn FnMut() + Send),
+            checked: &mut (dyn FnMut() -> Result<()> + Send),
         ) -> Result<()> {
             let TaskRequest::Compute { task_id, .. } = request else { return Ok(()) };
-            self.submitted.lock().unwrap().push(task_id);
             if task_id.0[0] != 2 {
-                checked();
+                checked()?;
             }
+            self.submitted.lock().unwrap().push(task_id);
             match task_id.0[0] {
                 1 => Ok(()),
                 5 => {

@@ -467,7 +467,9 @@ async fn tasks_waiting_for_an_earlier_one_hold_no_admission_slot() {
     // checks) and wait in their contract's line for the first: before, the 33rd found every
     // slot held by a waiting task and was refused. The first is sent last, and then every one
     // of them runs.
-    let gap = Duration::from_millis(50);
+    // Each well after the one before passed its checks (a few ms), all well within the
+    // worker's 5 s wait for the first.
+    let gap = Duration::from_millis(25);
     let d = &d;
     let (sent_later, sent_first) = tokio::join!(
         futures::future::join_all(later.iter().zip(0u32..).map(|(t, i)| async move {
@@ -475,7 +477,7 @@ async fn tasks_waiting_for_an_earlier_one_hold_no_admission_slot() {
             d.send(t).await
         })),
         async {
-            tokio::time::sleep(gap * 40 + Duration::from_millis(500)).await;
+            tokio::time::sleep(gap * 40 + Duration::from_millis(300)).await;
             d.send(first).await
         }
     );
