@@ -95,7 +95,19 @@ pub(crate) fn compile(
         return Err(ModuleError::TooLarge { size: code.len(), max: limits.max_code_bytes });
     }
     scan_sections(code)?;
-    let module = Module::new(engine, code).map_err(|e| ModuleError::Invalid(e.to_string()))?;
+    // wasmi 2.0.0's translator panics (`unreachable!`) on some valid modules (found by the
+    // `runtime_wasm` fuzz target; testdata/wasm/translator-panic.wasm): the module is refused
+    // instead. Where panics abort (an SGX build) this does not help: see docs/hardware.md.
+    let compiled =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Module::new(engine, code)))
+            .map_err(|_| {
+                ModuleError::Invalid(
+                    "the contract engine failed while compiling this module (an engine fault, \
+                 refused rather than run); change the code or report it"
+                        .into(),
+                )
+            })?;
+    let module = compiled.map_err(|e| ModuleError::Invalid(e.to_string()))?;
 
     let mut memory = None;
     for import in module.imports() {
