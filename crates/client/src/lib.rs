@@ -308,16 +308,12 @@ pub struct Client {
     /// Contracts' code hashes (fixed at deployment), at most [`CODE_HASHES_KEPT`]: a task then
     /// does not read its contract from the chain before it is recorded.
     code_hashes: std::sync::Mutex<HashMap<ContractAddress, CodeHash>>,
-    /// The chain's task limits (the owner may change them: reread after [`CHAIN_PARAMS_TTL`]; a
-    /// stale value costs at most a refusal the chain gives anyway) and its group size (fixed).
-    chain_params: std::sync::Mutex<Option<(enigma_chain::TaskLimits, u64, std::time::Instant)>>,
+    /// The chain's group size (fixed when the Enigma contract is deployed).
+    group_size: tokio::sync::OnceCell<u64>,
 }
 
 /// Contracts whose code hash a client keeps.
 const CODE_HASHES_KEPT: usize = 4096;
-
-/// How long the chain's task limits and group size are reused.
-const CHAIN_PARAMS_TTL: Duration = Duration::from_secs(10);
 
 /// Worker keys a client keeps (a worker has one per epoch).
 const WORKER_KEYS_KEPT: usize = 256;
@@ -379,7 +375,7 @@ impl Client {
             query_targets: std::sync::Mutex::new(HashMap::new()),
             worker_keys: std::sync::Mutex::new(HashMap::new()),
             code_hashes: std::sync::Mutex::new(HashMap::new()),
-            chain_params: std::sync::Mutex::new(None),
+            group_size: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -401,7 +397,7 @@ impl Client {
             .current_epoch()
             .await?
             .ok_or_else(|| ClientError::NoWorker("no epoch has started yet".into()))?;
-        let (_, group_size) = self.chain_params().await?;
+        let group_size = self.group_size().await?;
         let group = select_workers(
             &epoch.seed,
             contract,
@@ -552,23 +548,18 @@ impl Client {
         Ok(())
     }
 
-    /// The chain's task limits and group size, read at most every [`CHAIN_PARAMS_TTL`].
-    async fn chain_params(&self) -> Result<(enigma_chain::TaskLimits, u64)> {
-        let kept = self.chain_params.lock().ok().and_then(|p| *p);
-        if let Some((limits, group, at)) = kept
-            && at.elapsed() < CHAIN_PARAMS_TTL
-        {
-            return Ok((limits, group));
-        }
-        let limits = self.chain.task_limits().await?;
-        let group = enigma_chain::convert::u64_of(
-            self.chain.enigma().groupSize().call().await.map_err(ChainError::from)?,
-            "group size",
-        )?;
-        if let Ok(mut p) = self.chain_params.lock() {
-            *p = Some((limits, group, std::time::Instant::now()));
-        }
-        Ok((limits, group))
+    /// The chain's group size, read once (it is fixed when the Enigma contract is deployed).
+    async fn group_size(&self) -> Result<u64> {
+        self.group_size
+            .get_or_try_init(|| async {
+                enigma_chain::convert::u64_of(
+                    self.chain.enigma().groupSize().call().await.map_err(ChainError::from)?,
+                    "group size",
+                )
+                .map_err(ClientError::from)
+            })
+            .await
+            .copied()
     }
 
     /// A deployed contract's code hash (read from the chain once: it never changes).
@@ -592,7 +583,9 @@ impl Client {
 
     /// Refuses, before anything is recorded, a task the chain's limits would refuse.
     async fn check_limits(&self, gas_limit: u64) -> Result<()> {
-        let (limits, _) = self.chain_params().await?;
+        // Read each time: the owner may change the limits, and a client that refuses (or
+        // records) by stale ones misleads its user.
+        let limits = self.chain.task_limits().await?;
         let gas_px = self.config.gas_px;
         if gas_px < limits.min_gas_price || gas_limit > limits.max_gas_limit || gas_limit == 0 {
             return Err(ClientError::OutsideTaskLimits {
