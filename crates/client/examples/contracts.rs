@@ -24,17 +24,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::providers::Provider as _;
 use alloy_primitives::U256;
 use alloy_sol_types::SolValue as _;
-use enigma_client::{Client, ClientConfig};
-use enigma_crypto::KeyPair;
-use enigma_node::{DevnetConfig, DevnetSummary, start_devnet};
+use enigma_node::{DevnetConfig, start_devnet};
 use enigma_types::ContractAddress;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+mod common;
 
-const ENG: u128 = 100_000_000;
+use common::Error;
+
 const GAS: u64 = 50_000_000;
 
 struct Options {
@@ -72,19 +70,6 @@ fn options() -> Result<Options, Error> {
         return Err("--contracts, --clients and --workers must be at least 1".into());
     }
     Ok(o)
-}
-
-fn client_config(s: &DevnetSummary, account: KeyPair) -> Result<ClientConfig, Error> {
-    Ok(ClientConfig {
-        gateway_url: s.gateway_url.clone(),
-        chain_url: s.chain_url.clone(),
-        enigma: s.deployment.enigma,
-        token: s.deployment.token,
-        account,
-        gas_px: 1,
-        policy: enigma_node::devnet_policy(s.simulation_authority.parse()?),
-        result_timeout: Duration::from_secs(60),
-    })
 }
 
 /// Bytes under `dir`, recursively.
@@ -148,29 +133,8 @@ async fn main() -> Result<(), Error> {
         (0..o.workers).map(|i| mb(disk(&dir.join(format!("worker{i}"))))).collect()
     };
     let (rss_before, disk_before) = (rss(), workers_disk(&data_dir));
-    let funder = Client::connect(client_config(
-        &s,
-        KeyPair::from_slice(&hex::decode(s.accounts[0].private_key.trim_start_matches("0x"))?)?,
-    )?)
-    .await?;
     eprintln!("funding {} accounts …", o.clients);
-    let mut clients = Vec::new();
-    for _ in 0..o.clients {
-        let key = KeyPair::generate()?;
-        let address = key.address();
-        let _: serde_json::Value = funder
-            .chain()
-            .provider()
-            .raw_request(
-                "anvil_setBalance".into(),
-                (format!("{address}"), "0x56bc75e2d63100000"), // 100 ETH
-            )
-            .await?;
-        funder.chain().transfer_token(address, 1_000 * ENG).await?;
-        let c = Client::connect(client_config(&s, key)?).await?;
-        c.deposit(1_000 * ENG).await?;
-        clients.push(Arc::new(c));
-    }
+    let (funder, clients) = common::funded_clients(&s, o.clients, Duration::from_secs(60)).await?;
 
     eprintln!("deploying {} ledgers from {} clients …", o.contracts, o.clients);
     let deployed = Arc::new(AtomicU64::new(0));

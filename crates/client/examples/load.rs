@@ -46,14 +46,14 @@ use alloy::{
 use alloy_primitives::U256;
 use alloy_sol_types::{SolEvent as _, SolValue as _};
 use enigma_chain::{TaskStatus, bindings::Enigma};
-use enigma_client::{Client, ClientConfig};
-use enigma_crypto::KeyPair;
-use enigma_node::{DevnetConfig, DevnetSummary, start_devnet};
+use enigma_client::Client;
+use enigma_node::{DevnetConfig, start_devnet};
 use enigma_types::{TaskId, task_id};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+mod common;
 
-const ENG: u128 = 100_000_000;
+use common::Error;
+
 const GAS: u64 = 50_000_000;
 
 struct Options {
@@ -108,19 +108,6 @@ fn options() -> Result<Options, Error> {
         );
     }
     Ok(o)
-}
-
-fn client_config(s: &DevnetSummary, account: KeyPair) -> Result<ClientConfig, Error> {
-    Ok(ClientConfig {
-        gateway_url: s.gateway_url.clone(),
-        chain_url: s.chain_url.clone(),
-        enigma: s.deployment.enigma,
-        token: s.deployment.token,
-        account,
-        gas_px: 1,
-        policy: enigma_node::devnet_policy(s.simulation_authority.parse()?),
-        result_timeout: Duration::from_secs(30),
-    })
 }
 
 /// CPU time (user + system) of a process so far, from `/proc/PID/stat`.
@@ -238,31 +225,8 @@ async fn main() -> Result<(), Error> {
     )
     .await?;
     let s = devnet.summary.clone();
-    let funder = Client::connect(client_config(
-        &s,
-        KeyPair::from_slice(&hex::decode(s.accounts[0].private_key.trim_start_matches("0x"))?)?,
-    )?)
-    .await?;
-
-    // Fresh accounts: ETH from anvil, ENG from a devnet account, a prepaid balance each.
     eprintln!("funding {} accounts and deploying {} ledgers …", o.clients, o.contracts);
-    let mut clients = Vec::new();
-    for _ in 0..o.clients {
-        let key = KeyPair::generate()?;
-        let address = key.address();
-        let _: serde_json::Value = funder
-            .chain()
-            .provider()
-            .raw_request(
-                "anvil_setBalance".into(),
-                (format!("{address}"), "0x56bc75e2d63100000"), // 100 ETH
-            )
-            .await?;
-        funder.chain().transfer_token(address, 1_000 * ENG).await?;
-        let c = Client::connect(client_config(&s, key)?).await?;
-        c.deposit(1_000 * ENG).await?;
-        clients.push(Arc::new(c));
-    }
+    let (funder, clients) = common::funded_clients(&s, o.clients, Duration::from_secs(30)).await?;
     let mut contracts = Vec::new();
     for _ in 0..o.contracts {
         contracts.push(clients[0].deploy(&ledger, "construct()", &[], GAS).await?.contract);
