@@ -1,12 +1,14 @@
 //! Read-only query latency and throughput against a fresh devnet: how long a dApp waits from
 //! calling `query` (select the worker, encrypt and sign the query, send it, verify the signed
 //! answer against the chain, decrypt) to holding the answer; then how many queries per second
-//! 32 concurrent clients get answered while tasks run.
+//! 32 concurrent clients get answered while tasks run: first with each query signed by its
+//! caller, then with a permit each client signed once (what a dApp does).
 //!
 //! ```text
 //! cargo run --release -p enigma-client --example queries -- 500 10
 //! ```
-//! (500 sequential queries, then 10 seconds of 32 concurrent clients.)
+//! (500 sequential queries, then 10 seconds of 32 concurrent clients signing each query, then
+//! 10 seconds of 32 concurrent clients with permits.)
 
 #![allow(
     clippy::print_stdout,
@@ -30,14 +32,24 @@ use enigma_crypto::KeyPair;
 use enigma_node::{DevnetConfig, DevnetSummary, start_devnet};
 
 fn config(s: &DevnetSummary, i: usize) -> Result<ClientConfig, Box<dyn std::error::Error>> {
+    let account = KeyPair::from_slice(&hex::decode(
+        s.accounts[i % s.accounts.len()].private_key.trim_start_matches("0x"),
+    )?)?;
+    Ok(config_for(s, account)?)
+}
+
+/// A client of `account` (queries need no funds: each concurrent client asks as its own caller,
+/// as users of a dApp do, so no caller's query rate is shared).
+fn config_for(
+    s: &DevnetSummary,
+    account: KeyPair,
+) -> Result<ClientConfig, Box<dyn std::error::Error>> {
     Ok(ClientConfig {
         gateway_url: s.gateway_url.clone(),
         chain_url: s.chain_url.clone(),
         enigma: s.deployment.enigma,
         token: s.deployment.token,
-        account: KeyPair::from_slice(&hex::decode(
-            s.accounts[i % s.accounts.len()].private_key.trim_start_matches("0x"),
-        )?)?,
+        account,
         gas_px: 1,
         policy: enigma_node::devnet_policy(s.simulation_authority.parse()?),
         result_timeout: Duration::from_secs(30),
@@ -94,6 +106,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::connect(config(&s, 0)?).await?;
     client.deposit(50_000 * 100_000_000).await?;
     let contract = client.deploy(&wasm, "construct()", &[], 50_000_000).await?.contract;
+    // The tasks that run beside the queries go to a contract of their own: the one queried keeps
+    // its 10 entries, so every query does the same work.
+    let written = client.deploy(&wasm, "construct()", &[], 50_000_000).await?.contract;
     for i in 0..10u8 {
         let args =
             (AlloyAddress::repeat_byte(i + 1), U256::from(u64::from(i) * 7)).abi_encode_params();
@@ -112,20 +127,57 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("{queries} sequential queries: {}", percentiles(samples));
 
-    // 2. 32 clients asking at once for `seconds`, while one client sends tasks.
+    // 2. 32 clients asking at once for `seconds`, while one client sends tasks: each query
+    // signed, then with a permit each.
+    let client = Arc::new(client);
+    for permits in [false, true] {
+        let (n, elapsed, busy, failed, tasks, samples) =
+            concurrent(&s, &client, contract, written, seconds, permits).await?;
+        println!(
+            "32 concurrent clients for {seconds} s, {}: {n} queries answered ({:.0}/s), {busy} refused as busy, {failed} failed; {tasks} tasks ran meanwhile; latency {}",
+            if permits { "each with a permit" } else { "each query signed" },
+            n as f64 / elapsed,
+            if samples.is_empty() { "-".to_string() } else { percentiles(samples) },
+        );
+    }
+    devnet.stop().await;
+    Ok(())
+}
+
+/// 32 clients query `contract` for `seconds` while `tasker` sends tasks to `written`: the queries
+/// answered, the seconds it took, those refused as busy, those failed, the tasks run and the
+/// answered queries' latencies.
+async fn concurrent(
+    s: &DevnetSummary,
+    tasker: &Arc<Client>,
+    contract: enigma_types::ContractAddress,
+    written: enigma_types::ContractAddress,
+    seconds: u64,
+    permits: bool,
+) -> Result<(u64, f64, u64, u64, u64, Vec<Duration>), Box<dyn std::error::Error>> {
     let stop = Arc::new(AtomicBool::new(false));
     let (answered, busy, failed) =
         (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let expiry =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 3600;
     let mut askers = tokio::task::JoinSet::new();
-    for i in 0..32 {
-        let c = Client::connect(config(&s, i)?).await?;
+    for _ in 0..32 {
+        let c = Client::connect(config_for(s, KeyPair::generate()?)?).await?;
+        let options = enigma_client::QueryOptions {
+            permit: if permits {
+                Some(c.sign_permit("queries benchmark", &[contract], expiry).await?)
+            } else {
+                None
+            },
+            ..enigma_client::QueryOptions::default()
+        };
         let (stop, answered, busy, failed) =
             (stop.clone(), answered.clone(), busy.clone(), failed.clone());
         askers.spawn(async move {
             let mut samples = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let start = Instant::now();
-                match c.query(contract, "compute_richest()", &[]).await {
+                match c.query_with(contract, "compute_richest()", &[], &options).await {
                     Ok(_) => {
                         answered.fetch_add(1, Ordering::Relaxed);
                         samples.push(start.elapsed());
@@ -144,12 +196,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     }
     let tasks_stop = stop.clone();
-    let tasker = tokio::spawn(async move {
+    let client = tasker.clone();
+    let tasks = tokio::spawn(async move {
         let mut sent = 0u64;
         while !tasks_stop.load(Ordering::Relaxed) {
             let args = (AlloyAddress::repeat_byte(0xee), U256::from(sent)).abi_encode_params();
             if client
-                .compute(contract, "add_millionaire(address,uint256)", &args, 50_000_000)
+                .compute(written, "add_millionaire(address,uint256)", &args, 50_000_000)
                 .await
                 .is_ok()
             {
@@ -166,15 +219,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         samples.extend(done?);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let tasks = tasker.await?;
-    let n = answered.load(Ordering::Relaxed);
-    println!(
-        "32 concurrent clients for {seconds} s: {n} queries answered ({:.0}/s), {} refused as busy, {} failed; {tasks} tasks ran meanwhile; latency {}",
-        n as f64 / elapsed,
+    Ok((
+        answered.load(Ordering::Relaxed),
+        elapsed,
         busy.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
-        if samples.is_empty() { "-".to_string() } else { percentiles(samples) },
-    );
-    devnet.stop().await;
-    Ok(())
+        tasks.await?,
+        samples,
+    ))
 }

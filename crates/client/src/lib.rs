@@ -19,7 +19,10 @@
 //! # Ok(()) }
 //! ```
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use alloy::{providers::Provider as _, rpc::types::Filter, sol_types::SolEvent};
 pub use enigma_attestation::Policy;
@@ -300,9 +303,8 @@ pub struct Client {
     principal: tokio::sync::OnceCell<Address>,
     /// Where queries of each contract went last (epoch, worker, its checked key), reused for
     /// [`QUERY_TARGET_TTL`]: a query then costs one chain read and one gateway call.
-    query_targets: std::sync::Mutex<
-        HashMap<ContractAddress, (u64, SignerAddress, PublicKey, std::time::Instant)>,
-    >,
+    query_targets:
+        std::sync::Mutex<HashMap<ContractAddress, (u64, SignerAddress, PublicKey, Instant)>>,
     /// Workers' checked keys by epoch (first block), at most [`WORKER_KEYS_KEPT`].
     worker_keys: std::sync::Mutex<HashMap<(SignerAddress, u64), PublicKey>>,
     /// Contracts' code hashes (fixed at deployment), at most [`CODE_HASHES_KEPT`]: a task then
@@ -310,6 +312,13 @@ pub struct Client {
     code_hashes: std::sync::Mutex<HashMap<ContractAddress, CodeHash>>,
     /// The chain's group size (fixed when the Enigma contract is deployed).
     group_size: tokio::sync::OnceCell<u64>,
+    /// This client's query keys by the worker key they were agreed with (its public half and
+    /// the derived key), each used for [`QUERY_KEY_TTL`]: a query then costs no key agreement.
+    query_keys: std::sync::Mutex<
+        HashMap<[u8; 64], (PublicKey, std::sync::Arc<enigma_crypto::SymmetricKey>, Instant)>,
+    >,
+    /// Permits whose signer this client recovered (by their digest and signature).
+    permit_signers: std::sync::Mutex<HashMap<[u8; 32], Address>>,
 }
 
 /// Contracts whose code hash a client keeps.
@@ -322,6 +331,14 @@ const WORKER_KEYS_KEPT: usize = 256;
 /// its previous epoch's key, and a target that no longer serves the contract is dropped at the
 /// first refusal and looked up again.
 const QUERY_TARGET_TTL: Duration = Duration::from_secs(5);
+
+/// How long a query key is reused with one worker key. Queries under one key can be told apart
+/// by their random ids, but a host sees that they come from one client (as it does from the
+/// connection they arrive on); a new key after this long keeps that window short.
+const QUERY_KEY_TTL: Duration = Duration::from_secs(30);
+
+/// Query keys, and permit signers, a client keeps.
+const QUERY_KEYS_KEPT: usize = 256;
 
 /// The gas a permit's revocation is recorded with: the runtime charges it 15,000 (its task base
 /// and the revocation), whatever the contract.
@@ -376,6 +393,8 @@ impl Client {
             worker_keys: std::sync::Mutex::new(HashMap::new()),
             code_hashes: std::sync::Mutex::new(HashMap::new()),
             group_size: tokio::sync::OnceCell::new(),
+            query_keys: std::sync::Mutex::new(HashMap::new()),
+            permit_signers: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -1110,7 +1129,45 @@ impl Client {
             &permit.contracts,
             permit.expiry,
         );
-        Ok(Signature::from_bytes(&permit.signature)?.recover_address(&digest)?)
+        let seen = enigma_types::keccak256([&digest[..], &permit.signature].concat());
+        if let Some(signer) = self.permit_signers.lock().ok().and_then(|s| s.get(&seen).copied()) {
+            return Ok(signer);
+        }
+        let signer = Signature::from_bytes(&permit.signature)?.recover_address(&digest)?;
+        if let Ok(mut s) = self.permit_signers.lock() {
+            if s.len() >= QUERY_KEYS_KEPT {
+                s.clear();
+            }
+            s.insert(seen, signer);
+        }
+        Ok(signer)
+    }
+
+    /// This client's query key for `worker_key` (its public half and the key agreed with the
+    /// worker's enclave): the one from the last [`QUERY_KEY_TTL`], or a new one.
+    fn query_key(
+        &self,
+        worker_key: &PublicKey,
+    ) -> Result<(PublicKey, std::sync::Arc<enigma_crypto::SymmetricKey>)> {
+        if let Some((public, shared, at)) =
+            self.query_keys.lock().ok().and_then(|k| k.get(worker_key.as_bytes()).cloned())
+            && at.elapsed() < QUERY_KEY_TTL
+        {
+            return Ok((public, shared));
+        }
+        let pair = KeyPair::generate()?;
+        let (public, shared) =
+            (*pair.public_key(), std::sync::Arc::new(pair.derive_key(worker_key)));
+        if let Ok(mut k) = self.query_keys.lock() {
+            if k.len() >= QUERY_KEYS_KEPT {
+                k.retain(|_, (_, _, at)| at.elapsed() < QUERY_KEY_TTL);
+                if k.len() >= QUERY_KEYS_KEPT {
+                    k.clear();
+                }
+            }
+            k.insert(*worker_key.as_bytes(), (public, shared.clone(), Instant::now()));
+        }
+        Ok((public, shared))
     }
 
     async fn query_target(
@@ -1135,7 +1192,7 @@ impl Client {
             if t.len() > 1024 {
                 t.clear();
             }
-            t.insert(*contract, (epoch, worker, key, std::time::Instant::now()));
+            t.insert(*contract, (epoch, worker, key, Instant::now()));
         }
         Ok((epoch, worker, key))
     }
@@ -1154,9 +1211,9 @@ impl Client {
             .await?
             .ok_or(ClientError::UnknownContract(contract))?;
         let (epoch, worker, key) = self.query_target(&contract, options, cached).await?;
-        let query_key = KeyPair::generate()?;
-        let shared = query_key.derive_key(&key);
-        let query_id = enigma_types::keccak256(query_key.public_key().as_bytes());
+        let (query_public, shared) = self.query_key(&key)?;
+        let mut query_id = [0u8; 32];
+        enigma_crypto::random_bytes(&mut query_id)?;
         let as_task = enigma_types::messages::query_task_id(&query_id);
         let (f, a) = encrypt_inputs(&shared, &contract, &as_task, 0, callable, args)?;
         let query = enigma_types::messages::query_hash(
@@ -1164,7 +1221,7 @@ impl Client {
             &query_id,
             &f,
             &a,
-            query_key.public_key().as_bytes(),
+            query_public.as_bytes(),
         );
         use enigma_types::caller::QueryCaller;
         let ad = task_field_ad(&contract, &as_task, 0, TaskField::Caller);
@@ -1188,7 +1245,7 @@ impl Client {
             "queryId": hexed(&query_id), "epochBlock": epoch,
             "encryptedFn": hexed(&f), "encryptedArgs": hexed(&a),
             "encryptedCaller": hexed(&encrypted_caller),
-            "userDHKey": hexed(query_key.public_key().as_bytes()),
+            "userDHKey": hexed(query_public.as_bytes()),
             "freshness": if options.latest { "latest" } else { "confirmed" },
         });
         let view: enigma_p2p::messages::QueryAnswerView =

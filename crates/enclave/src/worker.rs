@@ -159,6 +159,45 @@ pub(crate) struct WorkerState {
     next_query: std::sync::atomic::AtomicUsize,
     /// Queries asked per caller in the current second (`QUERIES_PER_CALLER_PER_SECOND`).
     asked: Mutex<Asked>,
+    /// Keys agreed with users and permit signers recovered, kept so that a client reusing its
+    /// query key or permit costs no curve arithmetic here.
+    agreed: Mutex<Agreed>,
+}
+
+/// Keys agreed with users' keys (by this enclave's IO key and the user's key), and the signers
+/// of permits (by the permit's digest and signature) — only ones that checked out: a key that
+/// opened its callable, a signature that recovered. At most [`AGREED_KEPT`] of each; past it
+/// they are forgotten and agreed again, so a flood of made-up keys costs what it costs anyway.
+#[derive(Default)]
+struct Agreed {
+    keys: HashMap<([u8; 64], [u8; 64]), Arc<SymmetricKey>>,
+    signers: HashMap<[u8; 32], Address>,
+}
+
+/// User keys and permit signers an enclave keeps.
+const AGREED_KEPT: usize = 4096;
+
+impl Agreed {
+    fn key(&mut self, slot: ([u8; 64], [u8; 64]), key: &Arc<SymmetricKey>) {
+        if self.keys.len() >= AGREED_KEPT {
+            self.keys.clear();
+        }
+        self.keys.insert(slot, key.clone());
+    }
+
+    fn signer(&mut self, seen: [u8; 32], signer: Address) {
+        if self.signers.len() >= AGREED_KEPT {
+            self.signers.clear();
+        }
+        self.signers.insert(seen, signer);
+    }
+}
+
+/// Whom a permit's queries are counted against: the permit of its signer. Two users' permits of
+/// the same name, contracts and expiry have the same digest, and neither may use up the other's
+/// rate.
+fn permit_rate_id(digest: &[u8; 32], signer: &Address) -> [u8; 32] {
+    enigma_types::keccak256([&digest[..], &signer.0].concat())
 }
 
 /// The queries each caller asked in one second of the enclave's clock.
@@ -274,6 +313,7 @@ impl WorkerState {
                 .collect(),
             next_query: std::sync::atomic::AtomicUsize::new(0),
             asked: Mutex::new(Asked::default()),
+            agreed: Mutex::new(Agreed::default()),
         }
     }
 
@@ -756,26 +796,27 @@ impl WorkerState {
     /// fetched the key just before an epoch turned may have used the previous one, so the other
     /// kept IO keys are tried when the epoch's does not open the callable.
     fn user_key(
+        &self,
         id: &Identity,
         epoch: u64,
         user: &PublicKey,
         encrypted_fn: &[u8],
         fn_ad: &[u8; 32],
-    ) -> Result<SymmetricKey, EnclaveError> {
+    ) -> Result<Arc<SymmetricKey>, EnclaveError> {
         let primary = id.io_keys.iter().find(|k| k.epoch == epoch);
-        if let Some(k) = primary {
-            let key = k.pair.derive_key(user);
+        let others = id.io_keys.iter().rev().filter(|k| k.epoch != epoch);
+        for k in primary.into_iter().chain(others) {
+            let slot = (*k.pair.public_key().as_bytes(), *user.as_bytes());
+            let kept = lock(&self.agreed).keys.get(&slot).cloned();
+            let key = kept.clone().unwrap_or_else(|| Arc::new(k.pair.derive_key(user)));
             if key.decrypt_with_ad(encrypted_fn, fn_ad).is_ok() {
+                if kept.is_none() {
+                    lock(&self.agreed).key(slot, &key);
+                }
                 return Ok(key);
             }
         }
-        for k in id.io_keys.iter().rev().filter(|k| k.epoch != epoch) {
-            let key = k.pair.derive_key(user);
-            if key.decrypt_with_ad(encrypted_fn, fn_ad).is_ok() {
-                return Ok(key);
-            }
-        }
-        primary.map(|k| k.pair.derive_key(user)).ok_or(EnclaveError::NoIoKey { epoch })
+        primary.map(|k| Arc::new(k.pair.derive_key(user))).ok_or(EnclaveError::NoIoKey { epoch })
     }
 
     /// The task's verified caller: `None` without a proof; the proof's sender when it is for
@@ -927,7 +968,7 @@ impl WorkerState {
         let contract = ContractAddress::from(t.task_id);
         let fn_ad = task_field_ad(&contract, &t.task_id, 0, TaskField::Callable);
         let me = self.identity()?;
-        let user_key = Self::user_key(&me, t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
+        let user_key = self.user_key(&me, t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
         // The code hash is computed here, over the bytes that will run: the key it selects opens
         // this contract's state only for this code.
         let hash = code_hash(&t.code);
@@ -1055,7 +1096,7 @@ impl WorkerState {
         let key = self.state_key(id)?;
         let me = self.identity()?;
         let fn_ad = task_field_ad(&contract, &t.task_id, t.value, TaskField::Callable);
-        let user_key = Self::user_key(&me, t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
+        let user_key = self.user_key(&me, t.epoch, &t.user_public_key, &t.encrypted_fn, &fn_ad)?;
         let inputs_hash = inputs_hash_compute(
             &t.encrypted_fn,
             &t.encrypted_args,
@@ -1227,7 +1268,7 @@ impl WorkerState {
         let key = self.state_key(id)?;
         let me = self.identity()?;
         let fn_ad = task_field_ad(&contract, &as_task, 0, TaskField::Callable);
-        let user_key = Self::user_key(&me, q.epoch, &q.user_public_key, &q.encrypted_fn, &fn_ad)?;
+        let user_key = self.user_key(&me, q.epoch, &q.user_public_key, &q.encrypted_fn, &fn_ad)?;
         let query = query_hash(
             &contract,
             &q.query_id,
@@ -1284,9 +1325,18 @@ impl WorkerState {
                         ));
                     }
                     let digest = permit_digest(&me.principal, &p.name, &p.contracts, p.expiry);
-                    let signer = recover(&p.signature, &digest)?;
+                    let seen = enigma_types::keccak256([&digest[..], &p.signature].concat());
+                    let kept = lock(&self.agreed).signers.get(&seen).copied();
+                    let signer = match kept {
+                        Some(signer) => signer,
+                        None => {
+                            let signer = recover(&p.signature, &digest)?;
+                            lock(&self.agreed).signer(seen, signer);
+                            signer
+                        }
+                    };
                     permit_name = Some(p.name);
-                    counted = Some(digest);
+                    counted = Some(permit_rate_id(&digest, &signer));
                     Some(signer)
                 }
             }
@@ -1531,7 +1581,21 @@ impl enigma_runtime::Deadline for TimeBudget {
 
 #[cfg(test)]
 mod tests {
-    use super::{Asked, MAX_COUNTED_CALLERS};
+    use super::{Address, Asked, MAX_COUNTED_CALLERS, permit_rate_id};
+
+    #[test]
+    fn permits_alike_but_of_different_signers_are_counted_apart() {
+        let digest = [7u8; 32];
+        let (alice, bob) = (Address([1; 20]), Address([2; 20]));
+        let mut asked = Asked::default();
+        assert!(asked.count(permit_rate_id(&digest, &alice), [1; 32], 5, 1));
+        assert!(!asked.count(permit_rate_id(&digest, &alice), [2; 32], 5, 1));
+        assert!(
+            asked.count(permit_rate_id(&digest, &bob), [3; 32], 5, 1),
+            "bob's permit of the same name, contracts and expiry has its own count"
+        );
+        assert_ne!(permit_rate_id(&digest, &alice), permit_rate_id(&[8; 32], &alice));
+    }
 
     #[test]
     fn each_caller_gets_its_own_queries_per_second_and_the_count_is_bounded() {

@@ -17,6 +17,7 @@ mod devnet;
 mod gateway;
 mod handover;
 mod km;
+mod reads;
 pub mod sync;
 mod worker;
 

@@ -242,6 +242,10 @@ pub(crate) struct Worker {
     runs: Mutex<()>,
     /// Queries being answered (at most [`MAX_QUERIES_IN_FLIGHT`]; beyond, "busy, retry").
     query_slots: Arc<tokio::sync::Semaphore>,
+    /// Queries' reads of their contract's record on the chain, shared by those that arrive
+    /// while one is on its way.
+    contract_reads:
+        crate::reads::SharedReads<ContractAddress, Option<enigma_chain::SecretContract>>,
     pub(crate) store: Store,
     pub(crate) chain: Chain,
     pub(crate) epochs: RwLock<EpochCache>,
@@ -561,6 +565,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         chain,
         epochs: RwLock::new(epochs),
         query_slots: Arc::new(tokio::sync::Semaphore::new(MAX_QUERIES_IN_FLIGHT)),
+        contract_reads: crate::reads::SharedReads::default(),
         p2p: p2p.clone(),
         workers: RwLock::new(HashMap::new()),
         results: RwLock::new(ResultCache::default()),
@@ -2189,10 +2194,19 @@ impl Worker {
         let contract = q.contract;
         let user_key = PublicKey::from_bytes(&q.user_public_key)
             .map_err(|e| NodeError::Refused(format!("the user public key: {e}")))?;
+        // The record as the chain has it now (a read that starts after this query arrived,
+        // shared with the queries of the contract that arrive meanwhile).
+        let chain = self.chain.clone();
         let on_chain = self
-            .chain
-            .secret_contract(&contract)
-            .await?
+            .contract_reads
+            .read(contract, move || {
+                let chain = chain.clone();
+                async move { chain.secret_contract(&contract).await.map_err(|e| e.to_string()) }
+            })
+            .await
+            .map_err(|e| {
+                NodeError::Refused(format!("reading contract {contract} on the chain: {e}"))
+            })?
             .ok_or_else(|| NodeError::Refused(format!("no contract {contract} is deployed")))?;
         let local = self.store.contract(&contract)?.ok_or_else(|| {
             NodeError::Refused(format!(

@@ -29,6 +29,40 @@ pub const DOMAIN_NAME: &str = "Enigma";
 /// The domain's version.
 pub const DOMAIN_VERSION: &str = "1";
 
+/// Keccak-256 of the type strings and the domain's fields, computed once (a test checks each).
+const DOMAIN_TYPE_HASH: [u8; 32] =
+    hash32("599a80fcaa47b95e2323ab4d34d34e0cc9feda4b843edafcc30c7bdf60ea15bf");
+const DOMAIN_NAME_HASH: [u8; 32] =
+    hash32("ba83be9d4f169561f32dcb185273e3b59336406003211080ed463fe7723a7d3c");
+const DOMAIN_VERSION_HASH: [u8; 32] =
+    hash32("c89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc6");
+const TASK_TYPE_HASH: [u8; 32] =
+    hash32("ee1dafa07ac70771bbb518bfde8898b8fb46b787b4c3de0667cbaacc943bfb4b");
+const QUERY_TYPE_HASH: [u8; 32] =
+    hash32("f3ba36594f9dfc322258739ef167a6d0c51c02e25ce785bea6c9e6c0db2e791f");
+const PERMIT_TYPE_HASH: [u8; 32] =
+    hash32("71188e3c817444989b99fea3abd98f277473c74f406e690c9d025553084d063b");
+
+/// 64 lowercase hex digits as 32 bytes, at compile time.
+const fn hash32(hex: &str) -> [u8; 32] {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => panic!("a hash constant is 64 lowercase hex digits"),
+        }
+    }
+    let hex = hex.as_bytes();
+    assert!(hex.len() == 64, "a hash constant is 64 lowercase hex digits");
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = (nibble(hex[2 * i]) << 4) | nibble(hex[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
 /// A task's proof of its caller: the record's sender and task nonce, and the sender's signature
 /// over [`caller_digest`]. Sent beside the encrypted inputs (it holds nothing secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,9 +111,9 @@ fn word_of_address(a: &Address) -> [u8; 32] {
 #[must_use]
 pub fn domain_separator(principal: &Address) -> [u8; 32] {
     let mut m = Vec::with_capacity(128);
-    m.extend_from_slice(&keccak256(DOMAIN_TYPE.as_bytes()));
-    m.extend_from_slice(&keccak256(DOMAIN_NAME.as_bytes()));
-    m.extend_from_slice(&keccak256(DOMAIN_VERSION.as_bytes()));
+    m.extend_from_slice(&DOMAIN_TYPE_HASH);
+    m.extend_from_slice(&DOMAIN_NAME_HASH);
+    m.extend_from_slice(&DOMAIN_VERSION_HASH);
     m.extend_from_slice(&word_of_address(principal));
     keccak256(&m)
 }
@@ -105,7 +139,7 @@ pub fn caller_digest(
     value: u128,
 ) -> [u8; 32] {
     let mut s = Vec::with_capacity(192);
-    s.extend_from_slice(&keccak256(TASK_TYPE.as_bytes()));
+    s.extend_from_slice(&TASK_TYPE_HASH);
     s.extend_from_slice(contract.as_bytes());
     s.extend_from_slice(&word_of_address(sender));
     s.extend_from_slice(&crate::enc::u256_from_u64(nonce));
@@ -120,7 +154,7 @@ pub fn caller_digest(
 #[must_use]
 pub fn query_digest(principal: &Address, contract: &ContractAddress, query: &[u8; 32]) -> [u8; 32] {
     let mut s = Vec::with_capacity(96);
-    s.extend_from_slice(&keccak256(QUERY_TYPE.as_bytes()));
+    s.extend_from_slice(&QUERY_TYPE_HASH);
     s.extend_from_slice(contract.as_bytes());
     s.extend_from_slice(query);
     typed_digest(principal, &s)
@@ -169,7 +203,7 @@ pub fn permit_digest(
         list.extend_from_slice(c.as_bytes());
     }
     let mut s = Vec::with_capacity(128);
-    s.extend_from_slice(&keccak256(PERMIT_TYPE.as_bytes()));
+    s.extend_from_slice(&PERMIT_TYPE_HASH);
     s.extend_from_slice(&keccak256(name.as_bytes()));
     s.extend_from_slice(&keccak256(&list));
     s.extend_from_slice(&crate::enc::u256_from_u64(expiry));
@@ -305,6 +339,20 @@ impl CallerProof {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_constant_hashes_are_those_of_their_strings() {
+        for (hash, string) in [
+            (DOMAIN_TYPE_HASH, DOMAIN_TYPE),
+            (DOMAIN_NAME_HASH, DOMAIN_NAME),
+            (DOMAIN_VERSION_HASH, DOMAIN_VERSION),
+            (TASK_TYPE_HASH, TASK_TYPE),
+            (QUERY_TYPE_HASH, QUERY_TYPE),
+            (PERMIT_TYPE_HASH, PERMIT_TYPE),
+        ] {
+            assert_eq!(hash, keccak256(string.as_bytes()), "{string}");
+        }
+    }
 
     /// A known answer, computed independently from the EIP-712 specification (a hand-written
     /// encoder over js-sha3's Keccak; docs/api.md section 4).
