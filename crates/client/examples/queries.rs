@@ -120,12 +120,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. One client, one query at a time.
     client.query(contract, "compute_richest()", &[]).await?;
     let mut samples = Vec::with_capacity(queries);
-    for _ in 0..queries {
+    // One caller may ask an enclave 500 queries a second: past that it is told "busy", and asks
+    // again in the next second (those answers are not timed).
+    let mut refused = 0;
+    while samples.len() < queries {
         let start = Instant::now();
-        client.query(contract, "compute_richest()", &[]).await?;
-        samples.push(start.elapsed());
+        match client.query(contract, "compute_richest()", &[]).await {
+            Ok(_) => samples.push(start.elapsed()),
+            Err(ClientError::Gateway(why)) if why.contains("busy") => {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    println!("{queries} sequential queries: {}", percentiles(samples));
+    println!(
+        "{queries} sequential queries: {} ({refused} refused as over the caller's rate)",
+        percentiles(samples)
+    );
 
     // 2. 32 clients asking at once for `seconds`, while one client sends tasks: each query
     // signed, then with a permit each.
