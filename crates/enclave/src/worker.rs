@@ -150,7 +150,13 @@ pub(crate) struct WorkerState {
     /// The latest time the host has told it: time never runs backwards for the enclave.
     clock: AtomicU64,
     keys: Mutex<StateKeys>,
+    /// Task runtimes (deploy, compute, loading a contract's state in parts): a contract's runs
+    /// always go to the same one ([`Self::task_runtime`]), so tasks of contracts on different
+    /// runtimes run at once, while the host runs a contract's own tasks one at a time, in the
+    /// chain's order. As many as the enclave has threads for, 2 to [`TASK_RUNTIMES`]: `exec`
+    /// and `more_execs`.
     exec: Mutex<Exec>,
+    more_execs: Vec<Mutex<Exec>>,
     /// Read-only queries run here, with their own runtimes and copies of the states: they never
     /// wait behind a deploy or compute (nor change what tasks see), and as many run at once as
     /// there are runtimes (one per core, at most [`QUERY_RUNTIMES`]).
@@ -243,6 +249,9 @@ impl Asked {
 /// The most query runtimes a worker enclave keeps (each caches modules and states).
 const QUERY_RUNTIMES: usize = 4;
 
+/// The most task runtimes a worker enclave keeps (each caches modules and states).
+const TASK_RUNTIMES: usize = 4;
+
 /// Contract state keys, and the requests for them awaiting the key manager's answer.
 #[derive(Default)]
 struct StateKeys {
@@ -286,6 +295,11 @@ fn position(state: &ContractState) -> ChainPosition {
 
 impl WorkerState {
     pub(crate) fn new(secret: &NodeSecret, debug: bool, build: EnclaveBuild) -> Self {
+        let task_exec = || Exec {
+            runtime: Runtime::new(Limits { debug_logs: debug, ..Limits::default() }),
+            states: HashMap::new(),
+            state_clock: 0,
+        };
         let mr_enclave = build.measurement(Role::Worker);
         Self {
             sealer: Sealer::new(secret, mr_enclave, debug),
@@ -295,11 +309,12 @@ impl WorkerState {
             identity: RwLock::new(None),
             clock: AtomicU64::new(0),
             keys: Mutex::new(StateKeys::default()),
-            exec: Mutex::new(Exec {
-                runtime: Runtime::new(Limits { debug_logs: debug, ..Limits::default() }),
-                states: HashMap::new(),
-                state_clock: 0,
-            }),
+            exec: Mutex::new(task_exec()),
+            more_execs: (1..std::thread::available_parallelism()
+                .map_or(2, std::num::NonZeroUsize::get)
+                .clamp(2, TASK_RUNTIMES))
+                .map(|_| Mutex::new(task_exec()))
+                .collect(),
             queries: (0..std::thread::available_parallelism()
                 .map_or(1, std::num::NonZeroUsize::get)
                 .clamp(1, QUERY_RUNTIMES))
@@ -735,7 +750,7 @@ impl WorkerState {
             return Err(EnclaveError::BadState("nothing to load: no snapshot and no delta".into()));
         }
         let key = self.state_key(id)?;
-        let mut exec = lock(&self.exec);
+        let mut exec = self.task_runtime(&id.contract);
         let state = Self::build_state(&exec, &key, id, &given)?;
         let at = position(&state);
         Self::cache_state(&mut exec, id, state);
@@ -1015,7 +1030,7 @@ impl WorkerState {
         };
         let code = ContractCode::with_hash(hash, &t.code);
         let mut rng = TaskRng::new(&key, &t.task_id, &inputs_hash, &DeltaHash::ZERO);
-        let mut exec = lock(&self.exec);
+        let mut exec = self.task_runtime(&contract);
         let outcome = exec
             .runtime
             .execute_within(
@@ -1131,7 +1146,7 @@ impl WorkerState {
             )
         };
 
-        let mut exec = lock(&self.exec);
+        let mut exec = self.task_runtime(&contract);
         let exec = &mut *exec;
         // A module is cached under the hash this enclave computed over its bytes.
         if !exec.runtime.is_cached(&t.code_hash) {
@@ -1459,6 +1474,15 @@ impl WorkerState {
             Some(m) => lock(m),
             None => lock(&self.exec),
         }
+    }
+
+    /// The task runtime of `contract`: always the same one (by its address, which is a hash),
+    /// so its cached state is where its next task runs.
+    fn task_runtime(&self, contract: &ContractAddress) -> MutexGuard<'_, Exec> {
+        let word = contract.0.first_chunk::<8>().copied().unwrap_or_default();
+        let at = u64::from_le_bytes(word) % (self.more_execs.len() as u64 + 1);
+        let more = usize::try_from(at).ok().and_then(|at| at.checked_sub(1));
+        lock(more.and_then(|i| self.more_execs.get(i)).unwrap_or(&self.exec))
     }
 
     pub(crate) fn sign_batch(&self, b: BatchRequest) -> Result<Signature, EnclaveError> {

@@ -830,6 +830,49 @@ fn a_run_past_the_hosts_time_budget_has_no_result_and_the_enclave_goes_on() {
 }
 
 #[test]
+fn runs_of_contracts_on_different_task_runtimes_go_on_at_once() {
+    // A contract run holds only its contract's task runtime: a deploy of another contract, on
+    // another runtime, finishes while the first still runs (the host runs one contract's tasks
+    // in turn, and different contracts' at once).
+    let (mut net, w, slow, _, task) = endless_deploy(5_000);
+    // The runtime is chosen by the address's first 8 bytes (little-endian) modulo their number,
+    // 2 to 4: another contract of this worker apart from the slow one whatever that number is.
+    let word = |c: &ContractAddress| u64::from_le_bytes(c.0[..8].try_into().unwrap());
+    let (id, other) = (1..200)
+        .map(|n| (next_task(n), ContractAddress::from(next_task(n))))
+        .find(|(_, c)| net.selected(c) == w && (2..=4).all(|n| word(c) % n != word(&slow) % n))
+        .expect("some contract of this worker lands apart");
+    net.provision(w, other).unwrap();
+    let key = net.workers[w].enclave.io_key(EPOCH).unwrap();
+    let c = ClientTask::deploy(&key, net.workers[w].signer, id, "construct()", &[]);
+    let mut fast = deploy_task(id, millionaires(), &c);
+    fast.time_budget_ms = 60_000;
+    let enclave = &net.workers[w].enclave;
+    let run_ended = std::sync::atomic::AtomicBool::new(false);
+    let started = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            started.wait();
+            let r = enclave.deploy(task);
+            run_ended.store(true, std::sync::atomic::Ordering::SeqCst);
+            r
+        });
+        started.wait();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let r = enclave.deploy(fast).unwrap();
+        assert_eq!(r.status, TaskStatus::Success);
+        assert!(
+            !run_ended.load(std::sync::atomic::Ordering::SeqCst),
+            "the other contract's deploy returned only after the slow run ended"
+        );
+        match run.join().unwrap() {
+            Err(EnclaveError::TimeBudgetExceeded { budget_ms: 5_000, .. }) => {}
+            other => panic!("expected the time budget to stop the run, got {other:?}"),
+        }
+    });
+}
+
+#[test]
 fn signing_and_keys_do_not_wait_behind_a_contract_run() {
     // A contract run holds the enclave's runtime for as long as its budget allows. Signing an
     // announcement, reading or rotating an IO key and fetching state keys must not wait for it:

@@ -238,8 +238,10 @@ pub(crate) struct Worker {
     /// The enclave, called from blocking threads (a contract run must not stall the runtime).
     /// Calls may overlap: signing and key calls do not wait behind a contract run.
     enclave: Arc<EnclaveProxy<SimulationBackend>>,
-    /// Contract runs (deploy, compute) in the enclave, one at a time, first come first served.
-    runs: Mutex<()>,
+    /// Contract runs (deploy, compute, loading a state in parts) in the enclave: at most
+    /// [`RUNS_AT_ONCE`], first come first served. A contract's own runs take turns in its line;
+    /// runs of different contracts go on at once, on the enclave's task runtimes.
+    runs: tokio::sync::Semaphore,
     /// Queries being answered (at most [`MAX_QUERIES_IN_FLIGHT`]; beyond, "busy, retry").
     query_slots: Arc<tokio::sync::Semaphore>,
     /// Queries' reads of their contract's record on the chain, shared by those that arrive
@@ -560,7 +562,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         signer,
         peer_id: p2p.peer_id(),
         enclave: Arc::new(enclave),
-        runs: Mutex::new(()),
+        runs: tokio::sync::Semaphore::new(RUNS_AT_ONCE),
         store,
         chain,
         epochs: RwLock::new(epochs),
@@ -1728,14 +1730,14 @@ impl Worker {
         // Runs wait for their turn here, in arrival order, rather than as blocked threads on
         // the enclave's runtime lock (which wakes them in no order).
         let first = {
-            let _turn = self.runs.lock().await;
+            let _turn = self.runs.acquire().await;
             let call = call.clone();
             self.in_enclave(move |e| call(e)).await?
         };
         match first {
             Err(EnclaveError::NoStateKey { contract, code_hash }) => {
                 self.fetch_state_key(epoch, ContractKeyId { contract, code_hash }).await?;
-                let _turn = self.runs.lock().await;
+                let _turn = self.runs.acquire().await;
                 Ok(self.in_enclave(move |e| call(e)).await??)
             }
             other => Ok(other?),
@@ -2321,6 +2323,10 @@ impl Worker {
         }
     }
 }
+
+/// Contract runs a worker sends its enclave at once: the enclave's most task runtimes (it has
+/// 2 to 4, by its threads; runs of contracts that share one wait there).
+const RUNS_AT_ONCE: usize = 4;
 
 /// The most queries a worker answers at once (from its gateway and its peers together).
 pub const MAX_QUERIES_IN_FLIGHT: usize = 64;
