@@ -219,6 +219,12 @@ async fn main() -> Result<(), Error> {
             epoch_size: 100_000,
             timeout_blocks: 100_000,
             block_time: (o.block_ms > 0).then(|| Duration::from_millis(o.block_ms)),
+            // Every client here comes from 127.0.0.1, which the gateway would count as one
+            // client (64 connections, 32 requests in flight): let each of these be one.
+            gateway_limits: enigma_node::GatewayLimits {
+                connections_per_client: 64 * o.clients.max(1),
+                requests_per_client: 32 * o.clients.max(1),
+            },
             ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
         },
         |_| {},
@@ -403,7 +409,11 @@ async fn main() -> Result<(), Error> {
         done.iter().filter_map(|d| d.execute.map(|e| e + d.record)).collect();
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     for e in done.iter().filter_map(|d| d.error.as_deref()) {
-        *failures.entry(kind(e)).or_default() += 1;
+        let n = failures.entry(kind(e)).or_default();
+        if *n == 0 {
+            eprintln!("a failure, in full: {e}");
+        }
+        *n += 1;
     }
     let ms_per = |d: Option<Duration>| {
         d.map(|d| (d.as_secs_f64() * 1e3 / completed.max(1) as f64 * 100.0).round() / 100.0)

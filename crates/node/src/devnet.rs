@@ -135,6 +135,9 @@ pub struct DevnetConfig {
     /// L2 does — far less work for anvil under load, which recomputes its whole state root for
     /// every block (BENCHMARKS.md).
     pub block_time: Option<Duration>,
+    /// What the gateway allows one client (one address: every client of a devnet on this
+    /// machine shares 127.0.0.1).
+    pub gateway_limits: crate::GatewayLimits,
     /// Each worker's stake (grains).
     pub stake: u128,
     /// Resume the devnet left in `data_dir` (its chain, contracts, nodes and their stores)
@@ -156,6 +159,7 @@ impl Default for DevnetConfig {
             timeout_blocks: 1_000,
             block_interval: Duration::from_secs(1),
             block_time: None,
+            gateway_limits: crate::GatewayLimits::default(),
             stake: 10_000 * 100_000_000,
             keep: false,
         }
@@ -483,6 +487,7 @@ async fn start_nodes(
         w.bootstrap = workers.first().map(|w| w.p2p_addrs.clone()).unwrap_or_default();
         if i == 0 {
             w.gateway_listen = Some(config.gateway);
+            w.gateway_limits = config.gateway_limits;
         }
         workers.push(start_worker(w).await?);
     }

@@ -298,6 +298,27 @@ pub const MAX_CONNECTIONS: u32 = 512;
 /// Most concurrent connections from one address (or IPv6 /64).
 pub const MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 
+/// What a gateway allows one client (one IP address, or IPv6 /64): by default
+/// [`MAX_CONNECTIONS_PER_CLIENT`] connections and [`AdmissionLimits::GATEWAY`]'s requests in
+/// flight. A gateway that only serves clients it trusts to share an address (a load generator
+/// on one machine, many users behind one proxy) may allow more; the totals stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayLimits {
+    /// Connections one client may hold at once.
+    pub connections_per_client: usize,
+    /// Requests of one client in flight at once.
+    pub requests_per_client: usize,
+}
+
+impl Default for GatewayLimits {
+    fn default() -> Self {
+        Self {
+            connections_per_client: MAX_CONNECTIONS_PER_CLIENT,
+            requests_per_client: AdmissionLimits::GATEWAY.per_source,
+        }
+    }
+}
+
 fn hexed(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
@@ -329,10 +350,14 @@ pub const NOT_DELIVERED: i32 = -32015;
 pub(crate) async fn serve<N: GatewayNode + Clone>(
     node: N,
     addr: SocketAddr,
+    limits: GatewayLimits,
 ) -> Result<(SocketAddr, ServerHandle)> {
     let gateway = Gateway {
         node,
-        admission: std::sync::Mutex::new(Admission::new(AdmissionLimits::GATEWAY)),
+        admission: std::sync::Mutex::new(Admission::new(AdmissionLimits {
+            per_source: limits.requests_per_client,
+            ..AdmissionLimits::GATEWAY
+        })),
         forwarding: tokio::sync::Semaphore::new(MAX_FORWARDED),
         delivering: std::sync::Mutex::new(std::collections::HashSet::new()),
         network: Arc::new(NetworkFeed::new()),
@@ -557,12 +582,12 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
                 },
                 () = stop.clone().shutdown() => break,
             };
-            // At most MAX_CONNECTIONS_PER_CLIENT from one address (or IPv6 /64).
+            // At most `connections_per_client` from one address (or IPv6 /64).
             let network = client_network(remote.ip());
             let admitted = per_client.lock().is_ok_and(|mut m| {
                 let n = m.entry(network).or_insert(0);
                 *n += 1;
-                *n <= MAX_CONNECTIONS_PER_CLIENT
+                *n <= limits.connections_per_client
             });
             let release = {
                 let per_client = per_client.clone();
@@ -911,7 +936,10 @@ mod tests {
     #[tokio::test]
     async fn the_gateway_answers_through_its_node_and_bans_a_client_that_keeps_striking() {
         let stand = Stand::new();
-        let (addr, handle) = serve(stand.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (addr, handle) =
+            serve(stand.clone(), "127.0.0.1:0".parse().unwrap(), GatewayLimits::default())
+                .await
+                .unwrap();
         let http = HttpClientBuilder::default().build(format!("http://{addr}")).unwrap();
 
         let info: serde_json::Value = http.request("getNetworkInfo", rpc_params![]).await.unwrap();
@@ -981,7 +1009,10 @@ mod tests {
     #[tokio::test]
     async fn checked_requests_waiting_at_their_worker_hold_no_client_slot_and_copies_wait() {
         let stand = Stand::new();
-        let (addr, handle) = serve(stand.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (addr, handle) =
+            serve(stand.clone(), "127.0.0.1:0".parse().unwrap(), GatewayLimits::default())
+                .await
+                .unwrap();
         let http = Arc::new(HttpClientBuilder::default().build(format!("http://{addr}")).unwrap());
         // More checked tasks than one client may have in flight wait at once (as tasks wait
         // for their contract's earlier tasks), and the client's next task still goes through.
@@ -1060,7 +1091,10 @@ mod tests {
     #[tokio::test]
     async fn the_dashboard_is_served_and_its_feed_is_shared_and_bounded_per_client() {
         let stand = Stand::new();
-        let (addr, handle) = serve(stand.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (addr, handle) =
+            serve(stand.clone(), "127.0.0.1:0".parse().unwrap(), GatewayLimits::default())
+                .await
+                .unwrap();
         // Nobody watches: no snapshot is taken.
         tokio::time::sleep(NETWORK_REFRESH * 2).await;
         assert_eq!(stand.snapshots.load(std::sync::atomic::Ordering::SeqCst), 0);

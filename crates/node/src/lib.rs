@@ -28,8 +28,8 @@ pub use devnet::{
 };
 pub use enigma_p2p::messages::ResultView as TaskResultView;
 pub use gateway::{
-    MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MAX_REQUEST_BYTES, NOT_ADMITTED, NOT_DELIVERED,
-    UNANSWERED,
+    GatewayLimits, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MAX_REQUEST_BYTES, NOT_ADMITTED,
+    NOT_DELIVERED, UNANSWERED,
 };
 pub use km::{KmConfig, KmNode, StateKeysMessage, prepare_km, start_km};
 pub use worker::{

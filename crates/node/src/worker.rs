@@ -102,6 +102,8 @@ pub struct WorkerConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Where the gateway JSON-RPC listens, if this worker is a gateway.
     pub gateway_listen: Option<SocketAddr>,
+    /// What the gateway allows one client (when `gateway_listen` is set).
+    pub gateway_limits: crate::GatewayLimits,
     /// The key manager's JSON-RPC URL.
     pub km_url: String,
     /// The simulation attestation service (a devnet's) that attests the enclave at
@@ -180,6 +182,7 @@ impl WorkerConfig {
             p2p_listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty()),
             bootstrap: Vec::new(),
             gateway_listen: None,
+            gateway_limits: crate::GatewayLimits::default(),
             km_url,
             attestation_url: None,
             simulation_authority: Address::ZERO,
@@ -800,7 +803,8 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
 
     let (gateway_addr, gateway) = match config.gateway_listen {
         Some(addr) => {
-            let (addr, handle) = crate::gateway::serve(worker.clone(), addr).await?;
+            let (addr, handle) =
+                crate::gateway::serve(worker.clone(), addr, config.gateway_limits).await?;
             (Some(addr), Some(handle))
         }
         None => (None, None),
