@@ -1237,21 +1237,25 @@ impl Worker {
             }
             ChainEvent::ReceiptVerified { task_id, contract, .. } => {
                 self.mark_dirty([contract]);
-                self.forget_receipt(&task_id).await?;
+                self.forget_receipt(&task_id, Some(&contract)).await?;
                 self.settle_callback(&task_id, true);
             }
             ChainEvent::SecretContractDeployed { contract, .. } => self.mark_dirty([contract]),
-            ChainEvent::ReceiptFailed { task_id, .. }
-            | ChainEvent::ReceiptFailedEth { task_id, .. }
-            | ChainEvent::TaskFeeReturned { task_id, .. } => {
-                self.forget_receipt(&task_id).await?;
+            ChainEvent::ReceiptFailed { task_id, contract, .. }
+            | ChainEvent::ReceiptFailedEth { task_id, contract } => {
+                self.forget_receipt(&task_id, Some(&contract)).await?;
+                // The chain kept no state of it: a contract that ran ahead goes back to it.
+                self.settle_callback(&task_id, false);
+            }
+            ChainEvent::TaskFeeReturned { task_id, .. } => {
+                self.forget_receipt(&task_id, None).await?;
                 // The chain kept no state of it: a contract that ran ahead goes back to it.
                 self.settle_callback(&task_id, false);
             }
             ChainEvent::ReceiptsVerified { task_ids, contract, .. } => {
                 self.mark_dirty([contract]);
                 for t in task_ids {
-                    self.forget_receipt(&t).await?;
+                    self.forget_receipt(&t, Some(&contract)).await?;
                 }
             }
             _ => {}
@@ -1270,24 +1274,29 @@ impl Worker {
                     .await?
                     .is_some_and(|r| r.status != enigma_chain::TaskStatus::Created)
             {
-                self.forget_receipt(&task).await?;
+                self.forget_receipt(&task, Some(contract)).await?;
             }
         }
         Ok(())
     }
 
-    async fn forget_receipt(&self, task: &TaskId) -> Result<()> {
-        let mut q = self.receipts.lock().await;
-        q.forget(task);
-        drop(q);
-        for (c, t, _) in self.store.pending_receipts()? {
-            if t == *task {
-                let mut b = self.store.batch()?;
-                b.remove_pending_receipt(&c, &t)?;
-                b.commit()?;
-                if self.store.pending_for(&c)? == 0 {
-                    self.contracts().receipts_settled(&c);
-                }
+    async fn forget_receipt(
+        &self,
+        task: &TaskId,
+        contract: Option<&ContractAddress>,
+    ) -> Result<()> {
+        self.receipts.lock().await.forget(task);
+        // The contract from the event when it names one (a direct look-up); else a scan.
+        let contract = match contract {
+            Some(c) => self.store.has_pending_receipt(c, task)?.then_some(*c),
+            None => self.store.pending_receipt_contract(task)?,
+        };
+        if let Some(c) = contract {
+            let mut b = self.store.batch()?;
+            b.remove_pending_receipt(&c, task)?;
+            b.commit()?;
+            if !self.store.any_pending_for(&c)? {
+                self.contracts().receipts_settled(&c);
             }
         }
         Ok(())
@@ -1907,11 +1916,11 @@ impl Worker {
                     // A receipt the chain already holds (sent before a restart, or by a retry
                     // whose answer was lost) is done, not retried forever.
                     let mut done = Vec::new();
-                    for (_, task) in &tasks {
+                    for (contract, task) in &tasks {
                         if let Ok(Some(r)) = self.chain.task(task).await
                             && r.status != enigma_chain::TaskStatus::Created
                         {
-                            self.forget_receipt(task).await?;
+                            self.forget_receipt(task, Some(contract)).await?;
                             done.push(*task);
                         }
                     }
@@ -1950,7 +1959,7 @@ impl Worker {
                     tracing::warn!(me = %self.signer, %task, "a sent receipt is no longer on chain (reorg); sending it again");
                     self.receipts.lock().await.resend(&task);
                 }
-                _ => self.forget_receipt(&task).await?,
+                _ => self.forget_receipt(&task, None).await?,
             }
         }
         Ok(())

@@ -260,6 +260,34 @@ impl Store {
             .collect()
     }
 
+    /// Whether the receipt of task `id` of `contract` waits.
+    pub fn has_pending_receipt(&self, contract: &ContractAddress, id: &TaskId) -> Result<bool> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(RECEIPTS)?.get((contract.0, id.0))?.is_some())
+    }
+
+    /// The contract whose receipt of task `id` waits, if one does (a scan of the waiting
+    /// receipts' keys: for when the contract is not known).
+    pub fn pending_receipt_contract(&self, id: &TaskId) -> Result<Option<ContractAddress>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(RECEIPTS)?;
+        for item in t.iter()? {
+            let (c, task) = item?.0.value();
+            if task == id.0 {
+                return Ok(Some(ContractAddress(c)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether any receipt of `contract` waits.
+    pub fn any_pending_for(&self, contract: &ContractAddress) -> Result<bool> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(RECEIPTS)?;
+        let mut waiting = t.range((contract.0, [0u8; 32])..=(contract.0, [0xff; 32]))?;
+        Ok(waiting.next().transpose()?.is_some())
+    }
+
     /// The number of receipts of `contract` waiting.
     pub fn pending_for(&self, contract: &ContractAddress) -> Result<u64> {
         let tx = self.db.begin_read()?;

@@ -135,6 +135,13 @@ fn truncating_drops_only_the_contracts_later_deltas_and_pending_counts_per_contr
     assert_eq!(store.pending_for(&a).unwrap(), 2);
     assert_eq!(store.pending_for(&b).unwrap(), 1);
     assert_eq!(store.pending_for(&ContractAddress([9; 32])).unwrap(), 0);
+    // Found by contract and task, by task alone, and per contract.
+    assert!(store.has_pending_receipt(&a, &TaskId([2; 32])).unwrap());
+    assert!(!store.has_pending_receipt(&b, &TaskId([2; 32])).unwrap(), "another contract's");
+    assert_eq!(store.pending_receipt_contract(&TaskId([3; 32])).unwrap(), Some(b));
+    assert_eq!(store.pending_receipt_contract(&TaskId([4; 32])).unwrap(), None);
+    assert!(store.any_pending_for(&b).unwrap());
+    assert!(!store.any_pending_for(&ContractAddress([9; 32])).unwrap());
     let mut w = store.batch().unwrap();
     w.truncate_deltas(&a, 3).unwrap();
     w.remove_snapshot(&a).unwrap();
