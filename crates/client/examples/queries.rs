@@ -35,7 +35,7 @@ fn config(s: &DevnetSummary, i: usize) -> Result<ClientConfig, Box<dyn std::erro
     let account = KeyPair::from_slice(&hex::decode(
         s.accounts[i % s.accounts.len()].private_key.trim_start_matches("0x"),
     )?)?;
-    Ok(config_for(s, account)?)
+    config_for(s, account)
 }
 
 /// A client of `account` (queries need no funds: each concurrent client asks as its own caller,

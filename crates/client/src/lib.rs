@@ -314,9 +314,7 @@ pub struct Client {
     group_size: tokio::sync::OnceCell<u64>,
     /// This client's query keys by the worker key they were agreed with (its public half and
     /// the derived key), each used for [`QUERY_KEY_TTL`]: a query then costs no key agreement.
-    query_keys: std::sync::Mutex<
-        HashMap<[u8; 64], (PublicKey, std::sync::Arc<enigma_crypto::SymmetricKey>, Instant)>,
-    >,
+    query_keys: std::sync::Mutex<HashMap<[u8; 64], QueryKey>>,
     /// Permits whose signer this client recovered (by their digest and signature).
     permit_signers: std::sync::Mutex<HashMap<[u8; 32], Address>>,
 }
@@ -336,6 +334,9 @@ const QUERY_TARGET_TTL: Duration = Duration::from_secs(5);
 /// by their random ids, but a host sees that they come from one client (as it does from the
 /// connection they arrive on); a new key after this long keeps that window short.
 const QUERY_KEY_TTL: Duration = Duration::from_secs(30);
+
+/// A query key: its public half, the key agreed with a worker's key, and when it was made.
+type QueryKey = (PublicKey, std::sync::Arc<enigma_crypto::SymmetricKey>, Instant);
 
 /// Query keys, and permit signers, a client keeps.
 const QUERY_KEYS_KEPT: usize = 256;
