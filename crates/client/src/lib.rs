@@ -21,6 +21,7 @@
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -312,12 +313,49 @@ pub struct Client {
     code_hashes: std::sync::Mutex<HashMap<ContractAddress, CodeHash>>,
     /// The chain's group size (fixed when the Enigma contract is deployed).
     group_size: tokio::sync::OnceCell<u64>,
-    /// This client's query keys by the worker key they were agreed with (its public half and
-    /// the derived key), each used for [`QUERY_KEY_TTL`]: a query then costs no key agreement.
-    query_keys: std::sync::Mutex<HashMap<[u8; 64], QueryKey>>,
+    /// This client's query keys by the worker key they were agreed with and the contract asked
+    /// (its public half and the derived key), each used for [`QUERY_KEY_TTL`]: a query then
+    /// costs no key agreement. Anonymous queries take a fresh key each.
+    query_keys: std::sync::Mutex<HashMap<([u8; 64], ContractAddress), QueryKey>>,
     /// Permits whose signer this client recovered (by their digest and signature).
     permit_signers: std::sync::Mutex<HashMap<[u8; 32], Address>>,
+    /// WebSocket connections to the gateway that this client's tasks share for their result
+    /// subscriptions, each carrying up to [`SUBSCRIPTIONS_PER_SOCKET`].
+    sockets: Mutex<Vec<Arc<SharedSocket>>>,
 }
+
+/// A WebSocket connection to the gateway and how many result subscriptions it carries.
+struct SharedSocket {
+    ws: jsonrpsee::ws_client::WsClient,
+    in_use: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for SharedSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSocket")
+            .field("subscriptions", &self.in_use.load(std::sync::atomic::Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A task's place on a shared socket, given back when the task's handle goes.
+struct SocketPlace(Arc<SharedSocket>);
+
+impl Drop for SocketPlace {
+    fn drop(&mut self) {
+        self.0.in_use.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Result subscriptions one socket carries: under the gateway's 16 per connection, leaving room
+/// for unsubscriptions still on their way.
+const SUBSCRIPTIONS_PER_SOCKET: usize = 12;
+
+/// Sockets a client keeps open; a task past them waits for its result by asking.
+const SOCKETS_KEPT: usize = 32;
+
+/// How long opening a socket may take before a task waits for its result by asking instead.
+const SOCKET_CONNECT_WAIT: Duration = Duration::from_secs(5);
 
 /// Contracts whose code hash a client keeps.
 const CODE_HASHES_KEPT: usize = 4096;
@@ -330,13 +368,14 @@ const WORKER_KEYS_KEPT: usize = 256;
 /// first refusal and looked up again.
 const QUERY_TARGET_TTL: Duration = Duration::from_secs(5);
 
-/// How long a query key is reused with one worker key. Queries under one key can be told apart
-/// by their random ids, but a host sees that they come from one client (as it does from the
-/// connection they arrive on); a new key after this long keeps that window short.
+/// How long a query key is reused with one worker key and contract. The host of the worker
+/// asked (and the gateway) sees that queries under one key come from one client, though not
+/// who it is; a new key after this long keeps that window short, and anonymous queries take a
+/// fresh key each.
 const QUERY_KEY_TTL: Duration = Duration::from_secs(30);
 
 /// A query key: its public half, the key agreed with a worker's key, and when it was made.
-type QueryKey = (PublicKey, std::sync::Arc<enigma_crypto::SymmetricKey>, Instant);
+type QueryKey = (PublicKey, Arc<enigma_crypto::SymmetricKey>, Instant);
 
 /// Query keys, and permit signers, a client keeps.
 const QUERY_KEYS_KEPT: usize = 256;
@@ -396,6 +435,7 @@ impl Client {
             group_size: tokio::sync::OnceCell::new(),
             query_keys: std::sync::Mutex::new(HashMap::new()),
             permit_signers: std::sync::Mutex::new(HashMap::new()),
+            sockets: Mutex::new(Vec::new()),
         })
     }
 
@@ -1149,16 +1189,23 @@ impl Client {
     fn query_key(
         &self,
         worker_key: &PublicKey,
-    ) -> Result<(PublicKey, std::sync::Arc<enigma_crypto::SymmetricKey>)> {
-        if let Some((public, shared, at)) =
-            self.query_keys.lock().ok().and_then(|k| k.get(worker_key.as_bytes()).cloned())
+        contract: &ContractAddress,
+        anonymous: bool,
+    ) -> Result<(PublicKey, Arc<enigma_crypto::SymmetricKey>)> {
+        let slot = (*worker_key.as_bytes(), *contract);
+        if !anonymous
+            && let Some((public, shared, at)) =
+                self.query_keys.lock().ok().and_then(|k| k.get(&slot).cloned())
             && at.elapsed() < QUERY_KEY_TTL
         {
             return Ok((public, shared));
         }
         let pair = KeyPair::generate()?;
-        let (public, shared) =
-            (*pair.public_key(), std::sync::Arc::new(pair.derive_key(worker_key)));
+        let (public, shared) = (*pair.public_key(), Arc::new(pair.derive_key(worker_key)));
+        if anonymous {
+            // Its key would link it to this client's other queries.
+            return Ok((public, shared));
+        }
         if let Ok(mut k) = self.query_keys.lock() {
             if k.len() >= QUERY_KEYS_KEPT {
                 k.retain(|_, (_, _, at)| at.elapsed() < QUERY_KEY_TTL);
@@ -1166,7 +1213,7 @@ impl Client {
                     k.clear();
                 }
             }
-            k.insert(*worker_key.as_bytes(), (public, shared.clone(), Instant::now()));
+            k.insert(slot, (public, shared.clone(), Instant::now()));
         }
         Ok((public, shared))
     }
@@ -1212,7 +1259,7 @@ impl Client {
             .await?
             .ok_or(ClientError::UnknownContract(contract))?;
         let (epoch, worker, key) = self.query_target(&contract, options, cached).await?;
-        let (query_public, shared) = self.query_key(&key)?;
+        let (query_public, shared) = self.query_key(&key, &contract, options.anonymous)?;
         let mut query_id = [0u8; 32];
         enigma_crypto::random_bytes(&mut query_id)?;
         let as_task = enigma_types::messages::query_task_id(&query_id);
@@ -1564,6 +1611,31 @@ impl Client {
         }
     }
 
+    /// A place on one of this client's sockets to the gateway: one with room, or a new one
+    /// (at most [`SOCKETS_KEPT`]; closed ones are dropped). `None`: the task asks for its
+    /// result instead.
+    async fn socket(&self) -> Option<SocketPlace> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut sockets = self.sockets.lock().await;
+        sockets.retain(|s| s.ws.is_connected());
+        for s in sockets.iter() {
+            let claimed = s
+                .in_use
+                .fetch_update(SeqCst, SeqCst, |n| (n < SUBSCRIPTIONS_PER_SOCKET).then_some(n + 1));
+            if claimed.is_ok() {
+                return Some(SocketPlace(s.clone()));
+            }
+        }
+        if sockets.len() >= SOCKETS_KEPT {
+            return None;
+        }
+        let connecting = WsClientBuilder::default().build(&self.ws_url);
+        let ws = tokio::time::timeout(SOCKET_CONNECT_WAIT, connecting).await.ok()?.ok()?;
+        let socket = Arc::new(SharedSocket { ws, in_use: std::sync::atomic::AtomicUsize::new(1) });
+        sockets.push(socket.clone());
+        Some(SocketPlace(socket))
+    }
+
     pub(crate) async fn epoch_turned(&self, first_block: u64) -> Result<bool> {
         Ok(self.chain.current_epoch().await?.is_some_and(|e| e.first_block != first_block))
     }
@@ -1584,9 +1656,11 @@ impl Client {
             ..
         } = task;
         // Subscribe before sending, so the push cannot be missed.
-        let ws = WsClientBuilder::default().build(&self.ws_url).await.ok();
+        let mut ws = self.socket().await;
         let sub = match &ws {
-            Some(ws) => ws
+            Some(place) => place
+                .0
+                .ws
                 .subscribe::<ResultView, _>(
                     "subscribeTaskResult",
                     rpc_params![serde_json::json!({"taskId": id.to_string()})],
@@ -1596,6 +1670,9 @@ impl Client {
                 .ok(),
             None => None,
         };
+        if sub.is_none() {
+            ws = None; // its place goes back: the result is asked for instead
+        }
         // The task is recorded and paid: one the gateway could not take or hand on now (a
         // restart, a dropped connection, a worker it does not know yet) is sent again until the
         // wait is over. A worker takes a task it already has as that same task: nothing runs
@@ -1771,8 +1848,9 @@ pub struct TaskHandle<'a> {
     worker: SignerAddress,
     inputs: enigma_types::InputsHash,
     shared: enigma_crypto::SymmetricKey,
-    _ws: Option<jsonrpsee::ws_client::WsClient>,
+    // The subscription goes before its socket's place is given back (fields drop in order).
     sub: Option<jsonrpsee::core::client::Subscription<ResultView>>,
+    _ws: Option<SocketPlace>,
 }
 
 impl std::fmt::Debug for TaskHandle<'_> {

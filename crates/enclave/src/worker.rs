@@ -206,13 +206,21 @@ fn permit_rate_id(digest: &[u8; 32], signer: &Address) -> [u8; 32] {
     enigma_types::keccak256([&digest[..], &signer.0].concat())
 }
 
+/// What identifies a query for the caller rate: its caller (as counted) and its hash, which
+/// binds its id, inputs and key. Not the id alone: the client chooses it, and could send any
+/// number of different queries under one.
+fn asked_id(caller: &[u8; 32], query: &[u8; 32]) -> [u8; 32] {
+    enigma_types::keccak256([&caller[..], &query[..]].concat())
+}
+
 /// The queries each caller asked in one second of the enclave's clock.
 #[derive(Default)]
 struct Asked {
     second: u64,
     by: HashMap<[u8; 32], u32>,
-    /// The query ids counted this second: a query sent again (a replay, or the host's retry
-    /// after loading code or state) is not counted again.
+    /// The queries counted this second ([`asked_id`]: its caller and hash): a query sent again
+    /// (a replay, or the host's retry after loading code or state) is not counted again, while a
+    /// new query under an id used before is.
     seen: HashSet<[u8; 32]>,
 }
 
@@ -1359,7 +1367,7 @@ impl WorkerState {
 
         let rate = QUERIES_PER_CALLER_PER_SECOND;
         if let Some(who) = counted
-            && !lock(&self.asked).count(who, q.query_id, self.tick(q.time), rate)
+            && !lock(&self.asked).count(who, asked_id(&who, &query), self.tick(q.time), rate)
         {
             return Err(EnclaveError::CallerRateExceeded { per_second: rate });
         }
@@ -1605,7 +1613,20 @@ impl enigma_runtime::Deadline for TimeBudget {
 
 #[cfg(test)]
 mod tests {
-    use super::{Address, Asked, MAX_COUNTED_CALLERS, permit_rate_id};
+    use super::{Address, Asked, MAX_COUNTED_CALLERS, asked_id, permit_rate_id};
+
+    #[test]
+    fn a_new_query_under_a_used_id_is_counted_and_a_replay_is_not() {
+        let alice = [1u8; 32];
+        let (first, second) = ([10u8; 32], [11u8; 32]); // two queries' hashes, one id
+        let mut asked = Asked::default();
+        assert!(asked.count(alice, asked_id(&alice, &first), 9, 1));
+        assert!(asked.count(alice, asked_id(&alice, &first), 9, 1), "a replay is not counted");
+        assert!(
+            !asked.count(alice, asked_id(&alice, &second), 9, 1),
+            "another query is counted, whatever its id"
+        );
+    }
 
     #[test]
     fn permits_alike_but_of_different_signers_are_counted_apart() {

@@ -352,6 +352,18 @@ pub(crate) async fn serve<N: GatewayNode + Clone>(
     addr: SocketAddr,
     limits: GatewayLimits,
 ) -> Result<(SocketAddr, ServerHandle)> {
+    // A client may have everything, not more than everything.
+    let limits = GatewayLimits {
+        connections_per_client: limits.connections_per_client.min(MAX_CONNECTIONS as usize),
+        requests_per_client: limits.requests_per_client.min(AdmissionLimits::GATEWAY.total),
+    };
+    if limits != GatewayLimits::default() {
+        tracing::warn!(
+            connections = limits.connections_per_client,
+            requests = limits.requests_per_client,
+            "the gateway's limits per client (IP address) differ from the defaults"
+        );
+    }
     let gateway = Gateway {
         node,
         admission: std::sync::Mutex::new(Admission::new(AdmissionLimits {

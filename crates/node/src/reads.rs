@@ -88,6 +88,9 @@ where
         F: Fn() -> Fut + Send + 'static,
         Fut: Future<Output = Result<V, String>> + Send + 'static,
     {
+        // Should a read panic, its key's line goes with it: those waiting are told (their
+        // senders drop) and the next request reads afresh, instead of waiting for good.
+        let mut gone = Forget { lines: lines.clone(), key: key.clone(), armed: true };
         loop {
             let outcome = read().await;
             now.send_replace(Some(outcome));
@@ -96,10 +99,31 @@ where
                 Some(next) => now = next,
                 None => {
                     lines.remove(&key);
+                    // Removed here, under the lock: a line a new request starts after this one
+                    // is not this reader's to remove.
+                    gone.armed = false;
                     return;
                 }
             }
         }
+    }
+}
+
+/// Removes a key's line when its reader ends other than by finishing (a panic).
+struct Forget<K: Hash + Eq, V> {
+    lines: Arc<Mutex<HashMap<K, Line<V>>>>,
+    key: K,
+    armed: bool,
+}
+
+impl<K: Hash + Eq, V> Drop for Forget<K, V> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // Taken out before it drops (its senders wake their receivers), with the lock released.
+        let line = self.lines.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
+        drop(line);
     }
 }
 
@@ -168,6 +192,37 @@ mod tests {
         // Once idle, a request reads afresh.
         assert_eq!(reads.read(1, read).await, Ok(3));
         assert!(reads.lines.lock().unwrap().is_empty(), "nothing is kept once idle");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_that_panics_leaves_no_request_waiting_for_good() {
+        let reads = Arc::new(SharedReads::<u8, u64>::default());
+        let (release, released) = watch::channel(false);
+        let panicking = move || {
+            let mut released = released.clone();
+            async move {
+                let _ = released.wait_for(|r| *r).await;
+                panic!("a reader that panics");
+            }
+        };
+        let first = tokio::spawn({
+            let (reads, read) = (reads.clone(), panicking.clone());
+            async move { reads.read(1, read).await }
+        });
+        while reads.lines.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let late = tokio::spawn({
+            let (reads, read) = (reads.clone(), panicking.clone());
+            async move { reads.read(1, read).await }
+        });
+        while reads.lines.lock().unwrap().get(&1).is_none_or(|l| l.next.is_none()) {
+            tokio::task::yield_now().await;
+        }
+        release.send_replace(true);
+        assert!(first.await.unwrap().is_err(), "told the read was abandoned");
+        assert!(late.await.unwrap().is_err(), "the one waiting for the next read too");
+        assert_eq!(reads.read(1, || async { Ok(7) }).await, Ok(7), "and later ones read afresh");
     }
 
     #[tokio::test]

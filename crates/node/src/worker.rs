@@ -237,6 +237,10 @@ impl ResultCache {
 
 pub(crate) struct Worker {
     pub(crate) signer: SignerAddress,
+    /// The next receipt's sequence number (the order receipts go to the chain in): taken by
+    /// each run as it persists, so runs of different contracts persisting at once never share
+    /// one. Starts past the stored counter and every receipt still pending.
+    receipt_seq: std::sync::atomic::AtomicU64,
     pub(crate) peer_id: PeerId,
     /// The enclave, called from blocking threads (a contract run must not stall the runtime).
     /// Calls may overlap: signing and key calls do not wait behind a contract run.
@@ -551,8 +555,10 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     let epochs = EpochCache::load(&chain).await?;
     let mut queue = ReceiptQueue::new(config.batch_size);
     let mut contracts = Contracts::new(config.max_waiting_tasks);
+    let mut receipt_seq = seq_next(&store)?;
     for (_, _, bytes) in store.pending_receipts()? {
         if let Ok(p) = serde_json::from_slice::<Pending>(&bytes) {
+            receipt_seq = receipt_seq.max(p.seq.saturating_add(1));
             // A task that calls Ethereum holds back its contract until its receipt settles.
             if p.kind == ReceiptKind::Callback {
                 contracts.await_callback(p.contract, p.task);
@@ -563,6 +569,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     let (result_events, _) = broadcast::channel(1024);
     let worker = Arc::new(Worker {
         signer,
+        receipt_seq: std::sync::atomic::AtomicU64::new(receipt_seq),
         peer_id: p2p.peer_id(),
         enclave: Arc::new(enclave),
         runs: tokio::sync::Semaphore::new(RUNS_AT_ONCE),
@@ -1827,7 +1834,7 @@ impl Worker {
         record_seq: u64,
     ) -> Result<()> {
         let message = to_message(r, is_deploy);
-        let seq = seq_next(&self.store)?;
+        let seq = self.receipt_seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let kind = match (is_deploy, r.status, r.eth_call.is_some()) {
             (true, TaskStatus::Success, _) => ReceiptKind::Deploy,
             (true, TaskStatus::Failure, _) => ReceiptKind::DeployFailure,
