@@ -312,6 +312,13 @@ struct NodeArgs {
     /// Worker: serve the gateway JSON-RPC on this address.
     #[arg(long)]
     gateway_listen: Option<SocketAddr>,
+    /// Gateway: connections one client (IP address, or IPv6 /64) may hold (default 64; at most
+    /// 512). Raise it only for clients that share an address you trust, e.g. behind a proxy.
+    #[arg(long)]
+    gateway_connections_per_client: Option<usize>,
+    /// Gateway: requests one client may have in flight (default 32; at most 512).
+    #[arg(long)]
+    gateway_requests_per_client: Option<usize>,
     /// Worker: the key manager's JSON-RPC URL.
     #[arg(long)]
     km_url: Option<String>,
@@ -392,6 +399,12 @@ impl NodeArgs {
             p2p_listen: self.p2p_listen.or(file.p2p_listen),
             bootstrap: if self.bootstrap.is_empty() { file.bootstrap } else { self.bootstrap },
             gateway_listen: self.gateway_listen.or(file.gateway_listen),
+            gateway_connections_per_client: self
+                .gateway_connections_per_client
+                .or(file.gateway_connections_per_client),
+            gateway_requests_per_client: self
+                .gateway_requests_per_client
+                .or(file.gateway_requests_per_client),
             km_url: self.km_url.or(file.km_url),
             rpc_listen: self.rpc_listen.or(file.rpc_listen),
             attestation_url: self.attestation_url.or(file.attestation_url),
@@ -594,6 +607,13 @@ fn worker_config(a: NodeArgs, run: bool) -> Result<WorkerConfig> {
         .map(|b| b.parse().with_context(|| format!("--bootstrap {b} is not a multiaddr")))
         .collect::<Result<_>>()?;
     config.gateway_listen = a.gateway_listen;
+    let defaults = enigma_node::GatewayLimits::default();
+    config.gateway_limits = enigma_node::GatewayLimits {
+        connections_per_client: a
+            .gateway_connections_per_client
+            .unwrap_or(defaults.connections_per_client),
+        requests_per_client: a.gateway_requests_per_client.unwrap_or(defaults.requests_per_client),
+    };
     config.attestation_url = a.attestation_url;
     config.simulation_authority = address(a.sim_authority, "sim-authority")?;
     config.stake = a.stake;
@@ -912,7 +932,8 @@ mod tests {
         let config = dir.path().join("worker.toml");
         std::fs::write(
             &config,
-            "chain-config = \"chain.toml\"\nchain-ca = \"ca.pem\"\nstake = 5\nbatch-size = 3\n",
+            "chain-config = \"chain.toml\"\nchain-ca = \"ca.pem\"\nstake = 5\nbatch-size = 3\n\
+             gateway-connections-per-client = 200\n",
         )
         .unwrap();
         let args = NodeArgs { config: Some(config), stake: Some(7), ..NodeArgs::default() };
@@ -921,5 +942,7 @@ mod tests {
         assert_eq!(merged.chain_ca, Some(dir.path().join("ca.pem")));
         assert_eq!(merged.stake, Some(7), "the flag wins");
         assert_eq!(merged.batch_size, Some(3));
+        assert_eq!(merged.gateway_connections_per_client, Some(200));
+        assert_eq!(merged.gateway_requests_per_client, None, "the default then");
     }
 }
