@@ -283,6 +283,9 @@ async fn a_hostile_gateway_cannot_relabel_swap_alter_or_replay_results_nor_fake_
         .compute(contract, "add_millionaire(address,uint256)", &add(1, 10), GAS)
         .await
         .unwrap();
+    // On chain before the queries below, which run on the chain's state (a receipt waits up to
+    // the worker's batch wait).
+    client.confirm(&first).await.unwrap();
 
     // 1. A deployment result naming a look-alike contract (where the user's next secrets
     //    would go): refused, the client does not hand out the look-alike address.

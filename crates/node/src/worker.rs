@@ -720,6 +720,10 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                     w.spawn(async move {
                         let w = w2;
                         let answer = match admitted {
+                            // Over a limit, not a verdict on the task: the peer may send it again.
+                            Err(
+                                e @ (NotAdmitted::SourceBusy { .. } | NotAdmitted::Busy { .. }),
+                            ) => TaskResponse::Busy(e.to_string()),
                             Err(e) => TaskResponse::Rejected(e.to_string()),
                             Ok(()) => {
                                 let slot = Arc::new(Slot::new(source));
@@ -2176,6 +2180,10 @@ impl Worker {
         match self.p2p.send_task(peer, &request).await? {
             TaskResponse::Accepted => Ok(()),
             TaskResponse::Rejected(why) => Err(NodeError::Refused(why)),
+            // The client sends it again shortly: nothing ran.
+            TaskResponse::Busy(why) => Err(NodeError::NotDelivered(format!(
+                "worker {signer} did not take it now ({why}); sending it again shortly"
+            ))),
             TaskResponse::Answer(_) => {
                 Err(NodeError::Refused(format!("worker {signer} answered a task as a query")))
             }
@@ -2198,7 +2206,7 @@ impl Worker {
         })?;
         match self.p2p.send_task(peer, &TaskRequest::Query(Box::new(query))).await? {
             TaskResponse::Answer(a) => Ok(*a),
-            TaskResponse::Rejected(why) => Err(NodeError::Refused(why)),
+            TaskResponse::Rejected(why) | TaskResponse::Busy(why) => Err(NodeError::Refused(why)),
             TaskResponse::Accepted => {
                 Err(NodeError::Refused(format!("worker {signer} gave no answer to the query")))
             }

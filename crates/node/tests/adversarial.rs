@@ -235,12 +235,14 @@ async fn hostile_peers_gain_nothing_from_relabelled_results_replays_forgeries_an
     let (mut busy, mut no_record, mut other) = (0, 0, std::collections::BTreeMap::new());
     for f in flood {
         match f.await.unwrap() {
-            Ok(TaskResponse::Rejected(why)) if why.contains("in flight") => busy += 1,
+            Ok(TaskResponse::Busy(why)) if why.contains("in flight") => busy += 1,
             Ok(TaskResponse::Rejected(why)) if why.contains("no record") => no_record += 1,
             Ok(TaskResponse::Accepted | TaskResponse::Answer(_)) => {
                 panic!("an unrecorded task was accepted")
             }
-            Ok(TaskResponse::Rejected(why)) => *other.entry(why).or_insert(0) += 1,
+            Ok(TaskResponse::Rejected(why) | TaskResponse::Busy(why)) => {
+                *other.entry(why).or_insert(0) += 1;
+            }
             Err(e) => *other.entry(e.to_string()).or_insert(0) += 1,
         }
     }

@@ -287,6 +287,9 @@ pub enum TaskResponse {
     Rejected(String),
     /// A query's answer.
     Answer(Box<QueryAnswerMessage>),
+    /// Not taken now: over the worker's limits for this peer or in all. Nothing ran; the same
+    /// request may be sent again shortly (a worker takes a task it already has as that task).
+    Busy(String),
 }
 
 /// The largest sync request.
@@ -415,6 +418,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_rejections() {
+        let busy = TaskResponse::Busy("busy".into());
+        assert_eq!(decode::<TaskResponse>(&encode(&busy), 100).unwrap(), busy);
         let m = TaskResponse::Rejected("busy".into());
         let bytes = encode(&m);
         assert_eq!(decode::<TaskResponse>(&bytes, 100).unwrap(), m);

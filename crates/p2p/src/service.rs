@@ -754,9 +754,8 @@ impl Service {
                                 .send_response(channel, messages::encode(&answer));
                         }
                         Ok(_) if self.inbound.len() >= MAX_INBOUND_TASKS => {
-                            let answer = TaskResponse::Rejected(
-                                "the worker is busy; try again shortly".into(),
-                            );
+                            let answer =
+                                TaskResponse::Busy("the worker is busy; try again shortly".into());
                             let _ = self
                                 .swarm
                                 .behaviour_mut()
