@@ -12,16 +12,19 @@
     reason = "a measuring tool reports on the terminal"
 )]
 
+#[allow(dead_code, reason = "this example takes only the client configuration from it")]
+mod common;
+
 use std::{path::PathBuf, time::Duration, time::Instant};
 
 use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
-use enigma_client::{Client, ClientConfig};
+use enigma_client::Client;
 use enigma_crypto::KeyPair;
 use enigma_node::{DevnetConfig, start_devnet};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), common::Error> {
     let tasks: usize = match std::env::args().nth(1) {
         Some(n) => n.parse().map_err(|_| format!("the task count must be a number, got {n:?}"))?,
         None => 200,
@@ -50,17 +53,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let s = &devnet.summary;
     let account =
         KeyPair::from_slice(&hex::decode(s.accounts[0].private_key.trim_start_matches("0x"))?)?;
-    let client = Client::connect(ClientConfig {
-        gateway_url: s.gateway_url.clone(),
-        chain_url: s.chain_url.clone(),
-        enigma: s.deployment.enigma,
-        token: s.deployment.token,
-        account,
-        gas_px: 1,
-        policy: enigma_node::devnet_policy(s.simulation_authority.parse()?),
-        result_timeout: Duration::from_secs(30),
-    })
-    .await?;
+    let client =
+        Client::connect(common::client_config(s, account, Duration::from_secs(30))?).await?;
     client.deposit(50_000 * 100_000_000).await?;
     let contract = client.deploy(&wasm, "construct()", &[], 50_000_000).await?.contract;
 

@@ -16,6 +16,9 @@
     reason = "a measuring tool reports on the terminal"
 )]
 
+#[allow(dead_code, reason = "this example takes only the client configuration from it")]
+mod common;
+
 use std::{
     path::PathBuf,
     sync::{
@@ -27,33 +30,15 @@ use std::{
 
 use alloy_primitives::{Address as AlloyAddress, U256};
 use alloy_sol_types::SolValue;
+use common::Error;
 use enigma_client::{Client, ClientConfig, ClientError};
 use enigma_crypto::KeyPair;
 use enigma_node::{DevnetConfig, DevnetSummary, start_devnet};
 
-fn config(s: &DevnetSummary, i: usize) -> Result<ClientConfig, Box<dyn std::error::Error>> {
-    let account = KeyPair::from_slice(&hex::decode(
-        s.accounts[i % s.accounts.len()].private_key.trim_start_matches("0x"),
-    )?)?;
-    config_for(s, account)
-}
-
 /// A client of `account` (queries need no funds: each concurrent client asks as its own caller,
 /// as users of a dApp do, so no caller's query rate is shared).
-fn config_for(
-    s: &DevnetSummary,
-    account: KeyPair,
-) -> Result<ClientConfig, Box<dyn std::error::Error>> {
-    Ok(ClientConfig {
-        gateway_url: s.gateway_url.clone(),
-        chain_url: s.chain_url.clone(),
-        enigma: s.deployment.enigma,
-        token: s.deployment.token,
-        account,
-        gas_px: 1,
-        policy: enigma_node::devnet_policy(s.simulation_authority.parse()?),
-        result_timeout: Duration::from_secs(30),
-    })
+fn config(s: &DevnetSummary, account: KeyPair) -> Result<ClientConfig, Error> {
+    common::client_config(s, account, Duration::from_secs(30))
 }
 
 fn percentiles(mut samples: Vec<Duration>) -> String {
@@ -70,7 +55,7 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let queries: usize = match args.next() {
         Some(n) => n.parse().map_err(|_| format!("the query count must be a number, got {n:?}"))?,
@@ -103,7 +88,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     let s = devnet.summary.clone();
-    let client = Client::connect(config(&s, 0)?).await?;
+    let first =
+        KeyPair::from_slice(&hex::decode(s.accounts[0].private_key.trim_start_matches("0x"))?)?;
+    let client = Client::connect(config(&s, first)?).await?;
     client.deposit(50_000 * 100_000_000).await?;
     let contract = client.deploy(&wasm, "construct()", &[], 50_000_000).await?.contract;
     // The tasks that run beside the queries go to a contract of their own: the one queried keeps
@@ -166,7 +153,7 @@ async fn concurrent(
     written: enigma_types::ContractAddress,
     seconds: u64,
     permits: bool,
-) -> Result<(u64, f64, u64, u64, u64, Vec<Duration>), Box<dyn std::error::Error>> {
+) -> Result<(u64, f64, u64, u64, u64, Vec<Duration>), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let (answered, busy, failed) =
         (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -174,7 +161,7 @@ async fn concurrent(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 3600;
     let mut askers = tokio::task::JoinSet::new();
     for _ in 0..32 {
-        let c = Client::connect(config_for(s, KeyPair::generate()?)?).await?;
+        let c = Client::connect(config(s, KeyPair::generate()?)?).await?;
         let options = enigma_client::QueryOptions {
             permit: if permits {
                 Some(c.sign_permit("queries benchmark", &[contract], expiry).await?)

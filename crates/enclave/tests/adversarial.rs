@@ -829,6 +829,33 @@ fn a_run_past_the_hosts_time_budget_has_no_result_and_the_enclave_goes_on() {
     assert_eq!(r.status, TaskStatus::Success);
 }
 
+/// Runs `during` while `stuck` (a deploy that loops until its 5 s time budget stops it) holds
+/// its task runtime, and checks that `during` returned before the stuck run ended.
+fn while_a_run_is_stuck(enclave: &Enclave, stuck: DeployTask, what: &str, during: impl FnOnce()) {
+    let run_ended = std::sync::atomic::AtomicBool::new(false);
+    let started = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            started.wait();
+            let r = enclave.deploy(stuck);
+            run_ended.store(true, std::sync::atomic::Ordering::SeqCst);
+            r
+        });
+        started.wait();
+        // Give the run a moment to take its runtime.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        during();
+        assert!(
+            !run_ended.load(std::sync::atomic::Ordering::SeqCst),
+            "{what} returned only after the stuck run ended"
+        );
+        match run.join().unwrap() {
+            Err(EnclaveError::TimeBudgetExceeded { budget_ms: 5_000, .. }) => {}
+            other => panic!("expected the time budget to stop the run, got {other:?}"),
+        }
+    });
+}
+
 #[test]
 fn runs_of_contracts_on_different_task_runtimes_go_on_at_once() {
     // A contract run holds only its contract's task runtime: a deploy of another contract, on
@@ -848,27 +875,9 @@ fn runs_of_contracts_on_different_task_runtimes_go_on_at_once() {
     let mut fast = deploy_task(id, millionaires(), &c);
     fast.time_budget_ms = 60_000;
     let enclave = &net.workers[w].enclave;
-    let run_ended = std::sync::atomic::AtomicBool::new(false);
-    let started = std::sync::Barrier::new(2);
-    std::thread::scope(|s| {
-        let run = s.spawn(|| {
-            started.wait();
-            let r = enclave.deploy(task);
-            run_ended.store(true, std::sync::atomic::Ordering::SeqCst);
-            r
-        });
-        started.wait();
-        std::thread::sleep(std::time::Duration::from_millis(200));
+    while_a_run_is_stuck(enclave, task, "the other contract's deploy", || {
         let r = enclave.deploy(fast).unwrap();
         assert_eq!(r.status, TaskStatus::Success);
-        assert!(
-            !run_ended.load(std::sync::atomic::Ordering::SeqCst),
-            "the other contract's deploy returned only after the slow run ended"
-        );
-        match run.join().unwrap() {
-            Err(EnclaveError::TimeBudgetExceeded { budget_ms: 5_000, .. }) => {}
-            other => panic!("expected the time budget to stop the run, got {other:?}"),
-        }
     });
 }
 
@@ -879,18 +888,7 @@ fn signing_and_keys_do_not_wait_behind_a_contract_run() {
     // a host whose worker runs one slow task still announces, enters epochs and commits.
     let (net, w, contract, _, task) = endless_deploy(5_000);
     let enclave = &net.workers[w].enclave;
-    let run_ended = std::sync::atomic::AtomicBool::new(false);
-    let started = std::sync::Barrier::new(2);
-    std::thread::scope(|s| {
-        let run = s.spawn(|| {
-            started.wait();
-            let r = enclave.deploy(task);
-            run_ended.store(true, std::sync::atomic::Ordering::SeqCst);
-            r
-        });
-        started.wait();
-        // Give the run a moment to take the runtime, then use everything else.
-        std::thread::sleep(std::time::Duration::from_millis(200));
+    while_a_run_is_stuck(enclave, task, "the calls", || {
         let signature = enclave
             .sign_announcement(AnnouncementInput {
                 peer_id: vec![1; 38],
@@ -909,13 +907,5 @@ fn signing_and_keys_do_not_wait_behind_a_contract_run() {
                 vec![ContractKeyId { contract, code_hash: CodeHash([3; 32]) }],
             )
             .unwrap();
-        assert!(
-            !run_ended.load(std::sync::atomic::Ordering::SeqCst),
-            "the calls above returned only after the contract run ended"
-        );
-        match run.join().unwrap() {
-            Err(EnclaveError::TimeBudgetExceeded { budget_ms: 5_000, .. }) => {}
-            other => panic!("expected the time budget to stop the run, got {other:?}"),
-        }
     });
 }
