@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Compiles every src/*.sol with the pinned solc-js (standard JSON) and writes one artifact per
-// deployable contract to artifacts/<ContractName>.json:
+// deployable (non-abstract) contract to artifacts/<ContractName>.json:
 //   { "contractName", "abi", "bytecode", "deployedBytecode" }   (bytecode as 0x-prefixed hex)
 //
 //   node build.mjs           compile and (re)write artifacts/
@@ -85,7 +85,7 @@ function contractKinds(output) {
   for (const [source, { ast }] of Object.entries(output.sources)) {
     for (const node of ast.nodes) {
       if (node.nodeType === 'ContractDefinition') {
-        kinds.set(`${source}:${node.name}`, node.contractKind);
+        kinds.set(`${source}:${node.name}`, node.abstract ? 'abstract' : node.contractKind);
       }
     }
   }

@@ -5,6 +5,8 @@ import {IAttestationVerifier} from "./IAttestationVerifier.sol";
 import {IEnigmaToken} from "./IEnigmaToken.sol";
 import {Signatures} from "./Signatures.sol";
 import {Digests} from "./Digests.sol";
+import {EnigmaCore} from "./EnigmaCore.sol";
+import {EnigmaBatches} from "./EnigmaBatches.sol";
 
 /// The consensus layer of enigma (PROTOCOL.md section 5): the worker registry and stakes, the
 /// epochs and worker selection, task records with escrowed fees, enclave-signed receipts, the
@@ -14,109 +16,12 @@ import {Digests} from "./Digests.sol";
 /// Amounts are ENG grains. Every amount held here came from a token transfer in, so every
 /// balance is bounded by the token's fixed supply (1.5e16) and the narrow integer types used for
 /// packing (uint96/uint128) cannot overflow.
-contract Enigma {
-    // =============================================================================================
-    // Types
-
-    enum WorkerStatus {
-        Unregistered,
-        LoggedIn,
-        LoggedOut
-    }
-
-    enum TaskStatus {
-        RecordUndefined,
-        RecordCreated,
-        ReceiptVerified,
-        ReceiptFailed,
-        ReceiptFailedETH,
-        ReceiptFailedReturn
-    }
-
-    /// A worker, keyed by its operating address (the account that sends its transactions).
-    struct Worker {
-        address signer;
-        WorkerStatus status;
-        uint8 evidenceKind;
-        bool listed;
-        uint40 registeredAt;
-        uint128 balance;
-        uint64 loggedOutAt;
-        bytes32 mrEnclave;
-        // Selection weight history: the stake as of each login/logout/deposit (0 while logged
-        // out), so an epoch can be computed "as of" any recent block without racing workers
-        // that change their state while the key manager signs.
-        Checkpoint[] weights;
-    }
-
-    struct Checkpoint {
-        uint64 fromBlock;
-        uint128 weight;
-    }
-
-    /// An epoch's worker, with the running sum of stakes up to and including it, so selection
-    /// is a binary search instead of a walk over all workers.
-    struct Member {
-        address signer;
-        uint96 cumulativeStake;
-    }
-
-    struct Epoch {
-        uint256 seed;
-        uint64 firstBlockNumber;
-        uint64 snapshotBlock;
-        Member[] members;
-    }
-
-    /// A user's prepaid ENG and task counter, packed so a task record touches one slot.
-    struct Account {
-        uint128 balance;
-        uint64 taskNonce;
-    }
-
-    /// Three slots: what a receipt needs to check and settle a task, read once. `seq` is the
-    /// task's place in its contract's order, `scTag` the first 12 bytes of the contract's address
-    /// (the record names its contract; receipts are accepted only in `seq` order).
-    struct Task {
-        address sender;
-        TaskStatus status;
-        bool isDeploy;
-        uint32 epoch;
-        uint40 createdAt;
-        // Whether the task escrowed a value (kept in `taskValues`, read only when set).
-        bool paid;
-        bytes32 inputsHash;
-        uint64 gasLimit;
-        uint64 gasPx;
-        uint32 seq;
-        bytes12 scTag;
-    }
-
-    /// Delta hashes committed by one batch, stored as the code of a data contract ("SSTORE2"):
-    /// 6,400 gas per hash in code instead of 22,100 per fresh storage slot.
-    struct DeltaChunk {
-        uint32 first;
-        uint32 count;
-        address data;
-    }
-
-    struct SecretContract {
-        address owner;
-        uint32 deltaCount;
-        // Tasks recorded for the contract, and the sequence number its next receipt needs at
-        // least (receipts land in record order; a task skipped is only refundable).
-        uint32 taskCount;
-        uint32 nextReceiptSeq;
-        bytes32 codeHash;
-        bytes32 lastDeltaHash;
-        // ENG the contract holds: the values of its successful tasks less what it paid out.
-        uint128 balance;
-        // Delta hashes committed one at a time (or in small batches) by index; a zero entry
-        // means "look in the chunks" (only delta 0 may be a zero hash).
-        mapping(uint256 => bytes32) inlineDeltas;
-        DeltaChunk[] chunks;
-    }
-
+///
+/// The types, storage, events and errors are `EnigmaCore`'s. Calls to functions this contract does
+/// not have go to its extension `EnigmaBatches` (deployed by the constructor) by DELEGATECALL, on
+/// this contract's storage: record batches committed as one Merkle root and their receipts, which
+/// do not fit under EIP-170's code-size limit beside the rest.
+contract Enigma is EnigmaCore {
     /// View of a worker.
     struct WorkerInfo {
         address operator;
@@ -167,247 +72,16 @@ contract Enigma {
         uint256 balance;
     }
 
-    // =============================================================================================
-    // Constants and configuration
-
-    uint16 private constant WORKER_PRODUCT_ID = 1;
-    uint16 private constant KEY_MANAGER_PRODUCT_ID = 2;
-    uint8 private constant EVIDENCE_SIMULATION = 0;
-    uint8 private constant EVIDENCE_IAS = 1;
-    /// Gas given to an Ethereum callback. Fixed, so the submitter of a receipt cannot make a
-    /// callback fail by sending too little gas: a receipt without this much to spare reverts.
-    uint256 private constant CALLBACK_GAS = 1_000_000;
-    /// Gas kept back across a callback to record its failure.
-    uint256 private constant CALLBACK_RESERVE = 50_000;
-    /// The most workers in the active set (logged in, or logged out and not yet pruned by an
-    /// epoch): bounds the epoch's worker loop, so setWorkersParams stays under a block's gas.
-    uint256 public constant MAX_ACTIVE_WORKERS = 500;
-    /// Selection draws at most this many rounds per group member (see getWorkerGroup).
-    uint256 private constant SELECTION_ROUNDS_PER_MEMBER = 32;
-    /// A batch appending fewer deltas than this stores them in slots; more go into a chunk.
-    uint256 private constant CHUNK_MIN = 4;
-    /// At most this many delta hashes per chunk (16 KiB + 1 byte of code, under the 24 KiB limit).
-    uint256 private constant CHUNK_MAX = 512;
-    /// A payout in a receipt: recipient (20 bytes) and uint128 amount (16 bytes).
-    uint256 private constant PAYOUT_SIZE = 36;
-
-    IEnigmaToken public immutable token;
     /// Minimum number of blocks between two epochs.
     uint256 public immutable epochSize;
-    /// Blocks after which an open task's fee can be returned.
-    uint256 public immutable timeoutBlocks;
-    /// Workers selected per contract and epoch.
-    uint256 public immutable groupSize;
     /// The key manager enclave's signer address.
     address public immutable principal;
     /// Verifier for evidence kind 0 (zero: simulation evidence disabled).
     IAttestationVerifier public immutable simulationVerifier;
     /// Verifier for evidence kind 1 (zero: IAS evidence disabled).
     IAttestationVerifier public immutable iasVerifier;
-
-    // =============================================================================================
-    // State
-
-    /// May change the task limits below and hand this role on.
-    address public owner;
-    /// The lowest gas price a task may offer (grains per unit of gas).
-    uint64 public minGasPrice;
-    /// The highest gas limit a task may ask for: bounds the work one record can demand.
-    uint64 public maxGasLimit;
-
-    /// Whether the principal's attestation has been verified (required before any epoch).
-    bool public principalRegistered;
-    bytes32 public principalMrEnclave;
-
-    mapping(address => Worker) private workers;
-    /// Signer address => operating address. Kept after unregistering, so receipts signed for
-    /// past epochs still credit the right worker and a signer can never move to another operator.
-    mapping(address => address) public operatorOf;
-    /// Operating addresses in registration order (entries are never removed; re-registering
-    /// keeps the position).
-    address[] private workerList;
-    /// The active set: operators logged in, or logged out and not yet pruned (in the order they
-    /// joined it; an epoch lists its workers in this order). `activeIndex` is position + 1.
-    address[] private activeList;
-    mapping(address => uint256) private activeIndex;
-
-    Epoch[] private epochs;
-    mapping(address => Account) private accounts;
-    mapping(bytes32 => Task) private tasks;
-    mapping(bytes32 => uint256) private taskValues;
-    mapping(bytes32 => SecretContract) private contracts;
-    bytes32[] private contractList;
-
-    bool private transient locked;
-
-    // =============================================================================================
-    // Events
-
-    event Registered(
-        address indexed operator,
-        address indexed signer,
-        uint8 evidenceKind,
-        bytes32 mrEnclave,
-        bytes evidence
-    );
-    event Unregistered(address indexed operator, address indexed signer);
-    event PrincipalRegistered(
-        address indexed signer, uint8 evidenceKind, bytes32 mrEnclave, bytes evidence
-    );
-    event DepositSuccessful(address indexed operator, uint256 amount, uint256 balance);
-    event WithdrawSuccessful(address indexed operator, uint256 amount, uint256 balance);
-    event LoggedIn(address indexed operator, address indexed signer);
-    event LoggedOut(address indexed operator, address indexed signer);
-    event WorkersParameterized(
-        uint256 seed, uint256 firstBlockNumber, uint256 nonce, address[] workers, uint256[] stakes
-    );
-    event BalanceDeposited(address indexed user, uint256 amount, uint256 balance);
-    event BalanceWithdrawn(address indexed user, uint256 amount, uint256 balance);
-    event TaskRecordCreated(
-        bytes32 indexed taskId,
-        bytes32 indexed scAddr,
-        bytes32 inputsHash,
-        uint64 gasLimit,
-        uint64 gasPx,
-        address indexed sender,
-        uint256 firstBlockNumber,
-        bool isDeploy,
-        uint256 seq
-    );
-    event TaskRecordsCreated(
-        bytes32[] taskIds,
-        bytes32[] scAddrs,
-        uint256[] seqs,
-        bytes32[] inputsHashes,
-        uint64[] gasLimits,
-        uint64 gasPx,
-        address indexed sender,
-        uint256 firstBlockNumber
-    );
-    event TaskLimitsSet(uint64 minGasPrice, uint64 maxGasLimit);
-    event OwnerChanged(address owner);
-    event SecretContractDeployed(
-        bytes32 indexed scAddr, bytes32 codeHash, bytes32 initDeltaHash, bytes32 preCodeHash
-    );
-    /// `deltaIndex` is the index of the contract's delta-chain tip after the receipt: the new
-    /// delta's index when `deltaHash` is non-zero.
-    event ReceiptVerified(
-        bytes32 indexed taskId,
-        bytes32 indexed scAddr,
-        bytes32 deltaHash,
-        uint256 deltaIndex,
-        bytes32 outputHash,
-        uint64 gasUsed,
-        address indexed signer
-    );
-    /// The batch as submitted; the non-zero delta hashes of success entries were appended in
-    /// order starting at `firstDeltaIndex`.
-    event ReceiptsVerified(
-        bytes32 indexed scAddr,
-        bytes32[] taskIds,
-        bytes32[] deltaHashes,
-        bytes32[] outputHashes,
-        uint64[] gasUsed,
-        uint8[] statuses,
-        uint256 firstDeltaIndex,
-        address indexed signer
-    );
-    event ReceiptFailed(
-        bytes32 indexed taskId,
-        bytes32 indexed scAddr,
-        bytes32 outputHash,
-        uint64 gasUsed,
-        address indexed signer
-    );
-    /// The receipt verified but its Ethereum callback failed: fees settled, no delta appended
-    /// (for a deploy, the contract is not registered).
-    event ReceiptFailedETH(
-        bytes32 indexed taskId,
-        bytes32 indexed scAddr,
-        bytes32 deltaHash,
-        bytes32 outputHash,
-        uint64 gasUsed,
-        address ethAddress,
-        address indexed signer
-    );
-    /// The fee and escrowed value of a task nobody committed returned to its sender.
-    event TaskFeeReturned(bytes32 indexed taskId, address indexed sender, uint256 fee);
-    /// A secret contract paid `amount` from its balance to `to`'s prepaid balance.
-    event Paid(bytes32 indexed scAddr, address indexed to, uint256 amount);
-
-    // =============================================================================================
-    // Errors
-
-    error InvalidConfiguration(string reason);
-    error NotOwner();
-    error GasPriceTooLow(uint64 gasPx, uint64 minGasPrice);
-    error GasLimitTooHigh(uint64 gasLimit, uint64 maxGasLimit);
-    error ActiveSetFull(uint256 max);
-    /// The report data of the evidence does not bind the caller (the operator) and the
-    /// principal: the evidence was made for another operator (e.g. copied from a pending
-    /// registration).
-    error OperatorNotBound(address operator);
-    /// The receipt's task has a sequence number below its contract's next one (a receipt of an
-    /// earlier-recorded task landed first, or it was replayed).
-    error ReceiptOutOfOrder(bytes32 taskId, uint256 seq, uint256 nextReceiptSeq);
-    /// The task was recorded for another contract.
-    error TaskOfAnotherContract(bytes32 taskId, bytes32 scAddr);
-    error ReentrantCall();
-    error TokenTransferFailed();
-    error PermitFailed();
-    error ZeroAmount();
-    error InsufficientBalance(uint256 available, uint256 requested);
-    // attestation and workers
-    error EvidenceKindDisabled(uint8 evidenceKind);
-    error ZeroSigner();
-    error SignerIsPrincipal();
-    error SignerTaken(address signer, address operator);
-    error AlreadyRegistered();
-    error NotRegistered();
-    error AlreadyLoggedIn();
-    error NotLoggedIn();
-    error WorkerLoggedIn();
-    error StakeLocked(uint256 loggedOutAt, uint256 epochSnapshotBlock);
-    // epochs and selection
-    error PrincipalNotRegistered();
-    error EpochNotOver(uint256 nextEpochBlock);
-    error SnapshotTooOld(uint256 snapshotBlock, uint256 epochFirstBlock);
-    error SnapshotInFuture(uint256 snapshotBlock, uint256 currentBlock);
-    error InvalidPrincipalSignature(address recovered);
-    error NoEpoch();
-    error NoEpochAtBlock(uint256 blockNumber);
-    error EpochNotFound(uint256 nonce);
-    // task records
-    error WrongEpoch(uint256 firstBlockNumber, uint256 currentFirstBlockNumber);
-    error NoActiveWorkers();
-    error WrongTaskNonce(uint256 expected, uint256 given);
-    error ZeroGasLimit();
-    error EmptyBatch();
-    error LengthMismatch();
-    error TaskNotOpen(bytes32 taskId, TaskStatus status);
-    error TaskNotTimedOut(bytes32 taskId, uint256 timeoutBlock);
-    // receipts
-    error NotADeployTask(bytes32 taskId);
-    error NotAComputeTask(bytes32 taskId);
-    error DeployAddressMismatch(bytes32 scAddr, bytes32 taskId);
-    error UnknownSecretContract(bytes32 scAddr);
-    error GasUsedAboveLimit(bytes32 taskId, uint64 gasUsed, uint64 gasLimit);
-    error InvalidReceiptSignature();
-    error WorkerNotSelected(address signer);
-    error BatchSpansEpochs(bytes32 taskId);
-    error InvalidReceiptStatus(bytes32 taskId, uint8 status);
-    error FailedTaskWithDelta(bytes32 taskId);
-    error InsufficientGasForCallback(uint256 available, uint256 needed);
-    error DeltaChunkWriteFailed();
-    error DeltaIndexOutOfRange(uint256 index, uint256 deltaCount);
-    error PayoutBeyondBalance(bytes32 scAddr, uint256 amount, uint256 balance);
-
-    modifier nonReentrant() {
-        if (locked) revert ReentrantCall();
-        locked = true;
-        _;
-        locked = false;
-    }
+    /// The extension (`EnigmaBatches`) that unknown calls go to.
+    address internal immutable batches;
 
     constructor(
         address token_,
@@ -419,21 +93,29 @@ contract Enigma {
         address iasVerifier_,
         uint64 minGasPrice_,
         uint64 maxGasLimit_
-    ) {
-        if (token_ == address(0)) revert InvalidConfiguration("token is the zero address");
+    ) EnigmaCore(token_, timeoutBlocks_, groupSize_) {
         if (epochSize_ == 0) revert InvalidConfiguration("epochSize is zero");
-        if (timeoutBlocks_ == 0) revert InvalidConfiguration("timeoutBlocks is zero");
         if (principal_ == address(0)) revert InvalidConfiguration("principal is the zero address");
-        if (groupSize_ == 0) revert InvalidConfiguration("groupSize is zero");
-        token = IEnigmaToken(token_);
         epochSize = epochSize_;
-        timeoutBlocks = timeoutBlocks_;
         principal = principal_;
-        groupSize = groupSize_;
+        batches = address(new EnigmaBatches(token_, timeoutBlocks_, groupSize_));
         simulationVerifier = IAttestationVerifier(simulationVerifier_);
         iasVerifier = IAttestationVerifier(iasVerifier_);
         owner = msg.sender;
         _setTaskLimits(minGasPrice_, maxGasLimit_);
+    }
+
+    /// Runs the extension's code on this contract's storage; its answer or revert passes through.
+    fallback() external {
+        address extension = batches;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            calldatacopy(p, 0, calldatasize())
+            let ok := delegatecall(gas(), extension, p, calldatasize(), 0, 0)
+            returndatacopy(p, 0, returndatasize())
+            if iszero(ok) { revert(p, returndatasize()) }
+            return(p, returndatasize())
+        }
     }
 
     // =============================================================================================
@@ -1282,68 +964,8 @@ contract Enigma {
         return low - 1;
     }
 
-    function _group(Epoch storage e, bytes32 scAddr) private view returns (address[] memory group) {
-        Member[] storage members = e.members;
-        uint256 n = members.length;
-        uint256 size = groupSize < n ? groupSize : n;
-        group = new address[](size);
-        if (size == 0) return group;
-        uint256 total = members[n - 1].cumulativeStake;
-        uint256 seed = e.seed;
-        uint256 found;
-        uint256 rounds = size * SELECTION_ROUNDS_PER_MEMBER;
-        for (uint256 nonce; found < size && nonce < rounds; ++nonce) {
-            uint256 r = uint256(keccak256(abi.encode(seed, scAddr, nonce))) % total;
-            // First member whose cumulative stake exceeds r; cumulative stakes strictly
-            // increase (every stake is positive), so this is the walk of the specification.
-            uint256 low;
-            uint256 high = n - 1;
-            while (low < high) {
-                uint256 mid = (low + high) / 2;
-                if (members[mid].cumulativeStake > r) high = mid;
-                else low = mid + 1;
-            }
-            address pick = members[low].signer;
-            bool chosen;
-            for (uint256 j; j < found; ++j) {
-                if (group[j] == pick) {
-                    chosen = true;
-                    break;
-                }
-            }
-            if (!chosen) group[found++] = pick;
-        }
-        assembly ("memory-safe") {
-            mstore(group, found)
-        }
-    }
-
-    function _currentEpochFor(uint256 firstBlockNumber) private view returns (uint32) {
-        uint256 n = epochs.length;
-        if (n == 0) revert NoEpoch();
-        Epoch storage e = epochs[n - 1];
-        if (e.firstBlockNumber != firstBlockNumber) {
-            revert WrongEpoch(firstBlockNumber, e.firstBlockNumber);
-        }
-        if (e.members.length == 0) revert NoActiveWorkers();
-        return uint32(n - 1);
-    }
-
     // =============================================================================================
     // Internals: tasks, receipts, fees
-
-    function _checkLimits(uint64 gasLimit, uint64 gasPx) private view {
-        if (gasLimit == 0) revert ZeroGasLimit();
-        if (gasLimit > maxGasLimit) revert GasLimitTooHigh(gasLimit, maxGasLimit);
-        if (gasPx < minGasPrice) revert GasPriceTooLow(gasPx, minGasPrice);
-    }
-
-    /// The next sequence number of deployed contract `scAddr`.
-    function _nextSeq(bytes32 scAddr) private returns (uint256 seq) {
-        SecretContract storage sc = _deployed(scAddr);
-        seq = sc.taskCount;
-        sc.taskCount = uint32(seq + 1);
-    }
 
     function _storeTask(
         bytes32 taskId,
@@ -1388,26 +1010,6 @@ contract Enigma {
         if (t.status != TaskStatus.RecordCreated) revert TaskNotOpen(taskId, t.status);
     }
 
-    function _deployed(bytes32 scAddr) private view returns (SecretContract storage sc) {
-        sc = contracts[scAddr];
-        if (sc.owner == address(0)) revert UnknownSecretContract(scAddr);
-    }
-
-    /// The receipt's signer, required to be in the group selected for `scAddr` in `epoch`.
-    function _selectedSigner(uint256 epoch, bytes32 scAddr, bytes32 digest, bytes calldata sig)
-        private
-        view
-        returns (address signer)
-    {
-        signer = Signatures.recover(digest, sig);
-        if (signer == address(0)) revert InvalidReceiptSignature();
-        address[] memory group = _group(epochs[epoch], scAddr);
-        for (uint256 i; i < group.length; ++i) {
-            if (group[i] == signer) return signer;
-        }
-        revert WorkerNotSelected(signer);
-    }
-
     /// Pays the worker gasUsed·gasPx and refunds the rest of the escrowed fee to the sender.
     function _settle(Task memory task, uint64 gasUsed, address signer) private {
         _credit(signer, _refund(task, gasUsed));
@@ -1421,12 +1023,6 @@ contract Enigma {
         return uint256(gasUsed) * task.gasPx;
     }
 
-    /// Credits the stake of the worker whose enclave signs as `signer`. The selection weight is
-    /// not changed (see deposit).
-    function _credit(address signer, uint256 amount) private {
-        if (amount != 0) workers[operatorOf[signer]].balance += uint128(amount);
-    }
-
     /// The value task `taskId` escrowed (zero for most tasks: read only when one was).
     function _valueOf(Task memory task, bytes32 taskId) private view returns (uint256) {
         return task.paid ? taskValues[taskId] : 0;
@@ -1438,35 +1034,6 @@ contract Enigma {
         if (value != 0) accounts[task.sender].balance += uint128(value);
     }
 
-    /// Settles a successful task's money: its value joins the contract's balance, then each
-    /// payout (`to(20) ‖ uint128 amount(16)`, as the enclave signed them) moves from that balance
-    /// to the recipient's prepaid balance, never beyond it.
-    function _pay(SecretContract storage sc, bytes32 scAddr, uint256 value, bytes calldata payouts)
-        private
-    {
-        if (value == 0 && payouts.length == 0) return;
-        // (A ragged tail cannot be signed by an enclave; its slice would revert anyway.)
-        uint256 balance = sc.balance + value;
-        for (uint256 o; o < payouts.length; o += PAYOUT_SIZE) {
-            address to = address(bytes20(payouts[o:o + 20]));
-            uint256 amount = uint128(bytes16(payouts[o + 20:o + PAYOUT_SIZE]));
-            if (amount > balance) revert PayoutBeyondBalance(scAddr, amount, balance);
-            balance -= amount;
-            accounts[to].balance += uint128(amount);
-            emit Paid(scAddr, to, amount);
-        }
-        sc.balance = uint128(balance);
-    }
-
-    function _escrow(Account storage a, uint256 fee) private {
-        uint256 balance = a.balance;
-        if (balance >= fee) {
-            a.balance = uint128(balance - fee);
-        } else {
-            _pull(fee);
-        }
-    }
-
     function _depositBalance(uint256 amount) private {
         if (amount == 0) revert ZeroAmount();
         Account storage a = accounts[msg.sender];
@@ -1474,12 +1041,6 @@ contract Enigma {
         a.balance = uint128(balance);
         _pull(amount);
         emit BalanceDeposited(msg.sender, amount, balance);
-    }
-
-    function _pull(uint256 amount) private {
-        if (amount != 0 && !token.transferFrom(msg.sender, address(this), amount)) {
-            revert TokenTransferFailed();
-        }
     }
 
     function _push(address to, uint256 amount) private {
@@ -1506,47 +1067,6 @@ contract Enigma {
 
     // =============================================================================================
     // Internals: delta chain
-
-    function _appendDeltas(SecretContract storage sc, bytes32[] memory hashes, uint256 count)
-        private
-    {
-        if (count == 0) return;
-        uint256 first = sc.deltaCount;
-        if (count < CHUNK_MIN) {
-            for (uint256 i; i < count; ++i) {
-                sc.inlineDeltas[first + i] = hashes[i];
-            }
-        } else {
-            for (uint256 done; done < count; done += CHUNK_MAX) {
-                uint256 size = count - done < CHUNK_MAX ? count - done : CHUNK_MAX;
-                sc.chunks.push(
-                    DeltaChunk(uint32(first + done), uint32(size), _writeChunk(hashes, done, size))
-                );
-            }
-        }
-        sc.deltaCount = uint32(first + count);
-        sc.lastDeltaHash = hashes[count - 1];
-    }
-
-    /// Deploys a data contract whose code is 0x00 (STOP, so calling it does nothing) followed by
-    /// hashes[start .. start + size).
-    function _writeChunk(bytes32[] memory hashes, uint256 start, uint256 size)
-        private
-        returns (address data)
-    {
-        uint256 codeLength = 1 + 32 * size;
-        bytes memory init = new bytes(11 + 32 * size);
-        assembly ("memory-safe") {
-            let p := add(init, 0x20)
-            // PUSH2 codeLength, DUP1, PUSH1 0x0a, RETURNDATASIZE(0), CODECOPY(0, 0x0a, codeLength),
-            // RETURNDATASIZE(0), RETURN(0, codeLength), then the code: 0x00 and the hashes.
-            mstore(p, or(shl(248, 0x61), or(shl(232, codeLength), shl(168, 0x80600a3d393df300))))
-            let src := add(hashes, mul(add(start, 1), 0x20))
-            mcopy(add(p, 11), src, mul(size, 0x20))
-            data := create(0, p, mload(init))
-        }
-        if (data == address(0)) revert DeltaChunkWriteFailed();
-    }
 
     function _deltaAt(SecretContract storage sc, uint256 index) private view returns (bytes32 h) {
         h = sc.inlineDeltas[index];

@@ -10,6 +10,18 @@ alloy::sol!(
     "../../contracts/artifacts/Enigma.json"
 );
 
+// Enigma's extension: its functions are called at Enigma's address (Enigma's fallback runs them on
+// its own storage). A module of its own: both ABIs name the shared struct types `EnigmaCore.*`.
+pub mod extension {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug, PartialEq, Eq)]
+        EnigmaBatches,
+        "../../contracts/artifacts/EnigmaBatches.json"
+    );
+}
+pub use extension::EnigmaBatches;
+
 alloy::sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ChainError, Result,
-    bindings::{Enigma, EnigmaToken},
+    batch::{ProvenTask, RecordBatch, RecordBatchInfo},
+    bindings::{Enigma, EnigmaBatches, EnigmaToken},
     convert::{address, b256, contract, eth, eth_signer, signer, task_id, u64_of, u128_of},
     error::revert_text,
     evidence::encode_evidence,
@@ -265,6 +266,8 @@ pub struct BatchItemTx {
 pub struct Chain {
     provider: DynProvider,
     enigma: Enigma::EnigmaInstance<DynProvider>,
+    /// Enigma's extension, called at Enigma's address.
+    batches: EnigmaBatches::EnigmaBatchesInstance<DynProvider>,
     token: EnigmaToken::EnigmaTokenInstance<DynProvider>,
     from: Option<EthAddress>,
     /// Held while a transaction is handed to the node (shared by clones of this handle).
@@ -384,6 +387,7 @@ impl Chain {
     ) -> Self {
         Self {
             enigma: Enigma::new(eth(enigma), provider.clone()),
+            batches: EnigmaBatches::new(eth(enigma), provider.clone()),
             token: EnigmaToken::new(eth(token), provider.clone()),
             provider,
             from: from.map(eth),
@@ -898,6 +902,141 @@ impl Chain {
     /// Returns a timed-out task's fee to its sender.
     pub async fn return_fees(&self, task: TaskId) -> Result<Mined> {
         send!(self, self.enigma.returnFeesForTask(b256(task))).map(|(m, _)| m)
+    }
+
+    /// Records compute tasks `(contract, inputs hash, gas limit, value)` as one record batch
+    /// (`createTaskBatch`: the chain keeps its root, not a record per task), in the order given,
+    /// with consecutive nonces from `nonce` (the sender's task counter). The batch returned is the
+    /// chain's: its tasks and sequence numbers as the event gives them, its root checked.
+    pub async fn create_task_batch(
+        &self,
+        tasks: &[(ContractAddress, InputsHash, u64, u128)],
+        gas_px: u64,
+        first_block: u64,
+        nonce: u64,
+    ) -> Result<(RecordBatch, Mined)> {
+        let (m, r) = send!(
+            self,
+            self.batches.createTaskBatch(
+                tasks.iter().map(|t| b256(t.0)).collect(),
+                tasks.iter().map(|t| b256(t.1)).collect(),
+                tasks.iter().map(|t| t.2).collect(),
+                tasks.iter().map(|t| U256::from(t.3)).collect(),
+                gas_px,
+                U256::from(first_block),
+                U256::from(nonce)
+            )
+        )?;
+        let batch = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|log| log.log_decode::<EnigmaBatches::TaskBatchCreated>().ok())
+            .ok_or_else(|| ChainError::Unexpected("the transaction recorded no batch".into()))?;
+        Ok((record_batch(&batch.inner.data)?, m))
+    }
+
+    /// Commits the receipts of batch-recorded tasks of one contract and one epoch, each with the
+    /// proof of its record, under the enclave's batch signature (the digest of
+    /// [`commit_receipts`](Self::commit_receipts)).
+    pub async fn commit_batch_receipts(
+        &self,
+        contract_address: ContractAddress,
+        items: &[(ProvenTask, BatchItemTx)],
+        signature: &Signature,
+    ) -> Result<Mined> {
+        send!(
+            self,
+            self.batches.commitBatchReceipts(
+                b256(contract_address),
+                items.iter().map(|(t, _)| batch_task(t)).collect(),
+                items
+                    .iter()
+                    .map(|(_, o)| EnigmaBatches::Outcome {
+                        deltaHash: b256(o.delta_hash),
+                        outputHash: b256(o.output_hash),
+                        gasUsed: o.gas_used,
+                        status: o.status,
+                        payouts: Bytes::from(o.payouts.clone()),
+                    })
+                    .collect(),
+                Bytes::from(signature.as_bytes().to_vec())
+            )
+        )
+        .map(|(m, _)| m)
+    }
+
+    /// Returns a timed-out batch-recorded task's fee and value to its sender.
+    pub async fn return_batch_task_fee(&self, task: &ProvenTask) -> Result<Mined> {
+        send!(self, self.batches.returnBatchTaskFee(b256(task.task.contract), batch_task(task)))
+            .map(|(m, _)| m)
+    }
+
+    /// The record batch with `root`, if there is one.
+    pub async fn record_batch(&self, root: [u8; 32]) -> Result<Option<RecordBatchInfo>> {
+        let b = self.batches.getRecordBatch(B256::from(root)).call().await?;
+        if b.count == 0 {
+            return Ok(None);
+        }
+        Ok(Some(RecordBatchInfo {
+            sender: address(b.sender),
+            epoch: u64::from(b.epoch),
+            created_at: u64_of(U256::from(b.createdAt), "createdAt")?,
+            count: usize::from(b.count),
+            open: b.open.to_be_bytes(),
+        }))
+    }
+}
+
+/// A record batch from its `TaskBatchCreated` event, its root checked against the event's.
+pub fn record_batch(e: &EnigmaBatches::TaskBatchCreated) -> Result<RecordBatch> {
+    let n = e.scAddrs.len();
+    if [e.inputsHashes.len(), e.gasLimits.len(), e.values.len(), e.seqs.len()]
+        .iter()
+        .any(|&l| l != n)
+    {
+        return Err(ChainError::Unexpected(
+            "a TaskBatchCreated event's lists differ in length".into(),
+        ));
+    }
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        tasks.push((
+            contract(e.scAddrs[i]),
+            InputsHash(e.inputsHashes[i].0),
+            e.gasLimits[i],
+            u128_of(e.values[i], "value")?,
+        ));
+    }
+    let seqs = e.seqs.iter().map(|s| u64_of(*s, "seq")).collect::<Result<Vec<_>>>()?;
+    let batch = RecordBatch::new(
+        address(e.sender),
+        u64_of(e.firstBlockNumber, "firstBlockNumber")?,
+        u64_of(e.nonce, "nonce")?,
+        e.gasPx,
+        &tasks,
+        &seqs,
+    );
+    if batch.root() != e.root.0 {
+        return Err(ChainError::Unexpected(format!(
+            "a TaskBatchCreated event's root {} is not that of its tasks",
+            e.root
+        )));
+    }
+    Ok(batch)
+}
+
+fn batch_task(t: &ProvenTask) -> EnigmaBatches::BatchTask {
+    EnigmaBatches::BatchTask {
+        root: B256::from(t.root),
+        index: U256::from(t.index),
+        taskId: b256(t.task.task_id),
+        inputsHash: b256(t.task.inputs_hash),
+        gasLimit: t.task.gas_limit,
+        gasPx: t.task.gas_px,
+        seq: U256::from(t.task.seq),
+        value: U256::from(t.task.value),
+        proof: t.proof.iter().map(|p| B256::from(*p)).collect(),
     }
 }
 

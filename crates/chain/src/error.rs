@@ -4,7 +4,7 @@ use alloy::{
     transports::{RpcError, TransportErrorKind},
 };
 
-use crate::bindings::{Enigma, EnigmaToken, IasVerifier, SimulationVerifier};
+use crate::bindings::{Enigma, EnigmaBatches, EnigmaToken, IasVerifier, SimulationVerifier};
 
 /// A chain operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,9 @@ pub type Result<T, E = ChainError> = std::result::Result<T, E>;
 /// Names a revert: the custom error of any of our contracts, or the raw data.
 pub(crate) fn revert_text(data: &[u8]) -> String {
     if let Ok(e) = Enigma::EnigmaErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = EnigmaBatches::EnigmaBatchesErrors::abi_decode(data) {
         return format!("{e:?}");
     }
     if let Ok(e) = SimulationVerifier::SimulationVerifierErrors::abi_decode(data) {

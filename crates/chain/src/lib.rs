@@ -5,6 +5,8 @@
 //! - [`deploy`]: the token, the attestation verifiers and Enigma, with their configuration.
 //! - [`Chain`]: a typed reader and (with a key) writer: workers, stakes, epochs, selection,
 //!   task records, receipts, fees.
+//! - [`RecordBatch`]: compute tasks recorded as one Merkle root (`createTaskBatch`), and the
+//!   proofs their receipts carry (`commitBatchReceipts`).
 //! - [`Watcher`]: follows the contract's events `confirmations` blocks behind the head and
 //!   reports a rewind when a reported block was replaced.
 //! - [`EpochCache`]: the latest epochs, and worker selection in Rust, byte-identical to the
@@ -25,6 +27,7 @@
 //! ```
 
 mod anvil;
+mod batch;
 pub mod bindings;
 mod client;
 pub mod convert;
@@ -36,9 +39,11 @@ mod transport;
 mod watcher;
 
 pub use anvil::{ANVIL_ARGS, ensure_anvil, find_anvil, spawn_anvil};
+pub use batch::{BatchedTask, MAX_RECORD_BATCH, ProvenTask, RecordBatch, RecordBatchInfo, proves};
 pub use client::{
     BatchItemTx, Chain, ComputeReceiptTx, DeployReceiptTx, EpochInfo, Mined, SecretContract,
     TaskLimits, TaskRecord, TaskStatus, WorkerInfo, WorkerStatus, describe_revert, provider,
+    record_batch,
 };
 pub use deploy::{
     DEFAULT_TASK_LIMITS, DeployConfig, Deployment, IasPolicy, SimulationPolicy, deploy,

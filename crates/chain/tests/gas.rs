@@ -5,6 +5,7 @@
 //! BENCHMARKS.md.
 
 use crate::common::*;
+use alloy::providers::Provider;
 use enigma_chain::*;
 use enigma_types::{
     Address, CodeHash, ContractAddress, DeltaHash, Grains, InputsHash, OutputHash, TaskId,
@@ -189,6 +190,98 @@ async fn batch(
     (records.gas_used, mined.gas_used)
 }
 
+/// Records `n` tasks of each of `senders` as one record batch per sender, then commits all their
+/// receipts (each with a delta when `with_delta`) in one receipt batch: (records, receipts) gas.
+#[allow(clippy::too_many_arguments)]
+async fn root_batches(
+    net: &TestNet,
+    senders: &[&Chain],
+    epoch: &EpochInfo,
+    contract: ContractAddress,
+    code_hash: CodeHash,
+    w: usize,
+    n: usize,
+    with_delta: bool,
+) -> (u64, u64) {
+    let mut records = 0;
+    let mut proven = Vec::new();
+    for (k, user) in senders.iter().enumerate() {
+        let tasks: Vec<(ContractAddress, InputsHash, u64, u128)> = (0..n)
+            .map(|i| (contract, InputsHash(h(format!("root {n} sender {k} task {i}"))), LIMIT, 0))
+            .collect();
+        let nonce = user.task_nonce(user.account().unwrap()).await.unwrap();
+        let (batch, mined) =
+            user.create_task_batch(&tasks, PX, epoch.first_block, nonce).await.unwrap();
+        records += mined.gas_used;
+        proven.extend(batch.all_proven());
+    }
+    let sc = net.deployer.secret_contract(&contract).await.unwrap().unwrap();
+    let items: Vec<(ProvenTask, BatchItemTx)> = proven
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let delta = if with_delta {
+                DeltaHash(h(format!("root {n} delta {i} of {}", t.task.task_id)))
+            } else {
+                DeltaHash::ZERO
+            };
+            let o = BatchItemTx {
+                task_id: t.task.task_id,
+                delta_hash: delta,
+                output_hash: OutputHash(h(format!("root output {}", t.task.task_id))),
+                gas_used: 500,
+                status: 1,
+                payouts: Vec::new(),
+            };
+            (t, o)
+        })
+        .collect();
+    let entries: Vec<BatchEntry> = items
+        .iter()
+        .map(|(t, o)| BatchEntry {
+            task_id: t.task.task_id,
+            inputs_hash: t.task.inputs_hash,
+            delta_hash: o.delta_hash,
+            output_hash: o.output_hash,
+            value: 0,
+            payouts_hash: enigma_types::payouts::hash(&[]),
+            gas_limit: LIMIT,
+            gas_used: o.gas_used,
+            status: o.status,
+        })
+        .collect();
+    let signature = net.workers[w].enclave.sign_digest(&batch_digest(
+        &contract,
+        &code_hash,
+        sc.delta_count,
+        &sc.last_delta_hash,
+        &entries,
+    ));
+    let mined =
+        net.workers[w].chain.commit_batch_receipts(contract, &items, &signature).await.unwrap();
+    (records, mined.gas_used)
+}
+
+/// A fresh account with ETH and a prepaid ENG balance.
+async fn fresh_user(net: &TestNet) -> Chain {
+    let key = enigma_crypto::KeyPair::generate().unwrap();
+    let _: serde_json::Value = net
+        .deployer
+        .provider()
+        .raw_request(
+            "anvil_setBalance".into(),
+            (convert::eth(key.address()), "0x56BC75E2D63100000"),
+        )
+        .await
+        .unwrap();
+    net.deployer.transfer_token(key.address(), 1_000 * ENG).await.unwrap();
+    let user = Chain::connect(&net.url(), Some(&key), net.deployment.enigma, net.deployment.token)
+        .await
+        .unwrap();
+    user.deposit_balance(1_000 * ENG).await.unwrap();
+    user
+}
+
 #[tokio::test]
 #[allow(clippy::print_stdout)]
 async fn gas_of_every_operation_and_the_batching_target() {
@@ -266,6 +359,36 @@ async fn gas_of_every_operation_and_the_batching_target() {
         m.add(&format!("commitReceipts, per task of {n}"), receipts / n as u64);
     }
 
+    // Record batches (one root per batch) and their proven receipts: all-in gas per task.
+    for n in [1usize, 16, 64, 255] {
+        let (records, receipts) =
+            root_batches(&net, &[&user], &epoch, contract, code_hash, w, n, true).await;
+        let n64 = n as u64;
+        m.add(&format!("createTaskBatch, per task of {n}"), records / n64);
+        m.add(&format!("commitBatchReceipts (deltas), per task of {n}"), receipts / n64);
+        m.add(&format!("all-in per task, batches of {n} (deltas)"), (records + receipts) / n64);
+    }
+    let (records, receipts) =
+        root_batches(&net, &[&user], &epoch, contract, code_hash, w, 64, false).await;
+    m.add("all-in per task, batches of 64 (no deltas)", (records + receipts) / 64);
+    // 16 users' batches of 16 on one contract, committed in one receipt batch of 256: a refund
+    // to each sender and a record batch closed per 16 tasks.
+    let mut users = Vec::new();
+    for _ in 0..16 {
+        users.push(fresh_user(&net).await);
+    }
+    let senders: Vec<&Chain> = users.iter().collect();
+    let (records, receipts) =
+        root_batches(&net, &senders, &epoch, contract, code_hash, w, 16, true).await;
+    m.add(
+        "all-in per task, 16 senders' batches of 16, one receipt batch of 256 (deltas)",
+        (records + receipts) / 256,
+    );
+    // The per-task-record path for comparison.
+    let per_task =
+        m.get("createTaskRecords, per task of 16") + m.get("commitReceipts, per task of 64");
+    m.add("all-in per task, per-task records of 16 + receipts of 64 (deltas)", per_task);
+
     // An epoch over 30 workers.
     for _ in 0..27 {
         net.add_fresh_worker(100 * ENG).await;
@@ -287,6 +410,8 @@ async fn gas_of_every_operation_and_the_batching_target() {
         3 * batched <= single,
         "a task in a batch of 64 ({batched}) must cost at most a third of a single receipt ({single})"
     );
+    let all_in = m.get("all-in per task, batches of 64 (deltas)");
+    println!("all-in per task with record batches of 64: {all_in} (per-task records: {per_task})");
 }
 
 async fn epoch_gas(net: &TestNet, m: &mut Measured, label: &str) -> EpochInfo {

@@ -13,24 +13,24 @@ use enigma_types::{
     task_id,
 };
 
-const PX: u64 = 3;
-const LIMIT: u64 = 1_000_000;
-const USER: usize = 5;
+pub(crate) const PX: u64 = 3;
+pub(crate) const LIMIT: u64 = 1_000_000;
+pub(crate) const USER: usize = 5;
 
-fn h(text: &str) -> [u8; 32] {
+pub(crate) fn h(text: &str) -> [u8; 32] {
     keccak256(text.as_bytes())
 }
 
-struct Scenario {
-    net: TestNet,
-    user: Chain,
-    epoch: EpochInfo,
-    contract: ContractAddress,
-    code_hash: CodeHash,
+pub(crate) struct Scenario {
+    pub(crate) net: TestNet,
+    pub(crate) user: Chain,
+    pub(crate) epoch: EpochInfo,
+    pub(crate) contract: ContractAddress,
+    pub(crate) code_hash: CodeHash,
 }
 
 /// Two workers, an epoch, a user with a prepaid balance, and a deployed contract.
-async fn scenario() -> Scenario {
+pub(crate) async fn scenario() -> Scenario {
     let mut net = TestNet::new(1).await;
     net.add_worker(1, 1_000 * ENG).await;
     net.add_worker(2, 3_000 * ENG).await;
@@ -111,7 +111,7 @@ async fn scenario() -> Scenario {
 }
 
 impl Scenario {
-    fn selected(&self) -> usize {
+    pub(crate) fn selected(&self) -> usize {
         let cache_group = enigma_types::selection::select_workers(
             &self.epoch.seed,
             &self.contract,
@@ -122,7 +122,7 @@ impl Scenario {
         self.net.worker_of(cache_group[0])
     }
 
-    async fn record(&self, label: &str) -> (enigma_types::TaskId, InputsHash) {
+    pub(crate) async fn record(&self, label: &str) -> (enigma_types::TaskId, InputsHash) {
         let inputs = InputsHash(h(label));
         let (id, _) = record(&self.user, self.contract, inputs, LIMIT, PX, self.epoch.first_block)
             .await
@@ -135,16 +135,16 @@ impl Scenario {
     }
 
     /// The contract's delta count and tip: what a receipt builds on.
-    async fn base(&self) -> (u64, DeltaHash) {
+    pub(crate) async fn base(&self) -> (u64, DeltaHash) {
         let sc = self.net.deployer.secret_contract(&self.contract).await.unwrap().unwrap();
         (sc.delta_count, sc.last_delta_hash)
     }
 
-    async fn prepaid(&self) -> u128 {
+    pub(crate) async fn prepaid(&self) -> u128 {
         self.user.prepaid_balance(self.net.address(USER)).await.unwrap()
     }
 
-    async fn stake(&self, w: usize) -> u128 {
+    pub(crate) async fn stake(&self, w: usize) -> u128 {
         self.net
             .deployer
             .worker(self.net.address(self.net.workers[w].account))
@@ -155,7 +155,7 @@ impl Scenario {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn compute_receipt(
+    pub(crate) fn compute_receipt(
         &self,
         w: usize,
         id: enigma_types::TaskId,
@@ -733,7 +733,7 @@ async fn the_epoch_signature_covers_the_snapshot_block_and_the_group_size() {
 
 impl Scenario {
     /// Deploys another contract (same code) with the selected worker's receipt.
-    async fn deploy_another(&self, label: &str) -> ContractAddress {
+    pub(crate) async fn deploy_another(&self, label: &str) -> ContractAddress {
         let nonce = self.user.task_nonce(self.net.address(USER)).await.unwrap();
         let inputs = InputsHash(h(label));
         let (id, _) = self

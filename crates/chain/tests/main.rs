@@ -2,6 +2,7 @@
 //! whole dependency tree, so one binary builds and links once and takes a fraction of the disk.
 //! Each file below is one suite: `cargo nextest run -p enigma-chain --test integration <suite>::`.
 
+mod batches;
 mod common;
 mod gas;
 mod ias;

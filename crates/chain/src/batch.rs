@@ -1,0 +1,279 @@
+//! Record batches (`EnigmaBatches`; docs/api.md, section 7, "Record batches"): compute tasks
+//! recorded as one Merkle root per batch, and the proofs their receipts and refunds carry.
+//!
+//! A task's leaf is `keccak256(abi.encode(taskId, scAddr, inputsHash, gasLimit, gasPx, seq,
+//! value))`; each level of the tree pairs neighbours as `keccak256(left ‖ right)`, a zero hash
+//! standing in for a missing right neighbour, until one node is left: the root. A proof is the
+//! sibling at each level, leaf first.
+
+use enigma_types::{Address, ContractAddress, InputsHash, TaskId, keccak256, task_id};
+
+/// The most tasks in one record batch (the contract's `MAX_RECORD_BATCH`).
+pub const MAX_RECORD_BATCH: usize = 255;
+
+/// One task of a record batch, as its leaf commits to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchedTask {
+    /// `keccak256(sender ‖ uint256(nonce))`, as for any task.
+    pub task_id: TaskId,
+    /// The contract it runs on.
+    pub contract: ContractAddress,
+    /// The hash of its encrypted inputs.
+    pub inputs_hash: InputsHash,
+    /// Its gas limit.
+    pub gas_limit: u64,
+    /// Its gas price (grains per unit of gas; the batch's).
+    pub gas_px: u64,
+    /// Its place in its contract's order.
+    pub seq: u64,
+    /// ENG escrowed with it for the contract.
+    pub value: u128,
+}
+
+impl BatchedTask {
+    /// The task's leaf.
+    #[must_use]
+    pub fn leaf(&self) -> [u8; 32] {
+        let mut words = [0u8; 7 * 32];
+        words[..32].copy_from_slice(&self.task_id.0);
+        words[32..64].copy_from_slice(&self.contract.0);
+        words[64..96].copy_from_slice(&self.inputs_hash.0);
+        words[120..128].copy_from_slice(&self.gas_limit.to_be_bytes());
+        words[152..160].copy_from_slice(&self.gas_px.to_be_bytes());
+        words[184..192].copy_from_slice(&self.seq.to_be_bytes());
+        words[208..224].copy_from_slice(&self.value.to_be_bytes());
+        keccak256(&words)
+    }
+}
+
+/// A record batch: its sender and its tasks in order (what `TaskBatchCreated` says), from which
+/// the root and every task's proof follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordBatch {
+    /// Who recorded (and pays for) the tasks.
+    pub sender: Address,
+    /// The first block of the epoch the tasks were recorded in.
+    pub first_block: u64,
+    /// The tasks, in the order recorded.
+    pub tasks: Vec<BatchedTask>,
+}
+
+impl RecordBatch {
+    /// The batch of `sender`'s tasks with nonces from `nonce`: `(contract, inputs hash, gas limit,
+    /// value)` each, at the given sequence numbers.
+    #[must_use]
+    pub fn new(
+        sender: Address,
+        first_block: u64,
+        nonce: u64,
+        gas_px: u64,
+        tasks: &[(ContractAddress, InputsHash, u64, u128)],
+        seqs: &[u64],
+    ) -> Self {
+        let tasks = tasks
+            .iter()
+            .zip(seqs)
+            .zip(nonce..)
+            .map(|((&(contract, inputs_hash, gas_limit, value), &seq), nonce)| BatchedTask {
+                task_id: task_id(&sender, nonce),
+                contract,
+                inputs_hash,
+                gas_limit,
+                gas_px,
+                seq,
+                value,
+            })
+            .collect();
+        Self { sender, first_block, tasks }
+    }
+
+    /// The batch's root, its key on chain.
+    #[must_use]
+    pub fn root(&self) -> [u8; 32] {
+        self.levels().last().and_then(|top| top.first().copied()).unwrap_or([0; 32])
+    }
+
+    /// Task `index` with its proof, as a receipt or refund shows it (None past the end).
+    #[must_use]
+    pub fn proven(&self, index: usize) -> Option<ProvenTask> {
+        let levels = self.levels();
+        Some(ProvenTask {
+            root: levels.last()?[0],
+            index,
+            task: *self.tasks.get(index)?,
+            proof: proof_in(&levels, index),
+        })
+    }
+
+    /// Every task with its proof, in order (the tree built once).
+    #[must_use]
+    pub fn all_proven(&self) -> Vec<ProvenTask> {
+        let levels = self.levels();
+        let Some(&[root, ..]) = levels.last().map(Vec::as_slice) else { return Vec::new() };
+        self.tasks
+            .iter()
+            .enumerate()
+            .map(|(index, &task)| ProvenTask { root, index, task, proof: proof_in(&levels, index) })
+            .collect()
+    }
+
+    /// The tree, leaves first, up to the root (empty for no tasks).
+    fn levels(&self) -> Vec<Vec<[u8; 32]>> {
+        let mut levels = vec![self.tasks.iter().map(BatchedTask::leaf).collect::<Vec<_>>()];
+        if levels[0].is_empty() {
+            return Vec::new();
+        }
+        while levels.last().is_some_and(|l| l.len() > 1) {
+            let up = levels.last().map_or_else(Vec::new, |l| {
+                l.chunks(2).map(|p| node(&p[0], p.get(1).unwrap_or(&[0; 32]))).collect()
+            });
+            levels.push(up);
+        }
+        levels
+    }
+}
+
+/// The sibling of `index`'s path at each level below the root.
+fn proof_in(levels: &[Vec<[u8; 32]>], index: usize) -> Vec<[u8; 32]> {
+    levels[..levels.len().saturating_sub(1)]
+        .iter()
+        .enumerate()
+        .map(|(k, level)| level.get((index >> k) ^ 1).copied().unwrap_or([0; 32]))
+        .collect()
+}
+
+/// A task of a record batch with what proves it: its batch's root, its place and the siblings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenTask {
+    /// The batch's root.
+    pub root: [u8; 32],
+    /// The task's place in the batch.
+    pub index: usize,
+    /// The task, as recorded.
+    pub task: BatchedTask,
+    /// Its sibling at each level, leaf first.
+    pub proof: Vec<[u8; 32]>,
+}
+
+/// A record batch as the chain keeps it (`getRecordBatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordBatchInfo {
+    /// Who recorded it.
+    pub sender: Address,
+    /// The epoch it was recorded in.
+    pub epoch: u64,
+    /// The block it was recorded in.
+    pub created_at: u64,
+    /// Its number of tasks.
+    pub count: usize,
+    /// Bit i set: task i awaits its receipt or refund (bit 255 is always set).
+    pub open: [u8; 32],
+}
+
+impl RecordBatchInfo {
+    /// Whether task `index` awaits its receipt or refund.
+    #[must_use]
+    pub fn is_open(&self, index: usize) -> bool {
+        index < self.count && self.open[31 - index / 8] >> (index % 8) & 1 == 1
+    }
+}
+
+/// Whether `proof` leads from `leaf` at `index` of a batch of `count` tasks to `root` (as the
+/// contract checks it).
+#[must_use]
+pub fn proves(
+    leaf: [u8; 32],
+    index: usize,
+    count: usize,
+    proof: &[[u8; 32]],
+    root: [u8; 32],
+) -> bool {
+    if index >= count || proof.len() != depth(count) {
+        return false;
+    }
+    let h = proof.iter().enumerate().fold(leaf, |h, (k, sibling)| {
+        if (index >> k) & 1 == 0 { node(&h, sibling) } else { node(sibling, &h) }
+    });
+    h == root
+}
+
+/// Levels above the leaves in a tree of `count` leaves.
+fn depth(count: usize) -> usize {
+    let mut d = 0;
+    while (1usize << d) < count {
+        d += 1;
+    }
+    d
+}
+
+fn node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut both = [0u8; 64];
+    both[..32].copy_from_slice(left);
+    both[32..].copy_from_slice(right);
+    keccak256(&both)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(n: usize) -> RecordBatch {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                (ContractAddress([i as u8 % 3; 32]), InputsHash([i as u8; 32]), 1_000 + i as u64, 0)
+            })
+            .collect();
+        let seqs: Vec<u64> = (0..n as u64).collect();
+        RecordBatch::new(Address([7; 20]), 10, 5, 2, &tasks, &seqs)
+    }
+
+    #[test]
+    fn every_task_of_any_size_proves_against_the_root_and_no_other_place() {
+        for n in [1, 2, 3, 5, 8, 16, 17, 64, 255] {
+            let b = batch(n);
+            let root = b.root();
+            let all = b.all_proven();
+            assert_eq!(all.len(), n);
+            for (i, t) in b.tasks.iter().enumerate() {
+                let proof = all[i].proof.clone();
+                if i % 17 == 0 {
+                    assert_eq!(all[i], b.proven(i).unwrap());
+                }
+                assert_eq!(proof.len(), depth(n), "batch of {n}");
+                assert!(proves(t.leaf(), i, n, &proof, root), "task {i} of {n}");
+                if n > 1 {
+                    let other = (i + 1) % n;
+                    assert!(
+                        !proves(t.leaf(), other, n, &proof, root),
+                        "task {i} at {other} of {n}"
+                    );
+                }
+            }
+            assert!(b.proven(n).is_none());
+        }
+    }
+
+    #[test]
+    fn a_changed_field_or_a_truncated_proof_does_not_prove() {
+        let b = batch(16);
+        let root = b.root();
+        let proof = b.proven(3).unwrap().proof;
+        let mut t = b.tasks[3];
+        t.value = 1;
+        assert!(!proves(t.leaf(), 3, 16, &proof, root));
+        let mut t = b.tasks[3];
+        t.seq += 1;
+        assert!(!proves(t.leaf(), 3, 16, &proof, root));
+        assert!(!proves(b.tasks[3].leaf(), 3, 16, &proof[..3], root));
+        // The same tasks counted as a larger batch need a longer proof.
+        assert!(!proves(b.tasks[3].leaf(), 3, 17, &proof, root));
+    }
+
+    #[test]
+    fn task_ids_follow_the_senders_nonces() {
+        let b = batch(3);
+        for (i, t) in b.tasks.iter().enumerate() {
+            assert_eq!(t.task_id, task_id(&Address([7; 20]), 5 + i as u64));
+        }
+    }
+}

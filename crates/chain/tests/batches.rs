@@ -1,0 +1,252 @@
+//! Record batches against real anvil (`EnigmaBatches` behind Enigma's fallback): tasks recorded
+//! as one root, receipts and refunds that prove each task, and every guarantee of per-task
+//! records kept — escrow and settlement to the grain, the contract's order, no double commit, no
+//! refund of a committed task — against receipts a hostile submitter forges.
+
+use crate::common::*;
+use crate::lifecycle::{LIMIT, PX, Scenario, USER, h, scenario};
+use alloy::providers::Provider;
+use enigma_chain::{bindings::EnigmaBatches, *};
+use enigma_crypto::Signature;
+use enigma_types::{
+    ContractAddress, DeltaHash, InputsHash, OutputHash, keccak256, messages::BatchEntry,
+    messages::batch_digest,
+};
+
+/// Records `values.len()` tasks on `contract` as one batch (task i escrows `values[i]`).
+async fn record_batch(
+    s: &Scenario,
+    contract: ContractAddress,
+    label: &str,
+    values: &[u128],
+) -> RecordBatch {
+    let tasks: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (contract, InputsHash(h(&format!("{label} {i}"))), LIMIT, *v))
+        .collect();
+    let nonce = s.user.task_nonce(s.net.address(USER)).await.unwrap();
+    let (batch, _) =
+        s.user.create_task_batch(&tasks, PX, s.epoch.first_block, nonce).await.unwrap();
+    batch
+}
+
+/// What the enclave reports for a task: success with a delta, success without, or failure.
+fn outcome(t: &ProvenTask, status: u8, with_delta: bool, gas_used: u64) -> BatchItemTx {
+    let delta = if with_delta {
+        DeltaHash(h(&format!("delta of {}", t.task.task_id)))
+    } else {
+        DeltaHash::ZERO
+    };
+    BatchItemTx {
+        task_id: t.task.task_id,
+        delta_hash: delta,
+        output_hash: OutputHash(h(&format!("output of {}", t.task.task_id))),
+        gas_used,
+        status,
+        payouts: Vec::new(),
+    }
+}
+
+/// Worker `w`'s batch signature over `items` on `contract`, built on the chain's current tip.
+async fn sign(
+    s: &Scenario,
+    w: usize,
+    contract: ContractAddress,
+    items: &[(ProvenTask, BatchItemTx)],
+) -> Signature {
+    let sc = s.net.deployer.secret_contract(&contract).await.unwrap().unwrap();
+    let entries: Vec<BatchEntry> = items
+        .iter()
+        .map(|(t, o)| BatchEntry {
+            task_id: t.task.task_id,
+            inputs_hash: t.task.inputs_hash,
+            delta_hash: o.delta_hash,
+            output_hash: o.output_hash,
+            value: t.task.value,
+            payouts_hash: keccak256(&o.payouts),
+            gas_limit: t.task.gas_limit,
+            gas_used: o.gas_used,
+            status: o.status,
+        })
+        .collect();
+    s.net.workers[w].enclave.sign_digest(&batch_digest(
+        &contract,
+        &sc.code_hash,
+        sc.delta_count,
+        &sc.last_delta_hash,
+        &entries,
+    ))
+}
+
+/// Commits `items` on the scenario's contract as its selected worker.
+async fn commit(s: &Scenario, items: &[(ProvenTask, BatchItemTx)]) -> Result<Mined> {
+    let w = s.selected();
+    let signature = sign(s, w, s.contract, items).await;
+    s.net.workers[w].chain.commit_batch_receipts(s.contract, items, &signature).await
+}
+
+#[tokio::test]
+async fn batch_recorded_tasks_settle_to_the_grain_in_order_and_close_once() {
+    let s = scenario().await;
+    let w = s.selected();
+    let user = s.net.address(USER);
+    let before = s.prepaid().await;
+    let count_before =
+        s.net.deployer.secret_contract(&s.contract).await.unwrap().unwrap().task_count;
+
+    let nonce = s.user.task_nonce(user).await.unwrap();
+    let batch = record_batch(&s, s.contract, "five", &[0, 0, 1_000, 0, 0]).await;
+    assert_eq!(batch.tasks.len(), 5);
+    assert_eq!(
+        s.prepaid().await,
+        before - 5 * u128::from(LIMIT * PX) - 1_000,
+        "fees and the value are escrowed when recorded"
+    );
+    let seqs: Vec<u64> = batch.tasks.iter().map(|t| t.seq).collect();
+    assert_eq!(seqs, (count_before..count_before + 5).collect::<Vec<_>>(), "the contract's order");
+    for (t, nonce) in batch.tasks.iter().zip(nonce..) {
+        assert_eq!(t.task_id, enigma_types::task_id(&user, nonce), "ids from the sender's nonces");
+    }
+    assert_eq!(s.user.task_nonce(user).await.unwrap(), nonce + 5);
+    let info = s.net.deployer.record_batch(batch.root()).await.unwrap().unwrap();
+    assert_eq!((info.sender, info.count, info.epoch), (user, 5, s.epoch.nonce));
+    assert!((0..5).all(|i| info.is_open(i)) && !info.is_open(5));
+
+    // Tasks 0 (a delta), 1 (failed) and 2 (a delta; its value joins the contract) in one receipt.
+    let items: Vec<_> = [(0, 1, true, 400), (1, 0, false, 300), (2, 1, true, 500)]
+        .iter()
+        .map(|&(i, status, delta, used)| {
+            let t = batch.proven(i).unwrap();
+            let o = outcome(&t, status, delta, used);
+            (t, o)
+        })
+        .collect();
+    let (deltas, tip) = s.base().await;
+    let stake = s.stake(w).await;
+    let paid = s.prepaid().await;
+    commit(&s, &items).await.unwrap();
+    let sc = s.net.deployer.secret_contract(&s.contract).await.unwrap().unwrap();
+    assert_eq!(sc.delta_count, deltas + 2);
+    assert_eq!(sc.last_delta_hash, items[2].1.delta_hash);
+    assert_ne!(sc.last_delta_hash, tip);
+    assert_eq!(sc.balance, 1_000, "the successful task's value joins the contract");
+    assert_eq!(sc.next_receipt_seq, batch.tasks[2].seq + 1);
+    assert_eq!(s.stake(w).await - stake, u128::from((400 + 300 + 500) * PX), "gasUsed · gasPx");
+    assert_eq!(
+        s.prepaid().await - paid,
+        u128::from((3 * LIMIT - 400 - 300 - 500) * PX),
+        "the sender gets back what its tasks did not use"
+    );
+    let info = s.net.deployer.record_batch(batch.root()).await.unwrap().unwrap();
+    assert_eq!(
+        (0..5).map(|i| info.is_open(i)).collect::<Vec<_>>(),
+        [false, false, false, true, true]
+    );
+
+    // The same receipt again, freshly signed: the tasks are closed.
+    assert_rejected(commit(&s, &items[..1]).await, "BatchTaskNotOpen");
+
+    // Task 4 lands before task 3, which can then only be refunded.
+    let fourth = batch.proven(4).unwrap();
+    let o = outcome(&fourth, 1, false, 10);
+    commit(&s, &[(fourth.clone(), o)]).await.unwrap();
+    let third = batch.proven(3).unwrap();
+    let o = outcome(&third, 1, false, 10);
+    assert_rejected(commit(&s, &[(third.clone(), o)]).await, "ReceiptOutOfOrder");
+
+    // Refunds: not before the timeout, then the whole fee once, never of a committed task.
+    assert_rejected(s.user.return_batch_task_fee(&third).await, "TaskNotTimedOut");
+    s.net.mine(TIMEOUT).await;
+    let paid = s.prepaid().await;
+    s.net.deployer.return_batch_task_fee(&third).await.unwrap();
+    assert_eq!(s.prepaid().await - paid, u128::from(LIMIT * PX));
+    assert_rejected(s.net.deployer.return_batch_task_fee(&third).await, "BatchTaskNotOpen");
+    assert_rejected(s.net.deployer.return_batch_task_fee(&fourth).await, "BatchTaskNotOpen");
+    let info = s.net.deployer.record_batch(batch.root()).await.unwrap().unwrap();
+    assert!((0..5).all(|i| !info.is_open(i)));
+}
+
+#[tokio::test]
+async fn forged_proofs_foreign_contracts_and_direct_calls_are_refused() {
+    let s = scenario().await;
+    let w = s.selected();
+    // A per-task record first: batch tasks and per-task records share the contract's order.
+    let (single, single_inputs) = s.record("single").await;
+    let batch = record_batch(&s, s.contract, "three", &[0, 0, 0]).await;
+    let good = batch.proven(1).unwrap();
+    let o = outcome(&good, 1, false, 5);
+
+    // A submitter who changes what the task was recorded with.
+    let mut t = good.clone();
+    t.task.gas_limit += 1;
+    assert_rejected(commit(&s, &[(t, o.clone())]).await, "InvalidBatchProof");
+    let mut t = good.clone();
+    t.task.value = 1;
+    assert_rejected(commit(&s, &[(t, o.clone())]).await, "InvalidBatchProof");
+    let mut t = good.clone();
+    t.task.seq += 5;
+    assert_rejected(commit(&s, &[(t, o.clone())]).await, "InvalidBatchProof");
+    let mut t = good.clone();
+    t.index = 2;
+    assert_rejected(commit(&s, &[(t, o.clone())]).await, "InvalidBatchProof");
+    let mut t = good.clone();
+    t.index = 3;
+    assert_rejected(commit(&s, &[(t, o.clone())]).await, "BatchTaskNotOpen");
+    let mut t = good.clone();
+    t.root = h("no batch");
+    assert_rejected(commit(&s, &[(t, o.clone())]).await, "UnknownRecordBatch");
+    let mut t = good.clone();
+    t.proof.pop();
+    assert_rejected(commit(&s, &[(t, o.clone())]).await, "InvalidBatchProof");
+
+    // The task under another contract: its leaf names the contract it was recorded for.
+    let other = s.deploy_another("other").await;
+    let group = s.net.deployer.worker_group(s.epoch.first_block, &other).await.unwrap();
+    let v = s.net.worker_of(group[0]);
+    let signature = sign(&s, v, other, &[(good.clone(), o.clone())]).await;
+    assert_rejected(
+        s.net.workers[v]
+            .chain
+            .commit_batch_receipts(other, &[(good.clone(), o.clone())], &signature)
+            .await,
+        "InvalidBatchProof",
+    );
+
+    // A worker not selected for the contract.
+    let stranger = 1 - w;
+    let signature = sign(&s, stranger, s.contract, &[(good.clone(), o.clone())]).await;
+    assert_rejected(
+        s.net.workers[stranger]
+            .chain
+            .commit_batch_receipts(s.contract, &[(good.clone(), o.clone())], &signature)
+            .await,
+        "WorkerNotSelected",
+    );
+
+    // The honest receipt lands, and the per-task record before it can no longer.
+    commit(&s, &[(good, o)]).await.unwrap();
+    let receipt = s.compute_receipt(
+        w,
+        single,
+        single_inputs,
+        s.base().await,
+        DeltaHash::ZERO,
+        5,
+        (vec![], enigma_types::Address::ZERO),
+    );
+    assert_rejected(s.net.workers[w].chain.commit_receipt(&receipt).await, "ReceiptOutOfOrder");
+
+    // The extension called at its own address runs on no one's storage: it refuses.
+    let extension = convert::eth(s.net.deployment.enigma).create(1);
+    assert!(!s.net.deployer.provider().get_code_at(extension).await.unwrap().is_empty());
+    let direct = EnigmaBatches::new(extension, s.net.deployer.provider().clone());
+    let refused = direct.getRecordBatch(convert::b256(batch.root())).call().await;
+    assert!(
+        format!("{refused:?}").contains("NotDelegated")
+            || refused.as_ref().is_err_and(|e| {
+                e.as_revert_data().is_some_and(|d| describe_revert(&d).contains("NotDelegated"))
+            }),
+        "{refused:?}"
+    );
+}
