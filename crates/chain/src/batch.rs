@@ -42,7 +42,7 @@ impl BatchedTask {
         words[152..160].copy_from_slice(&self.gas_px.to_be_bytes());
         words[184..192].copy_from_slice(&self.seq.to_be_bytes());
         words[208..224].copy_from_slice(&self.value.to_be_bytes());
-        keccak256(&words)
+        keccak256(words)
     }
 }
 
@@ -60,7 +60,8 @@ pub struct RecordBatch {
 
 impl RecordBatch {
     /// The batch of `sender`'s tasks with nonces from `nonce`: `(contract, inputs hash, gas limit,
-    /// value)` each, at the given sequence numbers.
+    /// value)` each, at the given sequence numbers. None unless there are 1 to
+    /// [`MAX_RECORD_BATCH`] tasks, as many sequence numbers, and nonces that fit in 64 bits.
     #[must_use]
     pub fn new(
         sender: Address,
@@ -69,13 +70,17 @@ impl RecordBatch {
         gas_px: u64,
         tasks: &[(ContractAddress, InputsHash, u64, u128)],
         seqs: &[u64],
-    ) -> Self {
+    ) -> Option<Self> {
+        if tasks.is_empty() || tasks.len() > MAX_RECORD_BATCH || seqs.len() != tasks.len() {
+            return None;
+        }
+        nonce.checked_add(tasks.len() as u64 - 1)?;
         let tasks = tasks
             .iter()
             .zip(seqs)
-            .zip(nonce..)
-            .map(|((&(contract, inputs_hash, gas_limit, value), &seq), nonce)| BatchedTask {
-                task_id: task_id(&sender, nonce),
+            .enumerate()
+            .map(|(i, (&(contract, inputs_hash, gas_limit, value), &seq))| BatchedTask {
+                task_id: task_id(&sender, nonce + i as u64),
                 contract,
                 inputs_hash,
                 gas_limit,
@@ -84,7 +89,7 @@ impl RecordBatch {
                 value,
             })
             .collect();
-        Self { sender, first_block, tasks }
+        Some(Self { sender, first_block, tasks })
     }
 
     /// The batch's root, its key on chain.
@@ -210,7 +215,7 @@ fn node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     let mut both = [0u8; 64];
     both[..32].copy_from_slice(left);
     both[32..].copy_from_slice(right);
-    keccak256(&both)
+    keccak256(both)
 }
 
 #[cfg(test)]
@@ -224,7 +229,7 @@ mod tests {
             })
             .collect();
         let seqs: Vec<u64> = (0..n as u64).collect();
-        RecordBatch::new(Address([7; 20]), 10, 5, 2, &tasks, &seqs)
+        RecordBatch::new(Address([7; 20]), 10, 5, 2, &tasks, &seqs).unwrap()
     }
 
     #[test]
@@ -267,6 +272,20 @@ mod tests {
         assert!(!proves(b.tasks[3].leaf(), 3, 16, &proof[..3], root));
         // The same tasks counted as a larger batch need a longer proof.
         assert!(!proves(b.tasks[3].leaf(), 3, 17, &proof, root));
+    }
+
+    #[test]
+    fn empty_oversized_ragged_and_overflowing_batches_are_none() {
+        let task = (ContractAddress([1; 32]), InputsHash([2; 32]), 10, 0);
+        let new = |n: usize, seqs: usize, nonce: u64| {
+            RecordBatch::new(Address([7; 20]), 1, nonce, 1, &vec![task; n], &vec![0; seqs])
+        };
+        assert!(new(0, 0, 0).is_none());
+        assert!(new(MAX_RECORD_BATCH + 1, MAX_RECORD_BATCH + 1, 0).is_none());
+        assert!(new(3, 2, 0).is_none());
+        assert!(new(2, 2, u64::MAX).is_none());
+        assert!(new(1, 1, u64::MAX).is_some());
+        assert!(new(MAX_RECORD_BATCH, MAX_RECORD_BATCH, 0).is_some());
     }
 
     #[test]

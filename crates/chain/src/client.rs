@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ChainError, Result,
-    batch::{ProvenTask, RecordBatch, RecordBatchInfo},
+    batch::{MAX_RECORD_BATCH, ProvenTask, RecordBatch, RecordBatchInfo},
     bindings::{Enigma, EnigmaBatches, EnigmaToken},
     convert::{address, b256, contract, eth, eth_signer, signer, task_id, u64_of, u128_of},
     error::revert_text,
@@ -906,8 +906,10 @@ impl Chain {
 
     /// Records compute tasks `(contract, inputs hash, gas limit, value)` as one record batch
     /// (`createTaskBatch`: the chain keeps its root, not a record per task), in the order given,
-    /// with consecutive nonces from `nonce` (the sender's task counter). The batch returned is the
-    /// chain's: its tasks and sequence numbers as the event gives them, its root checked.
+    /// with consecutive nonces from `nonce` (the sender's task counter). The batch returned has
+    /// the sequence numbers the contract's event gives; the event must name this sender, nonce,
+    /// price and tasks, and the chain must hold its root for this sender (a node that lies about
+    /// the event would leave the user with proofs that refund nothing).
     pub async fn create_task_batch(
         &self,
         tasks: &[(ContractAddress, InputsHash, u64, u128)],
@@ -927,13 +929,40 @@ impl Chain {
                 U256::from(nonce)
             )
         )?;
-        let batch = r
+        let enigma = *self.enigma.address();
+        let event = r
             .inner
             .logs()
             .iter()
+            .filter(|log| log.address() == enigma)
             .find_map(|log| log.log_decode::<EnigmaBatches::TaskBatchCreated>().ok())
             .ok_or_else(|| ChainError::Unexpected("the transaction recorded no batch".into()))?;
-        Ok((record_batch(&batch.inner.data)?, m))
+        let batch = record_batch(&event.inner.data)?;
+        let asked: Vec<_> = tasks.iter().map(|t| (t.0, t.1, t.2, t.3)).collect::<Vec<_>>();
+        let got: Vec<_> =
+            batch.tasks.iter().map(|t| (t.contract, t.inputs_hash, t.gas_limit, t.value)).collect();
+        let first = batch.tasks.first().map(|t| t.task_id);
+        if self.from.map(address) != Some(batch.sender)
+            || first != self.from.map(|from| enigma_types::task_id(&address(from), nonce))
+            || batch.tasks.iter().any(|t| t.gas_px != gas_px)
+            || got != asked
+        {
+            return Err(ChainError::Unexpected(
+                "the TaskBatchCreated event does not describe the batch sent".into(),
+            ));
+        }
+        match self.record_batch(batch.root()).await? {
+            Some(info) if info.sender == batch.sender && info.count == batch.tasks.len() => {}
+            _ => {
+                return Err(ChainError::Unexpected(format!(
+                    "the chain holds no batch of {} tasks by {} under root 0x{}",
+                    batch.tasks.len(),
+                    batch.sender,
+                    hex::encode(batch.root())
+                )));
+            }
+        }
+        Ok((batch, m))
     }
 
     /// Commits the receipts of batch-recorded tasks of one contract and one epoch, each with the
@@ -1016,7 +1045,12 @@ pub fn record_batch(e: &EnigmaBatches::TaskBatchCreated) -> Result<RecordBatch> 
         e.gasPx,
         &tasks,
         &seqs,
-    );
+    )
+    .ok_or_else(|| {
+        ChainError::Unexpected(format!(
+            "a TaskBatchCreated event with {n} tasks (1 to {MAX_RECORD_BATCH} allowed) or nonces past 64 bits"
+        ))
+    })?;
     if batch.root() != e.root.0 {
         return Err(ChainError::Unexpected(format!(
             "a TaskBatchCreated event's root {} is not that of its tasks",
