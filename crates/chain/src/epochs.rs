@@ -86,6 +86,27 @@ impl EpochCache {
         select_workers(&epoch.seed, contract, &epoch.workers, &epoch.stakes, self.group_size)
     }
 
+    /// The workers that keep a copy of `contract` in `epoch` when each contract is kept by
+    /// `replicas` workers: the selection's first `max(replicas, groupSize)` distinct draws, so
+    /// the group comes first and is always among them.
+    #[must_use]
+    pub fn replicas(
+        &self,
+        epoch: &EpochInfo,
+        contract: &ContractAddress,
+        replicas: usize,
+    ) -> Vec<SignerAddress> {
+        let size = replicas.max(self.group_size);
+        let mut keepers =
+            select_workers(&epoch.seed, contract, &epoch.workers, &epoch.stakes, size);
+        for member in self.group(epoch, contract) {
+            if !keepers.contains(&member) {
+                keepers.push(member);
+            }
+        }
+        keepers
+    }
+
     /// Whether `worker` is selected for `contract` in the epoch containing `block`.
     #[must_use]
     pub fn is_selected(

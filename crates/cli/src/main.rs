@@ -250,6 +250,10 @@ struct DevnetArgs {
     /// instead of one block per transaction (1 to 5,000). Epochs then last epoch-size × MS.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=5_000))]
     block_ms: Option<u64>,
+    /// Workers that keep a copy of each contract: its selected group and the next workers the
+    /// selection draws, up to K (at least 1; default: every worker keeps every contract).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    replicas: Option<u32>,
     /// Resume the devnet left in --data-dir (its chain, contracts and nodes) instead of clearing it.
     #[arg(long)]
     keep: bool,
@@ -350,6 +354,10 @@ struct NodeArgs {
     /// limit; the task gets no result and is refunded (milliseconds, default 20000).
     #[arg(long)]
     task_time_budget_ms: Option<u64>,
+    /// Worker: keep a copy only of the contracts this worker is among the first K the selection
+    /// draws for (its group first) in the current epoch; default: a copy of every contract.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    replicas: Option<u32>,
     /// Worker: blocks a task record or chain event must be under before the worker acts on it
     /// (default: 0 on a devnet chain, 2 elsewhere, where 0 is refused).
     #[arg(long)]
@@ -415,6 +423,7 @@ impl NodeArgs {
             handover_wait_ms: self.handover_wait_ms.or(file.handover_wait_ms),
             task_time_budget_ms: self.task_time_budget_ms.or(file.task_time_budget_ms),
             confirmations: self.confirmations.or(file.confirmations),
+            replicas: self.replicas.or(file.replicas),
         })
     }
 }
@@ -617,6 +626,10 @@ fn worker_config(a: NodeArgs, run: bool) -> Result<WorkerConfig> {
     config.attestation_url = a.attestation_url;
     config.simulation_authority = address(a.sim_authority, "sim-authority")?;
     config.stake = a.stake;
+    if a.replicas == Some(0) {
+        bail!("replicas must be at least 1 (or unset: every worker keeps every contract)");
+    }
+    config.replicas = a.replicas;
     if let Some(n) = a.batch_size {
         if n == 0 {
             bail!("--batch-size must be at least 1");
@@ -776,6 +789,7 @@ async fn devnet(a: DevnetArgs) -> Result<()> {
         attestation: a.attestation,
         epoch_size: a.epoch_size,
         block_time: a.block_ms.map(Duration::from_millis),
+        replicas: a.replicas,
         keep: a.keep,
         ..enigma_node::DevnetConfig::default()
     };
@@ -933,7 +947,7 @@ mod tests {
         std::fs::write(
             &config,
             "chain-config = \"chain.toml\"\nchain-ca = \"ca.pem\"\nstake = 5\nbatch-size = 3\n\
-             gateway-connections-per-client = 200\n",
+             gateway-connections-per-client = 200\nreplicas = 2\n",
         )
         .unwrap();
         let args = NodeArgs { config: Some(config), stake: Some(7), ..NodeArgs::default() };
@@ -944,5 +958,6 @@ mod tests {
         assert_eq!(merged.batch_size, Some(3));
         assert_eq!(merged.gateway_connections_per_client, Some(200));
         assert_eq!(merged.gateway_requests_per_client, None, "the default then");
+        assert_eq!(merged.replicas, Some(2));
     }
 }

@@ -138,6 +138,8 @@ pub struct DevnetConfig {
     /// What the gateway allows one client (one address: every client of a devnet on this
     /// machine shares 127.0.0.1).
     pub gateway_limits: crate::GatewayLimits,
+    /// How many workers keep a copy of each contract (`WorkerConfig::replicas`; `None`: all).
+    pub replicas: Option<u32>,
     /// Each worker's stake (grains).
     pub stake: u128,
     /// Resume the devnet left in `data_dir` (its chain, contracts, nodes and their stores)
@@ -160,6 +162,7 @@ impl Default for DevnetConfig {
             block_interval: Duration::from_secs(1),
             block_time: None,
             gateway_limits: crate::GatewayLimits::default(),
+            replicas: None,
             stake: 10_000 * 100_000_000,
             keep: false,
         }
@@ -484,6 +487,7 @@ async fn start_nodes(
         w.simulation_authority = attestation.authority;
         w.stake = Some(config.stake);
         w.batch_wait = Duration::from_secs(1);
+        w.replicas = config.replicas;
         w.bootstrap = workers.first().map(|w| w.p2p_addrs.clone()).unwrap_or_default();
         if i == 0 {
             w.gateway_listen = Some(config.gateway);

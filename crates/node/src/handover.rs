@@ -190,6 +190,18 @@ impl Worker {
         epochs.by_first_block(first_block).map(|e| epochs.group(e, contract)).unwrap_or_default()
     }
 
+    /// Whether this worker keeps a copy of `contract` in the epoch starting at `first_block`
+    /// (`WorkerConfig::replicas`): always without a replica count, or when the epoch is unknown.
+    pub(crate) async fn keeps(&self, first_block: u64, contract: &ContractAddress) -> bool {
+        let Some(k) = self.replicas else { return true };
+        let epochs = self.epochs.read().await;
+        epochs.by_first_block(first_block).is_none_or(|e| {
+            epochs
+                .replicas(e, contract, usize::try_from(k).unwrap_or(usize::MAX))
+                .contains(&self.signer)
+        })
+    }
+
     /// The workers selected for `contract` in the epoch before the one starting at `first_block`.
     async fn previous_group(
         &self,
@@ -316,6 +328,9 @@ impl Worker {
         if let Some(epoch) = self.current_epoch().await {
             if self.group(epoch, &contract).await.first() == Some(&self.signer) {
                 return Ok(());
+            }
+            if !self.keeps(epoch, &contract).await {
+                return Ok(()); // other workers keep this one
             }
             if self.contracts().phase(&contract) == (Phase::Ready { epoch }) {
                 if !self.contracts().begin_replicating(contract, epoch) {
@@ -477,7 +492,7 @@ impl Worker {
                     for c in list {
                         if self.group(epoch, &c).await.contains(&self.signer) {
                             mine.insert(c);
-                        } else {
+                        } else if self.keeps(epoch, &c).await {
                             others.push(c);
                         }
                     }

@@ -144,6 +144,12 @@ pub struct WorkerConfig {
     /// before it forgets a receipt it sent. `None`: 0 on a devnet chain (anvil's id 31337,
     /// which mines only on transactions), [`DEFAULT_CONFIRMATIONS`] elsewhere, where 0 is refused.
     pub confirmations: Option<u64>,
+    /// How many workers keep a copy of each contract. `None` (the default): every worker keeps
+    /// every contract. `Some(k)`: a worker keeps a copy of a contract only while it is among the
+    /// first `k` workers the selection draws for it in the current epoch (the group comes first,
+    /// and is always among them); a new holder takes the state from the previous holder or a
+    /// keeper. Copies a worker stops keeping stay on its disk, no longer brought up to date.
+    pub replicas: Option<u32>,
     /// A gateway node (`enigma gateway`): it serves clients and routes their tasks and queries
     /// to the selected workers, and does nothing else — no stake or registration (refused with
     /// `stake`), no epoch keys or announcements, no contract replication or provider records.
@@ -198,6 +204,7 @@ impl WorkerConfig {
             task_time_budget: Duration::from_secs(20),
             answer_within: Duration::from_secs(20),
             confirmations: None,
+            replicas: None,
             gateway_only: false,
         }
     }
@@ -306,6 +313,8 @@ pub(crate) struct Worker {
     pub(crate) handover_wait: Duration,
     /// A gateway node: no epochs entered, nothing replicated (`WorkerConfig::gateway_only`).
     pub(crate) gateway_only: bool,
+    /// Workers keeping each contract (`WorkerConfig::replicas`; `None`: all).
+    pub(crate) replicas: Option<u32>,
     /// Where each contract stands here and whose turn it is (decisions without I/O).
     pub(crate) contracts: std::sync::Mutex<Contracts>,
     /// Bumped whenever a contract's line changes: waiting tasks look again.
@@ -606,6 +615,7 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         record_wait: config.record_wait,
         handover_wait: config.handover_wait,
         gateway_only: config.gateway_only,
+        replicas: config.replicas,
         contracts: std::sync::Mutex::new(contracts),
         contracts_changed: tokio::sync::watch::Sender::new(0),
         gates: std::sync::Mutex::new(HashMap::new()),

@@ -110,6 +110,8 @@ struct Net {
     km_addr: std::net::SocketAddr,
     workers: Vec<Option<WorkerNode>>,
     dirs: Vec<tempfile::TempDir>,
+    /// Workers keeping each contract (`WorkerConfig::replicas`).
+    replicas: Option<u32>,
 }
 
 impl Net {
@@ -119,6 +121,12 @@ impl Net {
 
     /// Three workers, in epochs that select `group_size` of them per contract.
     async fn start_with(group_size: u64) -> Self {
+        Self::start_replicated(group_size, None).await
+    }
+
+    /// Three workers, in epochs that select `group_size` of them per contract, each contract
+    /// kept by `replicas` of them.
+    async fn start_replicated(group_size: u64, replicas: Option<u32>) -> Self {
         let base = common::chain_base_with(EPOCH_BLOCKS, TIMEOUT_BLOCKS, group_size).await;
         let d = base.deployment;
         let mut net = Self {
@@ -129,6 +137,7 @@ impl Net {
             base,
             workers: Vec::new(),
             dirs: Vec::new(),
+            replicas,
         };
         net.start_km().await;
         for i in 0..3 {
@@ -164,6 +173,7 @@ impl Net {
         // of 2 deltas, as a contract of more than 10,000 deltas is loaded.
         config.load_chunk_deltas = 2;
         config.gateway_listen = Some("127.0.0.1:0".parse().unwrap());
+        config.replicas = self.replicas;
         config.bootstrap =
             self.workers.iter().flatten().next().map(|w| w.p2p_addrs.clone()).unwrap_or_default();
         config
@@ -750,4 +760,62 @@ async fn a_replica_answers_queries_from_synced_state_and_a_stale_one_is_refused(
         "it all happened within one epoch (one group)"
     );
     let _ = holder;
+}
+
+/// With one keeper per contract, only the worker selected for a contract keeps its state up to
+/// date — the others do not follow its deltas — and when an epoch selects another worker, that
+/// one takes the state over from the previous holder (nobody else has it) and answers right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_keeper_only_the_holder_follows_a_contract_and_the_next_takes_it_over() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let net = Net::start_replicated(1, Some(1)).await;
+    let user = key(&net.base.anvil, 8);
+    net.base.chain.transfer_token(user.address(), 10_000 * ENG).await.unwrap();
+    let client = net.client(&user, net.gateway(None)).await;
+    client.deposit(5_000 * ENG).await.unwrap();
+    let contract = client.deploy(&ledger(), "construct()", &[], GAS).await.unwrap().contract;
+    net.next_epoch_with(3).await;
+    let first = net.index_of(net.holder(&contract).await).unwrap();
+    let mut reference = Reference::deploy(ledger());
+    let mut seen = Ledger::default();
+    for amount in 1..=3 {
+        seen.record(&client, &mut reference, contract, amount).await;
+    }
+    assert_eq!(seen.verified.len(), 3, "{:?}", seen.unexecuted);
+    settled(&net.base.chain, &seen.verified).await;
+    let count = net.base.chain.secret_contract(&contract).await.unwrap().unwrap().delta_count;
+    assert_eq!(count, 4);
+    assert_eq!(net.status(first, contract).await.map(|s| s.1), Some(count));
+    // Replication runs once a second after the chain moves: three rounds pass, and the other
+    // workers still hold at most delta 0 (the deployment's executor and the keeper of the
+    // deployment's epoch keep that one).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for i in (0..3).filter(|&i| i != first) {
+        let held = net.status(i, contract).await.unwrap().1;
+        assert!(held <= 1, "worker {i}, not a keeper, followed the contract to {held} deltas");
+    }
+
+    // Epochs until another worker is selected: it can only take the state from the first.
+    let mut next = first;
+    for _ in 0..12 {
+        net.next_epoch_with(3).await;
+        next = net.index_of(net.holder(&contract).await).unwrap();
+        if next != first {
+            break;
+        }
+    }
+    assert_ne!(next, first, "twelve epochs never moved the contract");
+    seen.record(&client, &mut reference, contract, 4).await;
+    assert_eq!(
+        seen.verified.len(),
+        4,
+        "the new holder ran on the whole state: {:?}",
+        seen.unexecuted
+    );
+    assert!(seen.workers.contains(&net.workers[next].as_ref().unwrap().signer));
+    settled(&net.base.chain, &seen.verified).await;
+    assert_eq!(net.status(next, contract).await.map(|s| s.1), Some(count + 1));
 }
