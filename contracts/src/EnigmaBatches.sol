@@ -200,6 +200,74 @@ contract EnigmaBatches is EnigmaCore {
         );
     }
 
+    /// Commits one batch-recorded compute task's success alone, as `commitReceipt` does (the
+    /// same compute-success digest, delta, value and payouts, Ethereum callback and its failure),
+    /// with the proof of its record: the way for a task whose result calls an Ethereum contract,
+    /// which a receipt batch cannot carry.
+    function commitBatchReceipt(
+        bytes32 scAddr,
+        BatchTask calldata t,
+        bytes32 stateDeltaHash,
+        bytes32 outputHash,
+        uint64 gasUsed,
+        bytes calldata ethPayload,
+        address ethAddress,
+        bytes calldata payouts,
+        bytes calldata sig
+    ) external delegated nonReentrant {
+        if (gasUsed > t.gasLimit) revert GasUsedAboveLimit(t.taskId, gasUsed, t.gasLimit);
+        SecretContract storage sc = _deployed(scAddr);
+        RecordBatch storage b = _closeTask(scAddr, t);
+        uint256 next = sc.nextReceiptSeq;
+        if (t.seq < next) revert ReceiptOutOfOrder(t.taskId, t.seq, next);
+        sc.nextReceiptSeq = uint32(t.seq + 1);
+        bytes32 prevDeltaHash = sc.lastDeltaHash;
+        uint256 count = sc.deltaCount;
+        bytes32 digest = Digests.computeSuccess(
+            Digests.ComputeHead(
+                t.taskId,
+                scAddr,
+                sc.codeHash,
+                t.inputsHash,
+                uint64(count),
+                prevDeltaHash,
+                stateDeltaHash,
+                outputHash
+            ),
+            t.gasLimit,
+            gasUsed,
+            ethPayload,
+            ethAddress,
+            t.value,
+            payouts
+        );
+        address signer = _selectedSigner(b.epoch, scAddr, digest, sig);
+        address sender = b.sender;
+        uint256 back = uint256(t.gasLimit - gasUsed) * t.gasPx;
+        _credit(signer, uint256(gasUsed) * t.gasPx);
+        if (stateDeltaHash != bytes32(0)) {
+            sc.inlineDeltas[count] = stateDeltaHash;
+            sc.deltaCount = uint32(count + 1);
+            sc.lastDeltaHash = stateDeltaHash;
+        }
+        if (ethAddress != address(0) && !_callback(ethAddress, ethPayload)) {
+            if (stateDeltaHash != bytes32(0)) {
+                delete sc.inlineDeltas[count];
+                sc.deltaCount = uint32(count);
+                sc.lastDeltaHash = prevDeltaHash;
+            }
+            accounts[sender].balance += uint128(back + t.value);
+            emit ReceiptFailedETH(
+                t.taskId, scAddr, stateDeltaHash, outputHash, gasUsed, ethAddress, signer
+            );
+            return;
+        }
+        if (back != 0) accounts[sender].balance += uint128(back);
+        _pay(sc, scAddr, t.value, payouts);
+        uint256 tip = stateDeltaHash != bytes32(0) ? count : count - 1;
+        emit ReceiptVerified(t.taskId, scAddr, stateDeltaHash, tip, outputHash, gasUsed, signer);
+    }
+
     /// Returns the whole fee and the escrowed value of a batch-recorded task nobody committed to
     /// its sender's prepaid balance, once `timeoutBlocks` blocks have passed since its batch was
     /// recorded. Anyone may call it. `scAddr` is the contract the task was recorded for.

@@ -540,4 +540,22 @@ abstract contract EnigmaCore {
         }
         if (data == address(0)) revert DeltaChunkWriteFailed();
     }
+
+    /// Calls `target` with `payload` and CALLBACK_GAS gas, copying no return data (a callee
+    /// cannot grief with a huge return). The token and this contract are never valid targets: a
+    /// secret contract must not be able to move the stakes and fees held here.
+    function _callback(address target, bytes calldata payload) internal returns (bool ok) {
+        if (target == address(token) || target == address(this) || target.code.length == 0) {
+            return false;
+        }
+        bytes memory data = payload;
+        // The callee must be able to get the full CALLBACK_GAS despite the 63/64 rule, and the
+        // reserve must remain for recording the outcome.
+        uint256 needed = CALLBACK_GAS + CALLBACK_GAS / 63 + CALLBACK_RESERVE;
+        uint256 available = gasleft();
+        if (available < needed) revert InsufficientGasForCallback(available, needed);
+        assembly ("memory-safe") {
+            ok := call(CALLBACK_GAS, target, 0, add(data, 0x20), mload(data), 0, 0)
+        }
+    }
 }

@@ -12,7 +12,7 @@ use enigma_types::{Address, ContractAddress, InputsHash, TaskId, keccak256, task
 pub const MAX_RECORD_BATCH: usize = 255;
 
 /// One task of a record batch, as its leaf commits to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchedTask {
     /// `keccak256(sender ‖ uint256(nonce))`, as for any task.
     pub task_id: TaskId,
@@ -48,7 +48,7 @@ impl BatchedTask {
 
 /// A record batch: its sender and its tasks in order (what `TaskBatchCreated` says), from which
 /// the root and every task's proof follow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordBatch {
     /// Who recorded (and pays for) the tasks.
     pub sender: Address,
@@ -183,6 +183,82 @@ impl RecordBatchInfo {
     }
 }
 
+/// The record batches a process knows (its own, or those its chain watcher saw): each task's
+/// batch, so its record and proof can be found without a record per task on chain. Bounded: past
+/// [`BatchIndex::MAX_TASKS`] tasks the earliest batches are forgotten (their tasks are long
+/// past their timeout, or the process is behind by more than that many tasks).
+#[derive(Debug)]
+pub struct BatchIndex {
+    batches: std::collections::HashMap<[u8; 32], RecordBatch>,
+    tasks: std::collections::HashMap<TaskId, ([u8; 32], usize)>,
+    order: std::collections::VecDeque<[u8; 32]>,
+    max_tasks: usize,
+}
+
+impl Default for BatchIndex {
+    fn default() -> Self {
+        Self::with_bound(Self::MAX_TASKS)
+    }
+}
+
+impl BatchIndex {
+    /// The most tasks kept by default (about 45 MB at most).
+    pub const MAX_TASKS: usize = 262_144;
+
+    /// An index keeping at most `max_tasks` tasks (the latest batch is always kept whole).
+    #[must_use]
+    pub fn with_bound(max_tasks: usize) -> Self {
+        Self {
+            batches: std::collections::HashMap::new(),
+            tasks: std::collections::HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            max_tasks,
+        }
+    }
+
+    /// Remembers `batch` (again: nothing changes).
+    pub fn insert(&mut self, batch: RecordBatch) {
+        let root = batch.root();
+        if self.batches.contains_key(&root) {
+            return;
+        }
+        for (i, t) in batch.tasks.iter().enumerate() {
+            self.tasks.insert(t.task_id, (root, i));
+        }
+        self.batches.insert(root, batch);
+        self.order.push_back(root);
+        while self.tasks.len() > self.max_tasks && self.order.len() > 1 {
+            let Some(oldest) = self.order.pop_front() else { break };
+            if let Some(b) = self.batches.remove(&oldest) {
+                for t in &b.tasks {
+                    if self.tasks.get(&t.task_id).is_some_and(|(r, _)| *r == oldest) {
+                        self.tasks.remove(&t.task_id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The batch a task was recorded in, with the task's place in it.
+    #[must_use]
+    pub fn find(&self, task: &TaskId) -> Option<(&RecordBatch, usize)> {
+        let (root, index) = self.tasks.get(task)?;
+        Some((self.batches.get(root)?, *index))
+    }
+
+    /// Tasks known.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether no task is known.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+}
+
 /// Whether `proof` leads from `leaf` at `index` of a batch of `count` tasks to `root` (as the
 /// contract checks it).
 #[must_use]
@@ -286,6 +362,28 @@ mod tests {
         assert!(new(2, 2, u64::MAX).is_none());
         assert!(new(1, 1, u64::MAX).is_some());
         assert!(new(MAX_RECORD_BATCH, MAX_RECORD_BATCH, 0).is_some());
+    }
+
+    #[test]
+    fn the_index_finds_each_task_and_forgets_the_earliest_batches_past_its_bound() {
+        let mut index = BatchIndex::with_bound(1_000);
+        let first = batch(3);
+        index.insert(first.clone());
+        index.insert(first.clone());
+        assert_eq!(index.len(), 3);
+        let (b, i) = index.find(&first.tasks[2].task_id).unwrap();
+        assert_eq!((b.root(), i), (first.root(), 2));
+        // Batches of other senders until the bound is passed: the first goes.
+        let task = (ContractAddress([1; 32]), InputsHash([2; 32]), 10, 0);
+        let tasks = vec![task; MAX_RECORD_BATCH];
+        let seqs = vec![0; MAX_RECORD_BATCH];
+        for k in 0..4u64 {
+            let sender = Address([(k % 251) as u8; 20]);
+            let b = RecordBatch::new(sender, 1, k * 1_000, 1, &tasks, &seqs).unwrap();
+            index.insert(b);
+        }
+        assert!(index.len() <= 1_000);
+        assert!(index.find(&first.tasks[0].task_id).is_none());
     }
 
     #[test]

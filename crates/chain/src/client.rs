@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ChainError, Result,
-    batch::{MAX_RECORD_BATCH, ProvenTask, RecordBatch, RecordBatchInfo},
+    batch::{BatchIndex, MAX_RECORD_BATCH, ProvenTask, RecordBatch, RecordBatchInfo},
     bindings::{Enigma, EnigmaBatches, EnigmaToken},
     convert::{address, b256, contract, eth, eth_signer, signer, task_id, u64_of, u128_of},
     error::revert_text,
@@ -272,6 +272,9 @@ pub struct Chain {
     from: Option<EthAddress>,
     /// Held while a transaction is handed to the node (shared by clones of this handle).
     sending: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The record batches this process knows (shared by clones of this handle): their tasks
+    /// have no record of their own on chain.
+    batches_known: std::sync::Arc<std::sync::Mutex<BatchIndex>>,
 }
 
 /// A provider for `url` (`http`, `https`, `ws` or `wss`), signing with `key` if given, under
@@ -392,6 +395,7 @@ impl Chain {
             provider,
             from: from.map(eth),
             sending: std::sync::Arc::default(),
+            batches_known: std::sync::Arc::default(),
         }
     }
 
@@ -505,12 +509,15 @@ impl Chain {
             .collect())
     }
 
-    /// A task record, `None` if unknown.
+    /// A task record, `None` if unknown. A task recorded in a record batch has no record of its
+    /// own: it is found when this handle knows its batch ([`remember_batch`](Self::remember_batch),
+    /// which a watcher's node and [`create_task_batch`](Self::create_task_batch) do), and made
+    /// from the batch, the chain's `getRecordBatch` and, once closed, the event that closed it.
     pub async fn task(&self, id: &TaskId) -> Result<Option<TaskRecord>> {
         let r = self.enigma.getTaskRecord(b256(*id)).call().await?;
         let status = TaskStatus::from_u8(r.status)?;
         if status == TaskStatus::Undefined {
-            return Ok(None);
+            return self.batch_task(id).await;
         }
         Ok(Some(TaskRecord {
             sender: address(r.sender),
@@ -899,9 +906,181 @@ impl Chain {
         .map(|(m, _)| m)
     }
 
-    /// Returns a timed-out task's fee to its sender.
+    /// Returns a timed-out task's fee to its sender (by its batch's proof for a batch-recorded
+    /// task this handle knows).
     pub async fn return_fees(&self, task: TaskId) -> Result<Mined> {
+        if let Some(proven) = self.proven_task(&task) {
+            return self.return_batch_task_fee(&proven).await;
+        }
         send!(self, self.enigma.returnFeesForTask(b256(task))).map(|(m, _)| m)
+    }
+
+    /// Blocks after its record when a task's fee can be returned (the contract's `timeoutBlocks`).
+    pub async fn timeout_blocks(&self) -> Result<u64> {
+        u64_of(self.enigma.timeoutBlocks().call().await?, "timeoutBlocks")
+    }
+
+    /// Remembers a record batch (from its `TaskBatchCreated` event), so its tasks' records and
+    /// proofs can be found.
+    pub fn remember_batch(&self, batch: RecordBatch) {
+        if let Ok(mut known) = self.batches_known.lock() {
+            known.insert(batch);
+        }
+    }
+
+    /// A batch-recorded task this handle knows, with its proof.
+    #[must_use]
+    pub fn proven_task(&self, task: &TaskId) -> Option<ProvenTask> {
+        let known = self.batches_known.lock().ok()?;
+        let (batch, index) = known.find(task)?;
+        batch.proven(index)
+    }
+
+    /// Reads the record batches recorded in blocks `from..=to` (bounded log queries) and
+    /// remembers them: a node starting again learns the batches whose tasks may still run.
+    /// Returns how many it found.
+    pub async fn load_batches(&self, from: u64, to: u64) -> Result<usize> {
+        use alloy::{rpc::types::Filter, sol_types::SolEvent};
+        let mut found = 0;
+        let mut start = from;
+        while start <= to {
+            let end = to.min(start.saturating_add(1_999));
+            let filter = Filter::new()
+                .address(*self.enigma.address())
+                .event_signature(EnigmaBatches::TaskBatchCreated::SIGNATURE_HASH)
+                .from_block(start)
+                .to_block(end);
+            for log in self.provider.get_logs(&filter).await? {
+                let Ok(e) = log.log_decode::<EnigmaBatches::TaskBatchCreated>() else { continue };
+                match record_batch(&e.inner.data) {
+                    Ok(batch) => {
+                        self.remember_batch(batch);
+                        found += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a record batch event that does not check out")
+                    }
+                }
+            }
+            start = end + 1;
+        }
+        Ok(found)
+    }
+
+    /// The record of a batch-recorded task this handle knows (see [`task`](Self::task)).
+    async fn batch_task(&self, id: &TaskId) -> Result<Option<TaskRecord>> {
+        let Some(proven) = self.proven_task(id) else { return Ok(None) };
+        let Some(info) = self.record_batch(proven.root).await? else { return Ok(None) };
+        let first_block = self
+            .batches_known
+            .lock()
+            .ok()
+            .and_then(|k| k.find(id).map(|(b, _)| b.first_block))
+            .unwrap_or_default();
+        let status = if info.is_open(proven.index) {
+            TaskStatus::Created
+        } else {
+            self.closing_event(&proven, info.created_at).await?
+        };
+        let t = proven.task;
+        let mut contract_tag = [0u8; 12];
+        contract_tag.copy_from_slice(&t.contract.as_bytes()[..12]);
+        Ok(Some(TaskRecord {
+            sender: info.sender,
+            is_deploy: false,
+            status,
+            inputs_hash: t.inputs_hash,
+            gas_limit: t.gas_limit,
+            gas_px: t.gas_px,
+            epoch: info.epoch,
+            first_block,
+            created_at: info.created_at,
+            seq: t.seq,
+            contract_tag,
+            value: t.value,
+        }))
+    }
+
+    /// How a closed batch-recorded task ended, from the event that closed it (searched from its
+    /// batch's block, in bounded log queries).
+    async fn closing_event(&self, t: &ProvenTask, from: u64) -> Result<TaskStatus> {
+        use alloy::{rpc::types::Filter, sol_types::SolEvent};
+        let head = self.provider.get_block_number().await?;
+        let id = b256(t.task.task_id);
+        let mut start = from;
+        while start <= head {
+            let end = head.min(start.saturating_add(1_999));
+            let by_task = Filter::new()
+                .address(*self.enigma.address())
+                .event_signature(vec![
+                    Enigma::ReceiptVerified::SIGNATURE_HASH,
+                    Enigma::ReceiptFailedETH::SIGNATURE_HASH,
+                    Enigma::TaskFeeReturned::SIGNATURE_HASH,
+                ])
+                .topic1(id)
+                .from_block(start)
+                .to_block(end);
+            for log in self.provider.get_logs(&by_task).await? {
+                match log.topic0() {
+                    Some(t) if *t == Enigma::ReceiptVerified::SIGNATURE_HASH => {
+                        return Ok(TaskStatus::Verified);
+                    }
+                    Some(t) if *t == Enigma::ReceiptFailedETH::SIGNATURE_HASH => {
+                        return Ok(TaskStatus::FailedEth);
+                    }
+                    Some(t) if *t == Enigma::TaskFeeReturned::SIGNATURE_HASH => {
+                        return Ok(TaskStatus::FailedReturn);
+                    }
+                    _ => {}
+                }
+            }
+            let by_contract = Filter::new()
+                .address(*self.enigma.address())
+                .event_signature(Enigma::ReceiptsVerified::SIGNATURE_HASH)
+                .topic1(b256(t.task.contract))
+                .from_block(start)
+                .to_block(end);
+            for log in self.provider.get_logs(&by_contract).await? {
+                let Ok(e) = log.log_decode::<Enigma::ReceiptsVerified>() else { continue };
+                let d = e.inner.data;
+                if let Some(i) = d.taskIds.iter().position(|x| *x == id) {
+                    return Ok(match d.statuses.get(i) {
+                        Some(1) => TaskStatus::Verified,
+                        _ => TaskStatus::Failed,
+                    });
+                }
+            }
+            start = end + 1;
+        }
+        Err(ChainError::Unexpected(format!(
+            "task {} is closed in its record batch but no event since block {from} says how",
+            t.task.task_id
+        )))
+    }
+
+    /// Commits one batch-recorded compute task's success alone, with its Ethereum callback
+    /// (`commitBatchReceipt`; `r.signature` over the compute-success digest, as for
+    /// [`commit_receipt`](Self::commit_receipt)).
+    pub async fn commit_batch_receipt(
+        &self,
+        t: &ProvenTask,
+        r: &ComputeReceiptTx,
+    ) -> Result<Mined> {
+        send!(
+            self,
+            self.batches.commitBatchReceipt(
+                b256(r.contract),
+                batch_task(t),
+                b256(r.delta_hash),
+                b256(r.output_hash),
+                r.gas_used,
+                Bytes::from(r.eth_payload.clone()),
+                eth(r.eth_address),
+                Bytes::from(r.payouts.clone()),
+                Bytes::from(r.signature.as_bytes().to_vec())
+            )
+        )
+        .map(|(m, _)| m)
     }
 
     /// Records compute tasks `(contract, inputs hash, gas limit, value)` as one record batch
@@ -962,6 +1141,7 @@ impl Chain {
                 )));
             }
         }
+        self.remember_batch(batch.clone());
         Ok((batch, m))
     }
 

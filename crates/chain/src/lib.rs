@@ -39,7 +39,9 @@ mod transport;
 mod watcher;
 
 pub use anvil::{ANVIL_ARGS, ensure_anvil, find_anvil, spawn_anvil};
-pub use batch::{BatchedTask, MAX_RECORD_BATCH, ProvenTask, RecordBatch, RecordBatchInfo, proves};
+pub use batch::{
+    BatchIndex, BatchedTask, MAX_RECORD_BATCH, ProvenTask, RecordBatch, RecordBatchInfo, proves,
+};
 pub use client::{
     BatchItemTx, Chain, ComputeReceiptTx, DeployReceiptTx, EpochInfo, Mined, SecretContract,
     TaskLimits, TaskRecord, TaskStatus, WorkerInfo, WorkerStatus, describe_revert, provider,

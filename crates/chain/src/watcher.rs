@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Result,
-    bindings::Enigma,
+    bindings::{Enigma, EnigmaBatches},
     convert::{address, contract, eth, signer, task_id, u64_of, u128_of},
 };
 
@@ -35,6 +35,12 @@ pub enum ChainEvent {
         first_block: u64,
         /// A deployment?
         is_deploy: bool,
+    },
+    /// A record batch (`EnigmaBatches`), its root checked against its tasks; each of its tasks
+    /// follows as a `TaskRecordCreated`.
+    TaskBatchCreated {
+        /// The batch.
+        batch: crate::RecordBatch,
     },
     /// A secret contract was deployed.
     SecretContractDeployed {
@@ -282,6 +288,24 @@ pub fn decode(log: &Log) -> Result<Vec<ChainEvent>> {
                 is_deploy: false,
             })
             .collect());
+    }
+    if let Ok(decoded) = log.log_decode::<EnigmaBatches::TaskBatchCreated>() {
+        // The batch first (a node learns where each task's record is), then each task.
+        let batch = crate::client::record_batch(&decoded.inner.data)?;
+        let mut events = Vec::with_capacity(batch.tasks.len() + 1);
+        for t in &batch.tasks {
+            events.push(ChainEvent::TaskRecordCreated {
+                task_id: t.task_id,
+                inputs_hash: t.inputs_hash,
+                gas_limit: t.gas_limit,
+                gas_px: t.gas_px,
+                sender: batch.sender,
+                first_block: batch.first_block,
+                is_deploy: false,
+            });
+        }
+        events.insert(0, ChainEvent::TaskBatchCreated { batch });
+        return Ok(events);
     }
     try_decode!(SecretContractDeployed, d => ChainEvent::SecretContractDeployed {
         contract: contract(d.scAddr),

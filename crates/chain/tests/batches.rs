@@ -250,3 +250,103 @@ async fn forged_proofs_foreign_contracts_and_direct_calls_are_refused() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn batch_tasks_are_found_through_their_batch_end_every_way_and_run_callbacks() {
+    use alloy::{primitives::U256, sol_types::SolCall};
+    use enigma_chain::bindings::VotingETH;
+    let s = scenario().await;
+    let w = s.selected();
+    let voting = deploy_voting(s.net.deployer.provider(), s.net.deployment.enigma).await.unwrap();
+    let v = VotingETH::new(convert::eth(voting), s.net.deployer.provider().clone());
+    v.createPoll(U256::from(50), "fund the park".into())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let batch = record_batch(&s, s.contract, "endings", &[0, 0, 0, 0]).await;
+    let ids: Vec<_> = batch.tasks.iter().map(|t| t.task_id).collect();
+
+    // The recording handle knows the batch; another learns it from the chain's events.
+    let record = s.user.task(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(record.status, TaskStatus::Created);
+    assert_eq!(
+        (record.seq, record.inputs_hash, record.gas_limit),
+        (batch.tasks[0].seq, batch.tasks[0].inputs_hash, LIMIT)
+    );
+    assert!(record.names(&s.contract));
+    let other = s.net.chain(USER).await;
+    assert_eq!(other.task(&ids[0]).await.unwrap(), None, "no record of its own");
+    let head = other.block_number().await.unwrap();
+    assert_eq!(other.load_batches(0, head).await.unwrap(), 1);
+    assert_eq!(other.task(&ids[0]).await.unwrap(), Some(record));
+
+    // Task 0 alone, with a callback that runs.
+    let t0 = batch.proven(0).unwrap();
+    let payload = VotingETH::finalizePollCall { pollId: U256::ZERO, talliedQuorum: U256::from(75) }
+        .abi_encode();
+    let delta = DeltaHash(h("tally delta"));
+    let receipt = s.compute_receipt(
+        w,
+        ids[0],
+        t0.task.inputs_hash,
+        s.base().await,
+        delta,
+        50_000,
+        (payload, voting),
+    );
+    s.net.workers[w].chain.commit_batch_receipt(&t0, &receipt).await.unwrap();
+    assert_eq!(
+        v.getPoll(U256::ZERO).call().await.unwrap().talliedQuorum,
+        U256::from(75),
+        "the callback ran"
+    );
+    assert_eq!(s.base().await.1, delta);
+
+    // Task 1 alone, with a callback that reverts: ended, its delta not appended, fees settled.
+    let t1 = batch.proven(1).unwrap();
+    let payload = VotingETH::revertWithCall { reason: "no".into() }.abi_encode();
+    let prepaid = s.prepaid().await;
+    let receipt = s.compute_receipt(
+        w,
+        ids[1],
+        t1.task.inputs_hash,
+        s.base().await,
+        DeltaHash(h("lost delta")),
+        50_000,
+        (payload, voting),
+    );
+    s.net.workers[w].chain.commit_batch_receipt(&t1, &receipt).await.unwrap();
+    assert_eq!(s.base().await.1, delta, "the failed callback's delta is not appended");
+    assert_eq!(s.prepaid().await, prepaid + u128::from((LIMIT - 50_000) * PX));
+    // The same receipt again: the task is closed.
+    assert_rejected(
+        s.net.workers[w].chain.commit_batch_receipt(&t1, &receipt).await,
+        "BatchTaskNotOpen",
+    );
+
+    // Task 2 fails (a receipt batch of one); task 3 times out and is refunded.
+    let t2 = batch.proven(2).unwrap();
+    let o = outcome(&t2, 0, false, 7);
+    commit(&s, &[(t2, o)]).await.unwrap();
+    s.net.mine(TIMEOUT).await;
+    s.user.return_fees(ids[3]).await.unwrap();
+
+    for chain in [&s.user, &other] {
+        let mut statuses = Vec::new();
+        for id in &ids {
+            statuses.push(chain.task(id).await.unwrap().unwrap().status);
+        }
+        assert_eq!(
+            statuses,
+            [
+                TaskStatus::Verified,
+                TaskStatus::FailedEth,
+                TaskStatus::Failed,
+                TaskStatus::FailedReturn
+            ]
+        );
+    }
+}

@@ -17,10 +17,10 @@
 //! cargo run --profile devnet -p enigma-client --example load -- --clients 20 --batch 16 --json
 //! ```
 //!
-//! With `--batch N` each client records N tasks in one transaction (`Client::record_many`),
-//! sends them, then collects their results; a task's recording time is its batch's. With
-//! `--block-ms N` anvil mines a block every N ms holding every transaction sent meanwhile (as
-//! a fast L2 does) instead of one block per transaction.
+//! With `--batch N` each client records N tasks in one transaction (`Client::record_many`: a
+//! record batch, one Merkle root on chain), sends them, then collects their results; a task's
+//! recording time is its batch's. With `--block-ms N` anvil mines a block every N ms holding
+//! every transaction sent meanwhile (as a fast L2 does) instead of one block per transaction.
 
 #![allow(
     clippy::print_stdout,
@@ -45,7 +45,10 @@ use alloy::{
 };
 use alloy_primitives::U256;
 use alloy_sol_types::{SolEvent as _, SolValue as _};
-use enigma_chain::{TaskStatus, bindings::Enigma};
+use enigma_chain::{
+    TaskStatus,
+    bindings::{Enigma, EnigmaBatches},
+};
 use enigma_client::Client;
 use enigma_node::{DevnetConfig, start_devnet};
 use enigma_types::{TaskId, task_id};
@@ -384,6 +387,7 @@ async fn main() -> Result<(), Error> {
     let record_logs = logs(vec![
         Enigma::TaskRecordCreated::SIGNATURE_HASH,
         Enigma::TaskRecordsCreated::SIGNATURE_HASH,
+        EnigmaBatches::TaskBatchCreated::SIGNATURE_HASH,
     ])
     .await?;
     let receipt_logs = logs(vec![

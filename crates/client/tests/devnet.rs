@@ -257,8 +257,12 @@ async fn tasks_recorded_in_one_transaction_run_in_their_order_and_each_lands() {
         ])
         .await
         .unwrap();
-    // Four consecutive ids, recorded in one transaction (one block).
+    // Four consecutive ids, recorded in one transaction (one block) as a record batch: no
+    // record of their own, each found through its batch and its proof.
     assert_eq!(client.chain().task_nonce(user).await.unwrap(), before + 4);
+    let roots: std::collections::BTreeSet<_> =
+        tasks.iter().map(|t| client.chain().proven_task(&t.id()).unwrap().root).collect();
+    assert_eq!(roots.len(), 1, "one record batch");
     let mut blocks = std::collections::BTreeSet::new();
     for (n, t) in tasks.iter().enumerate() {
         assert_eq!(t.id(), enigma_types::task_id(&user, before + n as u64));
@@ -284,5 +288,8 @@ async fn tasks_recorded_in_one_transaction_run_in_their_order_and_each_lands() {
         let receipt = client.confirm(o).await.unwrap();
         assert_eq!(receipt.status, enigma_chain::TaskStatus::Verified);
     }
+    let root = *roots.first().unwrap();
+    let batch = client.chain().record_batch(root).await.unwrap().unwrap();
+    assert!((0..4).all(|i| !batch.is_open(i)), "every task of the batch closed by its receipt");
     devnet.stop().await;
 }

@@ -640,6 +640,15 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         Some(b) => b.try_into().map(u64::from_be_bytes).unwrap_or(0),
         None => w.chain.block_number().await?,
     };
+    // Record batches read before this start (or before this node joined) whose tasks may still
+    // run or await their receipts: those of the last two timeouts. Their events are behind the
+    // watcher's cursor, and their tasks have no record of their own to find them by.
+    let timeout = w.chain.timeout_blocks().await?;
+    let since = start_block.saturating_sub(timeout.saturating_mul(2));
+    if start_block > 0 {
+        let found = w.chain.load_batches(since, start_block - 1).await?;
+        tracing::debug!(since, found, "record batches loaded");
+    }
     let poll = config.poll_interval;
     tasks.push(tokio::spawn(async move {
         let mut watcher = Watcher::new(
@@ -660,6 +669,10 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                         );
                     }
                     for e in found.events {
+                        if let ChainEvent::TaskBatchCreated { batch } = &e.event {
+                            // Its tasks' records are found through it from now on.
+                            w.chain.remember_batch(batch.clone());
+                        }
                         if let ChainEvent::TaskRecordCreated { task_id, .. } = &e.event
                             && let Ok(mut records) = w.records.lock()
                         {
@@ -2092,30 +2105,41 @@ impl Worker {
                     })
                     .await?;
             }
+            // A batch-recorded task's failure goes as a receipt batch of one (its record has no
+            // single-failure path); its success below goes with the proof of its record.
+            _ if !m.success && self.chain.proven_task(&m.task_id).is_some() => {
+                return self.commit_batch(std::slice::from_ref(p)).await;
+            }
             _ if !m.success => {
                 self.chain
                     .commit_failure(m.contract, m.task_id, m.output_hash, m.gas_used, &signature)
                     .await?;
             }
             _ => {
-                self.chain
-                    .commit_receipt(&ComputeReceiptTx {
-                        contract: m.contract,
-                        task_id: m.task_id,
-                        delta_hash: m.delta_hash,
-                        output_hash: m.output_hash,
-                        gas_used: m.gas_used,
-                        eth_payload: m.eth_payload,
-                        eth_address: Address(m.eth_address),
-                        payouts: m.payouts,
-                        signature,
-                    })
-                    .await?;
+                let receipt = ComputeReceiptTx {
+                    contract: m.contract,
+                    task_id: m.task_id,
+                    delta_hash: m.delta_hash,
+                    output_hash: m.output_hash,
+                    gas_used: m.gas_used,
+                    eth_payload: m.eth_payload,
+                    eth_address: Address(m.eth_address),
+                    payouts: m.payouts,
+                    signature,
+                };
+                match self.chain.proven_task(&m.task_id) {
+                    Some(proven) => self.chain.commit_batch_receipt(&proven, &receipt).await?,
+                    None => self.chain.commit_receipt(&receipt).await?,
+                };
             }
         }
         Ok(())
     }
 
+    /// Commits receipts of one contract as receipt batches: a run of batch-recorded tasks goes
+    /// with their proofs (`commitBatchReceipts`), a run of per-task records as `commitReceipts`
+    /// (the chain takes each kind alone), each run signed over the chain's state after the one
+    /// before it.
     async fn commit_batch(&self, ps: &[Pending]) -> Result<()> {
         let mut messages = Vec::new();
         for p in ps {
@@ -2123,6 +2147,20 @@ impl Worker {
                 messages.push(Self::decode(p)?);
             }
         }
+        let mut rest = messages.as_slice();
+        while let Some(first) = rest.first() {
+            let proven = self.chain.proven_task(&first.task_id).is_some();
+            let run = rest
+                .iter()
+                .take_while(|m| self.chain.proven_task(&m.task_id).is_some() == proven)
+                .count();
+            self.commit_run(&rest[..run]).await?;
+            rest = &rest[run..];
+        }
+        Ok(())
+    }
+
+    async fn commit_run(&self, messages: &[ResultMessage]) -> Result<()> {
         let Some(first) = messages.first() else { return Ok(()) };
         let contract = first.contract;
         let on_chain =
@@ -2164,7 +2202,17 @@ impl Worker {
                 payouts: m.payouts.clone(),
             })
             .collect();
-        self.chain.commit_receipts(contract, &txs, &signature).await?;
+        let proven: Option<Vec<_>> =
+            messages.iter().map(|m| self.chain.proven_task(&m.task_id)).collect();
+        match proven {
+            Some(proven) if !proven.is_empty() => {
+                let items: Vec<_> = proven.into_iter().zip(txs).collect();
+                self.chain.commit_batch_receipts(contract, &items, &signature).await?;
+            }
+            _ => {
+                self.chain.commit_receipts(contract, &txs, &signature).await?;
+            }
+        }
         Ok(())
     }
 
