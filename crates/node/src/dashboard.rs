@@ -6,7 +6,10 @@
 //! Everything here is public chain data: the dashboard shows nothing a chain explorer would not.
 
 use alloy::{providers::Provider as _, rpc::types::Filter, sol_types::SolEvent};
-use enigma_chain::{Chain, ChainError, TaskStatus, WorkerStatus, bindings::Enigma};
+use enigma_chain::{
+    Chain, ChainError, TaskStatus, WorkerStatus,
+    bindings::{Enigma, EnigmaBatches},
+};
 use enigma_types::{ContractAddress, TaskId, selection::select_workers};
 use serde_json::{Value, json};
 
@@ -145,6 +148,16 @@ async fn tasks(chain: &Chain, head: u64) -> Result<Vec<Value>> {
                 recorded.push((TaskId(id.0), ContractAddress(contract.0), block));
             }
         }
+    }
+    for log in logs(EnigmaBatches::TaskBatchCreated::SIGNATURE_HASH).await? {
+        let block = log.block_number.unwrap_or_default();
+        let Ok(e) = log.log_decode::<EnigmaBatches::TaskBatchCreated>() else { continue };
+        let Ok(batch) = enigma_chain::record_batch(&e.inner.data) else { continue };
+        for t in &batch.tasks {
+            recorded.push((t.task_id, t.contract, block));
+        }
+        // Its tasks have no record of their own: the chain handle finds them through it.
+        chain.remember_batch(batch);
     }
     recorded.sort_by_key(|(_, _, block)| std::cmp::Reverse(*block));
     recorded.truncate(usize::try_from(SHOWN).unwrap_or(usize::MAX));
