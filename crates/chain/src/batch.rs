@@ -148,7 +148,7 @@ fn proof_in(levels: &[Vec<[u8; 32]>], index: usize) -> Vec<[u8; 32]> {
 }
 
 /// A task of a record batch with what proves it: its batch's root, its place and the siblings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProvenTask {
     /// The batch's root.
     pub root: [u8; 32],
@@ -202,7 +202,7 @@ impl Default for BatchIndex {
 }
 
 impl BatchIndex {
-    /// The most tasks kept by default (about 45 MB at most).
+    /// The most tasks kept by default (about 75 MB at most, more if they come in batches of one).
     pub const MAX_TASKS: usize = 262_144;
 
     /// An index keeping at most `max_tasks` tasks (the latest batch is always kept whole).

@@ -68,6 +68,9 @@ pub enum TaskStatus {
     FailedEth,
     /// Timed out; the fee was returned.
     FailedReturn,
+    /// A batch-recorded task that is final (closed in its record batch), whose closing event was
+    /// not found (logs pruned or out of the node's reach, or past the search's bound).
+    Closed,
 }
 
 impl TaskStatus {
@@ -275,7 +278,15 @@ pub struct Chain {
     /// The record batches this process knows (shared by clones of this handle): their tasks
     /// have no record of their own on chain.
     batches_known: std::sync::Arc<std::sync::Mutex<BatchIndex>>,
+    /// How closed batch tasks ended, once found (at most [`CLOSED_KEPT`]).
+    closed: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<TaskId, TaskStatus>>>,
 }
+
+/// Closed batch tasks whose ending a handle keeps (then it starts over).
+const CLOSED_KEPT: usize = 65_536;
+/// How far after its batch the event that closed a batch task is looked for (100 log queries
+/// of each kind at most).
+const CLOSING_SEARCH_BLOCKS: u64 = 200_000;
 
 /// A provider for `url` (`http`, `https`, `ws` or `wss`), signing with `key` if given, under
 /// this process's [`ChainOptions`](crate::ChainOptions): trusted roots, retries with backoff,
@@ -396,6 +407,7 @@ impl Chain {
             from: from.map(eth),
             sending: std::sync::Arc::default(),
             batches_known: std::sync::Arc::default(),
+            closed: std::sync::Arc::default(),
         }
     }
 
@@ -979,8 +991,24 @@ impl Chain {
             .unwrap_or_default();
         let status = if info.is_open(proven.index) {
             TaskStatus::Created
+        } else if let Some(s) = self.closed.lock().ok().and_then(|c| c.get(id).copied()) {
+            s
         } else {
-            self.closing_event(&proven, info.created_at).await?
+            match self.closing_event(&proven, info.created_at).await {
+                Ok(s) => {
+                    if let Ok(mut c) = self.closed.lock() {
+                        if c.len() >= CLOSED_KEPT {
+                            c.clear();
+                        }
+                        c.insert(*id, s);
+                    }
+                    s
+                }
+                Err(e) => {
+                    tracing::debug!(task = %id, error = %e, "how a closed batch task ended is unknown");
+                    TaskStatus::Closed
+                }
+            }
         };
         let t = proven.task;
         let mut contract_tag = [0u8; 12];
@@ -1005,7 +1033,8 @@ impl Chain {
     /// batch's block, in bounded log queries).
     async fn closing_event(&self, t: &ProvenTask, from: u64) -> Result<TaskStatus> {
         use alloy::{rpc::types::Filter, sol_types::SolEvent};
-        let head = self.provider.get_block_number().await?;
+        let head =
+            self.provider.get_block_number().await?.min(from.saturating_add(CLOSING_SEARCH_BLOCKS));
         let id = b256(t.task.task_id);
         let mut start = from;
         while start <= head {

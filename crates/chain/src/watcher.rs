@@ -290,8 +290,15 @@ pub fn decode(log: &Log) -> Result<Vec<ChainEvent>> {
             .collect());
     }
     if let Ok(decoded) = log.log_decode::<EnigmaBatches::TaskBatchCreated>() {
-        // The batch first (a node learns where each task's record is), then each task.
-        let batch = crate::client::record_batch(&decoded.inner.data)?;
+        // The batch first (a node learns where each task's record is), then each task. One
+        // that does not check out (only a lying node can send it) is skipped, not retried.
+        let batch = match crate::client::record_batch(&decoded.inner.data) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping a record batch event that does not check out");
+                return Ok(Vec::new());
+            }
+        };
         let mut events = Vec::with_capacity(batch.tasks.len() + 1);
         for t in &batch.tasks {
             events.push(ChainEvent::TaskRecordCreated {

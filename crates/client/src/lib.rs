@@ -77,8 +77,6 @@ const UNANSWERED: i32 = -32012;
 const NOT_ADMITTED: i32 = -32013;
 /// How often [`Client::record_many`] targets its tasks again when the epoch turned meanwhile.
 const MAX_EPOCH_RETARGETS: u32 = 3;
-/// Blocks back a client looks for its record batch whose transaction's answer was lost.
-const RECENT_BLOCKS: u64 = 64;
 /// How many more times a final task's receipt event is looked up before it counts as absent.
 const RECEIPT_LOOKUPS: usize = 5;
 /// The gateway's code for "not handed to the worker now; send it again shortly".
@@ -1039,11 +1037,18 @@ impl Client {
                 .zip(&sealed)
                 .map(|((contract, _, _, gas_limit), s)| (*contract, s.5, *gas_limit, 0u128))
                 .collect();
+            let sent_from = self.chain.block_number().await?;
             let sent = self
                 .chain
                 .create_task_batch(&records, self.config.gas_px, epoch, nonce)
                 .await
                 .map(|_| sealed[0].0);
+            if sent.is_err() {
+                // A batch that landed although its answer was lost is known by its event only.
+                if let Ok(head) = self.chain.block_number().await {
+                    let _ = self.chain.load_batches(sent_from, head).await;
+                }
+            }
             // One transaction: the first record standing means all of them do.
             let recorded = self.settle_record(sent, &sealed[0].0, &sealed[0].5).await;
             drop(turn);
@@ -1611,15 +1616,7 @@ impl Client {
             Ok(id) => return Ok(id),
             Err(e) => e,
         };
-        let mut found = self.chain.task(id).await;
-        if matches!(found, Ok(None)) {
-            // A record batch that landed although its answer was lost: only its event tells.
-            if let Ok(head) = self.chain.block_number().await {
-                let _ = self.chain.load_batches(head.saturating_sub(RECENT_BLOCKS), head).await;
-                found = self.chain.task(id).await;
-            }
-        }
-        match found {
+        match self.chain.task(id).await {
             Ok(Some(r)) if r.inputs_hash == *inputs => Ok(*id),
             Ok(Some(_)) => Err((e, true)),
             _ => {

@@ -39,6 +39,7 @@ fn status_name(s: TaskStatus) -> &'static str {
         TaskStatus::Failed => "Failed",
         TaskStatus::FailedEth => "FailedEth",
         TaskStatus::FailedReturn => "FailedReturn",
+        TaskStatus::Closed => "Closed",
     }
 }
 

@@ -11,8 +11,7 @@ use std::{
 
 use enigma_attestation::Evidence;
 use enigma_chain::{
-    BatchItemTx, Chain, ChainEvent, ComputeReceiptTx, DeployReceiptTx, EpochCache,
-    TaskStatus as ChainStatus, Watcher,
+    BatchItemTx, Chain, ChainEvent, ComputeReceiptTx, DeployReceiptTx, EpochCache, Watcher,
 };
 use enigma_crypto::SignedResult as _;
 use enigma_crypto::{KeyPair, PublicKey, Signature};
@@ -643,11 +642,20 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
     // Record batches read before this start (or before this node joined) whose tasks may still
     // run or await their receipts: those of the last two timeouts. Their events are behind the
     // watcher's cursor, and their tasks have no record of their own to find them by.
-    let timeout = w.chain.timeout_blocks().await?;
-    let since = start_block.saturating_sub(timeout.saturating_mul(2));
     if start_block > 0 {
-        let found = w.chain.load_batches(since, start_block - 1).await?;
-        tracing::debug!(since, found, "record batches loaded");
+        let loaded = match w.chain.timeout_blocks().await {
+            Ok(timeout) => {
+                let since = start_block.saturating_sub(timeout.saturating_mul(2));
+                w.chain.load_batches(since, start_block - 1).await
+            }
+            Err(e) => Err(e),
+        };
+        match loaded {
+            Ok(found) => tracing::debug!(found, "record batches loaded"),
+            // Its pending receipts carry their proofs; tasks of batches it did not load are
+            // not found, and end in the timeout refund.
+            Err(e) => tracing::warn!(error = %e, "loading the recent record batches failed"),
+        }
     }
     let poll = config.poll_interval;
     tasks.push(tokio::spawn(async move {
@@ -683,6 +691,15 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
                         }
                     }
                     let next = watcher.next_block();
+                    if w.confirmations > 0
+                        && let Ok(head) = w.chain.block_number().await
+                        && head >= next
+                    {
+                        // Record batches not confirmed yet: their tasks' records are found as
+                        // soon as a per-task record's would be (each is checked against the
+                        // chain's latest state when read, and again at depth before running).
+                        let _ = w.chain.load_batches(next, head).await;
+                    }
                     w.chain_tick.send_if_modified(|cursor| {
                         let moved = *cursor != next;
                         *cursor = next;
@@ -1876,6 +1893,8 @@ impl Worker {
             epoch,
             kind,
             result: messages::encode(&message),
+            // Found through its batch when it was checked to run: the proof goes with it.
+            batch: if is_deploy { None } else { self.chain.proven_task(&r.task_id) },
         };
         let mut b = self.store.batch()?;
         b.put_result(&r.task_id, &pending.result)?;
@@ -1933,10 +1952,8 @@ impl Worker {
                 }
             };
             let (tasks, result) = match &commit {
-                Commit::Single(p) => (vec![(p.contract, p.task)], self.commit_single(p).await),
-                Commit::Batch(ps) => {
-                    (ps.iter().map(|p| (p.contract, p.task)).collect(), self.commit_batch(ps).await)
-                }
+                Commit::Single(p) => (vec![p.clone()], self.commit_single(p).await),
+                Commit::Batch(ps) => (ps.clone(), self.commit_batch(ps).await),
             };
             match result {
                 Ok(()) => {
@@ -1950,12 +1967,10 @@ impl Worker {
                     // A receipt the chain already holds (sent before a restart, or by a retry
                     // whose answer was lost) is done, not retried forever.
                     let mut done = Vec::new();
-                    for (contract, task) in &tasks {
-                        if let Ok(Some(r)) = self.chain.task(task).await
-                            && r.status != enigma_chain::TaskStatus::Created
-                        {
-                            self.forget_receipt(task, Some(contract)).await?;
-                            done.push(*task);
+                    for p in &tasks {
+                        if let Ok(false) = self.open_on_chain(p).await {
+                            self.forget_receipt(&p.task, Some(&p.contract)).await?;
+                            done.push(p.task);
                         }
                     }
                     let rest = std::iter::once(commit).chain(commits).filter_map(|c| match c {
@@ -1987,16 +2002,29 @@ impl Worker {
             let head = self.chain.block_number().await?;
             q.overdue(head, self.confirmations + REORG_GRACE_BLOCKS)
         };
-        for task in overdue {
-            match self.chain.task(&task).await? {
-                Some(r) if r.status == enigma_chain::TaskStatus::Created => {
-                    tracing::warn!(me = %self.signer, %task, "a sent receipt is no longer on chain (reorg); sending it again");
-                    self.receipts.lock().await.resend(&task);
-                }
-                _ => self.forget_receipt(&task, None).await?,
+        for p in overdue {
+            let task = p.task;
+            if self.open_on_chain(&p).await? {
+                tracing::warn!(me = %self.signer, %task, "a sent receipt is no longer on chain (reorg); sending it again");
+                self.receipts.lock().await.resend(&task);
+            } else {
+                self.forget_receipt(&task, None).await?;
             }
         }
         Ok(())
+    }
+
+    /// Whether a receipt's task still awaits its receipt on chain: its own record's status, or
+    /// its bit in its record batch (no event search: closed is all a commit needs to know).
+    async fn open_on_chain(&self, p: &Pending) -> Result<bool> {
+        Ok(match &p.batch {
+            Some(b) => self.chain.record_batch(b.root).await?.is_some_and(|i| i.is_open(b.index)),
+            None => self
+                .chain
+                .task(&p.task)
+                .await?
+                .is_some_and(|r| r.status == enigma_chain::TaskStatus::Created),
+        })
     }
 
     async fn requeue(&self, commits: impl Iterator<Item = Commit>) {
@@ -2084,8 +2112,9 @@ impl Worker {
     }
 
     async fn commit_single(&self, p: &Pending) -> Result<()> {
-        // Nothing is committed twice: an already finished task is skipped.
-        if self.chain.task(&p.task).await?.is_some_and(|r| r.status != ChainStatus::Created) {
+        // Nothing is committed twice: an already finished task is skipped (and one the chain
+        // has no record of, which no receipt can close, is not sent to fail for ever).
+        if !self.open_on_chain(p).await? {
             return Ok(());
         }
         let m = Self::decode(p)?;
@@ -2107,7 +2136,7 @@ impl Worker {
             }
             // A batch-recorded task's failure goes as a receipt batch of one (its record has no
             // single-failure path); its success below goes with the proof of its record.
-            _ if !m.success && self.chain.proven_task(&m.task_id).is_some() => {
+            _ if !m.success && p.batch.is_some() => {
                 return self.commit_batch(std::slice::from_ref(p)).await;
             }
             _ if !m.success => {
@@ -2127,8 +2156,8 @@ impl Worker {
                     payouts: m.payouts,
                     signature,
                 };
-                match self.chain.proven_task(&m.task_id) {
-                    Some(proven) => self.chain.commit_batch_receipt(&proven, &receipt).await?,
+                match &p.batch {
+                    Some(proven) => self.chain.commit_batch_receipt(proven, &receipt).await?,
                     None => self.chain.commit_receipt(&receipt).await?,
                 };
             }
@@ -2141,26 +2170,27 @@ impl Worker {
     /// (the chain takes each kind alone), each run signed over the chain's state after the one
     /// before it.
     async fn commit_batch(&self, ps: &[Pending]) -> Result<()> {
-        let mut messages = Vec::new();
+        let mut open = Vec::new();
         for p in ps {
-            if self.chain.task(&p.task).await?.is_some_and(|r| r.status == ChainStatus::Created) {
-                messages.push(Self::decode(p)?);
+            if self.open_on_chain(p).await? {
+                open.push((Self::decode(p)?, p.batch.clone()));
             }
         }
-        let mut rest = messages.as_slice();
-        while let Some(first) = rest.first() {
-            let proven = self.chain.proven_task(&first.task_id).is_some();
-            let run = rest
-                .iter()
-                .take_while(|m| self.chain.proven_task(&m.task_id).is_some() == proven)
-                .count();
+        let mut rest = open.as_slice();
+        while let Some((_, first)) = rest.first() {
+            let run = rest.iter().take_while(|(_, b)| b.is_some() == first.is_some()).count();
             self.commit_run(&rest[..run]).await?;
             rest = &rest[run..];
         }
         Ok(())
     }
 
-    async fn commit_run(&self, messages: &[ResultMessage]) -> Result<()> {
+    /// Commits a run of receipts of one kind (all batch-recorded, with their proofs, or none).
+    async fn commit_run(
+        &self,
+        run: &[(ResultMessage, Option<enigma_chain::ProvenTask>)],
+    ) -> Result<()> {
+        let messages: Vec<&ResultMessage> = run.iter().map(|(m, _)| m).collect();
         let Some(first) = messages.first() else { return Ok(()) };
         let contract = first.contract;
         let on_chain =
@@ -2202,8 +2232,7 @@ impl Worker {
                 payouts: m.payouts.clone(),
             })
             .collect();
-        let proven: Option<Vec<_>> =
-            messages.iter().map(|m| self.chain.proven_task(&m.task_id)).collect();
+        let proven: Option<Vec<_>> = run.iter().map(|(_, b)| b.clone()).collect();
         match proven {
             Some(proven) if !proven.is_empty() => {
                 let items: Vec<_> = proven.into_iter().zip(txs).collect();

@@ -819,3 +819,62 @@ async fn with_one_keeper_only_the_holder_follows_a_contract_and_the_next_takes_i
     settled(&net.base.chain, &seen.verified).await;
     assert_eq!(net.status(next, contract).await.map(|s| s.1), Some(count + 1));
 }
+
+/// A worker stopped with the receipts of batch-recorded tasks pending commits them once it
+/// starts again: each pending receipt kept its task's proof (the tasks have no record of their
+/// own, and a receipt without the proof could never land).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_commits_receipts_of_batch_tasks_with_the_proofs_it_kept() {
+    let mut net = Net::start().await;
+    let user = key(&net.base.anvil, 8);
+    net.base.chain.transfer_token(user.address(), 10_000 * ENG).await.unwrap();
+    let setup = net.client(&user, net.gateway(None)).await;
+    setup.deposit(5_000 * ENG).await.unwrap();
+    let contract = setup.deploy(&ledger(), "construct()", &[], GAS).await.unwrap().contract;
+    net.next_epoch_with(3).await;
+    let holder = net.index_of(net.holder(&contract).await).unwrap();
+    // The holder again, holding its receipts until stopped.
+    net.workers[holder].take().unwrap().stop().await;
+    let mut patient = net.worker_config(holder, 1_000 * ENG);
+    patient.batch_wait = Duration::from_secs(600);
+    net.workers[holder] = Some(start_worker(patient).await.unwrap());
+    let client = net.client(&user, net.gateway(Some(holder))).await;
+    let amount = |n: u64| (U256::from(n),).abi_encode_params();
+    let (one, two, three) = (amount(1), amount(2), amount(3));
+    let recorded = loop {
+        // The restarted holder's key reaches the gateway with its next announcement.
+        match client
+            .record_many(&[
+                (contract, "record(uint256)", &one, GAS),
+                (contract, "record(uint256)", &two, GAS),
+                (contract, "record(uint256)", &three, GAS),
+            ])
+            .await
+        {
+            Ok(r) => break r,
+            Err(e) => {
+                eprintln!("recording: {e}; again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let ids: Vec<TaskId> = recorded.iter().map(|t| t.id()).collect();
+    let mut handles = Vec::new();
+    for t in recorded {
+        handles.push(client.send(t).await.unwrap());
+    }
+    for h in handles {
+        h.result().await.unwrap();
+    }
+    net.workers[holder].take().unwrap().stop().await;
+    for id in &ids {
+        let r = client.chain().task(id).await.unwrap().unwrap();
+        assert_eq!(r.status, TaskStatus::Created, "receipts were pending when it stopped");
+    }
+    let config = net.worker_config(holder, 1_000 * ENG);
+    net.workers[holder] = Some(start_worker(config).await.unwrap());
+    settled(client.chain(), &ids).await;
+    for id in &ids {
+        assert_eq!(client.chain().task(id).await.unwrap().unwrap().status, TaskStatus::Verified);
+    }
+}

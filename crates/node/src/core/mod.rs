@@ -173,6 +173,11 @@ pub struct Pending {
     pub kind: ReceiptKind,
     /// The signed result, encoded (a `ResultMessage`).
     pub result: Vec<u8>,
+    /// For a task recorded in a record batch: the batch and the task's proof, kept with the
+    /// receipt so it can be committed whatever the node forgot since (a restart, an index that
+    /// moved on).
+    #[serde(default)]
+    pub batch: Option<enigma_chain::ProvenTask>,
 }
 
 /// What to send to the chain now.
@@ -277,11 +282,11 @@ impl ReceiptQueue {
     /// the shell asks the chain whether each landed (then forgets it) or was reorged away
     /// (then [`resend`](Self::resend)s it).
     #[must_use]
-    pub fn overdue(&self, head: u64, depth: u64) -> Vec<TaskId> {
+    pub fn overdue(&self, head: u64, depth: u64) -> Vec<Pending> {
         self.awaiting
             .iter()
             .filter(|(_, (_, block))| block.saturating_add(depth) <= head)
-            .map(|(task, _)| *task)
+            .map(|(_, (p, _))| p.clone())
             .collect()
     }
 
@@ -547,6 +552,7 @@ mod tests {
             epoch,
             kind,
             result: Vec::new(),
+            batch: None,
         }
     }
 
@@ -597,7 +603,8 @@ mod tests {
         assert!(q.is_empty());
         assert_eq!(q.unconfirmed(), 2);
         assert!(q.overdue(51, 2).is_empty(), "not yet deep enough to expect the confirmation");
-        assert_eq!(q.overdue(52, 2), vec![TaskId([1; 32]), TaskId([2; 32])]);
+        let overdue: Vec<TaskId> = q.overdue(52, 2).iter().map(|p| p.task).collect();
+        assert_eq!(overdue, vec![TaskId([1; 32]), TaskId([2; 32])]);
         // Task 1's confirmation came; task 2's block was replaced: it goes again, in order.
         q.forget(&TaskId([1; 32]));
         q.resend(&TaskId([2; 32]));
