@@ -1069,15 +1069,27 @@ impl Chain {
                 .topic1(b256(t.task.contract))
                 .from_block(start)
                 .to_block(end);
+            let mut found = None;
             for log in self.provider.get_logs(&by_contract).await? {
                 let Ok(e) = log.log_decode::<Enigma::ReceiptsVerified>() else { continue };
                 let d = e.inner.data;
-                if let Some(i) = d.taskIds.iter().position(|x| *x == id) {
-                    return Ok(match d.statuses.get(i) {
-                        Some(1) => TaskStatus::Verified,
-                        _ => TaskStatus::Failed,
-                    });
+                // Every task of the batch is learnt at once: looking up a contract's tasks one
+                // by one then costs one search, not one each.
+                let Ok(mut closed) = self.closed.lock() else { continue };
+                if closed.len() + d.taskIds.len() > CLOSED_KEPT {
+                    closed.clear();
                 }
+                for (task, status) in d.taskIds.iter().zip(&d.statuses) {
+                    let status =
+                        if *status == 1 { TaskStatus::Verified } else { TaskStatus::Failed };
+                    closed.insert(task_id(*task), status);
+                    if *task == id {
+                        found = Some(status);
+                    }
+                }
+            }
+            if let Some(status) = found {
+                return Ok(status);
             }
             start = end + 1;
         }

@@ -17,9 +17,9 @@
 //! cargo run --profile devnet -p enigma-client --example load -- --clients 20 --batch 16 --json
 //! ```
 //!
-//! With `--batch N` each client records N tasks in one transaction (`Client::record_many`: a
-//! record batch, one Merkle root on chain), sends them, then collects their results; a task's
-//! recording time is its batch's. With `--block-ms N` anvil mines a block every N ms holding
+//! With `--batch N` each client records N tasks in one transaction (`Client::record_many`; with
+//! `--record-batches`, `Client::record_batch`: one Merkle root on chain), sends them, then
+//! collects their results; a task's recording time is its batch's. With `--block-ms N` anvil mines a block every N ms holding
 //! every transaction sent meanwhile (as a fast L2 does) instead of one block per transaction.
 
 #![allow(
@@ -66,6 +66,8 @@ struct Options {
     workers: usize,
     /// Tasks each client records in one transaction (`Client::record_many`).
     batch: usize,
+    /// Record them as a record batch (`Client::record_batch`: one Merkle root on chain).
+    record_batches: bool,
     /// Mine a block every this many ms instead of one per transaction (0: per transaction).
     block_ms: u64,
     json: bool,
@@ -78,6 +80,7 @@ fn options() -> Result<Options, Error> {
         seconds: 30,
         workers: 3,
         batch: 1,
+        record_batches: false,
         block_ms: 0,
         json: false,
     };
@@ -85,6 +88,10 @@ fn options() -> Result<Options, Error> {
     while let Some(flag) = args.next() {
         if flag == "--json" {
             o.json = true;
+            continue;
+        }
+        if flag == "--record-batches" {
+            o.record_batches = true;
             continue;
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -99,7 +106,7 @@ fn options() -> Result<Options, Error> {
             "--block-ms" => o.block_ms = n,
             other => {
                 return Err(format!(
-                    "unknown option {other} (--clients N, --contracts N, --seconds N, --workers N, --batch N, --block-ms N, --json)"
+                    "unknown option {other} (--clients N, --contracts N, --seconds N, --workers N, --batch N, --record-batches, --block-ms N, --json)"
                 )
                 .into());
             }
@@ -260,7 +267,7 @@ async fn main() -> Result<(), Error> {
         let (c, contract) = (c.clone(), contracts[i % contracts.len()]);
         let (stop, done) = (stop.clone(), done.clone());
         let (answered_count, failed_count) = (answered_count.clone(), failed_count.clone());
-        let batch = o.batch;
+        let (batch, record_batches) = (o.batch, o.record_batches);
         load.spawn(async move {
             let mut k = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -275,12 +282,16 @@ async fn main() -> Result<(), Error> {
                     .map(|a| (contract, "record(uint256)", a.as_slice(), GAS))
                     .collect();
                 let at = Instant::now();
-                let recorded = if batch == 1 {
+                let recorded = if batch == 1 && !record_batches {
                     c.record_compute(contract, "record(uint256)", &amounts[0], GAS)
                         .await
                         .map(|t| vec![t])
                 } else {
-                    c.record_many(&calls).await
+                    if record_batches {
+                        c.record_batch(&calls).await
+                    } else {
+                        c.record_many(&calls).await
+                    }
                 };
                 let record = at.elapsed();
                 let mut entries = Vec::new();
@@ -310,7 +321,9 @@ async fn main() -> Result<(), Error> {
                             Done { record, execute: Some(execute), answered: Some(id), error: None }
                         }
                         Err(e) => {
-                            failed_count.fetch_add(1, Ordering::Relaxed);
+                            if failed_count.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!("the first failure, at once: {e}");
+                            }
                             Done {
                                 record,
                                 execute: None,
@@ -427,6 +440,7 @@ async fn main() -> Result<(), Error> {
         "contracts": o.contracts,
         "workers": o.workers,
         "batch": o.batch,
+        "record_batches": o.record_batches,
         "seconds": (load_secs * 10.0).round() / 10.0,
         "calls": done.len(),
         "answered": done.iter().filter(|d| d.answered.is_some()).count(),

@@ -957,30 +957,56 @@ impl Client {
         }
     }
 
-    /// Records several compute tasks in **one** transaction as a record batch (the chain's
-    /// `createTaskBatch`: one Merkle root for all of them), in the order given, with consecutive
-    /// task ids: each `(contract, callable, args, gas limit)` is targeted, checked, encrypted and
-    /// signed as [`record_compute`](Self::record_compute) does, and the fees of all are escrowed
-    /// together. Tasks of the same contract run in the order given. Send them with
-    /// [`send`](Self::send) in that order (a send returns once the worker took the task). A task
-    /// costs about 12,400 gas to record in a batch of 16 and 7,700 in one of 64, against 119,000
-    /// for a record of its own (BENCHMARKS.md).
+    /// Records several compute tasks in **one** transaction (the chain's `createTaskRecords`),
+    /// in the order given, with consecutive task ids: each `(contract, callable, args, gas
+    /// limit)` is targeted, checked, encrypted and signed as [`record_compute`](Self::record_compute)
+    /// does, and the fees of all are escrowed together. Tasks of the same contract run in the
+    /// order given. Send them with [`send`](Self::send) in that order (a send returns once the
+    /// worker took the task); sending many at once does worse under load today (BENCHMARKS.md).
+    /// A record costs about two thirds of the gas per task in batches of 16 (BENCHMARKS.md);
+    /// [`record_batch`](Self::record_batch) costs a tenth.
     ///
     /// # Errors
     ///
-    /// As [`record_compute`](Self::record_compute); an empty list or more than
-    /// [`MAX_RECORD_BATCH`](enigma_chain::MAX_RECORD_BATCH) tasks is [`ClientError::BadInput`].
-    /// Nothing is recorded unless all are.
+    /// As [`record_compute`](Self::record_compute); an empty list is
+    /// [`ClientError::BadInput`]. Nothing is recorded unless all are.
     pub async fn record_many(
         &self,
         calls: &[(ContractAddress, &str, &[u8], u64)],
     ) -> Result<Vec<RecordedTask>> {
+        self.record_several(calls, false).await
+    }
+
+    /// As [`record_many`](Self::record_many), but as a **record batch** (the chain's
+    /// `createTaskBatch`): the chain keeps one Merkle root for all the tasks instead of a record
+    /// each, and each receipt proves its task against it. A task costs about 12,400 gas to
+    /// record in a batch of 16 and 7,700 in one of 64, against 77,000 with `record_many` and
+    /// 119,000 alone (BENCHMARKS.md). Workers find a batch task's record only through its batch,
+    /// which they learn from the chain's event, and this client finds it because it recorded it
+    /// (another process finds it after [`Chain::load_batches`](enigma_chain::Chain::load_batches)).
+    ///
+    /// # Errors
+    ///
+    /// As [`record_many`](Self::record_many); more than
+    /// [`MAX_RECORD_BATCH`](enigma_chain::MAX_RECORD_BATCH) tasks is [`ClientError::BadInput`].
+    pub async fn record_batch(
+        &self,
+        calls: &[(ContractAddress, &str, &[u8], u64)],
+    ) -> Result<Vec<RecordedTask>> {
+        self.record_several(calls, true).await
+    }
+
+    async fn record_several(
+        &self,
+        calls: &[(ContractAddress, &str, &[u8], u64)],
+        as_batch: bool,
+    ) -> Result<Vec<RecordedTask>> {
         if calls.is_empty() {
             return Err(ClientError::BadInput("record_many needs at least one task".into()));
         }
-        if calls.len() > enigma_chain::MAX_RECORD_BATCH {
+        if as_batch && calls.len() > enigma_chain::MAX_RECORD_BATCH {
             return Err(ClientError::BadInput(format!(
-                "record_many takes at most {} tasks at once; {} given (record them in parts)",
+                "at most {} tasks are recorded at once; {} given (record them in parts)",
                 enigma_chain::MAX_RECORD_BATCH,
                 calls.len()
             )));
@@ -1038,12 +1064,18 @@ impl Client {
                 .map(|((contract, _, _, gas_limit), s)| (*contract, s.5, *gas_limit, 0u128))
                 .collect();
             let sent_from = self.chain.block_number().await?;
-            let sent = self
-                .chain
-                .create_task_batch(&records, self.config.gas_px, epoch, nonce)
-                .await
-                .map(|_| sealed[0].0);
-            if sent.is_err() {
+            let sent = if as_batch {
+                self.chain
+                    .create_task_batch(&records, self.config.gas_px, epoch, nonce)
+                    .await
+                    .map(|_| sealed[0].0)
+            } else {
+                self.chain
+                    .create_task_records(&records, self.config.gas_px, epoch, nonce)
+                    .await
+                    .map(|_| sealed[0].0)
+            };
+            if sent.is_err() && as_batch {
                 // A batch that landed although its answer was lost is known by its event only.
                 if let Ok(head) = self.chain.block_number().await {
                     let _ = self.chain.load_batches(sent_from, head).await;
