@@ -1894,7 +1894,7 @@ impl Worker {
             kind,
             result: messages::encode(&message),
             // Found through its batch when it was checked to run: the proof goes with it.
-            batch: if is_deploy { None } else { self.chain.proven_task(&r.task_id) },
+            batch: if is_deploy { None } else { self.chain.proven_task(&r.task_id).map(Box::new) },
         };
         let mut b = self.store.batch()?;
         b.put_result(&r.task_id, &pending.result)?;
@@ -2188,7 +2188,7 @@ impl Worker {
     /// Commits a run of receipts of one kind (all batch-recorded, with their proofs, or none).
     async fn commit_run(
         &self,
-        run: &[(ResultMessage, Option<enigma_chain::ProvenTask>)],
+        run: &[(ResultMessage, Option<Box<enigma_chain::ProvenTask>>)],
     ) -> Result<()> {
         let messages: Vec<&ResultMessage> = run.iter().map(|(m, _)| m).collect();
         let Some(first) = messages.first() else { return Ok(()) };
@@ -2232,7 +2232,7 @@ impl Worker {
                 payouts: m.payouts.clone(),
             })
             .collect();
-        let proven: Option<Vec<_>> = run.iter().map(|(_, b)| b.clone()).collect();
+        let proven: Option<Vec<_>> = run.iter().map(|(_, b)| b.as_deref().cloned()).collect();
         match proven {
             Some(proven) if !proven.is_empty() => {
                 let items: Vec<_> = proven.into_iter().zip(txs).collect();

@@ -177,7 +177,7 @@ pub struct Pending {
     /// receipt so it can be committed whatever the node forgot since (a restart, an index that
     /// moved on).
     #[serde(default)]
-    pub batch: Option<enigma_chain::ProvenTask>,
+    pub batch: Option<Box<enigma_chain::ProvenTask>>,
 }
 
 /// What to send to the chain now.
