@@ -8,10 +8,7 @@ use crate::lifecycle::{LIMIT, PX, Scenario, USER, h, scenario};
 use alloy::providers::Provider;
 use enigma_chain::{bindings::EnigmaBatches, *};
 use enigma_crypto::Signature;
-use enigma_types::{
-    ContractAddress, DeltaHash, InputsHash, OutputHash, keccak256, messages::BatchEntry,
-    messages::batch_digest,
-};
+use enigma_types::{ContractAddress, DeltaHash, InputsHash, OutputHash, messages::batch_digest};
 
 /// Records `values.len()` tasks on `contract` as one batch (task i escrows `values[i]`).
 async fn record_batch(
@@ -56,20 +53,7 @@ async fn sign(
     items: &[(ProvenTask, BatchItemTx)],
 ) -> Signature {
     let sc = s.net.deployer.secret_contract(&contract).await.unwrap().unwrap();
-    let entries: Vec<BatchEntry> = items
-        .iter()
-        .map(|(t, o)| BatchEntry {
-            task_id: t.task.task_id,
-            inputs_hash: t.task.inputs_hash,
-            delta_hash: o.delta_hash,
-            output_hash: o.output_hash,
-            value: t.task.value,
-            payouts_hash: keccak256(&o.payouts),
-            gas_limit: t.task.gas_limit,
-            gas_used: o.gas_used,
-            status: o.status,
-        })
-        .collect();
+    let entries = batch_entries(items);
     s.net.workers[w].enclave.sign_digest(&batch_digest(
         &contract,
         &sc.code_hash,

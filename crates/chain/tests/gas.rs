@@ -236,20 +236,7 @@ async fn root_batches(
             (t, o)
         })
         .collect();
-    let entries: Vec<BatchEntry> = items
-        .iter()
-        .map(|(t, o)| BatchEntry {
-            task_id: t.task.task_id,
-            inputs_hash: t.task.inputs_hash,
-            delta_hash: o.delta_hash,
-            output_hash: o.output_hash,
-            value: 0,
-            payouts_hash: enigma_types::payouts::hash(&[]),
-            gas_limit: LIMIT,
-            gas_used: o.gas_used,
-            status: o.status,
-        })
-        .collect();
+    let entries = batch_entries(&items);
     let signature = net.workers[w].enclave.sign_digest(&batch_digest(
         &contract,
         &code_hash,

@@ -248,3 +248,24 @@ pub fn assert_rejected<T: std::fmt::Debug>(result: Result<T>, what: &str) {
         other => panic!("expected a revert naming {what}, got {other:?}"),
     }
 }
+
+/// The batch-message entries of receipts of batch-recorded tasks (what a worker's enclave signs
+/// for `commitBatchReceipts`).
+pub fn batch_entries(
+    items: &[(ProvenTask, BatchItemTx)],
+) -> Vec<enigma_types::messages::BatchEntry> {
+    items
+        .iter()
+        .map(|(t, o)| enigma_types::messages::BatchEntry {
+            task_id: t.task.task_id,
+            inputs_hash: t.task.inputs_hash,
+            delta_hash: o.delta_hash,
+            output_hash: o.output_hash,
+            value: t.task.value,
+            payouts_hash: enigma_types::keccak256(&o.payouts),
+            gas_limit: t.task.gas_limit,
+            gas_used: o.gas_used,
+            status: o.status,
+        })
+        .collect()
+}
