@@ -39,12 +39,19 @@ pub(crate) struct Turn<'a> {
 
 impl Turn<'_> {
     /// Waits for the task's turn: the contract prepared for the current epoch, no other task of
-    /// it running, and the tasks recorded before it run (or waited for as long as
-    /// `order_wait`). Returns the current epoch; the task then holds the contract.
+    /// it running, and the tasks recorded before it run (or waited for until the contract's
+    /// line has not moved for `order_wait`). Returns the current epoch; the task then holds
+    /// the contract.
     pub(crate) async fn wait(&self, epoch: u64) -> Result<u64> {
         let w = self.worker;
         let (contract, q) = (self.contract, self.queued);
-        let order_deadline = tokio::time::Instant::now() + w.order_wait;
+        // The wait for earlier tasks ends when the line stalls, not at a fixed time: while the
+        // contract's tasks keep running (its next sequence number moves) the missing ones are
+        // on their way — clients sending a batch's tasks one after another, several clients'
+        // batches on one contract — and passing them over would lose them. A task recorded and
+        // never sent holds the line for `order_wait` once.
+        let mut order_deadline = tokio::time::Instant::now() + w.order_wait;
+        let mut line_next = w.contracts().next(&contract);
         let mut changed = w.contracts_changed.subscribe();
         let mut chain_seq: Option<(u64, tokio::time::Instant)> = None;
         let mut preparations = 0;
@@ -72,6 +79,11 @@ impl Turn<'_> {
                 };
                 let next = w.next_seq_after(&contract, on_chain)?;
                 w.contracts().observe_next(contract, next);
+                let now_next = w.contracts().next(&contract);
+                if now_next != line_next {
+                    line_next = now_next;
+                    order_deadline = tokio::time::Instant::now() + w.order_wait;
+                }
             }
             let waited_out = tokio::time::Instant::now() >= order_deadline;
             let step = w.contracts().step(contract, q, current, waited_out);

@@ -130,7 +130,9 @@ pub struct WorkerConfig {
     /// state longer than that, or than [`LOAD_CHUNK_BYTES`], goes in as several calls).
     pub load_chunk_deltas: usize,
     /// How long a task waits for its contract's tasks recorded before it to arrive (the chain
-    /// takes a contract's receipts in record order); after it, those are skipped (refunded).
+    /// takes a contract's receipts in record order) with none of the contract's tasks running
+    /// meanwhile: each task that runs starts the wait again. After it, the missing tasks are
+    /// skipped (refunded).
     pub order_wait: Duration,
     /// Wall-clock budget of one contract run, a fence second to the gas limit: a run that
     /// passes it is stopped with no result (the task is refunded after the chain's timeout).

@@ -452,6 +452,51 @@ async fn a_contracts_tasks_run_in_record_order_and_one_sent_after_a_later_ran_is
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_waits_past_the_order_wait_while_the_tasks_before_it_keep_running() {
+    let net = network().await;
+    let d = Deployed::new(&net).await;
+    let add = |who: u8, amount: u64| {
+        (AlloyAddress::repeat_byte(who), U256::from(amount)).abi_encode_params()
+    };
+    let first = d.record("add_millionaire(address,uint256)", &add(1, 100)).await;
+    let second = d.record("add_millionaire(address,uint256)", &add(2, 900)).await;
+    let third = d.record("compute_richest()", &[]).await;
+    // The third arrives first; the first 3 s later and the second 3 s after that: 6 s after the
+    // third arrived, past the worker's order wait (5 s), but only 3 s after the line last moved
+    // (the first ran). Every task runs, in record order.
+    let (sent_third, sent_first, sent_second) = tokio::join!(
+        d.send(&third),
+        async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            d.send(&first).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            d.send(&second).await
+        }
+    );
+    sent_first.unwrap();
+    sent_second.expect("the second is not passed over while the line moves");
+    sent_third.unwrap();
+    let results = [
+        result_at(&d.http, &first.id).await,
+        result_at(&d.http, &second.id).await,
+        result_at(&d.http, &third.id).await,
+    ];
+    for r in &results {
+        assert_eq!(r.status, "SUCCESS");
+    }
+    assert_eq!(results[1].prev_delta_hash, results[0].delta_hash, "the second ran after the first");
+    let output = d.open(&third, &results[2]);
+    assert_eq!(
+        <(AlloyAddress,)>::abi_decode_params(&output).unwrap().0,
+        AlloyAddress::repeat_byte(2),
+        "the third ran on the state both left"
+    );
+    verified(&net.chain, &[first.id, second.id, third.id]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_waiting_for_an_earlier_one_hold_no_admission_slot() {
     let net = network().await;
     let d = Deployed::new(&net).await;
