@@ -952,16 +952,29 @@ impl Chain {
     /// remembers them: a node starting again learns the batches whose tasks may still run.
     /// Returns how many it found.
     pub async fn load_batches(&self, from: u64, to: u64) -> Result<usize> {
+        self.load_batches_by(None, from, to).await
+    }
+
+    /// As [`load_batches`](Self::load_batches), only the batches `sender` recorded: how a
+    /// client that started again finds its own batch tasks (their events name the sender).
+    pub async fn load_batches_of(&self, sender: Address, from: u64, to: u64) -> Result<usize> {
+        self.load_batches_by(Some(sender), from, to).await
+    }
+
+    async fn load_batches_by(&self, sender: Option<Address>, from: u64, to: u64) -> Result<usize> {
         use alloy::{rpc::types::Filter, sol_types::SolEvent};
         let mut found = 0;
         let mut start = from;
         while start <= to {
             let end = to.min(start.saturating_add(1_999));
-            let filter = Filter::new()
+            let mut filter = Filter::new()
                 .address(*self.enigma.address())
                 .event_signature(EnigmaBatches::TaskBatchCreated::SIGNATURE_HASH)
                 .from_block(start)
                 .to_block(end);
+            if let Some(sender) = sender {
+                filter = filter.topic2(eth(sender).into_word());
+            }
             for log in self.provider.get_logs(&filter).await? {
                 let Ok(e) = log.log_decode::<EnigmaBatches::TaskBatchCreated>() else { continue };
                 match record_batch(&e.inner.data) {

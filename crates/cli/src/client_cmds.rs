@@ -556,7 +556,7 @@ pub(crate) async fn task(command: TaskCommand) -> Result<()> {
     match command {
         TaskCommand::Status { task, connection } => {
             let client = connection.connect().await?;
-            let record = client.chain().task(&task).await?;
+            let record = client.task_record(task).await?;
             let Some(r) = record else {
                 bail!(
                     "task {task} has no record on chain; check the id (it is printed by `enigma call`)"

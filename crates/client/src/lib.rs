@@ -81,6 +81,10 @@ const MAX_EPOCH_RETARGETS: u32 = 3;
 const RECEIPT_LOOKUPS: usize = 5;
 /// The gateway's code for "not handed to the worker now; send it again shortly".
 const NOT_DELIVERED: i32 = -32015;
+/// How far back a client looks for record batches of its own account when a task id is
+/// unknown to its chain handle (a client started again after recording them), newest first in
+/// log queries of 2,000 blocks: about a month of mainnet blocks.
+const OWN_BATCH_SEARCH_BLOCKS: u64 = 200_000;
 
 /// Why a task did not give a result. Each variant is something a dApp can act on.
 #[derive(Debug, thiserror::Error)]
@@ -671,7 +675,7 @@ impl Client {
         // The contract first, then the record: a receipt landing in between shows as final.
         let on_chain =
             if m.is_deploy { None } else { self.chain.secret_contract(&m.contract).await? };
-        let record = self.chain.task(&m.task_id).await?.ok_or_else(|| {
+        let record = self.task_record(m.task_id).await?.ok_or_else(|| {
             ClientError::BadResult(format!("task {} has no record on chain", m.task_id))
         })?;
         if record.status.is_final() {
@@ -982,8 +986,10 @@ impl Client {
     /// each, and each receipt proves its task against it. A task costs about 12,400 gas to
     /// record in a batch of 16 and 7,700 in one of 64, against 77,000 with `record_many` and
     /// 119,000 alone (BENCHMARKS.md). Workers find a batch task's record only through its batch,
-    /// which they learn from the chain's event, and this client finds it because it recorded it
-    /// (another process finds it after [`Chain::load_batches`](enigma_chain::Chain::load_batches)).
+    /// which they learn from the chain's event, and this client finds it because it recorded it;
+    /// a client of the same account started again finds it by reading the account's batches
+    /// (the last 200,000 blocks), and any other process after
+    /// [`Chain::load_batches`](enigma_chain::Chain::load_batches).
     ///
     /// # Errors
     ///
@@ -1451,7 +1457,36 @@ impl Client {
 
     /// A task's status on chain.
     pub async fn task_status(&self, task: TaskId) -> Result<enigma_chain::TaskStatus> {
-        Ok(self.chain.task(&task).await?.map_or(enigma_chain::TaskStatus::Undefined, |r| r.status))
+        Ok(self.task_record(task).await?.map_or(enigma_chain::TaskStatus::Undefined, |r| r.status))
+    }
+
+    /// A task's record on chain, `None` if unknown. A task of this client's account recorded in
+    /// a record batch this handle has not seen (the client started again since) is found by
+    /// reading the account's batches, newest first, as far back as 200,000 blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Chain`] if the chain cannot be read.
+    pub async fn task_record(&self, task: TaskId) -> Result<Option<enigma_chain::TaskRecord>> {
+        if let Some(r) = self.chain.task(&task).await? {
+            return Ok(Some(r));
+        }
+        let Some(me) = self.chain.account() else { return Ok(None) };
+        let head = self.chain.block_number().await?;
+        let floor = head.saturating_sub(OWN_BATCH_SEARCH_BLOCKS);
+        let mut to = head;
+        loop {
+            let from = to.saturating_sub(1_999).max(floor);
+            if self.chain.load_batches_of(me, from, to).await? > 0
+                && let Some(r) = self.chain.task(&task).await?
+            {
+                return Ok(Some(r));
+            }
+            if from == floor {
+                return Ok(None);
+            }
+            to = from - 1;
+        }
     }
 
     /// A task's signed result as the gateway holds it (status, hashes, gas used and the output
@@ -1468,10 +1503,10 @@ impl Client {
         if message.task_id != task {
             return Err(ClientError::BadResult("the gateway answered for another task".into()));
         }
-        let record =
-            self.chain.task(&task).await?.ok_or_else(|| {
-                ClientError::BadResult(format!("task {task} has no record on chain"))
-            })?;
+        let record = self
+            .task_record(task)
+            .await?
+            .ok_or_else(|| ClientError::BadResult(format!("task {task} has no record on chain")))?;
         let epoch = self.chain.epoch_for_block(record.first_block).await?.ok_or_else(|| {
             ClientError::BadResult(format!("no epoch starts at block {}", record.first_block))
         })?;
@@ -1627,6 +1662,8 @@ impl Client {
     /// Returns the whole fee of a task nobody committed, once the chain's timeout has passed
     /// (anyone may call it; the fee goes to the task's sender's prepaid balance).
     pub async fn refund(&self, task: TaskId) -> Result<()> {
+        // A batch task is refunded by its proof: its batch must be known first.
+        self.task_record(task).await?;
         self.chain.return_fees(task).await?;
         Ok(())
     }

@@ -301,6 +301,16 @@ async fn recorded_together(as_batch: bool) {
     if let Some(root) = roots.first() {
         let batch = client.chain().record_batch(*root).await.unwrap().unwrap();
         assert!((0..4).all(|i| !batch.is_open(i)), "every task of the batch closed by its receipt");
+        // The same account's client started again (a fresh chain handle that never saw the
+        // batch) finds its batch tasks: their status and their results.
+        let again = Client::connect(crate::common::config(s, &s.gateway_url, 0)).await.unwrap();
+        for o in &outcomes {
+            assert_eq!(
+                again.task_status(o.task_id).await.unwrap(),
+                enigma_chain::TaskStatus::Verified
+            );
+            assert!(again.task_result(o.task_id).await.unwrap().is_some());
+        }
     }
     devnet.stop().await;
 }
