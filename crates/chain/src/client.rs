@@ -526,6 +526,14 @@ impl Chain {
     /// which a watcher's node and [`create_task_batch`](Self::create_task_batch) do), and made
     /// from the batch, the chain's `getRecordBatch` and, once closed, the event that closed it.
     pub async fn task(&self, id: &TaskId) -> Result<Option<TaskRecord>> {
+        // A task this handle knows from a batch has no record of its own (its id came from the
+        // sender's nonce, which the batch took): one read fewer. Should the batch be gone (its
+        // block replaced), the record is looked for as any other.
+        if self.proven_task(id).is_some()
+            && let Some(r) = self.batch_task(id).await?
+        {
+            return Ok(Some(r));
+        }
         let r = self.enigma.getTaskRecord(b256(*id)).call().await?;
         let status = TaskStatus::from_u8(r.status)?;
         if status == TaskStatus::Undefined {

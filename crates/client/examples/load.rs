@@ -10,7 +10,8 @@
 //! (clients, gateway, workers, key manager) and anvil spent per completed task; Ethereum gas per
 //! task (its record transaction and its share of its receipt batch, from the chain's own
 //! transaction receipts); the chain's final status of every recorded task; failures by kind.
-//! Progress every 5 s on stderr; `--json` prints the summary as JSON on stdout.
+//! Progress every 5 s on stderr; `--json` prints the summary as JSON on stdout; `RUST_LOG` (e.g.
+//! `enigma_node=debug`) logs what the nodes and clients do, on stderr.
 //!
 //! ```text
 //! cargo run --profile devnet -p enigma-client --example load -- --clients 20 --contracts 5 --seconds 30
@@ -205,6 +206,13 @@ async fn gas_of(client: &Client, logs: &[Log]) -> Result<u64, Error> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Error> {
     let o = options()?;
+    // RUST_LOG=enigma_node=debug (say) shows what the nodes and clients do, on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let say = |line: String| {
         if !o.json {
             println!("{line}");

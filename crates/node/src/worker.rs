@@ -74,6 +74,8 @@ const FORWARDED_RECORD_WAIT: Duration = Duration::from_secs(3);
 const DEPTH_WAIT: Duration = Duration::from_secs(600);
 /// Gossip messages waiting to be judged; beyond it they are dropped.
 const GOSSIP_QUEUE: usize = 1024;
+/// Gossiped results judged at once (each waits on chain reads).
+const RESULT_JUDGES: usize = 16;
 /// The shortest time between two loads of epochs asked for by what peers send.
 const EPOCH_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 /// Dials to newly announced workers at once.
@@ -725,8 +727,22 @@ pub async fn start_worker(config: WorkerConfig) -> Result<WorkerNode> {
         tokio::sync::mpsc::channel::<(GossipMessage, enigma_p2p::GossipVerdict)>(GOSSIP_QUEUE);
     let w = worker.clone();
     tasks.push(tokio::spawn(async move {
+        // Results are judged several at once: each waits on chain reads (its task's record,
+        // for a batch task also its batch), and judged one after another they fell behind under
+        // load, so results reached the gateway late and left the gossip cache before they
+        // could be forwarded. Announcements stay in order (a newer one must not be overtaken).
+        let judges = Arc::new(tokio::sync::Semaphore::new(RESULT_JUDGES));
         while let Some((message, verdict)) = gossip_rx.recv().await {
-            verdict.report(w.judge(message).await);
+            if matches!(message, GossipMessage::Worker(_)) {
+                verdict.report(w.judge(message).await);
+                continue;
+            }
+            let Ok(judge) = judges.clone().acquire_owned().await else { break };
+            let w2 = w.clone();
+            w.spawn(async move {
+                verdict.report(w2.judge(message).await);
+                drop(judge);
+            });
         }
     }));
     let w = worker.clone();
