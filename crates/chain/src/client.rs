@@ -526,18 +526,29 @@ impl Chain {
     /// which a watcher's node and [`create_task_batch`](Self::create_task_batch) do), and made
     /// from the batch, the chain's `getRecordBatch` and, once closed, the event that closed it.
     pub async fn task(&self, id: &TaskId) -> Result<Option<TaskRecord>> {
+        self.task_record(id, true).await
+    }
+
+    /// As [`task`](Self::task), but a closed batch task reads as [`TaskStatus::Closed`] without
+    /// the log search for how it ended: what checking a result against its task's terms needs
+    /// (a peer replaying old results makes no node search its logs).
+    pub async fn task_terms(&self, id: &TaskId) -> Result<Option<TaskRecord>> {
+        self.task_record(id, false).await
+    }
+
+    async fn task_record(&self, id: &TaskId, how_closed: bool) -> Result<Option<TaskRecord>> {
         // A task this handle knows from a batch has no record of its own (its id came from the
         // sender's nonce, which the batch took): one read fewer. Should the batch be gone (its
         // block replaced), the record is looked for as any other.
         if self.proven_task(id).is_some()
-            && let Some(r) = self.batch_task(id).await?
+            && let Some(r) = self.batch_task(id, how_closed).await?
         {
             return Ok(Some(r));
         }
         let r = self.enigma.getTaskRecord(b256(*id)).call().await?;
         let status = TaskStatus::from_u8(r.status)?;
         if status == TaskStatus::Undefined {
-            return self.batch_task(id).await;
+            return self.batch_task(id, how_closed).await;
         }
         Ok(Some(TaskRecord {
             sender: address(r.sender),
@@ -1001,7 +1012,7 @@ impl Chain {
     }
 
     /// The record of a batch-recorded task this handle knows (see [`task`](Self::task)).
-    async fn batch_task(&self, id: &TaskId) -> Result<Option<TaskRecord>> {
+    async fn batch_task(&self, id: &TaskId, how_closed: bool) -> Result<Option<TaskRecord>> {
         let Some(proven) = self.proven_task(id) else { return Ok(None) };
         let Some(info) = self.record_batch(proven.root).await? else { return Ok(None) };
         let first_block = self
@@ -1014,6 +1025,8 @@ impl Chain {
             TaskStatus::Created
         } else if let Some(s) = self.closed.lock().ok().and_then(|c| c.get(id).copied()) {
             s
+        } else if !how_closed {
+            TaskStatus::Closed
         } else {
             match self.closing_event(&proven, info.created_at).await {
                 Ok(s) => {

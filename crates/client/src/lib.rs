@@ -85,6 +85,8 @@ const NOT_DELIVERED: i32 = -32015;
 /// unknown to its chain handle (a client started again after recording them), newest first in
 /// log queries of 2,000 blocks: about a month of mainnet blocks.
 const OWN_BATCH_SEARCH_BLOCKS: u64 = 200_000;
+/// Blocks read per step of that search (each step one or a few log queries).
+const OWN_BATCH_WINDOW: u64 = 2_000;
 
 /// Why a task did not give a result. Each variant is something a dApp can act on.
 #[derive(Debug, thiserror::Error)]
@@ -326,6 +328,9 @@ pub struct Client {
     /// WebSocket connections to the gateway that this client's tasks share for their result
     /// subscriptions, each carrying up to [`SUBSCRIPTIONS_PER_SOCKET`].
     sockets: Mutex<Vec<Arc<SharedSocket>>>,
+    /// The blocks whose record batches of this account the chain handle has read
+    /// (`Client::task_record`), `[low, high]`: a later look-up reads only blocks outside them.
+    own_batches_read: std::sync::Mutex<Option<(u64, u64)>>,
 }
 
 /// A WebSocket connection to the gateway and how many result subscriptions it carries.
@@ -440,6 +445,7 @@ impl Client {
             query_keys: std::sync::Mutex::new(HashMap::new()),
             permit_signers: std::sync::Mutex::new(HashMap::new()),
             sockets: Mutex::new(Vec::new()),
+            own_batches_read: std::sync::Mutex::new(None),
         })
     }
 
@@ -1472,21 +1478,53 @@ impl Client {
             return Ok(Some(r));
         }
         let Some(me) = self.chain.account() else { return Ok(None) };
+        // The search is a courtesy to a client started again: a node that refuses it (a range
+        // or result cap) leaves the id unknown, as it was before, rather than failing the call.
+        match self.read_own_batches(me, &task).await {
+            Ok(true) => Ok(self.chain.task(&task).await?),
+            Ok(false) => Ok(None),
+            Err(e) => {
+                tracing::warn!(%task, error = %e, "reading this account's record batches failed");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads this account's record batches into the chain handle until `task` is known:
+    /// first the blocks since the last such read (all of them), then older ones, newest first,
+    /// down to [`OWN_BATCH_SEARCH_BLOCKS`] below the head. Blocks read once are not read again,
+    /// so an id that stays unknown (a typo, a record its block's replacement dropped) costs
+    /// only the blocks that came since. Returns whether the task became known.
+    async fn read_own_batches(&self, me: Address, task: &TaskId) -> Result<bool> {
         let head = self.chain.block_number().await?;
         let floor = head.saturating_sub(OWN_BATCH_SEARCH_BLOCKS);
-        let mut to = head;
-        loop {
-            let from = to.saturating_sub(1_999).max(floor);
-            if self.chain.load_batches_of(me, from, to).await? > 0
-                && let Some(r) = self.chain.task(&task).await?
-            {
-                return Ok(Some(r));
+        let read = self.own_batches_read.lock().ok().and_then(|r| *r);
+        // Nothing read yet, or only blocks now below the floor: start from the head.
+        let (mut low, mut high) = read.filter(|(_, h)| *h >= floor).unwrap_or((head + 1, head));
+        let store = |low: u64, high: u64| {
+            if let Ok(mut r) = self.own_batches_read.lock() {
+                *r = Some((low, high));
             }
-            if from == floor {
-                return Ok(None);
+        };
+        let known = |c: &Self| c.chain.proven_task(task).is_some();
+        if high < head {
+            self.chain.load_batches_of(me, high + 1, head).await?;
+            high = head;
+            store(low.min(high), high);
+            if known(self) {
+                return Ok(true);
             }
-            to = from - 1;
         }
+        while low > floor {
+            let from = low.saturating_sub(OWN_BATCH_WINDOW).max(floor);
+            self.chain.load_batches_of(me, from, low - 1).await?;
+            low = from;
+            store(low, high);
+            if known(self) {
+                return Ok(true);
+            }
+        }
+        Ok(known(self))
     }
 
     /// A task's signed result as the gateway holds it (status, hashes, gas used and the output

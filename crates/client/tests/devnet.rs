@@ -311,6 +311,14 @@ async fn recorded_together(as_batch: bool) {
             );
             assert!(again.task_result(o.task_id).await.unwrap().is_some());
         }
+        // An id nobody recorded stays unknown, and asking again reads no block twice.
+        let unknown = enigma_types::TaskId([0x5a; 32]);
+        for _ in 0..2 {
+            assert_eq!(
+                again.task_status(unknown).await.unwrap(),
+                enigma_chain::TaskStatus::Undefined
+            );
+        }
     }
     devnet.stop().await;
 }

@@ -27,6 +27,9 @@ const CALLBACK_WAIT: Duration = Duration::from_secs(120);
 const CALLBACK_ASK_EVERY: Duration = Duration::from_secs(1);
 /// How often a waiting task reads the chain's receipt count of its contract.
 const CHAIN_SEQ_EVERY: Duration = Duration::from_millis(500);
+/// A task waits for the tasks recorded before it at most this many times `order_wait` from its
+/// arrival, however steadily its contract's line moves meanwhile.
+const MAX_ORDER_WAITS: u32 = 6;
 
 /// A task's place in its contract's line. Dropping it without [`Turn::ran`] takes the task out
 /// of line (refused, failed, or stopped).
@@ -40,18 +43,23 @@ pub(crate) struct Turn<'a> {
 impl Turn<'_> {
     /// Waits for the task's turn: the contract prepared for the current epoch, no other task of
     /// it running, and the tasks recorded before it run (or waited for until the contract's
-    /// line has not moved for `order_wait`). Returns the current epoch; the task then holds
-    /// the contract.
+    /// line has not moved for `order_wait`, at most six times that). Returns the current epoch;
+    /// the task then holds the contract.
     pub(crate) async fn wait(&self, epoch: u64) -> Result<u64> {
         let w = self.worker;
         let (contract, q) = (self.contract, self.queued);
         // The wait for earlier tasks ends when the line stalls, not at a fixed time: while the
-        // contract's tasks keep running (its next sequence number moves) the missing ones are
-        // on their way — clients sending a batch's tasks one after another, several clients'
-        // batches on one contract — and passing them over would lose them. A task recorded and
-        // never sent holds the line for `order_wait` once.
-        let mut order_deadline = tokio::time::Instant::now() + w.order_wait;
-        let mut line_next = w.contracts().next(&contract);
+        // contract's tasks keep running in turn the missing ones are on their way — clients
+        // sending a batch's tasks one after another, several clients' batches on one contract —
+        // and passing them over would lose them. Only a run in turn starts the wait again (a
+        // run that passed over a missing task does not, so gaps left by tasks recorded and never
+        // sent cost one `order_wait` together, not one each), and never past
+        // `MAX_ORDER_WAITS` times `order_wait` from the task's arrival: a client that sends its
+        // recorded tasks slowly holds the contract no longer than that.
+        let arrived = tokio::time::Instant::now();
+        let order_cap = arrived + w.order_wait * MAX_ORDER_WAITS;
+        let mut order_deadline = arrived + w.order_wait;
+        let mut runs_seen = w.contracts().in_order_runs(&contract);
         let mut changed = w.contracts_changed.subscribe();
         let mut chain_seq: Option<(u64, tokio::time::Instant)> = None;
         let mut preparations = 0;
@@ -79,10 +87,10 @@ impl Turn<'_> {
                 };
                 let next = w.next_seq_after(&contract, on_chain)?;
                 w.contracts().observe_next(contract, next);
-                let now_next = w.contracts().next(&contract);
-                if now_next != line_next {
-                    line_next = now_next;
-                    order_deadline = tokio::time::Instant::now() + w.order_wait;
+                let runs = w.contracts().in_order_runs(&contract);
+                if runs != runs_seen {
+                    runs_seen = runs;
+                    order_deadline = (tokio::time::Instant::now() + w.order_wait).min(order_cap);
                 }
             }
             let waited_out = tokio::time::Instant::now() >= order_deadline;

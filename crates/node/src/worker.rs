@@ -133,8 +133,8 @@ pub struct WorkerConfig {
     pub load_chunk_deltas: usize,
     /// How long a task waits for its contract's tasks recorded before it to arrive (the chain
     /// takes a contract's receipts in record order) with none of the contract's tasks running
-    /// meanwhile: each task that runs starts the wait again. After it, the missing tasks are
-    /// skipped (refunded).
+    /// in turn meanwhile: each that does starts the wait again, up to six times this from the
+    /// task's arrival. After it, the missing tasks are skipped (refunded).
     pub order_wait: Duration,
     /// Wall-clock budget of one contract run, a fence second to the gas limit: a run that
     /// passes it is stopped with no result (the task is refunded after the chain's timeout).
@@ -1128,10 +1128,16 @@ impl Worker {
                     return Verdict::Ignore;
                 }
                 let verdict = self.verify_result(&r).await;
-                if verdict == Verdict::Accept && self.results.write().await.insert_new(&r) {
-                    let _ = self.result_events.send(*r);
+                if verdict != Verdict::Accept {
+                    return verdict;
                 }
-                verdict
+                // Judged at once with others: a copy of the same task's result judged meanwhile
+                // may have been kept first, and only the kept one is forwarded.
+                if !self.results.write().await.insert_new(&r) {
+                    return Verdict::Ignore;
+                }
+                let _ = self.result_events.send(*r);
+                Verdict::Accept
             }
         }
     }
@@ -1219,7 +1225,9 @@ impl Worker {
                 return Verdict::Reject;
             }
         }
-        let Ok(Some(record)) = self.chain.task(&r.task_id).await else { return Verdict::Ignore };
+        let Ok(Some(record)) = self.chain.task_terms(&r.task_id).await else {
+            return Verdict::Ignore;
+        };
         let contract_ok = if r.is_deploy {
             r.contract == ContractAddress::from(r.task_id)
         } else {

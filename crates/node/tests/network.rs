@@ -41,6 +41,11 @@ struct Net {
 }
 
 async fn network() -> Net {
+    network_with(None).await
+}
+
+/// The network, its workers waiting `order_wait` (if given) for a contract's earlier tasks.
+async fn network_with(order_wait: Option<Duration>) -> Net {
     // Long epochs: the test's own transactions must not start a new epoch (a new IO key) between
     // fetching a worker's key and recording the task.
     let Base { base: ChainBase { anvil, url, chain, deployment: d, attestation, km_dir }, km } =
@@ -63,6 +68,9 @@ async fn network() -> Net {
         config.stake = Some(1_000 * ENG * (i as u128 + 1));
         config.batch_size = 4;
         config.batch_wait = Duration::from_millis(500);
+        if let Some(wait) = order_wait {
+            config.order_wait = wait;
+        }
         config.bootstrap = workers.first().map(|w| w.p2p_addrs.clone()).unwrap_or_default();
         if i == 0 {
             config.gateway_listen = Some("127.0.0.1:0".parse().unwrap());
@@ -453,7 +461,8 @@ async fn a_contracts_tasks_run_in_record_order_and_one_sent_after_a_later_ran_is
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_waits_past_the_order_wait_while_the_tasks_before_it_keep_running() {
-    let net = network().await;
+    // An order wait of 10 s: each send below has seconds of room on either side.
+    let net = network_with(Some(Duration::from_secs(10))).await;
     let d = Deployed::new(&net).await;
     let add = |who: u8, amount: u64| {
         (AlloyAddress::repeat_byte(who), U256::from(amount)).abi_encode_params()
@@ -461,17 +470,17 @@ async fn a_task_waits_past_the_order_wait_while_the_tasks_before_it_keep_running
     let first = d.record("add_millionaire(address,uint256)", &add(1, 100)).await;
     let second = d.record("add_millionaire(address,uint256)", &add(2, 900)).await;
     let third = d.record("compute_richest()", &[]).await;
-    // The third arrives first; the first 3 s later and the second 3 s after that: 6 s after the
-    // third arrived, past the worker's order wait (5 s), but only 3 s after the line last moved
-    // (the first ran). Every task runs, in record order.
+    // The third arrives first; the first 6 s later and the second 6 s after that: 12 s after
+    // the third arrived, past the worker's order wait (10 s), but only 6 s after the line last
+    // moved (the first ran, in turn). Every task runs, in record order.
     let (sent_third, sent_first, sent_second) = tokio::join!(
         d.send(&third),
         async {
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            tokio::time::sleep(Duration::from_secs(6)).await;
             d.send(&first).await
         },
         async {
-            tokio::time::sleep(Duration::from_secs(6)).await;
+            tokio::time::sleep(Duration::from_secs(12)).await;
             d.send(&second).await
         }
     );

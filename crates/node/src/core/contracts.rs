@@ -108,6 +108,9 @@ struct Line {
     /// The local copy was found off the chain while a preparation ran: that preparation may
     /// have kept what the chain dropped, so it does not make the contract ready.
     invalidated: bool,
+    /// Tasks that ran in turn (each the next in record order, none passed over): a task
+    /// waiting for earlier ones waits on while this moves.
+    in_order: u64,
 }
 
 impl Line {
@@ -119,6 +122,7 @@ impl Line {
             holder: None,
             barrier: None,
             invalidated: false,
+            in_order: 0,
         }
     }
 
@@ -311,6 +315,9 @@ impl Contracts {
             line.barrier = Some(t.task);
         }
         if !t.deploy {
+            if t.seq == line.next {
+                line.in_order += 1;
+            }
             line.next = line.next.max(t.seq + 1);
         }
         if let Some(epoch) = deployed_in {
@@ -346,6 +353,13 @@ impl Contracts {
     #[must_use]
     pub fn next(&self, contract: &ContractAddress) -> Option<u64> {
         self.lines.get(contract).map(|l| l.next)
+    }
+
+    /// How many of the contract's tasks ran in turn (the next in record order, none passed
+    /// over) while it had a line here: what a task waiting for earlier ones watches.
+    #[must_use]
+    pub fn in_order_runs(&self, contract: &ContractAddress) -> Option<u64> {
+        self.lines.get(contract).map(|l| l.in_order)
     }
 
     /// A preparation outside any task (taking over at an epoch's start, replicating): returns
@@ -546,8 +560,11 @@ mod tests {
         assert_eq!(m.step(C, t1, E1, false), Step::Wait(Waiting::Order));
         assert_eq!(m.step(C, t1, E1, true), Step::Run);
         m.ran(C, &t1, None, false);
+        // Number 1 passed 0 over: no run in turn yet (what a waiting task watches).
+        assert_eq!(m.in_order_runs(&C), Some(0));
         assert_eq!(m.step(C, t2, E1, false), Step::Run);
         m.ran(C, &t2, None, false);
+        assert_eq!(m.in_order_runs(&C), Some(1), "number 2 ran in turn");
         // Number 0 turns up after all: the chain would refuse its receipt.
         let late = m.arrive(C, t0).unwrap_err();
         assert!(late.contains("number 0") && late.contains("number 2 already ran"), "{late}");
