@@ -331,6 +331,31 @@ pub struct Client {
     /// The blocks whose record batches of this account the chain handle has read
     /// (`Client::task_record`), `[low, high]`: a later look-up reads only blocks outside them.
     own_batches_read: std::sync::Mutex<Option<(u64, u64)>>,
+    /// How long a compute task waits for others to be recorded with it
+    /// ([`Client::batch_records`]); `None`: each is recorded alone.
+    record_window: Option<Duration>,
+    /// The record batch that compute tasks are joining now.
+    window_batch: std::sync::Mutex<Option<Arc<WindowBatch>>>,
+}
+
+/// Compute tasks recorded together ([`Client::batch_records`]): the calls joined so far (closed
+/// once it is being recorded), and the outcome, which the first of its tasks to get the lock
+/// records and the others read (if that task is dropped meanwhile, the next records it).
+struct WindowBatch {
+    opened: tokio::time::Instant,
+    joined: std::sync::Mutex<(Vec<WindowCall>, bool)>,
+    outcome: Mutex<Option<std::result::Result<Vec<Option<RecordedTask>>, String>>>,
+}
+
+/// One compute call waiting in a [`WindowBatch`]: contract, callable, arguments, gas limit.
+type WindowCall = (ContractAddress, String, Vec<u8>, u64);
+
+/// Shows how many tasks joined, never their (secret) arguments.
+impl std::fmt::Debug for WindowBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let joined = self.joined.lock().map_or(0, |j| j.0.len());
+        f.debug_struct("WindowBatch").field("joined", &joined).finish_non_exhaustive()
+    }
 }
 
 /// A WebSocket connection to the gateway and how many result subscriptions it carries.
@@ -446,7 +471,32 @@ impl Client {
             permit_signers: std::sync::Mutex::new(HashMap::new()),
             sockets: Mutex::new(Vec::new()),
             own_batches_read: std::sync::Mutex::new(None),
+            record_window: None,
+            window_batch: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Records compute tasks started close together as one record batch: each
+    /// [`compute`](Self::compute) or [`record_compute`](Self::record_compute) waits up to
+    /// `window` for others of this client to join it (at most
+    /// [`MAX_RECORD_BATCH`](enigma_chain::MAX_RECORD_BATCH)), and they are recorded in one
+    /// transaction as [`record_batch`](Self::record_batch) does — about 12,400 gas a task in a
+    /// batch of 16 instead of 119,000 alone, for `window` more latency. A task alone in its
+    /// window is recorded alone; if the batch cannot be recorded, each of its tasks is recorded
+    /// alone (its own error, if any, is its own). Tasks with [`TaskOptions`] are always
+    /// recorded alone.
+    ///
+    /// ```no_run
+    /// # async fn f(config: enigma_client::ClientConfig) -> enigma_client::Result<()> {
+    /// let client = enigma_client::Client::connect(config)
+    ///     .await?
+    ///     .batch_records(std::time::Duration::from_millis(50));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn batch_records(mut self, window: Duration) -> Self {
+        self.record_window = Some(window);
+        self
     }
 
     /// The chain handle (signing as the account).
@@ -897,7 +947,80 @@ impl Client {
         args: &[u8],
         gas_limit: u64,
     ) -> Result<RecordedTask> {
+        if let Some(window) = self.record_window {
+            return self
+                .record_in_window(window, (contract, callable.into(), args.into(), gas_limit))
+                .await;
+        }
         self.record_compute_with(contract, callable, args, gas_limit, &TaskOptions::default()).await
+    }
+
+    /// Joins (or opens) the current [`WindowBatch`], waits out its window, and takes this
+    /// task's place in its outcome.
+    async fn record_in_window(&self, window: Duration, call: WindowCall) -> Result<RecordedTask> {
+        let (batch, index) = {
+            let mut slot =
+                self.window_batch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let open = slot.as_ref().and_then(|b| {
+                let mut joined = b.joined.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if joined.1 || joined.0.len() >= enigma_chain::MAX_RECORD_BATCH {
+                    return None;
+                }
+                joined.0.push(call.clone());
+                Some((b.clone(), joined.0.len() - 1))
+            });
+            match open {
+                Some(place) => place,
+                None => {
+                    let batch = Arc::new(WindowBatch {
+                        opened: tokio::time::Instant::now(),
+                        joined: std::sync::Mutex::new((vec![call.clone()], false)),
+                        outcome: Mutex::new(None),
+                    });
+                    *slot = Some(batch.clone());
+                    (batch, 0)
+                }
+            }
+        };
+        tokio::time::sleep_until(batch.opened + window).await;
+        let mut outcome = batch.outcome.lock().await;
+        if outcome.is_none() {
+            // This task records the batch: none joins it from now on.
+            if let Ok(mut slot) = self.window_batch.lock()
+                && slot.as_ref().is_some_and(|b| Arc::ptr_eq(b, &batch))
+            {
+                *slot = None;
+            }
+            let calls = {
+                let mut joined =
+                    batch.joined.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                joined.1 = true;
+                joined.0.clone()
+            };
+            let recorded = if let [(contract, callable, args, gas_limit)] = calls.as_slice() {
+                let options = TaskOptions::default();
+                self.record_compute_with(*contract, callable, args, *gas_limit, &options)
+                    .await
+                    .map(|t| vec![Some(t)])
+            } else {
+                let view: Vec<(ContractAddress, &str, &[u8], u64)> =
+                    calls.iter().map(|(c, f, a, g)| (*c, f.as_str(), a.as_slice(), *g)).collect();
+                self.record_several(&view, true).await.map(|ts| ts.into_iter().map(Some).collect())
+            };
+            *outcome = Some(recorded.map_err(|e| e.to_string()));
+        }
+        match outcome.as_mut() {
+            Some(Ok(tasks)) => tasks.get_mut(index).and_then(Option::take).ok_or_else(|| {
+                ClientError::BadInput("a task's place in its record batch was taken twice".into())
+            }),
+            // Not recorded: each of its tasks alone, with its own outcome.
+            _ => {
+                drop(outcome);
+                let (contract, callable, args, gas_limit) = call;
+                let options = TaskOptions::default();
+                self.record_compute_with(contract, &callable, &args, gas_limit, &options).await
+            }
+        }
     }
 
     /// [`record_compute`](Self::record_compute) with [`TaskOptions`].

@@ -235,6 +235,57 @@ async fn tasks_recorded_in_one_transaction_run_in_their_order_and_each_lands() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn computes_started_together_are_recorded_as_one_batch_and_a_lone_one_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = crate::common::devnet(dir.path()).await;
+    let s = &devnet.summary;
+    let client = Client::connect(crate::common::config(s, &s.gateway_url, 0))
+        .await
+        .unwrap()
+        .batch_records(Duration::from_millis(300));
+    client.deposit(10_000 * 100_000_000).await.unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let built =
+        enigma_client::build::build(&enigma_client::build::BuildOptions::examples(&root)).unwrap();
+    let ledger =
+        std::fs::read(&enigma_client::build::find(&built, "ledger").unwrap().wasm).unwrap();
+    let a = client.deploy(&ledger, "construct()", &[], 50_000_000).await.unwrap().contract;
+    let b = client.deploy(&ledger, "construct()", &[], 50_000_000).await.unwrap().contract;
+    let amount = |n: u64| (U256::from(n),).abi_encode_params();
+    let (one, two, nine) = (amount(1), amount(2), amount(9));
+
+    // Three computes at once: one record batch (one root, one block), each its own result.
+    let (x, y, z) = tokio::join!(
+        client.compute(a, "record(uint256)", &one, 50_000_000),
+        client.compute(a, "record(uint256)", &two, 50_000_000),
+        client.compute(b, "record(uint256)", &nine, 50_000_000),
+    );
+    let outcomes = [x.unwrap(), y.unwrap(), z.unwrap()];
+    let roots: std::collections::BTreeSet<_> = outcomes
+        .iter()
+        .map(|o| client.chain().proven_task(&o.task_id).expect("recorded in a batch").root)
+        .collect();
+    assert_eq!(roots.len(), 1, "one record batch for the three");
+    let totals: Vec<u64> = outcomes
+        .iter()
+        .map(|o| <(U256, U256)>::abi_decode_params(&o.output).unwrap().0.to::<u64>())
+        .collect();
+    assert_eq!(totals[2], 9, "contract b saw only its own task");
+    assert_eq!(totals[..2].iter().max(), Some(&3), "the later of a's two saw both");
+    for o in &outcomes {
+        let receipt = client.confirm(o).await.unwrap();
+        assert_eq!(receipt.status, enigma_chain::TaskStatus::Verified);
+    }
+
+    // A compute alone in its window is recorded alone (a record of its own).
+    let alone = client.compute(a, "record(uint256)", &one, 50_000_000).await.unwrap();
+    assert!(client.chain().proven_task(&alone.task_id).is_none(), "no batch for one task");
+    let record = client.chain().task(&alone.task_id).await.unwrap().unwrap();
+    assert_eq!(record.seq, 2, "a's third task");
+    devnet.stop().await;
+}
+
 /// Four tasks recorded in one transaction (`record_many`, or `record_batch`: one Merkle root)
 /// run in their order, and each receipt lands.
 async fn recorded_together(as_batch: bool) {
