@@ -134,7 +134,8 @@ async fn main() -> Result<(), Error> {
     };
     let (rss_before, disk_before) = (rss(), workers_disk(&data_dir));
     eprintln!("funding {} accounts …", o.clients);
-    let (funder, clients) = common::funded_clients(&s, o.clients, Duration::from_secs(60)).await?;
+    let (funder, clients) =
+        common::funded_clients(&s, o.clients, Duration::from_secs(60), None).await?;
 
     eprintln!("deploying {} ledgers from {} clients …", o.contracts, o.clients);
     let deployed = Arc::new(AtomicU64::new(0));

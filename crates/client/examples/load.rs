@@ -20,7 +20,9 @@
 //!
 //! With `--batch N` each client records N tasks in one transaction (`Client::record_many`; with
 //! `--record-batches`, `Client::record_batch`: one Merkle root on chain), sends them, then
-//! collects their results; a task's recording time is its batch's. With `--block-ms N` anvil mines a block every N ms holding
+//! collects their results; a task's recording time is its batch's. With `--record-window-ms W`
+//! each client is built with `Client::batch_records(W ms)` and starts its `--batch N` tasks as N
+//! concurrent `compute` calls, which it records as one record batch by itself. With `--block-ms N` anvil mines a block every N ms holding
 //! every transaction sent meanwhile (as a fast L2 does) instead of one block per transaction.
 
 #![allow(
@@ -71,6 +73,9 @@ struct Options {
     record_batches: bool,
     /// Mine a block every this many ms instead of one per transaction (0: per transaction).
     block_ms: u64,
+    /// Start each batch's tasks as concurrent `compute` calls of a client built with
+    /// `Client::batch_records(this many ms)`, instead of recording them explicitly.
+    record_window_ms: u64,
     json: bool,
 }
 
@@ -83,6 +88,7 @@ fn options() -> Result<Options, Error> {
         batch: 1,
         record_batches: false,
         block_ms: 0,
+        record_window_ms: 0,
         json: false,
     };
     let mut args = std::env::args().skip(1);
@@ -105,9 +111,10 @@ fn options() -> Result<Options, Error> {
             "--workers" => o.workers = n_usize,
             "--batch" => o.batch = n_usize,
             "--block-ms" => o.block_ms = n,
+            "--record-window-ms" => o.record_window_ms = n,
             other => {
                 return Err(format!(
-                    "unknown option {other} (--clients N, --contracts N, --seconds N, --workers N, --batch N, --record-batches, --block-ms N, --json)"
+                    "unknown option {other} (--clients N, --contracts N, --seconds N, --workers N, --batch N, --record-batches, --record-window-ms N, --block-ms N, --json)"
                 )
                 .into());
             }
@@ -250,7 +257,13 @@ async fn main() -> Result<(), Error> {
     .await?;
     let s = devnet.summary.clone();
     eprintln!("funding {} accounts and deploying {} ledgers …", o.clients, o.contracts);
-    let (funder, clients) = common::funded_clients(&s, o.clients, Duration::from_secs(30)).await?;
+    let (funder, clients) = common::funded_clients(
+        &s,
+        o.clients,
+        Duration::from_secs(30),
+        (o.record_window_ms > 0).then(|| Duration::from_millis(o.record_window_ms)),
+    )
+    .await?;
     let mut contracts = Vec::new();
     for _ in 0..o.contracts {
         contracts.push(clients[0].deploy(&ledger, "construct()", &[], GAS).await?.contract);
@@ -276,6 +289,7 @@ async fn main() -> Result<(), Error> {
         let (stop, done) = (stop.clone(), done.clone());
         let (answered_count, failed_count) = (answered_count.clone(), failed_count.clone());
         let (batch, record_batches) = (o.batch, o.record_batches);
+        let windowed = o.record_window_ms > 0;
         load.spawn(async move {
             let mut k = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -290,6 +304,46 @@ async fn main() -> Result<(), Error> {
                     .map(|a| (contract, "record(uint256)", a.as_slice(), GAS))
                     .collect();
                 let at = Instant::now();
+                if windowed {
+                    // The batch's tasks as concurrent computes: the client records them as one
+                    // record batch by itself, and they are sent at once (the workers put them
+                    // in the chain's order). A task's recording time is not separable here:
+                    // its whole time counts as execute.
+                    let computes = amounts
+                        .iter()
+                        .map(|a| c.compute(contract, "record(uint256)", a, GAS))
+                        .collect::<Vec<_>>();
+                    let outcomes = futures::future::join_all(computes).await;
+                    let elapsed = at.elapsed();
+                    for outcome in outcomes {
+                        let entry = match outcome {
+                            Ok(o) => {
+                                answered_count.fetch_add(1, Ordering::Relaxed);
+                                Done {
+                                    record: Duration::ZERO,
+                                    execute: Some(elapsed),
+                                    answered: Some(o.task_id),
+                                    error: None,
+                                }
+                            }
+                            Err(e) => {
+                                if failed_count.fetch_add(1, Ordering::Relaxed) == 0 {
+                                    eprintln!("the first failure, at once: {e}");
+                                }
+                                Done {
+                                    record: Duration::ZERO,
+                                    execute: None,
+                                    answered: None,
+                                    error: Some(e.to_string()),
+                                }
+                            }
+                        };
+                        if let Ok(mut d) = done.lock() {
+                            d.push(entry);
+                        }
+                    }
+                    continue;
+                }
                 let recorded = if batch == 1 && !record_batches {
                     c.record_compute(contract, "record(uint256)", &amounts[0], GAS)
                         .await

@@ -345,6 +345,24 @@ struct WindowBatch {
     opened: tokio::time::Instant,
     joined: std::sync::Mutex<(Vec<WindowCall>, bool)>,
     outcome: Mutex<Option<std::result::Result<Vec<Option<RecordedTask>>, String>>>,
+    /// How many of its tasks (in record order) [`Client::compute`] has sent or given up on: a
+    /// task is sent once all before it were, as a worker takes a contract's tasks in record
+    /// order and passes over one that is late.
+    sent: tokio::sync::watch::Sender<usize>,
+}
+
+/// A windowed compute task's turn to be sent ([`WindowBatch::sent`]); dropping it, sent or
+/// not, lets the next go.
+struct SendTurn {
+    batch: Arc<WindowBatch>,
+    index: usize,
+}
+
+impl Drop for SendTurn {
+    fn drop(&mut self) {
+        let next = self.index + 1;
+        self.batch.sent.send_modify(|n| *n = (*n).max(next));
+    }
 }
 
 /// One compute call waiting in a [`WindowBatch`]: contract, callable, arguments, gas limit.
@@ -481,10 +499,12 @@ impl Client {
     /// `window` for others of this client to join it (at most
     /// [`MAX_RECORD_BATCH`](enigma_chain::MAX_RECORD_BATCH)), and they are recorded in one
     /// transaction as [`record_batch`](Self::record_batch) does — about 12,400 gas a task in a
-    /// batch of 16 instead of 119,000 alone, for `window` more latency. A task alone in its
-    /// window is recorded alone; if the batch cannot be recorded, each of its tasks is recorded
-    /// alone (its own error, if any, is its own). Tasks with [`TaskOptions`] are always
-    /// recorded alone.
+    /// batch of 16 instead of 119,000 alone, for `window` more latency. `compute` then sends a
+    /// batch's tasks in their record order, each once the worker took the one before (tasks of
+    /// [`record_compute`](Self::record_compute) are sent by their caller: send them in order).
+    /// A task alone in its window is recorded alone; if the batch cannot be recorded, each of
+    /// its tasks is recorded alone (its own error, if any, is its own). Tasks with
+    /// [`TaskOptions`] are always recorded alone.
     ///
     /// ```no_run
     /// # async fn f(config: enigma_client::ClientConfig) -> enigma_client::Result<()> {
@@ -933,8 +953,20 @@ impl Client {
         args: &[u8],
         gas_limit: u64,
     ) -> Result<TaskOutcome> {
-        let task = self.record_compute(contract, callable, args, gas_limit).await?;
-        self.send(task).await?.result().await
+        let Some(window) = self.record_window else {
+            let task = self.record_compute(contract, callable, args, gas_limit).await?;
+            return self.send(task).await?.result().await;
+        };
+        let call = (contract, callable.into(), args.into(), gas_limit);
+        let (task, turn) = self.record_in_window(window, call).await?;
+        // Sent in the batch's record order: each once the tasks before it were taken.
+        if let Some(turn) = &turn {
+            let mut sent = turn.batch.sent.subscribe();
+            let _ = sent.wait_for(|n| *n >= turn.index).await;
+        }
+        let handle = self.send(task).await;
+        drop(turn);
+        handle?.result().await
     }
 
     /// The first half of a compute task: selects the worker, checks its attestation, encrypts the
@@ -948,16 +980,20 @@ impl Client {
         gas_limit: u64,
     ) -> Result<RecordedTask> {
         if let Some(window) = self.record_window {
-            return self
-                .record_in_window(window, (contract, callable.into(), args.into(), gas_limit))
-                .await;
+            let call = (contract, callable.into(), args.into(), gas_limit);
+            return Ok(self.record_in_window(window, call).await?.0);
         }
         self.record_compute_with(contract, callable, args, gas_limit, &TaskOptions::default()).await
     }
 
     /// Joins (or opens) the current [`WindowBatch`], waits out its window, and takes this
-    /// task's place in its outcome.
-    async fn record_in_window(&self, window: Duration, call: WindowCall) -> Result<RecordedTask> {
+    /// task's place in its outcome: the task and, if it was recorded in the batch, its turn to
+    /// be sent (taken from the start, so that however this ends the next task's turn comes).
+    async fn record_in_window(
+        &self,
+        window: Duration,
+        call: WindowCall,
+    ) -> Result<(RecordedTask, Option<SendTurn>)> {
         let (batch, index) = {
             let mut slot =
                 self.window_batch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -976,12 +1012,14 @@ impl Client {
                         opened: tokio::time::Instant::now(),
                         joined: std::sync::Mutex::new((vec![call.clone()], false)),
                         outcome: Mutex::new(None),
+                        sent: tokio::sync::watch::Sender::new(0),
                     });
                     *slot = Some(batch.clone());
                     (batch, 0)
                 }
             }
         };
+        let turn = SendTurn { batch: batch.clone(), index };
         tokio::time::sleep_until(batch.opened + window).await;
         let mut outcome = batch.outcome.lock().await;
         if outcome.is_none() {
@@ -1010,15 +1048,26 @@ impl Client {
             *outcome = Some(recorded.map_err(|e| e.to_string()));
         }
         match outcome.as_mut() {
-            Some(Ok(tasks)) => tasks.get_mut(index).and_then(Option::take).ok_or_else(|| {
-                ClientError::BadInput("a task's place in its record batch was taken twice".into())
-            }),
+            Some(Ok(tasks)) => {
+                let task = tasks.get_mut(index).and_then(Option::take).ok_or_else(|| {
+                    ClientError::BadInput(
+                        "a task's place in its record batch was taken twice".into(),
+                    )
+                })?;
+                drop(outcome);
+                Ok((task, Some(turn)))
+            }
             // Not recorded: each of its tasks alone, with its own outcome.
             _ => {
                 drop(outcome);
+                // Its place in the batch's sending order goes too.
+                drop(turn);
                 let (contract, callable, args, gas_limit) = call;
                 let options = TaskOptions::default();
-                self.record_compute_with(contract, &callable, &args, gas_limit, &options).await
+                let task = self
+                    .record_compute_with(contract, &callable, &args, gas_limit, &options)
+                    .await?;
+                Ok((task, None))
             }
         }
     }

@@ -36,6 +36,7 @@ pub(crate) async fn funded_clients(
     s: &DevnetSummary,
     n: usize,
     result_timeout: Duration,
+    record_window: Option<Duration>,
 ) -> Result<(Client, Vec<Arc<Client>>), Error> {
     let funder = Client::connect(client_config(
         s,
@@ -56,7 +57,10 @@ pub(crate) async fn funded_clients(
             )
             .await?;
         funder.chain().transfer_token(address, 1_000 * ENG).await?;
-        let c = Client::connect(client_config(s, key, result_timeout)?).await?;
+        let mut c = Client::connect(client_config(s, key, result_timeout)?).await?;
+        if let Some(window) = record_window {
+            c = c.batch_records(window);
+        }
         c.deposit(1_000 * ENG).await?;
         clients.push(Arc::new(c));
     }
