@@ -244,14 +244,7 @@ async fn computes_started_together_are_recorded_as_one_batch_and_a_lone_one_alon
         .await
         .unwrap()
         .batch_records(Duration::from_millis(300));
-    client.deposit(10_000 * 100_000_000).await.unwrap();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let built =
-        enigma_client::build::build(&enigma_client::build::BuildOptions::examples(&root)).unwrap();
-    let ledger =
-        std::fs::read(&enigma_client::build::find(&built, "ledger").unwrap().wasm).unwrap();
-    let a = client.deploy(&ledger, "construct()", &[], 50_000_000).await.unwrap().contract;
-    let b = client.deploy(&ledger, "construct()", &[], 50_000_000).await.unwrap().contract;
+    let (a, b) = two_ledgers(&client).await;
     let amount = |n: u64| (U256::from(n),).abi_encode_params();
     let (one, two, nine) = (amount(1), amount(2), amount(9));
 
@@ -286,13 +279,10 @@ async fn computes_started_together_are_recorded_as_one_batch_and_a_lone_one_alon
     devnet.stop().await;
 }
 
-/// Four tasks recorded in one transaction (`record_many`, or `record_batch`: one Merkle root)
-/// run in their order, and each receipt lands.
-async fn recorded_together(as_batch: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let devnet = crate::common::devnet(dir.path()).await;
-    let s = &devnet.summary;
-    let client = Client::connect(crate::common::config(s, &s.gateway_url, 0)).await.unwrap();
+/// Funds `client` and deploys two `ledger` contracts with it.
+async fn two_ledgers(
+    client: &Client,
+) -> (enigma_types::ContractAddress, enigma_types::ContractAddress) {
     client.deposit(10_000 * 100_000_000).await.unwrap();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let built =
@@ -301,6 +291,17 @@ async fn recorded_together(as_batch: bool) {
         std::fs::read(&enigma_client::build::find(&built, "ledger").unwrap().wasm).unwrap();
     let a = client.deploy(&ledger, "construct()", &[], 50_000_000).await.unwrap().contract;
     let b = client.deploy(&ledger, "construct()", &[], 50_000_000).await.unwrap().contract;
+    (a, b)
+}
+
+/// Four tasks recorded in one transaction (`record_many`, or `record_batch`: one Merkle root)
+/// run in their order, and each receipt lands.
+async fn recorded_together(as_batch: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = crate::common::devnet(dir.path()).await;
+    let s = &devnet.summary;
+    let client = Client::connect(crate::common::config(s, &s.gateway_url, 0)).await.unwrap();
+    let (a, b) = two_ledgers(&client).await;
 
     assert!(matches!(client.record_many(&[]).await, Err(ClientError::BadInput(_))));
     let amount = |n: u64| (U256::from(n),).abi_encode_params();
