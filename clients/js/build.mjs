@@ -64,12 +64,16 @@ for (const [crate, file, out] of modules) {
 // (so they always match the contracts), with every error the contract can revert with.
 const USED = [
   'principal', 'groupSize', 'token', 'minGasPrice', 'maxGasLimit', 'getCurrentEpoch', 'getWorkerBySigner',
-  'getSecretContract', 'getDeltaHash', 'getTaskRecord', 'taskNonce', 'prepaidBalance', 'depositBalance',
+  'getSecretContract', 'getTaskRecord', 'taskNonce', 'prepaidBalance', 'depositBalance',
   'createTaskRecord', 'createDeploymentTaskRecord', 'returnFeesForTask', 'Registered', 'ReceiptVerified',
   'ReceiptFailed', 'ReceiptFailedETH', 'ReceiptsVerified',
 ];
 const artifact = (name) => JSON.parse(readFileSync(join(root, `contracts/artifacts/${name}.json`), 'utf8')).abi;
-const abi = artifact('Enigma').filter((item) => USED.includes(item.name) || item.type === 'error');
+// Enigma's extension (EnigmaBatches) answers at Enigma's address: its views are part of Enigma's ABI.
+const abi = [
+  ...artifact('Enigma').filter((item) => USED.includes(item.name) || item.type === 'error'),
+  ...artifact('EnigmaBatches').filter((item) => ['getDeltas'].includes(item.name)),
+];
 const token = artifact('EnigmaToken').filter((item) => ['approve', 'balanceOf'].includes(item.name) || item.type === 'error');
 writeFileSync(
   join(pkg, 'enigma-abi.mjs'),

@@ -848,27 +848,6 @@ contract Enigma is EnigmaCore {
         }
     }
 
-    function getDeltaHash(bytes32 scAddr, uint256 index) external view returns (bytes32) {
-        SecretContract storage sc = contracts[scAddr];
-        if (index >= sc.deltaCount) revert DeltaIndexOutOfRange(index, sc.deltaCount);
-        return _deltaAt(sc, index);
-    }
-
-    /// Delta hashes [start, stop) of a contract, clamped to its delta count.
-    function getDeltaHashes(bytes32 scAddr, uint256 start, uint256 stop)
-        external
-        view
-        returns (bytes32[] memory hashes)
-    {
-        SecretContract storage sc = contracts[scAddr];
-        if (stop > sc.deltaCount) stop = sc.deltaCount;
-        if (start >= stop) return hashes;
-        hashes = new bytes32[](stop - start);
-        for (uint256 i = start; i < stop; ++i) {
-            hashes[i - start] = _deltaAt(sc, i);
-        }
-    }
-
     // =============================================================================================
     // Internals: workers and epochs
 
@@ -1045,30 +1024,5 @@ contract Enigma is EnigmaCore {
 
     function _push(address to, uint256 amount) private {
         if (amount != 0 && !token.transfer(to, amount)) revert TokenTransferFailed();
-    }
-
-    // =============================================================================================
-    // Internals: delta chain
-
-    function _deltaAt(SecretContract storage sc, uint256 index) private view returns (bytes32 h) {
-        h = sc.inlineDeltas[index];
-        if (h != bytes32(0)) return h;
-        DeltaChunk[] storage chunks = sc.chunks;
-        uint256 low;
-        uint256 high = chunks.length;
-        while (low < high) {
-            uint256 mid = (low + high) / 2;
-            if (chunks[mid].first <= index) low = mid + 1;
-            else high = mid;
-        }
-        if (low == 0) return bytes32(0);
-        DeltaChunk memory c = chunks[low - 1];
-        if (index >= uint256(c.first) + c.count) return bytes32(0);
-        address data = c.data;
-        uint256 offset = 1 + 32 * (index - c.first);
-        assembly ("memory-safe") {
-            extcodecopy(data, 0, offset, 32)
-            h := mload(0)
-        }
     }
 }

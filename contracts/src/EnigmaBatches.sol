@@ -35,15 +35,6 @@ contract EnigmaBatches is EnigmaCore {
         bytes32[] proof;
     }
 
-    /// What the enclave reports for one task of a receipt batch (as in `commitReceipts`).
-    struct Outcome {
-        bytes32 deltaHash;
-        bytes32 outputHash;
-        uint64 gasUsed;
-        uint8 status;
-        bytes payouts;
-    }
-
     /// A batch of `scAddrs.length` compute tasks by `sender` with task ids
     /// keccak256(abi.encodePacked(sender, uint256(nonce + i))), recorded under `root`; `seqs[i]`
     /// is task i's place in its contract's order.
@@ -65,6 +56,7 @@ contract EnigmaBatches is EnigmaCore {
     error UnknownRecordBatch(bytes32 root);
     error BatchTaskNotOpen(bytes32 root, uint256 index);
     error InvalidBatchProof(bytes32 taskId);
+    error MalformedReceiptBatch(uint256 pos);
 
     modifier delegated() {
         if (address(this) == self) revert NotDelegated();
@@ -153,17 +145,16 @@ contract EnigmaBatches is EnigmaCore {
 
     /// Commits the receipts of batch-recorded compute tasks of contract `scAddr`, all of one
     /// epoch, under one signature: the batch digest of `commitReceipts` (docs/api.md section 4), so
-    /// the enclave signs the same message whichever way its tasks were recorded. Each task is
-    /// shown with the proof of its record; settlement is that of `commitReceipts`.
-    function commitBatchReceipts(
-        bytes32 scAddr,
-        BatchTask[] calldata batchTasks,
-        Outcome[] calldata outcomes,
-        bytes calldata sig
-    ) external delegated nonReentrant {
-        uint256 n = batchTasks.length;
+    /// the enclave signs the same message whichever way its tasks were recorded. `packed` holds
+    /// the tasks in runs, each run tasks of one record batch with one multiproof for all of them
+    /// (docs/api.md section 7, "Packed receipt batches"); settlement is that of `commitReceipts`.
+    function commitBatchReceipts(bytes32 scAddr, bytes calldata packed, bytes calldata sig)
+        external
+        delegated
+        nonReentrant
+    {
+        uint256 n = _read(packed, 0, 2);
         if (n == 0) revert EmptyBatch();
-        if (outcomes.length != n) revert LengthMismatch();
         SecretContract storage sc = _deployed(scAddr);
         bytes memory message =
             Digests.newBatch(n, scAddr, sc.codeHash, sc.deltaCount, sc.lastDeltaHash);
@@ -175,14 +166,16 @@ contract EnigmaBatches is EnigmaCore {
             statuses: new uint8[](n),
             appended: new bytes32[](n),
             appendedCount: 0,
-            epoch: 0,
+            epoch: type(uint256).max,
             credit: 0,
             nextSeq: sc.nextReceiptSeq
         });
-        for (uint256 i; i < n; ++i) {
-            _settleOne(sc, scAddr, batchTasks[i], outcomes[i], i, s);
-            Digests.setBatchEntry(message, n, i, _entry(batchTasks[i], outcomes[i]));
+        uint256 pos = 2;
+        uint256 done;
+        while (pos < packed.length) {
+            (pos, done) = _settleRun(sc, scAddr, packed, pos, done, n, message, s);
         }
+        if (done != n) revert MalformedReceiptBatch(pos);
         sc.nextReceiptSeq = uint32(s.nextSeq);
         address signer = _selectedSigner(s.epoch, scAddr, Digests.batchDigest(message), sig);
         uint256 firstDeltaIndex = sc.deltaCount;
@@ -290,6 +283,39 @@ contract EnigmaBatches is EnigmaCore {
         return recordBatches[root];
     }
 
+    /// Delta hashes `[start, stop)` of a contract (clamped to its delta count) as the chain
+    /// keeps them: `hashes[i - start]` is delta i's hash where a slot holds it and zero where a
+    /// chunk does; `chunks` are the chunks holding any of them, in order (docs/api.md section 8).
+    function getDeltas(bytes32 scAddr, uint256 start, uint256 stop)
+        external
+        view
+        delegated
+        returns (bytes32[] memory hashes, DeltaChunk[] memory chunks)
+    {
+        SecretContract storage sc = contracts[scAddr];
+        if (stop > sc.deltaCount) stop = sc.deltaCount;
+        if (start >= stop) return (hashes, chunks);
+        hashes = new bytes32[](stop - start);
+        for (uint256 i = start; i < stop; ++i) {
+            hashes[i - start] = sc.inlineDeltas[i];
+        }
+        DeltaChunk[] storage all = sc.chunks;
+        // The first chunk that ends after `start`, then every one that begins before `stop`.
+        uint256 low;
+        uint256 high = all.length;
+        while (low < high) {
+            uint256 mid = (low + high) / 2;
+            if (uint256(all[mid].first) + all[mid].count <= start) low = mid + 1;
+            else high = mid;
+        }
+        uint256 end = low;
+        while (end < all.length && all[end].first < stop) ++end;
+        chunks = new DeltaChunk[](end - low);
+        for (uint256 j; j < end - low; ++j) {
+            chunks[j] = all[low + j];
+        }
+    }
+
     // =============================================================================================
     // Internals
 
@@ -308,57 +334,229 @@ contract EnigmaBatches is EnigmaCore {
         uint256 nextSeq;
     }
 
-    function _settleOne(
+    /// A run's record batch and what the run does to it.
+    struct Run {
+        bytes32 root;
+        uint64 gasPx;
+        uint256 count;
+        uint256 open;
+        uint256 back;
+        uint256[] indices;
+        bytes32[] nodes;
+    }
+
+    /// The fixed part of a packed task, up to and with its payouts' length.
+    uint256 private constant PACKED_TASK = 168;
+
+    /// Settles the run at `pos` of `packed` (tasks `done..` of the receipt batch) and returns where
+    /// the next run starts and how many tasks are settled.
+    function _settleRun(
         SecretContract storage sc,
         bytes32 scAddr,
-        BatchTask calldata t,
-        Outcome calldata o,
+        bytes calldata packed,
+        uint256 pos,
+        uint256 done,
+        uint256 n,
+        bytes memory message,
+        Settled memory s
+    ) private returns (uint256, uint256) {
+        Run memory r;
+        r.root = bytes32(_read(packed, pos, 32));
+        r.gasPx = uint64(_read(packed, pos + 32, 8));
+        uint256 k = _read(packed, pos + 40, 1);
+        pos += 41;
+        if (k == 0 || done + k > n) revert MalformedReceiptBatch(pos);
+        RecordBatch storage b = recordBatches[r.root];
+        r.count = b.count;
+        if (r.count == 0) revert UnknownRecordBatch(r.root);
+        uint256 epoch = b.epoch;
+        r.open = b.open;
+        r.indices = new uint256[](k);
+        r.nodes = new bytes32[](k);
+        // One entry, rewritten for each task: the digest's fields, read straight from calldata.
+        Digests.BatchEntry memory e;
+        for (uint256 j; j < k; ++j) {
+            uint256 index;
+            uint256 seq;
+            uint256 payoutsLength;
+            if (pos + PACKED_TASK > packed.length) revert MalformedReceiptBatch(pos);
+            assembly ("memory-safe") {
+                let p := add(packed.offset, pos)
+                index := shr(248, calldataload(p))
+                mstore(e, calldataload(add(p, 1))) // taskId
+                mstore(add(e, 0x20), calldataload(add(p, 33))) // inputsHash
+                mstore(add(e, 0xc0), shr(192, calldataload(add(p, 65)))) // gasLimit
+                seq := shr(224, calldataload(add(p, 73)))
+                mstore(add(e, 0x80), shr(128, calldataload(add(p, 77)))) // value
+                mstore(add(e, 0x40), calldataload(add(p, 93))) // deltaHash
+                mstore(add(e, 0x60), calldataload(add(p, 125))) // outputHash
+                mstore(add(e, 0xe0), shr(192, calldataload(add(p, 157)))) // gasUsed
+                mstore(add(e, 0x100), shr(248, calldataload(add(p, 165)))) // status
+                payoutsLength := shr(240, calldataload(add(p, 166)))
+            }
+            pos += PACKED_TASK;
+            if (pos + payoutsLength > packed.length) revert MalformedReceiptBatch(pos);
+            bytes calldata payouts = packed[pos:pos + payoutsLength];
+            pos += payoutsLength;
+            if (j == 0) {
+                if (s.epoch == type(uint256).max) s.epoch = epoch;
+                else if (epoch != s.epoch) revert BatchSpansEpochs(e.taskId);
+            }
+            if (index >= r.count || (r.open >> index) & 1 == 0) {
+                revert BatchTaskNotOpen(r.root, index);
+            }
+            // Indices rise within a run (the multiproof needs it; a repeat is refused here).
+            if (j != 0 && index <= r.indices[j - 1]) revert MalformedReceiptBatch(pos);
+            r.open &= ~(1 << index);
+            r.indices[j] = index;
+            r.nodes[j] = _leafOf(e, scAddr, r.gasPx, seq);
+            e.payoutsHash = _hashOf(payouts);
+            _settleTask(sc, scAddr, e, seq, r, payouts, done + j, s);
+            Digests.setBatchEntry(message, n, done + j, e);
+        }
+        uint256 given = _read(packed, pos, 1);
+        if (pos + 1 + 32 * given > packed.length) revert MalformedReceiptBatch(pos);
+        bytes calldata proof = packed[pos + 1:pos + 1 + 32 * given];
+        pos += 1 + 32 * given;
+        if (!_provesRun(r, proof)) revert InvalidBatchProof(s.taskIds[done]);
+        b.open = r.open;
+        if (r.back != 0) accounts[b.sender].balance += uint128(r.back);
+        return (pos, done + k);
+    }
+
+    /// Settles one task of a run: order, gas, status, value and payouts; what goes back to the
+    /// sender is summed in the run.
+    function _settleTask(
+        SecretContract storage sc,
+        bytes32 scAddr,
+        Digests.BatchEntry memory e,
+        uint256 seq,
+        Run memory r,
+        bytes calldata payouts,
         uint256 i,
         Settled memory s
     ) private {
-        RecordBatch storage b = _closeTask(scAddr, t);
-        if (i == 0) s.epoch = b.epoch;
-        else if (b.epoch != s.epoch) revert BatchSpansEpochs(t.taskId);
-        if (t.seq < s.nextSeq) revert ReceiptOutOfOrder(t.taskId, t.seq, s.nextSeq);
-        s.nextSeq = t.seq + 1;
-        uint64 used = o.gasUsed;
-        if (used > t.gasLimit) revert GasUsedAboveLimit(t.taskId, used, t.gasLimit);
-        address sender = b.sender;
-        uint256 back = uint256(t.gasLimit - used) * t.gasPx;
-        if (o.status == 1) {
-            if (o.deltaHash != bytes32(0)) s.appended[s.appendedCount++] = o.deltaHash;
-            _pay(sc, scAddr, t.value, o.payouts);
-        } else if (o.status == 0) {
-            if (o.deltaHash != bytes32(0)) revert FailedTaskWithDelta(t.taskId);
-            back += t.value;
-        } else {
-            revert InvalidReceiptStatus(t.taskId, o.status);
+        if (seq < s.nextSeq) revert ReceiptOutOfOrder(e.taskId, seq, s.nextSeq);
+        s.nextSeq = seq + 1;
+        uint64 used = e.gasUsed;
+        if (used > e.gasLimit) revert GasUsedAboveLimit(e.taskId, used, e.gasLimit);
+        uint256 back;
+        uint256 gasPx = r.gasPx;
+        // Products of 64-bit numbers and sums of at most 65,535 of them cannot overflow.
+        unchecked {
+            back = uint256(e.gasLimit - used) * gasPx;
+            s.credit += uint256(used) * gasPx;
         }
-        if (back != 0) accounts[sender].balance += uint128(back);
-        s.credit += uint256(used) * t.gasPx;
-        s.taskIds[i] = t.taskId;
-        s.deltaHashes[i] = o.deltaHash;
-        s.outputHashes[i] = o.outputHash;
-        s.gasUsed[i] = used;
-        s.statuses[i] = o.status;
+        bytes32 deltaHash = e.deltaHash;
+        if (e.status == 1) {
+            if (deltaHash != bytes32(0)) s.appended[s.appendedCount++] = deltaHash;
+            _pay(sc, scAddr, e.value, payouts);
+        } else if (e.status == 0) {
+            if (deltaHash != bytes32(0)) revert FailedTaskWithDelta(e.taskId);
+            back += e.value;
+        } else {
+            revert InvalidReceiptStatus(e.taskId, e.status);
+        }
+        r.back += back;
+        bytes32[] memory taskIds = s.taskIds;
+        bytes32[] memory deltaHashes = s.deltaHashes;
+        bytes32[] memory outputHashes = s.outputHashes;
+        uint64[] memory gasUsed = s.gasUsed;
+        uint8[] memory statuses = s.statuses;
+        // `i` is below the arrays' length (n), which the caller checked.
+        assembly ("memory-safe") {
+            let at := mul(add(i, 1), 0x20)
+            mstore(add(taskIds, at), mload(e))
+            mstore(add(deltaHashes, at), deltaHash)
+            mstore(add(outputHashes, at), mload(add(e, 0x60)))
+            mstore(add(gasUsed, at), used)
+            mstore(add(statuses, at), mload(add(e, 0x100)))
+        }
     }
 
-    function _entry(BatchTask calldata t, Outcome calldata o)
+    /// The leaf of the task in `e` (with its contract, price and place), hashed in scratch memory.
+    function _leafOf(Digests.BatchEntry memory e, bytes32 scAddr, uint64 gasPx, uint256 seq)
         private
         pure
-        returns (Digests.BatchEntry memory)
+        returns (bytes32 h)
     {
-        return Digests.BatchEntry(
-            t.taskId,
-            t.inputsHash,
-            o.deltaHash,
-            o.outputHash,
-            t.value,
-            keccak256(o.payouts),
-            t.gasLimit,
-            o.gasUsed,
-            o.status
-        );
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, mload(e))
+            mstore(add(m, 0x20), scAddr)
+            mstore(add(m, 0x40), mload(add(e, 0x20)))
+            mstore(add(m, 0x60), mload(add(e, 0xc0)))
+            mstore(add(m, 0x80), gasPx)
+            mstore(add(m, 0xa0), seq)
+            mstore(add(m, 0xc0), mload(add(e, 0x80)))
+            h := keccak256(m, 0xe0)
+        }
+    }
+
+    /// keccak256 of calldata bytes, hashed in scratch memory.
+    function _hashOf(bytes calldata data) private pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            calldatacopy(m, data.offset, data.length)
+            h := keccak256(m, data.length)
+        }
+    }
+
+    /// Whether the run's leaves (`r.nodes` at `r.indices`, rising) and `proof` (the siblings no
+    /// leaf of the run yields, level by level, left to right) lead to `r.root`, using every
+    /// sibling. Overwrites `r.nodes` and `r.indices`.
+    function _provesRun(Run memory r, bytes calldata proof) private pure returns (bool) {
+        uint256 width = r.count;
+        uint256 live = r.indices.length;
+        uint256 used;
+        uint256 given = proof.length / 32;
+        while (width > 1) {
+            uint256 m;
+            for (uint256 j; j < live; ++j) {
+                uint256 index = r.indices[j];
+                bytes32 h = r.nodes[j];
+                bytes32 sibling;
+                if (index & 1 == 1) {
+                    if (used == given) return false;
+                    sibling = _sibling(proof, used++);
+                    h = _node(sibling, h);
+                } else {
+                    if (j + 1 < live && r.indices[j + 1] == index + 1) {
+                        sibling = r.nodes[j + 1];
+                        ++j;
+                    } else if (index + 1 < width) {
+                        if (used == given) return false;
+                        sibling = _sibling(proof, used++);
+                    }
+                    h = _node(h, sibling);
+                }
+                r.indices[m] = index >> 1;
+                r.nodes[m] = h;
+                ++m;
+            }
+            live = m;
+            width = (width + 1) / 2;
+        }
+        return used == given && r.nodes[0] == r.root;
+    }
+
+    /// Sibling `i` of a run's multiproof (the caller keeps `i` below their count).
+    function _sibling(bytes calldata proof, uint256 i) private pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            h := calldataload(add(proof.offset, mul(i, 32)))
+        }
+    }
+
+    /// The `width`-byte big-endian number at `pos` of `data` (`width` at most 32).
+    function _read(bytes calldata data, uint256 pos, uint256 width)
+        private
+        pure
+        returns (uint256 v)
+    {
+        if (pos + width > data.length) revert MalformedReceiptBatch(pos);
+        assembly ("memory-safe") {
+            v := shr(sub(256, mul(8, width)), calldataload(add(data.offset, pos)))
+        }
     }
 
     /// Checks that `t` is an open task of a recorded batch, recorded for `scAddr`, and closes it.

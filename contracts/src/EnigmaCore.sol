@@ -86,12 +86,16 @@ abstract contract EnigmaCore {
         bytes12 scTag;
     }
 
-    /// Delta hashes committed by one batch, stored as the code of a data contract ("SSTORE2"):
-    /// 6,400 gas per hash in code instead of 22,100 per fresh storage slot.
+    /// Delta hashes appended by one receipt batch (four or more), kept as a commitment in one
+    /// slot instead of the hashes: the hashes are the non-zero `deltaHashes` of the batch's
+    /// `ReceiptsVerified` event (from `firstDeltaIndex`, in order), mined in block
+    /// `blockNumber`, and `listHash` is the first 19 bytes of keccak256(hash_0 ‖ … ‖
+    /// hash_{count-1}), which a reader checks them against (docs/api.md section 8).
     struct DeltaChunk {
         uint32 first;
         uint32 count;
-        address data;
+        uint40 blockNumber;
+        bytes19 listHash;
     }
 
     /// A batch of compute tasks recorded by one sender in one transaction, keyed by the root of
@@ -140,10 +144,8 @@ abstract contract EnigmaCore {
     uint256 public constant MAX_ACTIVE_WORKERS = 500;
     /// Selection draws at most this many rounds per group member (see getWorkerGroup).
     uint256 internal constant SELECTION_ROUNDS_PER_MEMBER = 32;
-    /// A batch appending fewer deltas than this stores them in slots; more go into a chunk.
+    /// A batch appending fewer deltas than this stores them in slots; more are one chunk.
     uint256 internal constant CHUNK_MIN = 4;
-    /// At most this many delta hashes per chunk (16 KiB + 1 byte of code, under the 24 KiB limit).
-    uint256 internal constant CHUNK_MAX = 512;
     /// A payout in a receipt: recipient (20 bytes) and uint128 amount (16 bytes).
     uint256 internal constant PAYOUT_SIZE = 36;
 
@@ -355,7 +357,6 @@ abstract contract EnigmaCore {
     error InvalidReceiptStatus(bytes32 taskId, uint8 status);
     error FailedTaskWithDelta(bytes32 taskId);
     error InsufficientGasForCallback(uint256 available, uint256 needed);
-    error DeltaChunkWriteFailed();
     error DeltaIndexOutOfRange(uint256 index, uint256 deltaCount);
     error PayoutBeyondBalance(bytes32 scAddr, uint256 amount, uint256 balance);
 
@@ -510,35 +511,18 @@ abstract contract EnigmaCore {
                 sc.inlineDeltas[first + i] = hashes[i];
             }
         } else {
-            for (uint256 done; done < count; done += CHUNK_MAX) {
-                uint256 size = count - done < CHUNK_MAX ? count - done : CHUNK_MAX;
-                sc.chunks.push(
-                    DeltaChunk(uint32(first + done), uint32(size), _writeChunk(hashes, done, size))
-                );
+            bytes32 listHash;
+            assembly ("memory-safe") {
+                listHash := keccak256(add(hashes, 0x20), mul(count, 0x20))
             }
+            sc.chunks.push(
+                DeltaChunk(
+                    uint32(first), uint32(count), uint40(block.number), bytes19(listHash)
+                )
+            );
         }
         sc.deltaCount = uint32(first + count);
         sc.lastDeltaHash = hashes[count - 1];
-    }
-
-    /// Deploys a data contract whose code is 0x00 (STOP, so calling it does nothing) followed by
-    /// hashes[start .. start + size).
-    function _writeChunk(bytes32[] memory hashes, uint256 start, uint256 size)
-        internal
-        returns (address data)
-    {
-        uint256 codeLength = 1 + 32 * size;
-        bytes memory init = new bytes(11 + 32 * size);
-        assembly ("memory-safe") {
-            let p := add(init, 0x20)
-            // PUSH2 codeLength, DUP1, PUSH1 0x0a, RETURNDATASIZE(0), CODECOPY(0, 0x0a, codeLength),
-            // RETURNDATASIZE(0), RETURN(0, codeLength), then the code: 0x00 and the hashes.
-            mstore(p, or(shl(248, 0x61), or(shl(232, codeLength), shl(168, 0x80600a3d393df300))))
-            let src := add(hashes, mul(add(start, 1), 0x20))
-            mcopy(add(p, 11), src, mul(size, 0x20))
-            data := create(0, p, mload(init))
-        }
-        if (data == address(0)) revert DeltaChunkWriteFailed();
     }
 
     /// Calls `target` with `payload` and CALLBACK_GAS gas, copying no return data (a callee

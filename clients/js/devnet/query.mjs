@@ -52,7 +52,13 @@ try {
   } catch (e) {
     revokedRefused = e.message;
   }
+  // Every delta hash as the chain keeps it (from slots, or from chunks' receipt events).
+  const deltaHashes = [];
+  for (let i = 0; i < (config.deltaCount ?? 0); i++) {
+    deltaHashes.push(await client.deltaHashAt(config.contract, i));
+  }
   console.log(JSON.stringify({
+    deltaHashes,
     permitOutput: hex(viaPermit.output),
     permitCaller: viaPermit.caller,
     permitRefused,

@@ -12,6 +12,7 @@
 
 import {
   bytesToHex,
+  concat,
   createPublicClient,
   createWalletClient,
   custom,
@@ -604,6 +605,35 @@ export class Client {
     return 'confirmed';
   }
 
+  /** Delta `index` of `contract` as the chain keeps it: from its slot, or from the receipt event
+   * that wrote its chunk, checked against the chunk's commitment (docs/api.md section 8). */
+  async deltaHashAt(contract, index) {
+    const [hashes, chunks] = await this.read('getDeltas', [contract, BigInt(index), BigInt(index + 1)]);
+    if (hashes.length !== 1) return null;
+    if (chunks.length === 0) return hashes[0];
+    const chunk = chunks[0];
+    const block = BigInt(chunk.blockNumber);
+    const logs = await this.chain.getContractEvents({
+      address: this.config.enigma,
+      abi: enigmaAbi,
+      eventName: 'ReceiptsVerified',
+      args: { scAddr: contract },
+      fromBlock: block,
+      toBlock: block,
+    });
+    for (const log of logs) {
+      if (log.args.firstDeltaIndex !== BigInt(chunk.first)) continue;
+      const appended = log.args.deltaHashes.filter((h) => BigInt(h) !== 0n);
+      if (appended.length !== Number(chunk.count)) continue;
+      // The commitment is the first 19 bytes of the hash: '0x' and 38 hex digits.
+      if (keccak256(concat(appended)).slice(0, 40) !== chunk.listHash.toLowerCase()) continue;
+      return appended[index - Number(chunk.first)];
+    }
+    throw new EnigmaError(
+      `delta ${index} of ${contract} is kept in a chunk whose receipt event (block ${block}) the chain did not return; use an RPC that keeps the chain's logs`,
+    );
+  }
+
   /** A task's receipt event (single or in a batch), or null. */
   async receipt(id, contract) {
     const record = await this.read('getTaskRecord', [id]);
@@ -789,7 +819,7 @@ export class Client {
       if (!onChain && !latest) {
         throw new EnigmaError(`the answer ran on ${answer.deltaCount} deltas, past the chain's ${now.deltaCount}, but the query asked for the chain's state`);
       }
-      if (onChain && (await this.read('getDeltaHash', [contract, BigInt(answer.deltaCount - 1)])) !== answer.deltaHash) {
+      if (onChain && (await this.deltaHashAt(contract, answer.deltaCount - 1)) !== answer.deltaHash) {
         throw new EnigmaError('the answer ran on a state that is not the chain\'s');
       }
     }

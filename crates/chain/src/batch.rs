@@ -259,6 +259,102 @@ impl BatchIndex {
     }
 }
 
+/// What the enclave reported for one task of a receipt batch, as the packed format carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackedOutcome<'a> {
+    /// Its delta hash (zero if none or failed).
+    pub delta_hash: [u8; 32],
+    /// Its output hash.
+    pub output_hash: [u8; 32],
+    /// Gas used.
+    pub gas_used: u64,
+    /// 1 success, 0 failure.
+    pub status: u8,
+    /// Its payouts, packed.
+    pub payouts: &'a [u8],
+}
+
+/// The receipts of batch-recorded tasks, in the contract's order, as `commitBatchReceipts` reads
+/// them (docs/api.md section 7, "Packed receipt batches"): `u16 n`, then runs of consecutive
+/// tasks of one record batch with rising indices, each `root(32) ‖ gasPx(8) ‖ k(1)`, its `k`
+/// tasks `index(1) ‖ taskId(32) ‖ inputsHash(32) ‖ gasLimit(8) ‖ seq(4) ‖ value(16) ‖
+/// deltaHash(32) ‖ outputHash(32) ‖ gasUsed(8) ‖ status(1) ‖ payoutsLength(2) ‖ payouts`, and
+/// the run's multiproof `p(1) ‖ p siblings(32 each)`. Each task's proof supplies the siblings
+/// (so a proof that was tampered with yields a multiproof the contract refuses). None if a field
+/// does not fit its width (more than 65,535 tasks or payout bytes, a sequence number past
+/// 32 bits, an index past 255).
+#[must_use]
+pub fn pack_receipts(items: &[(&ProvenTask, PackedOutcome<'_>)]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(2 + items.len() * 240);
+    out.extend_from_slice(&u16::try_from(items.len()).ok()?.to_be_bytes());
+    let mut start = 0;
+    while start < items.len() {
+        let root = items[start].0.root;
+        let mut end = start + 1;
+        while end < items.len()
+            && end - start < MAX_RECORD_BATCH
+            && items[end].0.root == root
+            && items[end].0.index > items[end - 1].0.index
+        {
+            end += 1;
+        }
+        let run = &items[start..end];
+        out.extend_from_slice(&root);
+        out.extend_from_slice(&run[0].0.task.gas_px.to_be_bytes());
+        out.push(u8::try_from(run.len()).ok()?);
+        for (t, o) in run {
+            out.push(u8::try_from(t.index).ok()?);
+            out.extend_from_slice(&t.task.task_id.0);
+            out.extend_from_slice(&t.task.inputs_hash.0);
+            out.extend_from_slice(&t.task.gas_limit.to_be_bytes());
+            out.extend_from_slice(&u32::try_from(t.task.seq).ok()?.to_be_bytes());
+            out.extend_from_slice(&t.task.value.to_be_bytes());
+            out.extend_from_slice(&o.delta_hash);
+            out.extend_from_slice(&o.output_hash);
+            out.extend_from_slice(&o.gas_used.to_be_bytes());
+            out.push(o.status);
+            out.extend_from_slice(&u16::try_from(o.payouts.len()).ok()?.to_be_bytes());
+            out.extend_from_slice(o.payouts);
+        }
+        let proof = multiproof(run.iter().map(|(t, _)| *t));
+        out.push(u8::try_from(proof.len()).ok()?);
+        for sibling in &proof {
+            out.extend_from_slice(sibling);
+        }
+        start = end;
+    }
+    Some(out)
+}
+
+/// The siblings that tasks of one batch (rising indices) need together to reach its root, level
+/// by level and left to right, as the contract consumes them: a node's sibling is given unless
+/// it is the next node of the run or missing (a zero sibling in the task's proof: the level has
+/// no right neighbour there).
+fn multiproof<'a>(run: impl Iterator<Item = &'a ProvenTask>) -> Vec<[u8; 32]> {
+    let mut live: Vec<(usize, &ProvenTask)> = run.map(|t| (t.index, t)).collect();
+    let levels = live.iter().map(|(_, t)| t.proof.len()).max().unwrap_or(0);
+    let mut proof = Vec::new();
+    for k in 0..levels {
+        let mut next = Vec::with_capacity(live.len().div_ceil(2));
+        let mut j = 0;
+        while j < live.len() {
+            let (index, t) = live[j];
+            let paired = index % 2 == 0 && live.get(j + 1).is_some_and(|n| n.0 == index + 1);
+            if paired {
+                j += 1;
+            } else if let Some(sibling) =
+                t.proof.get(k).filter(|s| index % 2 == 1 || **s != [0; 32])
+            {
+                proof.push(*sibling);
+            }
+            next.push((index >> 1, t));
+            j += 1;
+        }
+        live = next;
+    }
+    proof
+}
+
 /// Whether `proof` leads from `leaf` at `index` of a batch of `count` tasks to `root` (as the
 /// contract checks it).
 #[must_use]

@@ -280,7 +280,18 @@ pub struct Chain {
     batches_known: std::sync::Arc<std::sync::Mutex<BatchIndex>>,
     /// How closed batch tasks ended, once found (at most [`CLOSED_KEPT`]).
     closed: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<TaskId, TaskStatus>>>,
+    /// Delta hashes of chunks already read from their receipt events and checked, by contract,
+    /// first index and commitment (at most [`CHUNKS_KEPT`]).
+    chunks: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ChunkKey, Vec<DeltaHash>>>>,
 }
+
+/// A chunk of delta hashes: its contract, first index and commitment.
+type ChunkKey = (ContractAddress, u64, [u8; 19]);
+
+/// Chunks of delta hashes a handle keeps (then it starts over).
+const CHUNKS_KEPT: usize = 4_096;
+/// The most blocks one log query for chunks' receipt events spans.
+const CHUNK_LOG_SPAN: u64 = 2_000;
 
 /// Closed batch tasks whose ending a handle keeps (then it starts over).
 const CLOSED_KEPT: usize = 65_536;
@@ -408,6 +419,7 @@ impl Chain {
             sending: std::sync::Arc::default(),
             batches_known: std::sync::Arc::default(),
             closed: std::sync::Arc::default(),
+            chunks: std::sync::Arc::default(),
         }
     }
 
@@ -609,7 +621,10 @@ impl Chain {
         }))
     }
 
-    /// Delta hashes `[start, stop)` of a contract (clamped to its chain).
+    /// Delta hashes `[start, stop)` of a contract (clamped to its chain). A hash the chain keeps
+    /// in a slot is read as it is; one in a chunk (a receipt batch's deltas, kept as a
+    /// commitment) is read from that batch's `ReceiptsVerified` event and checked against the
+    /// commitment, so a node that serves a wrong event is caught (docs/api.md section 8).
     pub async fn delta_hashes(
         &self,
         contract_address: &ContractAddress,
@@ -617,11 +632,90 @@ impl Chain {
         stop: u64,
     ) -> Result<Vec<DeltaHash>> {
         let r = self
-            .enigma
-            .getDeltaHashes(b256(*contract_address), U256::from(start), U256::from(stop))
+            .batches
+            .getDeltas(b256(*contract_address), U256::from(start), U256::from(stop))
             .call()
             .await?;
-        Ok(r.into_iter().map(|h| DeltaHash(h.0)).collect())
+        let mut hashes: Vec<DeltaHash> = r.hashes.into_iter().map(|h| DeltaHash(h.0)).collect();
+        let chunks = r
+            .chunks
+            .iter()
+            .map(|c| {
+                let list_hash: [u8; 19] = c.listHash.0;
+                let block: u64 = c.blockNumber.to();
+                ((*contract_address, u64::from(c.first), list_hash), u64::from(c.count), block)
+            })
+            .collect::<Vec<_>>();
+        let missing: Vec<_> = {
+            let known = self.chunks.lock().map_err(|_| poisoned())?;
+            chunks.iter().filter(|(key, ..)| !known.contains_key(key)).copied().collect()
+        };
+        self.read_chunks(contract_address, &missing).await?;
+        let known = self.chunks.lock().map_err(|_| poisoned())?;
+        for (key, ..) in &chunks {
+            let Some(list) = known.get(key) else {
+                return Err(ChainError::Unexpected(format!(
+                    "delta hashes {}.. of contract {} are kept as a chunk, and the chain \
+                     returned no receipt event that matches it",
+                    key.1, contract_address
+                )));
+            };
+            for (k, hash) in list.iter().enumerate() {
+                let index = key.1 + k as u64;
+                if (start..start + hashes.len() as u64).contains(&index) {
+                    hashes[(index - start) as usize] = *hash;
+                }
+            }
+        }
+        Ok(hashes)
+    }
+
+    /// Reads the receipt events of `chunks` (`(key, count, block)`), checks each against its
+    /// commitment and remembers the ones that check out.
+    async fn read_chunks(
+        &self,
+        contract_address: &ContractAddress,
+        chunks: &[(ChunkKey, u64, u64)],
+    ) -> Result<()> {
+        use alloy::{rpc::types::Filter, sol_types::SolEvent};
+        let mut at = 0;
+        while at < chunks.len() {
+            // Chunks in order lie in rising blocks: one query for those within the span.
+            let from = chunks[at].2;
+            let mut end = at + 1;
+            while end < chunks.len() && chunks[end].2 < from.saturating_add(CHUNK_LOG_SPAN) {
+                end += 1;
+            }
+            let to = chunks[at..end].iter().map(|c| c.2).max().unwrap_or(from);
+            let filter = Filter::new()
+                .address(*self.enigma.address())
+                .event_signature(Enigma::ReceiptsVerified::SIGNATURE_HASH)
+                .topic1(b256(*contract_address))
+                .from_block(from)
+                .to_block(to);
+            let logs = self.provider.get_logs(&filter).await?;
+            let mut found = Vec::new();
+            for log in logs {
+                let Some(block) = log.block_number else { continue };
+                let Ok(e) = log.log_decode::<Enigma::ReceiptsVerified>() else { continue };
+                let d = e.inner.data;
+                let Ok(first) = u64::try_from(d.firstDeltaIndex) else { continue };
+                let appended: Vec<DeltaHash> =
+                    d.deltaHashes.iter().filter(|h| !h.is_zero()).map(|h| DeltaHash(h.0)).collect();
+                for chunk in &chunks[at..end] {
+                    if chunk_matches(chunk, first, block, &appended) {
+                        found.push((chunk.0, appended.clone()));
+                    }
+                }
+            }
+            let mut known = self.chunks.lock().map_err(|_| poisoned())?;
+            if known.len() + found.len() > CHUNKS_KEPT {
+                known.clear();
+            }
+            known.extend(found);
+            at = end;
+        }
+        Ok(())
     }
 
     /// Deployed secret contracts `[start, stop)`.
@@ -1220,30 +1314,41 @@ impl Chain {
         Ok((batch, m))
     }
 
-    /// Commits the receipts of batch-recorded tasks of one contract and one epoch, each with the
-    /// proof of its record, under the enclave's batch signature (the digest of
-    /// [`commit_receipts`](Self::commit_receipts)).
+    /// Commits the receipts of batch-recorded tasks of one contract and one epoch, in the
+    /// contract's order, under the enclave's batch signature (the digest of
+    /// [`commit_receipts`](Self::commit_receipts)): packed, each run of tasks of one record batch
+    /// with one multiproof ([`pack_receipts`](crate::pack_receipts)).
     pub async fn commit_batch_receipts(
         &self,
         contract_address: ContractAddress,
         items: &[(ProvenTask, BatchItemTx)],
         signature: &Signature,
     ) -> Result<Mined> {
+        let packed: Vec<_> = items
+            .iter()
+            .map(|(t, o)| {
+                let outcome = crate::PackedOutcome {
+                    delta_hash: o.delta_hash.0,
+                    output_hash: o.output_hash.0,
+                    gas_used: o.gas_used,
+                    status: o.status,
+                    payouts: &o.payouts,
+                };
+                (t, outcome)
+            })
+            .collect();
+        let packed = crate::pack_receipts(&packed).ok_or_else(|| {
+            ChainError::Unexpected(format!(
+                "a receipt batch of {} tasks does not fit the packed format (at most 65,535 \
+                 tasks and payout bytes each, sequence numbers below 2^32); send fewer at once",
+                items.len()
+            ))
+        })?;
         send!(
             self,
             self.batches.commitBatchReceipts(
                 b256(contract_address),
-                items.iter().map(|(t, _)| batch_task(t)).collect(),
-                items
-                    .iter()
-                    .map(|(_, o)| EnigmaBatches::Outcome {
-                        deltaHash: b256(o.delta_hash),
-                        outputHash: b256(o.output_hash),
-                        gasUsed: o.gas_used,
-                        status: o.status,
-                        payouts: Bytes::from(o.payouts.clone()),
-                    })
-                    .collect(),
+                Bytes::from(packed),
                 Bytes::from(signature.as_bytes().to_vec())
             )
         )
@@ -1329,8 +1434,65 @@ fn batch_task(t: &ProvenTask) -> EnigmaBatches::BatchTask {
     }
 }
 
+/// Whether a `ReceiptsVerified` event mined in `block`, whose deltas start at `first` and whose
+/// non-zero delta hashes are `appended`, is the one that wrote `chunk` (`(key, count, block)`):
+/// same place, same block, as many hashes, and the hashes match the commitment.
+fn chunk_matches(
+    chunk: &(ChunkKey, u64, u64),
+    first: u64,
+    block: u64,
+    appended: &[DeltaHash],
+) -> bool {
+    let ((_, chunk_first, list_hash), count, chunk_block) = *chunk;
+    chunk_first == first
+        && chunk_block == block
+        && appended.len() as u64 == count
+        && chunk_commitment(appended) == list_hash
+}
+
+fn poisoned() -> ChainError {
+    ChainError::Unexpected("a lock of this chain handle was poisoned by a panic".into())
+}
+
+/// The commitment a chunk of delta hashes is kept as: the first 19 bytes of
+/// keccak256(hash_0 ‖ … ‖ hash_{n-1}).
+#[must_use]
+pub fn chunk_commitment(hashes: &[DeltaHash]) -> [u8; 19] {
+    let mut all = Vec::with_capacity(32 * hashes.len());
+    for h in hashes {
+        all.extend_from_slice(&h.0);
+    }
+    let mut out = [0u8; 19];
+    out.copy_from_slice(&enigma_types::keccak256(&all)[..19]);
+    out
+}
+
 /// Decodes revert data of our contracts into text (for callers that got raw data).
 #[must_use]
 pub fn describe_revert(data: &[u8]) -> String {
     revert_text(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_event_that_wrote_a_chunk_of_delta_hashes_fills_it() {
+        let hashes: Vec<DeltaHash> = (0..5u8).map(|i| DeltaHash([i + 1; 32])).collect();
+        let chunk = ((ContractAddress([9; 32]), 40, chunk_commitment(&hashes)), 5, 1_000);
+        assert!(chunk_matches(&chunk, 40, 1_000, &hashes));
+
+        // What a hostile RPC might serve instead.
+        let mut changed = hashes.clone();
+        changed[3].0[0] ^= 1;
+        assert!(!chunk_matches(&chunk, 40, 1_000, &changed), "a hash changed");
+        assert!(!chunk_matches(&chunk, 40, 1_000, &hashes[..4]), "a hash dropped");
+        let mut swapped = hashes.clone();
+        swapped.swap(0, 1);
+        assert!(!chunk_matches(&chunk, 40, 1_000, &swapped), "two hashes swapped");
+        assert!(!chunk_matches(&chunk, 41, 1_000, &hashes), "another place in the chain");
+        assert!(!chunk_matches(&chunk, 40, 1_001, &hashes), "another block");
+        assert_ne!(chunk_commitment(&hashes), chunk_commitment(&hashes[1..]));
+    }
 }

@@ -40,12 +40,13 @@ mod watcher;
 
 pub use anvil::{ANVIL_ARGS, ensure_anvil, find_anvil, spawn_anvil};
 pub use batch::{
-    BatchIndex, BatchedTask, MAX_RECORD_BATCH, ProvenTask, RecordBatch, RecordBatchInfo, proves,
+    BatchIndex, BatchedTask, MAX_RECORD_BATCH, PackedOutcome, ProvenTask, RecordBatch,
+    RecordBatchInfo, pack_receipts, proves,
 };
 pub use client::{
     BatchItemTx, Chain, ComputeReceiptTx, DeployReceiptTx, EpochInfo, Mined, SecretContract,
-    TaskLimits, TaskRecord, TaskStatus, WorkerInfo, WorkerStatus, describe_revert, provider,
-    record_batch,
+    TaskLimits, TaskRecord, TaskStatus, WorkerInfo, WorkerStatus, chunk_commitment,
+    describe_revert, provider, record_batch,
 };
 pub use deploy::{
     DEFAULT_TASK_LIMITS, DeployConfig, Deployment, IasPolicy, SimulationPolicy, deploy,

@@ -334,3 +334,117 @@ async fn batch_tasks_are_found_through_their_batch_end_every_way_and_run_callbac
         );
     }
 }
+
+/// `items` packed as `commitBatchReceipts` reads them.
+fn pack(items: &[(ProvenTask, BatchItemTx)]) -> Vec<u8> {
+    let packed: Vec<_> = items
+        .iter()
+        .map(|(t, o)| {
+            let outcome = PackedOutcome {
+                delta_hash: o.delta_hash.0,
+                output_hash: o.output_hash.0,
+                gas_used: o.gas_used,
+                status: o.status,
+                payouts: &o.payouts,
+            };
+            (t, outcome)
+        })
+        .collect();
+    pack_receipts(&packed).unwrap()
+}
+
+/// What `commitBatchReceipts` says to `packed` on the scenario's contract, called directly: the
+/// packing is checked before the signature, so none is needed to see those checks.
+async fn try_packed(s: &Scenario, packed: Vec<u8>) -> String {
+    let batches = EnigmaBatches::new(
+        convert::eth(s.net.deployment.enigma),
+        s.net.deployer.provider().clone(),
+    );
+    let r = batches
+        .commitBatchReceipts(convert::b256(s.contract), packed.into(), vec![0u8; 65].into())
+        .call()
+        .await;
+    match r {
+        Ok(_) => "accepted".into(),
+        Err(e) => e.as_revert_data().map_or_else(|| format!("{e}"), |d| describe_revert(&d)),
+    }
+}
+
+#[tokio::test]
+async fn scattered_tasks_prove_together_bad_packing_is_refused_and_chunked_deltas_read_back() {
+    let s = scenario().await;
+    let batch = record_batch(&s, s.contract, "thirteen", &[0; 13]).await;
+    let all = batch.all_proven();
+    let pick = |indices: &[usize]| -> Vec<(ProvenTask, BatchItemTx)> {
+        indices
+            .iter()
+            .map(|&i| {
+                let t = all[i].clone();
+                let o = outcome(&t, 1, true, 100);
+                (t, o)
+            })
+            .collect()
+    };
+    let items = pick(&[0, 3, 4, 7, 8]);
+    let good = pack(&items);
+    // n (2), one run's head (41), five tasks of 168 bytes, then the multiproof's count.
+    let siblings_at = 2 + 41 + 5 * 168;
+    let siblings = usize::from(good[siblings_at]);
+    assert!(siblings >= 2, "five of thirteen leaves need siblings");
+    assert_eq!(good.len(), siblings_at + 1 + 32 * siblings);
+
+    let mut bad = good.clone();
+    bad.pop();
+    assert!(try_packed(&s, bad).await.contains("MalformedReceiptBatch"), "truncated");
+    let mut bad = good.clone();
+    bad.push(0);
+    assert!(try_packed(&s, bad).await.contains("MalformedReceiptBatch"), "a byte past the end");
+    let mut bad = good.clone();
+    bad[1] = 6;
+    assert!(try_packed(&s, bad).await.contains("MalformedReceiptBatch"), "six tasks announced");
+    let mut bad = good.clone();
+    bad[1] = 0;
+    assert!(try_packed(&s, bad).await.contains("EmptyBatch"), "none announced");
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(try_packed(&s, bad).await.contains("InvalidBatchProof"), "a sibling changed");
+    let mut bad = good.clone();
+    bad[siblings_at] += 1;
+    bad.extend_from_slice(&[7; 32]);
+    assert!(try_packed(&s, bad).await.contains("InvalidBatchProof"), "a sibling too many");
+    let mut bad = good.clone();
+    bad[siblings_at] -= 1;
+    bad.truncate(bad.len() - 32);
+    assert!(try_packed(&s, bad).await.contains("InvalidBatchProof"), "a sibling missing");
+    let mut bad = good.clone();
+    bad[2 + 41 + 168 * 2] = 5; // the third task (index 4) said to be task 5
+    assert!(try_packed(&s, bad).await.contains("InvalidBatchProof"), "a task moved");
+    let mut bad = pick(&[0, 3, 4, 7, 8]);
+    bad[2].1.status = 2;
+    assert!(try_packed(&s, pack(&bad)).await.contains("InvalidReceiptStatus"), "status 2");
+    let twice = pick(&[3, 3]);
+    assert!(try_packed(&s, pack(&twice)).await.contains("BatchTaskNotOpen"), "a task twice");
+
+    // The honest receipt: five scattered tasks under one multiproof, their deltas one chunk.
+    let (base, _) = s.base().await;
+    commit(&s, &items).await.unwrap();
+    let info = s.net.deployer.record_batch(batch.root()).await.unwrap().unwrap();
+    let open: Vec<usize> = (0..13).filter(|&i| info.is_open(i)).collect();
+    assert_eq!(open, [1, 2, 5, 6, 9, 10, 11, 12]);
+    // Four more: a second chunk.
+    let more = pick(&[9, 10, 11, 12]);
+    commit(&s, &more).await.unwrap();
+    let expected: Vec<DeltaHash> = items.iter().chain(&more).map(|(_, o)| o.delta_hash).collect();
+    let before = s.net.deployer.delta_hashes(&s.contract, 0, base).await.unwrap();
+    assert_eq!(before.len() as u64, base);
+    for chain in [&s.net.deployer, &s.net.chain(USER).await] {
+        let got = chain.delta_hashes(&s.contract, base, base + 100).await.unwrap();
+        assert_eq!(got, expected, "both chunks, read back from their events");
+        let got = chain.delta_hashes(&s.contract, base + 3, base + 6).await.unwrap();
+        assert_eq!(got, expected[3..6], "across the two chunks' boundary");
+        let got = chain.delta_hashes(&s.contract, 0, base + 2).await.unwrap();
+        assert_eq!(got[..base as usize], before[..], "slots and a chunk together");
+        assert_eq!(got[base as usize..], expected[..2]);
+    }
+}

@@ -29,7 +29,22 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
         let o = alice.compute(m, "add_millionaire(address,uint256)", &args, GAS).await.unwrap();
         alice.confirm(&o).await.unwrap();
     }
+    // Eight more at once: the worker commits their receipts together, and a receipt batch of
+    // four or more deltas keeps them on chain as a chunk (a commitment, the hashes in its event).
+    let more = (10u8..18).map(|who| {
+        let args = (AlloyAddress::repeat_byte(who), U256::from(who)).abi_encode_params();
+        let alice = &alice;
+        async move {
+            let o = alice.compute(m, "add_millionaire(address,uint256)", &args, GAS).await?;
+            alice.confirm(&o).await
+        }
+    });
+    for done in futures::future::join_all(more).await {
+        done.unwrap();
+    }
     let rust = alice.query(m, "compute_richest()", &[]).await.unwrap();
+    let deltas = alice.chain().delta_hashes(&m, 0, u64::MAX).await.unwrap();
+    assert_eq!(deltas.len(), 12, "the constructor's delta and one per task");
 
     let config = serde_json::json!({
         "connect": js_connect(s, 1),
@@ -37,8 +52,13 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
         "callable": "compute_richest()",
         "args": "0x",
         "taskOnly": "add_millionaire(address,uint256)",
+        "deltaCount": deltas.len(),
     });
     let got = run_js(&js, &config).await;
+    let js_deltas: Vec<String> = serde_json::from_value(got["deltaHashes"].clone()).unwrap();
+    let rust_deltas: Vec<String> =
+        deltas.iter().map(|h| format!("0x{}", hex::encode(h.0))).collect();
+    assert_eq!(js_deltas, rust_deltas, "enigma-js reads every delta hash the Rust client reads");
     let rust_output = format!("0x{}", hex::encode(&rust.output));
     assert_eq!(got["output"], rust_output.as_str(), "the same answer as the Rust client");
     assert_eq!(got["anonymousOutput"], rust_output.as_str());
