@@ -357,7 +357,6 @@ abstract contract EnigmaCore {
     error InvalidReceiptStatus(bytes32 taskId, uint8 status);
     error FailedTaskWithDelta(bytes32 taskId);
     error InsufficientGasForCallback(uint256 available, uint256 needed);
-    error DeltaIndexOutOfRange(uint256 index, uint256 deltaCount);
     error PayoutBeyondBalance(bytes32 scAddr, uint256 amount, uint256 balance);
 
     modifier nonReentrant() {

@@ -126,4 +126,7 @@ export class Client {
   waitFinal(taskId: `0x${string}`): Promise<TaskStatus>;
   confirm(outcome: TaskOutcome): Promise<{ status: TaskStatus; outputHash: `0x${string}`; deltaHash: `0x${string}`; gasUsed: number }>;
   refund(taskId: `0x${string}`): Promise<void>;
+  /** Delta `index` of a contract as the chain keeps it (from its slot, or from the receipt event
+   * that wrote its chunk, checked against the chunk's commitment); null past the chain's end. */
+  deltaHashAt(contract: `0x${string}`, index: number): Promise<`0x${string}` | null>;
 }

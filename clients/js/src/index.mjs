@@ -627,7 +627,9 @@ export class Client {
       if (appended.length !== Number(chunk.count)) continue;
       // The commitment is the first 19 bytes of the hash: '0x' and 38 hex digits.
       if (keccak256(concat(appended)).slice(0, 40) !== chunk.listHash.toLowerCase()) continue;
-      return appended[index - Number(chunk.first)];
+      const at = index - Number(chunk.first);
+      if (at < 0 || at >= appended.length) break; // a chunk that does not hold the delta asked for
+      return appended[at];
     }
     throw new EnigmaError(
       `delta ${index} of ${contract} is kept in a chunk whose receipt event (block ${block}) the chain did not return; use an RPC that keeps the chain's logs`,

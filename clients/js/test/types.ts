@@ -19,10 +19,11 @@ export async function example(wallet: { request(a: { method: string }): Promise<
   const receipt = await client.confirm(outcome);
   const permit: Permit = await client.signPermit('app', [deployed.contract], Math.floor(Date.now() / 1000) + 3600);
   const answer = await client.query(deployed.contract, 'total()', undefined, { permit, latest: true });
+  const tip: `0x${string}` | null = await client.deltaHashAt(deployed.contract, answer.deltaCount - 1);
   try {
     await client.refund(outcome.taskId);
   } catch (e) {
     if (e instanceof EnigmaError && e.taskId) return e.message;
   }
-  return `${receipt.status} ${answer.onChain} ${answer.caller} ${TASK_STATUS.length} ${outcome.finality}`;
+  return `${receipt.status} ${answer.onChain} ${tip} ${answer.caller} ${TASK_STATUS.length} ${outcome.finality}`;
 }

@@ -646,17 +646,28 @@ impl Chain {
                 ((*contract_address, u64::from(c.first), list_hash), u64::from(c.count), block)
             })
             .collect::<Vec<_>>();
-        let missing: Vec<_> = {
+        // Chunks read before are taken from the cache; the rest from their events. Each list is
+        // held here until the hashes are filled in, whatever happens to the cache meanwhile.
+        let mut lists = std::collections::HashMap::new();
+        let mut missing = Vec::new();
+        {
             let known = self.chunks.lock().map_err(|_| poisoned())?;
-            chunks.iter().filter(|(key, ..)| !known.contains_key(key)).copied().collect()
-        };
-        self.read_chunks(contract_address, &missing).await?;
-        let known = self.chunks.lock().map_err(|_| poisoned())?;
+            for chunk in &chunks {
+                match known.get(&chunk.0) {
+                    Some(list) => {
+                        lists.insert(chunk.0, list.clone());
+                    }
+                    None => missing.push(*chunk),
+                }
+            }
+        }
+        lists.extend(self.read_chunks(contract_address, &missing).await?);
         for (key, ..) in &chunks {
-            let Some(list) = known.get(key) else {
+            let Some(list) = lists.get(key) else {
                 return Err(ChainError::Unexpected(format!(
                     "delta hashes {}.. of contract {} are kept as a chunk, and the chain \
-                     returned no receipt event that matches it",
+                     returned no receipt event that matches it (an RPC that has pruned old logs \
+                     cannot serve them: use one that keeps the chain's logs)",
                     key.1, contract_address
                 )));
             };
@@ -671,12 +682,13 @@ impl Chain {
     }
 
     /// Reads the receipt events of `chunks` (`(key, count, block)`), checks each against its
-    /// commitment and remembers the ones that check out.
+    /// commitment, and returns (and remembers) the hashes of those that check out.
     async fn read_chunks(
         &self,
         contract_address: &ContractAddress,
         chunks: &[(ChunkKey, u64, u64)],
-    ) -> Result<()> {
+    ) -> Result<Vec<(ChunkKey, Vec<DeltaHash>)>> {
+        let mut all = Vec::new();
         use alloy::{rpc::types::Filter, sol_types::SolEvent};
         let mut at = 0;
         while at < chunks.len() {
@@ -694,8 +706,12 @@ impl Chain {
                 .from_block(from)
                 .to_block(to);
             let logs = self.provider.get_logs(&filter).await?;
-            let mut found = Vec::new();
+            let mut found = std::collections::HashMap::new();
             for log in logs {
+                // (A log of a block that left the chain is not the chunk's.)
+                if log.removed {
+                    continue;
+                }
                 let Some(block) = log.block_number else { continue };
                 let Ok(e) = log.log_decode::<Enigma::ReceiptsVerified>() else { continue };
                 let d = e.inner.data;
@@ -704,7 +720,7 @@ impl Chain {
                     d.deltaHashes.iter().filter(|h| !h.is_zero()).map(|h| DeltaHash(h.0)).collect();
                 for chunk in &chunks[at..end] {
                     if chunk_matches(chunk, first, block, &appended) {
-                        found.push((chunk.0, appended.clone()));
+                        found.insert(chunk.0, appended.clone());
                     }
                 }
             }
@@ -712,10 +728,11 @@ impl Chain {
             if known.len() + found.len() > CHUNKS_KEPT {
                 known.clear();
             }
-            known.extend(found);
+            known.extend(found.iter().map(|(k, v)| (*k, v.clone())));
+            all.extend(found);
             at = end;
         }
-        Ok(())
+        Ok(all)
     }
 
     /// Deployed secret contracts `[start, stop)`.

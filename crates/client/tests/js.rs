@@ -21,7 +21,7 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
     let devnet = common::devnet(dir.path()).await;
     let s = &devnet.summary;
     let alice = Client::connect(common::config(s, &s.gateway_url, 0)).await.unwrap();
-    alice.deposit(100_000_000).await.unwrap();
+    alice.deposit(400_000_000).await.unwrap();
     let wasm = std::fs::read(millionaires_wasm()).unwrap();
     let m = alice.deploy(&wasm, "construct()", &[], GAS).await.unwrap().contract;
     for (who, worth) in [(1u8, 10u64), (2, 30), (3, 20)] {
@@ -45,6 +45,17 @@ async fn a_javascript_client_asks_a_query_and_gets_the_answer_the_rust_client_ge
     let rust = alice.query(m, "compute_richest()", &[]).await.unwrap();
     let deltas = alice.chain().delta_hashes(&m, 0, u64::MAX).await.unwrap();
     assert_eq!(deltas.len(), 12, "the constructor's delta and one per task");
+    // (The eight run within the worker's one-second receipt window, so at least four of them
+    // share a receipt batch.)
+    let kept = enigma_chain::bindings::EnigmaBatches::new(
+        enigma_chain::convert::eth(s.deployment.enigma),
+        alice.chain().provider().clone(),
+    )
+    .getDeltas(enigma_chain::convert::b256(m), U256::ZERO, U256::from(deltas.len()))
+    .call()
+    .await
+    .unwrap();
+    assert!(!kept.chunks.is_empty(), "some delta hashes are kept as a chunk");
 
     let config = serde_json::json!({
         "connect": js_connect(s, 1),

@@ -1,7 +1,8 @@
 //! State-sync throughput: 10,000 encrypted deltas (200 bytes each, about what a small contract's
 //! task writes) fetched from a provider node by a receiving node over loopback libp2p, each
 //! checked against the chain's hash and stored durably in redb. The chain's hashes come from
-//! memory here (on a real chain they are one `getDeltaHashes` call per 1,000-delta window).
+//! memory here (on a real chain they are one `getDeltas` call per 1,000-delta window, and one log
+//! query for the chunks in it).
 
 #![allow(missing_docs, reason = "criterion generates the entry point")]
 
