@@ -506,6 +506,38 @@ async fn a_task_waits_past_the_order_wait_while_the_tasks_before_it_keep_running
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_trickles_the_tasks_before_another_holds_it_no_longer_than_six_order_waits() {
+    // An order wait of 3 s, so a task waits at most 18 s from its arrival however steadily the
+    // line before it moves.
+    let net = network_with(Some(Duration::from_secs(3))).await;
+    let d = Deployed::new(&net).await;
+    let mut before = Vec::new();
+    for i in 0..14u8 {
+        let args = (AlloyAddress::repeat_byte(i + 1), U256::from(100 + u64::from(i)));
+        before.push(d.record("add_millionaire(address,uint256)", &args.abi_encode_params()).await);
+    }
+    let last = d.record("compute_richest()", &[]).await;
+    // The last is sent first; the fourteen before it trickle in 1.5 s apart, each in turn (so
+    // each run restarts the last one's wait), the fourteenth 21 s after the last arrived.
+    let gap = Duration::from_millis(1_500);
+    let d = &d;
+    let (sent_last, sent_before) = tokio::join!(
+        d.send(&last),
+        futures::future::join_all(before.iter().zip(1u32..).map(|(t, i)| async move {
+            tokio::time::sleep(gap * i).await;
+            d.send(t).await
+        }))
+    );
+    sent_last.expect("the last runs once it has waited six order waits");
+    assert_eq!(result_at(&d.http, &last.id).await.status, "SUCCESS");
+    // It ran at its cap (18 s), passing over the tasks still to come: the fourteenth, sent at
+    // 21 s, can no longer run in order. (Without the cap the last would have waited for it.)
+    let refused = sent_before.last().unwrap();
+    assert!(refused.is_err(), "the fourteenth still ran: the last waited past its cap");
+    assert!(sent_before[0].is_ok(), "the first ran in turn");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_waiting_for_an_earlier_one_hold_no_admission_slot() {
     let net = network().await;
     let d = Deployed::new(&net).await;
