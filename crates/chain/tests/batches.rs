@@ -448,3 +448,71 @@ async fn scattered_tasks_prove_together_bad_packing_is_refused_and_chunked_delta
         assert_eq!(got[base as usize..], expected[..2]);
     }
 }
+
+#[tokio::test]
+async fn any_rising_subset_of_a_batch_proves_with_its_multiproof_and_a_changed_sibling_does_not() {
+    let s = scenario().await;
+    let w = s.selected();
+    // 23 tasks: odd widths at several levels (23, 12, 6, 3, 2), so missing right neighbours
+    // come up inside runs.
+    let batch = record_batch(&s, s.contract, "twenty-three", &[0; 23]).await;
+    let all = batch.all_proven();
+    let batches = EnigmaBatches::new(
+        convert::eth(s.net.deployment.enigma),
+        s.net.deployer.provider().clone(),
+    );
+    // A fixed pseudo-random sequence of subsets (xorshift), plus the edges: each task alone,
+    // the whole batch, the last two.
+    let mut x: u32 = 0x9e37_79b9;
+    let mut subsets: Vec<Vec<usize>> = (0..23).map(|i| vec![i]).collect();
+    subsets.push((0..23).collect());
+    subsets.push(vec![21, 22]);
+    for _ in 0..40 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let picked: Vec<usize> = (0..23).filter(|i| x.rotate_left(*i as u32) & 3 == 0).collect();
+        if !picked.is_empty() {
+            subsets.push(picked);
+        }
+    }
+    let mut with_siblings = 0;
+    for indices in &subsets {
+        let items: Vec<_> = indices
+            .iter()
+            .map(|&i| {
+                let t = all[i].clone();
+                let o = outcome(&t, 1, true, 100);
+                (t, o)
+            })
+            .collect();
+        let signature = sign(&s, w, s.contract, &items).await;
+        let packed = pack(&items);
+        let call = |packed: Vec<u8>| {
+            let batches = &batches;
+            let signature = signature.as_bytes().to_vec();
+            async move {
+                batches
+                    .commitBatchReceipts(convert::b256(s.contract), packed.into(), signature.into())
+                    .call()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        e.as_revert_data().map_or_else(|| format!("{e}"), |d| describe_revert(&d))
+                    })
+            }
+        };
+        call(packed.clone()).await.unwrap_or_else(|e| panic!("tasks {indices:?}: {e}"));
+        // The multiproof's siblings are the last bytes: change one.
+        let count_at = packed.len() - 1 - 32 * usize::from(packed[2 + 41 + 168 * items.len()]);
+        if count_at + 1 < packed.len() {
+            with_siblings += 1;
+            let mut bad = packed.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 0x80;
+            let refused = call(bad).await.expect_err("a changed sibling");
+            assert!(refused.contains("InvalidBatchProof"), "tasks {indices:?}: {refused}");
+        }
+    }
+    assert!(with_siblings > 40, "most subsets need siblings ({with_siblings})");
+}
