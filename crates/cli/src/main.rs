@@ -43,10 +43,12 @@ enum Command {
     ///
     /// Everything runs in this process until Ctrl-C; the data directory is cleared at start
     /// unless --keep resumes the devnet left there (chain, contracts, nodes and their state).
+    /// Resumed with more --workers, the new ones join at the next epoch (it waits for it).
     ///
     /// Examples:
     ///   enigma devnet
     ///   enigma devnet --keep
+    ///   enigma devnet --keep --workers 4   (a fourth worker joins the three)
     ///   enigma devnet --example      (and run the millionaires example against it)
     ///   enigma devnet --workers 5 --json > devnet.json
     #[command(verbatim_doc_comment)]

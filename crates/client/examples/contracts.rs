@@ -5,6 +5,13 @@
 //! after, and whether the tasks on old and new contracts still run. Progress every 5 s on
 //! stderr; `--json` prints the summary as JSON on stdout.
 //!
+//! `--join` then measures a worker joining the network: the devnet is stopped and resumed with
+//! one worker more (`keep`), which registers, stakes and enters the next epoch with an empty
+//! store; reported are the resumption's time (until every worker, the new one too, entered that
+//! epoch) and the time until the new worker served a task on every sampled contract the epoch
+//! selected it for (`--epoch-blocks` must let an epoch end soon: the default of 100,000 blocks
+//! does not).
+//!
 //! ```text
 //! cargo run --profile devnet -p enigma-client --example contracts -- --contracts 10000 --block-ms 100
 //! ```
@@ -40,15 +47,29 @@ struct Options {
     clients: usize,
     workers: usize,
     block_ms: u64,
+    epoch_blocks: u64,
+    join: bool,
     json: bool,
 }
 
 fn options() -> Result<Options, Error> {
-    let mut o = Options { contracts: 10_000, clients: 20, workers: 3, block_ms: 0, json: false };
+    let mut o = Options {
+        contracts: 10_000,
+        clients: 20,
+        workers: 3,
+        block_ms: 0,
+        epoch_blocks: 100_000,
+        join: false,
+        json: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        if flag == "--json" {
-            o.json = true;
+        if flag == "--json" || flag == "--join" {
+            if flag == "--json" {
+                o.json = true;
+            } else {
+                o.join = true;
+            }
             continue;
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -58,9 +79,11 @@ fn options() -> Result<Options, Error> {
             "--clients" => o.clients = usize::try_from(n)?,
             "--workers" => o.workers = usize::try_from(n)?,
             "--block-ms" => o.block_ms = n,
+            "--epoch-blocks" => o.epoch_blocks = n,
             other => {
                 return Err(format!(
-                    "unknown option {other} (--contracts N, --clients N, --workers N, --block-ms N, --json)"
+                    "unknown option {other} (--contracts N, --clients N, --workers N, --block-ms N, \
+                     --epoch-blocks N, --join, --json)"
                 )
                 .into());
             }
@@ -117,17 +140,14 @@ async fn main() -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().join("devnet");
     eprintln!("starting a devnet with {} workers …", o.workers);
-    let devnet = start_devnet(
-        DevnetConfig {
-            workers: o.workers,
-            epoch_size: 100_000,
-            timeout_blocks: 100_000,
-            block_time: (o.block_ms > 0).then(|| Duration::from_millis(o.block_ms)),
-            ..DevnetConfig::on_free_ports(data_dir.clone())
-        },
-        |_| {},
-    )
-    .await?;
+    let config = DevnetConfig {
+        workers: o.workers,
+        epoch_size: o.epoch_blocks,
+        timeout_blocks: 100_000,
+        block_time: (o.block_ms > 0).then(|| Duration::from_millis(o.block_ms)),
+        ..DevnetConfig::on_free_ports(data_dir.clone())
+    };
+    let devnet = start_devnet(config.clone(), |_| {}).await?;
     let s = devnet.summary.clone();
     let workers_disk = |dir: &Path| -> Vec<f64> {
         (0..o.workers).map(|i| mb(disk(&dir.join(format!("worker{i}"))))).collect()
@@ -201,6 +221,16 @@ async fn main() -> Result<(), Error> {
     let serve_secs = started.elapsed().as_secs_f64();
     let (rss_after, disk_after) = (rss(), workers_disk(&data_dir));
 
+    let joined = if o.join {
+        drop(clients);
+        drop(funder);
+        devnet.stop().await;
+        Some(join(&o, config, &contracts).await?)
+    } else {
+        devnet.stop().await;
+        None
+    };
+
     let summary = serde_json::json!({
         "contracts": contracts.len(),
         "on_chain": on_chain,
@@ -216,12 +246,86 @@ async fn main() -> Result<(), Error> {
         "process_rss_mb_after": mb(rss_after),
         "tasks_on_first_middle_last_right": served,
         "those_tasks_seconds": (serve_secs * 100.0).round() / 100.0,
+        "join": joined,
     });
     if o.json {
         println!("{summary}");
     } else {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
-    devnet.stop().await;
     Ok(())
+}
+
+/// Resumes the stopped devnet with one worker more and measures how soon the new worker serves
+/// the sampled contracts the next epoch gives it.
+async fn join(
+    o: &Options,
+    config: DevnetConfig,
+    contracts: &[ContractAddress],
+) -> Result<serde_json::Value, Error> {
+    eprintln!("resuming with {} workers (one new) …", o.workers + 1);
+    let devnet_dir = config.data_dir.clone();
+    let started = Instant::now();
+    let devnet = start_devnet(DevnetConfig { workers: o.workers + 1, keep: true, ..config }, |m| {
+        eprintln!("  {m}")
+    })
+    .await?;
+    let ready_secs = started.elapsed().as_secs_f64();
+    let s = devnet.summary.clone();
+    let newcomer = s.worker_signers.last().cloned().ok_or("the devnet has no workers")?;
+    let (_funder, clients) = common::funded_clients(&s, 1, Duration::from_secs(300), None).await?;
+    let client = clients.first().ok_or("no client")?.clone();
+    let chain = client.chain();
+    let block = chain.block_number().await?;
+    // Every 20th contract; those whose group the new worker leads are its to serve.
+    let mut mine = Vec::new();
+    for contract in contracts.iter().step_by(20) {
+        let group = chain.worker_group(block, contract).await?;
+        if group.first().is_some_and(|w| w.to_string().eq_ignore_ascii_case(&newcomer)) {
+            mine.push(*contract);
+        }
+    }
+    eprintln!(
+        "the new worker leads {} of {} sampled contracts; a task on each …",
+        mine.len(),
+        contracts.len().div_ceil(20)
+    );
+    let serving = Instant::now();
+    let mut first_task_ms = Vec::new();
+    let mut right = 0;
+    let mut on_newcomer = 0;
+    // The first, middle and last contract already ran a task of 7 (see main).
+    let picked = [0, contracts.len() / 2, contracts.len().saturating_sub(1)].map(|i| contracts[i]);
+    for contract in &mine {
+        let t = Instant::now();
+        let args = (U256::from(5u64),).abi_encode_params();
+        let out = client.compute(*contract, "record(uint256)", &args, GAS).await?;
+        first_task_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let (total, count) = <(U256, U256)>::abi_decode_params(&out.output)?;
+        let expected = if picked.contains(contract) { (12u64, 2u64) } else { (5, 1) };
+        if (total, count) == (U256::from(expected.0), U256::from(expected.1)) {
+            right += 1;
+        }
+        if out.worker.to_string().eq_ignore_ascii_case(&newcomer) {
+            on_newcomer += 1;
+        }
+    }
+    let serve_secs = serving.elapsed().as_secs_f64();
+    first_task_ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        first_task_ms
+            .get(((first_task_ms.len() as f64 - 1.0) * p).round() as usize)
+            .map_or(0.0, |v| (v * 10.0).round() / 10.0)
+    };
+    let new_disk = mb(disk(&devnet_dir.join(format!("worker{}", o.workers))));
+    devnet.stop().await;
+    Ok(serde_json::json!({
+        "new_worker_disk_mb": new_disk,
+        "resumed_with_new_worker_seconds": (ready_secs * 10.0).round() / 10.0,
+        "sampled_contracts_it_leads": mine.len(),
+        "served_right": right,
+        "served_by_the_new_worker": on_newcomer,
+        "serving_them_one_after_another_seconds": (serve_secs * 10.0).round() / 10.0,
+        "first_task_ms_p50_p95_max": [pct(0.5), pct(0.95), pct(1.0)],
+    }))
 }

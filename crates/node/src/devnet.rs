@@ -510,35 +510,10 @@ async fn start_nodes(
     })
     .await?;
 
-    progress("starting the first epoch with the workers");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        // Ready once the chain has the epoch and every worker has entered it (its key for the
-        // epoch is made and announced).
-        if let Some(e) = chain.current_epoch().await?
-            && e.workers.len() == config.workers
-        {
-            let mut entered = 0;
-            for w in &workers {
-                if w.entered_epoch().await == Some(e.first_block) {
-                    entered += 1;
-                }
-            }
-            if entered == workers.len() {
-                break;
-            }
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(NodeError::Config(
-                "the key manager did not start an epoch with the workers within 30 s".into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
     let mut background = Vec::new();
     // anvil mines on its own with a block time; otherwise only on transactions, so a ticker
-    // keeps blocks (and epochs) coming while idle.
+    // keeps blocks (and epochs) coming while idle: from now on, as a resumed devnet's new workers
+    // wait for the next epoch.
     if config.block_time.is_none() {
         let ticker = p.clone();
         let interval = config.block_interval;
@@ -550,6 +525,51 @@ async fn start_nodes(
             }
         }));
     }
+    progress(if fresh {
+        "starting the first epoch with the workers"
+    } else {
+        "waiting for an epoch with every worker (a new one enters at the next epoch)"
+    });
+    // A resumed devnet with a new worker waits for the next epoch, which may be up to an
+    // epoch's blocks away.
+    let block = config.block_time.unwrap_or(config.block_interval);
+    let epoch_time = block.saturating_mul(u32::try_from(config.epoch_size).unwrap_or(u32::MAX));
+    let wait = Duration::from_secs(30) + if fresh { Duration::ZERO } else { epoch_time };
+    let deadline = tokio::time::Instant::now() + wait;
+    let entered = async {
+        loop {
+            // Ready once the chain has the epoch and every worker has entered it (its key for
+            // the epoch is made and announced).
+            if let Some(e) = chain.current_epoch().await?
+                && e.workers.len() == config.workers
+            {
+                let mut entered = 0;
+                for w in &workers {
+                    if w.entered_epoch().await == Some(e.first_block) {
+                        entered += 1;
+                    }
+                }
+                if entered == workers.len() {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(NodeError::Config(format!(
+                    "the key manager did not start an epoch with the workers within {} s",
+                    wait.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    .await;
+    if let Err(e) = entered {
+        for task in &background {
+            task.abort();
+        }
+        return Err(e);
+    }
+
     let mut address_urls = Vec::new();
     if let Some(port) = config.address_port {
         background.push(serve_text(port, deployment.enigma.to_string()).await?);

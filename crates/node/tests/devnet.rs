@@ -76,3 +76,39 @@ async fn a_devnet_starts_ready_and_says_where_everything_is() {
     assert!(chain.block_number().await.unwrap() > before);
     devnet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_devnet_resumed_with_a_worker_more_has_it_in_the_next_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = DevnetConfig {
+        workers: 2,
+        epoch_size: 20,
+        block_interval: Duration::from_millis(200),
+        ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
+    };
+    let first = start_devnet(config.clone(), |_| {}).await.expect("a devnet of two workers");
+    let deployment = first.summary.deployment.clone();
+    let signers = first.summary.worker_signers.clone();
+    first.stop().await;
+
+    // Resumed with three: no block comes but the devnet's own (no transactions), so the new
+    // worker can only enter an epoch if the devnet keeps mining while it waits for one.
+    let mut steps = Vec::new();
+    let resumed = start_devnet(DevnetConfig { workers: 3, keep: true, ..config }, |step| {
+        steps.push(step.to_string())
+    })
+    .await
+    .expect("resumed with a third worker");
+    let s = &resumed.summary;
+    assert_eq!(s.deployment.enigma, deployment.enigma, "the same chain and contracts");
+    assert_eq!(s.worker_signers[..2], signers[..], "the two workers kept their keys");
+    assert_eq!(s.worker_signers.len(), 3);
+    assert!(steps.iter().any(|m| m.contains("a new one enters at the next epoch")), "{steps:?}");
+    let chain =
+        enigma_chain::Chain::connect(&s.chain_url, None, s.deployment.enigma, s.deployment.token)
+            .await
+            .unwrap();
+    let epoch = chain.current_epoch().await.unwrap().expect("an epoch");
+    assert_eq!(epoch.workers.len(), 3, "the epoch selects from all three");
+    resumed.stop().await;
+}
