@@ -87,7 +87,7 @@ async fn a_devnet_resumed_with_a_worker_more_has_it_in_the_next_epoch() {
         ..DevnetConfig::on_free_ports(dir.path().join("devnet"))
     };
     let first = start_devnet(config.clone(), |_| {}).await.expect("a devnet of two workers");
-    let deployment = first.summary.deployment.clone();
+    let deployment = first.summary.deployment;
     let signers = first.summary.worker_signers.clone();
     first.stop().await;
 
