@@ -1341,20 +1341,7 @@ impl Chain {
         items: &[(ProvenTask, BatchItemTx)],
         signature: &Signature,
     ) -> Result<Mined> {
-        let packed: Vec<_> = items
-            .iter()
-            .map(|(t, o)| {
-                let outcome = crate::PackedOutcome {
-                    delta_hash: o.delta_hash.0,
-                    output_hash: o.output_hash.0,
-                    gas_used: o.gas_used,
-                    status: o.status,
-                    payouts: &o.payouts,
-                };
-                (t, outcome)
-            })
-            .collect();
-        let packed = crate::pack_receipts(&packed).ok_or_else(|| {
+        let packed = pack_batch_receipts(items).ok_or_else(|| {
             ChainError::Unexpected(format!(
                 "a receipt batch of {} tasks does not fit the packed format (at most 65,535 \
                  tasks and payout bytes each, sequence numbers below 2^32); send fewer at once",
@@ -1465,6 +1452,26 @@ fn chunk_matches(
         && chunk_block == block
         && appended.len() as u64 == count
         && chunk_commitment(appended) == list_hash
+}
+
+/// Receipts of batch-recorded tasks, in the contract's order, packed as `commitBatchReceipts`
+/// reads them ([`pack_receipts`](crate::pack_receipts)); None if they do not fit the format.
+#[must_use]
+pub fn pack_batch_receipts(items: &[(ProvenTask, BatchItemTx)]) -> Option<Vec<u8>> {
+    let packed: Vec<_> = items
+        .iter()
+        .map(|(t, o)| {
+            let outcome = crate::PackedOutcome {
+                delta_hash: o.delta_hash.0,
+                output_hash: o.output_hash.0,
+                gas_used: o.gas_used,
+                status: o.status,
+                payouts: &o.payouts,
+            };
+            (t, outcome)
+        })
+        .collect();
+    crate::pack_receipts(&packed)
 }
 
 fn poisoned() -> ChainError {

@@ -46,7 +46,7 @@ pub use batch::{
 pub use client::{
     BatchItemTx, Chain, ComputeReceiptTx, DeployReceiptTx, EpochInfo, Mined, SecretContract,
     TaskLimits, TaskRecord, TaskStatus, WorkerInfo, WorkerStatus, chunk_commitment,
-    describe_revert, provider, record_batch,
+    describe_revert, pack_batch_receipts, provider, record_batch,
 };
 pub use deploy::{
     DEFAULT_TASK_LIMITS, DeployConfig, Deployment, IasPolicy, SimulationPolicy, deploy,

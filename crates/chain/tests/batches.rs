@@ -337,20 +337,7 @@ async fn batch_tasks_are_found_through_their_batch_end_every_way_and_run_callbac
 
 /// `items` packed as `commitBatchReceipts` reads them.
 fn pack(items: &[(ProvenTask, BatchItemTx)]) -> Vec<u8> {
-    let packed: Vec<_> = items
-        .iter()
-        .map(|(t, o)| {
-            let outcome = PackedOutcome {
-                delta_hash: o.delta_hash.0,
-                output_hash: o.output_hash.0,
-                gas_used: o.gas_used,
-                status: o.status,
-                payouts: &o.payouts,
-            };
-            (t, outcome)
-        })
-        .collect();
-    pack_receipts(&packed).unwrap()
+    pack_batch_receipts(items).unwrap()
 }
 
 /// What `commitBatchReceipts` says to `packed` on the scenario's contract, called directly: the
