@@ -93,17 +93,23 @@ where
         let mut gone = Forget { lines: lines.clone(), key: key.clone(), armed: true };
         loop {
             let outcome = read().await;
-            now.send_replace(Some(outcome));
-            let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
-            match lines.get_mut(&key).and_then(|line| line.next.take()) {
-                Some(next) => now = next,
-                None => {
+            // The line is settled before the outcome goes out: once idle, the key is gone by the
+            // time its last request has its answer. Requests that came meanwhile wait for `next`.
+            let next = {
+                let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
+                let next = lines.get_mut(&key).and_then(|line| line.next.take());
+                if next.is_none() {
                     lines.remove(&key);
                     // Removed here, under the lock: a line a new request starts after this one
                     // is not this reader's to remove.
                     gone.armed = false;
-                    return;
                 }
+                next
+            };
+            now.send_replace(Some(outcome));
+            match next {
+                Some(next) => now = next,
+                None => return,
             }
         }
     }
