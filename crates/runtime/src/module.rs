@@ -95,9 +95,10 @@ pub(crate) fn compile(
         return Err(ModuleError::TooLarge { size: code.len(), max: limits.max_code_bytes });
     }
     scan_sections(code)?;
-    // wasmi 2.0.0's translator panics (`unreachable!`) on some valid modules (found by the
-    // `runtime_wasm` fuzz target; testdata/wasm/translator-panic.wasm): the module is refused
-    // instead. Where panics abort (an SGX build) this does not help: see docs/hardware.md.
+    // Defence in depth: should the engine panic while compiling, the module is refused instead.
+    // wasmi 2.0.0's translator did on some valid modules (found by the `runtime_wasm` fuzz
+    // target); the vendored wasmi is fixed (vendor/wasmi/PATCHED.md). Where panics abort (an SGX
+    // build) this catch does not help: see docs/hardware.md.
     let compiled =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Module::new(engine, code)))
             .map_err(|_| {
