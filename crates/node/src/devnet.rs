@@ -131,8 +131,8 @@ pub struct DevnetConfig {
     /// Mine a block this often even when idle, so epochs turn.
     pub block_interval: Duration,
     /// `None`: anvil mines a block for each transaction (a transaction is final at once).
-    /// `Some(t)` (1 ms to 60 s): it mines a block every `t` with every transaction sent meanwhile, as a fast
-    /// L2 does — far less work for anvil under load, which recomputes its whole state root for
+    /// `Some(t)` (1 ms to 60 s): the devnet has it mine a block every `t` with every transaction
+    /// sent meanwhile, as a fast L2 does — far less work for anvil under load, which recomputes its whole state root for
     /// every block (BENCHMARKS.md).
     pub block_time: Option<Duration>,
     /// What the gateway allows one client (one address: every client of a devnet on this
@@ -285,6 +285,40 @@ impl Devnet {
     }
 }
 
+/// anvil's flags for a devnet: at most 64 past states in memory (nothing reads older ones: every
+/// call is at the latest block, and logs and receipts are kept whatever this says). Without it
+/// anvil keeps 500 snapshots of the whole state, a few hundred MB at 2,000 contracts.
+const DEVNET_ANVIL_ARGS: [&str; 2] = ["--prune-history", "64"];
+
+/// Mines a block (with every pending transaction) every `interval`, until aborted.
+fn spawn_miner(
+    chain: alloy::providers::DynProvider,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            // A failed block is retried at the next tick; anvil going away ends the devnet.
+            let _: std::result::Result<serde_json::Value, _> =
+                chain.raw_request("anvil_mine".into(), (1u64,)).await;
+        }
+    })
+}
+
+/// The block miner of a devnet being started: stopped if the start fails before the devnet
+/// takes it over.
+struct Miner(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for Miner {
+    fn drop(&mut self) {
+        if let Some(miner) = &self.0 {
+            miner.abort();
+        }
+    }
+}
+
 async fn serve_text(port: u16, text: String) -> Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await
@@ -371,10 +405,12 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
         .arg("--state")
         .arg(state.display().to_string())
         .args(["--state-interval", "1"])
-        .args(enigma_chain::ANVIL_ARGS);
-    if let Some(t) = config.block_time {
-        let ms = t.as_millis().clamp(1, 60_000);
-        anvil = anvil.args(["--block-time".to_owned(), format!("{}.{:03}", ms / 1000, ms % 1000)]);
+        .args(DEVNET_ANVIL_ARGS);
+    if config.block_time.is_some() {
+        // Blocks on a timer, mined by the devnet (below), not by anvil's `--block-time`: with
+        // one, anvil keeps 1,500 snapshots of the whole state in memory whatever
+        // `--prune-history` says — 15.7 GB at 7,185 contracts (BENCHMARKS.md).
+        anvil = anvil.arg("--no-mining");
     }
     let anvil = anvil
         .try_spawn()
@@ -383,6 +419,11 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
     let key = |i: usize| KeyPair::from_slice(&anvil.keys()[i].to_bytes());
     let deployer = key(0)?;
     let p = provider(&chain_url, Some(&deployer)).await?;
+    // With a block time, a block every `t` with every transaction sent meanwhile, from now on
+    // (the deployment's transactions wait for it).
+    let miner = Miner(config.block_time.map(|t| {
+        spawn_miner(p.clone(), t.clamp(Duration::from_millis(1), Duration::from_secs(60)))
+    }));
     let km_dir = config.data_dir.join("km");
     let fresh = previous.is_none();
     let attestation =
@@ -402,7 +443,7 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
             deployment.enigma
         )));
     }
-    let nodes = Nodes { anvil, chain_url, p, chain, deployment, km_dir, attestation };
+    let nodes = Nodes { anvil, miner, chain_url, p, chain, deployment, km_dir, attestation };
     start_nodes(config, nodes, previous, progress).await
 }
 
@@ -442,6 +483,7 @@ async fn deploy_contracts(
 /// What `start_devnet` has built when the nodes start.
 struct Nodes {
     anvil: AnvilInstance,
+    miner: Miner,
     chain_url: String,
     p: alloy::providers::DynProvider,
     chain: Chain,
@@ -456,7 +498,7 @@ async fn start_nodes(
     previous: Option<DevnetSummary>,
     mut progress: impl FnMut(&str),
 ) -> Result<Devnet> {
-    let Nodes { anvil, chain_url, p, chain, deployment, km_dir, attestation } = nodes;
+    let Nodes { anvil, mut miner, chain_url, p, chain, deployment, km_dir, attestation } = nodes;
     let key = |i: usize| KeyPair::from_slice(&anvil.keys()[i].to_bytes());
     let fresh = previous.is_none();
     // Workers register first, so the key manager's first epoch already selects them all.
@@ -510,20 +552,12 @@ async fn start_nodes(
     })
     .await?;
 
-    let mut background = Vec::new();
-    // anvil mines on its own with a block time; otherwise only on transactions, so a ticker
-    // keeps blocks (and epochs) coming while idle: from now on, as a resumed devnet's new workers
-    // wait for the next epoch.
+    let mut background: Vec<_> = miner.0.take().into_iter().collect();
+    // Without a block time anvil mines only on transactions, so a ticker keeps blocks (and
+    // epochs) coming while idle: from now on, as a resumed devnet's new workers wait for the
+    // next epoch.
     if config.block_time.is_none() {
-        let ticker = p.clone();
-        let interval = config.block_interval;
-        background.push(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let _: std::result::Result<serde_json::Value, _> =
-                    ticker.raw_request("anvil_mine".into(), (1u64,)).await;
-            }
-        }));
+        background.push(spawn_miner(p.clone(), config.block_interval));
     }
     progress(if fresh {
         "starting the first epoch with the workers"
