@@ -253,21 +253,28 @@ pub struct Devnet {
     km: KmNode,
     workers: Vec<WorkerNode>,
     attestation: AttestationService,
-    background: Vec<tokio::task::JoinHandle<()>>,
+    /// The chain's RPC, for the last block at the stop.
+    chain_rpc: alloy::providers::DynProvider,
+    background: Background,
 }
 
 impl Devnet {
     /// Stops the nodes, the block ticker, the address pages and anvil (which writes the chain's
     /// final state to the data directory, so `keep` can resume it).
     pub async fn stop(mut self) {
-        for t in &self.background {
-            t.abort();
-        }
         for w in self.workers {
             w.stop().await;
         }
         self.km.stop().await;
         self.attestation.stop().await;
+        drop(self.background);
+        // A last block for what was sent since the miner's last tick: anvil's state file keeps
+        // mined transactions only.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.chain_rpc.raw_request::<_, serde_json::Value>("anvil_mine".into(), (1u64,)),
+        )
+        .await;
         // SIGTERM lets anvil write its state; it is killed regardless when dropped.
         #[cfg(unix)]
         {
@@ -300,21 +307,23 @@ fn spawn_miner(
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            // A failed block is retried at the next tick; anvil going away ends the devnet.
+            // A failed block is retried at the next tick (the devnet aborts this task when it
+            // stops or fails to start).
             let _: std::result::Result<serde_json::Value, _> =
                 chain.raw_request("anvil_mine".into(), (1u64,)).await;
         }
     })
 }
 
-/// The block miner of a devnet being started: stopped if the start fails before the devnet
-/// takes it over.
-struct Miner(Option<tokio::task::JoinHandle<()>>);
+/// A devnet's background tasks (the block miner, the address pages): aborted when dropped, so
+/// a start that fails half-way or a devnet dropped without `stop` leaves none running.
+#[derive(Debug)]
+struct Background(Vec<tokio::task::JoinHandle<()>>);
 
-impl Drop for Miner {
+impl Drop for Background {
     fn drop(&mut self) {
-        if let Some(miner) = &self.0 {
-            miner.abort();
+        for task in &self.0 {
+            task.abort();
         }
     }
 }
@@ -421,9 +430,15 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
     let p = provider(&chain_url, Some(&deployer)).await?;
     // With a block time, a block every `t` with every transaction sent meanwhile, from now on
     // (the deployment's transactions wait for it).
-    let miner = Miner(config.block_time.map(|t| {
-        spawn_miner(p.clone(), t.clamp(Duration::from_millis(1), Duration::from_secs(60)))
-    }));
+    let miner = Background(
+        config
+            .block_time
+            .map(|t| {
+                spawn_miner(p.clone(), t.clamp(Duration::from_millis(1), Duration::from_secs(60)))
+            })
+            .into_iter()
+            .collect(),
+    );
     let km_dir = config.data_dir.join("km");
     let fresh = previous.is_none();
     let attestation =
@@ -483,7 +498,8 @@ async fn deploy_contracts(
 /// What `start_devnet` has built when the nodes start.
 struct Nodes {
     anvil: AnvilInstance,
-    miner: Miner,
+    /// The block miner, when blocks come on a timer.
+    miner: Background,
     chain_url: String,
     p: alloy::providers::DynProvider,
     chain: Chain,
@@ -498,7 +514,7 @@ async fn start_nodes(
     previous: Option<DevnetSummary>,
     mut progress: impl FnMut(&str),
 ) -> Result<Devnet> {
-    let Nodes { anvil, mut miner, chain_url, p, chain, deployment, km_dir, attestation } = nodes;
+    let Nodes { anvil, miner, chain_url, p, chain, deployment, km_dir, attestation } = nodes;
     let key = |i: usize| KeyPair::from_slice(&anvil.keys()[i].to_bytes());
     let fresh = previous.is_none();
     // Workers register first, so the key manager's first epoch already selects them all.
@@ -552,12 +568,12 @@ async fn start_nodes(
     })
     .await?;
 
-    let mut background: Vec<_> = miner.0.take().into_iter().collect();
+    let mut background = miner;
     // Without a block time anvil mines only on transactions, so a ticker keeps blocks (and
     // epochs) coming while idle: from now on, as a resumed devnet's new workers wait for the
     // next epoch.
     if config.block_time.is_none() {
-        background.push(spawn_miner(p.clone(), config.block_interval));
+        background.0.push(spawn_miner(p.clone(), config.block_interval));
     }
     progress(if fresh {
         "starting the first epoch with the workers"
@@ -597,17 +613,12 @@ async fn start_nodes(
         }
     }
     .await;
-    if let Err(e) = entered {
-        for task in &background {
-            task.abort();
-        }
-        return Err(e);
-    }
+    entered?;
 
     let mut address_urls = Vec::new();
     if let Some(port) = config.address_port {
-        background.push(serve_text(port, deployment.enigma.to_string()).await?);
-        background.push(serve_text(port + 1, deployment.token.to_string()).await?);
+        background.0.push(serve_text(port, deployment.enigma.to_string()).await?);
+        background.0.push(serve_text(port + 1, deployment.token.to_string()).await?);
         address_urls =
             vec![format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{}", port + 1)];
     }
@@ -655,7 +666,7 @@ async fn start_nodes(
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| NodeError::Io(e.to_string()))?;
     std::fs::write(config.data_dir.join("devnet.json"), json)
         .map_err(|e| NodeError::Io(e.to_string()))?;
-    Ok(Devnet { summary, anvil, km, workers, attestation, background })
+    Ok(Devnet { summary, anvil, km, workers, attestation, chain_rpc: p, background })
 }
 
 #[cfg(test)]
