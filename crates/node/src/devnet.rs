@@ -64,7 +64,7 @@ pub async fn serve_devnet_attestation(
 /// The devnet's authority key: created at random for a fresh devnet, read back when resuming
 /// one (0600 file in the data directory, read by the devnet process only).
 fn authority_key(data_dir: &std::path::Path) -> Result<KeyPair> {
-    key_file(&data_dir.join("attestation-authority.key"))
+    key_file(&data_dir.join(AUTHORITY_KEY))
 }
 
 /// A secret key kept in `path`: read back if the file exists, else created at random and written
@@ -349,24 +349,42 @@ async fn serve_text(port: u16, text: String) -> Result<tokio::task::JoinHandle<(
     }))
 }
 
-/// Empties the devnet's data directory: only one that holds a previous devnet (or nothing).
+/// Empties the devnet's data directory: only one that holds a previous devnet, what a devnet
+/// stopped while starting left (only files a devnet writes), or nothing.
 fn clear_data_dir(dir: &std::path::Path) -> Result<()> {
-    match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(NodeError::Io(format!("{}: {e}", dir.display()))),
-        Ok(mut entries) => {
-            if entries.next().is_none() || dir.join("devnet.json").exists() {
-                std::fs::remove_dir_all(dir)
-                    .map_err(|e| NodeError::Io(format!("clearing {}: {e}", dir.display())))
-            } else {
-                Err(NodeError::Config(format!(
-                    "{} is not empty and holds no previous devnet; choose another --data-dir",
-                    dir.display()
-                )))
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(NodeError::Io(format!("{}: {e}", dir.display()))),
+        Ok(entries) => entries,
+    };
+    if !dir.join("devnet.json").exists() {
+        for entry in entries {
+            let entry = entry.map_err(|e| NodeError::Io(format!("{}: {e}", dir.display())))?;
+            let name = entry.file_name();
+            if !name.to_str().is_some_and(written_by_a_devnet) {
+                return Err(NodeError::Config(format!(
+                    "{} holds {} and no previous devnet; choose another --data-dir (or move \
+                     that away)",
+                    dir.display(),
+                    name.to_string_lossy()
+                )));
             }
         }
     }
+    std::fs::remove_dir_all(dir)
+        .map_err(|e| NodeError::Io(format!("clearing {}: {e}", dir.display())))
 }
+
+/// Whether a devnet writes an entry of this name in its data directory.
+fn written_by_a_devnet(name: &str) -> bool {
+    matches!(name, "devnet.json" | CHAIN_STATE | AUTHORITY_KEY | "km")
+        || name
+            .strip_prefix("worker")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The simulation attestation authority's key in the data directory.
+const AUTHORITY_KEY: &str = "attestation-authority.key";
 
 /// The devnet left in `dir`, if it can be resumed (its summary and its chain's state).
 fn previous_devnet(dir: &std::path::Path) -> Result<Option<DevnetSummary>> {
@@ -672,6 +690,33 @@ async fn start_nodes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_directory_of_devnet_files_is_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join(".devnet");
+        // What a devnet killed while starting leaves: no summary, only its own files.
+        std::fs::create_dir_all(data.join("worker0")).unwrap();
+        std::fs::create_dir_all(data.join("km")).unwrap();
+        std::fs::write(data.join(CHAIN_STATE), "{}").unwrap();
+        std::fs::write(data.join(AUTHORITY_KEY), [7; 32]).unwrap();
+        clear_data_dir(&data).unwrap();
+        assert!(!data.exists());
+        // A file a devnet does not write keeps the directory, and the error names it.
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join(CHAIN_STATE), "{}").unwrap();
+        std::fs::write(data.join("notes.txt"), "mine").unwrap();
+        let e = clear_data_dir(&data).unwrap_err().to_string();
+        assert!(e.contains("notes.txt") && e.contains("--data-dir"), "{e}");
+        assert!(data.join("notes.txt").exists());
+        assert!(!written_by_a_devnet("worker") && !written_by_a_devnet("workers"));
+        // With a summary it is a previous devnet, cleared whole.
+        std::fs::write(data.join("devnet.json"), "{}").unwrap();
+        clear_data_dir(&data).unwrap();
+        assert!(!data.exists());
+        // Nothing there is fine.
+        clear_data_dir(&data).unwrap();
+    }
 
     #[test]
     fn a_key_file_is_created_private_read_back_and_refused_once_others_may_read_it() {
