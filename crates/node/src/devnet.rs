@@ -132,8 +132,8 @@ pub struct DevnetConfig {
     pub block_interval: Duration,
     /// `None`: anvil mines a block for each transaction (a transaction is final at once).
     /// `Some(t)` (1 ms to 60 s): the devnet has it mine a block every `t` with every transaction
-    /// sent meanwhile, as a fast L2 does — far less work for anvil under load, which recomputes its whole state root for
-    /// every block (BENCHMARKS.md).
+    /// sent meanwhile, as a fast L2 does — far less work for anvil under load, which recomputes
+    /// its whole state root for every block (BENCHMARKS.md).
     pub block_time: Option<Duration>,
     /// What the gateway allows one client (one address: every client of a devnet on this
     /// machine shares 127.0.0.1).
@@ -294,7 +294,7 @@ impl Devnet {
 
 /// anvil's flags for a devnet: at most 64 past states in memory (nothing reads older ones: every
 /// call is at the latest block, and logs and receipts are kept whatever this says). Without it
-/// anvil keeps 500 snapshots of the whole state, a few hundred MB at 2,000 contracts.
+/// anvil keeps up to 500 snapshots of the whole state (its default), one per block.
 const DEVNET_ANVIL_ARGS: [&str; 2] = ["--prune-history", "64"];
 
 /// Mines a block (with every pending transaction) every `interval`, until aborted.

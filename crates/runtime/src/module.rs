@@ -96,7 +96,7 @@ pub(crate) fn compile(
     }
     scan_sections(code)?;
     // Defence in depth: should the engine panic while compiling, the module is refused instead.
-    // wasmi 2.0.0's translator did on some valid modules (found by the `runtime_wasm` fuzz
+    // wasmi 2.0.0's translator did on some modules (found by the `runtime_wasm` fuzz
     // target); the vendored wasmi is fixed (vendor/wasmi/PATCHED.md). Where panics abort (an SGX
     // build) this catch does not help: see docs/hardware.md.
     let compiled =
