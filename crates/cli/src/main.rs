@@ -166,6 +166,15 @@ enum Command {
     #[command(subcommand)]
     #[command(verbatim_doc_comment)]
     Contract(contract_cmds::ContractCommand),
+    /// Measure the network: load it with tasks and queries and count the outcome on chain.
+    ///
+    /// Examples:
+    ///   enigma bench load --clients 20 --contracts 5 --seconds 30
+    ///   enigma bench load --mix write=70,read=10,query=15,deploy=5 --json
+    ///   enigma bench load --devnet .devnet --clients 8   (a devnet already running)
+    #[command(subcommand)]
+    #[command(verbatim_doc_comment)]
+    Bench(bench::BenchCommand),
 }
 
 /// `enigma worker`: run it, or one of the subcommands.
@@ -256,6 +265,11 @@ struct DevnetArgs {
     /// selection draws, up to K (at least 1; default: every worker keeps every contract).
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     replicas: Option<u32>,
+    /// Let the gateway treat this many clients from one address as separate clients (its
+    /// per-client connection and request limits multiplied): for load tests whose clients all
+    /// come from 127.0.0.1 (`enigma bench load --devnet`).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    clients_per_address: u64,
     /// Resume the devnet left in --data-dir (its chain, contracts and nodes) instead of clearing it.
     #[arg(long)]
     keep: bool,
@@ -484,6 +498,7 @@ macro_rules! say {
 }
 
 mod abi;
+mod bench;
 mod chain_cmds;
 mod client_cmds;
 mod contract_cmds;
@@ -519,7 +534,12 @@ fn init_logs(json: bool, default: &str) {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The devnet's nodes share the terminal with its summary: only warnings unless RUST_LOG asks.
-    let default = if matches!(cli.command, Command::Devnet(_)) { "warn" } else { "info" };
+    let default = match cli.command {
+        Command::Devnet(_) => "warn",
+        // The chain pollers of the load's clients outlive a devnet the load stops.
+        Command::Bench(_) => "warn,alloy_rpc_client::poller=off",
+        _ => "info",
+    };
     init_logs(cli.json_logs, default);
     match run(cli.command, &cli.chain).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -593,6 +613,7 @@ async fn run(command: Command, chain: &chain_cmds::ChainFlags) -> Result<()> {
         Command::Permit(args) => client_cmds::permit(args).await,
         Command::Task(command) => client_cmds::task(command).await,
         Command::Contract(command) => contract_cmds::contract(command).await,
+        Command::Bench(command) => bench::bench(command).await,
     }
 }
 
@@ -793,6 +814,7 @@ async fn devnet(a: DevnetArgs) -> Result<()> {
         block_time: a.block_ms.map(Duration::from_millis),
         replicas: a.replicas,
         keep: a.keep,
+        gateway_limits: bench::per_client_limits(usize::try_from(a.clients_per_address)?),
         ..enigma_node::DevnetConfig::default()
     };
     let devnet = enigma_node::start_devnet(config, |step| spinner.set_message(step.to_string()))

@@ -281,3 +281,95 @@ fn a_gateway_refuses_a_workers_flags_and_asks_for_its_address() {
     let e = run(&["--data-dir", "gw"]);
     assert!(e.contains("--gateway-listen is required"), "{e}");
 }
+
+/// `enigma bench load` against a devnet the test started: every kind of call of its mix is
+/// sent and answered, every recorded task is Verified on chain, and the ledgers hold exactly
+/// the writes it counts (asked with `enigma query`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_load_sends_its_mix_to_a_running_devnet_and_counts_every_task_on_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("devnet");
+    let devnet = start_devnet(
+        DevnetConfig {
+            epoch_size: 10_000,
+            block_time: Some(std::time::Duration::from_millis(100)),
+            ..DevnetConfig::on_free_ports(data_dir.clone())
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut options = enigma_contract_build::BuildOptions::examples(&root);
+    options.packages = vec!["ledger".into()];
+    let built = enigma_contract_build::build(&options).unwrap();
+    let ledger = enigma_contract_build::find(&built, "ledger").unwrap().wasm.clone();
+    let bench = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_enigma"));
+        cmd.args(["bench", "load", "--contract"]).arg(&ledger).args(args);
+        async move { tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap() }
+    };
+
+    // No devnet there: the error says what was looked for.
+    let missing = dir.path().join("nothing");
+    let out = bench(&["--devnet", missing.to_str().unwrap()]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is a devnet running there?"), "{err}");
+
+    let out = bench(&[
+        "--devnet",
+        data_dir.to_str().unwrap(),
+        "--clients",
+        "3",
+        "--contracts",
+        "2",
+        "--seconds",
+        "8",
+        "--mix",
+        "write=3,read=1,query=1,deploy=1",
+        "--json",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["failures"], serde_json::json!({}), "{s}");
+    let count = |v: &serde_json::Value| v.as_u64().unwrap();
+    let recorded = count(&s["recorded"]);
+    assert!(recorded > 0, "{s}");
+    assert_eq!(s["chain_status"], serde_json::json!({ "Verified": recorded }), "{s}");
+    let mut tasks = 0;
+    for kind in ["write", "read", "query", "deploy"] {
+        let k = &s["by_kind"][kind];
+        assert!(count(&k["calls"]) > 0, "no {kind} call was sent: {s}");
+        assert_eq!(k["answered"], k["calls"], "{kind}: {s}");
+        assert_eq!(k["completed"], k["calls"], "{kind}: {s}");
+        if kind != "query" {
+            tasks += count(&k["calls"]);
+        }
+    }
+    assert_eq!(tasks, recorded, "every task sent was recorded, and nothing else: {s}");
+    assert_eq!(count(&s["completed"]), recorded, "{s}");
+    assert_eq!(s["queries_answered"], s["by_kind"]["query"]["calls"], "{s}");
+    assert!(count(&s["gas_per_task"]["all_in"]) > 0, "{s}");
+    assert!(count(&s["gas_per_task"]["receipt_transactions"]) > 0, "{s}");
+    // The devnet runs in this test's process, the clients in the command's: both are measured.
+    for process in ["devnet_process", "anvil", "load_clients"] {
+        assert!(s["cpu_ms_per_completed_call"][process].is_number(), "{process}: {s}");
+    }
+
+    // The ledgers hold exactly the writes the load counted.
+    let summary = data_dir.join("devnet.json");
+    let mut entries = 0;
+    for contract in s["contract_addresses"].as_array().unwrap() {
+        let held = enigma(
+            &summary,
+            &["query", contract.as_str().unwrap(), "summary()", "--returns", "(uint256,uint256)"],
+        )
+        .await
+        .unwrap();
+        entries += held["decoded"][1].as_str().unwrap().parse::<u64>().unwrap();
+    }
+    assert_eq!(entries, count(&s["by_kind"]["write"]["completed"]), "{s}");
+    devnet.stop().await;
+}
