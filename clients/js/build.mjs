@@ -65,7 +65,7 @@ for (const [crate, file, out] of modules) {
 const USED = [
   'principal', 'groupSize', 'token', 'minGasPrice', 'maxGasLimit', 'getCurrentEpoch', 'getWorkerBySigner',
   'getSecretContract', 'getTaskRecord', 'taskNonce', 'prepaidBalance', 'depositBalance',
-  'createTaskRecord', 'createDeploymentTaskRecord', 'returnFeesForTask', 'Registered', 'ReceiptVerified',
+  'createTaskRecord', 'createTaskRecords', 'createDeploymentTaskRecord', 'returnFeesForTask', 'Registered', 'ReceiptVerified',
   'ReceiptFailed', 'ReceiptFailedETH', 'ReceiptsVerified',
 ];
 const artifact = (name) => JSON.parse(readFileSync(join(root, `contracts/artifacts/${name}.json`), 'utf8')).abi;

@@ -1,6 +1,7 @@
 // Run by the Rust test crates/client/tests/js.rs against a devnet it started: deposits, deploys
 // the millionaires contract from `config.wasm` (a path), adds `config.millionaires` with compute
-// tasks (reporting every stage), confirms them on chain and asks who is richest — all with
+// tasks (reporting every stage), confirms them on chain, adds `config.many` (if given) with one
+// `computeMany` (one record transaction) and asks who is richest — all with
 // enigma-js — and prints what it got as JSON on stdout. With `config.expect` = "refusal" it
 // does only `config.action` ("deploy" or "compute" on `config.contract`) and prints the reason
 // it was refused. A failure exits 1 with the reason on stderr.
@@ -43,8 +44,21 @@ try {
     const receipt = await client.confirm(outcome);
     tasks.push({ taskId: outcome.taskId, status: receipt.status, finality: outcome.finality, gasUsed: outcome.gasUsed, deltaHash: outcome.deltaHash });
   }
+  // `config.many`: more millionaires in one record transaction (computeMany).
+  const many = [];
+  if (config.many) {
+    const settled = await client.computeMany(
+      config.many.map(([who, worth]) => ({ contract, callable: 'add_millionaire(address,uint256)', args: args(add(who, worth)) })),
+      { onProgress },
+    );
+    for (const s of settled) {
+      if (s.status !== 'fulfilled') throw s.reason;
+      many.push({ taskId: s.value.taskId, recordTx: s.value.recordTx, deltaHash: s.value.deltaHash, status: await client.waitFinal(s.value.taskId) });
+    }
+  }
   const richest = await client.compute(contract, 'compute_richest()', new Uint8Array());
   console.log(JSON.stringify({
+    many,
     address: client.address,
     contract,
     deployTask: deployed.taskId,

@@ -70,6 +70,20 @@ export interface TaskOutcome {
   /** `confirmed`: the chain holds this result's receipt; `provisional`: not yet, on the
    * chain's state or ahead of it. */
   finality: 'confirmed' | 'provisional';
+  /** The transaction that recorded the task (shared by the tasks of one `computeMany`). */
+  recordTx?: `0x${string}`;
+}
+
+/** One task of `computeMany`. */
+export interface ComputeCall {
+  contract: `0x${string}`;
+  callable: string;
+  /** ABI-encoded arguments (default: none). */
+  args?: Uint8Array;
+  /** Gas the task may use (default 20,000,000). */
+  gasLimit?: number | bigint;
+  /** ENG sent with the call, in grains. */
+  value?: bigint;
 }
 
 export interface Permit {
@@ -104,6 +118,8 @@ export const TASK_STATUS: TaskStatus[];
 /** What the client refused or could not do; the message says what and what to do. */
 export class EnigmaError extends Error {
   taskId?: `0x${string}`;
+  /** The tasks a `computeMany` that recorded nothing tried. */
+  taskIds?: `0x${string}`[];
   code?: number;
   gasUsed?: number;
   /** The task ran and failed (the message is the contract's error). */
@@ -119,6 +135,11 @@ export class Client {
   balances(): Promise<{ prepaid: bigint; eng: bigint }>;
   deploy(wasm: Uint8Array, constructor?: string, args?: Uint8Array, options?: TaskOptions): Promise<TaskOutcome>;
   compute(contract: `0x${string}`, callable: string, args?: Uint8Array, options?: TaskOptions): Promise<TaskOutcome>;
+  /** Several tasks (at most 32) recorded in one transaction (`createTaskRecords`), sent in the
+   * chain's order, their results awaited together; each settles on its own. Rejects only if
+   * nothing was recorded. With a wallet, each task's caller proof is one signature prompt
+   * unless `anonymous`. */
+  computeMany(calls: ComputeCall[], options?: Pick<TaskOptions, 'anonymous' | 'onProgress'>): Promise<PromiseSettledResult<TaskOutcome>[]>;
   query(contract: `0x${string}`, callable: string, args?: Uint8Array, options?: QueryOptions): Promise<QueryOutcome>;
   signPermit(name: string, contracts: `0x${string}`[], expiry: number): Promise<Permit>;
   revokePermit(contract: `0x${string}`, name: string, options?: TaskOptions): Promise<TaskOutcome>;

@@ -17,6 +17,11 @@ export async function example(wallet: { request(a: { method: string }): Promise<
   });
   const outcome = await client.compute(deployed.contract, 'add(uint256)', new Uint8Array(32), { gasLimit: 100_000, value: 0n });
   const receipt = await client.confirm(outcome);
+  const many = await client.computeMany([
+    { contract: deployed.contract, callable: 'add(uint256)', args: new Uint8Array(32) },
+    { contract: deployed.contract, callable: 'total()', gasLimit: 100_000n },
+  ]);
+  const recordTxs = many.map((m) => (m.status === 'fulfilled' ? m.value.recordTx : String(m.reason)));
   const permit: Permit = await client.signPermit('app', [deployed.contract], Math.floor(Date.now() / 1000) + 3600);
   const answer = await client.query(deployed.contract, 'total()', undefined, { permit, latest: true });
   const tip: `0x${string}` | null = await client.deltaHashAt(deployed.contract, answer.deltaCount - 1);
@@ -25,5 +30,5 @@ export async function example(wallet: { request(a: { method: string }): Promise<
   } catch (e) {
     if (e instanceof EnigmaError && e.taskId) return e.message;
   }
-  return `${receipt.status} ${answer.onChain} ${tip} ${answer.caller} ${TASK_STATUS.length} ${outcome.finality}`;
+  return `${receipt.status} ${answer.onChain} ${tip} ${answer.caller} ${TASK_STATUS.length} ${outcome.finality} ${recordTxs.join()}`;
 }

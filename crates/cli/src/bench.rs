@@ -90,7 +90,8 @@ pub(crate) struct LoadArgs {
     seconds: u64,
     /// What the clients send, as KIND=WEIGHT pairs: write (`record(uint256)`, a delta each),
     /// read (a task calling `summary()`: recorded and paid, no delta), query (`summary()` as a
-    /// free read-only query) and deploy (a new `ledger`).
+    /// free read-only query) and deploy (a new `ledger`). Each turn of a client draws a kind by
+    /// weight: a write or read turn sends --batch tasks, a query or deploy turn one call.
     #[arg(long, default_value = "write=1")]
     mix: Mix,
     /// Tasks a client records in one transaction (`Client::record_many`), then sends in the
@@ -106,7 +107,9 @@ pub(crate) struct LoadArgs {
     record_window_ms: u64,
     /// Load a devnet already running from this data directory (its `devnet.json`; `enigma
     /// devnet --data-dir`) instead of starting one. Its gateway's per-client limits then apply:
-    /// every client here comes from 127.0.0.1 (start it with `enigma devnet --clients-per-address N`).
+    /// every client here comes from 127.0.0.1 (start it with `enigma devnet
+    /// --clients-per-address N`), and tasks in flight when an epoch ends are not executed
+    /// (refundable; start it with a long --epoch-size to measure the steady state).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["workers", "block_ms"])]
     devnet: Option<PathBuf>,
     /// Workers of the devnet this command starts.
@@ -228,9 +231,11 @@ impl Draws {
 /// One finished call of the load.
 struct Done {
     op: Op,
-    record: Duration,
+    /// Recording time, where it is separate (not for queries, nor windowed computes).
+    record: Option<Duration>,
     /// Set when the call was answered (the result or answer verified and decrypted).
     execute: Option<Duration>,
+    /// The task, once known to be recorded.
     task: Option<TaskId>,
     error: Option<String>,
 }
@@ -245,9 +250,17 @@ struct Tally {
 }
 
 impl Tally {
-    fn push(&self, op: Op, record: Duration, outcome: Result<(Option<TaskId>, Duration), String>) {
+    /// Counts a finished call: `task` is its task if recorded, `outcome` the time to its
+    /// answer, or its error.
+    fn push(
+        &self,
+        op: Op,
+        record: Option<Duration>,
+        task: Option<TaskId>,
+        outcome: Result<Duration, String>,
+    ) {
         let entry = match outcome {
-            Ok((task, execute)) => {
+            Ok(execute) => {
                 self.answered.fetch_add(1, Ordering::Relaxed);
                 Done { op, record, execute: Some(execute), task, error: None }
             }
@@ -255,7 +268,7 @@ impl Tally {
                 if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
                     note!("the first failure ({}), at once: {e}", op.name());
                 }
-                Done { op, record, execute: None, task: None, error: Some(e) }
+                Done { op, record, execute: None, task, error: Some(e) }
             }
         };
         if let Ok(mut d) = self.done.lock() {
@@ -275,8 +288,8 @@ async fn load(o: LoadArgs) -> Result<()> {
     if o.record_batches && o.batch == 1 && o.record_window_ms == 0 {
         bail!("--record-batches records batches: give --batch N (N > 1) too");
     }
-    let ledger = ledger_wasm(o.contract.clone()).await?;
-    let (summary, devnet, _dir) = match &o.devnet {
+    // A running devnet's summary first: a wrong path is told before a build of minutes.
+    let running = match &o.devnet {
         Some(dir) => {
             let path = if dir.is_dir() { dir.join("devnet.json") } else { dir.clone() };
             let text = std::fs::read_to_string(&path).with_context(|| {
@@ -284,8 +297,13 @@ async fn load(o: LoadArgs) -> Result<()> {
             })?;
             let summary: DevnetSummary = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a devnet summary", path.display()))?;
-            (summary, None, None)
+            Some(summary)
         }
+        None => None,
+    };
+    let ledger = ledger_wasm(o.contract.clone()).await?;
+    let (summary, devnet, _dir) = match running {
+        Some(summary) => (summary, None, None),
         None => {
             let dir = tempfile::tempdir().context("a temporary directory for the devnet")?;
             note!("starting a devnet with {} workers …", o.workers);
@@ -373,16 +391,13 @@ fn client_config(s: &DevnetSummary, account: KeyPair, timeout: Duration) -> Resu
 async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> {
     let timeout = Duration::from_secs(o.timeout);
     let funder_key = s.accounts.first().context("the devnet summary has no dev account")?;
-    let funder = Client::connect(client_config(
-        s,
-        key(&SecretArg(funder_key.private_key.clone()), "dev account key")?,
-        timeout,
-    )?)
-    .await
-    .context("connecting the funding account")?;
+    let funder_account = key(&SecretArg(funder_key.private_key.clone()), "dev account key")?;
+    let funder = Client::connect(client_config(s, funder_account, timeout)?)
+        .await
+        .context("connecting the devnet's first account (it funds the load's accounts)")?;
     note!("funding {} accounts and deploying {} ledgers …", o.clients, o.contracts);
     let mut clients = Vec::new();
-    for _ in 0..o.clients {
+    for i in 0..o.clients {
         let account = KeyPair::generate()?;
         let address = account.address();
         // 100 ETH for gas (a devnet's chain is anvil), 1,000 ENG from the funder, all of it
@@ -393,17 +408,24 @@ async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> 
             .raw_request("anvil_setBalance".into(), (format!("{address}"), "0x56bc75e2d63100000"))
             .await
             .context("funding an account with anvil_setBalance (the chain must be a devnet's)")?;
-        funder.chain().transfer_token(address, 1_000 * ENG).await?;
-        let mut c = Client::connect(client_config(s, account, timeout)?).await?;
+        funder.chain().transfer_token(address, 1_000 * ENG).await.with_context(|| {
+            format!("sending account {i} 1,000 ENG from the devnet's first account")
+        })?;
+        let mut c = Client::connect(client_config(s, account, timeout)?)
+            .await
+            .with_context(|| format!("connecting account {i}"))?;
         if o.record_window_ms > 0 {
             c = c.batch_records(Duration::from_millis(o.record_window_ms));
         }
-        c.deposit(1_000 * ENG).await?;
+        c.deposit(1_000 * ENG)
+            .await
+            .with_context(|| format!("depositing account {i}'s 1,000 ENG for task fees"))?;
         clients.push(Arc::new(c));
     }
     let mut contracts = Vec::new();
     for _ in 0..o.contracts {
-        contracts.push(clients[0].deploy(ledger, "construct()", &[], GAS).await?.contract);
+        let deployed = clients[0].deploy(ledger, "construct()", &[], GAS).await;
+        contracts.push(deployed.context("deploying a ledger for the load")?.contract);
     }
 
     let mut starts = Vec::new();
@@ -411,16 +433,16 @@ async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> 
         let user = c.chain().account().context("a client without an account")?;
         starts.push(c.chain().task_nonce(user).await?);
     }
-    let first_block = funder.chain().block_number().await?;
+    // The load's blocks come after this one, which may hold the setup's last receipt.
+    let first_block = funder.chain().block_number().await? + 1;
     let tally = Tally {
         stop: Arc::default(),
         answered: Arc::default(),
         failed: Arc::default(),
         done: Arc::default(),
     };
-    let chain_port = port(&s.chain_url);
-    let (devnet_pid, anvil) =
-        (port(&s.gateway_url).and_then(listener), chain_port.and_then(listener));
+    // The processes serving the gateway and the chain, where they run on this machine.
+    let (devnet_pid, anvil) = (local_listener(&s.gateway_url), local_listener(&s.chain_url));
     let me = std::process::id();
     let before = [Some(me), devnet_pid, anvil].map(|p| p.and_then(cpu));
     let ledger: Arc<[u8]> = ledger.into();
@@ -451,8 +473,10 @@ async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> 
         );
     }
     tally.stop.store(true, Ordering::Relaxed);
+    note!("stopping: the calls under way finish …");
     while load.join_next().await.is_some() {}
     let load_secs = started.elapsed().as_secs_f64();
+    // CPU over the load's seconds (receipts that settle after them are not in it).
     let after = [Some(me), devnet_pid, anvil].map(|p| p.and_then(cpu));
     let spent: Vec<Option<Duration>> = before
         .iter()
@@ -461,36 +485,55 @@ async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> 
         .collect();
 
     // Every recorded task, counted against the chain once it settles (receipts go in batches).
-    note!("waiting for every recorded task to settle on chain …");
+    note!("waiting for every recorded task to settle on chain (up to 120 s) …");
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     let mut verified = HashSet::new();
     let mut recorded = 0u64;
     let settle_by = Instant::now() + Duration::from_secs(120);
+    let mut unsettled = 0u64;
     for (c, start) in clients.iter().zip(&starts) {
         let user = c.chain().account().context("a client without an account")?;
-        let end = c.chain().task_nonce(user).await?;
+        let end = c.chain().task_nonce(user).await.context("reading an account's task nonce")?;
         for n in *start..end {
             recorded += 1;
             let id = task_id(&user, n);
+            let mut errors = 0;
             let status = loop {
-                let status = c.chain().task(&id).await?.map_or(TaskStatus::Created, |r| r.status);
-                if status.is_final() || Instant::now() > settle_by {
-                    break status;
+                match c.chain().task(&id).await {
+                    Ok(record) => {
+                        let status = record.map_or(TaskStatus::Created, |r| r.status);
+                        if status.is_final() {
+                            break format!("{status:?}");
+                        }
+                        if Instant::now() > settle_by {
+                            unsettled += 1;
+                            break format!("{status:?}");
+                        }
+                    }
+                    // A chain that keeps failing to answer does not lose the run's summary.
+                    Err(e) if errors >= 3 => {
+                        note!("task {id}'s status could not be read: {e}");
+                        break "Unknown".to_string();
+                    }
+                    Err(_) => errors += 1,
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
-            if status == TaskStatus::Verified {
+            if status == "Verified" {
                 verified.insert(id);
             }
-            *statuses.entry(format!("{status:?}")).or_default() += 1;
+            *statuses.entry(status).or_default() += 1;
         }
+    }
+    if unsettled > 0 {
+        note!("{unsettled} recorded tasks were not final after 120 s (left as they stand)");
     }
     let last_block = funder.chain().block_number().await?;
     let done =
         std::mem::take(&mut *tally.done.lock().map_err(|_| anyhow::anyhow!("a poisoned lock"))?);
     let completed = |d: &Done| match d.op {
         Op::Query => d.execute.is_some(),
-        _ => d.task.is_some_and(|id| verified.contains(&id)),
+        _ => d.execute.is_some() && d.task.is_some_and(|id| verified.contains(&id)),
     };
     let tasks_completed = done.iter().filter(|d| d.op != Op::Query && completed(d)).count();
     let queries_answered = done.iter().filter(|d| d.op == Op::Query && completed(d)).count();
@@ -506,6 +549,7 @@ async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> 
         let mut samples: Vec<Duration> = done.iter().filter_map(pick).collect();
         percentiles(&mut samples)
     };
+    let whole = |d: &Done| d.execute.map(|e| e + d.record.unwrap_or_default());
     let task_call = |d: &Done| d.op != Op::Query;
     let mut by_kind = serde_json::Map::new();
     for op in Op::ALL.into_iter().filter(|op| o.mix.0.iter().any(|(k, w)| k == op && *w > 0)) {
@@ -516,7 +560,7 @@ async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> 
                 "calls": done.iter().filter(of).count(),
                 "answered": done.iter().filter(of).filter(|d| d.execute.is_some()).count(),
                 "completed": done.iter().filter(of).filter(|d| completed(d)).count(),
-                "latency_ms": percentiles_of(&|d| (d.op == op).then_some(d.execute.map(|e| e + d.record)).flatten()),
+                "latency_ms": percentiles_of(&|d| if d.op == op { whole(d) } else { None }),
             }),
         );
     }
@@ -530,6 +574,9 @@ async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> 
             *n += 1;
         }
     }
+    // Answered, but its receipt not on chain when counted: a provisional result.
+    let answered_not_verified =
+        done.iter().filter(|d| d.op != Op::Query && d.execute.is_some() && !completed(d)).count();
     let calls_completed = (tasks_completed + queries_answered).max(1) as f64;
     let ms_per = |d: Option<Duration>| {
         d.map(|d| (d.as_secs_f64() * 1e3 / calls_completed * 100.0).round() / 100.0)
@@ -549,15 +596,16 @@ async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> 
         "answered": done.iter().filter(|d| d.execute.is_some()).count(),
         "completed": tasks_completed,
         "completed_per_second": (tasks_completed as f64 / load_secs * 10.0).round() / 10.0,
+        "answered_but_not_verified_on_chain": answered_not_verified,
         "queries_answered": queries_answered,
         "queries_per_second": (queries_answered as f64 / load_secs * 10.0).round() / 10.0,
         "recorded": recorded,
         "chain_status": statuses,
         "by_kind": by_kind,
         "latency": {
-            "record": percentiles_of(&|d| (task_call(d) && d.execute.is_some()).then_some(d.record)),
+            "record": percentiles_of(&|d| if task_call(d) && d.execute.is_some() { d.record } else { None }),
             "execute": percentiles_of(&|d| if task_call(d) { d.execute } else { None }),
-            "total": percentiles_of(&|d| if task_call(d) { d.execute.map(|e| e + d.record) } else { None }),
+            "total": percentiles_of(&|d| if task_call(d) { whole(d) } else { None }),
         },
         "cpu_ms_per_completed_call": {
             // With the devnet in this process, its figure includes the load's clients.
@@ -625,8 +673,8 @@ impl Sender {
                 Op::Query => {
                     let at = Instant::now();
                     let answer = self.c.query(self.contract, "summary()", &[]).await;
-                    let outcome = answer.map(|_| (None, at.elapsed())).map_err(|e| e.to_string());
-                    self.tally.push(Op::Query, Duration::ZERO, outcome);
+                    let outcome = answer.map(|_| at.elapsed()).map_err(|e| e.to_string());
+                    self.tally.push(Op::Query, None, None, outcome);
                 }
                 Op::Deploy => self.deploy().await,
                 op => {
@@ -658,19 +706,17 @@ impl Sender {
             .c
             .record_deploy_with(&self.ledger, "construct()", &[], GAS, &TaskOptions::default())
             .await;
-        let record = at.elapsed();
-        let outcome = match recorded {
-            Err(e) => Err(e.to_string()),
-            Ok(task) => {
-                let at = Instant::now();
-                match self.c.send(task).await {
-                    Ok(h) => h.result().await.map(|r| (Some(r.task_id), at.elapsed())),
-                    Err(e) => Err(e),
-                }
-                .map_err(|e| e.to_string())
-            }
+        let record = Some(at.elapsed());
+        let task = match recorded {
+            Ok(task) => task,
+            Err(e) => return self.tally.push(Op::Deploy, record, None, Err(e.to_string())),
         };
-        self.tally.push(Op::Deploy, record, outcome);
+        let (id, at) = (task.id(), Instant::now());
+        let outcome = match self.c.send(task).await {
+            Ok(h) => h.result().await.map(|_| at.elapsed()),
+            Err(e) => Err(e),
+        };
+        self.tally.push(Op::Deploy, record, Some(id), outcome.map_err(|e| e.to_string()));
     }
 
     /// A batch's tasks as concurrent computes: the client records them as one record batch by
@@ -684,18 +730,19 @@ impl Sender {
             computes.spawn(async move { c.compute(contract, callable, &a, GAS).await });
         }
         while let Some(joined) = computes.join_next().await {
-            let outcome = match joined {
-                Ok(Ok(o)) => Ok((Some(o.task_id), at.elapsed())),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(e) => Err(format!("a compute task ended: {e}")),
+            let (task, outcome) = match joined {
+                Ok(Ok(o)) => (Some(o.task_id), Ok(at.elapsed())),
+                // A failed compute's task, if it was recorded, is counted on chain all the same.
+                Ok(Err(e)) => (None, Err(e.to_string())),
+                Err(e) => (None, Err(format!("a compute task ended: {e}"))),
             };
-            self.tally.push(op, Duration::ZERO, outcome);
+            self.tally.push(op, None, task, outcome);
         }
     }
 
     /// A batch recorded first (one task alone, or `record_many` / `record_batch`), its tasks
     /// then sent in the chain's order, each once the worker took the one before, and their
-    /// results collected after. (Sending a batch all at once does worse: BENCHMARKS.md.)
+    /// results awaited together. (Sending a batch all at once does worse: BENCHMARKS.md.)
     async fn recorded_batch(&self, op: Op, callable: &str, args: &[Vec<u8>]) {
         let calls: Vec<_> =
             args.iter().map(|a| (self.contract, callable, a.as_slice(), GAS)).collect();
@@ -707,22 +754,30 @@ impl Sender {
         } else {
             self.c.record_many(&calls).await
         };
-        let record = at.elapsed();
+        let record = Some(at.elapsed());
         let tasks = match recorded {
             Ok(tasks) => tasks,
-            Err(e) => return self.tally.push(op, record, Err(e.to_string())),
+            Err(e) => {
+                // None of the batch was recorded: each of its calls failed.
+                for _ in args {
+                    self.tally.push(op, record, None, Err(e.to_string()));
+                }
+                return;
+            }
         };
         let mut handles = Vec::new();
         for task in tasks {
-            let at = Instant::now();
+            let (id, at) = (task.id(), Instant::now());
             match self.c.send(task).await {
-                Ok(h) => handles.push((at, h)),
-                Err(e) => self.tally.push(op, record, Err(e.to_string())),
+                Ok(h) => handles.push((id, at, h)),
+                Err(e) => self.tally.push(op, record, Some(id), Err(e.to_string())),
             }
         }
-        for (at, h) in handles {
-            let outcome = h.result().await.map(|r| (Some(r.task_id), at.elapsed()));
-            self.tally.push(op, record, outcome.map_err(|e| e.to_string()));
+        let results = handles.into_iter().map(|(id, at, h)| async move {
+            (id, h.result().await.map(|_| at.elapsed()).map_err(|e| e.to_string()))
+        });
+        for (id, outcome) in futures::future::join_all(results).await {
+            self.tally.push(op, record, Some(id), outcome);
         }
     }
 }
@@ -811,10 +866,20 @@ fn kind(e: &str) -> String {
     folded.replace("Nx…", "0x…")
 }
 
-/// The port of a URL such as `http://127.0.0.1:8545` or `ws://[::1]:3346/path`.
-fn port(url: &str) -> Option<u16> {
+/// The port of a URL such as `http://127.0.0.1:8545` or `ws://[::1]:3346/path`, if its host is
+/// this machine's loopback.
+fn local_port(url: &str) -> Option<u16> {
     let authority = url.split("://").nth(1)?.split('/').next()?;
-    authority.rsplit_once(':')?.1.parse().ok()
+    let (host, port) = authority.rsplit_once(':')?;
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        return None;
+    }
+    port.parse().ok()
+}
+
+/// The process serving `url` on this machine (none for another host's URL).
+fn local_listener(url: &str) -> Option<u32> {
+    local_port(url).and_then(listener)
 }
 
 /// The process listening on a local TCP `port` (from `/proc/net/tcp{,6}` and each process's
@@ -904,10 +969,11 @@ mod tests {
     }
 
     #[test]
-    fn ports_are_read_from_urls() {
-        assert_eq!(port("http://127.0.0.1:8545"), Some(8545));
-        assert_eq!(port("ws://[::1]:3346/path"), Some(3346));
-        assert_eq!(port("http://localhost"), None);
+    fn ports_are_read_from_local_urls_only() {
+        assert_eq!(local_port("http://127.0.0.1:8545"), Some(8545));
+        assert_eq!(local_port("ws://[::1]:3346/path"), Some(3346));
+        assert_eq!(local_port("http://localhost"), None);
+        assert_eq!(local_port("http://10.77.0.4:3346"), None, "another host's process is not ours");
     }
 
     #[test]

@@ -265,10 +265,11 @@ struct DevnetArgs {
     /// selection draws, up to K (at least 1; default: every worker keeps every contract).
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     replicas: Option<u32>,
-    /// Let the gateway treat this many clients from one address as separate clients (its
-    /// per-client connection and request limits multiplied): for load tests whose clients all
-    /// come from 127.0.0.1 (`enigma bench load --devnet`).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    /// Let the gateway treat this many clients from one address as separate clients: its
+    /// per-client limits (64 connections, 32 requests in flight) multiplied, up to its totals
+    /// (512 of each; more than 16 changes nothing). For load tests whose clients all come from
+    /// 127.0.0.1 (`enigma bench load --devnet`).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
     clients_per_address: u64,
     /// Resume the devnet left in --data-dir (its chain, contracts and nodes) instead of clearing it.
     #[arg(long)]

@@ -127,6 +127,13 @@ fn mb(bytes: u64) -> f64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Error> {
     let o = options()?;
+    // RUST_LOG=enigma_node=debug (say) shows what the nodes do, on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut build = enigma_client::build::BuildOptions::examples(&root);
     build.packages = vec!["ledger".into()];
@@ -301,6 +308,7 @@ async fn join(
         let args = (U256::from(5u64),).abi_encode_params();
         let out = client.compute(*contract, "record(uint256)", &args, GAS).await?;
         first_task_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        eprintln!("  first task on {contract}: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
         let (total, count) = <(U256, U256)>::abi_decode_params(&out.output)?;
         let expected = if picked.contains(contract) { (12u64, 2u64) } else { (5, 1) };
         if (total, count) == (U256::from(expected.0), U256::from(expected.1)) {

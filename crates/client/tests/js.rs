@@ -139,21 +139,34 @@ async fn a_javascript_client_deploys_computes_and_confirms_tasks_the_rust_client
         "0x2222222222222222222222222222222222222222",
         "0x3333333333333333333333333333333333333333",
     );
+    let (d, e) = (
+        "0x4444444444444444444444444444444444444444",
+        "0x5555555555555555555555555555555555555555",
+    );
     let config = serde_json::json!({
         "connect": js_connect(s, 2),
         "wasm": wasm,
         "deposit": "100000000",
         "millionaires": [[a, 10], [b, 30], [c, 20]],
+        "many": [[d, 50], [e, 40]],
     });
     let got = run_script(&js, "devnet/tasks.mjs", &config).await;
 
     // JS encrypted and recorded the tasks, a Rust worker ran them, and JS verified and decrypted
-    // the Rust enclave's results: the richest is the one worth 30.
+    // the Rust enclave's results: the richest is the one worth 50, added with `computeMany`.
     let richest = hex::decode(got["richest"].as_str().unwrap().trim_start_matches("0x")).unwrap();
     assert_eq!(
         <(AlloyAddress,)>::abi_decode_params(&richest).unwrap().0,
-        b.parse::<AlloyAddress>().unwrap()
+        d.parse::<AlloyAddress>().unwrap()
     );
+    // `computeMany` recorded its two tasks in one transaction, and both ran and settled.
+    let many = got["many"].as_array().unwrap();
+    assert_eq!(many.len(), 2, "{got}");
+    assert_eq!(many[0]["recordTx"], many[1]["recordTx"], "one record transaction: {got}");
+    assert_ne!(many[0]["recordTx"], serde_json::Value::Null, "{got}");
+    for task in many {
+        assert_eq!(task["status"], "Verified", "{task}");
+    }
     assert_eq!(got["address"], s.accounts[2].address.to_string().as_str());
     let stages: Vec<&str> =
         got["stages"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();

@@ -431,7 +431,11 @@ pub async fn start_devnet(config: DevnetConfig, mut progress: impl FnMut(&str)) 
         .port(config.chain_port)
         .arg("--state")
         .arg(state.display().to_string())
-        .args(["--state-interval", "1"])
+        // anvil also writes the state when stopped (SIGTERM, `Devnet::stop`); the interval
+        // bounds what a devnet killed outright loses. Every second, the dump of a large state
+        // (140 MB of JSON at 10,000 contracts) kept anvil's CPU at 100 % and slowed its blocks
+        // by a third (BENCHMARKS.md, "10,000 contracts").
+        .args(["--state-interval", "10"])
         .args(DEVNET_ANVIL_ARGS);
     if config.block_time.is_some() {
         // Blocks on a timer, mined by the devnet (below), not by anvil's `--block-time`: with

@@ -178,6 +178,9 @@ impl Drop for Turn<'_> {
     }
 }
 
+/// Contracts a worker prepares at once when it takes over at an epoch's start.
+const TAKE_OVER_AT_ONCE: usize = 8;
+
 impl Worker {
     /// Runs `f` in the background until it ends or the node stops.
     pub(crate) fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
@@ -495,6 +498,7 @@ impl Worker {
     /// At the start of an epoch (or of the node): prepares, in the background, every deployed
     /// contract this worker is selected for, so its first task does not wait for a sync.
     pub(crate) async fn take_over(self: Arc<Self>, epoch: u64) {
+        let started = std::time::Instant::now();
         let count = match self.chain.enigma().secretContractCount().call().await {
             Ok(c) => u64::try_from(c).unwrap_or(0),
             Err(e) => {
@@ -524,15 +528,56 @@ impl Worker {
             }
             start = stop;
         }
+        let (led, kept) = (mine.len(), others.len());
         self.mark_dirty(others);
-        for contract in mine {
-            if self.current_epoch().await != Some(epoch) {
-                return;
-            }
-            if let Err(e) = self.prepare_in_background(contract, epoch).await {
-                tracing::warn!(%contract, error = %e, "taking over a contract failed; its next task retries");
-            }
+        // Several at once: a preparation mostly waits (on the previous holder's status, the
+        // chain, a sync), and one at a time a worker leading 2,800 contracts took 300 s to be
+        // ready for all of them (10,000 contracts; BENCHMARKS.md).
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        let ended = std::sync::atomic::AtomicBool::new(false);
+        futures::StreamExt::for_each_concurrent(
+            futures::stream::iter(mine),
+            TAKE_OVER_AT_ONCE,
+            |contract| {
+                let (this, failed, ended) = (&self, &failed, &ended);
+                async move {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    if ended.load(Relaxed) {
+                        return;
+                    }
+                    if this.current_epoch().await != Some(epoch) {
+                        ended.store(true, Relaxed);
+                        return;
+                    }
+                    if let Err(e) = this.prepare_in_background(contract, epoch).await {
+                        failed.fetch_add(1, Relaxed);
+                        tracing::warn!(%contract, error = %e, "taking over a contract failed; its next task retries");
+                    }
+                }
+            },
+        )
+        .await;
+        let failed = failed.into_inner();
+        if ended.into_inner() {
+            tracing::info!(
+                me = %self.signer,
+                epoch,
+                led,
+                failed,
+                seconds = started.elapsed().as_secs_f64(),
+                "the epoch ended while this worker took over its contracts; the rest wait for their tasks"
+            );
+            return;
         }
+        tracing::info!(
+            me = %self.signer,
+            epoch,
+            led,
+            failed,
+            replicas_queued = kept,
+            seconds = started.elapsed().as_secs_f64(),
+            "took over the contracts this worker leads"
+        );
     }
 
     /// Queues contracts whose chain moved for replication.
@@ -549,12 +594,24 @@ impl Worker {
     pub(crate) async fn replicate_dirty(&self) {
         let dirty: Vec<ContractAddress> =
             self.dirty.lock().map(|mut d| d.drain().collect()).unwrap_or_default();
+        if dirty.is_empty() {
+            return;
+        }
+        let (started, count, mut failed) = (std::time::Instant::now(), dirty.len(), 0);
         for contract in dirty {
             if let Err(e) = self.replicate(contract).await {
                 tracing::debug!(%contract, error = %e, "replicating a contract failed; retrying later");
                 self.mark_dirty([contract]);
+                failed += 1;
             }
         }
+        tracing::debug!(
+            me = %self.signer,
+            count,
+            failed,
+            seconds = started.elapsed().as_secs_f64(),
+            "replicated the contracts whose chain moved"
+        );
     }
 
     /// Answers a sync request.
