@@ -118,8 +118,10 @@ export const TASK_STATUS: TaskStatus[];
 /** What the client refused or could not do; the message says what and what to do. */
 export class EnigmaError extends Error {
   taskId?: `0x${string}`;
-  /** The tasks a `computeMany` that recorded nothing tried. */
+  /** The tasks a `computeMany` that failed to record tried. */
   taskIds?: `0x${string}`[];
+  /** A transaction sent whose receipt was not received (it may still be mined). */
+  txHash?: `0x${string}`;
   code?: number;
   gasUsed?: number;
   /** The task ran and failed (the message is the contract's error). */
@@ -135,9 +137,9 @@ export class Client {
   balances(): Promise<{ prepaid: bigint; eng: bigint }>;
   deploy(wasm: Uint8Array, constructor?: string, args?: Uint8Array, options?: TaskOptions): Promise<TaskOutcome>;
   compute(contract: `0x${string}`, callable: string, args?: Uint8Array, options?: TaskOptions): Promise<TaskOutcome>;
-  /** Several tasks (at most 32) recorded in one transaction (`createTaskRecords`), sent in the
-   * chain's order, their results awaited together; each settles on its own. Rejects only if
-   * nothing was recorded. With a wallet, each task's caller proof is one signature prompt
+  /** Several tasks (at most 16) recorded in one transaction (`createTaskRecords`), sent in the
+   * chain's order, their results awaited together; each settles on its own. Rejects if the
+   * recording failed (`taskIds`; `txHash` if the tasks may still be recorded). With a wallet, each task's caller proof is one signature prompt
    * unless `anonymous`. */
   computeMany(calls: ComputeCall[], options?: Pick<TaskOptions, 'anonymous' | 'onProgress'>): Promise<PromiseSettledResult<TaskOutcome>[]>;
   query(contract: `0x${string}`, callable: string, args?: Uint8Array, options?: QueryOptions): Promise<QueryOutcome>;

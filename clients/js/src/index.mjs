@@ -88,8 +88,8 @@ const NOT_DELIVERED = -32015;
 /** The gateway's code for a request over its per-client or total limits, or from a banned client. */
 const NOT_ADMITTED = -32013;
 /** The most tasks `computeMany` records at once: their results are awaited together, each on its
- * own WebSocket, under the gateway's 64 connections per client. */
-const MAX_TASKS_IN_ONE_RECORD = 32;
+ * own WebSocket and HTTP poll, under the gateway's 64 connections per client. */
+const MAX_TASKS_IN_ONE_RECORD = 16;
 
 /** A viem account that signs with the wasm core's key (so no second secp256k1 library ships). */
 function keyAccount(keys) {
@@ -188,7 +188,13 @@ export class Client {
     } catch (e) {
       throw new EnigmaError(`${functionName} was refused: ${e.shortMessage || e.message}`);
     }
-    const receipt = await this.chain.waitForTransactionReceipt({ hash, pollingInterval: 100 });
+    let receipt;
+    try {
+      receipt = await this.chain.waitForTransactionReceipt({ hash, pollingInterval: 100 });
+    } catch (e) {
+      // Sent: it may still be mined. The hash lets a caller find out.
+      throw new EnigmaError(`${functionName} was sent (transaction ${hash}) but its receipt was not received: ${e.shortMessage || e.message}`, { txHash: hash });
+    }
     if (receipt.status !== 'success') throw new EnigmaError(`${functionName} reverted (transaction ${hash})`);
     return receipt;
   }
@@ -450,13 +456,13 @@ export class Client {
    * together.
    * @param {Array<{contract: string, callable: string, args?: Uint8Array, gasLimit?: number|bigint, value?: bigint}>} calls
    *   the tasks, in the order they are recorded (tasks of one contract run in this order)
-   *   (at most 32)
+   *   (at most 16)
    * @param {object} [options] `anonymous`, `onProgress(stage, detail)` (each task's stages).
    *   With a wallet, each task's caller proof is a signature of its own (one prompt a task)
    *   unless `anonymous`.
    * @returns {Promise<PromiseSettledResult<TaskOutcome>[]>} each task's outcome or error, in
-   *   the order of `calls`; it rejects only if nothing was recorded (the error's `taskIds` name
-   *   the tasks it tried)
+   *   the order of `calls`; it rejects if the recording failed (the error's `taskIds` name the
+   *   tasks; `txHash` when its transaction was sent and may still be mined)
    */
   async computeMany(calls, options = {}) {
     const { onProgress = () => {} } = options;
@@ -535,11 +541,15 @@ export class Client {
         ]);
         recordTx = receipt.transactionHash;
       } catch (e) {
-        // Sent, but its receipt was lost (a dropped connection): the records may stand. One
-        // transaction, so the first record standing with these inputs means all of them do.
+        const taskIds = sealed.map((x) => x.id);
+        const span = `tasks ${taskIds[0]} … ${taskIds.at(-1)}`;
+        // Never sent, or mined and reverted: nothing is recorded.
+        if (!e.txHash) throw new EnigmaError(`${e.message} (${span}: none is recorded)`, { taskIds });
+        // Sent, its receipt lost: the records may stand (one transaction: the first standing
+        // with these inputs means all do), or may still be mined.
         const first = await this.read('getTaskRecord', [sealed[0].id]).catch(() => null);
         if (first?.inputsHash !== hex(sealed[0].inputs)) {
-          throw new EnigmaError(`${e.message} (tasks ${sealed[0].id} … ${sealed.at(-1).id}: none is recorded)`, { taskIds: sealed.map((x) => x.id) });
+          throw new EnigmaError(`${e.message} (${span} may still be recorded: check taskStatus before recording them again)`, { taskIds, txHash: e.txHash });
         }
       }
       for (const x of sealed) x.recordTx = recordTx;

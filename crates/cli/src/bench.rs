@@ -95,7 +95,8 @@ pub(crate) struct LoadArgs {
     #[arg(long, default_value = "write=1")]
     mix: Mix,
     /// Tasks a client records in one transaction (`Client::record_many`), then sends in the
-    /// chain's order; a task's recording time is its batch's.
+    /// chain's order; a task's recording time is its batch's, its execution time runs from its
+    /// own send (the sends of the tasks before it are in neither).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
     batch: u64,
     /// Record each batch as one Merkle root on chain (`Client::record_batch`).
@@ -484,49 +485,58 @@ async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> 
         .map(|(b, a)| a.zip(*b).map(|(a, b)| a.saturating_sub(b)))
         .collect();
 
-    // Every recorded task, counted against the chain once it settles (receipts go in batches).
+    // Every recorded task, counted against the chain once it settles (receipts go in batches):
+    // up to 16 looked at at once, each read bounded, all of it within 120 s of waiting.
     note!("waiting for every recorded task to settle on chain (up to 120 s) …");
-    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
-    let mut verified = HashSet::new();
-    let mut recorded = 0u64;
-    let settle_by = Instant::now() + Duration::from_secs(120);
-    let mut unsettled = 0u64;
+    let mut all = Vec::new();
     for (c, start) in clients.iter().zip(&starts) {
         let user = c.chain().account().context("a client without an account")?;
         let end = c.chain().task_nonce(user).await.context("reading an account's task nonce")?;
-        for n in *start..end {
-            recorded += 1;
-            let id = task_id(&user, n);
-            let mut errors = 0;
-            let status = loop {
-                match c.chain().task(&id).await {
-                    Ok(record) => {
-                        let status = record.map_or(TaskStatus::Created, |r| r.status);
-                        if status.is_final() {
-                            break format!("{status:?}");
+        all.extend((*start..end).map(|n| (c.clone(), task_id(&user, n))));
+    }
+    let recorded = all.len() as u64;
+    let settle_by = Instant::now() + Duration::from_secs(120);
+    let settled_statuses: Vec<(TaskId, String, bool)> =
+        futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
+            futures::stream::iter(all.into_iter().map(|(c, id)| async move {
+                let mut errors = 0;
+                loop {
+                    let read = tokio::time::timeout(Duration::from_secs(10), c.chain().task(&id));
+                    match read.await {
+                        Ok(Ok(record)) => {
+                            let status = record.map_or(TaskStatus::Created, |r| r.status);
+                            let late = Instant::now() > settle_by;
+                            if status.is_final() || late {
+                                return (id, format!("{status:?}"), !status.is_final());
+                            }
                         }
-                        if Instant::now() > settle_by {
-                            unsettled += 1;
-                            break format!("{status:?}");
+                        // A chain that keeps failing to answer does not lose the run's summary.
+                        Ok(Err(_)) | Err(_) if errors >= 3 || Instant::now() > settle_by => {
+                            return (id, "Unknown".to_string(), true);
                         }
+                        Ok(Err(_)) | Err(_) => errors += 1,
                     }
-                    // A chain that keeps failing to answer does not lose the run's summary.
-                    Err(e) if errors >= 3 => {
-                        note!("task {id}'s status could not be read: {e}");
-                        break "Unknown".to_string();
-                    }
-                    Err(_) => errors += 1,
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            };
-            if status == "Verified" {
-                verified.insert(id);
-            }
-            *statuses.entry(status).or_default() += 1;
+            })),
+            16,
+        ))
+        .await;
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    let mut verified = HashSet::new();
+    let mut unsettled = 0u64;
+    for (id, status, open) in settled_statuses {
+        unsettled += u64::from(open);
+        if status == "Verified" {
+            verified.insert(id);
         }
+        *statuses.entry(status).or_default() += 1;
     }
     if unsettled > 0 {
-        note!("{unsettled} recorded tasks were not final after 120 s (left as they stand)");
+        note!(
+            "{unsettled} recorded tasks were not final after 120 s, or their status could not \
+             be read (counted as they stood, or Unknown)"
+        );
     }
     let last_block = funder.chain().block_number().await?;
     let done =
@@ -540,8 +550,12 @@ async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> 
 
     // Gas: the record transactions and the receipt transactions of the load's blocks.
     let (record_gas, receipt_gas, receipt_txs) = gas(&funder, s, first_block, last_block).await?;
-    let settled =
-        statuses.iter().filter(|(s, _)| *s != "Created").map(|(_, n)| n).sum::<u64>().max(1);
+    let settled = statuses
+        .iter()
+        .filter(|(s, _)| !matches!(s.as_str(), "Created" | "Unknown"))
+        .map(|(_, n)| n)
+        .sum::<u64>()
+        .max(1);
     let per = |gas: u64, n: u64| gas / n.max(1);
 
     // Latency of the answered calls (a failure's time says little).

@@ -402,7 +402,7 @@ fn previous_devnet(dir: &std::path::Path) -> Result<Option<DevnetSummary>> {
     })
 }
 
-/// The chain's state file in the data directory (anvil writes it every second).
+/// The chain's state file in the data directory (anvil writes it every 10 s and when stopped).
 const CHAIN_STATE: &str = "chain-state.json";
 
 /// Starts a devnet: from scratch (its data directory is cleared), or with `keep`, resuming the

@@ -282,6 +282,10 @@ impl Worker {
     async fn prepare(&self, contract: ContractAddress, epoch: u64) -> Result<()> {
         let gate = self.gate(contract)?;
         let _gate = gate.lock().await;
+        if self.current_epoch().await != Some(epoch) {
+            // The epoch ended while this waited for the gate: the next one prepares anew.
+            return Ok(());
+        }
         let previous = self.previous_group(epoch, &contract).await;
         tracing::debug!(me = %self.signer, %contract, epoch, ?previous, "preparing contract");
         let mut holders = Vec::new();
@@ -411,9 +415,13 @@ impl Worker {
                         return Some(p);
                     }
                     Ok(Ok(SyncResponse::Status { .. })) => {}
+                    // Too busy to answer, or slow (many contracts change hands at an epoch's
+                    // start): asked again, until the deadline.
+                    Ok(Ok(r)) if r.is_busy() => {}
+                    Err(_elapsed) => {}
                     Ok(Ok(_)) => return Some(p),
                     // Unreachable: it cannot commit anything either; take over from the chain.
-                    Ok(Err(_)) | Err(_) => {
+                    Ok(Err(_)) => {
                         tracing::warn!(%signer, %contract, "the previous holder is unreachable; taking over from the chain");
                         return None;
                     }
@@ -558,7 +566,7 @@ impl Worker {
         )
         .await;
         let failed = failed.into_inner();
-        if ended.into_inner() {
+        if ended.into_inner() || self.current_epoch().await != Some(epoch) {
             tracing::info!(
                 me = %self.signer,
                 epoch,

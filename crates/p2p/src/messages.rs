@@ -361,8 +361,19 @@ pub enum SyncResponse {
         /// The encrypted deltas.
         deltas: Vec<Vec<u8>>,
     },
-    /// The provider does not have (verified) what was asked, or is busy.
+    /// The provider does not have (verified) what was asked, or is busy ([`BUSY`]).
     Unavailable(String),
+}
+
+/// What a provider answers while it serves as many sync requests as it takes.
+pub const BUSY: &str = "busy; try another provider";
+
+impl SyncResponse {
+    /// Whether the provider was too busy to look at the request (it may still hold the answer).
+    #[must_use]
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Unavailable(reason) if reason == BUSY)
+    }
 }
 
 /// A message with its version, as encoded on the wire.
@@ -415,6 +426,21 @@ mod tests {
     use super::*;
     use enigma_crypto::SignedResult as _;
     use enigma_types::InputsHash;
+
+    #[test]
+    fn only_the_busy_answer_reads_as_busy() {
+        assert!(SyncResponse::Unavailable(BUSY.into()).is_busy());
+        for other in ["this node does not hold the contract", "malformed sync request: x", ""] {
+            assert!(!SyncResponse::Unavailable(other.into()).is_busy(), "{other:?}");
+        }
+        let status = SyncResponse::Status {
+            epoch: 1,
+            next_index: 0,
+            tip: DeltaHash::ZERO,
+            pending_receipts: 0,
+        };
+        assert!(!status.is_busy());
+    }
 
     #[test]
     fn round_trip_and_rejections() {

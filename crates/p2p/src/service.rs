@@ -877,7 +877,7 @@ impl Service {
                         SyncResponse::Unavailable(format!("malformed sync request: {e}"))
                     }
                     Ok(_) if self.inbound_sync.len() >= MAX_INBOUND_SYNC => {
-                        SyncResponse::Unavailable("busy; try another provider".into())
+                        SyncResponse::Unavailable(messages::BUSY.into())
                     }
                     Ok(request) => {
                         let id = self.next_inbound;
