@@ -35,7 +35,7 @@ use enigma_chain::{
     TaskStatus,
     bindings::{Enigma, EnigmaBatches},
 };
-use enigma_client::{Client, ClientConfig, TaskOptions};
+use enigma_client::{Client, TaskOptions};
 use enigma_crypto::KeyPair;
 use enigma_node::{DevnetConfig, DevnetSummary, GatewayLimits, start_devnet};
 use enigma_types::{ContractAddress, TaskId, task_id};
@@ -346,54 +346,20 @@ pub(crate) fn per_client_limits(clients: usize) -> GatewayLimits {
 
 /// The `ledger` contract: the file given, or built from the repository's examples.
 async fn ledger_wasm(path: Option<PathBuf>) -> Result<Vec<u8>> {
-    let path = match path {
-        Some(path) => path,
+    match path {
+        Some(path) => std::fs::read(&path).with_context(|| format!("reading {}", path.display())),
         None => {
-            let manifest = PathBuf::from("examples/contracts/Cargo.toml");
-            if !manifest.is_file() {
-                bail!(
-                    "the ledger contract is built from examples/contracts, which is not here: run \
-                     from the repository's root or give --contract ledger.wasm"
-                );
-            }
             note!("building the ledger contract from examples/contracts …");
-            let built = tokio::task::spawn_blocking(move || {
-                let mut options = enigma_client::build::BuildOptions::new(manifest);
-                options.packages = vec!["ledger".into()];
-                enigma_client::build::build(&options)
-            })
-            .await
-            .context("the build task")??;
-            enigma_client::build::find(&built, "ledger")
-                .context("the build produced no ledger.wasm")?
-                .wasm
-                .clone()
+            crate::example_contract("ledger", "without --contract ledger.wasm, run").await
         }
-    };
-    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// A client of the devnet `s` for `account`.
-fn client_config(s: &DevnetSummary, account: KeyPair, timeout: Duration) -> Result<ClientConfig> {
-    Ok(ClientConfig {
-        gateway_url: s.gateway_url.clone(),
-        chain_url: s.chain_url.clone(),
-        enigma: s.deployment.enigma,
-        token: s.deployment.token,
-        account,
-        gas_px: 1,
-        policy: enigma_node::devnet_policy(
-            s.simulation_authority.parse().context("the devnet summary's simulation_authority")?,
-        ),
-        result_timeout: timeout,
-    })
+    }
 }
 
 async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> {
     let timeout = Duration::from_secs(o.timeout);
     let funder_key = s.accounts.first().context("the devnet summary has no dev account")?;
     let funder_account = key(&SecretArg(funder_key.private_key.clone()), "dev account key")?;
-    let funder = Client::connect(client_config(s, funder_account, timeout)?)
+    let funder = Client::connect(crate::devnet_client_config(s, funder_account, timeout)?)
         .await
         .context("connecting the devnet's first account (it funds the load's accounts)")?;
     note!("funding {} accounts and deploying {} ledgers …", o.clients, o.contracts);
@@ -412,7 +378,7 @@ async fn run_load(o: &LoadArgs, s: &DevnetSummary, ledger: &[u8]) -> Result<()> 
         funder.chain().transfer_token(address, 1_000 * ENG).await.with_context(|| {
             format!("sending account {i} 1,000 ENG from the devnet's first account")
         })?;
-        let mut c = Client::connect(client_config(s, account, timeout)?)
+        let mut c = Client::connect(crate::devnet_client_config(s, account, timeout)?)
             .await
             .with_context(|| format!("connecting account {i}"))?;
         if o.record_window_ms > 0 {

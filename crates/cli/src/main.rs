@@ -891,42 +891,59 @@ fn short(hex: &str) -> String {
     if hex.len() > 16 { format!("{}…{}", &hex[..10], &hex[hex.len() - 4..]) } else { hex.into() }
 }
 
-/// Builds the millionaires example and runs it against the devnet, printing each step.
-async fn millionaires_example(s: &enigma_node::DevnetSummary) -> Result<()> {
-    use alloy::dyn_abi::DynSolValue;
+/// Builds `package` of the repository's example contracts (examples/contracts) and reads its
+/// WebAssembly; `who` names what needs it, for the error when not run from the repository's root.
+async fn example_contract(package: &str, who: &str) -> Result<Vec<u8>> {
     let manifest = PathBuf::from("examples/contracts/Cargo.toml");
     if !manifest.is_file() {
-        bail!(
-            "--example runs from the repository's root (examples/contracts/Cargo.toml is not here)"
-        );
+        bail!("{who} from the repository's root (examples/contracts/Cargo.toml is not here)");
     }
-    say!("");
-    say!("millionaires example: building examples/contracts for wasm32 …");
+    let name = package.to_string();
     let built = tokio::task::spawn_blocking(move || {
         let mut options = enigma_client::build::BuildOptions::new(manifest);
-        options.packages = vec!["millionaires".into()];
+        options.packages = vec![name];
         enigma_client::build::build(&options)
     })
     .await
     .context("the build task")??;
-    let wasm_path = &enigma_client::build::find(&built, "millionaires")
-        .context("the build produced no millionaires.wasm")?
+    let wasm_path = &enigma_client::build::find(&built, package)
+        .with_context(|| format!("the build produced no {package}.wasm"))?
         .wasm;
-    let wasm =
-        std::fs::read(wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
-    let account = s.accounts.first().context("the devnet has no dev account")?;
-    let client = enigma_client::Client::connect(enigma_client::ClientConfig {
+    std::fs::read(wasm_path).with_context(|| format!("reading {}", wasm_path.display()))
+}
+
+/// A client of the devnet `s` as `account`, waiting up to `timeout` for results.
+fn devnet_client_config(
+    s: &enigma_node::DevnetSummary,
+    account: KeyPair,
+    timeout: Duration,
+) -> Result<enigma_client::ClientConfig> {
+    Ok(enigma_client::ClientConfig {
         gateway_url: s.gateway_url.clone(),
         chain_url: s.chain_url.clone(),
         enigma: s.deployment.enigma,
         token: s.deployment.token,
-        account: key(&SecretArg(account.private_key.clone()), "dev account key")?,
+        account,
         gas_px: 1,
         policy: enigma_node::devnet_policy(
             s.simulation_authority.parse().context("the devnet summary's simulation_authority")?,
         ),
-        result_timeout: Duration::from_secs(60),
+        result_timeout: timeout,
     })
+}
+
+/// Builds the millionaires example and runs it against the devnet, printing each step.
+async fn millionaires_example(s: &enigma_node::DevnetSummary) -> Result<()> {
+    use alloy::dyn_abi::DynSolValue;
+    say!("");
+    say!("millionaires example: building examples/contracts for wasm32 …");
+    let wasm = example_contract("millionaires", "--example runs").await?;
+    let account = s.accounts.first().context("the devnet has no dev account")?;
+    let client = enigma_client::Client::connect(devnet_client_config(
+        s,
+        key(&SecretArg(account.private_key.clone()), "dev account key")?,
+        Duration::from_secs(60),
+    )?)
     .await?;
     client.deposit(1_000 * 100_000_000).await?;
     say!("  deposited 1,000 ENG into {}'s prepaid balance", account.address);

@@ -24,22 +24,26 @@ async fn enigma(summary: &std::path::Path, args: &[&str]) -> Result<serde_json::
     Ok(serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}")))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_millionaires_example_runs_from_the_command_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("devnet");
-    // Mining every 100 ms (`enigma devnet --block-ms 100`) rather than a block per
-    // transaction: every command below waits for blocks it did not ask for.
-    let devnet = start_devnet(
+/// A devnet in `data_dir` mining every 100 ms (`enigma devnet --block-ms 100`) rather than a
+/// block per transaction: every command the tests run waits for blocks it did not ask for.
+async fn devnet(data_dir: &std::path::Path) -> enigma_node::Devnet {
+    start_devnet(
         DevnetConfig {
             epoch_size: 10_000,
             block_time: Some(std::time::Duration::from_millis(100)),
-            ..DevnetConfig::on_free_ports(data_dir.clone())
+            ..DevnetConfig::on_free_ports(data_dir.to_path_buf())
         },
         |_| {},
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_millionaires_example_runs_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("devnet");
+    let devnet = devnet(&data_dir).await;
     let summary = data_dir.join("devnet.json");
     let wasm = millionaires_wasm();
     let wasm = wasm.to_str().unwrap();
@@ -289,16 +293,7 @@ fn a_gateway_refuses_a_workers_flags_and_asks_for_its_address() {
 async fn bench_load_sends_its_mix_to_a_running_devnet_and_counts_every_task_on_chain() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("devnet");
-    let devnet = start_devnet(
-        DevnetConfig {
-            epoch_size: 10_000,
-            block_time: Some(std::time::Duration::from_millis(100)),
-            ..DevnetConfig::on_free_ports(data_dir.clone())
-        },
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let devnet = devnet(&data_dir).await;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut options = enigma_contract_build::BuildOptions::examples(&root);
     options.packages = vec!["ledger".into()];
